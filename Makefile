@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+DEMO_PORT ?= 5000
+
+.PHONY: install demo test lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/flask --app example_app umetrics db upgrade
+	$(BIN)/flask --app example_app seed-demo
+	@echo "Demo app: http://127.0.0.1:$(DEMO_PORT)/  (log in as admin@example.com / demo)"
+	$(BIN)/flask --app example_app run --host 127.0.0.1 --port $(DEMO_PORT)
+
+# Runs every DB test on SQLite, and on PostgreSQL when it answers at $(PG_URL).
+test: install
+	@if $(BIN)/python -c "import sys, psycopg; psycopg.connect('$(PG_URL)'.replace('+psycopg', ''), connect_timeout=3).close()" 2>/dev/null; then \
+		echo "PostgreSQL answers at $(PG_URL): running the suite on SQLite and PostgreSQL"; \
+		UMETRICS_TEST_POSTGRES_URL=$${UMETRICS_TEST_POSTGRES_URL:-$(PG_URL)} $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	else \
+		echo "PostgreSQL does not answer at $(PG_URL): running the suite on SQLite only"; \
+		$(BIN)/python -m pytest $(PYTEST_ARGS); \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

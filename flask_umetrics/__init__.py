@@ -1,0 +1,50 @@
+"""flask-umetrics: first-party, self-hosted product analytics for Flask apps."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .auth import create_api_key, list_api_keys, revoke_api_key
+from .errors import APIError, ConfigurationError, UMetricsError, ValidationError
+from .extension import UMetrics
+from .state import current_state
+from .stats import (
+    CollectorResult,
+    SnapshotResult,
+    StatCollector,
+    StatReading,
+    get_latest_stat,
+    get_stat_series,
+    record_stat,
+    run_stat_snapshot,
+)
+from .stats.collectors import CollectFunction
+
+
+def register_stat_collector(
+    key: str, collect: CollectFunction, *, label: str | None = None, format: str = "number"
+) -> StatCollector:
+    """Register a collector for the current app only (inside an app context)."""
+    return current_state().collectors.register(key, collect, label=label, format=format)
+
+
+__all__ = [
+    "APIError",
+    "CollectorResult",
+    "ConfigurationError",
+    "SnapshotResult",
+    "StatCollector",
+    "StatReading",
+    "UMetrics",
+    "UMetricsError",
+    "ValidationError",
+    "__version__",
+    "create_api_key",
+    "get_latest_stat",
+    "get_stat_series",
+    "list_api_keys",
+    "record_stat",
+    "register_stat_collector",
+    "revoke_api_key",
+    "run_stat_snapshot",
+]

@@ -1,0 +1,216 @@
+"""One decorator for every REST route: authorize, validate with pydantic, answer JSON, document.
+
+Every route declares the permission it needs (or ``public=True``), its query and body models and
+its response model. The order is fixed: the scope is read first, the caller is authorized on it,
+then the rest of the input is validated, so an anonymous caller learns nothing but 401/403.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_origin
+
+import pydantic
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..auth import Principal, authorize
+from ..errors import APIError, ValidationError
+from ..state import current_state
+from ..validation import validate_scope_id
+
+logger = logging.getLogger("flask_umetrics")
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """What the OpenAPI document and the authorization test need to know about a route."""
+
+    rule: str
+    methods: tuple[str, ...]
+    endpoint: str
+    summary: str
+    permission: str | None
+    query: type[pydantic.BaseModel] | None
+    body: type[pydantic.BaseModel] | None
+    response: type[pydantic.BaseModel] | None
+    status: int
+    tag: str
+
+
+@dataclass(frozen=True)
+class APICall:
+    """The validated input of one request."""
+
+    scope_id: str
+    principal: Principal | None
+    query: Any
+    body: Any
+
+
+def _pydantic_error(exc: pydantic.ValidationError, where: str) -> APIError:
+    details = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"]) or where
+        details.append({"field": field, "message": error["msg"]})
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return APIError(400, "validation_error", message or f"invalid {where}", details)
+
+
+def _raw_scope() -> str:
+    body_scope = None
+    if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+        body = _json_body(optional=True)
+        if isinstance(body, dict):
+            body_scope = body.get("scope_id")
+    query_scope = request.args.get("scope_id")
+    if body_scope is not None and query_scope is not None and body_scope != query_scope:
+        raise APIError(
+            400,
+            "validation_error",
+            "scope_id: given in the query and the body with different values",
+            [{"field": "scope_id", "message": "differs between query and body"}],
+        )
+    raw = body_scope if body_scope is not None else query_scope
+    if raw is None:
+        return current_state().settings.default_scope
+    try:
+        return validate_scope_id(raw)
+    except ValidationError as exc:
+        raise APIError(
+            400, "validation_error", str(exc), [{"field": "scope_id", "message": exc.message}]
+        ) from exc
+
+
+def _json_body(optional: bool = False) -> Any:
+    request.max_content_length = current_state().settings["UMETRICS_MAX_BODY_BYTES"]
+    data = request.get_data(cache=True)
+    if not data.strip():
+        return None if optional else {}
+    body = request.get_json(force=True, silent=True, cache=True)
+    if body is None:
+        if optional:
+            return None
+        raise APIError(400, "invalid_json", "The request body is not valid JSON.")
+    return body
+
+
+def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
+    values: dict[str, Any] = {}
+    for name in request.args:
+        info = model.model_fields.get(name)
+        is_list = info is not None and get_origin(info.annotation) is list
+        values[name] = request.args.getlist(name) if is_list else request.args.get(name)
+    try:
+        return model.model_validate(values)
+    except pydantic.ValidationError as exc:
+        raise _pydantic_error(exc, "query") from exc
+
+
+def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise APIError(400, "validation_error", "The request body must be a JSON object.",
+                       [{"field": "body", "message": "must be a JSON object"}])
+    try:
+        return model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        raise _pydantic_error(exc, "body") from exc
+
+
+def _to_json(result: Any) -> Any:
+    if isinstance(result, pydantic.BaseModel):
+        return result.model_dump(mode="json")
+    return result
+
+
+class ApiRouter:
+    """A blueprint whose routes all go through :func:`route`'s checks, plus their specs."""
+
+    def __init__(self, name: str, import_name: str) -> None:
+        self.blueprint = Blueprint(name, import_name)
+        self.specs: list[RouteSpec] = []
+        self.blueprint.register_error_handler(APIError, _api_error_response)
+        self.blueprint.register_error_handler(ValidationError, _validation_error_response)
+        self.blueprint.register_error_handler(HTTPException, _http_error_response)
+        self.blueprint.register_error_handler(Exception, _unexpected_error_response)
+
+    def route(
+        self,
+        rule: str,
+        *,
+        methods: tuple[str, ...] = ("GET",),
+        summary: str,
+        permission: str | None,
+        tag: str,
+        query: type[pydantic.BaseModel] | None = None,
+        body: type[pydantic.BaseModel] | None = None,
+        response: type[pydantic.BaseModel] | None = None,
+        status: int = 200,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register ``view(call: APICall, **path_args)``; ``permission=None`` means public."""
+
+        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(view)
+            def endpoint(**path_args: Any) -> Response:
+                scope_id = _raw_scope()
+                principal = authorize(permission, scope_id) if permission else None
+                call = APICall(
+                    scope_id=scope_id,
+                    principal=principal,
+                    query=_parse_query(query) if query else None,
+                    body=_parse_body(body) if body else None,
+                )
+                result = _to_json(view(call, **path_args))
+                answer = jsonify(result)
+                answer.status_code = status
+                return answer
+
+            endpoint.umetrics_permission = permission  # type: ignore[attr-defined]
+            self.blueprint.add_url_rule(rule, view.__name__, endpoint, methods=list(methods))
+            self.specs.append(
+                RouteSpec(rule, methods, view.__name__, summary, permission, query, body,
+                          response, status, tag)
+            )
+            return endpoint
+
+        return decorator
+
+
+def error_response(error: APIError) -> Response:
+    answer = jsonify(error.to_dict())
+    answer.status_code = error.status
+    for name, value in error.headers.items():
+        answer.headers[name] = value
+    return answer
+
+
+def _api_error_response(error: APIError) -> Response:
+    return error_response(error)
+
+
+def _validation_error_response(error: ValidationError) -> Response:
+    return error_response(
+        APIError(400, "validation_error", str(error),
+                 [{"field": error.field, "message": error.message}])
+    )
+
+
+def _http_error_response(error: HTTPException) -> Response:
+    code = (error.name or "error").lower().replace(" ", "_")
+    answer = error_response(APIError(error.code or 500, code, error.description or code))
+    if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
+        answer.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return answer
+
+
+def _unexpected_error_response(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return _http_error_response(error)
+    if current_app.config.get("PROPAGATE_EXCEPTIONS"):
+        raise error
+    logger.exception("flask-umetrics: unexpected error in %s %s", request.method, request.path)
+    return error_response(APIError(500, "internal_error", "An unexpected error occurred."))

@@ -1,0 +1,264 @@
+"""Permissions on scopes: the host's authorizer callback, and hashed per-scope API keys.
+
+A request is allowed when it carries a valid API key for the scope whose permission covers the
+one required, or, without a key, when the host's ``@umetrics.authorizer`` says yes. With neither,
+everything is denied (and a warning is logged once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, get_args
+
+from flask import g, request
+from sqlalchemy import and_, insert, select, update
+
+from .audit import record_audit
+from .db.tables import api_keys
+from .db.types import utcnow
+from .errors import APIError, ValidationError
+from .state import current_state, resolve_scope
+
+logger = logging.getLogger("flask_umetrics")
+
+Permission = Literal["ingest", "metrics.view", "metrics.manage"]
+PERMISSIONS: tuple[str, ...] = get_args(Permission)
+
+#: What each key permission lets its holder do. An ingest key can only write events.
+GRANTS: dict[str, frozenset[str]] = {
+    "ingest": frozenset({"ingest"}),
+    "metrics.view": frozenset({"metrics.view"}),
+    "metrics.manage": frozenset({"metrics.manage", "metrics.view", "ingest"}),
+}
+
+KEY_PREFIX = "umk"
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as stored: everything but the secret."""
+
+    key_id: str
+    scope_id: str
+    permission: str
+    name: str
+    created_at: datetime
+    created_by: str | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "key_id": self.key_id,
+            "scope_id": self.scope_id,
+            "permission": self.permission,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as: an API key or the host app's user."""
+
+    kind: Literal["key", "user"]
+    identifier: str
+    scope_id: str
+
+    @property
+    def actor(self) -> str:
+        return f"{self.kind}:{self.identifier}"
+
+
+def _hash_key(raw_key: str) -> str:
+    # Keys carry 192 random bits, so a fast hash is safe; there is nothing to brute-force.
+    return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
+
+
+def _check_permission(permission: str, field: str = "permission") -> str:
+    if permission not in PERMISSIONS:
+        raise ValidationError(field, f"must be one of {', '.join(PERMISSIONS)}")
+    return permission
+
+
+def create_api_key(
+    scope_id: str | None = None,
+    permission: str = "metrics.view",
+    *,
+    name: str = "",
+    created_by: str | None = None,
+) -> str:
+    """Create a key for ``scope_id`` with ``permission`` and return it; it is shown only once."""
+    return issue_api_key(scope_id, permission, name=name, created_by=created_by)[0]
+
+
+def issue_api_key(
+    scope_id: str | None, permission: str, *, name: str = "", created_by: str | None = None
+) -> tuple[str, ApiKeyInfo]:
+    """Create a key and return it with its stored record."""
+    scope = resolve_scope(scope_id)
+    _check_permission(permission)
+    if len(name) > 200:
+        raise ValidationError("name", "must be at most 200 characters")
+    key_id = secrets.token_hex(8)
+    raw_key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(24)}"
+    now = utcnow()
+    with current_state().engine.begin() as connection:
+        connection.execute(
+            insert(api_keys).values(
+                key_id=key_id,
+                scope_id=scope,
+                permission=permission,
+                name=name,
+                key_hash=_hash_key(raw_key),
+                created_at=now,
+                created_by=created_by,
+            )
+        )
+        record_audit(
+            connection,
+            scope_id=scope,
+            action="api_key.create",
+            target=key_id,
+            after={"permission": permission, "name": name},
+            actor=created_by,
+        )
+    info = ApiKeyInfo(key_id, scope, permission, name, now, created_by, None, None)
+    return raw_key, info
+
+
+def _row_to_info(row: object) -> ApiKeyInfo:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return ApiKeyInfo(**{name: mapping[name] for name in ApiKeyInfo.__dataclass_fields__})
+
+
+def list_api_keys(scope_id: str | None = None, *, include_revoked: bool = False) -> list[ApiKeyInfo]:
+    """Keys of one scope (or of every scope when ``scope_id`` is None), oldest first."""
+    columns = [api_keys.c[name] for name in ApiKeyInfo.__dataclass_fields__]
+    query = select(*columns).order_by(api_keys.c.created_at, api_keys.c.key_id)
+    if scope_id is not None:
+        query = query.where(api_keys.c.scope_id == resolve_scope(scope_id))
+    if not include_revoked:
+        query = query.where(api_keys.c.revoked_at.is_(None))
+    with current_state().engine.connect() as connection:
+        return [_row_to_info(row) for row in connection.execute(query)]
+
+
+def revoke_api_key(key_id: str, *, scope_id: str | None = None, actor: str | None = None) -> bool:
+    """Revoke a key; False when no active key has that id (in ``scope_id``, when given)."""
+    condition = and_(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+    if scope_id is not None:
+        condition = and_(condition, api_keys.c.scope_id == resolve_scope(scope_id))
+    with current_state().engine.begin() as connection:
+        row = connection.execute(select(api_keys.c.scope_id).where(condition)).first()
+        if row is None:
+            return False
+        connection.execute(update(api_keys).where(condition).values(revoked_at=utcnow()))
+        record_audit(
+            connection,
+            scope_id=row.scope_id,
+            action="api_key.revoke",
+            target=key_id,
+            before={"revoked": False},
+            after={"revoked": True},
+            actor=actor,
+        )
+    return True
+
+
+def verify_api_key(raw_key: str) -> ApiKeyInfo | None:
+    """The active key matching ``raw_key``, or None. Constant-time comparison of the hash."""
+    parts = raw_key.split("_")
+    if len(parts) < 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 16:
+        return None
+    key_id = parts[1]
+    columns = [api_keys.c[name] for name in ApiKeyInfo.__dataclass_fields__]
+    engine = current_state().engine
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(*columns, api_keys.c.key_hash).where(api_keys.c.key_id == key_id)
+        ).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.key_hash, _hash_key(raw_key)):
+        return None
+    info = _row_to_info(row)
+    now = utcnow()
+    if info.last_used_at is None or now - info.last_used_at > _LAST_USED_RESOLUTION:
+        with engine.begin() as connection:
+            connection.execute(
+                update(api_keys).where(api_keys.c.key_id == key_id).values(last_used_at=now)
+            )
+    return info
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def authorize(permission: str, scope_id: str) -> Principal:
+    """Allow the current request ``permission`` on ``scope_id`` or raise a 401/403 ``APIError``."""
+    token = _bearer_token()
+    if token is None and permission == "ingest":
+        token = request.headers.get("X-UMetrics-Key") or None
+    if token is not None:
+        info = verify_api_key(token)
+        if info is None:
+            raise APIError(
+                401,
+                "invalid_api_key",
+                "The API key is not valid or has been revoked.",
+                headers={"WWW-Authenticate": 'Bearer realm="umetrics"'},
+            )
+        if info.scope_id != scope_id:
+            raise APIError(
+                403,
+                "wrong_scope",
+                f"This API key belongs to another scope and cannot access scope {scope_id!r}.",
+            )
+        if permission not in GRANTS.get(info.permission, frozenset()):
+            raise APIError(
+                403,
+                "insufficient_permission",
+                f"This API key has {info.permission!r}; the request needs {permission!r}.",
+            )
+        principal = Principal("key", info.key_id, scope_id)
+        g.umetrics_principal = principal
+        return principal
+
+    state = current_state()
+    authorizer = state.extension.authorizer_callback
+    if authorizer is None:
+        if "no_authorizer" not in state.warned:
+            state.warned.add("no_authorizer")
+            logger.warning(
+                "flask-umetrics: no @umetrics.authorizer is registered, so every request "
+                "without an API key is denied."
+            )
+        raise APIError(
+            401,
+            "authentication_required",
+            "Authentication required: send an API key as 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="umetrics"'},
+        )
+    if not authorizer(permission, scope_id):
+        raise APIError(
+            403, "forbidden", f"You do not have {permission!r} on scope {scope_id!r}."
+        )
+    subject_id = state.extension.current_subject_id()
+    principal = Principal("user", subject_id or "anonymous", scope_id)
+    g.umetrics_principal = principal
+    return principal

@@ -1,0 +1,258 @@
+"""Configuration: every ``UMETRICS_*`` key, its default, and where a value may come from.
+
+Precedence (DESIGN.md §7): explicit ``app.config`` > environment > INI file > default.
+The resolved value is written back with ``app.config.setdefault`` so the host can read it.
+Secrets (cookie keys, encryption keys, OAuth client secret) are never config keys: they are
+read from the environment by the feature that needs them.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigurationError
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected a boolean (true/false, yes/no, 1/0, on/off)")
+
+
+def _int_at_least(minimum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("expected an integer")
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+        if number < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return number
+
+    return parse
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _str(value: Any) -> str:
+    return str(value).strip()
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _url_prefix(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if not text.startswith("/"):
+        raise ValueError("must start with '/'")
+    return text
+
+
+def _timezone(value: Any) -> str:
+    text = str(value).strip()
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {text!r}") from exc
+    return text
+
+
+SCOPE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def _scope_id(value: Any) -> str:
+    text = str(value).strip()
+    if not SCOPE_ID_PATTERN.match(text):
+        raise ValueError("must be 1-64 characters of letters, digits, '_', '.', ':' or '-'")
+    return text
+
+
+def _scope_list(value: Any) -> list[str]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [_scope_id(item) for item in items if str(item).strip()]
+
+
+def _schedule(value: Any) -> str:
+    # Imported lazily: parsing a schedule needs APScheduler's trigger classes.
+    from .scheduler.schedules import Schedule
+
+    text = str(value).strip()
+    if text and text.lower() != "off":
+        Schedule.parse(text, "UTC")
+    return "" if text.lower() == "off" else text
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One ``UMETRICS_*`` setting and where it may be written in the INI file."""
+
+    name: str
+    section: str
+    option: str
+    default: Any
+    parse: Callable[[Any], Any]
+    doc: str
+
+
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    # [env]
+    ConfigKey("UMETRICS_DATABASE_URL", "env", "database_url", None, _optional_str,
+              "SQLAlchemy URL of the umetrics database when no Flask-SQLAlchemy `db` is passed. "
+              "Default: `sqlite:///<instance_path>/umetrics.db`."),
+    ConfigKey("UMETRICS_SQLALCHEMY_BIND", "env", "sqlalchemy_bind", None, _optional_str,
+              "Bind key of the host's Flask-SQLAlchemy `db` to use (default: its main engine)."),
+    ConfigKey("UMETRICS_AUTO_MIGRATE", "env", "auto_migrate", False, _parse_bool,
+              "Apply pending migrations during `init_app` (handy for small apps and tests; "
+              "production should run `flask umetrics db upgrade`)."),
+    ConfigKey("UMETRICS_URL_PREFIX", "env", "url_prefix", "/umetrics", _url_prefix,
+              "URL prefix of the REST API (`{prefix}/api`) and the dashboard (`{prefix}/admin`)."),
+    ConfigKey("UMETRICS_ENABLE_API", "env", "enable_api", True, _parse_bool,
+              "Register the REST blueprint."),
+    ConfigKey("UMETRICS_MAX_BODY_BYTES", "env", "max_body_bytes", 1_048_576, _int_at_least(1024),
+              "Largest request body the REST API reads; larger ones get 413."),
+    ConfigKey("UMETRICS_DEFAULT_SCOPE", "env", "default_scope", "default", _scope_id,
+              "Scope used when a call or request names none."),
+    ConfigKey("UMETRICS_TIMEZONE", "env", "timezone", "UTC", _timezone,
+              "IANA time zone of calendar buckets and cron schedules."),
+    ConfigKey("UMETRICS_SESSION_TIMEOUT", "env", "session_timeout", 1800, _int_at_least(1),
+              "Seconds of inactivity that split two sessions."),
+    ConfigKey("UMETRICS_SCHEDULER", "env", "scheduler", "off", _choice("off", "inprocess"),
+              "`inprocess` runs the scheduled jobs inside the web processes (one leader elected "
+              "through the database); `off` leaves them to `flask umetrics scheduler`."),
+    ConfigKey("UMETRICS_SCHEDULER_LEASE_SECONDS", "env", "scheduler_lease_seconds", 60,
+              _int_at_least(5),
+              "How long a scheduler leadership or a job claim lasts without renewal; a crashed "
+              "leader is replaced after at most this long."),
+    # [stats]
+    ConfigKey("UMETRICS_SNAPSHOT_SCOPES", "stats", "snapshot_scopes", [], _scope_list,
+              "Comma-separated scopes the scheduler snapshots (default: the default scope)."),
+    ConfigKey("UMETRICS_SNAPSHOT_SCHEDULE", "stats", "snapshot_schedule", "0 * * * *", _schedule,
+              "When collectors run: a crontab line (`0 * * * *`), `every 15m` "
+              "(s/m/h/d), or `off`."),
+    ConfigKey("UMETRICS_STAT_SERIES_MAX_LIMIT", "stats", "series_max_limit", 1000,
+              _int_at_least(1),
+              "Largest `limit` a stat series request may ask for."),
+    # [retention]
+    ConfigKey("UMETRICS_PRUNE_SCHEDULE", "retention", "prune_schedule", "30 3 * * *", _schedule,
+              "When retention pruning runs (crontab, `every ...`, or `off`)."),
+    ConfigKey("UMETRICS_PRUNE_BATCH_SIZE", "retention", "batch_size", 5000, _int_at_least(1),
+              "Rows deleted per statement while pruning."),
+    ConfigKey("UMETRICS_RETENTION_STAT_READINGS_DAYS", "retention", "stat_readings_days", 730,
+              _int_at_least(0), "Days stat readings are kept (0 = forever)."),
+    ConfigKey("UMETRICS_RETENTION_COLLECTOR_RUNS_DAYS", "retention", "collector_runs_days", 90,
+              _int_at_least(0), "Days snapshot and collector run records are kept (0 = forever)."),
+    ConfigKey("UMETRICS_RETENTION_JOB_RUNS_DAYS", "retention", "job_runs_days", 90,
+              _int_at_least(0), "Days scheduler job run records are kept (0 = forever)."),
+    # [ab_cookie]
+    ConfigKey("UMETRICS_COOKIE_NAME", "ab_cookie", "name", "umetrics_consent", _str,
+              "Name of the encrypted consent / assignment cookie."),
+    ConfigKey("UMETRICS_COOKIE_MAX_AGE_DAYS", "ab_cookie", "max_age_days", 365, _int_at_least(1),
+              "Lifetime of the consent cookie in days."),
+    # [ga4]
+    ConfigKey("UMETRICS_GA4_TRANSPORT", "ga4", "transport", "grpc", _choice("grpc", "rest"),
+              "Transport of the Google Analytics clients."),
+    ConfigKey("UMETRICS_GA4_DATA_ENDPOINT", "ga4", "data_endpoint", None, _optional_str,
+              "Override of the GA4 Data API endpoint (host:port), e.g. a local test server."),
+    ConfigKey("UMETRICS_GA4_ADMIN_ENDPOINT", "ga4", "admin_endpoint", None, _optional_str,
+              "Override of the GA4 Admin API endpoint (host:port)."),
+    ConfigKey("UMETRICS_GA4_CACHE_TTL", "ga4", "cache_ttl", 3600, _int_at_least(0),
+              "Seconds a GA4 report stays fresh in the cache."),
+)
+
+KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in CONFIG_KEYS}
+CONFIG_FILE_KEY = "UMETRICS_CONFIG_FILE"
+
+
+def _read_ini(path: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    if not Path(path).is_file():
+        raise ConfigurationError(f"{CONFIG_FILE_KEY}: file {path!r} does not exist")
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as exc:
+        raise ConfigurationError(f"{CONFIG_FILE_KEY}: cannot parse {path!r}: {exc}") from exc
+    known = {(key.section, key.option) for key in CONFIG_KEYS}
+    sections = {key.section for key in CONFIG_KEYS}
+    for section in parser.sections():
+        if section not in sections:
+            raise ConfigurationError(f"{path}: unknown section [{section}]")
+        for option in parser.options(section):
+            if (section, option) not in known:
+                raise ConfigurationError(f"{path}: unknown key {option!r} in [{section}]")
+    return parser
+
+
+def resolve_config(
+    app_config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return every ``UMETRICS_*`` value, validated, with its source applied in precedence order.
+
+    Raises ``ConfigurationError`` naming the key when a value is invalid.
+    """
+    environ = os.environ if environ is None else environ
+    ini_path = app_config.get(CONFIG_FILE_KEY) or environ.get(CONFIG_FILE_KEY)
+    ini = _read_ini(str(ini_path)) if ini_path else None
+    resolved: dict[str, Any] = {}
+    for key in CONFIG_KEYS:
+        if key.name in app_config:
+            raw, origin = app_config[key.name], "app.config"
+        elif key.name in environ:
+            raw, origin = environ[key.name], "environment"
+        elif ini is not None and ini.has_option(key.section, key.option):
+            raw, origin = ini.get(key.section, key.option), f"[{key.section}] {key.option}"
+        else:
+            resolved[key.name] = key.default
+            continue
+        try:
+            resolved[key.name] = key.parse(raw)
+        except (ValueError, TypeError, ConfigurationError) as exc:
+            raise ConfigurationError(
+                f"{key.name} (from {origin}) is invalid: {exc}; got {raw!r}"
+            ) from exc
+    return resolved
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one app, read once in ``init_app``."""
+
+    values: Mapping[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def default_scope(self) -> str:
+        return str(self.values["UMETRICS_DEFAULT_SCOPE"])
+
+    @property
+    def snapshot_scopes(self) -> list[str]:
+        scopes = list(self.values["UMETRICS_SNAPSHOT_SCOPES"])
+        return scopes or [self.default_scope]
+
+    @property
+    def timezone(self) -> str:
+        return str(self.values["UMETRICS_TIMEZONE"])

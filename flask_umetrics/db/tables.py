@@ -1,0 +1,143 @@
+"""The umetrics tables: one ``MetaData``, every table prefixed ``umetrics_`` (DESIGN.md §4).
+
+Every change here ships as a new Alembic migration in ``db/migrations/versions``; a test checks that
+the migrations produce exactly these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from .types import BigIntId, JSONType, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: Append-only numeric readings per scope and metric (the stat store).
+stat_readings = Table(
+    "umetrics_stat_readings",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("metric_key", String(128), nullable=False),
+    Column("value", Double, nullable=False),
+    Column("captured_at", UTCDateTime, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("snapshot_id", BigIntId, ForeignKey("umetrics_snapshot_runs.id", ondelete="SET NULL")),
+    Index(None, "scope_id", "metric_key", "captured_at", "id"),
+    Index(None, "captured_at"),
+)
+
+#: One row per snapshot: all collectors of a scope run with one shared ``captured_at``.
+snapshot_runs = Table(
+    "umetrics_snapshot_runs",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("captured_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("collectors_ok", Integer, nullable=False),
+    Column("collectors_failed", Integer, nullable=False),
+    Index(None, "scope_id", "captured_at"),
+)
+
+#: One row per collector per snapshot: its value, or the error that stopped it.
+collector_runs = Table(
+    "umetrics_collector_runs",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "snapshot_id",
+        BigIntId,
+        ForeignKey("umetrics_snapshot_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("scope_id", String(64), nullable=False),
+    Column("collector_key", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("value", Double),
+    Column("error", Text),
+    Column("duration_ms", Double, nullable=False),
+    Index(None, "snapshot_id"),
+    Index(None, "scope_id", "collector_key", "id"),
+)
+
+#: Server-to-server credentials; only a SHA-256 of the key is stored.
+api_keys = Table(
+    "umetrics_api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("permission", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200)),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Index(None, "scope_id"),
+)
+
+#: Who changed what: configuration changes made through the API, CLI or dashboard.
+audit_log = Table(
+    "umetrics_audit_log",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("scope_id", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("before", JSONType),
+    Column("after", JSONType),
+    Index(None, "scope_id", "at"),
+)
+
+#: Scheduler leadership leases (used where PostgreSQL advisory locks are not available).
+scheduler_leases = Table(
+    "umetrics_scheduler_leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+#: One row per (job, period): the claim that makes a job run once per period across processes.
+job_runs = Table(
+    "umetrics_job_runs",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("job_key", String(200), nullable=False),
+    Column("period", String(40), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("lease_expires_at", UTCDateTime, nullable=False),
+    Column("detail", JSONType),
+    Column("error", Text),
+    UniqueConstraint("job_key", "period"),
+    Index(None, "started_at"),
+)

@@ -1,0 +1,141 @@
+"""The ``UMetrics`` Flask extension: ``init_app`` reads the config, picks the engine, wires routes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask
+from sqlalchemy import Engine
+
+from .config import Settings, resolve_config
+from .db import migrate
+from .db.engine import create_umetrics_engine
+from .errors import ConfigurationError
+from .state import EXTENSION_KEY, UMetricsState
+from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
+
+AuthorizerCallback = Callable[[str, str], bool]
+SubjectLoader = Callable[[], "tuple[str | None, dict[str, Any]]"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UMetrics:
+    """First-party product analytics for a Flask app.
+
+    ``UMetrics(app, db=db)`` or ``umetrics = UMetrics()`` then ``umetrics.init_app(app, db=db)``.
+    The extension object keeps no app: per-app state lives in ``app.extensions["umetrics"]``, so
+    one extension may serve several apps in a process.
+    """
+
+    def __init__(self, app: Flask | None = None, *, db: Any = None) -> None:
+        self.authorizer_callback: AuthorizerCallback | None = None
+        self.subject_loader_callback: SubjectLoader | None = None
+        self.collectors = CollectorRegistry()
+        if app is not None:
+            self.init_app(app, db=db)
+
+    # -- registration -----------------------------------------------------------------------
+
+    def authorizer(self, callback: AuthorizerCallback) -> AuthorizerCallback:
+        """Register ``can(permission, scope_id) -> bool``, called inside requests without a key."""
+        self.authorizer_callback = callback
+        return callback
+
+    def subject_loader(self, callback: SubjectLoader) -> SubjectLoader:
+        """Register ``subject() -> (subject_id | None, attributes)`` for the current request."""
+        self.subject_loader_callback = callback
+        return callback
+
+    def current_subject_id(self) -> str | None:
+        """The subject id the registered loader gives for this request, if any."""
+        if self.subject_loader_callback is None:
+            return None
+        subject_id, _attributes = self.subject_loader_callback()
+        return subject_id
+
+    def register_stat_collector(
+        self,
+        key: str,
+        collect: CollectFunction,
+        *,
+        label: str | None = None,
+        format: str = "number",
+    ) -> StatCollector:
+        """Register a collector for every app this extension serves."""
+        return self.collectors.register(key, collect, label=label, format=format)
+
+    def stat_collector(
+        self, key: str, *, label: str | None = None, format: str = "number"
+    ) -> Callable[[F], F]:
+        """Decorator form of :meth:`register_stat_collector`."""
+
+        def decorator(collect: F) -> F:
+            self.register_stat_collector(key, collect, label=label, format=format)
+            return collect
+
+        return decorator
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def init_app(self, app: Flask, *, db: Any = None) -> None:
+        """Read the configuration, choose the engine, and register the blueprint and CLI."""
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                f"flask-umetrics is already initialised on app {app.name!r}; "
+                "call init_app once per app"
+            )
+        values = resolve_config(app.config)
+        for name, value in values.items():
+            app.config.setdefault(name, value)
+        settings = Settings(values)
+        engine, owns_engine = _choose_engine(app, db, settings)
+        state = UMetricsState(
+            extension=self,
+            settings=settings,
+            engine=engine,
+            collectors=CollectorRegistry(parent=self.collectors),
+            owns_engine=owns_engine,
+        )
+        app.extensions[EXTENSION_KEY] = state
+        if settings["UMETRICS_AUTO_MIGRATE"]:
+            migrate.upgrade(engine)
+
+        from .api import create_api_blueprint
+        from .cli import umetrics_cli
+        from .scheduler.runner import start_in_process_scheduler
+
+        if settings["UMETRICS_ENABLE_API"]:
+            app.register_blueprint(
+                create_api_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"] + "/api"
+            )
+        if "umetrics" not in app.cli.commands:
+            app.cli.add_command(umetrics_cli)
+        if settings["UMETRICS_SCHEDULER"] == "inprocess":
+            start_in_process_scheduler(app)
+
+
+def _choose_engine(app: Flask, db: Any, settings: Settings) -> tuple[Engine, bool]:
+    """The host's Flask-SQLAlchemy engine when ``db`` is given, else our own."""
+    if db is not None:
+        bind = settings["UMETRICS_SQLALCHEMY_BIND"]
+        if "sqlalchemy" not in app.extensions:
+            raise ConfigurationError(
+                "init_app(app, db=db): call db.init_app(app) before umetrics.init_app(app)"
+            )
+        with app.app_context():
+            engines = db.engines
+            if bind not in engines:
+                raise ConfigurationError(
+                    f"UMETRICS_SQLALCHEMY_BIND is invalid: the db has no bind {bind!r}"
+                )
+            return engines[bind], False
+    url = settings["UMETRICS_DATABASE_URL"]
+    if url is None:
+        os.makedirs(app.instance_path, exist_ok=True)
+        url = "sqlite:///" + os.path.join(app.instance_path, "umetrics.db")
+    try:
+        return create_umetrics_engine(url), True
+    except Exception as exc:  # noqa: BLE001 - any URL problem is a configuration error
+        raise ConfigurationError(f"UMETRICS_DATABASE_URL is invalid: {exc}") from exc

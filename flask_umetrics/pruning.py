@@ -1,0 +1,84 @@
+"""Retention pruning: delete rows older than their configured age, in bounded batches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Table, delete, select
+
+from .db.tables import collector_runs, job_runs, snapshot_runs, stat_readings
+from .db.types import utcnow
+from .state import current_state
+
+logger = logging.getLogger("flask_umetrics")
+
+
+def _delete_collector_runs(connection: Connection, snapshot_ids: list[int]) -> None:
+    connection.execute(delete(collector_runs).where(collector_runs.c.snapshot_id.in_(snapshot_ids)))
+
+
+@dataclass(frozen=True)
+class PruneTarget:
+    """A table whose rows expire ``config_key`` days after their ``time_column``."""
+
+    name: str
+    table: Table
+    time_column: str
+    config_key: str
+    delete_dependents: Callable[[Connection, list[int]], None] | None = None
+
+
+#: Every table with a retention age. Later features append their tables here.
+PRUNE_TARGETS: list[PruneTarget] = [
+    PruneTarget("stat_readings", stat_readings, "captured_at",
+                "UMETRICS_RETENTION_STAT_READINGS_DAYS"),
+    PruneTarget("snapshot_runs", snapshot_runs, "captured_at",
+                "UMETRICS_RETENTION_COLLECTOR_RUNS_DAYS", _delete_collector_runs),
+    PruneTarget("job_runs", job_runs, "started_at", "UMETRICS_RETENTION_JOB_RUNS_DAYS"),
+]
+
+
+def prune(
+    *, now: datetime | None = None, progress: Callable[[str, int], None] | None = None
+) -> dict[str, int]:
+    """Delete expired rows of every target; returns how many rows each lost.
+
+    Each batch is its own transaction, so a long prune never holds locks for long.
+    """
+    state = current_state()
+    now = now or utcnow()
+    batch_size = state.settings["UMETRICS_PRUNE_BATCH_SIZE"]
+    deleted: dict[str, int] = {}
+    for target in PRUNE_TARGETS:
+        days = state.settings[target.config_key]
+        if days == 0:
+            continue
+        cutoff = now - timedelta(days=days)
+        id_column = target.table.c.id
+        expired = (
+            select(id_column)
+            .where(target.table.c[target.time_column] < cutoff)
+            .order_by(id_column)
+            .limit(batch_size)
+        )
+        total = 0
+        while True:
+            with state.engine.begin() as connection:
+                ids = list(connection.execute(expired).scalars())
+                if not ids:
+                    break
+                if target.delete_dependents is not None:
+                    target.delete_dependents(connection, ids)
+                connection.execute(delete(target.table).where(id_column.in_(ids)))
+            total += len(ids)
+            if progress is not None:
+                progress(target.name, total)
+            if len(ids) < batch_size:
+                break
+        deleted[target.name] = total
+        if total:
+            logger.info("flask-umetrics: pruned %d %s older than %s", total, target.name, cutoff)
+    return deleted

@@ -1,0 +1,52 @@
+"""The scheduled jobs and the settings they come from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..pruning import prune
+from ..state import UMetricsState
+from ..stats.snapshot import run_stat_snapshot
+from .schedules import Schedule
+
+#: ``run(period_start)`` does the work and returns a JSON-able summary for the run record.
+JobFunction = Callable[[datetime], Any]
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    key: str
+    schedule: Schedule
+    run: JobFunction
+
+
+def _snapshot(scope_id: str) -> JobFunction:
+    def run(period_start: datetime) -> Any:
+        # Readings carry the period start, so scheduled series line up on the schedule.
+        result = run_stat_snapshot(scope_id=scope_id, trigger="scheduler",
+                                   captured_at=period_start)
+        return {"snapshot_id": result.id, "failed": [r.key for r in result.failed]}
+
+    return run
+
+
+def _prune(period_start: datetime) -> Any:
+    return prune()
+
+
+def configured_jobs(state: UMetricsState) -> list[JobDefinition]:
+    """The jobs the settings ask for; a schedule of ``off`` leaves its job out."""
+    settings = state.settings
+    jobs: list[JobDefinition] = []
+    snapshot_spec = settings["UMETRICS_SNAPSHOT_SCHEDULE"]
+    if snapshot_spec:
+        schedule = Schedule.parse(snapshot_spec, settings.timezone)
+        for scope_id in settings.snapshot_scopes:
+            jobs.append(JobDefinition(f"snapshot:{scope_id}", schedule, _snapshot(scope_id)))
+    prune_spec = settings["UMETRICS_PRUNE_SCHEDULE"]
+    if prune_spec:
+        jobs.append(JobDefinition("prune", Schedule.parse(prune_spec, settings.timezone), _prune))
+    return jobs

@@ -1,0 +1,149 @@
+"""APScheduler wiring: fire the configured jobs, but only on the leader, once per period.
+
+Two safeguards work together. Leader election keeps all but one process idle. The run record
+(a claim per job and period in the database) makes a job run once per period even if two
+processes both believe they lead, or one restarts mid-period.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from ..db.types import utcnow
+from ..state import EXTENSION_KEY, UMetricsState
+from . import runs
+from .jobs import JobDefinition, configured_jobs
+from .leader import Leader, make_leader
+
+logger = logging.getLogger("flask_umetrics")
+
+LEADER_NAME = "scheduler"
+
+
+def _state(app: Flask) -> UMetricsState:
+    return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+
+
+class SchedulerRunner:
+    """Runs the configured jobs of one app in a background thread."""
+
+    def __init__(self, app: Flask, *, use_leader: bool = True) -> None:
+        self._app = app
+        state = _state(app)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = timedelta(seconds=state.settings["UMETRICS_SCHEDULER_LEASE_SECONDS"])
+        self.jobs = configured_jobs(state)
+        self._leader: Leader | None = (
+            make_leader(state.engine, LEADER_NAME, self.owner, self.lease) if use_leader else None
+        )
+        self._scheduler = BackgroundScheduler()
+        self.pid = os.getpid()
+        for job in self.jobs:
+            self._scheduler.add_job(
+                self.execute, trigger=job.schedule.trigger(), args=[job], id=job.key,
+                name=job.key, coalesce=True, max_instances=1,
+                misfire_grace_time=int(self.lease.total_seconds()),
+            )
+
+    def start(self) -> None:
+        """Start firing jobs in a background thread."""
+        logger.info("flask-umetrics scheduler %s starting with jobs: %s", self.owner,
+                    ", ".join(f"{j.key} [{j.schedule.spec}]" for j in self.jobs) or "none")
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        if self._leader is not None:
+            with self._app.app_context():
+                self._leader.release()
+
+    def is_leader(self) -> bool:
+        return self._leader is None or self._leader.is_leader()
+
+    def run_due(self, now: datetime | None = None) -> dict[str, str]:
+        """Run every job for its current period now (each still at most once per period)."""
+        return {job.key: self.execute(job, now=now) for job in self.jobs}
+
+    def execute(self, job: JobDefinition, now: datetime | None = None) -> str:
+        """Run ``job`` for the period ``now`` falls in, if this process leads and may claim it.
+
+        Returns ``ran``, ``failed``, ``not_leader`` or ``already_claimed``.
+        """
+        with self._app.app_context():
+            engine = _state(self._app).engine
+            try:
+                if not self.is_leader():
+                    return "not_leader"
+                period_start = job.schedule.period_start(now or utcnow())
+                period = job.schedule.period_key(period_start)
+                if not runs.claim(engine, job.key, period, self.owner, self.lease):
+                    return "already_claimed"
+            except Exception:  # noqa: BLE001 - the scheduler thread must survive DB hiccups
+                logger.exception("flask-umetrics: could not claim job %s", job.key)
+                return "failed"
+            stop_renewing = threading.Event()
+            renewer = threading.Thread(
+                target=self._keep_claim, args=(job.key, period, stop_renewing), daemon=True
+            )
+            renewer.start()
+            error: str | None = None
+            detail = None
+            try:
+                detail = job.run(period_start)
+            except Exception as exc:  # noqa: BLE001 - recorded, never raised into APScheduler
+                logger.exception("flask-umetrics: job %s failed for %s", job.key, period)
+                error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:4000]
+            finally:
+                stop_renewing.set()
+                renewer.join()
+            runs.finish(engine, job.key, period, self.owner, error=error, detail=detail)
+            if error is not None:
+                return "failed"
+            logger.info("flask-umetrics: job %s ran for %s: %s", job.key, period, detail)
+            return "ran"
+
+    def _keep_claim(self, job_key: str, period: str, stop: threading.Event) -> None:
+        interval = self.lease.total_seconds() / 3
+        engine = _state(self._app).engine
+        while not stop.wait(interval):
+            try:
+                if not runs.renew(engine, job_key, period, self.owner, self.lease):
+                    logger.warning("flask-umetrics: lost the claim on %s %s", job_key, period)
+                    return
+            except Exception:  # noqa: BLE001 - try again at the next interval
+                logger.exception("flask-umetrics: could not renew the claim on %s", job_key)
+
+
+def start_in_process_scheduler(app: Flask) -> None:
+    """Start a background scheduler in each web process on its first request.
+
+    Starting lazily (not in ``init_app``) means a pre-forking server such as gunicorn starts one
+    per worker after the fork; leader election then keeps all but one idle.
+    """
+    state = _state(app)
+    lock = threading.Lock()
+
+    def ensure_started() -> None:
+        runner = state.scheduler
+        if runner is not None and runner.pid == os.getpid():
+            return
+        with lock:
+            if state.scheduler is not None and state.scheduler.pid == os.getpid():
+                return
+            runner = SchedulerRunner(app)
+            runner.start()
+            state.scheduler = runner
+            atexit.register(runner.shutdown)
+
+    app.before_request(ensure_started)

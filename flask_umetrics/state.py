@@ -1,0 +1,60 @@
+"""The per-app state kept in ``app.extensions["umetrics"]``, and how to reach it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+from sqlalchemy import Engine
+
+from .config import Settings
+
+if TYPE_CHECKING:
+    from .extension import UMetrics
+    from .scheduler.runner import SchedulerRunner
+    from .stats.collectors import CollectorRegistry
+
+EXTENSION_KEY = "umetrics"
+
+
+@dataclass
+class UMetricsState:
+    """Everything one app needs: settings, the engine, collectors, and the running scheduler."""
+
+    extension: UMetrics
+    settings: Settings
+    engine: Engine
+    collectors: CollectorRegistry
+    owns_engine: bool
+    scheduler: SchedulerRunner | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    warned: set[str] = field(default_factory=set)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def current_state() -> UMetricsState:
+    """The umetrics state of ``current_app``; a clear error outside an app or before init_app."""
+    try:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    except RuntimeError as exc:
+        raise RuntimeError(
+            "flask-umetrics needs an application context: call this inside a request, "
+            "a CLI command, or `with app.app_context():`"
+        ) from exc
+    state = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        raise RuntimeError(
+            f"flask-umetrics is not initialised on app {app.name!r}: call UMetrics().init_app(app)"
+        )
+    return state  # type: ignore[no-any-return]
+
+
+def resolve_scope(scope_id: str | None) -> str:
+    """The given scope, or ``UMETRICS_DEFAULT_SCOPE``, validated."""
+    from .validation import validate_scope_id
+
+    if scope_id is None:
+        return current_state().settings.default_scope
+    return validate_scope_id(scope_id)
