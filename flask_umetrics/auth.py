@@ -141,7 +141,9 @@ def _row_to_info(row: object) -> ApiKeyInfo:
     return ApiKeyInfo(**{name: mapping[name] for name in ApiKeyInfo.__dataclass_fields__})
 
 
-def list_api_keys(scope_id: str | None = None, *, include_revoked: bool = False) -> list[ApiKeyInfo]:
+def list_api_keys(
+    scope_id: str | None = None, *, include_revoked: bool = False
+) -> list[ApiKeyInfo]:
     """Keys of one scope (or of every scope when ``scope_id`` is None), oldest first."""
     columns = [api_keys.c[name] for name in ApiKeyInfo.__dataclass_fields__]
     query = select(*columns).order_by(api_keys.c.created_at, api_keys.c.key_id)
@@ -255,9 +257,7 @@ def authorize(permission: str, scope_id: str) -> Principal:
             headers={"WWW-Authenticate": 'Bearer realm="umetrics"'},
         )
     if not authorizer(permission, scope_id):
-        raise APIError(
-            403, "forbidden", f"You do not have {permission!r} on scope {scope_id!r}."
-        )
+        raise APIError(403, "forbidden", f"You do not have {permission!r} on scope {scope_id!r}.")
     subject_id = state.extension.current_subject_id()
     principal = Principal("user", subject_id or "anonymous", scope_id)
     g.umetrics_principal = principal

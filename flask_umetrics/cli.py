@@ -27,6 +27,7 @@ def _fail(message: str) -> None:
 
 # -- database -------------------------------------------------------------------------------
 
+
 @umetrics_cli.group("db")
 def db_group() -> None:
     """Create, migrate and inspect the umetrics tables."""
@@ -68,9 +69,14 @@ def db_sql(dialect: str, revision: str) -> None:
 
 # -- stats ----------------------------------------------------------------------------------
 
+
 @umetrics_cli.command("snapshot")
-@click.option("--scope", "scopes", multiple=True,
-              help="Scope to snapshot (repeatable; default: UMETRICS_SNAPSHOT_SCOPES).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="Scope to snapshot (repeatable; default: UMETRICS_SNAPSHOT_SCOPES).",
+)
 def snapshot(scopes: tuple[str, ...]) -> None:
     """Run every stat collector now; exits 1 if any collector failed."""
     state = current_state()
@@ -128,6 +134,7 @@ def stats_series(metric_key: str, scope: str | None, limit: int) -> None:
 
 # -- keys -----------------------------------------------------------------------------------
 
+
 @umetrics_cli.group("keys")
 def keys_group() -> None:
     """Create, list and revoke API keys."""
@@ -154,8 +161,10 @@ def keys_list(scope: str | None, include_revoked: bool) -> None:
     for key in list_api_keys(scope, include_revoked=include_revoked):
         state = "revoked" if key.revoked_at else "active"
         used = key.last_used_at.isoformat() if key.last_used_at else "never"
-        click.echo(f"{key.key_id}  {key.scope_id:<20} {key.permission:<15} {state:<8} "
-                   f"last used {used}  {key.name}")
+        click.echo(
+            f"{key.key_id}  {key.scope_id:<20} {key.permission:<15} {state:<8} "
+            f"last used {used}  {key.name}"
+        )
 
 
 @keys_group.command("revoke")
@@ -168,6 +177,7 @@ def keys_revoke(key_id: str) -> None:
 
 
 # -- lifecycle ------------------------------------------------------------------------------
+
 
 @umetrics_cli.command("prune")
 def prune_command() -> None:
@@ -182,10 +192,18 @@ def prune_command() -> None:
 
 @umetrics_cli.command("scheduler")
 @click.option("--once", is_flag=True, help="Run the jobs due for the current period and exit.")
-@click.option("--duration", type=float, default=None,
-              help="Stop after this many seconds (default: run until interrupted).")
-@click.option("--no-leader", is_flag=True, hidden=True,
-              help="Skip leader election (testing: run records alone prevent double runs).")
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    help="Stop after this many seconds (default: run until interrupted).",
+)
+@click.option(
+    "--no-leader",
+    is_flag=True,
+    hidden=True,
+    help="Skip leader election (testing: run records alone prevent double runs).",
+)
 def scheduler_command(once: bool, duration: float | None, no_leader: bool) -> None:
     """Run the scheduled jobs in this process (the recommended production set-up)."""
     from flask import current_app
@@ -202,8 +220,10 @@ def scheduler_command(once: bool, duration: float | None, no_leader: bool) -> No
     if not runner.jobs:
         _fail("no jobs are configured (both schedules are 'off')")
     runner.start()
-    click.echo(f"scheduler {runner.owner} running: "
-               + ", ".join(f"{job.key} [{job.schedule.spec}]" for job in runner.jobs))
+    click.echo(
+        f"scheduler {runner.owner} running: "
+        + ", ".join(f"{job.key} [{job.schedule.spec}]" for job in runner.jobs)
+    )
     started = time.monotonic()
     try:
         while duration is None or time.monotonic() - started < duration:

@@ -1,4 +1,4 @@
-"""The ``UMetrics`` Flask extension: ``init_app`` reads the config, picks the engine, wires routes."""
+"""The ``UMetrics`` extension: ``init_app`` reads the config, picks the engine, wires routes."""
 
 from __future__ import annotations
 
@@ -137,5 +137,5 @@ def _choose_engine(app: Flask, db: Any, settings: Settings) -> tuple[Engine, boo
         url = "sqlite:///" + os.path.join(app.instance_path, "umetrics.db")
     try:
         return create_umetrics_engine(url), True
-    except Exception as exc:  # noqa: BLE001 - any URL problem is a configuration error
+    except Exception as exc:
         raise ConfigurationError(f"UMETRICS_DATABASE_URL is invalid: {exc}") from exc

@@ -33,10 +33,16 @@ class PruneTarget:
 
 #: Every table with a retention age. Later features append their tables here.
 PRUNE_TARGETS: list[PruneTarget] = [
-    PruneTarget("stat_readings", stat_readings, "captured_at",
-                "UMETRICS_RETENTION_STAT_READINGS_DAYS"),
-    PruneTarget("snapshot_runs", snapshot_runs, "captured_at",
-                "UMETRICS_RETENTION_COLLECTOR_RUNS_DAYS", _delete_collector_runs),
+    PruneTarget(
+        "stat_readings", stat_readings, "captured_at", "UMETRICS_RETENTION_STAT_READINGS_DAYS"
+    ),
+    PruneTarget(
+        "snapshot_runs",
+        snapshot_runs,
+        "captured_at",
+        "UMETRICS_RETENTION_COLLECTOR_RUNS_DAYS",
+        _delete_collector_runs,
+    ),
     PruneTarget("job_runs", job_runs, "started_at", "UMETRICS_RETENTION_JOB_RUNS_DAYS"),
 ]
 

@@ -41,8 +41,10 @@ def reset_postgres_schema(engine: Engine) -> None:
     """Drop every umetrics table and the version table, whatever revision they are at."""
     with engine.begin() as connection:
         rows = connection.execute(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                 "AND tablename LIKE 'umetrics\\_%'")
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename LIKE 'umetrics\\_%'"
+            )
         ).scalars()
         for table in rows:
             connection.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))

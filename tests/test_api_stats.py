@@ -55,12 +55,18 @@ def test_latest_and_series(client: FlaskClient) -> None:
 
 
 def test_record_and_read_back(client: FlaskClient) -> None:
-    created = client.post(f"{API}/stats/metrics/revenue/readings",
-                          json={"scope_id": "acme", "value": 99.5,
-                                "captured_at": "2026-02-01T10:00:00+00:00"})
+    created = client.post(
+        f"{API}/stats/metrics/revenue/readings",
+        json={"scope_id": "acme", "value": 99.5, "captured_at": "2026-02-01T10:00:00+00:00"},
+    )
     assert created.status_code == 201
-    assert created.json == {"metric_key": "revenue", "value": 99.5, "scope_id": "acme",
-                            "captured_at": "2026-02-01T10:00:00Z", "source": "api"}
+    assert created.json == {
+        "metric_key": "revenue",
+        "value": 99.5,
+        "scope_id": "acme",
+        "captured_at": "2026-02-01T10:00:00Z",
+        "source": "api",
+    }
     series = client.get(f"{API}/stats/metrics/revenue/series?scope_id=acme").json["series"]
     assert series == [{"captured_at": "2026-02-01T10:00:00Z", "value": 99.5, "source": "api"}]
 
@@ -80,10 +86,14 @@ def test_record_and_read_back(client: FlaskClient) -> None:
         ("POST", "/stats/metrics/m/readings", {}, 400, "value"),
         ("POST", "/stats/metrics/m/readings", {"value": 1, "extra": 2}, 400, "extra"),
         ("POST", "/stats/metrics/m/readings", [1, 2], 400, "body"),
-        ("POST", "/stats/metrics/m/readings", {"value": 1, "captured_at": "x"}, 400,
-         "captured_at"),
-        ("POST", "/stats/metrics/m/readings?scope_id=a", {"scope_id": "b", "value": 1}, 400,
-         "scope_id"),
+        ("POST", "/stats/metrics/m/readings", {"value": 1, "captured_at": "x"}, 400, "captured_at"),
+        (
+            "POST",
+            "/stats/metrics/m/readings?scope_id=a",
+            {"scope_id": "b", "value": 1},
+            400,
+            "scope_id",
+        ),
     ],
 )
 def test_bad_input_gets_a_4xx_naming_the_field(
@@ -98,12 +108,15 @@ def test_bad_input_gets_a_4xx_naming_the_field(
 
 
 def test_invalid_json_and_oversized_bodies(client: FlaskClient) -> None:
-    broken = client.post(f"{API}/stats/metrics/m/readings", data="{not json",
-                         content_type="application/json")
+    broken = client.post(
+        f"{API}/stats/metrics/m/readings", data="{not json", content_type="application/json"
+    )
     assert broken.status_code == 400 and broken.json["error"]["code"] == "invalid_json"
-    huge = client.post(f"{API}/stats/metrics/m/readings",
-                       data='{"value": 1, "pad": "' + "x" * 2_000_000 + '"}',
-                       content_type="application/json")
+    huge = client.post(
+        f"{API}/stats/metrics/m/readings",
+        data='{"value": 1, "pad": "' + "x" * 2_000_000 + '"}',
+        content_type="application/json",
+    )
     assert huge.status_code == 413 and huge.json["error"]["code"] == "request_entity_too_large"
     series = client.get(f"{API}/stats/metrics/m/series").json["series"]
     assert series == []
@@ -118,8 +131,9 @@ def test_unknown_paths_and_methods_answer_json(client: FlaskClient) -> None:
 
 def test_openapi_documents_every_route(client: FlaskClient, app: Flask) -> None:
     document = client.get(f"{API}/openapi.json").json
-    documented = {(path, method.upper()) for path, ops in document["paths"].items()
-                  for method in ops}
+    documented = {
+        (path, method.upper()) for path, ops in document["paths"].items() for method in ops
+    }
     flask_app = client.application
     for rule in flask_app.url_map.iter_rules():
         if not rule.endpoint.startswith("umetrics_api.") or rule.endpoint.endswith("unknown_route"):
@@ -134,5 +148,6 @@ def test_openapi_documents_every_route(client: FlaskClient, app: Flask) -> None:
     assert "401" in series["responses"] and "403" in series["responses"]
     record = document["paths"]["/umetrics/api/stats/metrics/{metric_key}/readings"]["post"]
     assert record["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "RecordBody")
+        "RecordBody"
+    )
     assert "RecordBody" in document["components"]["schemas"]

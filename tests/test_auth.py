@@ -85,8 +85,11 @@ def test_authorizer_decides_for_requests_without_a_key(make_app: AppFactory) -> 
     assert denied.status_code == 403 and denied.json["error"]["code"] == "forbidden"
     write = client.post("/umetrics/api/stats/metrics/m/readings?scope_id=mine", json={"value": 1})
     assert write.status_code == 403
-    assert asked == [("metrics.view", "mine"), ("metrics.view", "theirs"),
-                     ("metrics.manage", "mine")]
+    assert asked == [
+        ("metrics.view", "mine"),
+        ("metrics.view", "theirs"),
+        ("metrics.manage", "mine"),
+    ]
 
 
 def test_public_routes_answer_anonymously(app: Flask) -> None:
@@ -113,8 +116,11 @@ def test_a_scope_a_key_cannot_read_or_write_scope_b(app: Flask) -> None:
     with app.app_context(), current_state().engine.connect() as connection:
         assert connection.execute(select(stat_readings)).all() == []  # nothing written anywhere
     # The same key works on its own scope.
-    own = client.post("/umetrics/api/stats/metrics/m/readings?scope_id=scope-a",
-                      json={"value": 2}, headers=headers)
+    own = client.post(
+        "/umetrics/api/stats/metrics/m/readings?scope_id=scope-a",
+        json={"value": 2},
+        headers=headers,
+    )
     assert own.status_code == 201
 
 
@@ -128,8 +134,11 @@ def test_key_permissions(app: Flask, permission: str, read: int, write: int) -> 
     client = app.test_client()
     headers = {"Authorization": f"Bearer {key}"}
     assert client.get("/umetrics/api/stats?scope_id=s", headers=headers).status_code == read
-    response = client.post("/umetrics/api/stats/metrics/m/readings", headers=headers,
-                           json={"scope_id": "s", "value": 1})
+    response = client.post(
+        "/umetrics/api/stats/metrics/m/readings",
+        headers=headers,
+        json={"scope_id": "s", "value": 1},
+    )
     assert response.status_code == write
 
 
@@ -152,8 +161,9 @@ def test_keys_are_stored_hashed_and_can_be_revoked(app: Flask) -> None:
         assert verify_api_key(key) is None
         assert list_api_keys("s") == []
         assert [k.key_id for k in list_api_keys("s", include_revoked=True)] == [key_id]
-    response = app.test_client().get("/umetrics/api/stats?scope_id=s",
-                                     headers={"Authorization": f"Bearer {key}"})
+    response = app.test_client().get(
+        "/umetrics/api/stats?scope_id=s", headers={"Authorization": f"Bearer {key}"}
+    )
     assert response.status_code == 401 and response.json["error"]["code"] == "invalid_api_key"
 
 
@@ -162,18 +172,24 @@ def test_key_management_over_rest(app: Flask) -> None:
         admin = create_api_key("s", "metrics.manage")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {admin}"}
-    created = client.post("/umetrics/api/keys", json={"scope_id": "s", "permission": "ingest",
-                                                      "name": "browser"}, headers=headers)
+    created = client.post(
+        "/umetrics/api/keys",
+        json={"scope_id": "s", "permission": "ingest", "name": "browser"},
+        headers=headers,
+    )
     assert created.status_code == 201
     new_key, key_id = created.json["key"], created.json["info"]["key_id"]
     assert new_key.split("_")[1] == key_id
     listed = client.get("/umetrics/api/keys?scope_id=s", headers=headers).json["keys"]
     assert sorted(k["permission"] for k in listed) == ["ingest", "metrics.manage"]
     assert new_key not in str(listed)
-    assert client.delete(f"/umetrics/api/keys/{key_id}?scope_id=s",
-                         headers=headers).json == {"key_id": key_id, "revoked": True}
+    assert client.delete(f"/umetrics/api/keys/{key_id}?scope_id=s", headers=headers).json == {
+        "key_id": key_id,
+        "revoked": True,
+    }
     gone = client.delete(f"/umetrics/api/keys/{key_id}?scope_id=s", headers=headers)
     assert gone.status_code == 404
-    bad = client.post("/umetrics/api/keys", json={"scope_id": "s", "permission": "root"},
-                      headers=headers)
+    bad = client.post(
+        "/umetrics/api/keys", json={"scope_id": "s", "permission": "root"}, headers=headers
+    )
     assert bad.status_code == 400 and bad.json["error"]["details"][0]["field"] == "permission"

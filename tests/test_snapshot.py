@@ -49,18 +49,26 @@ def test_a_failing_collector_does_not_stop_the_others(
         engine = current_state().engine
         with engine.connect() as connection:
             readings = connection.execute(
-                select(stat_readings.c.metric_key, stat_readings.c.value,
-                       stat_readings.c.captured_at, stat_readings.c.snapshot_id)
-                .order_by(stat_readings.c.metric_key)
+                select(
+                    stat_readings.c.metric_key,
+                    stat_readings.c.value,
+                    stat_readings.c.captured_at,
+                    stat_readings.c.snapshot_id,
+                ).order_by(stat_readings.c.metric_key)
             ).all()
             run = connection.execute(select(snapshot_runs)).one()
             recorded = connection.execute(
-                select(collector_runs.c.collector_key, collector_runs.c.status,
-                       collector_runs.c.error).order_by(collector_runs.c.id)
+                select(
+                    collector_runs.c.collector_key, collector_runs.c.status, collector_runs.c.error
+                ).order_by(collector_runs.c.id)
             ).all()
         assert readings == [("mrr", 1234.5, when, result.id), ("users", 42.0, when, result.id)]
         assert (run.scope_id, run.trigger, run.collectors_ok, run.collectors_failed) == (
-            "acme", "test", 2, 2)
+            "acme",
+            "test",
+            2,
+            2,
+        )
         assert run.captured_at == when
         assert recorded[1] == ("broken", "error", "RuntimeError: upstream down for acme")
         assert [row.status for row in recorded] == ["ok", "error", "ok", "skipped", "error"]

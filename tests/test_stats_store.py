@@ -111,9 +111,7 @@ def test_record_returns_the_reading_and_defaults_to_now(app: Flask) -> None:
         ({"metric_key": "m", "value": 1, "captured_at": "2026-01-01"}, "captured_at"),
     ],
 )
-def test_record_rejects_bad_input_naming_the_field(
-    app: Flask, kwargs: dict, field: str
-) -> None:
+def test_record_rejects_bad_input_naming_the_field(app: Flask, kwargs: dict, field: str) -> None:
     with app.app_context():
         with pytest.raises(ValidationError) as error:
             record_stat(**kwargs)
@@ -127,8 +125,9 @@ def test_series_rejects_bad_limit(app: Flask) -> None:
     assert error.value.field == "limit"
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     minutes=st.lists(st.integers(min_value=0, max_value=20), max_size=25),
     limit=st.integers(min_value=1, max_value=30),
@@ -145,12 +144,14 @@ def test_series_matches_a_reference_model(
         for index, minute in enumerate(minutes):
             record_stat("p", index, captured_at=at(minute))
         kept = [
-            (minute, index) for index, minute in enumerate(minutes)
+            (minute, index)
+            for index, minute in enumerate(minutes)
             if (since is None or minute >= since) and (until is None or minute < until)
         ]
         expected = [float(index) for _, index in sorted(kept)[-limit:]] if kept else []
         series = get_stat_series(
-            "p", limit=limit,
+            "p",
+            limit=limit,
             since=None if since is None else at(since),
             until=None if until is None else at(until),
         )

@@ -36,8 +36,14 @@ class KeysResponse(BaseModel):
     keys: list[KeyInfo]
 
 
-@router.route("/keys", summary="API keys of the scope", permission="metrics.manage", tag=TAG,
-              query=KeysQuery, response=KeysResponse)
+@router.route(
+    "/keys",
+    summary="API keys of the scope",
+    permission="metrics.manage",
+    tag=TAG,
+    query=KeysQuery,
+    response=KeysResponse,
+)
 def keys_list(call: APICall) -> KeysResponse:
     keys = list_api_keys(call.scope_id, include_revoked=call.query.include_revoked)
     return KeysResponse(keys=[KeyInfo(**key.to_dict()) for key in keys])  # type: ignore[arg-type]
@@ -55,12 +61,21 @@ class CreatedKey(BaseModel):
     info: KeyInfo
 
 
-@router.route("/keys", methods=("POST",), summary="Create an API key", permission="metrics.manage",
-              tag=TAG, body=CreateKeyBody, response=CreatedKey, status=201)
+@router.route(
+    "/keys",
+    methods=("POST",),
+    summary="Create an API key",
+    permission="metrics.manage",
+    tag=TAG,
+    body=CreateKeyBody,
+    response=CreatedKey,
+    status=201,
+)
 def keys_create(call: APICall) -> CreatedKey:
     actor = call.principal.actor if call.principal else None
-    raw, info = issue_api_key(call.scope_id, call.body.permission, name=call.body.name,
-                              created_by=actor)
+    raw, info = issue_api_key(
+        call.scope_id, call.body.permission, name=call.body.name, created_by=actor
+    )
     return CreatedKey(key=raw, info=KeyInfo(**info.to_dict()))  # type: ignore[arg-type]
 
 
@@ -74,8 +89,15 @@ class RevokeQuery(BaseModel):
     scope_id: str | None = None
 
 
-@router.route("/keys/<key_id>", methods=("DELETE",), summary="Revoke an API key",
-              permission="metrics.manage", tag=TAG, query=RevokeQuery, response=RevokedKey)
+@router.route(
+    "/keys/<key_id>",
+    methods=("DELETE",),
+    summary="Revoke an API key",
+    permission="metrics.manage",
+    tag=TAG,
+    query=RevokeQuery,
+    response=RevokedKey,
+)
 def keys_revoke(call: APICall, key_id: str) -> RevokedKey:
     actor = call.principal.actor if call.principal else None
     if not revoke_api_key(key_id, scope_id=call.scope_id, actor=actor):

@@ -26,8 +26,13 @@ class Health(BaseModel):
     schema_head: str | None
 
 
-@router.route("/health", summary="Database reachable and schema up to date", permission=None,
-              tag=TAG, response=Health)
+@router.route(
+    "/health",
+    summary="Database reachable and schema up to date",
+    permission=None,
+    tag=TAG,
+    response=Health,
+)
 def health(call: APICall) -> Health:
     try:
         engine = current_state().engine
@@ -63,9 +68,12 @@ def unknown_route(unknown: str) -> Any:
         if endpoint != request.endpoint:
             allowed.append(method)
     if allowed:
-        raise APIError(405, "method_not_allowed",
-                       f"{request.method} is not allowed here; use {', '.join(allowed)}.",
-                       headers={"Allow": ", ".join(allowed)})
+        raise APIError(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed here; use {', '.join(allowed)}.",
+            headers={"Allow": ", ".join(allowed)},
+        )
     raise APIError(404, "not_found", f"No API route at {request.path}.")
 
 

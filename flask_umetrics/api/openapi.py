@@ -29,7 +29,10 @@ def _query_parameters(model: type[BaseModel], components: dict[str, Any]) -> lis
     parameters = []
     for name, prop in schema.get("properties", {}).items():
         parameter: dict[str, Any] = {
-            "name": name, "in": "query", "required": name in required, "schema": prop,
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
         }
         if prop.get("type") == "array":
             parameter.update(style="form", explode=True)

@@ -113,8 +113,12 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     body = _json_body()
     if not isinstance(body, dict):
-        raise APIError(400, "validation_error", "The request body must be a JSON object.",
-                       [{"field": "body", "message": "must be a JSON object"}])
+        raise APIError(
+            400,
+            "validation_error",
+            "The request body must be a JSON object.",
+            [{"field": "body", "message": "must be a JSON object"}],
+        )
     try:
         return model.model_validate(body)
     except pydantic.ValidationError as exc:
@@ -172,8 +176,18 @@ class ApiRouter:
             endpoint.umetrics_permission = permission  # type: ignore[attr-defined]
             self.blueprint.add_url_rule(rule, view.__name__, endpoint, methods=list(methods))
             self.specs.append(
-                RouteSpec(rule, methods, view.__name__, summary, permission, query, body,
-                          response, status, tag)
+                RouteSpec(
+                    rule,
+                    methods,
+                    view.__name__,
+                    summary,
+                    permission,
+                    query,
+                    body,
+                    response,
+                    status,
+                    tag,
+                )
             )
             return endpoint
 
@@ -194,8 +208,9 @@ def _api_error_response(error: APIError) -> Response:
 
 def _validation_error_response(error: ValidationError) -> Response:
     return error_response(
-        APIError(400, "validation_error", str(error),
-                 [{"field": error.field, "message": error.message}])
+        APIError(
+            400, "validation_error", str(error), [{"field": error.field, "message": error.message}]
+        )
     )
 
 

@@ -44,8 +44,14 @@ class StatsOverview(BaseModel):
     metrics: list[str] = Field(description="Every metric key with at least one reading.")
 
 
-@router.route("/stats", summary="Collectors with their latest values", permission="metrics.view",
-              tag=TAG, query=ScopeQuery, response=StatsOverview)
+@router.route(
+    "/stats",
+    summary="Collectors with their latest values",
+    permission="metrics.view",
+    tag=TAG,
+    query=ScopeQuery,
+    response=StatsOverview,
+)
 def stats_overview(call: APICall) -> StatsOverview:
     state = current_state()
     collectors = list(state.collectors)
@@ -56,8 +62,13 @@ def stats_overview(call: APICall) -> StatsOverview:
         .label("rank")
     )
     ranked = (
-        select(collector_runs.c.collector_key, collector_runs.c.status, collector_runs.c.error,
-               snapshot_runs.c.captured_at, rank)
+        select(
+            collector_runs.c.collector_key,
+            collector_runs.c.status,
+            collector_runs.c.error,
+            snapshot_runs.c.captured_at,
+            rank,
+        )
         .join(snapshot_runs, snapshot_runs.c.id == collector_runs.c.snapshot_id)
         .where(collector_runs.c.scope_id == call.scope_id)
         .subquery()
@@ -95,8 +106,14 @@ class LatestResponse(BaseModel):
     latest: Reading | None
 
 
-@router.route("/stats/metrics/<metric_key>/latest", summary="Latest reading of a metric",
-              permission="metrics.view", tag=TAG, query=ScopeQuery, response=LatestResponse)
+@router.route(
+    "/stats/metrics/<metric_key>/latest",
+    summary="Latest reading of a metric",
+    permission="metrics.view",
+    tag=TAG,
+    query=ScopeQuery,
+    response=LatestResponse,
+)
 def stat_latest(call: APICall, metric_key: str) -> LatestResponse:
     readings = get_latest_stats([metric_key], scope_id=call.scope_id)
     reading = readings.get(metric_key)
@@ -124,20 +141,35 @@ class SeriesResponse(BaseModel):
     series: list[SeriesPoint]
 
 
-@router.route("/stats/metrics/<metric_key>/series",
-              summary="Most recent readings in ascending time order", permission="metrics.view",
-              tag=TAG, query=SeriesQuery, response=SeriesResponse)
+@router.route(
+    "/stats/metrics/<metric_key>/series",
+    summary="Most recent readings in ascending time order",
+    permission="metrics.view",
+    tag=TAG,
+    query=SeriesQuery,
+    response=SeriesResponse,
+)
 def stat_series(call: APICall, metric_key: str) -> SeriesResponse:
     maximum = current_state().settings["UMETRICS_STAT_SERIES_MAX_LIMIT"]
     if call.query.limit > maximum:
-        raise APIError(400, "validation_error", f"limit: must be at most {maximum}",
-                       [{"field": "limit", "message": f"must be at most {maximum}"}])
-    series = get_stat_series(metric_key, scope_id=call.scope_id, limit=call.query.limit,
-                             since=call.query.since, until=call.query.until)
+        raise APIError(
+            400,
+            "validation_error",
+            f"limit: must be at most {maximum}",
+            [{"field": "limit", "message": f"must be at most {maximum}"}],
+        )
+    series = get_stat_series(
+        metric_key,
+        scope_id=call.scope_id,
+        limit=call.query.limit,
+        since=call.query.since,
+        until=call.query.until,
+    )
     return SeriesResponse(
         metric_key=metric_key,
-        series=[SeriesPoint(captured_at=r.captured_at, value=r.value, source=r.source)
-                for r in series],
+        series=[
+            SeriesPoint(captured_at=r.captured_at, value=r.value, source=r.source) for r in series
+        ],
     )
 
 
@@ -148,12 +180,24 @@ class RecordBody(BaseModel):
     captured_at: DateTimeParam | None = None
 
 
-@router.route("/stats/metrics/<metric_key>/readings", methods=("POST",),
-              summary="Record a reading", permission="metrics.manage", tag=TAG, body=RecordBody,
-              response=Reading, status=201)
+@router.route(
+    "/stats/metrics/<metric_key>/readings",
+    methods=("POST",),
+    summary="Record a reading",
+    permission="metrics.manage",
+    tag=TAG,
+    body=RecordBody,
+    response=Reading,
+    status=201,
+)
 def stat_record(call: APICall, metric_key: str) -> Reading:
-    reading = record_stat(metric_key, call.body.value, scope_id=call.scope_id,
-                          captured_at=call.body.captured_at, source="api")
+    reading = record_stat(
+        metric_key,
+        call.body.value,
+        scope_id=call.scope_id,
+        captured_at=call.body.captured_at,
+        source="api",
+    )
     return Reading(**reading.to_dict())
 
 
@@ -180,9 +224,16 @@ class SnapshotBody(BaseModel):
     scope_id: str | None = None
 
 
-@router.route("/stats/snapshots", methods=("POST",), summary="Run every collector now",
-              permission="metrics.manage", tag=TAG, body=SnapshotBody,
-              response=SnapshotResponse, status=201)
+@router.route(
+    "/stats/snapshots",
+    methods=("POST",),
+    summary="Run every collector now",
+    permission="metrics.manage",
+    tag=TAG,
+    body=SnapshotBody,
+    response=SnapshotResponse,
+    status=201,
+)
 def stat_snapshot_run(call: APICall) -> SnapshotResponse:
     result = run_stat_snapshot(scope_id=call.scope_id, trigger="api")
     return SnapshotResponse(**result.to_dict())
@@ -198,9 +249,14 @@ class SnapshotsResponse(BaseModel):
     snapshots: list[SnapshotResponse]
 
 
-@router.route("/stats/snapshots", summary="Recent snapshots with each collector's outcome",
-              permission="metrics.view", tag=TAG, query=SnapshotsQuery,
-              response=SnapshotsResponse)
+@router.route(
+    "/stats/snapshots",
+    summary="Recent snapshots with each collector's outcome",
+    permission="metrics.view",
+    tag=TAG,
+    query=SnapshotsQuery,
+    response=SnapshotsResponse,
+)
 def stat_snapshot_list(call: APICall) -> SnapshotsResponse:
     recent = (
         select(snapshot_runs)
@@ -210,8 +266,14 @@ def stat_snapshot_list(call: APICall) -> SnapshotsResponse:
         .subquery()
     )
     query = (
-        select(recent, collector_runs.c.collector_key, collector_runs.c.status,
-               collector_runs.c.value, collector_runs.c.error, collector_runs.c.duration_ms)
+        select(
+            recent,
+            collector_runs.c.collector_key,
+            collector_runs.c.status,
+            collector_runs.c.value,
+            collector_runs.c.error,
+            collector_runs.c.duration_ms,
+        )
         .outerjoin(collector_runs, collector_runs.c.snapshot_id == recent.c.id)
         .order_by(recent.c.captured_at.desc(), recent.c.id.desc(), collector_runs.c.id)
     )
@@ -221,14 +283,22 @@ def stat_snapshot_list(call: APICall) -> SnapshotsResponse:
             snapshot = snapshots.get(row.id)
             if snapshot is None:
                 snapshot = snapshots[row.id] = SnapshotResponse(
-                    id=row.id, scope_id=row.scope_id, captured_at=row.captured_at,
-                    trigger=row.trigger, collectors_ok=row.collectors_ok,
-                    collectors_failed=row.collectors_failed, results=[],
+                    id=row.id,
+                    scope_id=row.scope_id,
+                    captured_at=row.captured_at,
+                    trigger=row.trigger,
+                    collectors_ok=row.collectors_ok,
+                    collectors_failed=row.collectors_failed,
+                    results=[],
                 )
             if row.collector_key is not None:
-                snapshot.results.append(CollectorRunResult(
-                    key=row.collector_key, status=row.status, value=row.value, error=row.error,
-                    duration_ms=row.duration_ms,
-                ))
+                snapshot.results.append(
+                    CollectorRunResult(
+                        key=row.collector_key,
+                        status=row.status,
+                        value=row.value,
+                        error=row.error,
+                        duration_ms=row.duration_ms,
+                    )
+                )
     return SnapshotsResponse(snapshots=list(snapshots.values()))
-

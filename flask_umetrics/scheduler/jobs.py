@@ -26,8 +26,7 @@ class JobDefinition:
 def _snapshot(scope_id: str) -> JobFunction:
     def run(period_start: datetime) -> Any:
         # Readings carry the period start, so scheduled series line up on the schedule.
-        result = run_stat_snapshot(scope_id=scope_id, trigger="scheduler",
-                                   captured_at=period_start)
+        result = run_stat_snapshot(scope_id=scope_id, trigger="scheduler", captured_at=period_start)
         return {"snapshot_id": result.id, "failed": [r.key for r in result.failed]}
 
     return run

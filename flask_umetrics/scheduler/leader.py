@@ -95,8 +95,10 @@ class LeaseLeader:
                     update(scheduler_leases)
                     .where(
                         scheduler_leases.c.name == self._name,
-                        or_(scheduler_leases.c.owner == self._owner,
-                            scheduler_leases.c.expires_at < now),
+                        or_(
+                            scheduler_leases.c.owner == self._owner,
+                            scheduler_leases.c.expires_at < now,
+                        ),
                     )
                     .values(owner=self._owner, expires_at=now + self._lease)
                 )
@@ -105,7 +107,9 @@ class LeaseLeader:
             with self._engine.begin() as connection:
                 connection.execute(
                     insert(scheduler_leases).values(
-                        name=self._name, owner=self._owner, acquired_at=now,
+                        name=self._name,
+                        owner=self._owner,
+                        acquired_at=now,
                         expires_at=now + self._lease,
                     )
                 )
@@ -117,8 +121,9 @@ class LeaseLeader:
         with self._engine.begin() as connection:
             connection.execute(
                 update(scheduler_leases)
-                .where(scheduler_leases.c.name == self._name,
-                       scheduler_leases.c.owner == self._owner)
+                .where(
+                    scheduler_leases.c.name == self._name, scheduler_leases.c.owner == self._owner
+                )
                 .values(expires_at=utcnow() - timedelta(seconds=1))
             )
 

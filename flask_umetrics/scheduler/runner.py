@@ -50,15 +50,23 @@ class SchedulerRunner:
         self.pid = os.getpid()
         for job in self.jobs:
             self._scheduler.add_job(
-                self.execute, trigger=job.schedule.trigger(), args=[job], id=job.key,
-                name=job.key, coalesce=True, max_instances=1,
+                self.execute,
+                trigger=job.schedule.trigger(),
+                args=[job],
+                id=job.key,
+                name=job.key,
+                coalesce=True,
+                max_instances=1,
                 misfire_grace_time=int(self.lease.total_seconds()),
             )
 
     def start(self) -> None:
         """Start firing jobs in a background thread."""
-        logger.info("flask-umetrics scheduler %s starting with jobs: %s", self.owner,
-                    ", ".join(f"{j.key} [{j.schedule.spec}]" for j in self.jobs) or "none")
+        logger.info(
+            "flask-umetrics scheduler %s starting with jobs: %s",
+            self.owner,
+            ", ".join(f"{j.key} [{j.schedule.spec}]" for j in self.jobs) or "none",
+        )
         self._scheduler.start()
 
     def shutdown(self) -> None:
@@ -89,7 +97,7 @@ class SchedulerRunner:
                 period = job.schedule.period_key(period_start)
                 if not runs.claim(engine, job.key, period, self.owner, self.lease):
                     return "already_claimed"
-            except Exception:  # noqa: BLE001 - the scheduler thread must survive DB hiccups
+            except Exception:
                 logger.exception("flask-umetrics: could not claim job %s", job.key)
                 return "failed"
             stop_renewing = threading.Event()
@@ -101,7 +109,7 @@ class SchedulerRunner:
             detail = None
             try:
                 detail = job.run(period_start)
-            except Exception as exc:  # noqa: BLE001 - recorded, never raised into APScheduler
+            except Exception as exc:
                 logger.exception("flask-umetrics: job %s failed for %s", job.key, period)
                 error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:4000]
             finally:
@@ -121,7 +129,7 @@ class SchedulerRunner:
                 if not runs.renew(engine, job_key, period, self.owner, self.lease):
                     logger.warning("flask-umetrics: lost the claim on %s %s", job_key, period)
                     return
-            except Exception:  # noqa: BLE001 - try again at the next interval
+            except Exception:
                 logger.exception("flask-umetrics: could not renew the claim on %s", job_key)
 
 

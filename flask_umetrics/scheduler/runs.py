@@ -24,8 +24,13 @@ def claim(engine: Engine, job_key: str, period: str, owner: str, lease: timedelt
         with engine.begin() as connection:
             connection.execute(
                 insert(job_runs).values(
-                    job_key=job_key, period=period, owner=owner, status="running", attempts=1,
-                    started_at=now, lease_expires_at=now + lease,
+                    job_key=job_key,
+                    period=period,
+                    owner=owner,
+                    status="running",
+                    attempts=1,
+                    started_at=now,
+                    lease_expires_at=now + lease,
                 )
             )
         return True
@@ -42,8 +47,12 @@ def claim(engine: Engine, job_key: str, period: str, owner: str, lease: timedelt
                     job_runs.c.lease_expires_at < now,
                 )
             )
-            .values(owner=owner, started_at=now, lease_expires_at=now + lease,
-                    attempts=job_runs.c.attempts + 1)
+            .values(
+                owner=owner,
+                started_at=now,
+                lease_expires_at=now + lease,
+                attempts=job_runs.c.attempts + 1,
+            )
         )
         return taken.rowcount == 1
 
@@ -53,8 +62,12 @@ def renew(engine: Engine, job_key: str, period: str, owner: str, lease: timedelt
     with engine.begin() as connection:
         result = connection.execute(
             update(job_runs)
-            .where(job_runs.c.job_key == job_key, job_runs.c.period == period,
-                   job_runs.c.owner == owner, job_runs.c.status == "running")
+            .where(
+                job_runs.c.job_key == job_key,
+                job_runs.c.period == period,
+                job_runs.c.owner == owner,
+                job_runs.c.status == "running",
+            )
             .values(lease_expires_at=utcnow() + lease)
         )
         return result.rowcount == 1
@@ -74,8 +87,15 @@ def finish(
     with engine.begin() as connection:
         connection.execute(
             update(job_runs)
-            .where(job_runs.c.job_key == job_key, job_runs.c.period == period,
-                   job_runs.c.owner == owner)
-            .values(status="failed" if error else "succeeded", error=error, detail=detail,
-                    finished_at=finished_at or utcnow())
+            .where(
+                job_runs.c.job_key == job_key,
+                job_runs.c.period == period,
+                job_runs.c.owner == owner,
+            )
+            .values(
+                status="failed" if error else "succeeded",
+                error=error,
+                detail=detail,
+                finished_at=finished_at or utcnow(),
+            )
         )

@@ -50,8 +50,9 @@ class Schedule:
 
     def trigger(self) -> BaseTrigger:
         if self.interval_seconds is not None:
-            return IntervalTrigger(seconds=self.interval_seconds, start_date=_EPOCH,
-                                   timezone=timezone.utc)
+            return IntervalTrigger(
+                seconds=self.interval_seconds, start_date=_EPOCH, timezone=timezone.utc
+            )
         return CronTrigger.from_crontab(self.spec, timezone=ZoneInfo(self.timezone))
 
     def period_start(self, now: datetime) -> datetime:
@@ -72,7 +73,8 @@ class Schedule:
         while True:
             following = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
             if following is None or following > now:
-                return fire.astimezone(timezone.utc)
+                start: datetime = fire.astimezone(timezone.utc)
+                return start
             fire = following
 
     def period_key(self, now: datetime) -> str:

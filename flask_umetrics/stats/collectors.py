@@ -36,7 +36,12 @@ class CollectorRegistry:
         self._parent = parent
 
     def register(
-        self, key: str, collect: CollectFunction, *, label: str | None = None, format: str = "number"
+        self,
+        key: str,
+        collect: CollectFunction,
+        *,
+        label: str | None = None,
+        format: str = "number",
     ) -> StatCollector:
         validate_metric_key(key, "key")
         if not callable(collect):

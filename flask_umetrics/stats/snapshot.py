@@ -22,7 +22,7 @@ _MAX_ERROR_LENGTH = 2000
 
 @dataclass(frozen=True)
 class CollectorResult:
-    """What one collector did in a snapshot: ``ok`` with a value, ``skipped`` (None), or ``error``."""
+    """What one collector did: ``ok`` with a value, ``skipped`` (it gave None), or ``error``."""
 
     key: str
     status: str
@@ -71,7 +71,7 @@ def _run_one(key: str, collect: Any, scope_id: str) -> CollectorResult:
     try:
         raw = collect(scope_id)
         value = None if raw is None else validate_number(raw, f"collector {key!r} result")
-    except Exception as exc:  # noqa: BLE001 - one collector must never stop the others
+    except Exception as exc:
         logger.exception("flask-umetrics: stat collector %r failed for scope %r", key, scope_id)
         message = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_LENGTH]
         return CollectorResult(key, "error", None, message, (time.perf_counter() - started) * 1e3)

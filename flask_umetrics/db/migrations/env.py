@@ -10,7 +10,9 @@ from flask_umetrics.db.migrate import VERSION_TABLE
 from flask_umetrics.db.tables import metadata
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     if type_ == "table":
         return bool(name and name.startswith("umetrics_"))
     return True
