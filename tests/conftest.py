@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,18 @@ def app(make_app: AppFactory) -> Flask:
 def allow_all(extension: UMetrics) -> None:
     """An authorizer that says yes to everything (for tests about something else)."""
     extension.authorizer(lambda permission, scope_id: True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per backend, so a run shows at a glance that both databases were tested."""
+    counts: dict[str, Counter[str]] = {name: Counter() for name in BACKENDS}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            for name in BACKENDS:
+                if f"[{name}" in nodeid or f"-{name}]" in nodeid or f"-{name}-" in nodeid:
+                    counts[name][outcome] += 1
+    terminalreporter.write_sep("=", "database backends")
+    for name, counter in counts.items():
+        summary = ", ".join(f"{n} {o}" for o, n in sorted(counter.items())) or "no tests"
+        terminalreporter.write_line(f"{name}: {summary}")
