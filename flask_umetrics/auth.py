@@ -53,18 +53,6 @@ class ApiKeyInfo:
     last_used_at: datetime | None
     revoked_at: datetime | None
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "key_id": self.key_id,
-            "scope_id": self.scope_id,
-            "permission": self.permission,
-            "name": self.name,
-            "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by,
-            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-        }
-
 
 @dataclass(frozen=True)
 class Principal:
@@ -257,6 +245,16 @@ def authorize(permission: str, scope_id: str) -> Principal:
             headers={"WWW-Authenticate": 'Bearer realm="umetrics"'},
         )
     if not authorizer(permission, scope_id):
+        if state.extension.subject_loader_callback is not None and (
+            state.extension.current_subject_id() is None
+        ):
+            # The host's subject loader says nobody is logged in: ask for credentials.
+            raise APIError(
+                401,
+                "authentication_required",
+                "Authentication required: log in, or send an API key as 'Authorization: Bearer'.",
+                headers={"WWW-Authenticate": 'Bearer realm="umetrics"'},
+            )
         raise APIError(403, "forbidden", f"You do not have {permission!r} on scope {scope_id!r}.")
     subject_id = state.extension.current_subject_id()
     principal = Principal("user", subject_id or "anonymous", scope_id)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Table, delete, select
+from sqlalchemy import Connection, Table, delete, select, update
 
 from .db.tables import collector_runs, job_runs, snapshot_runs, stat_readings
 from .db.types import utcnow
@@ -16,8 +16,17 @@ from .state import current_state
 logger = logging.getLogger("flask_umetrics")
 
 
-def _delete_collector_runs(connection: Connection, snapshot_ids: list[int]) -> None:
+def _detach_snapshots(connection: Connection, snapshot_ids: list[int]) -> None:
+    """Delete the snapshots' collector runs and unlink their readings.
+
+    Done explicitly: a host's SQLite engine may not enforce foreign keys (no cascade there).
+    """
     connection.execute(delete(collector_runs).where(collector_runs.c.snapshot_id.in_(snapshot_ids)))
+    connection.execute(
+        update(stat_readings)
+        .where(stat_readings.c.snapshot_id.in_(snapshot_ids))
+        .values(snapshot_id=None)
+    )
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ PRUNE_TARGETS: list[PruneTarget] = [
         snapshot_runs,
         "captured_at",
         "UMETRICS_RETENTION_COLLECTOR_RUNS_DAYS",
-        _delete_collector_runs,
+        _detach_snapshots,
     ),
     PruneTarget("job_runs", job_runs, "started_at", "UMETRICS_RETENTION_JOB_RUNS_DAYS"),
 ]

@@ -193,3 +193,20 @@ def test_key_management_over_rest(app: Flask) -> None:
         "/umetrics/api/keys", json={"scope_id": "s", "permission": "root"}, headers=headers
     )
     assert bad.status_code == 400 and bad.json["error"]["details"][0]["field"] == "permission"
+
+
+def test_anonymous_users_get_401_when_the_subject_loader_knows_nobody(
+    make_app: AppFactory,
+) -> None:
+    extension = UMetrics()
+    logged_in: dict[str, str | None] = {"user": None}
+    extension.authorizer(lambda permission, scope_id: logged_in["user"] == "admin")
+    extension.subject_loader(lambda: (logged_in["user"], {}))
+    client = make_app(extension).test_client()
+    anonymous = client.get("/umetrics/api/stats")
+    assert anonymous.status_code == 401
+    assert anonymous.json["error"]["code"] == "authentication_required"
+    logged_in["user"] = "guest"
+    assert client.get("/umetrics/api/stats").status_code == 403
+    logged_in["user"] = "admin"
+    assert client.get("/umetrics/api/stats").status_code == 200

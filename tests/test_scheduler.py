@@ -230,7 +230,8 @@ def test_prune_removes_old_snapshots_with_their_collector_runs(make_app: AppFact
                 .scalars()
                 .all()
             )
-        assert links[1] == new.id and links[0] in (None, old.id)
+        assert links == [None, new.id]
+        assert old.id != new.id
 
 
 # -- two real processes ---------------------------------------------------------------------

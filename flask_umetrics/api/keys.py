@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from ..auth import issue_api_key, list_api_keys, revoke_api_key
+from ..auth import ApiKeyInfo, issue_api_key, list_api_keys, revoke_api_key
 from ..errors import APIError
+from .models import ScopedModel
 from .router import APICall
 from .routes import router
 
 TAG = "keys"
 
 
-class KeyInfo(BaseModel):
-    key_id: str
-    scope_id: str
-    permission: str
-    name: str
-    created_at: datetime
-    created_by: str | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
-class KeysQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    scope_id: str | None = None
+class KeysQuery(ScopedModel):
     include_revoked: bool = False
 
 
 class KeysResponse(BaseModel):
-    keys: list[KeyInfo]
+    keys: list[ApiKeyInfo]
 
 
 @router.route(
@@ -46,19 +33,17 @@ class KeysResponse(BaseModel):
 )
 def keys_list(call: APICall) -> KeysResponse:
     keys = list_api_keys(call.scope_id, include_revoked=call.query.include_revoked)
-    return KeysResponse(keys=[KeyInfo(**key.to_dict()) for key in keys])  # type: ignore[arg-type]
+    return KeysResponse(keys=[key for key in keys])
 
 
-class CreateKeyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    scope_id: str | None = None
+class CreateKeyBody(ScopedModel):
     permission: Literal["ingest", "metrics.view", "metrics.manage"]
     name: str = Field("", max_length=200)
 
 
 class CreatedKey(BaseModel):
     key: str = Field(description="The secret key. It is shown this once and never again.")
-    info: KeyInfo
+    info: ApiKeyInfo
 
 
 @router.route(
@@ -76,17 +61,12 @@ def keys_create(call: APICall) -> CreatedKey:
     raw, info = issue_api_key(
         call.scope_id, call.body.permission, name=call.body.name, created_by=actor
     )
-    return CreatedKey(key=raw, info=KeyInfo(**info.to_dict()))  # type: ignore[arg-type]
+    return CreatedKey(key=raw, info=info)
 
 
 class RevokedKey(BaseModel):
     key_id: str
     revoked: bool
-
-
-class RevokeQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    scope_id: str | None = None
 
 
 @router.route(
@@ -95,7 +75,7 @@ class RevokeQuery(BaseModel):
     summary="Revoke an API key",
     permission="metrics.manage",
     tag=TAG,
-    query=RevokeQuery,
+    query=ScopedModel,
     response=RevokedKey,
 )
 def keys_revoke(call: APICall, key_id: str) -> RevokedKey:

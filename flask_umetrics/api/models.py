@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
-class Reading(BaseModel):
-    metric_key: str
-    value: float
-    captured_at: datetime
-    scope_id: str
-    source: str
+class ScopedModel(BaseModel):
+    """Base of every query and body model: unknown fields are refused, ``scope_id`` is allowed.
+
+    The router reads and authorizes ``scope_id`` before validation; it is declared here so the
+    OpenAPI document shows it and ``extra="forbid"`` does not refuse it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    scope_id: str | None = None
 
 
 class ErrorBody(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from .. import __version__
 from .models import ErrorResponse
@@ -15,8 +15,9 @@ _PATH_ARG = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_]+)>")
 _REF = "#/components/schemas/{model}"
 
 
-def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template=_REF)
+def _schema(model: type[Any], components: dict[str, Any]) -> dict[str, Any]:
+    """Register ``model`` (a pydantic model or a dataclass) and return a reference to it."""
+    schema = TypeAdapter(model).json_schema(ref_template=_REF)
     components.update(schema.pop("$defs", {}))
     components[model.__name__] = schema
     return {"$ref": _REF.format(model=model.__name__)}

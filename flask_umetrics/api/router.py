@@ -7,6 +7,7 @@ then the rest of the input is validated, so an anonymous caller learns nothing b
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -36,7 +37,7 @@ class RouteSpec:
     permission: str | None
     query: type[pydantic.BaseModel] | None
     body: type[pydantic.BaseModel] | None
-    response: type[pydantic.BaseModel] | None
+    response: type[Any] | None
     status: int
     tag: str
 
@@ -128,6 +129,8 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 def _to_json(result: Any) -> Any:
     if isinstance(result, pydantic.BaseModel):
         return result.model_dump(mode="json")
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return pydantic.TypeAdapter(type(result)).dump_python(result, mode="json")
     return result
 
 
@@ -152,7 +155,7 @@ class ApiRouter:
         tag: str,
         query: type[pydantic.BaseModel] | None = None,
         body: type[pydantic.BaseModel] | None = None,
-        response: type[pydantic.BaseModel] | None = None,
+        response: type[Any] | None = None,
         status: int = 200,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register ``view(call: APICall, **path_args)``; ``permission=None`` means public."""

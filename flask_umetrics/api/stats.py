@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from ..db.tables import collector_runs, snapshot_runs, stat_readings
 from ..errors import APIError
 from ..state import current_state
-from ..stats import get_latest_stats, get_stat_series, record_stat, run_stat_snapshot
-from .models import Reading
+from ..stats import (
+    CollectorResult,
+    StatReading,
+    get_latest_stats,
+    get_stat_series,
+    record_stat,
+    run_stat_snapshot,
+)
+from .models import ScopedModel
 from .params import DateTimeParam
 from .router import APICall
 from .routes import router
 
 TAG = "stats"
-
-
-class ScopeQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    scope_id: str | None = None
 
 
 class LastRun(BaseModel):
@@ -34,7 +36,7 @@ class CollectorOverview(BaseModel):
     key: str
     label: str
     format: str
-    latest: Reading | None
+    latest: StatReading | None
     last_run: LastRun | None
 
 
@@ -49,7 +51,7 @@ class StatsOverview(BaseModel):
     summary="Collectors with their latest values",
     permission="metrics.view",
     tag=TAG,
-    query=ScopeQuery,
+    query=ScopedModel,
     response=StatsOverview,
 )
 def stats_overview(call: APICall) -> StatsOverview:
@@ -92,7 +94,7 @@ def stats_overview(call: APICall) -> StatsOverview:
                 key=collector.key,
                 label=collector.label,
                 format=collector.format,
-                latest=Reading(**reading.to_dict()) if reading else None,
+                latest=reading,
                 last_run=LastRun(status=run.status, error=run.error, captured_at=run.captured_at)
                 if run
                 else None,
@@ -103,7 +105,7 @@ def stats_overview(call: APICall) -> StatsOverview:
 
 class LatestResponse(BaseModel):
     metric_key: str
-    latest: Reading | None
+    latest: StatReading | None
 
 
 @router.route(
@@ -111,20 +113,16 @@ class LatestResponse(BaseModel):
     summary="Latest reading of a metric",
     permission="metrics.view",
     tag=TAG,
-    query=ScopeQuery,
+    query=ScopedModel,
     response=LatestResponse,
 )
 def stat_latest(call: APICall, metric_key: str) -> LatestResponse:
     readings = get_latest_stats([metric_key], scope_id=call.scope_id)
     reading = readings.get(metric_key)
-    return LatestResponse(
-        metric_key=metric_key, latest=Reading(**reading.to_dict()) if reading else None
-    )
+    return LatestResponse(metric_key=metric_key, latest=reading)
 
 
-class SeriesQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    scope_id: str | None = None
+class SeriesQuery(ScopedModel):
     limit: int = Field(30, ge=1, description="How many of the most recent readings.")
     since: DateTimeParam | None = Field(None, description="Inclusive lower bound.")
     until: DateTimeParam | None = Field(None, description="Exclusive upper bound.")
@@ -173,9 +171,7 @@ def stat_series(call: APICall, metric_key: str) -> SeriesResponse:
     )
 
 
-class RecordBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    scope_id: str | None = None
+class RecordBody(ScopedModel):
     value: float = Field(allow_inf_nan=False)
     captured_at: DateTimeParam | None = None
 
@@ -187,26 +183,17 @@ class RecordBody(BaseModel):
     permission="metrics.manage",
     tag=TAG,
     body=RecordBody,
-    response=Reading,
+    response=StatReading,
     status=201,
 )
-def stat_record(call: APICall, metric_key: str) -> Reading:
-    reading = record_stat(
+def stat_record(call: APICall, metric_key: str) -> StatReading:
+    return record_stat(
         metric_key,
         call.body.value,
         scope_id=call.scope_id,
         captured_at=call.body.captured_at,
         source="api",
     )
-    return Reading(**reading.to_dict())
-
-
-class CollectorRunResult(BaseModel):
-    key: str
-    status: str
-    value: float | None
-    error: str | None
-    duration_ms: float
 
 
 class SnapshotResponse(BaseModel):
@@ -216,12 +203,7 @@ class SnapshotResponse(BaseModel):
     trigger: str
     collectors_ok: int
     collectors_failed: int
-    results: list[CollectorRunResult]
-
-
-class SnapshotBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    scope_id: str | None = None
+    results: list[CollectorResult]
 
 
 @router.route(
@@ -230,7 +212,7 @@ class SnapshotBody(BaseModel):
     summary="Run every collector now",
     permission="metrics.manage",
     tag=TAG,
-    body=SnapshotBody,
+    body=ScopedModel,
     response=SnapshotResponse,
     status=201,
 )
@@ -239,9 +221,7 @@ def stat_snapshot_run(call: APICall) -> SnapshotResponse:
     return SnapshotResponse(**result.to_dict())
 
 
-class SnapshotsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    scope_id: str | None = None
+class SnapshotsQuery(ScopedModel):
     limit: int = Field(20, ge=1, le=200)
 
 
@@ -293,7 +273,7 @@ def stat_snapshot_list(call: APICall) -> SnapshotsResponse:
                 )
             if row.collector_key is not None:
                 snapshot.results.append(
-                    CollectorRunResult(
+                    CollectorResult(
                         key=row.collector_key,
                         status=row.status,
                         value=row.value,

@@ -9,23 +9,20 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 
-def create_umetrics_engine(url: str, **kwargs: Any) -> Engine:
-    """Create the extension's own engine for ``UMETRICS_DATABASE_URL``.
+def _is_in_memory(database: str | None) -> bool:
+    return database in (None, "", ":memory:")
 
-    SQLite gets a busy timeout (several processes share the file: web workers, the scheduler),
-    WAL journaling for file databases, and enforced foreign keys.
+
+def configure_sqlite(engine: Engine) -> None:
+    """Give a SQLite engine what several processes sharing one file need.
+
+    A busy timeout (web workers, the CLI and the scheduler write to the same file), WAL
+    journaling for file databases, and enforced foreign keys. Call it before the engine's
+    first connection; a host passing its own ``db`` may call it on ``db.engine`` too.
     """
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(url, **kwargs)
-    in_memory = parsed.database in (None, "", ":memory:")
-    connect_args = dict(kwargs.pop("connect_args", {}))
-    connect_args.setdefault("timeout", 30)
-    if in_memory:
-        connect_args.setdefault("check_same_thread", False)
-        kwargs.setdefault("poolclass", StaticPool)
-    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    if engine.dialect.name != "sqlite":
+        return
+    in_memory = _is_in_memory(engine.url.database)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -36,4 +33,18 @@ def create_umetrics_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
+
+def create_umetrics_engine(url: str, **kwargs: Any) -> Engine:
+    """Create the extension's own engine for ``UMETRICS_DATABASE_URL``."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **kwargs)
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault("timeout", 30)
+    if _is_in_memory(parsed.database):
+        connect_args.setdefault("check_same_thread", False)
+        kwargs.setdefault("poolclass", StaticPool)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    configure_sqlite(engine)
     return engine

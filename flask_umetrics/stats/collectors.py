@@ -24,9 +24,6 @@ class StatCollector:
     label: str
     format: str
 
-    def to_dict(self) -> dict[str, str]:
-        return {"key": self.key, "label": self.label, "format": self.format}
-
 
 class CollectorRegistry:
     """Collectors by key. An app's registry falls back to the extension-wide one (``parent``)."""

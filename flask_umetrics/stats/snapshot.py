@@ -12,6 +12,7 @@ from sqlalchemy import insert
 
 from ..db.tables import collector_runs, snapshot_runs, stat_readings
 from ..db.types import utcnow
+from ..errors import ValidationError
 from ..state import current_state, resolve_scope
 from ..validation import as_utc, validate_number
 
@@ -88,6 +89,8 @@ def run_stat_snapshot(
     """Run every registered collector for ``scope_id`` and store readings plus a run record."""
     state = current_state()
     scope = resolve_scope(scope_id)
+    if not isinstance(trigger, str) or not 0 < len(trigger) <= 32:
+        raise ValidationError("trigger", "must be a label of 1-32 characters")
     started_at = utcnow()
     when = started_at if captured_at is None else as_utc(captured_at, "captured_at")
     results = [_run_one(c.key, c.collect, scope) for c in state.collectors]

@@ -1,0 +1,53 @@
+"""Acme Notes: a small SaaS demo of flask-umetrics on SQLite.
+
+``flask --app example_app ...`` finds :func:`create_app`; there is deliberately no module-level
+``app``, so tests build their own with ``create_app({...})``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from . import auth, seed, views
+from .analytics import SCOPE, umetrics
+from .database import configure_sqlite, db
+
+DEV_SECRET_KEY = "acme-notes-dev-secret-not-for-production"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config, the app's tables, umetrics on the same database, pages, CLI.
+
+    ``test_config`` overrides every setting. Its optional ``INSTANCE_PATH`` (absolute) moves the
+    instance folder, so a test's ``seed-demo`` does not overwrite ``instance/`` files.
+    """
+    instance_path = (test_config or {}).get("INSTANCE_PATH")
+    app = Flask(__name__, instance_path=instance_path)
+    app.config.from_mapping(
+        SECRET_KEY=os.environ.get("EXAMPLE_SECRET_KEY") or DEV_SECRET_KEY,
+        SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "example.db"),
+        UMETRICS_DEFAULT_SCOPE=SCOPE,
+    )
+    if test_config is not None:
+        app.config.update(test_config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///" + app.instance_path):
+        os.makedirs(app.instance_path, exist_ok=True)
+
+    # The app's db first: umetrics.init_app(app, db=db) takes its engine, so the umetrics tables
+    # live in the same SQLite file (created by `flask --app example_app umetrics db upgrade`).
+    db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            configure_sqlite(engine)
+    umetrics.init_app(app, db=db)
+
+    with app.app_context():
+        db.create_all()
+
+    auth.init_app(app)
+    app.register_blueprint(views.bp)
+    seed.init_app(app)
+    return app
