@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from sqlalchemy import Engine
@@ -29,9 +28,7 @@ class UMetricsState:
     collectors: CollectorRegistry
     owns_engine: bool
     scheduler: SchedulerRunner | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
     warned: set[str] = field(default_factory=set)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def current_state() -> UMetricsState:
