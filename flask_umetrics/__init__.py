@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 from .auth import create_api_key, list_api_keys, revoke_api_key
 from .errors import APIError, ConfigurationError, UMetricsError, ValidationError
+from .events import flush, identify, set_person_properties, track
 from .extension import UMetrics
 from .state import current_state
 from .stats import (
@@ -40,11 +41,15 @@ __all__ = [
     "ValidationError",
     "__version__",
     "create_api_key",
+    "flush",
     "get_latest_stat",
     "get_stat_series",
+    "identify",
     "list_api_keys",
     "record_stat",
     "register_stat_collector",
     "revoke_api_key",
     "run_stat_snapshot",
+    "set_person_properties",
+    "track",
 ]

@@ -199,11 +199,14 @@ def _bearer_token() -> str | None:
     return token.strip() or None
 
 
-def authorize(permission: str, scope_id: str) -> Principal:
-    """Allow the current request ``permission`` on ``scope_id`` or raise a 401/403 ``APIError``."""
+def authorize(permission: str, scope_id: str, *, body_key: str | None = None) -> Principal:
+    """Allow the current request ``permission`` on ``scope_id`` or raise a 401/403 ``APIError``.
+
+    Ingestion may also carry its write key in ``X-UMetrics-Key`` or the body's ``api_key``.
+    """
     token = _bearer_token()
     if token is None and permission == "ingest":
-        token = request.headers.get("X-UMetrics-Key") or None
+        token = request.headers.get("X-UMetrics-Key") or body_key or None
     if token is not None:
         info = verify_api_key(token)
         if info is None:

@@ -13,6 +13,7 @@ from .config import Settings, resolve_config
 from .db import migrate
 from .db.engine import create_umetrics_engine
 from .errors import ConfigurationError
+from .events.buffer import EventBuffer, install_request_flush
 from .state import EXTENSION_KEY, UMetricsState
 from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
 
@@ -91,13 +92,20 @@ class UMetrics:
             app.config.setdefault(name, value)
         settings = Settings(values)
         engine, owns_engine = _choose_engine(app, db, settings)
+        buffer = EventBuffer(
+            engine,
+            size=settings["UMETRICS_TRACK_BUFFER_SIZE"],
+            interval=settings["UMETRICS_TRACK_FLUSH_SECONDS"],
+        )
         state = UMetricsState(
             extension=self,
             settings=settings,
             engine=engine,
             collectors=CollectorRegistry(parent=self.collectors),
             owns_engine=owns_engine,
+            event_buffer=buffer,
         )
+        install_request_flush(app, buffer)
         app.extensions[EXTENSION_KEY] = state
         if settings["UMETRICS_AUTO_MIGRATE"]:
             migrate.upgrade(engine)

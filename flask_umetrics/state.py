@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from .config import Settings
 
 if TYPE_CHECKING:
+    from .events.buffer import EventBuffer
     from .extension import UMetrics
     from .scheduler.runner import SchedulerRunner
     from .stats.collectors import CollectorRegistry
@@ -27,6 +28,7 @@ class UMetricsState:
     engine: Engine
     collectors: CollectorRegistry
     owns_engine: bool
+    event_buffer: EventBuffer
     scheduler: SchedulerRunner | None = None
     warned: set[str] = field(default_factory=set)
 

@@ -86,6 +86,16 @@ def _raw_scope() -> str:
         ) from exc
 
 
+def _body_key(permission: str) -> str | None:
+    """An ingestion write key sent as the body's ``api_key`` (browsers cannot set headers on
+    ``sendBeacon``)."""
+    if permission != "ingest" or request.method != "POST":
+        return None
+    body = _json_body(optional=True)
+    key = body.get("api_key") if isinstance(body, dict) else None
+    return key if isinstance(key, str) else None
+
+
 def _json_body(optional: bool = False) -> Any:
     request.max_content_length = current_state().settings["UMETRICS_MAX_BODY_BYTES"]
     data = request.get_data(cache=True)
@@ -164,7 +174,11 @@ class ApiRouter:
             @functools.wraps(view)
             def endpoint(**path_args: Any) -> Response:
                 scope_id = _raw_scope()
-                principal = authorize(permission, scope_id) if permission else None
+                principal = (
+                    authorize(permission, scope_id, body_key=_body_key(permission))
+                    if permission
+                    else None
+                )
                 call = APICall(
                     scope_id=scope_id,
                     principal=principal,

@@ -7,6 +7,8 @@ the migrations produce exactly these tables.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
     Double,
     ForeignKey,
@@ -140,4 +142,47 @@ job_runs = Table(
     Column("error", Text),
     UniqueConstraint("job_key", "period"),
     Index(None, "started_at"),
+)
+
+#: Tracked events. ``ts`` is microseconds since the Unix epoch (UTC): integer arithmetic for
+#: windows, gaps and calendar buckets is identical on SQLite and PostgreSQL.
+events = Table(
+    "umetrics_events",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("uuid", String(64)),
+    Column("event", String(200), nullable=False),
+    Column("distinct_id", String(200), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("session_id", String(200)),
+    Column("active", Boolean, nullable=False),
+    Column("properties", JSONType),
+    UniqueConstraint("scope_id", "uuid"),
+    Index(None, "scope_id", "ts"),
+    Index(None, "scope_id", "event", "ts"),
+    Index(None, "scope_id", "distinct_id", "ts"),
+)
+
+#: People: every distinct id belongs to exactly one person (via ``person_distinct_ids``).
+persons = Table(
+    "umetrics_persons",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("properties", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("is_identified", Boolean, nullable=False),
+    Index(None, "scope_id", "created_at"),
+)
+
+#: Which person a distinct id belongs to. Merging persons re-points rows here, so every report
+#: (which joins events through this table) counts past events under the merged person.
+person_distinct_ids = Table(
+    "umetrics_person_distinct_ids",
+    metadata,
+    Column("scope_id", String(64), primary_key=True),
+    Column("distinct_id", String(200), primary_key=True),
+    Column("person_id", BigIntId, nullable=False),
+    Index(None, "person_id"),
 )
