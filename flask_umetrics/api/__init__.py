@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import ingest, keys, meta, stats  # noqa: F401 - importing registers the routes
+from . import ingest, keys, meta, reports, stats  # noqa: F401 - importing registers routes
 from .routes import router
 
 

@@ -37,7 +37,7 @@ class RouteSpec:
     permission: str | None
     query: type[pydantic.BaseModel] | None
     body: type[pydantic.BaseModel] | None
-    response: type[Any] | None
+    response: Any
     status: int
     tag: str
 
@@ -165,7 +165,7 @@ class ApiRouter:
         tag: str,
         query: type[pydantic.BaseModel] | None = None,
         body: type[pydantic.BaseModel] | None = None,
-        response: type[Any] | None = None,
+        response: Any = None,
         status: int = 200,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register ``view(call: APICall, **path_args)``; ``permission=None`` means public."""

@@ -1,0 +1,110 @@
+"""Routes of the basic reports: volume, trends, top events / values, active users."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ...errors import ValidationError
+from ...queries.active import ActiveCount, ActiveSeries, active_user_series, active_users
+from ...queries.top import TopResult, top_events, top_property_values
+from ...queries.trends import TrendsResult, VolumeResult, trends, volume
+from ..router import APICall
+from ..routes import router
+from .params import ReportQuery
+
+TAG = "reports"
+Interval = Literal["hour", "day", "week", "month"]
+
+
+class VolumeQuery(ReportQuery):
+    event: str | None = Field(None, max_length=200, description="Only this event (default all).")
+    interval: Interval = "day"
+
+
+@router.route(
+    "/query/volume",
+    summary="Events per calendar bucket",
+    permission="metrics.view",
+    tag=TAG,
+    query=VolumeQuery,
+    response=VolumeResult,
+)
+def query_volume(call: APICall) -> VolumeResult:
+    q = call.query
+    return volume(q.context(call.scope_id), event=q.event, interval=q.interval)
+
+
+class TrendsQuery(VolumeQuery):
+    math: Literal["total", "unique_persons", "sum", "avg", "min", "max"] = "total"
+    property: str | None = Field(
+        None, max_length=200, description="Numeric property of sum/avg/min/max."
+    )
+    breakdown: str | None = Field(None, max_length=200, description="Event property to split by.")
+    breakdown_limit: int = Field(10, ge=1, le=100)
+
+
+@router.route(
+    "/query/trends",
+    summary="Trends with math, breakdown and filters",
+    permission="metrics.view",
+    tag=TAG,
+    query=TrendsQuery,
+    response=TrendsResult,
+)
+def query_trends(call: APICall) -> TrendsResult:
+    q = call.query
+    return trends(
+        q.context(call.scope_id),
+        event=q.event,
+        interval=q.interval,
+        math=q.math,
+        property=q.property,
+        breakdown=q.breakdown,
+        breakdown_limit=q.breakdown_limit,
+    )
+
+
+class TopQuery(ReportQuery):
+    event: str | None = Field(None, max_length=200, description="With property: top values.")
+    property: str | None = Field(None, max_length=200)
+    limit: int = Field(10, ge=1, le=1000)
+
+
+@router.route(
+    "/query/top",
+    summary="Top events, or top values of an event's property",
+    permission="metrics.view",
+    tag=TAG,
+    query=TopQuery,
+    response=TopResult,
+)
+def query_top(call: APICall) -> TopResult:
+    q = call.query
+    ctx = q.context(call.scope_id)
+    if q.property is not None:
+        if q.event is None:
+            raise ValidationError("event", "is required with property")
+        return top_property_values(ctx, event=q.event, property=q.property, limit=q.limit)
+    return top_events(ctx, limit=q.limit)
+
+
+class ActiveQuery(ReportQuery):
+    series: Literal["dau", "wau", "mau"] | None = None
+
+
+@router.route(
+    "/query/active",
+    summary="Active persons in range, or a DAU/WAU/MAU series",
+    permission="metrics.view",
+    tag=TAG,
+    query=ActiveQuery,
+    response=ActiveCount | ActiveSeries,
+)
+def query_active(call: APICall) -> ActiveCount | ActiveSeries:
+    q = call.query
+    ctx = q.context(call.scope_id)
+    if q.series is None:
+        return active_users(ctx)
+    return active_user_series(ctx, window=q.series)

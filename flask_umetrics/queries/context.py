@@ -1,0 +1,97 @@
+"""What every report shares: the scope, the half-open range, the time zone, filters, sampling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.sql import ColumnElement, Select, Subquery
+
+from ..db.tables import events
+from ..errors import ValidationError
+from ..events.validation import to_micros
+from ..state import current_state, resolve_scope
+from ..validation import as_utc
+from .buckets import floor_to, next_start
+from .filters import PropertyFilter
+from .sql import in_sample
+
+DEFAULT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """A report's common inputs, validated. Build with :func:`report_context`."""
+
+    scope_id: str
+    zone: ZoneInfo
+    date_from: datetime
+    date_to: datetime
+    filters: tuple[PropertyFilter, ...] = ()
+    sample: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def from_us(self) -> int:
+        return to_micros(self.date_from)
+
+    @property
+    def to_us(self) -> int:
+        return to_micros(self.date_to)
+
+    def in_range(self) -> list[ColumnElement[bool]]:
+        """``date_from <= ts < date_to`` on ``umetrics_events``."""
+        return [events.c.ts >= self.from_us, events.c.ts < self.to_us]
+
+    def event_filters(self) -> list[ColumnElement[bool]]:
+        return [f.condition(events.c.properties) for f in self.filters]
+
+    def sampled(self, person_id: ColumnElement[Any]) -> list[ColumnElement[bool]]:
+        return [] if self.sample is None else [in_sample(person_id, self.sample)]
+
+    def rows(self, query: Select[Any], name: str = "rows") -> Subquery:
+        """``query`` (with a ``person_id`` column) limited to the sample, as a subquery."""
+        return query.where(*self.sampled(query.selected_columns.person_id)).subquery(name)
+
+    def scale(self, count: float) -> float:
+        """Scale a sampled count back up (``1 / sample``)."""
+        return count if self.sample is None else count / self.sample
+
+
+def report_context(
+    *,
+    scope_id: str | None = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    filters: list[PropertyFilter] | list[dict[str, Any]] | None = None,
+    sample: float | None = None,
+) -> ReportContext:
+    """Validate the common inputs; the default range is the last 30 days up to tomorrow's
+    midnight in ``UMETRICS_TIMEZONE`` (so today is included)."""
+    settings = current_state().settings
+    zone = ZoneInfo(settings.timezone)
+    if date_to is None:
+        now = datetime.now(zone)
+        date_to = next_start(floor_to(now, "day", zone), "day", zone)
+    date_to = as_utc(date_to, "date_to")
+    if date_from is None:
+        date_from = floor_to(date_to - timedelta(days=DEFAULT_DAYS), "day", zone)
+    date_from = as_utc(date_from, "date_from")
+    if date_from >= date_to:
+        raise ValidationError("date_from", "must be before date_to")
+    if sample is not None and not 0 < sample <= 1:
+        raise ValidationError("sample", "must be in (0, 1]")
+    parsed = tuple(
+        f if isinstance(f, PropertyFilter) else PropertyFilter.model_validate(f)
+        for f in (filters or [])
+    )
+    return ReportContext(
+        scope_id=resolve_scope(scope_id),
+        zone=zone,
+        date_from=date_from,
+        date_to=date_to,
+        filters=parsed,
+        sample=None if sample in (None, 1, 1.0) else sample,
+    )

@@ -1,0 +1,58 @@
+"""Top events, and top values of one event's property: by count descending, ties by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from ..db.tables import events
+from ..state import current_state
+from .context import ReportContext
+from .sql import person_events, prop_text
+
+
+@dataclass(frozen=True)
+class TopItem:
+    key: str
+    count: float
+
+
+@dataclass(frozen=True)
+class TopResult:
+    items: list[TopItem]
+    sampled: float | None = None
+
+
+def top_events(ctx: ReportContext, *, limit: int = 10) -> TopResult:
+    rows = ctx.rows(person_events(ctx.scope_id).where(*ctx.in_range(), *ctx.event_filters()))
+    query = (
+        select(rows.c.event, func.count().label("n"))
+        .group_by(rows.c.event)
+        .order_by(func.count().desc(), rows.c.event)
+        .limit(limit)
+    )
+    with current_state().engine.connect() as connection:
+        items = [TopItem(row.event, ctx.scale(row.n)) for row in connection.execute(query)]
+    return TopResult(items, ctx.sample)
+
+
+def top_property_values(
+    ctx: ReportContext, *, event: str, property: str, limit: int = 10
+) -> TopResult:
+    """Values of ``property`` on ``event``; events without the property are left out."""
+    value = prop_text(events.c.properties, property)
+    rows = ctx.rows(
+        person_events(ctx.scope_id)
+        .add_columns(value.label("value"))
+        .where(*ctx.in_range(), *ctx.event_filters(), events.c.event == event, value.is_not(None))
+    )
+    query = (
+        select(rows.c.value, func.count().label("n"))
+        .group_by(rows.c.value)
+        .order_by(func.count().desc(), rows.c.value)
+        .limit(limit)
+    )
+    with current_state().engine.connect() as connection:
+        items = [TopItem(row.value, ctx.scale(row.n)) for row in connection.execute(query)]
+    return TopResult(items, ctx.sample)

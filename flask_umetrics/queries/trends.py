@@ -1,0 +1,150 @@
+"""Volume and trends: a number per calendar bucket, every bucket present (zero-filled).
+
+``math``: ``total`` events, ``unique_persons``, or ``sum|avg|min|max`` of a numeric property;
+optional ``breakdown`` by an event property into its top ``breakdown_limit`` values plus
+``$other``. Events without the breakdown property form the ``null`` group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.sql import ColumnElement
+
+from ..db.tables import events
+from ..errors import ValidationError
+from ..state import current_state
+from .buckets import INTERVALS, Buckets
+from .context import ReportContext
+from .sql import person_events, prop_number, prop_text
+
+Math = Literal["total", "unique_persons", "sum", "avg", "min", "max"]
+MATHS: tuple[str, ...] = ("total", "unique_persons", "sum", "avg", "min", "max")
+OTHER = "$other"
+
+
+@dataclass(frozen=True)
+class Point:
+    time: str
+    value: float
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    breakdown_value: str | None
+    series: list[Point]
+    total: float | None = None  # sum over buckets, for additive maths (total, sum)
+
+
+@dataclass(frozen=True)
+class TrendsResult:
+    interval: str
+    math: str
+    results: list[TrendSeries]
+    property: str | None = None
+    breakdown: str | None = None
+    sampled: float | None = None
+
+
+def _aggregate(math: str, prop: str | None, rows: Any) -> ColumnElement[Any]:
+    if math == "total":
+        return func.count()
+    if math == "unique_persons":
+        return func.count(rows.c.person_id.distinct())
+    if prop is None:
+        raise ValidationError("property", f"math '{math}' needs a numeric property")
+    number = rows.c.number
+    if math == "sum":
+        return func.sum(number)
+    if math == "avg":
+        return func.avg(number)
+    return func.min(number) if math == "min" else func.max(number)
+
+
+def trends(
+    ctx: ReportContext,
+    *,
+    event: str | None = None,
+    interval: str = "day",
+    math: str = "total",
+    property: str | None = None,  # the numeric property of sum/avg/min/max
+    breakdown: str | None = None,
+    breakdown_limit: int = 10,
+) -> TrendsResult:
+    """One series per breakdown value (one series without a breakdown)."""
+    if interval not in INTERVALS:
+        raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
+    if math not in MATHS:
+        raise ValidationError("math", f"must be one of {', '.join(MATHS)}")
+    buckets = Buckets.covering(ctx.date_from, ctx.date_to, interval, ctx.zone)
+    base = person_events(ctx.scope_id).where(
+        events.c.ts >= ctx.from_us, events.c.ts < ctx.to_us, *ctx.event_filters()
+    )
+    if event is not None:
+        base = base.where(events.c.event == event)
+    group: ColumnElement[Any] = literal(None)
+    if breakdown is not None:
+        group = prop_text(events.c.properties, breakdown)
+    number = prop_number(events.c.properties, property) if property else literal(None)
+    rows = ctx.rows(
+        base.add_columns(
+            buckets.index(events.c.ts).label("bucket"), group.label("grp"), number.label("number")
+        )
+    )
+    with current_state().engine.connect() as connection:
+        top: list[str | None] = [None]
+        if breakdown is not None:
+            top = list(
+                connection.execute(
+                    select(rows.c.grp)
+                    .group_by(rows.c.grp)
+                    .order_by(func.count().desc(), rows.c.grp.asc().nulls_last())
+                    .limit(breakdown_limit)
+                ).scalars()
+            )
+        named = [value for value in top if value is not None]
+        grp: ColumnElement[Any] = rows.c.grp
+        if breakdown is not None:
+            # Values outside the top N (and a missing value, unless it is in the top N) -> other.
+            keep_missing = [(rows.c.grp.is_(None), literal(None))] if None in top else []
+            grp = case((rows.c.grp.in_(named), rows.c.grp), *keep_missing, else_=literal(OTHER))
+        query = select(
+            grp.label("grp"), rows.c.bucket, _aggregate(math, property, rows).label("value")
+        ).group_by(grp, rows.c.bucket)
+        cells = {(row.grp, row.bucket): row.value for row in connection.execute(query)}
+    groups = list(top) + ([OTHER] if any(g == OTHER for g, _ in cells) else [])
+    scaled = math in {"total", "unique_persons", "sum"}
+    additive = math in {"total", "sum"}
+    labels = buckets.labels()
+    results = []
+    for value in groups:
+        series = []
+        for index, label in enumerate(labels):
+            raw = cells.get((value, index))
+            cell = 0.0 if raw is None else float(raw)
+            series.append(Point(label, ctx.scale(cell) if scaled else cell))
+        total = sum(point.value for point in series) if additive else None
+        results.append(TrendSeries(value, series, total))
+    return TrendsResult(interval, math, results, property, breakdown, ctx.sample)
+
+
+@dataclass(frozen=True)
+class VolumePoint:
+    time: str
+    count: int
+
+
+@dataclass(frozen=True)
+class VolumeResult:
+    interval: str
+    series: list[VolumePoint]
+    sampled: float | None = None
+
+
+def volume(ctx: ReportContext, *, event: str | None = None, interval: str = "day") -> VolumeResult:
+    """Events per bucket (DESIGN.md: every bucket present, zero-filled)."""
+    result = trends(ctx, event=event, interval=interval, math="total")
+    series = [VolumePoint(p.time, round(p.value)) for p in result.results[0].series]
+    return VolumeResult(interval, series, ctx.sample)
