@@ -16,11 +16,15 @@ _REF = "#/components/schemas/{model}"
 
 
 def _schema(model: type[Any], components: dict[str, Any]) -> dict[str, Any]:
-    """Register ``model`` (a pydantic model or a dataclass) and return a reference to it."""
+    """Register ``model`` (a pydantic model, a dataclass, or a union of them) and return a
+    reference to it (unions are returned inline)."""
     schema = TypeAdapter(model).json_schema(ref_template=_REF)
     components.update(schema.pop("$defs", {}))
-    components[model.__name__] = schema
-    return {"$ref": _REF.format(model=model.__name__)}
+    name = getattr(model, "__name__", None)
+    if name is None:
+        return schema
+    components[name] = schema
+    return {"$ref": _REF.format(model=name)}
 
 
 def _query_parameters(model: type[BaseModel], components: dict[str, Any]) -> list[dict[str, Any]]:
