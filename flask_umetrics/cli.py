@@ -246,3 +246,6 @@ def config_command() -> None:
 
             value = make_url(value).render_as_string(hide_password=True)
         click.echo(f"{key.name} = {value!r}")
+
+
+from . import cli_events  # noqa: E402, F401 - registers the event commands on umetrics_cli

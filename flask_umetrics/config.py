@@ -170,6 +170,22 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Largest request body the REST API reads; larger ones get 413.",
     ),
     ConfigKey(
+        "UMETRICS_ENABLE_TOGO_API",
+        "env",
+        "enable_togo_api",
+        False,
+        _parse_bool,
+        "Serve togo analytics' REST shapes under `{prefix}/api/analytics/...`.",
+    ),
+    ConfigKey(
+        "UMETRICS_ENABLE_OPENMETRICS_API",
+        "env",
+        "enable_openmetrics_api",
+        False,
+        _parse_bool,
+        "Serve open-metrics' `/v1/...` API under `{prefix}/v1/...`.",
+    ),
+    ConfigKey(
         "UMETRICS_DEFAULT_SCOPE",
         "env",
         "default_scope",

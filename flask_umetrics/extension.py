@@ -118,6 +118,18 @@ class UMetrics:
             app.register_blueprint(
                 create_api_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"] + "/api"
             )
+        if settings["UMETRICS_ENABLE_TOGO_API"]:
+            from .api.compat import togo
+
+            app.register_blueprint(
+                togo.create_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"] + "/api"
+            )
+        if settings["UMETRICS_ENABLE_OPENMETRICS_API"]:
+            from .api.compat import openmetrics
+
+            app.register_blueprint(
+                openmetrics.create_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"]
+            )
         if "umetrics" not in app.cli.commands:
             app.cli.add_command(umetrics_cli)
         if settings["UMETRICS_SCHEDULER"] == "inprocess":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import ingest, keys, meta, reports, stats  # noqa: F401 - importing registers routes
+from . import export, ingest, keys, meta, people, privacy, reports, stats  # noqa: F401
 from .routes import router
 
 

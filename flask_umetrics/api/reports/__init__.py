@@ -1,3 +1,3 @@
 """Report routes under ``/api/query/...``; importing each module registers its routes."""
 
-from . import basic  # noqa: F401
+from . import adhoc, attribution, basic, funnels, sessions  # noqa: F401

@@ -1,0 +1,1 @@
+"""Compatibility blueprints for existing analytics clients."""

@@ -1,0 +1,1 @@
+"""Event export and import routes (being built)."""

@@ -1,0 +1,1 @@
+"""Person routes: timeline (being built)."""

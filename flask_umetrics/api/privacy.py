@@ -1,0 +1,1 @@
+"""Privacy routes: delete, anonymise, export one person (being built)."""

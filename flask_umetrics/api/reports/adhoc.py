@@ -1,0 +1,1 @@
+"""Report routes: adhoc (being built)."""

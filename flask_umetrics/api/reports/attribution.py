@@ -1,0 +1,1 @@
+"""Report routes: attribution (being built)."""

@@ -1,0 +1,1 @@
+"""Report routes: funnels (being built)."""

@@ -1,0 +1,1 @@
+"""Report routes: sessions (being built)."""

@@ -1,0 +1,1 @@
+"""``flask umetrics`` commands for events: export, import, forget-person (being built)."""

@@ -1,0 +1,1 @@
+"""adhoc (being built)."""
