@@ -366,6 +366,14 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Days stat readings are kept (0 = forever).",
     ),
     ConfigKey(
+        "UMETRICS_RETENTION_EVENTS_DAYS",
+        "retention",
+        "events_days",
+        730,
+        _int_at_least(0),
+        "Days events are kept (0 = forever).",
+    ),
+    ConfigKey(
         "UMETRICS_RETENTION_COLLECTOR_RUNS_DAYS",
         "retention",
         "collector_runs_days",

@@ -6,11 +6,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Table, delete, select, update
 
-from .db.tables import collector_runs, job_runs, snapshot_runs, stat_readings
+from .db.tables import collector_runs, events, job_runs, snapshot_runs, stat_readings
 from .db.types import utcnow
+from .events.validation import to_micros
 from .state import current_state
 
 logger = logging.getLogger("flask_umetrics")
@@ -29,19 +31,32 @@ def _detach_snapshots(connection: Connection, snapshot_ids: list[int]) -> None:
     )
 
 
+def _as_datetime(cutoff: datetime) -> Any:
+    return cutoff
+
+
+def _as_micros(cutoff: datetime) -> Any:
+    return to_micros(cutoff)
+
+
 @dataclass(frozen=True)
 class PruneTarget:
-    """A table whose rows expire ``config_key`` days after their ``time_column``."""
+    """A table whose rows expire ``config_key`` days after their ``time_column``.
+
+    ``to_value`` turns the cutoff into the column's type (events keep µs since the epoch).
+    """
 
     name: str
     table: Table
     time_column: str
     config_key: str
     delete_dependents: Callable[[Connection, list[int]], None] | None = None
+    to_value: Callable[[datetime], Any] = _as_datetime
 
 
 #: Every table with a retention age. Later features append their tables here.
 PRUNE_TARGETS: list[PruneTarget] = [
+    PruneTarget("events", events, "ts", "UMETRICS_RETENTION_EVENTS_DAYS", to_value=_as_micros),
     PruneTarget(
         "stat_readings", stat_readings, "captured_at", "UMETRICS_RETENTION_STAT_READINGS_DAYS"
     ),
@@ -75,7 +90,7 @@ def prune(
         id_column = target.table.c.id
         expired = (
             select(id_column)
-            .where(target.table.c[target.time_column] < cutoff)
+            .where(target.table.c[target.time_column] < target.to_value(cutoff))
             .order_by(id_column)
             .limit(batch_size)
         )

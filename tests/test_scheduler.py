@@ -199,7 +199,7 @@ def test_prune_deletes_only_expired_rows_in_batches(make_app: AppFactory) -> Non
         record_stat("m", -1, captured_at=now - timedelta(days=30))  # exactly 30 days: kept
         steps: list[tuple[str, int]] = []
         deleted = prune(now=now, progress=lambda name, total: steps.append((name, total)))
-        assert deleted == {"stat_readings": 5, "job_runs": 0}
+        assert deleted == {"events": 0, "stat_readings": 5, "job_runs": 0}
         assert steps == [("stat_readings", 2), ("stat_readings", 4), ("stat_readings", 5)]
         with current_state().engine.connect() as connection:
             kept = connection.execute(select(stat_readings.c.value).order_by(stat_readings.c.value))
@@ -218,7 +218,7 @@ def test_prune_removes_old_snapshots_with_their_collector_runs(make_app: AppFact
     with app.app_context():
         old = run_stat_snapshot(captured_at=now - timedelta(days=8))
         new = run_stat_snapshot(captured_at=now - timedelta(days=1))
-        assert prune(now=now) == {"snapshot_runs": 1, "job_runs": 0}
+        assert prune(now=now) == {"events": 0, "snapshot_runs": 1, "job_runs": 0}
         with current_state().engine.connect() as connection:
             assert connection.execute(select(snapshot_runs.c.id)).scalars().all() == [new.id]
             assert connection.execute(select(collector_runs.c.snapshot_id)).scalars().all() == [
@@ -312,3 +312,24 @@ def test_two_scheduler_processes_run_each_job_once_per_period(
     assert Counter(key for key, _ in readings) == {"signups": len(snapshot_periods)}
     assert len(failures) == len(snapshot_periods)
     assert failures[0] == ("billing", "ConnectionError: billing API unreachable")
+
+
+def test_prune_deletes_expired_events(make_app: AppFactory) -> None:
+    from .events_data import load
+
+    app = make_app(UMETRICS_RETENTION_EVENTS_DAYS=10, UMETRICS_PRUNE_BATCH_SIZE=2)
+    now = utc(2026, 6, 1)
+    load(app, [
+        ("a", "old", (now - timedelta(days=12)).isoformat()),
+        ("a", "old", (now - timedelta(days=11)).isoformat()),
+        ("b", "old", (now - timedelta(days=10, microseconds=1)).isoformat()),
+        ("b", "kept", (now - timedelta(days=10)).isoformat()),   # exactly 10 days: kept
+        ("c", "kept", (now - timedelta(days=1)).isoformat()),
+    ])
+    with app.app_context():
+        assert prune(now=now)["events"] == 3
+        from flask_umetrics.db.tables import events
+
+        with current_state().engine.connect() as connection:
+            names = connection.execute(select(events.c.event)).scalars().all()
+        assert sorted(names) == ["kept", "kept"]

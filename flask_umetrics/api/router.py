@@ -185,8 +185,10 @@ class ApiRouter:
                     query=_parse_query(query) if query else None,
                     body=_parse_body(body) if body else None,
                 )
-                result = _to_json(view(call, **path_args))
-                answer = jsonify(result)
+                result = view(call, **path_args)
+                if isinstance(result, Response):  # streamed downloads pass through as they are
+                    return result
+                answer = jsonify(_to_json(result))
                 answer.status_code = status
                 return answer
 
