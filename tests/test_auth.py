@@ -22,7 +22,13 @@ PUBLIC_ENDPOINTS = {
     "umetrics_api.openapi_document",
     "umetrics_api.unknown_route",
 }
-SAMPLE_ARGS = {"metric_key": "mrr", "key_id": "0123456789abcdef", "unknown": "no-such-route"}
+SAMPLE_ARGS = {
+    "metric_key": "mrr",
+    "key_id": "0123456789abcdef",
+    "unknown": "no-such-route",
+    "key": "pro-users",
+    "distinct_id": "someone",
+}
 
 
 def umetrics_requests(app: Flask) -> list[tuple[str, str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import export, ingest, keys, meta, people, privacy, reports, stats  # noqa: F401
+from . import export, ingest, keys, meta, people, privacy, reports, segments, stats  # noqa: F401
 from .routes import router
 
 

@@ -186,3 +186,31 @@ person_distinct_ids = Table(
     Column("person_id", BigIntId, nullable=False),
     Index(None, "person_id"),
 )
+
+#: Saved segments: ``dynamic`` ones filter on person properties, ``static`` ones list ids.
+segments = Table(
+    "umetrics_segments",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("filters", JSONType),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("scope_id", "key"),
+)
+
+#: The distinct ids of a static segment (resolved to persons when a report runs).
+segment_members = Table(
+    "umetrics_segment_members",
+    metadata,
+    Column(
+        "segment_id",
+        BigIntId,
+        ForeignKey("umetrics_segments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("distinct_id", String(200), primary_key=True),
+)

@@ -1,4 +1,4 @@
-"""What every report shares: the scope, the half-open range, the time zone, filters, sampling."""
+"""What every report shares: scope, half-open range, time zone, filters, segment, sampling."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ..state import current_state, resolve_scope
 from ..validation import as_utc
 from .buckets import floor_to, next_start
 from .filters import PropertyFilter
+from .segments import Segment, get_segment
 from .sql import in_sample
 
 DEFAULT_DAYS = 30
@@ -31,6 +32,7 @@ class ReportContext:
     date_to: datetime
     filters: tuple[PropertyFilter, ...] = ()
     sample: float | None = None
+    segment: Segment | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -49,7 +51,11 @@ class ReportContext:
         return [f.condition(events.c.properties) for f in self.filters]
 
     def sampled(self, person_id: ColumnElement[Any]) -> list[ColumnElement[bool]]:
-        return [] if self.sample is None else [in_sample(person_id, self.sample)]
+        """Conditions keeping only the persons of the report: its segment and its sample."""
+        conditions = [] if self.segment is None else [self.segment.condition(person_id)]
+        if self.sample is not None:
+            conditions.append(in_sample(person_id, self.sample))
+        return conditions
 
     def rows(self, query: Select[Any], name: str = "rows") -> Subquery:
         """``query`` (with a ``person_id`` column) limited to the sample, as a subquery."""
@@ -67,6 +73,7 @@ def report_context(
     date_to: datetime | None = None,
     filters: list[PropertyFilter] | list[dict[str, Any]] | None = None,
     sample: float | None = None,
+    segment: str | Segment | None = None,
 ) -> ReportContext:
     """Validate the common inputs; the default range is the last 30 days up to tomorrow's
     midnight in ``UMETRICS_TIMEZONE`` (so today is included)."""
@@ -87,8 +94,15 @@ def report_context(
         f if isinstance(f, PropertyFilter) else PropertyFilter.model_validate(f)
         for f in (filters or [])
     )
+    scope = resolve_scope(scope_id)
+    if isinstance(segment, str):
+        found = get_segment(segment, scope_id=scope)
+        if found is None:
+            raise ValidationError("segment", f"no segment {segment!r} in scope {scope!r}")
+        segment = found
     return ReportContext(
-        scope_id=resolve_scope(scope_id),
+        segment=segment,
+        scope_id=scope,
         zone=zone,
         date_from=date_from,
         date_to=date_to,

@@ -17,12 +17,14 @@ class ReportQuery(ScopedModel):
     """``date_from`` (inclusive) and ``date_to`` (exclusive), ISO 8601, a date alone meaning
     midnight in ``UMETRICS_TIMEZONE`` (default: the last 30 days including today);
     ``filters``: a JSON list of ``{"key", "op", "value"}`` on event properties;
-    ``sample``: keep this fraction of persons and scale counts up."""
+    ``sample``: keep this fraction of persons and scale counts up; ``segment``: only the persons
+    of this saved segment."""
 
     date_from: DateTimeParam | None = None
     date_to: DateTimeParam | None = None
     filters: list[PropertyFilter] = Field(default_factory=list)
     sample: float | None = Field(None, gt=0, le=1)
+    segment: str | None = Field(None, max_length=100, description="Key of a saved segment.")
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -47,4 +49,5 @@ class ReportQuery(ScopedModel):
             date_to=self.date_to,
             filters=self.filters,
             sample=self.sample,
+            segment=self.segment,
         )
