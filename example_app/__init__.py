@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import auth, seed, views
+from . import auth, seed, tracking, views
 from .analytics import SCOPE, umetrics
 from .database import configure_sqlite, db
 
@@ -48,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db.create_all()
 
     auth.init_app(app)
+    tracking.init_app(app)
     app.register_blueprint(views.bp)
     seed.init_app(app)
     return app

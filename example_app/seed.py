@@ -27,7 +27,7 @@ from flask_umetrics import (
 )
 from flask_umetrics.db.tables import collector_runs, snapshot_runs, stat_readings
 
-from . import metrics
+from . import demo_events, metrics
 from .analytics import SCOPE
 from .database import db
 from .models import PLANS, Note, Organization, User
@@ -238,6 +238,9 @@ def seed(*, days: int, users: int, reset: bool) -> None:
     click.echo(f"notes: {summary.notes}")
     click.echo(f"paying customers: {metrics.paying_customers()} (MRR ${metrics.mrr():,.0f})")
 
+    tracked = demo_events.seed_events(random.Random(7), start, end, visitors=users * 4)
+    click.echo(f"events: {tracked} (page views, sign-ups, notes, upgrades; anonymous visits)")
+
     readings = _backfill(start, days)
     click.echo(f"stat readings: {readings} over {days} days")
 
@@ -269,6 +272,7 @@ def _wipe() -> None:
         connection.execute(delete(stat_readings).where(stat_readings.c.scope_id == SCOPE))
         connection.execute(delete(collector_runs).where(collector_runs.c.scope_id == SCOPE))
         connection.execute(delete(snapshot_runs).where(snapshot_runs.c.scope_id == SCOPE))
+    demo_events.wipe_events()
     for key in list_api_keys(SCOPE):
         if key.name == API_KEY_NAME:
             revoke_api_key(key.key_id, scope_id=SCOPE, actor="seed-demo")

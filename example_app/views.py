@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from . import tracking
 from .analytics import SCOPE
 from .auth import (
     authenticate,
@@ -68,7 +69,9 @@ def signup() -> ResponseReturnValue:
     user.set_password(password)
     db.session.add_all([organization, user])
     db.session.commit()
+    tracking.identified(user.id, plan="free", email_domain=user.email_domain)
     login_user(user)
+    tracking.event("signed_up", plan="free")
     flash(f"Welcome to Acme Notes, {name}!", "success")
     return redirect(url_for("pages.notes"))
 
@@ -83,7 +86,9 @@ def login() -> ResponseReturnValue:
     if user is None:
         flash("Wrong email or password.", "error")
         return render_template("login.html", next=next_url, email=email), 400
+    tracking.identified(user.id)
     login_user(user)
+    tracking.event("logged_in")
     return redirect(_safe_next(next_url))
 
 
@@ -110,6 +115,7 @@ def notes() -> ResponseReturnValue:
         else:
             db.session.add(Note(user_id=user.id, title=title, body=body))
             db.session.commit()
+            tracking.event("note_created", length=len(body))
             flash("Note saved.", "success")
         return redirect(url_for("pages.notes"))
     notes = db.session.scalars(
@@ -138,5 +144,6 @@ def upgrade() -> ResponseReturnValue:
         return redirect(url_for("pages.notes"))
     user.organization.change_plan(plan)
     db.session.commit()
+    tracking.event("plan_upgraded", plan=plan, value=PLANS[plan].price_usd)
     flash(f"You are now on {PLANS[plan].name}. Thank you!", "success")
     return redirect(url_for("pages.notes"))

@@ -80,3 +80,47 @@ def test_pages_render(demo: Flask) -> None:
     for path in ("/", "/pricing", "/signup", "/login"):
         assert client.get(path).status_code == 200, path
     assert client.get("/app").status_code == 302
+
+
+def test_demo_events_cover_the_reports(demo: Flask) -> None:
+    from flask_umetrics.queries.context import report_context
+    from flask_umetrics.queries.top import top_events
+
+    with demo.app_context():
+        ctx = report_context(scope_id="acme")
+        names = {item.key for item in top_events(ctx, limit=20).items}
+    assert {"$pageview", "signed_up", "note_created"} <= names
+
+
+def test_visitors_are_tracked_and_merged_at_sign_up(tmp_path: Path) -> None:
+    from sqlalchemy import func, select
+
+    from flask_umetrics.db.tables import events, person_distinct_ids
+
+    app = create_app(
+        {"TESTING": True, "INSTANCE_PATH": str(tmp_path), "UMETRICS_AUTO_MIGRATE": True}
+    )
+    client = app.test_client()
+    assert client.get("/?utm_source=newsletter&utm_medium=email").status_code == 200
+    assert client.get("/pricing").status_code == 200
+    visitor = client.get_cookie("acme_visitor")
+    assert visitor is not None and visitor.value.startswith("v-")
+    form = {"name": "Grace", "email": "grace@example.org", "password": "correct horse"}
+    assert client.post("/signup", data=form).status_code == 302
+    client.post("/app", data={"title": "first", "body": "hello"})
+    with app.app_context(), app.extensions["umetrics"].engine.connect() as connection:
+        names = connection.execute(
+            select(events.c.event, events.c.distinct_id).order_by(events.c.id)
+        ).all()
+        people = connection.execute(
+            select(func.count(person_distinct_ids.c.person_id.distinct()))
+        ).scalar_one()
+    # Redirects are not followed here, so no page view after the POSTs.
+    assert [n for n, _ in names] == ["$pageview", "$pageview", "signed_up", "note_created"]
+    assert names[0][1] == visitor.value and names[2][1] != visitor.value
+    assert people == 1  # the anonymous visitor and the new user are one person
+
+    quiet = app.test_client()
+    quiet.get("/", headers={"DNT": "1"})
+    with app.app_context(), app.extensions["umetrics"].engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(events)).scalar_one() == 4

@@ -1,0 +1,84 @@
+"""Product events of Acme Notes: page views, sign-ups, logins, notes, upgrades.
+
+Anonymous visitors get a first-party visitor id cookie; signing up or logging in identifies
+them, so flask-umetrics merges their anonymous history into the user (retroactively).
+Visitors sending Do-Not-Track or Global Privacy Control, and crawlers, are not tracked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from flask_umetrics import identify, track
+from flask_umetrics.events.ingest import is_bot
+
+from .analytics import SCOPE
+from .auth import current_user
+
+VISITOR_COOKIE = "acme_visitor"
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+def _tracking_allowed() -> bool:
+    if request.headers.get("DNT") == "1" or request.headers.get("Sec-GPC") == "1":
+        return False
+    return not is_bot(request.headers.get("User-Agent"))
+
+
+def visitor_id() -> str:
+    """This browser's anonymous id (a new one is set as a cookie after the request)."""
+    existing = request.cookies.get(VISITOR_COOKIE)
+    if existing and len(existing) <= 64:
+        return existing
+    if "acme_new_visitor" not in g:
+        g.acme_new_visitor = f"v-{uuid.uuid4().hex}"
+    return str(g.acme_new_visitor)
+
+
+def distinct_id() -> str:
+    user = current_user()
+    return str(user.id) if user is not None else visitor_id()
+
+
+def event(name: str, **properties: Any) -> None:
+    """Track ``name`` for the current visitor or user (written once, at the end of the request)."""
+    if _tracking_allowed():
+        track(name, distinct_id=distinct_id(), properties=properties, scope_id=SCOPE)
+
+
+def identified(user_id: int, **traits: Any) -> None:
+    """The visitor just signed up or logged in as ``user_id``: merge their anonymous history."""
+    if _tracking_allowed():
+        identify(str(user_id), anon_id=visitor_id(), traits=traits, scope_id=SCOPE)
+
+
+def _page_view() -> None:
+    if request.method != "GET" or request.blueprint != "pages":
+        return
+    properties: dict[str, Any] = {"$pathname": request.path, "$current_url": request.url}
+    if request.referrer:
+        properties["$referrer"] = request.referrer
+    properties.update({key: request.args[key] for key in UTM_KEYS if key in request.args})
+    event("$pageview", **properties)
+
+
+def _set_visitor_cookie(response: Response) -> Response:
+    new = g.get("acme_new_visitor")
+    if new and _tracking_allowed():
+        response.set_cookie(
+            VISITOR_COOKIE,
+            new,
+            max_age=365 * 86400,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure,
+        )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_page_view)
+    app.after_request(_set_visitor_cookie)
