@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 DEMO_PORT ?= 5000
 
-.PHONY: install demo test lint typecheck clean
+.PHONY: install demo test lint typecheck clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 install: $(VENV)/.installed
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python bench/analytics.py $(BENCH_ARGS)
 
 demo: install
 	$(BIN)/flask --app example_app umetrics db upgrade
