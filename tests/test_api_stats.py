@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -138,7 +139,7 @@ def test_openapi_documents_every_route(client: FlaskClient, app: Flask) -> None:
     for rule in flask_app.url_map.iter_rules():
         if not rule.endpoint.startswith("umetrics_api.") or rule.endpoint.endswith("unknown_route"):
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented
     series = document["paths"]["/umetrics/api/stats/metrics/{metric_key}/series"]["get"]

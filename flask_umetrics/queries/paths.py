@@ -1,1 +1,136 @@
-"""paths (being built)."""
+"""Paths: from a start event (or a person's first event), the most frequent next events.
+
+Each person's events in ``[date_from, date_to)`` (all of them, active or not, matching the
+filters) are ordered by ``(ts, id)``, and consecutive repeats of one event collapse into one.
+The path starts at the person's first occurrence of ``start_event`` in the range (persons
+without it are left out), or at their first event when no start event is given. Step ``i`` is
+the transition from the event at position ``i - 1`` after the start to the one at position
+``i``. Per step: the top ``limit`` transitions by number of persons, ties by names ascending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Integer, and_, func, literal, or_, select
+
+from ..errors import ValidationError
+from ..state import current_state
+from .context import ReportContext
+from .sql import person_events
+
+MAX_STEPS = 20
+MAX_LIMIT = 100
+
+
+class PathTransition(BaseModel):
+    """One transition; a model rather than a dataclass because ``from`` is a Python keyword."""
+
+    model_config = ConfigDict(frozen=True, serialize_by_alias=True)
+    from_: str = Field(alias="from")
+    to: str
+    persons: int | float
+
+
+@dataclass(frozen=True)
+class PathStep:
+    step: int
+    transitions: list[PathTransition]
+
+
+@dataclass(frozen=True)
+class PathsResult:
+    start_event: str | None
+    steps: list[PathStep]
+    sampled: float | None = None
+
+
+def paths(
+    ctx: ReportContext, *, start_event: str | None = None, steps: int = 5, limit: int = 10
+) -> PathsResult:
+    """Every step ``1..steps`` is listed, with an empty list when no person got that far."""
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValidationError("steps", f"must be between 1 and {MAX_STEPS}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
+    rows = ctx.rows(person_events(ctx.scope_id).where(*ctx.in_range(), *ctx.event_filters()))
+    order = (rows.c.ts, rows.c.id)
+    previous = func.lag(rows.c.event).over(partition_by=rows.c.person_id, order_by=order)
+    marked = select(rows.c.person_id, rows.c.event, rows.c.ts, rows.c.id, previous.label("prev"))
+    marked_rows = marked.subquery("marked")
+    collapsed = (
+        select(
+            marked_rows.c.person_id,
+            marked_rows.c.event,
+            func.row_number()
+            .over(
+                partition_by=marked_rows.c.person_id,
+                order_by=(marked_rows.c.ts, marked_rows.c.id),
+            )
+            .label("pos"),
+        )
+        .where(or_(marked_rows.c.prev.is_(None), marked_rows.c.prev != marked_rows.c.event))
+        .cte("collapsed")
+    )
+    if start_event is None:
+        starts = select(collapsed.c.person_id, literal(1, Integer).label("start")).where(
+            collapsed.c.pos == 1
+        )
+    else:
+        starts = (
+            select(collapsed.c.person_id, func.min(collapsed.c.pos).label("start"))
+            .where(collapsed.c.event == start_event)
+            .group_by(collapsed.c.person_id)
+        )
+    start_rows = starts.subquery("starts")
+    relative = (
+        select(
+            collapsed.c.person_id,
+            (collapsed.c.pos - start_rows.c.start).label("k"),
+            collapsed.c.event,
+        )
+        .join(start_rows, start_rows.c.person_id == collapsed.c.person_id)
+        .where(collapsed.c.pos >= start_rows.c.start, collapsed.c.pos <= start_rows.c.start + steps)
+        .cte("relative")
+    )
+    before, after = relative.alias("prev_step"), relative.alias("next_step")
+    counted = (
+        select(
+            after.c.k.label("step"),
+            before.c.event.label("src"),
+            after.c.event.label("dst"),
+            func.count().label("n"),
+        )
+        .select_from(before)
+        .join(after, and_(after.c.person_id == before.c.person_id, after.c.k == before.c.k + 1))
+        .group_by(after.c.k, before.c.event, after.c.event)
+        .subquery("counted")
+    )
+    ranked = select(
+        counted,
+        func.row_number()
+        .over(
+            partition_by=counted.c.step,
+            order_by=(counted.c.n.desc(), counted.c.src, counted.c.dst),
+        )
+        .label("rank"),
+    ).subquery("ranked")
+    query = (
+        select(ranked.c.step, ranked.c.src, ranked.c.dst, ranked.c.n)
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.step, ranked.c.rank)
+    )
+    by_step: dict[int, list[PathTransition]] = {i: [] for i in range(1, steps + 1)}
+    with current_state().engine.connect() as connection:
+        found: list[Any] = list(connection.execute(query))
+    for row in found:
+        by_step[row.step].append(
+            PathTransition.model_validate(
+                {"from": row.src, "to": row.dst, "persons": ctx.scale(row.n)}
+            )
+        )
+    return PathsResult(
+        start_event, [PathStep(i, items) for i, items in by_step.items()], ctx.sample
+    )
