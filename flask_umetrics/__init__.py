@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 from .auth import create_api_key, list_api_keys, revoke_api_key
 from .errors import APIError, ConfigurationError, UMetricsError, ValidationError
 from .events import flush, identify, set_person_properties, track
+from .events.privacy import anonymize_person, delete_person, export_person
 from .extension import UMetrics
 from .state import current_state
 from .stats import (
@@ -40,7 +41,10 @@ __all__ = [
     "UMetricsError",
     "ValidationError",
     "__version__",
+    "anonymize_person",
     "create_api_key",
+    "delete_person",
+    "export_person",
     "flush",
     "get_latest_stat",
     "get_stat_series",

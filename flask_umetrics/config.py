@@ -333,6 +333,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "When collectors run: a crontab line (`0 * * * *`), `every 15m` (s/m/h/d), or `off`.",
     ),
     ConfigKey(
+        "UMETRICS_BUILTIN_COLLECTORS",
+        "stats",
+        "builtin_collectors",
+        True,
+        _parse_bool,
+        "Register the event-fed collectors `events.dau`, `events.wau`, `events.mau`, "
+        "`events.events_today` and `events.new_persons_today`.",
+    ),
+    ConfigKey(
         "UMETRICS_STAT_SERIES_MAX_LIMIT",
         "stats",
         "series_max_limit",

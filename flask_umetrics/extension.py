@@ -14,6 +14,7 @@ from .db import migrate
 from .db.engine import create_umetrics_engine
 from .errors import ConfigurationError
 from .events.buffer import EventBuffer, install_request_flush
+from .events.collectors import register_builtin_collectors
 from .state import EXTENSION_KEY, UMetricsState
 from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
 
@@ -107,6 +108,8 @@ class UMetrics:
         )
         install_request_flush(app, buffer)
         app.extensions[EXTENSION_KEY] = state
+        if settings["UMETRICS_BUILTIN_COLLECTORS"]:
+            register_builtin_collectors(state.collectors)
         if settings["UMETRICS_AUTO_MIGRATE"]:
             migrate.upgrade(engine)
 

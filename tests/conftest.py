@@ -115,7 +115,10 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
 
     def factory(extension: UMetrics | None = None, **config: Any) -> Flask:
         app = Flask(f"test_app_{len(apps)}", instance_path=str(tmp_path / "instance"))
-        app.config.update(TESTING=True, UMETRICS_DATABASE_URL=database_url)
+        # Built-in collectors off unless a test asks: tests assert exact collector lists.
+        app.config.update(
+            TESTING=True, UMETRICS_DATABASE_URL=database_url, UMETRICS_BUILTIN_COLLECTORS=False
+        )
         app.config.update(config)
         (extension or UMetrics()).init_app(app)
         apps.append(app)

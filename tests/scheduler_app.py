@@ -18,5 +18,6 @@ def create_app() -> Flask:
     extension = UMetrics()
     extension.register_stat_collector("signups", lambda scope_id: 7, format="integer")
     extension.register_stat_collector("billing", always_fails)
+    app.config["UMETRICS_BUILTIN_COLLECTORS"] = False
     extension.init_app(app)
     return app

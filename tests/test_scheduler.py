@@ -319,13 +319,16 @@ def test_prune_deletes_expired_events(make_app: AppFactory) -> None:
 
     app = make_app(UMETRICS_RETENTION_EVENTS_DAYS=10, UMETRICS_PRUNE_BATCH_SIZE=2)
     now = utc(2026, 6, 1)
-    load(app, [
-        ("a", "old", (now - timedelta(days=12)).isoformat()),
-        ("a", "old", (now - timedelta(days=11)).isoformat()),
-        ("b", "old", (now - timedelta(days=10, microseconds=1)).isoformat()),
-        ("b", "kept", (now - timedelta(days=10)).isoformat()),   # exactly 10 days: kept
-        ("c", "kept", (now - timedelta(days=1)).isoformat()),
-    ])
+    load(
+        app,
+        [
+            ("a", "old", (now - timedelta(days=12)).isoformat()),
+            ("a", "old", (now - timedelta(days=11)).isoformat()),
+            ("b", "old", (now - timedelta(days=10, microseconds=1)).isoformat()),
+            ("b", "kept", (now - timedelta(days=10)).isoformat()),  # exactly 10 days: kept
+            ("c", "kept", (now - timedelta(days=1)).isoformat()),
+        ],
+    )
     with app.app_context():
         assert prune(now=now)["events"] == 3
         from flask_umetrics.db.tables import events

@@ -1,1 +1,259 @@
-"""privacy (being built)."""
+"""GDPR for one person of a scope: delete everything, anonymise in place, or export everything.
+
+A person is reached through any of their distinct ids; every operation covers all distinct ids
+merged into that person. Delete and anonymise run in one transaction each and leave an audit
+row whose target is ``person:<id>`` with counts only, so the audit log never keeps the personal
+data that was just removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    String,
+    Text,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import ColumnElement
+
+from ..audit import record_audit
+from ..db.tables import events, person_distinct_ids, persons, segment_members, segments
+from ..state import current_state, resolve_scope
+from .export import event_record
+from .tracking import flush
+
+#: Event property keys removed by :func:`anonymize_person` (documented in docs/privacy-export.md).
+PII_KEYS: tuple[str, ...] = (
+    "$ip",
+    "ip",
+    "email",
+    "$email",
+    "name",
+    "first_name",
+    "last_name",
+    "phone",
+    "$user_agent",
+    "user_agent",
+    "address",
+)
+#: Anonymised events get the uuid ``anon-event-<row id>``: a client uuid may embed an id.
+ANONYMIZED_UUID_PREFIX = "anon-event-"
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class DeletionReport:
+    """What :func:`delete_person` removed; ``found=False`` (all zero) for an unknown id."""
+
+    found: bool
+    person_id: int | None
+    persons: int
+    distinct_ids: int
+    events: int
+
+
+@dataclass(frozen=True)
+class AnonymizationReport:
+    """What :func:`anonymize_person` rewrote; ``found=False`` (all zero) for an unknown id."""
+
+    found: bool
+    person_id: int | None
+    distinct_ids: int
+    events: int
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _person_of(connection: Connection, scope_id: str, distinct_id: str) -> int | None:
+    found = connection.execute(
+        select(person_distinct_ids.c.person_id).where(
+            person_distinct_ids.c.scope_id == scope_id,
+            person_distinct_ids.c.distinct_id == distinct_id,
+        )
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+def _distinct_ids(connection: Connection, scope_id: str, person_id: int) -> list[str]:
+    return list(
+        connection.execute(
+            select(person_distinct_ids.c.distinct_id)
+            .where(
+                person_distinct_ids.c.scope_id == scope_id,
+                person_distinct_ids.c.person_id == person_id,
+            )
+            .order_by(person_distinct_ids.c.distinct_id)
+        ).scalars()
+    )
+
+
+def _lock_person(connection: Connection, person_id: int) -> None:
+    """Serialise against a concurrent merge or property update of the same person."""
+    connection.execute(select(persons.c.id).where(persons.c.id == person_id).with_for_update())
+
+
+def delete_person(distinct_id: str, *, scope_id: str | None = None) -> DeletionReport:
+    """Delete the person of ``distinct_id``, all their distinct ids and all their events.
+
+    Buffered events are flushed first so none of the person's events is written afterwards.
+    """
+    scope = resolve_scope(scope_id)
+    flush()
+    with current_state().engine.begin() as connection:
+        person_id = _person_of(connection, scope, distinct_id)
+        if person_id is None:
+            return DeletionReport(False, None, 0, 0, 0)
+        _lock_person(connection, person_id)
+        ids = _distinct_ids(connection, scope, person_id)
+        removed_events = 0
+        for chunk in _chunks(ids):
+            removed_events += connection.execute(
+                delete(events).where(events.c.scope_id == scope, events.c.distinct_id.in_(chunk))
+            ).rowcount
+        for chunk in _chunks(ids):  # static segments list distinct ids too
+            connection.execute(
+                delete(segment_members).where(
+                    segment_members.c.distinct_id.in_(chunk),
+                    segment_members.c.segment_id.in_(
+                        select(segments.c.id).where(segments.c.scope_id == scope)
+                    ),
+                )
+            )
+        removed_ids = connection.execute(
+            delete(person_distinct_ids).where(
+                person_distinct_ids.c.scope_id == scope,
+                person_distinct_ids.c.person_id == person_id,
+            )
+        ).rowcount
+        removed_persons = connection.execute(
+            delete(persons).where(persons.c.id == person_id)
+        ).rowcount
+        counts = {"distinct_ids": removed_ids, "events": removed_events}
+        record_audit(
+            connection,
+            scope_id=scope,
+            action="person.delete",
+            target=f"person:{person_id}",
+            before=counts,
+        )
+    return DeletionReport(True, person_id, removed_persons, removed_ids, removed_events)
+
+
+def anonymous_id(salt: bytes, distinct_id: str) -> str:
+    """``anon-`` and 16 hex digits: stable within one anonymisation, unlinkable without salt."""
+    return "anon-" + hashlib.sha256(salt + distinct_id.encode("utf-8")).hexdigest()[:16]
+
+
+def _without_pii(connection: Connection) -> ColumnElement[Any]:
+    """The event's properties minus :data:`PII_KEYS`, computed row by row in SQL."""
+    if connection.dialect.name == "postgresql":
+        keys = cast(postgresql.array(PII_KEYS), ARRAY(Text))
+        removed = events.c.properties.op("-", return_type=events.c.properties.type)(keys)
+        is_object = func.jsonb_typeof(events.c.properties) == "object"
+        return case((is_object, removed), else_=events.c.properties)
+    paths = ['$."' + key.replace('"', '\\"') + '"' for key in PII_KEYS]
+    return func.json_remove(events.c.properties, *paths)
+
+
+def anonymize_person(distinct_id: str, *, scope_id: str | None = None) -> AnonymizationReport:
+    """Keep the person's events for aggregate reports but remove who they are.
+
+    Every distinct id becomes ``anon-<16 hex>`` (sha256 of a random salt, used once and never
+    stored, and the id) in events and the id map, each event's uuid becomes
+    ``anon-event-<row id>`` (client uuids may embed an id), the person's properties are cleared,
+    and the :data:`PII_KEYS` are removed from their events' properties.
+    """
+    scope = resolve_scope(scope_id)
+    flush()
+    salt = secrets.token_bytes(32)
+    with current_state().engine.begin() as connection:
+        person_id = _person_of(connection, scope, distinct_id)
+        if person_id is None:
+            return AnonymizationReport(False, None, 0, 0)
+        _lock_person(connection, person_id)
+        ids = _distinct_ids(connection, scope, person_id)
+        rewritten = 0
+        for old in ids:
+            new = anonymous_id(salt, old)
+            rewritten += connection.execute(
+                update(events)
+                .where(events.c.scope_id == scope, events.c.distinct_id == old)
+                .values(
+                    distinct_id=new,
+                    uuid=literal(ANONYMIZED_UUID_PREFIX, String) + cast(events.c.id, String),
+                    properties=_without_pii(connection),
+                )
+            ).rowcount
+            connection.execute(
+                update(person_distinct_ids)
+                .where(
+                    person_distinct_ids.c.scope_id == scope,
+                    person_distinct_ids.c.distinct_id == old,
+                )
+                .values(distinct_id=new)
+            )
+            connection.execute(  # static segment memberships follow the person, not the name
+                update(segment_members)
+                .where(
+                    segment_members.c.distinct_id == old,
+                    segment_members.c.segment_id.in_(
+                        select(segments.c.id).where(segments.c.scope_id == scope)
+                    ),
+                )
+                .values(distinct_id=new)
+            )
+        connection.execute(update(persons).where(persons.c.id == person_id).values(properties={}))
+        record_audit(
+            connection,
+            scope_id=scope,
+            action="person.anonymize",
+            target=f"person:{person_id}",
+            after={"distinct_ids": len(ids), "events": rewritten},
+        )
+    return AnonymizationReport(True, person_id, len(ids), rewritten)
+
+
+def export_person(distinct_id: str, *, scope_id: str | None = None) -> dict[str, Any] | None:
+    """Everything stored about the person of ``distinct_id`` (events newest first), or None."""
+    scope = resolve_scope(scope_id)
+    flush()
+    with current_state().engine.connect() as connection:
+        person_id = _person_of(connection, scope, distinct_id)
+        if person_id is None:
+            return None
+        person = connection.execute(select(persons).where(persons.c.id == person_id)).one()
+        ids = _distinct_ids(connection, scope, person_id)
+        rows: list[Any] = []
+        for chunk in _chunks(ids):
+            rows += connection.execute(
+                select(events).where(events.c.scope_id == scope, events.c.distinct_id.in_(chunk))
+            ).all()
+    rows.sort(key=lambda row: (row.ts, row.id), reverse=True)
+    return {
+        "scope_id": scope,
+        "person": {
+            "id": person.id,
+            "properties": person.properties or {},
+            "created_at": person.created_at.isoformat().replace("+00:00", "Z"),
+            "is_identified": bool(person.is_identified),
+        },
+        "distinct_ids": ids,
+        "events": [event_record(row) for row in rows],
+    }

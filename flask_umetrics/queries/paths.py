@@ -19,7 +19,7 @@ from sqlalchemy import Integer, and_, func, literal, or_, select
 from ..errors import ValidationError
 from ..state import current_state
 from .context import ReportContext
-from .sql import person_events
+from .sql import by_codepoint, person_events
 
 MAX_STEPS = 20
 MAX_LIMIT = 100
@@ -113,7 +113,7 @@ def paths(
         func.row_number()
         .over(
             partition_by=counted.c.step,
-            order_by=(counted.c.n.desc(), counted.c.src, counted.c.dst),
+            order_by=(counted.c.n.desc(), by_codepoint(counted.c.src), by_codepoint(counted.c.dst)),
         )
         .label("rank"),
     ).subquery("ranked")

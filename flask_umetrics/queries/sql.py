@@ -14,10 +14,20 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.expression import FunctionElement
 
 from ..db.tables import events, person_distinct_ids
+from ..errors import ValidationError
+
+
+def check_property_key(key: str, field: str = "key") -> str:
+    """Refuse keys SQLite's JSON paths cannot address, so both databases always agree."""
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise ValidationError(field, "a property key must be 1-200 characters")
+    if '"' in key or "\\" in key:
+        raise ValidationError(field, "a property key may not contain '\"' or '\\'")
+    return key
 
 
 def _json_path(key: str) -> str:
-    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '$."' + key + '"'
 
 
 class prop_text(FunctionElement[str]):
@@ -27,7 +37,7 @@ class prop_text(FunctionElement[str]):
     inherit_cache = True
 
     def __init__(self, column: Any, key: str) -> None:
-        super().__init__(column, literal(key))
+        super().__init__(column, literal(check_property_key(key)))
 
 
 class prop_number(FunctionElement[float]):
@@ -37,7 +47,7 @@ class prop_number(FunctionElement[float]):
     inherit_cache = True
 
     def __init__(self, column: Any, key: str) -> None:
-        super().__init__(column, literal(key))
+        super().__init__(column, literal(check_property_key(key)))
 
 
 def _arguments(element: FunctionElement[Any], compiler: Any, **kw: Any) -> tuple[str, str, str]:
@@ -118,3 +128,27 @@ def in_sample(person_id: ColumnElement[Any], rate: float) -> ColumnElement[bool]
     threshold = round(rate * 10_000)
     hashed = (person_id.cast(BigInteger) * _HASH_MULTIPLIER) % 10_000
     return hashed.cast(Integer) < threshold
+
+
+class by_codepoint(FunctionElement[str]):
+    """A text column sorted by code point on both databases.
+
+    PostgreSQL sorts text by the database's collation (``en_US`` puts ``b`` before ``C``);
+    SQLite compares bytes. Ties "by name" must break the same way everywhere.
+    """
+
+    type = String()
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+
+
+@compiles(by_codepoint, "postgresql")
+def _by_codepoint_pg(element: by_codepoint, compiler: Any, **kw: Any) -> str:
+    return f'({compiler.process(next(iter(element.clauses)), **kw)} COLLATE "C")'
+
+
+@compiles(by_codepoint, "sqlite")
+def _by_codepoint_sqlite(element: by_codepoint, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(next(iter(element.clauses)), **kw)} COLLATE BINARY)"

@@ -18,7 +18,7 @@ from ..errors import APIError, ValidationError
 from ..events.validation import from_micros
 from ..state import current_state, resolve_scope
 from .sessions import PersonSession, sessions_of_person
-from .sql import person_events
+from .sql import by_codepoint, person_events
 
 MAX_LIMIT = 1000
 SESSIONS_SHOWN = 20
@@ -93,7 +93,7 @@ def timeline(
                 person_distinct_ids.c.scope_id == scope,
                 person_distinct_ids.c.person_id == person_id,
             )
-            .order_by(person_distinct_ids.c.distinct_id)
+            .order_by(by_codepoint(person_distinct_ids.c.distinct_id))
         ).scalars()
         distinct_ids = list(ids)
         query = person_events(scope).add_columns(events.c.uuid)

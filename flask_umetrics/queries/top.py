@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from ..db.tables import events
 from ..state import current_state
 from .context import ReportContext
-from .sql import person_events, prop_text
+from .sql import by_codepoint, person_events, prop_text
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def top_events(ctx: ReportContext, *, limit: int = 10) -> TopResult:
     query = (
         select(rows.c.event, func.count().label("n"))
         .group_by(rows.c.event)
-        .order_by(func.count().desc(), rows.c.event)
+        .order_by(func.count().desc(), by_codepoint(rows.c.event))
         .limit(limit)
     )
     with current_state().engine.connect() as connection:
@@ -50,7 +50,7 @@ def top_property_values(
     query = (
         select(rows.c.value, func.count().label("n"))
         .group_by(rows.c.value)
-        .order_by(func.count().desc(), rows.c.value)
+        .order_by(func.count().desc(), by_codepoint(rows.c.value))
         .limit(limit)
     )
     with current_state().engine.connect() as connection:

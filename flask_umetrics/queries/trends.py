@@ -18,7 +18,7 @@ from ..errors import ValidationError
 from ..state import current_state
 from .buckets import INTERVALS, Buckets
 from .context import ReportContext
-from .sql import person_events, prop_number, prop_text
+from .sql import by_codepoint, person_events, prop_number, prop_text
 
 Math = Literal["total", "unique_persons", "sum", "avg", "min", "max"]
 MATHS: tuple[str, ...] = ("total", "unique_persons", "sum", "avg", "min", "max")
@@ -100,7 +100,7 @@ def trends(
                 connection.execute(
                     select(rows.c.grp)
                     .group_by(rows.c.grp)
-                    .order_by(func.count().desc(), rows.c.grp.asc().nulls_last())
+                    .order_by(func.count().desc(), by_codepoint(rows.c.grp).asc().nulls_last())
                     .limit(breakdown_limit)
                 ).scalars()
             )

@@ -1,9 +1,286 @@
-"""open-metrics' ``/v1/...`` API (being built)."""
+"""open-metrics' logging API (``gsabran/open-metrics``) under ``{prefix}/v1/...``.
+
+Its clients send ``GET /v1/<route>?q=<JSON>`` (the browser client does not even URL-encode the
+JSON) with a ``sessionId`` that is really a long-lived anonymous id, and read ``ok`` / ``pong``
+as plain text. Here the ``sessionId`` is the event's ``distinct_id``; ``setUserId`` merges it
+into the user (our ``identify``), so the anonymous past counts under the user. The same payload
+may also come as a POST JSON body.
+
+Scope: ``scope_id`` in the payload, else the ``scope_id`` query parameter, else
+``UMETRICS_DEFAULT_SCOPE``. Authentication: the scope's write key (``ingest``) as ``api_key`` in
+the payload or the ``X-UMetrics-Key`` header; unmodified clients send no key, so a host that
+wants them lets the ``@umetrics.authorizer`` grant ``ingest`` on that scope.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import functools
+import json
+import math
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import unquote
+
+from flask import Blueprint, Response, jsonify, request
+
+from ...auth import authorize
+from ...db.types import utcnow
+from ...errors import APIError, ValidationError
+from ...events import identify, ingest_events, set_person_properties
+from ...events.validation import MAX_ID_LENGTH, Limits, normalize_event
+from ...state import current_state
+from ...validation import validate_scope_id
+from ..router import ApiRouter
+
+router = ApiRouter("umetrics_openmetrics", __name__)
+PING_EVENT = "$ping"
+#: A ``ts`` below this is in seconds, above it in milliseconds (1e11 ms is March 1973).
+_MILLISECONDS_FROM = 1e11
 
 
 def create_blueprint() -> Blueprint:
-    return Blueprint("umetrics_openmetrics", __name__)
+    """The blueprint to register under ``{UMETRICS_URL_PREFIX}``."""
+    return router.blueprint
+
+
+def _bad(field: str, message: str) -> APIError:
+    return APIError(
+        400, "validation_error", f"{field}: {message}", [{"field": field, "message": message}]
+    )
+
+
+def _raw_q() -> str | None:
+    """``q`` as sent. Clients that do not encode it leave ``&`` and ``+`` raw inside the JSON,
+    so an unencoded ``q`` (starting with ``{``) is read to the end of the query string."""
+    query = request.query_string.decode("utf-8", "replace")
+    start = 0 if query.startswith("q=") else query.find("&q=") + 1 if "&q=" in query else -1
+    if start >= 0 and query[start + 2 : start + 3] == "{":
+        return unquote(query[start + 2 :])
+    return request.args.get("q")
+
+
+def _payload() -> dict[str, Any]:
+    """The JSON object from ``?q=`` or, for POST, the body."""
+    if request.method == "POST" and "q" not in request.args:
+        request.max_content_length = current_state().settings["UMETRICS_MAX_BODY_BYTES"]
+        data = request.get_data(cache=True)
+        if not data.strip():
+            return {}
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            raise _bad("body", "must be a JSON object")
+        return body
+    raw = _raw_q()
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        fallback = request.args.get("q")
+        try:
+            payload = json.loads(fallback) if fallback is not None else None
+        except ValueError:
+            payload = None
+        if payload is None:
+            raise _bad("q", "must be a URL-encoded JSON object") from None
+    if not isinstance(payload, dict):
+        raise _bad("q", "must be a JSON object")
+    return payload
+
+
+def _scope(payload: dict[str, Any]) -> str:
+    in_payload, in_query = payload.get("scope_id"), request.args.get("scope_id")
+    if in_payload is not None and in_query is not None and in_payload != in_query:
+        raise _bad("scope_id", "differs between the query and the payload")
+    raw = in_payload if in_payload is not None else in_query
+    if raw is None:
+        return str(current_state().settings.default_scope)
+    try:
+        return validate_scope_id(raw)
+    except ValidationError as exc:
+        raise _bad("scope_id", exc.message) from exc
+
+
+def _authorized(payload: dict[str, Any]) -> str:
+    """Authorize ``ingest`` on the payload's scope; the scope."""
+    scope_id = _scope(payload)
+    key = payload.get("api_key")
+    authorize("ingest", scope_id, body_key=key if isinstance(key, str) else None)
+    return scope_id
+
+
+def _text(body: str) -> Response:
+    return Response(body, mimetype="text/plain")
+
+
+def _optional_id(payload: dict[str, Any], *names: str) -> str | None:
+    """The first of ``names`` present, checked as an id (numbers are taken as text)."""
+    for name in names:
+        value = payload.get(name)
+        if value is None:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
+            raise _bad(name, f"must be a string of 1-{MAX_ID_LENGTH} characters")
+        return value
+    return None
+
+
+def _id(payload: dict[str, Any], *names: str) -> str:
+    value = _optional_id(payload, *names)
+    if value is None:
+        raise _bad(names[0], "is required")
+    return value
+
+
+def _route(
+    rule: str, *, public: bool = False
+) -> Callable[[Callable[[dict[str, Any]], Response]], Callable[[], Response]]:
+    """Register ``view(payload)`` for GET and POST; the payload is parsed before auth so the
+    key inside it counts, and nothing is read from it before the caller is authorized."""
+
+    def decorator(view: Callable[[dict[str, Any]], Response]) -> Callable[[], Response]:
+        @functools.wraps(view)
+        def endpoint() -> Response:
+            answer = view(_payload())
+            answer.headers["Access-Control-Allow-Origin"] = "*"
+            return answer
+
+        endpoint.umetrics_permission = None if public else "ingest"  # type: ignore[attr-defined]
+        router.blueprint.add_url_rule(rule, view.__name__, endpoint, methods=["GET", "POST"])
+        return endpoint
+
+    return decorator
+
+
+@_route("/v1/ping", public=True)
+def ping(payload: dict[str, Any]) -> Response:
+    """``pong``. With a ``sessionId`` (and the write key) it also extends that visitor's
+    session by an active ``$ping`` event."""
+    if "sessionId" in payload:
+        scope_id = _authorized(payload)
+        session = _id(payload, "sessionId")
+        _ingest([{"event": PING_EVENT, "distinct_id": session}], scope_id, "sessionId")
+    return _text("pong")
+
+
+@_route("/v1/createUser")
+def create_user(payload: dict[str, Any]) -> Response:
+    """Start tracking a visitor: the given ``sessionId``, or a new random one; answers
+    ``{"sessionId": id}``."""
+    scope_id = _authorized(payload)
+    session = _optional_id(payload, "sessionId") or secrets.token_urlsafe(12)
+    set_person_properties(session, scope_id=scope_id)  # creates the person, sets nothing
+    return jsonify({"sessionId": session})
+
+
+def _timestamp(value: Any, index: int) -> str | None:
+    field = f"events[{index}].ts"
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(field, "must be a Unix time in milliseconds")
+    seconds = value / 1000 if value >= _MILLISECONDS_FROM else value
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()
+    except (OverflowError, OSError, ValueError) as exc:
+        raise _bad(field, "is out of range") from exc
+
+
+def _event(raw: Any, index: int, session: str) -> dict[str, Any]:
+    """An open-metrics event ``{name, props, ts, options: {active}}`` as ours."""
+    if not isinstance(raw, dict):
+        raise _bad(f"events[{index}]", "must be a JSON object")
+    unknown = sorted(set(raw) - {"name", "props", "ts", "options", "uuid"})
+    if unknown:
+        raise _bad(f"events[{index}].{unknown[0]}", "is not an open-metrics event field")
+    options = raw.get("options") or {}
+    if not isinstance(options, dict):
+        raise _bad(f"events[{index}].options", "must be a JSON object")
+    event: dict[str, Any] = {"event": raw.get("name"), "distinct_id": session}
+    if raw.get("props") is not None:
+        event["properties"] = raw["props"]
+    timestamp = _timestamp(raw.get("ts"), index)
+    if timestamp is not None:
+        event["timestamp"] = timestamp
+    if options.get("active") is False:
+        event["active"] = False
+    if raw.get("uuid") is not None:
+        event["uuid"] = raw["uuid"]
+    return event
+
+
+_EVENT_FIELD_NAMES = {
+    "event": "name",
+    "properties": "props",
+    "timestamp": "ts",
+    "active": "options",
+    "uuid": "uuid",
+}
+
+
+def _ingest(batch: list[dict[str, Any]], scope_id: str, what: str) -> None:
+    """Store all of ``batch`` or nothing: every event is checked before any is written."""
+    settings = current_state().settings
+    limits, now = Limits.from_settings(settings), utcnow()
+    for index, event in enumerate(batch):
+        try:
+            normalize_event(event, scope_id, limits, now)
+        except ValidationError as error:
+            if what == "sessionId" and error.field == "distinct_id":
+                raise _bad("sessionId", error.message) from error
+            name = _EVENT_FIELD_NAMES.get(error.field, error.field)
+            raise _bad(f"events[{index}].{name}", error.message) from error
+    browser = "Origin" in request.headers or "Sec-Fetch-Site" in request.headers
+    dnt = browser and "1" in (request.headers.get("DNT"), request.headers.get("Sec-GPC"))
+    ingest_events(
+        batch,
+        scope_id=scope_id,
+        user_agent=request.headers.get("User-Agent") if browser else None,
+        do_not_track=dnt,
+    )
+
+
+@_route("/v1/events")
+def log_events(payload: dict[str, Any]) -> Response:
+    """Log ``events`` for the visitor ``sessionId``; all or nothing."""
+    scope_id = _authorized(payload)
+    session = _id(payload, "sessionId")
+    raw_events = payload.get("events")
+    if not isinstance(raw_events, list):
+        raise _bad("events", "must be a list of events")
+    limit = current_state().settings["UMETRICS_MAX_BATCH_EVENTS"]
+    if len(raw_events) > limit:
+        raise _bad("events", f"at most {limit} events per request")
+    batch = [_event(raw, index, session) for index, raw in enumerate(raw_events)]
+    _ingest(batch, scope_id, "events")
+    return _text("ok")
+
+
+@_route("/v1/setUserId")
+def set_user_id(payload: dict[str, Any]) -> Response:
+    """Link the visitor ``sessionId`` to the user ``uid`` (or ``userId``): a retroactive
+    merge, so the visitor's earlier events count under the user."""
+    scope_id = _authorized(payload)
+    session = _id(payload, "sessionId")
+    user_id = _id(payload, "uid", "userId")
+    identify(user_id, anon_id=session, scope_id=scope_id)
+    return _text("ok")
+
+
+@_route("/v1/setUserProps")
+def set_user_props(payload: dict[str, Any]) -> Response:
+    """Set ``props`` on the visitor's person (after a merge: the user's)."""
+    scope_id = _authorized(payload)
+    session = _id(payload, "sessionId")
+    props = payload.get("props")
+    if not isinstance(props, dict):
+        raise _bad("props", "must be a JSON object")
+    try:
+        set_person_properties(session, set=props, scope_id=scope_id)
+    except ValidationError as exc:
+        raise _bad("props", exc.message) from exc
+    return _text("ok")

@@ -1,1 +1,96 @@
-"""Report routes: attribution (being built)."""
+"""Routes of the attribution, live feed and first-seen cohorts reports."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ...queries.attribution import MAX_LOOKBACK_DAYS, AttributionResult, attribution
+from ...queries.cohorts import CohortsResult, first_seen_cohorts
+from ...queries.live import MAX_LIMIT, MAX_MINUTES, LiveFeed, live
+from ..models import ScopedModel
+from ..router import APICall
+from ..routes import router
+from .params import ReportQuery
+
+TAG = "reports"
+
+
+class AttributionQuery(ReportQuery):
+    conversion_event: str = Field(min_length=1, max_length=200)
+    model: Literal["first_touch", "last_touch", "linear"] = "last_touch"
+    lookback_days: int = Field(30, ge=0, le=MAX_LOOKBACK_DAYS)
+    value_property: str | None = Field(
+        None, min_length=1, max_length=200, description="Numeric property of the conversion."
+    )
+    group_by: Literal["channel", "source", "campaign"] = "channel"
+    own_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The site's own hosts (repeat or comma-separate): their referrers are ignored.",
+    )
+
+    @field_validator("own_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return value
+        return [host.strip() for text in texts for host in text.split(",") if host.strip()]
+
+
+@router.route(
+    "/query/attribution",
+    summary="Conversions credited to channels, sources or campaigns",
+    permission="metrics.view",
+    tag=TAG,
+    query=AttributionQuery,
+    response=AttributionResult,
+)
+def query_attribution(call: APICall) -> AttributionResult:
+    q = call.query
+    return attribution(
+        q.context(call.scope_id),
+        conversion_event=q.conversion_event,
+        model=q.model,
+        lookback_days=q.lookback_days,
+        value_property=q.value_property,
+        group_by=q.group_by,
+        own_hosts=tuple(q.own_hosts),
+    )
+
+
+class LiveQuery(ScopedModel):
+    minutes: int = Field(30, ge=1, le=MAX_MINUTES)
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+
+
+@router.route(
+    "/query/live",
+    summary="Events of the last minutes, newest first, with a per-minute count",
+    permission="metrics.view",
+    tag=TAG,
+    query=LiveQuery,
+    response=LiveFeed,
+)
+def query_live(call: APICall) -> LiveFeed:
+    q = call.query
+    return live(call.scope_id, minutes=q.minutes, limit=q.limit)
+
+
+class CohortsQuery(ReportQuery):
+    period: Literal["day", "week", "month"] = "week"
+
+
+@router.route(
+    "/query/cohorts",
+    summary="Persons by the period they were first seen in",
+    permission="metrics.view",
+    tag=TAG,
+    query=CohortsQuery,
+    response=CohortsResult,
+)
+def query_cohorts(call: APICall) -> CohortsResult:
+    q = call.query
+    return first_seen_cohorts(q.context(call.scope_id), period=q.period)
