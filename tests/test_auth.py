@@ -216,3 +216,18 @@ def test_anonymous_users_get_401_when_the_subject_loader_knows_nobody(
     assert client.get("/umetrics/api/stats").status_code == 403
     logged_in["user"] = "admin"
     assert client.get("/umetrics/api/stats").status_code == 200
+
+
+def test_compatibility_routes_refuse_anonymous_callers(make_app: AppFactory) -> None:
+    app = make_app(UMETRICS_ENABLE_TOGO_API=True, UMETRICS_ENABLE_OPENMETRICS_API=True)
+    client = app.test_client()
+    checked = 0
+    for endpoint, method, path in umetrics_requests(app):
+        if not endpoint.startswith(("umetrics_togo.", "umetrics_openmetrics.")):
+            continue
+        if endpoint == "umetrics_openmetrics.ping":  # documented as public: it stores nothing
+            continue
+        response = call(client, method, path)
+        assert response.status_code in (401, 403), (method, path, response.status_code)
+        checked += 1
+    assert checked >= 11
