@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, get_args
@@ -162,15 +163,32 @@ def revoke_api_key(key_id: str, *, scope_id: str | None = None, actor: str | Non
             after={"revoked": True},
             actor=actor,
         )
+    current_state().verified_keys.clear()
     return True
 
 
 def verify_api_key(raw_key: str) -> ApiKeyInfo | None:
-    """The active key matching ``raw_key``, or None. Constant-time comparison of the hash."""
+    """The active key matching ``raw_key``, or None. Constant-time comparison of the hash.
+
+    A verified key is trusted for ``UMETRICS_API_KEY_CACHE_SECONDS`` by this process (revoking
+    in this process drops it at once), so busy ingestion costs no key lookup per request.
+    """
     parts = raw_key.split("_")
     if len(parts) < 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 16:
         return None
-    key_id = parts[1]
+    state = current_state()
+    digest = _hash_key(raw_key)
+    cached = state.verified_keys.get(digest)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    info = _lookup_api_key(raw_key, parts[1])
+    ttl = state.settings["UMETRICS_API_KEY_CACHE_SECONDS"]
+    if info is not None and ttl > 0:
+        state.verified_keys[digest] = (time.monotonic() + ttl, info)
+    return info
+
+
+def _lookup_api_key(raw_key: str, key_id: str) -> ApiKeyInfo | None:
     columns = [api_keys.c[name] for name in ApiKeyInfo.__dataclass_fields__]
     engine = current_state().engine
     with engine.connect() as connection:

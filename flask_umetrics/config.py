@@ -186,6 +186,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Serve open-metrics' `/v1/...` API under `{prefix}/v1/...`.",
     ),
     ConfigKey(
+        "UMETRICS_API_KEY_CACHE_SECONDS",
+        "env",
+        "api_key_cache_seconds",
+        10,
+        _int_at_least(0),
+        "How long a process trusts an API key it has verified (saves a query per request); "
+        "a revocation reaches other processes within this time. 0 = check every request.",
+    ),
+    ConfigKey(
         "UMETRICS_DEFAULT_SCOPE",
         "env",
         "default_scope",

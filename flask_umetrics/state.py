@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from .config import Settings
 
 if TYPE_CHECKING:
+    from .auth import ApiKeyInfo
     from .events.buffer import EventBuffer
     from .extension import UMetrics
     from .scheduler.runner import SchedulerRunner
@@ -31,6 +32,8 @@ class UMetricsState:
     event_buffer: EventBuffer
     scheduler: SchedulerRunner | None = None
     warned: set[str] = field(default_factory=set)
+    #: sha256 of a verified API key -> (trusted until, monotonic clock; the key's record)
+    verified_keys: dict[str, tuple[float, ApiKeyInfo]] = field(default_factory=dict)
 
 
 def current_state() -> UMetricsState:

@@ -128,3 +128,28 @@ def test_merge_order_examples(make_app: AppFactory) -> None:
                 identify(user, anon_id=anon)
             results.add(frozenset(partition(app)))
     assert results == {frozenset({frozenset({"u1", "a1", "u2", "a2"})})}
+
+
+def test_a_concurrent_writer_wins_the_race_to_create_a_distinct_id(app: Flask) -> None:
+    """Both creation paths: ids another writer mapped meanwhile keep that writer's person."""
+    from datetime import datetime, timezone
+
+    from flask_umetrics.events import identity
+
+    with app.app_context():
+        engine = current_state().engine
+        with engine.begin() as connection:
+            theirs = identity.ensure_persons(
+                connection, "default", {"a": datetime.now(timezone.utc)}
+            )
+        create = (
+            identity._create_persons_postgresql
+            if engine.dialect.name == "postgresql"
+            else identity._create_persons_generic
+        )
+        with engine.begin() as connection:  # as if "a" was still missing when we looked
+            now = datetime.now(timezone.utc)
+            result = create(connection, "default", ["a", "b"], {"a": now, "b": now})
+        assert result["a"] == theirs["a"] and result["b"] != theirs["a"]
+        assert person_count(app) == 2  # our person for "a" was deleted again
+        assert partition(app) == {frozenset({"a"}), frozenset({"b"})}

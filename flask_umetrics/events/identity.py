@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, String, any_, cast, delete, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..db.tables import person_distinct_ids, persons
 from ..db.types import utcnow
@@ -33,9 +34,20 @@ def person_ids_of(
 ) -> dict[str, int]:
     """The person id of each given distinct id that has one."""
     found: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(distinct_ids))):
+    wanted = sorted(set(distinct_ids))
+    columns = select(person_distinct_ids.c.distinct_id, person_distinct_ids.c.person_id)
+    if connection.dialect.name == "postgresql":
+        # One array parameter: the same statement text for any number of ids (parsed once).
         rows = connection.execute(
-            select(person_distinct_ids.c.distinct_id, person_distinct_ids.c.person_id).where(
+            columns.where(
+                person_distinct_ids.c.scope_id == scope_id,
+                person_distinct_ids.c.distinct_id == any_(cast(wanted, ARRAY(String))),
+            )
+        )
+        return {row.distinct_id: row.person_id for row in rows}
+    for chunk in _chunks(wanted):
+        rows = connection.execute(
+            columns.where(
                 person_distinct_ids.c.scope_id == scope_id,
                 person_distinct_ids.c.distinct_id.in_(chunk),
             )
@@ -56,6 +68,20 @@ def ensure_persons(
     missing = [d for d in first_seen if d not in known]
     if not missing:
         return known
+    create = (
+        _create_persons_postgresql
+        if connection.dialect.name == "postgresql"
+        else _create_persons_generic
+    )
+    known.update(create(connection, scope_id, missing, first_seen))
+    return known
+
+
+def _create_persons_generic(
+    connection: Connection, scope_id: str, missing: list[str], first_seen: Mapping[str, datetime]
+) -> dict[str, int]:
+    """Create a person per missing distinct id; a concurrent writer's mapping wins (our person
+    for that id is deleted again)."""
     created = (
         connection.execute(
             insert(persons).returning(persons.c.id, sort_by_parameter_order=True),
@@ -81,8 +107,46 @@ def ensure_persons(
     orphans = [p for d, p in proposed.items() if actual.get(d) != p]
     if orphans:
         connection.execute(delete(persons).where(persons.c.id.in_(orphans)))
-    known.update(actual)
-    return known
+    return actual
+
+
+_NEXT_PERSON_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('umetrics_persons', 'id')) FROM generate_series(1, :n)"
+)
+_INSERT_PERSONS = text(
+    "INSERT INTO umetrics_persons (id, scope_id, properties, created_at, is_identified) "
+    "SELECT i, :scope, CAST('{}' AS JSONB), c, false "
+    "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:created AS TIMESTAMPTZ[])) AS r(i, c)"
+)
+_INSERT_DISTINCT_IDS = text(
+    "INSERT INTO umetrics_person_distinct_ids (scope_id, distinct_id, person_id) "
+    "SELECT :scope, d, i FROM unnest(CAST(:dids AS TEXT[]), CAST(:ids AS BIGINT[])) AS r(d, i) "
+    "ON CONFLICT (scope_id, distinct_id) DO NOTHING RETURNING distinct_id"
+)
+
+
+def _create_persons_postgresql(
+    connection: Connection, scope_id: str, missing: list[str], first_seen: Mapping[str, datetime]
+) -> dict[str, int]:
+    """The same as the generic path in fixed-shape statements (parsed once per connection):
+    take ids from the sequence, insert persons and their ids from arrays."""
+    ids = list(connection.execute(_NEXT_PERSON_IDS, {"n": len(missing)}).scalars())
+    connection.execute(
+        _INSERT_PERSONS,
+        {"scope": scope_id, "ids": ids, "created": [first_seen[d] for d in missing]},
+    )
+    taken = set(
+        connection.execute(
+            _INSERT_DISTINCT_IDS, {"scope": scope_id, "dids": missing, "ids": ids}
+        ).scalars()
+    )
+    proposed = dict(zip(missing, ids, strict=True))
+    lost = [d for d in missing if d not in taken]
+    if not lost:  # the usual case: no concurrent writer created the same ids
+        return proposed
+    connection.execute(delete(persons).where(persons.c.id.in_([proposed[d] for d in lost])))
+    actual = person_ids_of(connection, scope_id, lost)
+    return {**{d: proposed[d] for d in missing if d in taken}, **actual}
 
 
 def _check_id(value: Any, field: str) -> str:
