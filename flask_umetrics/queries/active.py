@@ -15,8 +15,8 @@ from sqlalchemy import and_, func, select
 from ..db.tables import events
 from ..errors import ValidationError
 from ..events.validation import to_micros
-from ..state import current_state
 from .buckets import Buckets
+from .connection import report_connection
 from .context import ReportContext
 from .sql import person_events
 from .tables import index_table
@@ -50,7 +50,7 @@ def active_users(ctx: ReportContext) -> ActiveCount:
         )
     )
     query = select(func.count(rows.c.person_id.distinct()))
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         count = connection.execute(query).scalar_one()
     return ActiveCount(ctx.scale(count), ctx.sample)
 
@@ -96,7 +96,7 @@ def active_user_series(ctx: ReportContext, *, window: str = "dau") -> ActiveSeri
         )
         .group_by(day.c.idx)
     )
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         counts = {row.idx: row.n for row in connection.execute(query)}
     series = [
         ActivePoint(label, ctx.scale(counts.get(i, 0))) for i, label in enumerate(shown.labels())

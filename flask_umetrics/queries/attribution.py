@@ -20,7 +20,7 @@ from sqlalchemy.sql.expression import FunctionElement
 
 from ..db.tables import events
 from ..errors import ValidationError
-from ..state import current_state
+from .connection import report_connection
 from .context import ReportContext
 from .sql import person_events, prop_number, prop_text
 
@@ -294,7 +294,7 @@ def attribution(
             .order_by(pairs.c.key)
         )
     totals: dict[str, list[float]] = {}
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         total = connection.execute(select(func.count()).select_from(conversions)).scalar_one()
         for row in connection.execute(query):
             share = row.n if model == "linear" else 1

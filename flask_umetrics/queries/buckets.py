@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -89,8 +90,20 @@ class Buckets:
         return [start.isoformat() for start in self.starts]
 
     def index(self, ts: ColumnElement[Any]) -> ColumnElement[int]:
-        """SQL for the bucket index of ``ts`` (µs): -1 before the first, ``len`` after the last."""
+        """SQL for the bucket index of ``ts`` (µs): -1 before the first, ``len`` after the last.
+
+        Equal-width buckets (no DST change or month in the range) are one integer division;
+        otherwise a balanced CASE over the bucket starts.
+        """
         bounds = [to_micros(start) for start in self.starts] + [self.end_us]
+        widths = {b - a for a, b in pairwise(bounds)}
+        if len(widths) == 1:
+            width = widths.pop()
+            return case(
+                (ts < bounds[0], literal(-1)),
+                (ts >= bounds[-1], literal(len(bounds) - 1)),
+                else_=(ts - bounds[0]) // width,
+            )
         return _search(ts, bounds, 0, len(bounds) - 1)
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from ..errors import ValidationError
-from ..state import current_state
 from .buckets import Buckets
+from .connection import report_connection
 from .context import ReportContext
 from .sql import person_events
 
@@ -55,7 +55,7 @@ def first_seen_cohorts(ctx: ReportContext, *, period: str = "week") -> CohortsRe
         .where(first.c.first_ts >= buckets.start_us, first.c.first_ts < buckets.end_us)
         .group_by(cohort)
     )
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         sizes = {row.cohort: row.n for row in connection.execute(query)}
     cohorts = [
         Cohort(label, ctx.scale(sizes.get(i, 0))) for i, label in enumerate(buckets.labels())

@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from ..state import current_state
 from .active import active_user_series
+from .connection import report_connection
 from .context import ReportContext
 from .sessions import session_summary
 from .sql import person_events
@@ -47,7 +47,7 @@ def dashboard_summary(ctx: ReportContext) -> DashboardSummary:
     new = select(func.count()).where(
         firsts.c.first_ts >= ctx.from_us, firsts.c.first_ts < ctx.to_us
     )
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         total_events = connection.execute(total).scalar_one()
         new_persons = connection.execute(new).scalar_one()
     last_day = dataclasses.replace(ctx, date_from=ctx.date_to - timedelta(microseconds=1))

@@ -16,7 +16,8 @@ from sqlalchemy import case, func, literal, select
 from ..db.tables import events
 from ..errors import ValidationError
 from ..events.validation import from_micros, to_micros
-from ..state import current_state, resolve_scope
+from ..state import resolve_scope
+from .connection import report_connection
 
 MAX_MINUTES = 1440
 MAX_LIMIT = 1000
@@ -82,7 +83,7 @@ def live(scope_id: str | None = None, *, minutes: int = 30, limit: int = 100) ->
         .limit(limit)
     )
     per_minute = select(minute, func.count().label("n")).where(*window).group_by(minute)
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         rows = connection.execute(newest).all()
         counts = {row.minute: row.n for row in connection.execute(per_minute)}
     feed = [

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Integer, and_, func, literal, or_, select
 
 from ..errors import ValidationError
-from ..state import current_state
+from .connection import report_connection
 from .context import ReportContext
 from .sql import by_codepoint, person_events
 
@@ -123,7 +123,7 @@ def paths(
         .order_by(ranked.c.step, ranked.c.rank)
     )
     by_step: dict[int, list[PathTransition]] = {i: [] for i in range(1, steps + 1)}
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         found: list[Any] = list(connection.execute(query))
     for row in found:
         by_step[row.step].append(

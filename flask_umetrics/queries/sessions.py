@@ -21,6 +21,7 @@ from ..db.tables import events, person_distinct_ids
 from ..errors import ValidationError
 from ..events.validation import from_micros
 from ..state import current_state
+from .connection import report_connection
 from .context import ReportContext
 from .sql import person_events
 
@@ -154,7 +155,7 @@ def session_summary(ctx: ReportContext, *, pageview_event: str = "$pageview") ->
     middle = select(func.coalesce(func.sum(ranked.c.duration), 0), func.count()).where(
         or_(ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.rn == (ranked.c.n + 2) // 2)
     )
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         count, total_us, bounces, pageviews = connection.execute(totals).one()
         middle_us, middle_n = connection.execute(middle).one()
     if not count:
@@ -191,7 +192,7 @@ def sessions_of_person(
     )
     if started_by_us is not None:
         query = query.where(sessions.c.start_ts <= started_by_us)
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         rows: list[Any] = list(connection.execute(query.limit(limit)))
     return [
         PersonSession(

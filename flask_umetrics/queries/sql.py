@@ -119,6 +119,13 @@ def person_events(scope_id: str) -> Select[Any]:
     )
 
 
+def events_of(scope_id: str) -> Select[Any]:
+    """Events of a scope without their persons (for reports that count events, not people)."""
+    return select(events.c.event, events.c.ts, events.c.properties, events.c.id).where(
+        events.c.scope_id == scope_id
+    )
+
+
 #: Knuth's multiplicative hash; person ids stay far below 2**31, so the product fits a BIGINT.
 _HASH_MULTIPLIER = 2654435761
 

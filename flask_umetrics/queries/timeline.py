@@ -16,7 +16,8 @@ from sqlalchemy import and_, or_, select
 from ..db.tables import events, person_distinct_ids, persons
 from ..errors import APIError, ValidationError
 from ..events.validation import from_micros
-from ..state import current_state, resolve_scope
+from ..state import resolve_scope
+from .connection import report_connection
 from .sessions import PersonSession, sessions_of_person
 from .sql import by_codepoint, person_events
 
@@ -77,7 +78,7 @@ def timeline(
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
     cursor = decode_cursor(before) if before is not None else None
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         person_id = connection.execute(
             select(person_distinct_ids.c.person_id).where(
                 person_distinct_ids.c.scope_id == scope,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from ..db.tables import events
-from ..state import current_state
+from .connection import report_connection
 from .context import ReportContext
 from .sql import by_codepoint, person_events, prop_text
 
@@ -32,7 +32,7 @@ def top_events(ctx: ReportContext, *, limit: int = 10) -> TopResult:
         .order_by(func.count().desc(), by_codepoint(rows.c.event))
         .limit(limit)
     )
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         items = [TopItem(row.event, ctx.scale(row.n)) for row in connection.execute(query)]
     return TopResult(items, ctx.sample)
 
@@ -53,6 +53,6 @@ def top_property_values(
         .order_by(func.count().desc(), by_codepoint(rows.c.value))
         .limit(limit)
     )
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         items = [TopItem(row.value, ctx.scale(row.n)) for row in connection.execute(query)]
     return TopResult(items, ctx.sample)

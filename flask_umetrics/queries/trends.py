@@ -15,10 +15,10 @@ from sqlalchemy.sql import ColumnElement
 
 from ..db.tables import events
 from ..errors import ValidationError
-from ..state import current_state
 from .buckets import INTERVALS, Buckets
+from .connection import report_connection
 from .context import ReportContext
-from .sql import by_codepoint, person_events, prop_number, prop_text
+from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
 
 Math = Literal["total", "unique_persons", "sum", "avg", "min", "max"]
 MATHS: tuple[str, ...] = ("total", "unique_persons", "sum", "avg", "min", "max")
@@ -79,21 +79,22 @@ def trends(
     if math not in MATHS:
         raise ValidationError("math", f"must be one of {', '.join(MATHS)}")
     buckets = Buckets.covering(ctx.date_from, ctx.date_to, interval, ctx.zone)
-    base = person_events(ctx.scope_id).where(
-        events.c.ts >= ctx.from_us, events.c.ts < ctx.to_us, *ctx.event_filters()
-    )
+    # Persons are only needed to count them or to limit the report to some of them; plain
+    # event counts and sums skip the join with the distinct-id map.
+    needs_persons = math == "unique_persons" or ctx.sample is not None or ctx.segment is not None
+    base = person_events(ctx.scope_id) if needs_persons else events_of(ctx.scope_id)
+    base = base.where(events.c.ts >= ctx.from_us, events.c.ts < ctx.to_us, *ctx.event_filters())
     if event is not None:
         base = base.where(events.c.event == event)
     group: ColumnElement[Any] = literal(None)
     if breakdown is not None:
         group = prop_text(events.c.properties, breakdown)
     number = prop_number(events.c.properties, property) if property else literal(None)
-    rows = ctx.rows(
-        base.add_columns(
-            buckets.index(events.c.ts).label("bucket"), group.label("grp"), number.label("number")
-        )
+    query = base.add_columns(
+        buckets.index(events.c.ts).label("bucket"), group.label("grp"), number.label("number")
     )
-    with current_state().engine.connect() as connection:
+    rows = ctx.rows(query) if needs_persons else query.subquery("rows")
+    with report_connection() as connection:
         top: list[str | None] = [None]
         if breakdown is not None:
             top = list(
