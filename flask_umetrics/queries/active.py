@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import case, func, literal, or_, select, union_all
 
 from ..db.tables import events
 from ..errors import ValidationError
@@ -19,7 +19,6 @@ from .buckets import Buckets
 from .connection import report_connection
 from .context import ReportContext
 from .sql import person_events
-from .tables import index_table
 
 WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
 
@@ -83,21 +82,43 @@ def active_user_series(ctx: ReportContext, *, window: str = "dau") -> ActiveSeri
         .distinct()
         .subquery("activity")
     )
-    day = index_table(len(shown.starts), "shown")
-    query = (
-        select(day.c.idx, func.count(activity.c.person_id.distinct()).label("n"))
-        .select_from(day)
-        .join(
-            activity,
-            and_(
-                activity.c.day <= day.c.idx + offset,
-                activity.c.day >= day.c.idx + offset - lead,
-            ),
-        )
-        .group_by(day.c.idx)
+    # A person active on day a counts on days a .. a + days - 1. Overlapping spans of one
+    # person are merged into islands (a new island starts when the gap to the previous active
+    # day is at least ``days``); each island adds +1 on its first day and -1 after its last,
+    # and a running sum gives the count per day. No range join: O(active person-days).
+    previous = func.lag(activity.c.day).over(
+        partition_by=activity.c.person_id, order_by=activity.c.day
     )
+    starts = case((or_(previous.is_(None), activity.c.day - previous >= days), 1), else_=0)
+    marked = select(activity.c.person_id, activity.c.day, starts.label("is_start")).subquery(
+        "marked"
+    )
+    island = (
+        func.sum(marked.c.is_start)
+        .over(partition_by=marked.c.person_id, order_by=marked.c.day, rows=(None, 0))
+        .label("island")
+    )
+    numbered = select(marked.c.person_id, marked.c.day, island).subquery("numbered")
+    spans = (
+        select(
+            func.min(numbered.c.day).label("first"),
+            (func.max(numbered.c.day) + days).label("stop"),
+        )
+        .group_by(numbered.c.person_id, numbered.c.island)
+        .subquery("spans")
+    )
+    deltas = union_all(
+        select(spans.c.first.label("day"), literal(1).label("delta")),
+        select(spans.c.stop.label("day"), literal(-1).label("delta")),
+    ).subquery("deltas")
+    query = select(deltas.c.day, func.sum(deltas.c.delta).label("change")).group_by(deltas.c.day)
     with report_connection() as connection:
-        counts = {row.idx: row.n for row in connection.execute(query)}
+        changes = {row.day: int(row.change) for row in connection.execute(query)}
+    counts, running = {}, 0
+    for reach_day in range(len(reach.starts)):
+        running += changes.get(reach_day, 0)
+        if reach_day >= offset:
+            counts[reach_day - offset] = running
     series = [
         ActivePoint(label, ctx.scale(counts.get(i, 0))) for i, label in enumerate(shown.labels())
     ]
