@@ -1,0 +1,294 @@
+"""Straightforward pure-Python funnel and retention, written from DESIGN.md §5, to check the SQL.
+
+Deliberately naive (brute force over chains and matchings); only for small event sets in tests.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from flask_umetrics.db.tables import events, person_distinct_ids
+from flask_umetrics.state import current_state
+
+MICROS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Ev:
+    id: int
+    person: int
+    event: str
+    ts: int  # microseconds since the epoch, UTC
+    active: bool = True
+    properties: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def stored_events(scope_id: str = "default") -> list[Ev]:
+    """Every stored event with its (current, merged) person: read back for the reference."""
+    query = (
+        select(
+            events.c.id,
+            person_distinct_ids.c.person_id,
+            events.c.event,
+            events.c.ts,
+            events.c.active,
+            events.c.properties,
+        )
+        .join(
+            person_distinct_ids,
+            (person_distinct_ids.c.scope_id == events.c.scope_id)
+            & (person_distinct_ids.c.distinct_id == events.c.distinct_id),
+        )
+        .where(events.c.scope_id == scope_id)
+    )
+    with current_state().engine.connect() as connection:
+        return [Ev(r[0], r[1], r[2], r[3], r[4], r[5] or {}) for r in connection.execute(query)]
+
+
+# A step for the reference: an event name and a predicate on the properties.
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class RefStep:
+    event: str
+    where: Predicate = lambda properties: True
+
+    def matches(self, e: Ev) -> bool:
+        return e.event == self.event and self.where(e.properties)
+
+
+def _median(values: list[int]) -> float | None:
+    return statistics.median(values) / MICROS if values else None
+
+
+def _by_person(evs: Sequence[Ev]) -> dict[int, list[Ev]]:
+    persons: dict[int, list[Ev]] = {}
+    for e in sorted(evs, key=lambda e: (e.ts, e.id)):
+        persons.setdefault(e.person, []).append(e)
+    return persons
+
+
+def _longest_chain(steps: Sequence[RefStep], evs: list[Ev], e1: Ev, window: int) -> int:
+    """Exact: the longest chain e1..ek (non-decreasing ts, distinct events, within window)."""
+
+    def extend(j: int, prev_ts: int, used: frozenset[int]) -> int:
+        if j == len(steps):
+            return j
+        best = j
+        for e in evs:
+            if (
+                e.id not in used
+                and steps[j].matches(e)
+                and e.ts >= prev_ts
+                and e.ts - e1.ts <= window
+            ):
+                best = max(best, extend(j + 1, e.ts, used | {e.id}))
+                if best == len(steps):
+                    break
+        return best
+
+    return extend(1, e1.ts, frozenset({e1.id}))
+
+
+def _greedy_chain(steps: Sequence[RefStep], evs: list[Ev], e1: Ev, window: int) -> list[Ev]:
+    """Each next step: the earliest eligible event in (ts, id) order."""
+    chain = [e1]
+    for step in steps[1:]:
+        used = {e.id for e in chain}
+        nxt = next(
+            (
+                e
+                for e in evs  # sorted by (ts, id)
+                if e.id not in used
+                and step.matches(e)
+                and e.ts >= chain[-1].ts
+                and e.ts - e1.ts <= window
+            ),
+            None,
+        )
+        if nxt is None:
+            break
+        chain.append(nxt)
+    return chain
+
+
+def _strict_chain(steps: Sequence[RefStep], evs: list[Ev], e1: Ev, window: int) -> list[Ev]:
+    """Consecutive events of the person in (ts, id) order."""
+    at = evs.index(e1)
+    chain = [e1]
+    for j, step in enumerate(steps[1:], 1):
+        if at + j >= len(evs):
+            break
+        e = evs[at + j]
+        if not step.matches(e) or e.ts - e1.ts > window:
+            break
+        chain.append(e)
+    return chain
+
+
+def _matching(steps: Sequence[RefStep], evs: Sequence[Ev]) -> int:
+    """Maximum matching of steps to distinct events (Kuhn's augmenting paths)."""
+    owner: dict[int, int] = {}
+
+    def augment(s: int, seen: set[int]) -> bool:
+        for e in evs:
+            if steps[s].matches(e) and e.id not in seen:
+                seen.add(e.id)
+                if e.id not in owner or augment(owner[e.id], seen):
+                    owner[e.id] = s
+                    return True
+        return False
+
+    return sum(1 for s in range(len(steps)) if augment(s, set()))
+
+
+def _any_times(steps: Sequence[RefStep], evs: list[Ev], e1: Ev, window: int) -> list[int]:
+    """Moment at which 1, 2, ... steps are matched (step 1 = e1, others in any order)."""
+    others = [e for e in evs if e.id != e1.id and e1.ts <= e.ts <= e1.ts + window]
+    times = [e1.ts]
+    for moment in sorted({e1.ts} | {e.ts for e in others}):
+        matched = 1 + _matching(steps[1:], [e for e in others if e.ts <= moment])
+        while len(times) < matched:
+            times.append(moment)
+    return times
+
+
+@dataclass(frozen=True)
+class RefFunnel:
+    counts: list[int]
+    medians: list[float | None]
+    breakdown: dict[Any, list[int]]  # entry property value -> counts (no top-N grouping)
+
+
+def ref_funnel(
+    evs: Sequence[Ev],
+    steps: Sequence[RefStep],
+    date_from: int,
+    date_to: int,
+    window: int,
+    order: str = "ordered",
+    breakdown: str | None = None,
+) -> RefFunnel:
+    """Counts per step (persons with level >= j) and medians from the previous step."""
+    reached: list[list[int]] = []  # per person: times of their chosen chain
+    values: list[Any] = []
+    for person_events in _by_person(evs).values():
+        entries = [e for e in person_events if steps[0].matches(e) and date_from <= e.ts < date_to]
+        best: tuple[int, list[int], Any] | None = None
+        for e1 in entries:  # (ts, id) order: the earliest entry wins ties
+            if order == "strict":
+                times = [e.ts for e in _strict_chain(steps, person_events, e1, window)]
+            elif order == "any":
+                times = _any_times(steps, person_events, e1, window)
+            else:
+                level = _longest_chain(steps, person_events, e1, window)
+                times = [e.ts for e in _greedy_chain(steps, person_events, e1, window)]
+                assert len(times) == level, "greedy differs from the longest chain"
+            if best is None or len(times) > best[0]:
+                best = (len(times), times, e1.properties.get(breakdown) if breakdown else None)
+        if best is not None:
+            reached.append(best[1])
+            values.append(best[2])
+    n = len(steps)
+    counts = [sum(1 for t in reached if len(t) > j) for j in range(n)]
+    medians: list[float | None] = [None]
+    for j in range(1, n):
+        medians.append(_median([t[j] - t[j - 1] for t in reached if len(t) > j]))
+    split: dict[Any, list[int]] = {}
+    for times, value in zip(reached, values, strict=True):
+        row = split.setdefault(value, [0] * n)
+        for j in range(len(times)):
+            row[j] += 1
+    return RefFunnel(counts, medians, split)
+
+
+def _period_start(moment: datetime, period: str) -> date:
+    day = moment.date()
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _period_number(day: date, period: str) -> int:
+    """A running number of the calendar period starting on ``day``."""
+    if period == "month":
+        return day.year * 12 + day.month
+    if period == "week":  # Mondays are 7 apart, so this numbers weeks consecutively
+        return day.toordinal() // 7
+    return day.toordinal()
+
+
+def ref_retention(
+    evs: Sequence[Ev],
+    zone: ZoneInfo,
+    date_from: datetime,
+    date_to: datetime,
+    *,
+    start_event: str | None = None,
+    return_event: str | None = None,
+    period: str = "week",
+    periods: int = 8,
+    mode: str = "first_time",
+    bounded: bool = True,
+) -> list[tuple[str, int, list[int]]]:
+    """``[(cohort start ISO, size, counts k = 0..periods)]`` for the periods starting in range."""
+
+    def local(e: Ev) -> datetime:
+        return datetime.fromtimestamp(e.ts / MICROS, timezone.utc).astimezone(zone)
+
+    def number(e: Ev) -> int:
+        return _period_number(_period_start(local(e), period), period)
+
+    def is_start(e: Ev) -> bool:
+        return e.active if start_event is None else e.event == start_event
+
+    def is_return(e: Ev) -> bool:
+        return e.active if return_event is None else e.event == return_event
+
+    shown: list[tuple[str, int]] = []
+    day = _period_start(date_from.astimezone(zone), period)
+    while True:
+        start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
+        if start >= date_to:
+            break
+        if start >= date_from:
+            shown.append((start.isoformat(), _period_number(day, period)))
+        day = (
+            date(day.year + day.month // 12, day.month % 12 + 1, 1)
+            if period == "month"
+            else day + timedelta(days=7 if period == "week" else 1)
+        )
+    by_person = _by_person(evs)
+    rows = []
+    for label, p in shown:
+        members = []
+        for person_events in by_person.values():
+            starts = [e for e in person_events if is_start(e)]
+            if not starts:
+                continue
+            if mode == "first_time":
+                inside = number(starts[0]) == p
+            else:
+                inside = any(number(e) == p for e in starts)
+            if inside:
+                members.append(person_events)
+        counts = []
+        for k in range(periods + 1):
+            hit = 0
+            for person_events in members:
+                back = [number(e) for e in person_events if is_return(e)]
+                if any(b == p + k if bounded else b >= p + k for b in back):
+                    hit += 1
+            counts.append(hit)
+        rows.append((label, len(members), counts))
+    return rows
