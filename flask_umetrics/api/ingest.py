@@ -8,7 +8,7 @@ from flask import request
 from pydantic import BaseModel, Field
 
 from ..errors import APIError
-from ..events import identify, ingest_events
+from ..events import IngestResult, identify, ingest_events
 from ..state import current_state
 from .models import ScopedModel
 from .router import APICall
@@ -41,6 +41,30 @@ def _from_browser() -> bool:
     return "Origin" in request.headers or "Sec-Fetch-Site" in request.headers
 
 
+def check_batch_size(events: list[Any]) -> None:
+    """413 naming ``events`` when a batch is larger than ``UMETRICS_MAX_BATCH_EVENTS``."""
+    limit = current_state().settings["UMETRICS_MAX_BATCH_EVENTS"]
+    if len(events) > limit:
+        raise APIError(
+            413,
+            "too_many_events",
+            f"events: a batch may hold at most {limit} events, got {len(events)}",
+            [{"field": "events", "message": f"at most {limit} events"}],
+        )
+
+
+def ingest_request_batch(batch: list[Any], scope_id: str) -> IngestResult:
+    """Ingest events sent by this request: a browser's user agent and Do-Not-Track apply."""
+    browser = _from_browser()
+    dnt = browser and (request.headers.get("DNT") == "1" or request.headers.get("Sec-GPC") == "1")
+    return ingest_events(
+        batch,
+        scope_id=scope_id,
+        user_agent=request.headers.get("User-Agent") if browser else None,
+        do_not_track=dnt,
+    )
+
+
 @router.route(
     "/events",
     methods=("POST",),
@@ -51,22 +75,8 @@ def _from_browser() -> bool:
     response=IngestResponse,
 )
 def events_ingest(call: APICall) -> IngestResponse:
-    limit = current_state().settings["UMETRICS_MAX_BATCH_EVENTS"]
-    if len(call.body.events) > limit:
-        raise APIError(
-            413,
-            "too_many_events",
-            f"events: a batch may hold at most {limit} events, got {len(call.body.events)}",
-            [{"field": "events", "message": f"at most {limit} events"}],
-        )
-    browser = _from_browser()
-    dnt = browser and (request.headers.get("DNT") == "1" or request.headers.get("Sec-GPC") == "1")
-    result = ingest_events(
-        call.body.events,
-        scope_id=call.scope_id,
-        user_agent=request.headers.get("User-Agent") if browser else None,
-        do_not_track=dnt,
-    )
+    check_batch_size(call.body.events)
+    result = ingest_request_batch(call.body.events, call.scope_id)
     return IngestResponse.model_validate(result.to_dict())
 
 

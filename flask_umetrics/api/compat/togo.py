@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint
 from pydantic import BaseModel, Field, field_validator
 
-from ...errors import APIError, ValidationError
-from ...events import identify, ingest_events
+from ...errors import ValidationError
+from ...events import identify
 from ...events.validation import MAX_ID_LENGTH
 from ...queries.active import active_users
 from ...queries.buckets import floor_to, next_start
@@ -24,6 +24,7 @@ from ...queries.context import ReportContext, report_context
 from ...queries.top import TopResult, top_events, top_property_values
 from ...queries.trends import volume
 from ...state import current_state
+from ..ingest import check_batch_size, ingest_request_batch
 from ..models import ScopedModel
 from ..params import DateTimeParam
 from ..router import APICall, ApiRouter
@@ -123,14 +124,7 @@ def to_event(raw: Any) -> tuple[dict[str, Any], str | None]:
     response=EventsResponse,
 )
 def togo_events(call: APICall) -> EventsResponse:
-    limit = current_state().settings["UMETRICS_MAX_BATCH_EVENTS"]
-    if len(call.body.events) > limit:
-        raise APIError(
-            413,
-            "too_many_events",
-            f"events: a batch may hold at most {limit} events, got {len(call.body.events)}",
-            [{"field": "events", "message": f"at most {limit} events"}],
-        )
+    check_batch_size(call.body.events)
     batch: list[dict[str, Any]] = []
     positions: list[int] = []
     merges: dict[int, tuple[str, str]] = {}
@@ -145,7 +139,7 @@ def togo_events(call: APICall) -> EventsResponse:
             merges[len(batch)] = (event["distinct_id"], merge)
         batch.append(event)
         positions.append(index)
-    result = ingest_events(batch, scope_id=call.scope_id)
+    result = ingest_request_batch(batch, call.scope_id)
     for item in result.rejected:
         rejected.append(
             Rejected(index=positions[item["index"]], field=item["field"], error=item["error"])
