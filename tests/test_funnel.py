@@ -274,6 +274,32 @@ def test_step_filters_and_report_filters(app: Flask) -> None:
     assert counts(run(app, [pricing, pro], filters=only_ab1)) == [2, 1]
 
 
+def test_same_event_with_different_filters(app: Flask) -> None:
+    """pricing page -> any page -> pricing page again: one event never fills two steps."""
+    pricing = {"path": "/pricing"}
+    load(
+        app,
+        [
+            ("a", "view", "2026-03-01T10:00", pricing),  # the entry is not also "any page"
+            ("b", "view", "2026-03-01T10:00", pricing),
+            ("b", "view", "2026-03-01T10:01", {"path": "/"}),
+            ("c", "view", "2026-03-01T10:00", pricing),
+            ("c", "view", "2026-03-01T10:01", pricing),  # "any page" takes this one
+            ("c", "view", "2026-03-01T10:02", {"path": "/"}),
+            ("d", "view", "2026-03-01T10:00", pricing),
+            ("d", "view", "2026-03-01T10:01", {"path": "/"}),
+            ("d", "view", "2026-03-01T10:02", pricing),
+            ("e", "view", "2026-03-01T10:00", pricing),
+            ("e", "view", "2026-03-01T10:00", pricing),  # a tie: fills step 2, not step 3
+        ],
+    )
+    on_pricing = FunnelStep("view", (PropertyFilter(key="path", value="/pricing"),))
+    result = run(app, [on_pricing, FunnelStep("view"), on_pricing])
+    assert counts(result) == [5, 4, 1]
+    assert medians(result) == [None, 60.0, 60.0]  # b 60, c 60, d 60, e 0
+    assert counts(run(app, [on_pricing, FunnelStep("view")], order="any")) == [5, 4]
+
+
 def test_merges_after_the_events_are_retroactive(app: Flask) -> None:
     load(
         app,

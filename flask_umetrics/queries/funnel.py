@@ -7,23 +7,27 @@ Semantics (DESIGN.md §5 "Funnel"); docs/funnels-retention.md has the long versi
   ``ek.ts - e1.ts <= window`` (inclusive); later steps may fall after ``date_to``. The person's
   level is the longest chain over all their entries (best attempt); step ``j`` counts the persons
   whose level is at least ``j``.
-- ``ordered``: each next step is the earliest eligible event in ``(ts, id)`` order (``ts`` at or
-  after the previous step, not an event already in the chain, inside the window). Taking the
-  earliest event is optimal, so this is the longest chain, except in one corner: steps that name
-  the same event with different filters, matched by events that share one timestamp.
-- ``strict``: consecutive steps are consecutive events of the person in ``(ts, id)`` order (events
-  with equal timestamps are ordered by their id, i.e. by arrival); any event of the person in
-  between (any name, active or not, whatever the report's filters) breaks the chain.
+- ``ordered``: each next step is the earliest eligible event (timestamp at or after the previous
+  step, not an event already in the chain, inside the window). Taking the earliest is optimal, so
+  this is the longest chain, except in one corner: steps naming the same event with different
+  filters, matched by events sharing one timestamp.
+- ``strict``: consecutive steps are consecutive events of the person in ``(ts, id)`` order (equal
+  timestamps are ordered by event id, i.e. arrival); any event of the person in between (any name,
+  active or not, whatever the report's filters) breaks the chain.
 - ``any``: step 1 is the entry; every other step needs its own distinct event inside
   ``[e1.ts, e1.ts + window]``, in any order. The level is 1 + the largest matching of steps to
-  events (Hall's theorem: ``|S| - max over step sets A of (|A| - events matching A)``), exact.
-  At most ``MAX_ANY_DEFINITIONS`` differently defined steps may share one event name.
+  events (exact, through Hall's condition). At most ``MAX_ANY_DEFINITIONS`` differently defined
+  steps may share one event name.
 - Median seconds from the previous step: for each person, the chain of their earliest entry
-  (by ``(ts, id)``) that reaches their level; in ``any`` mode step ``j`` is reached at the
-  earliest moment by which ``j`` steps can be matched. The median of an even count is the mean
-  of the two middle values.
+  (by ``(ts, id)``) that reaches their level; in ``any`` mode step ``j`` is reached at the first
+  moment by which ``j`` steps can be matched. The median of an even count is the mean of the two
+  middle values.
 
-Everything runs as one SQL statement with CTEs, identical on SQLite and PostgreSQL.
+How the SQL stays fast on both databases: there are no joins between derived tables (SQLite
+cannot index those reliably). Each person's events form one stream ordered by ``(ts, id)``;
+``strict`` reads ahead with ``LEAD``; ``ordered`` and ``any`` find "the q-th matching event at or
+after time T" with a rank lookup: the probes are unioned with the ranked events and a running
+``MAX`` over ``(rank, kind)`` hands each probe the event of its rank.
 """
 
 from __future__ import annotations
@@ -42,18 +46,19 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
     union_all,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, Select, Subquery
 from sqlalchemy.sql.expression import FunctionElement
 
 from ..db.tables import events
 from ..errors import ValidationError
-from ..state import current_state
+from .connection import report_connection
 from .context import ReportContext
 from .filters import PropertyFilter
 from .sql import person_events, prop_text
@@ -66,6 +71,9 @@ MAX_WINDOW_SECONDS = 3650 * 86400
 DEFAULT_WINDOW_SECONDS = 14 * 86400
 OTHER = "$other"
 _MICROS = 1_000_000
+_NEVER = 2**62  # a time after every event: "not found"
+
+Key = tuple[str, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class FunnelStep:
     event: str
     filters: tuple[PropertyFilter, ...] = ()
 
-    def key(self) -> tuple[str, tuple[str, ...]]:
+    def key(self) -> Key:
         """Equal for steps that match exactly the same events."""
         return self.event, tuple(sorted(f.model_dump_json() for f in self.filters))
 
@@ -108,7 +116,7 @@ class FunnelResult:
 class _greatest(FunctionElement[int]):
     """The largest of several non-NULL integers (``GREATEST`` / SQLite's scalar ``MAX``)."""
 
-    type = Integer()
+    type = BigInteger()
     inherit_cache = True
 
 
@@ -137,13 +145,40 @@ def _validate(
     if not 1 <= breakdown_limit <= 100:
         raise ValidationError("breakdown_limit", "must be between 1 and 100")
     if order == "any":
-        for name, keys in _clusters(steps).items():
-            if len(keys) > MAX_ANY_DEFINITIONS:
+        for name, members in _clusters(steps).items():
+            if len(members) > MAX_ANY_DEFINITIONS:
                 raise ValidationError(
                     "step",
                     f"at most {MAX_ANY_DEFINITIONS} differently filtered steps may use "
                     f"'{name}' in order=any",
                 )
+
+
+# --- shared building blocks ---------------------------------------------------------------
+
+
+def _definitions(steps: list[FunnelStep]) -> tuple[list[FunnelStep], list[int]]:
+    """The distinct step definitions, and the definition index of each step."""
+    keys: list[Key] = []
+    unique: list[FunnelStep] = []
+    of: list[int] = []
+    for step in steps:
+        if step.key() not in keys:
+            keys.append(step.key())
+            unique.append(step)
+        of.append(keys.index(step.key()))
+    return unique, of
+
+
+def _clusters(steps: list[FunnelStep]) -> dict[str, dict[int, int]]:
+    """Steps 2..n by event name: definition index -> how many steps use it (names never
+    compete for the same event, so each name is matched on its own)."""
+    _, of = _definitions(steps)
+    clusters: dict[str, dict[int, int]] = {}
+    for step, d in zip(steps[1:], of[1:], strict=True):
+        members = clusters.setdefault(step.event, {})
+        members[d] = members.get(d, 0) + 1
+    return clusters
 
 
 def _matches(step: FunnelStep, ctx: ReportContext) -> ColumnElement[bool]:
@@ -158,262 +193,418 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return case((condition, 1), else_=0)
 
 
-def _event_rows(
-    ctx: ReportContext, window: int, breakdown: str | None, only: ColumnElement[bool] | None
-) -> tuple[Select[Any], ColumnElement[Any]]:
-    """The person's events that can take part: ``[date_from, date_to + window]``, sampled."""
-    group = prop_text(events.c.properties, breakdown) if breakdown else cast(null(), String)
+def _int(value: int) -> ColumnElement[int]:
+    """An integer written into the SQL (window offsets must not be typeless parameters)."""
+    return literal_column(str(value), Integer)
+
+
+def _none(kind: Any = BigInteger) -> ColumnElement[Any]:
+    return cast(null(), kind)
+
+
+def _candidates(
+    ctx: ReportContext,
+    definitions: list[FunnelStep],
+    window: int,
+    breakdown: str | None,
+    every_event: bool = False,
+) -> CTE:
+    """Events in ``[date_from, date_to + window]`` (sampled) with a 0/1 flag ``f<d>`` per
+    definition; only events matching one unless ``every_event``."""
+    conditions = [_matches(d, ctx) for d in definitions]
+    group = prop_text(events.c.properties, breakdown) if breakdown else _none(String)
     query = person_events(ctx.scope_id).where(
         events.c.ts >= ctx.from_us, events.c.ts <= ctx.to_us + window
     )
-    if only is not None:
-        query = query.where(only)
+    if not every_event:
+        query = query.where(or_(*conditions))
     query = query.where(*ctx.sampled(query.selected_columns.person_id))
-    person_id = query.selected_columns.person_id
     return query.with_only_columns(
-        person_id, events.c.id, events.c.ts, group.label("bd")
-    ), person_id
+        query.selected_columns.person_id,
+        events.c.id,
+        events.c.ts,
+        group.label("bd"),
+        *(_flag(c).label(f"f{d}") for d, c in enumerate(conditions)),
+    ).cte("cand")
+
+
+def _ranks(cand: Any, flag: ColumnElement[int], name: str) -> list[ColumnElement[Any]]:
+    """For events with ``flag``: ``rank<name>``, their 1-based position among the person's
+    flagged events in ``(ts, id)`` order; and for every event ``lt<name>``, how many flagged
+    events of the person come strictly earlier in time."""
+    person = cand.c.person_id
+    upto = func.sum(flag).over(partition_by=person, order_by=cand.c.ts, range_=(None, 0))
+    same_time = func.sum(flag).over(partition_by=(person, cand.c.ts))
+    rank = func.sum(flag).over(partition_by=person, order_by=(cand.c.ts, cand.c.id), rows=(None, 0))
+    return [rank.label(f"rank{name}"), (upto - same_time).label(f"lt{name}")]
+
+
+def _lookup(
+    listed: Select[Any], probes: Select[Any], carried: list[str], fetched: list[str], name: str
+) -> Subquery:
+    """Hand each probe (``person_id``, ``key``, ``carried`` columns) the listed row (``person_id``,
+    ``key`` = its rank, ``fetched`` columns, each non-decreasing in rank) whose rank equals
+    ``key``: ``hit`` is 1 when there is one, and ``got_<c>`` holds its ``fetched`` values."""
+    have, ask = listed.selected_columns, probes.selected_columns
+    rows = union_all(
+        listed.with_only_columns(
+            have.person_id,
+            have.key,
+            _int(0).label("kind"),
+            *(have[c] for c in fetched),
+            *(_none(ask[c].type).label(c) for c in carried),
+        ),
+        probes.with_only_columns(
+            ask.person_id,
+            ask.key,
+            _int(1).label("kind"),
+            *(_none(have[c].type).label(c) for c in fetched),
+            *(ask[c] for c in carried),
+        ),
+    ).subquery(f"{name}_rows")
+    running: dict[str, Any] = {
+        "partition_by": rows.c.person_id,
+        "order_by": (rows.c.key, rows.c.kind),
+        "rows": (None, 0),
+    }
+    last_rank = func.max(case((rows.c.kind == 0, rows.c.key))).over(**running)
+    looked = select(
+        rows.c.person_id,
+        rows.c.key,
+        rows.c.kind,
+        *(rows.c[c] for c in carried),
+        case((last_rank == rows.c.key, 1), else_=0).label("hit"),
+        *(func.max(rows.c[c]).over(**running).label(f"got_{c}") for c in fetched),
+    ).subquery(f"{name}_looked")
+    return looked
+
+
+# --- ordered ------------------------------------------------------------------------------
 
 
 def _ordered_chains(
     ctx: ReportContext, steps: list[FunnelStep], window: int, breakdown: str | None
 ) -> CTE:
-    """Greedy chains: each next step is the candidate with the smallest ``(ts, id)``."""
-    conditions = [_matches(step, ctx) for step in steps]
-    rows, person_id = _event_rows(ctx, window, breakdown, or_(*conditions))
-    seq = func.row_number().over(partition_by=person_id, order_by=(events.c.ts, events.c.id))
-    cand = rows.add_columns(
-        seq.label("seq"), *(_flag(c).label(f"m{j}") for j, c in enumerate(conditions, 1))
-    ).cte("cand")
+    """Step by step: the next step is the ``(u + 1)``-th event of its definition at or after the
+    previous step's time, ``u`` being the chain events at that time it would reuse."""
+    definitions, of = _definitions(steps)
+    n = len(steps)
+    cand = _candidates(ctx, definitions, window, breakdown)
+    ranked = select(
+        cand,
+        *(c for d in range(len(definitions)) for c in _ranks(cand, cand.c[f"f{d}"], str(d))),
+    ).cte("ranked")
+    # (k, m): does chain event k also match step m? Only unknown when both name the same event
+    # with different filters; then the flag is looked up with event k.
+    asked = {
+        (k, m)
+        for m in range(2, n + 1)
+        for k in range(1, m)
+        if steps[k - 1].event == steps[m - 1].event and of[k - 1] != of[m - 1]
+    }
     chain = (
         select(
-            cand.c.person_id,
-            cand.c.id.label("entry_id"),
-            cand.c.bd,
-            cand.c.ts.label("t1"),
-            cand.c.id.label("i1"),
+            ranked.c.person_id,
+            ranked.c.id.label("entry_id"),
+            ranked.c.bd,
+            ranked.c.ts.label("t1"),
+            ranked.c[f"lt{of[1]}"].label("cl"),
+            *(ranked.c[f"f{of[m - 1]}"].label(f"fl1_{m}") for k, m in sorted(asked) if k == 1),
         )
-        .where(cand.c.m1 == 1, cand.c.ts < ctx.to_us)
+        .where(ranked.c[f"f{of[0]}"] == 1, ranked.c.ts < ctx.to_us)
         .cte("chain1")
     )
-    for j in range(2, len(steps) + 1):
-        x = cand.alias(f"x{j}")
-        # Only an earlier step naming the same event can hold the same row.
-        distinct = [
-            x.c.id != chain.c[f"i{k}"]
-            for k in range(1, j)
-            if steps[k - 1].event == steps[j - 1].event
-        ]
-        nearest = (
-            select(chain.c.entry_id, func.min(x.c.seq).label("s"))
-            .select_from(
-                chain.join(
-                    x,
-                    and_(
-                        x.c.person_id == chain.c.person_id,
-                        x.c[f"m{j}"] == 1,
-                        x.c.ts >= chain.c[f"t{j - 1}"],
-                        x.c.ts <= chain.c.t1 + window,
-                        *distinct,
-                    ),
-                )
-            )
-            .group_by(chain.c.entry_id)
-            .subquery(f"n{j}")
+    for s in range(2, n + 1):
+        d = of[s - 1]
+        previous = chain.c[f"t{s - 1}"]
+        reused: list[ColumnElement[int]] = []
+        for k in range(1, s):
+            if steps[k - 1].event != steps[s - 1].event:
+                continue
+            checks = [] if of[k - 1] == d else [chain.c[f"fl{k}_{s}"] == 1]
+            if k < s - 1:
+                checks.append(chain.c[f"t{k}"] == previous)
+            reused.append(_flag(and_(*checks)) if checks else _int(1))
+        key = chain.c.cl + 1
+        for term in reused:
+            key = key + term
+        times = [f"t{k}" for k in range(1, s)]
+        flags_kept = [f"fl{k}_{m}" for k, m in sorted(asked) if k < s and m > s]
+        flags_new = [m for k, m in sorted(asked) if k == s]
+        carried = ["entry_id", "bd", *times, *flags_kept]
+        listed = select(
+            ranked.c.person_id,
+            ranked.c[f"rank{d}"].label("key"),
+            ranked.c.ts.label("ts"),
+            *([ranked.c[f"lt{of[s]}"].label("next")] if s < n else []),
+            *(
+                case((ranked.c[f"f{of[m - 1]}"] == 1, ranked.c[f"rank{d}"])).label(f"fr{m}")
+                for m in flags_new
+            ),
+        ).where(ranked.c[f"f{d}"] == 1)
+        fetched = ["ts", *(["next"] if s < n else []), *(f"fr{m}" for m in flags_new)]
+        probes = select(
+            chain.c.person_id,
+            key.label("key"),
+            chain.c.entry_id,
+            cast(chain.c.bd, String).label("bd"),
+            *(chain.c[c] for c in times),
+            *(chain.c[c] for c in flags_kept),
         )
-        y = cand.alias(f"y{j}")
+        looked = _lookup(listed, probes, carried, fetched, f"s{s}")
+        found = and_(looked.c.hit == 1, looked.c.got_ts <= looked.c.t1 + window)
         chain = (
-            select(chain, y.c.ts.label(f"t{j}"), y.c.id.label(f"i{j}"))
-            .select_from(
-                chain.outerjoin(nearest, nearest.c.entry_id == chain.c.entry_id).outerjoin(
-                    y, and_(y.c.person_id == chain.c.person_id, y.c.seq == nearest.c.s)
-                )
+            select(
+                looked.c.person_id,
+                *(looked.c[c] for c in ["entry_id", "bd", *times]),
+                case((found, looked.c.got_ts)).label(f"t{s}"),
+                # A chain that stopped gets no key, so it never finds a later step.
+                *([case((found, looked.c.got_next)).label("cl")] if s < n else []),
+                *(looked.c[c] for c in flags_kept),
+                *(
+                    _flag(looked.c[f"got_fr{m}"] == looked.c.key).label(f"fl{s}_{m}")
+                    for m in flags_new
+                ),
             )
-            .cte(f"chain{j}")
+            .where(looked.c.kind == 1)
+            .cte(f"chain{s}")
         )
-    return _with_level(chain, len(steps))
+    return _with_level(chain, n)
+
+
+# --- strict -------------------------------------------------------------------------------
 
 
 def _strict_chains(
     ctx: ReportContext, steps: list[FunnelStep], window: int, breakdown: str | None
 ) -> CTE:
-    """Step ``j`` must be the person's very next event after step ``j - 1``."""
-    rows, person_id = _event_rows(ctx, window, breakdown, None)
-    seq = func.row_number().over(partition_by=person_id, order_by=(events.c.ts, events.c.id))
-    numbered = rows.add_columns(
-        seq.label("seq"),
-        *(_flag(_matches(step, ctx)).label(f"m{j}") for j, step in enumerate(steps, 1)),
-    ).cte("numbered")
-    entry = numbered.alias("x1")
-    joined: Any = entry
-    previous = entry
-    columns: list[Any] = [
-        entry.c.person_id,
-        entry.c.id.label("entry_id"),
-        entry.c.bd,
-        entry.c.ts.label("t1"),
-    ]
-    for j in range(2, len(steps) + 1):
-        x = numbered.alias(f"x{j}")
-        joined = joined.outerjoin(
-            x,
-            and_(
-                x.c.person_id == entry.c.person_id,
-                x.c.seq == previous.c.seq + 1,
-                x.c[f"m{j}"] == 1,
-                x.c.ts <= entry.c.ts + window,
-            ),
+    """Step ``j`` is the event ``j - 1`` places after the entry in the person's stream."""
+    definitions, of = _definitions(steps)
+    n = len(steps)
+    cand = _candidates(ctx, definitions, window, breakdown, every_event=True)
+    stream: dict[str, Any] = {
+        "partition_by": cand.c.person_id,
+        "order_by": (cand.c.ts, cand.c.id),
+    }
+    ahead = select(
+        cand.c.person_id,
+        cand.c.id,
+        cand.c.bd,
+        cand.c.ts,
+        cand.c[f"f{of[0]}"].label("entry"),
+        *(
+            c
+            for s in range(2, n + 1)
+            for c in (
+                func.lead(cand.c[f"f{of[s - 1]}"], _int(s - 1)).over(**stream).label(f"m{s}"),
+                func.lead(cand.c.ts, _int(s - 1)).over(**stream).label(f"a{s}"),
+            )
+        ),
+    ).subquery("ahead")
+    fits: list[ColumnElement[bool]] = []
+    times = []
+    for s in range(2, n + 1):
+        fits.append(
+            and_(ahead.c[f"m{s}"] == 1, ahead.c[f"a{s}"] <= ahead.c.ts + window),
         )
-        columns.append(x.c.ts.label(f"t{j}"))
-        previous = x
+        times.append(case((and_(*fits), ahead.c[f"a{s}"])).label(f"t{s}"))
     chain = (
-        select(*columns)
-        .select_from(joined)
-        .where(entry.c.m1 == 1, entry.c.ts < ctx.to_us)
+        select(
+            ahead.c.person_id,
+            ahead.c.id.label("entry_id"),
+            ahead.c.bd,
+            ahead.c.ts.label("t1"),
+            *times,
+        )
+        .where(ahead.c.entry == 1, ahead.c.ts < ctx.to_us)
         .cte("chains_raw")
     )
-    return _with_level(chain, len(steps))
+    return _with_level(chain, n)
 
 
-def _clusters(steps: list[FunnelStep]) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
-    """Distinct definitions of steps 2..n, grouped by event name (names never compete)."""
-    clusters: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    for step in steps[1:]:
-        keys = clusters.setdefault(step.event, [])
-        if step.key() not in keys:
-            keys.append(step.key())
-    return clusters
+# --- any order ----------------------------------------------------------------------------
 
 
 def _any_chains(
     ctx: ReportContext, steps: list[FunnelStep], window: int, breakdown: str | None
 ) -> CTE:
-    """Unordered: for each entry and each moment ``T`` in its window, how many steps can be
-    matched to distinct events in ``[e1.ts, T]``; the level is the most at ``e1.ts + window``."""
-    definitions = {step.key(): step for step in steps}
-    keys = list(definitions)
-    conditions = {key: _matches(definitions[key], ctx) for key in keys}
-    first = _matches(steps[0], ctx)
-    rows, _ = _event_rows(ctx, window, breakdown, or_(*conditions.values()))
-    flags = rows.add_columns(
-        _flag(first).label("m1"),
-        *(_flag(conditions[key]).label(f"f{i}") for i, key in enumerate(keys)),
-    ).cte("flags")
-    clusters = _clusters(steps)
-    multiplicity: dict[tuple[str, tuple[str, ...]], int] = {}
-    for step in steps[1:]:
-        multiplicity[step.key()] = multiplicity.get(step.key(), 0) + 1
-    # Every non-empty set of same-name definitions: its matching events up to each moment.
-    subsets: list[tuple[str, tuple[int, ...], int]] = []
-    for name, members in clusters.items():
-        indexes = [keys.index(key) for key in members]
-        for size in range(1, len(indexes) + 1):
-            for chosen in combinations(indexes, size):
-                steps_in = sum(multiplicity[keys[i]] for i in chosen)
-                subsets.append((name, chosen, steps_in))
-    cumulative: list[Any] = []
-    for s, (_, chosen, _) in enumerate(subsets):
-        flag = _flag(or_(*(flags.c[f"f{i}"] == 1 for i in chosen)))
-        upto = func.sum(flag).over(partition_by=flags.c.person_id, order_by=flags.c.ts)
-        same_ts = func.sum(flag).over(partition_by=(flags.c.person_id, flags.c.ts))
-        cumulative += [
-            flag.label(f"own{s}"),
-            upto.label(f"c{s}"),
-            (upto - same_ts).label(f"b{s}"),
-        ]
-    counted = select(
-        flags.c.person_id, flags.c.id, flags.c.ts, flags.c.bd, flags.c.m1, *cumulative
-    ).cte("counted")
-    e = counted.alias("e")
-    x = counted.alias("x")
-    matched: list[ColumnElement[Any]] = []
-    for name, members in clusters.items():
-        size = sum(multiplicity[key] for key in members)
-        shortfalls: list[ColumnElement[Any]] = [literal(0, Integer)]
-        for s, (cluster, _, steps_in) in enumerate(subsets):
-            if cluster == name:
-                available = x.c[f"c{s}"] - e.c[f"b{s}"] - e.c[f"own{s}"]
-                shortfalls.append(steps_in - available)
-        matched.append(size - _greatest(*shortfalls))
-    level_at = literal(1, Integer) + sum(matched[1:], matched[0])
+    """Per event name with steps ``S`` (definitions and multiplicities), ``r`` of them are
+    matched by time ``T`` when every set ``A`` of its definitions has at least
+    ``|A| - |S| + r`` events matching ``A`` in ``[e1.ts, T]`` besides ``e1`` (Hall). So the
+    moment of the ``r``-th match is the latest, over ``A``, of the time of such an event."""
+    definitions, of = _definitions(steps)
+    n = len(steps)
+    cand = _candidates(ctx, definitions, window, breakdown)
+    subsets: list[tuple[str, tuple[int, ...], int, int]] = []  # name, definitions, |A|, |S|
+    for name, members in _clusters(steps).items():
+        size = sum(members.values())
+        for count in range(1, len(members) + 1):
+            for chosen in combinations(sorted(members), count):
+                subsets.append((name, chosen, sum(members[d] for d in chosen), size))
+    columns: list[ColumnElement[Any]] = []
+    for a, (_, chosen, _, _) in enumerate(subsets):
+        flag = _flag(or_(*(cand.c[f"f{d}"] == 1 for d in chosen)))
+        columns += [flag.label(f"own{a}"), *_ranks(cand, flag, str(a))]
+    ranked = select(cand, *columns).cte("ranked")
+    entry = and_(ranked.c[f"f{of[0]}"] == 1, ranked.c.ts < ctx.to_us)
+    found_parts = []
+    for a, (_, _, steps_in, size) in enumerate(subsets):
+        wanted = range(max(1, steps_in - size + 1), steps_in + 1)
+        # The q-th A-event at or after e1.ts, e1 itself left out, has the time of the
+        # (lt + own + q)-th A-event of the person.
+        probes = union_all(
+            *(
+                select(
+                    ranked.c.person_id,
+                    (ranked.c[f"lt{a}"] + ranked.c[f"own{a}"] + q).label("key"),
+                    ranked.c.id.label("entry_id"),
+                    ranked.c.bd,
+                    ranked.c.ts.label("t1"),
+                    _int(q).label("q"),
+                ).where(entry)
+                for q in wanted
+            )
+        ).subquery(f"p{a}")
+        listed = select(
+            ranked.c.person_id, ranked.c[f"rank{a}"].label("key"), ranked.c.ts.label("ts")
+        ).where(ranked.c[f"own{a}"] == 1)
+        looked = _lookup(listed, select(probes), ["entry_id", "bd", "t1", "q"], ["ts"], f"a{a}")
+        inside = and_(looked.c.hit == 1, looked.c.got_ts <= looked.c.t1 + window)
+        found_parts.append(
+            select(
+                looked.c.person_id,
+                looked.c.entry_id,
+                looked.c.bd,
+                looked.c.t1,
+                _int(a).label("a"),
+                looked.c.q,
+                case((inside, looked.c.got_ts)).label("at"),
+            ).where(looked.c.kind == 1)
+        )
+    found = union_all(*found_parts).subquery("found")
+    occurrences = {
+        (a, q): func.max(case((and_(found.c.a == a, found.c.q == q), found.c.at))).label(
+            f"o{a}_{q}"
+        )
+        for a, (_, _, steps_in, size) in enumerate(subsets)
+        for q in range(max(1, steps_in - size + 1), steps_in + 1)
+    }
+    per_entry = (
+        select(found.c.person_id, found.c.entry_id, found.c.bd, found.c.t1, *occurrences.values())
+        .group_by(found.c.person_id, found.c.entry_id, found.c.bd, found.c.t1)
+        .cte("per_entry")
+    )
+    moments = []
+    for name, members in _clusters(steps).items():
+        size = sum(members.values())
+        for r in range(1, size + 1):
+            needs = [
+                func.coalesce(per_entry.c[f"o{a}_{steps_in - size + r}"], _NEVER)
+                for a, (cluster, _, steps_in, _) in enumerate(subsets)
+                if cluster == name and steps_in - size + r >= 1
+            ]
+            moment = needs[0] if len(needs) == 1 else _greatest(*needs)
+            moments.append(select(per_entry.c.entry_id, moment.label("at")).where(moment < _NEVER))
+    matched = union_all(*moments).subquery("matched")
+    numbered = select(
+        matched.c.entry_id,
+        matched.c.at,
+        func.row_number().over(partition_by=matched.c.entry_id, order_by=matched.c.at).label("rn"),
+    ).subquery("numbered")
+    rows = union_all(
+        select(
+            per_entry.c.person_id,
+            per_entry.c.entry_id,
+            per_entry.c.bd,
+            per_entry.c.t1,
+            _none().label("at"),
+            _int(0).label("rn"),
+        ),
+        select(
+            _none().label("person_id"),
+            numbered.c.entry_id,
+            _none(String).label("bd"),
+            _none().label("t1"),
+            numbered.c.at,
+            numbered.c.rn,
+        ),
+    ).subquery("moments")
     chain = (
         select(
-            e.c.person_id,
-            e.c.id.label("entry_id"),
-            e.c.bd,
-            e.c.ts.label("t1"),
+            func.max(rows.c.person_id).label("person_id"),
+            rows.c.entry_id,
+            func.max(rows.c.bd).label("bd"),
+            func.max(rows.c.t1).label("t1"),
             *(
-                func.min(case((level_at >= j, x.c.ts))).label(f"t{j}")
-                for j in range(2, len(steps) + 1)
+                func.max(case((rows.c.rn == s - 1, rows.c.at))).label(f"t{s}")
+                for s in range(2, n + 1)
             ),
         )
-        .select_from(
-            e.join(
-                x,
-                and_(
-                    x.c.person_id == e.c.person_id,
-                    x.c.ts >= e.c.ts,
-                    x.c.ts <= e.c.ts + window,
-                ),
-            )
-        )
-        .where(e.c.m1 == 1, e.c.ts < ctx.to_us)
-        .group_by(e.c.person_id, e.c.id, e.c.bd, e.c.ts)
+        .group_by(rows.c.entry_id)
         .cte("chains_raw")
     )
-    return _with_level(chain, len(steps))
+    return _with_level(chain, n)
+
+
+# --- from chains to the answer ------------------------------------------------------------
 
 
 def _with_level(chain: CTE, n: int) -> CTE:
     """One row per entry: ``person_id, entry_id, bd, t1..tn`` and ``level``."""
-    reached = [case((chain.c[f"t{j}"].is_not(None), 1), else_=0) for j in range(2, n + 1)]
-    level = literal(1, Integer) + sum(reached[1:], reached[0])
-    times = [chain.c[f"t{j}"] for j in range(1, n + 1)]
+    level: ColumnElement[int] = _int(1)
+    for s in range(2, n + 1):
+        level = level + _flag(chain.c[f"t{s}"].is_not(None))
+    times = [chain.c[f"t{s}"] for s in range(1, n + 1)]
     return select(
         chain.c.person_id, chain.c.entry_id, chain.c.bd, *times, level.label("level")
     ).cte("chains")
 
 
-def _summary(chains: CTE, n: int, breakdown_limit: int | None) -> Any:
+def _summary(chains: CTE, n: int, breakdown_limit: int | None) -> Select[Any]:
     """Per group (all persons, then each breakdown group) and step: persons reaching it and
-    the two middle values of the time from the previous step (sum and how many)."""
+    the two middle values of the time from the previous step (their sum and how many)."""
     rank = func.row_number().over(
         partition_by=chains.c.person_id,
         order_by=(chains.c.level.desc(), chains.c.t1, chains.c.entry_id),
     )
     ranked = select(chains, rank.label("r")).subquery("ranked")
-    best = select(ranked).where(ranked.c.r == 1).cte("best")
+    chosen = select(ranked, func.count().over(partition_by=ranked.c.bd).label("bd_n")).where(
+        ranked.c.r == 1
+    )
+    best_rows = chosen.subquery("chosen")
+    # Breakdown groups: values by persons at step 1, ties by value, the missing value last.
+    group_rank = func.dense_rank().over(
+        order_by=(best_rows.c.bd_n.desc(), best_rows.c.bd.asc().nulls_last())
+    )
+    best = select(best_rows, group_rank.label("grank")).cte("best")
     parts = []
-    for j in range(1, n + 1):
-        delta = cast(null(), BigInteger) if j == 1 else best.c[f"t{j}"] - best.c[f"t{j - 1}"]
+    for s in range(1, n + 1):
+        delta = _none() if s == 1 else best.c[f"t{s}"] - best.c[f"t{s - 1}"]
         parts.append(
-            select(best.c.bd, literal(j, Integer).label("step"), delta.label("delta")).where(
-                best.c.level >= j
+            select(best.c.bd, best.c.grank, _int(s).label("step"), delta.label("delta")).where(
+                best.c.level >= s
             )
         )
     reached = union_all(*parts).cte("reached")
     grouped = [
         select(
-            literal(0, Integer).label("kind"),
-            literal(0, Integer).label("g"),
-            cast(null(), String).label("v"),
+            _int(0).label("kind"),
+            _int(0).label("g"),
+            _none(String).label("v"),
             reached.c.step,
             reached.c.delta,
         )
     ]
     if breakdown_limit is not None:
-        sizes = select(best.c.bd, func.count().label("n")).group_by(best.c.bd).subquery("sizes")
-        order = func.row_number().over(order_by=(sizes.c.n.desc(), sizes.c.bd.asc().nulls_last()))
-        ranks = select(sizes.c.bd, order.label("rank")).subquery("ranks")
-        inside = ranks.c.rank <= breakdown_limit
+        inside = reached.c.grank <= breakdown_limit
         grouped.append(
             select(
-                literal(1, Integer).label("kind"),
-                case((inside, ranks.c.rank), else_=breakdown_limit + 1).label("g"),
-                case((inside, ranks.c.bd), else_=literal(OTHER, String)).label("v"),
+                _int(1).label("kind"),
+                case((inside, reached.c.grank), else_=breakdown_limit + 1).label("g"),
+                case((inside, reached.c.bd), else_=literal(OTHER, String)).label("v"),
                 reached.c.step,
                 reached.c.delta,
-            ).select_from(reached.join(ranks, ranks.c.bd.is_not_distinct_from(reached.c.bd)))
+            )
         )
     labelled = union_all(*grouped).subquery("labelled")
     cell = (labelled.c.kind, labelled.c.g, labelled.c.step)
@@ -431,7 +622,7 @@ def _summary(chains: CTE, n: int, breakdown_limit: int | None) -> Any:
             ordered.c.step,
             func.count().label("n"),
             func.sum(case((middle, ordered.c.delta))).label("mid_sum"),
-            func.sum(case((middle, 1), else_=0)).label("mid_n"),
+            func.sum(_flag(middle)).label("mid_n"),
         )
         .group_by(ordered.c.kind, ordered.c.g, ordered.c.v, ordered.c.step)
         .order_by(ordered.c.kind, ordered.c.g, ordered.c.step)
@@ -476,7 +667,7 @@ def funnel(
     chains = build(ctx, steps, window, breakdown)
     query = _summary(chains, len(steps), breakdown_limit if breakdown is not None else None)
     groups: dict[tuple[int, int], tuple[str | None, dict[int, tuple[int, float | None]]]] = {}
-    with current_state().engine.connect() as connection:
+    with report_connection() as connection:
         for row in connection.execute(query):
             median = None
             if row.mid_sum is not None and row.mid_n:

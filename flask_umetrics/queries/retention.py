@@ -22,14 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.sql import ColumnElement, Select
 
 from ..db.tables import events
 from ..errors import ValidationError
 from ..events.validation import to_micros
-from ..state import current_state
 from .buckets import Buckets, floor_to, next_start
+from .connection import report_connection
 from .context import ReportContext
 from .sql import person_events
 
@@ -72,12 +72,6 @@ def _periods(ctx: ReportContext, period: str, periods: int) -> tuple[Buckets, in
     return buckets, len(buckets.starts) - periods
 
 
-def _rows(ctx: ReportContext, condition: list[ColumnElement[bool]]) -> Any:
-    query = person_events(ctx.scope_id).where(*condition)
-    person_id = query.selected_columns.person_id
-    return query.where(*ctx.sampled(person_id)), person_id
-
-
 def retention(
     ctx: ReportContext,
     *,
@@ -101,79 +95,96 @@ def retention(
     )
     if shown < 1:
         return result
-    cohort_start = buckets.start_us
-    cohort_end = to_micros(buckets.starts[shown])
-    starts, start_person = _rows(ctx, _event_condition(ctx, start_event))
-    if mode == "first_time":
-        first = (
-            starts.where(events.c.ts < cohort_end)
-            .with_only_columns(start_person, func.min(events.c.ts).label("first_ts"))
-            .group_by(start_person)
-            .subquery("first")
-        )
-        cohort = buckets.index(first.c.first_ts)
-        members = (
-            select(first.c.person_id, cohort.label("cohort"))
-            .where(first.c.first_ts >= cohort_start)
-            .cte("members")
-        )
-    else:
-        members = (
-            starts.where(events.c.ts >= cohort_start, events.c.ts < cohort_end)
-            .with_only_columns(start_person, buckets.index(events.c.ts).label("cohort"))
-            .distinct()
-            .cte("members")
-        )
-    returns, return_person = _rows(ctx, _event_condition(ctx, return_event))
-    returns = returns.where(events.c.ts >= cohort_start)
-    if bounded:
-        returns = returns.where(events.c.ts < buckets.end_us)
-    index = buckets.index(events.c.ts)
-    if bounded:
-        came_back = returns.with_only_columns(return_person, index.label("p")).distinct()
-    else:
-        came_back = returns.with_only_columns(return_person, func.max(index).label("p")).group_by(
-            return_person
-        )
-    back = came_back.subquery("back")
-    sizes_query = select(members.c.cohort, func.count().label("n")).group_by(members.c.cohort)
-    offset = back.c.p - members.c.cohort
-    joined = members.join(back, back.c.person_id == members.c.person_id)
-    if bounded:
-        cells_query = (
-            select(members.c.cohort, offset.label("k"), func.count().label("n"))
-            .select_from(joined)
-            .where(and_(offset >= 0, offset <= periods))
-            .group_by(members.c.cohort, offset)
-        )
-    else:
-        # Returning at or after P + k counts for every k up to the last period returned in.
-        cells_query = (
-            select(members.c.cohort, offset.label("k"), func.count().label("n"))
-            .select_from(joined)
-            .where(offset >= 0)
-            .group_by(members.c.cohort, offset)
-        )
-    with current_state().engine.connect() as connection:
-        sizes = {row.cohort: int(row.n) for row in connection.execute(sizes_query)}
-        cells: dict[tuple[int, int], int] = {}
-        for row in connection.execute(cells_query):
-            cells[(row.cohort, int(row.k))] = int(row.n)
-    labels = buckets.labels()
-    for p in range(shown):
-        size = sizes.get(p, 0)
-        if bounded:
-            raw = [cells.get((p, k), 0) for k in range(periods + 1)]
-        else:
-            # cells[(p, d)] = persons whose last return is d periods after P (d may exceed N).
-            last = {d: n for (q, d), n in cells.items() if q == p}
-            raw = [sum(n for d, n in last.items() if d >= k) for k in range(periods + 1)]
+    query = _cells(ctx, buckets, shown, start_event, return_event, periods, mode, bounded)
+    with report_connection() as connection:
+        rows = {row.cohort: row for row in connection.execute(query)}
+    for p, label in enumerate(buckets.labels()[:shown]):
+        row = rows.get(p)
+        size = int(row.size) if row is not None else 0
+        raw = [int(row._mapping[f"k{k}"]) if row else 0 for k in range(periods + 1)]
         result.cohorts.append(
             RetentionCohort(
-                labels[p],
+                label,
                 ctx.scale(size),
                 [ctx.scale(n) for n in raw],
                 [n / size if size else 0.0 for n in raw],
             )
         )
     return result
+
+
+def _cells(
+    ctx: ReportContext,
+    buckets: Buckets,
+    shown: int,
+    start_event: str | None,
+    return_event: str | None,
+    periods: int,
+    mode: str,
+    bounded: bool,
+) -> Select[Any]:
+    """Per shown cohort: its size and ``k0..kN``. No joins between derived tables: one row per
+    (person, period) with "started" / "returned" flags, and window functions over each person's
+    periods look ``k`` periods ahead."""
+    cohort_start = buckets.start_us
+    cohort_end = to_micros(buckets.starts[shown])
+    starts = and_(*_event_condition(ctx, start_event), events.c.ts < cohort_end)
+    if mode == "recurring":
+        starts = and_(starts, events.c.ts >= cohort_start)
+    returns = and_(*_event_condition(ctx, return_event), events.c.ts >= cohort_start)
+    if bounded:
+        returns = and_(returns, events.c.ts < buckets.end_us)
+    base = person_events(ctx.scope_id).where(or_(starts, returns))
+    person_id = base.selected_columns.person_id
+    # Before the first shown period: -1 (only first-ever starts look there); after the last: len.
+    period = buckets.index(events.c.ts)
+    activity = (
+        base.where(*ctx.sampled(person_id))
+        .with_only_columns(
+            person_id,
+            period.label("period"),
+            func.max(_flag(starts)).label("started"),
+            func.max(_flag(returns)).label("returned"),
+        )
+        .group_by(person_id, period)
+        .subquery("activity")
+    )
+    person = activity.c.person_id
+    member = and_(activity.c.started == 1, activity.c.period >= 0, activity.c.period < shown)
+    if mode == "first_time":
+        first = func.min(case((activity.c.started == 1, activity.c.period))).over(
+            partition_by=person
+        )
+        member = and_(member, activity.c.period == first)
+    if bounded:
+        ahead = [
+            func.max(activity.c.returned).over(
+                partition_by=person, order_by=activity.c.period, range_=(k, k)
+            )
+            for k in range(periods + 1)
+        ]
+        came_back: list[ColumnElement[Any]] = [func.coalesce(value, 0) for value in ahead]
+    else:
+        last = func.max(case((activity.c.returned == 1, activity.c.period))).over(
+            partition_by=person
+        )
+        came_back = [_flag(last >= activity.c.period + k) for k in range(periods + 1)]
+    flagged = select(
+        activity.c.period.label("cohort"),
+        _flag(member).label("member"),
+        *(value.label(f"b{k}") for k, value in enumerate(came_back)),
+    ).subquery("flagged")
+    cohort_rows = flagged.c.member == 1
+    return (
+        select(
+            flagged.c.cohort,
+            func.count().label("size"),
+            *(func.sum(flagged.c[f"b{k}"]).label(f"k{k}") for k in range(periods + 1)),
+        )
+        .where(cohort_rows)
+        .group_by(flagged.c.cohort)
+    )
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)
