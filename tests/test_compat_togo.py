@@ -40,7 +40,6 @@ EVENTS = [
     {"name": "visit", "user_id": "u4", "timestamp": "2026-03-04T08:00:00Z"},
     {"name": "email_sent", "user_id": "bot", "timestamp": "2026-03-04T09:00:00Z", "active": False},
 ]
-MODULE_PENDING = "module pending"
 
 
 @pytest.fixture
@@ -127,15 +126,7 @@ def test_active_users_count_merged_persons(loaded: tuple[FlaskClient, dict[str, 
     assert get(client, keys, "active", **{"from": "2026-03-03", "to": "2026-03-04"})["count"] == 2
 
 
-def _pending(module: str, name: str) -> None:
-    import importlib
-
-    if not hasattr(importlib.import_module(f"flask_umetrics.queries.{module}"), name):
-        pytest.xfail(MODULE_PENDING)
-
-
 def test_funnel_steps_with_conversion(loaded: tuple[FlaskClient, dict[str, str]]) -> None:
-    _pending("funnel", "funnel")
     client, keys = loaded
     answer = client.get(
         f"{BASE}/funnel?step=visit&step=signup&step=buy&from=2026-03-02&to=2026-03-09",
@@ -151,7 +142,6 @@ def test_funnel_steps_with_conversion(loaded: tuple[FlaskClient, dict[str, str]]
 
 
 def test_retention_of_the_first_seen_day(loaded: tuple[FlaskClient, dict[str, str]]) -> None:
-    _pending("retention", "retention")
     client, keys = loaded
     rows = get(client, keys, "retention", offsets="0,1,2", **{"from": "2026-03-02"})
     assert rows == [
@@ -167,7 +157,6 @@ def test_retention_of_the_first_seen_day(loaded: tuple[FlaskClient, dict[str, st
 
 
 def test_dashboard_summary(loaded: tuple[FlaskClient, dict[str, str]]) -> None:
-    _pending("dashboard", "dashboard_summary")
     client, keys = loaded
     summary = get(client, keys, "dashboard", days=3, to="2026-03-05")
     assert summary == {

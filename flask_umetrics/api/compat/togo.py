@@ -21,6 +21,9 @@ from ...events.validation import MAX_ID_LENGTH
 from ...queries.active import active_users
 from ...queries.buckets import floor_to, next_start
 from ...queries.context import ReportContext, report_context
+from ...queries.dashboard import dashboard_summary
+from ...queries.funnel import FunnelStep, funnel
+from ...queries.retention import retention
 from ...queries.top import TopResult, top_events, top_property_values
 from ...queries.trends import volume
 from ...state import current_state
@@ -267,8 +270,6 @@ class FunnelStepOut(BaseModel):
     response=list[FunnelStepOut],
 )
 def togo_funnel(call: APICall) -> list[dict[str, Any]]:
-    from ...queries.funnel import FunnelStep, funnel
-
     q = call.query
     result = funnel(
         q.context(call.scope_id),
@@ -324,8 +325,6 @@ class RetentionRow(BaseModel):
     response=list[RetentionRow],
 )
 def togo_retention(call: APICall) -> list[dict[str, Any]]:
-    from ...queries.retention import retention
-
     q = call.query
     offsets = q.day_offsets()
     date_to = q.date_to
@@ -407,8 +406,6 @@ class DashboardOut(BaseModel):
     response=DashboardOut,
 )
 def togo_dashboard(call: APICall) -> DashboardOut:
-    from ...queries.dashboard import dashboard_summary
-
     q = call.query
     end = report_context(scope_id=call.scope_id, date_to=q.date_to).date_to
     zone = _zone()
