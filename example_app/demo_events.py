@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import selectinload
 
 from flask_umetrics import identify
 from flask_umetrics.db.tables import events, person_distinct_ids, persons
@@ -24,7 +25,7 @@ from flask_umetrics.state import current_state
 
 from .analytics import SCOPE
 from .database import db
-from .models import PLANS, Note, Subscription, User
+from .models import PLANS, Note, Organization, Subscription, User
 
 BATCH = 1000
 
@@ -128,7 +129,12 @@ def wipe_events() -> None:
 
 def seed_events(rng: random.Random, start: datetime, end: datetime, visitors: int) -> int:
     """Track the history of every seeded user plus ``visitors`` who never sign up."""
-    users = db.session.scalars(select(User).order_by(User.id)).all()
+    # Organizations and subscriptions come in two queries, not two per user.
+    users = db.session.scalars(
+        select(User)
+        .options(selectinload(User.organization).selectinload(Organization.subscriptions))
+        .order_by(User.id)
+    ).all()
     note_times: dict[int, list[datetime]] = {}
     for user_id, created_at in db.session.execute(select(Note.user_id, Note.created_at)):
         note_times.setdefault(user_id, []).append(created_at)

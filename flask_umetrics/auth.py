@@ -181,14 +181,14 @@ def verify_api_key(raw_key: str) -> ApiKeyInfo | None:
     cached = state.verified_keys.get(digest)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    info = _lookup_api_key(raw_key, parts[1])
+    info = _lookup_api_key(digest, parts[1])
     ttl = state.settings["UMETRICS_API_KEY_CACHE_SECONDS"]
     if info is not None and ttl > 0:
         state.verified_keys[digest] = (time.monotonic() + ttl, info)
     return info
 
 
-def _lookup_api_key(raw_key: str, key_id: str) -> ApiKeyInfo | None:
+def _lookup_api_key(digest: str, key_id: str) -> ApiKeyInfo | None:
     columns = [api_keys.c[name] for name in ApiKeyInfo.__dataclass_fields__]
     engine = current_state().engine
     with engine.connect() as connection:
@@ -197,7 +197,7 @@ def _lookup_api_key(raw_key: str, key_id: str) -> ApiKeyInfo | None:
         ).first()
     if row is None or row.revoked_at is not None:
         return None
-    if not hmac.compare_digest(row.key_hash, _hash_key(raw_key)):
+    if not hmac.compare_digest(row.key_hash, digest):
         return None
     info = _row_to_info(row)
     now = utcnow()

@@ -163,33 +163,39 @@ def test_oversized_batches_and_bodies_are_refused_whole(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "status", "rejected"),
     [
-        "",
-        "null",
-        "[]",
-        "{}",
-        '{"events": null}',
-        '{"events": {}}',
-        '{"events": "x"}',
-        '{"events": [[]]}',
-        '{"events": [null]}',
-        "{bad json",
-        '{"events": [], "other": 1}',
-        '"string"',
-        "12",
-        '{"events": [{"event": {"nested": 1}, "distinct_id": "a"}]}',
+        ("", 400, None),  # no events field
+        ("null", 400, None),
+        ("[]", 400, None),
+        ("{}", 400, None),
+        ('{"events": null}', 400, None),
+        ('{"events": {}}', 400, None),
+        ('{"events": "x"}', 400, None),
+        ('{"events": [[]]}', 200, 1),  # a batch whose one event is not an object
+        ('{"events": [null]}', 200, 1),
+        ("{bad json", 400, None),
+        ('{"events": [], "other": 1}', 400, None),
+        ('"string"', 400, None),
+        ("12", 400, None),
+        ('{"events": [{"event": {"nested": 1}, "distinct_id": "a"}]}', 200, 1),
     ],
 )
-def test_malformed_bodies_get_4xx_never_500(client: FlaskClient, key: str, body: str) -> None:
+def test_malformed_bodies_get_4xx_never_500(
+    app: Flask, client: FlaskClient, key: str, body: str, status: int, rejected: int | None
+) -> None:
     response = client.post(
         f"{API}/events?scope_id=site",
         data=body,
         content_type="application/json",
         headers={"X-UMetrics-Key": key},
     )
-    assert response.status_code in (200, 400), response.json
-    assert "error" in response.json or response.json["accepted"] == 0
+    assert response.status_code == status, response.json
+    if rejected is None:
+        assert response.json["error"]["code"] in {"validation_error", "invalid_json"}
+    else:
+        assert (response.json["accepted"], len(response.json["rejected"])) == (0, rejected)
+    assert count(app) == 0
 
 
 @settings(

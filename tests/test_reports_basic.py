@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from flask_umetrics import UMetrics, identify
+from flask_umetrics.db.tables import person_distinct_ids
 from flask_umetrics.queries.active import active_user_series, active_users
 from flask_umetrics.queries.context import report_context
 from flask_umetrics.queries.top import top_events, top_property_values
 from flask_umetrics.queries.trends import trends, volume
+from flask_umetrics.state import current_state
 
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
@@ -256,15 +259,19 @@ def test_sampling_keeps_whole_persons_and_scales(app: Flask) -> None:
     rows += [(f"p{i}", "view", "2026-03-01T11:00") for i in range(200)]
     load(app, rows)
     with app.app_context():
+        with current_state().engine.connect() as connection:
+            person_ids = connection.execute(select(person_distinct_ids.c.person_id)).scalars()
+            # The documented hash: (person_id * 2654435761) % 10000 < rate * 10000.
+            kept = sum(1 for pid in person_ids if (pid * 2654435761) % 10_000 < 5_000)
+        assert 0 < kept < 200
         full = report_context(date_from=at("2026-03-01"), date_to=at("2026-03-02"))
         half = report_context(date_from=at("2026-03-01"), date_to=at("2026-03-02"), sample=0.5)
         assert counts(volume(full)) == [400]
         sampled = volume(half)
         assert sampled.sampled == 0.5
-        kept = counts(sampled)[0] // 2 // 2  # persons kept: events / 2 per person, / scale 2
-        assert sampled.series[0].count == kept * 2 * 2
-        assert 70 <= kept <= 130  # about half of 200 persons, each with both events kept
+        assert counts(sampled) == [kept * 2 * 2]  # both events of each kept person, scaled by 2
         assert active_users(half).count == kept * 2
+        assert trends(half, math="unique_persons").results[0].series[0].value == kept * 2
 
 
 def test_report_routes(make_app: AppFactory) -> None:

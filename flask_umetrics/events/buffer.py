@@ -30,7 +30,7 @@ class EventBuffer:
     """A thread-safe, fork-safe batch of event rows for one app's engine."""
 
     def __init__(self, engine: Engine, size: int, interval: float) -> None:
-        self._engine = engine
+        self.engine = engine
         self._size = size
         self._interval = interval
         self._reset()
@@ -78,7 +78,7 @@ class EventBuffer:
         if not rows:
             return 0
         try:
-            return write_events(self._engine, rows).stored
+            return write_events(self.engine, rows).stored
         except Exception:  # kept and retried, never lost silently
             logger.exception(
                 "flask-umetrics: could not write %d buffered events; will retry", len(rows)
@@ -106,7 +106,7 @@ def flush_request(buffer: EventBuffer) -> int:
     if not pending:
         return 0
     try:
-        return write_events(buffer._engine, pending).stored
+        return write_events(buffer.engine, pending).stored
     except Exception:  # the process buffer retries them
         logger.exception(
             "flask-umetrics: could not write %d events of this request; buffering them for retry",

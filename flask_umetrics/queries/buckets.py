@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, literal
 from sqlalchemy.sql import ColumnElement
 
-from ..events.validation import from_micros, to_micros
+from ..events.validation import to_micros
 
 Interval = Literal["hour", "day", "week", "month"]
 INTERVALS: tuple[str, ...] = ("hour", "day", "week", "month")
@@ -119,11 +119,3 @@ def _search(ts: ColumnElement[Any], bounds: list[int], low: int, high: int) -> C
         (ts < bounds[middle], _search(ts, bounds, low, middle)),
         else_=_search(ts, bounds, middle, high),
     )
-
-
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=zone)
-
-
-def bucket_start(micros: int, interval: str, zone: ZoneInfo) -> datetime:
-    return floor_to(from_micros(micros), interval, zone)

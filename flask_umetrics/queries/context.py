@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,7 +33,6 @@ class ReportContext:
     filters: tuple[PropertyFilter, ...] = ()
     sample: float | None = None
     segment: Segment | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def from_us(self) -> int:

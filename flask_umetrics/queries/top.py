@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from ..db.tables import events
+from ..errors import ValidationError
 from .connection import report_connection
 from .context import ReportContext
 from .sql import by_codepoint, person_events, prop_text
@@ -56,3 +57,14 @@ def top_property_values(
     with report_connection() as connection:
         items = [TopItem(row.value, ctx.scale(row.n)) for row in connection.execute(query)]
     return TopResult(items, ctx.sample)
+
+
+def top(
+    ctx: ReportContext, *, event: str | None = None, property: str | None = None, limit: int = 10
+) -> TopResult:
+    """Top values of ``event``'s ``property`` when a property is named, else top events."""
+    if property is None:
+        return top_events(ctx, limit=limit)
+    if event is None:
+        raise ValidationError("event", "is required with property")
+    return top_property_values(ctx, event=event, property=property, limit=limit)

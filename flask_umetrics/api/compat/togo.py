@@ -24,7 +24,7 @@ from ...queries.context import ReportContext, report_context
 from ...queries.dashboard import dashboard_summary
 from ...queries.funnel import FunnelStep, funnel
 from ...queries.retention import retention
-from ...queries.top import TopResult, top_events, top_property_values
+from ...queries.top import TopResult, top
 from ...queries.trends import volume
 from ...state import current_state
 from ..ingest import check_batch_size, ingest_request_batch
@@ -234,12 +234,7 @@ def _counts(result: TopResult) -> list[dict[str, Any]]:
 )
 def togo_top(call: APICall) -> list[dict[str, Any]]:
     q = call.query
-    ctx = q.context(call.scope_id)
-    if q.property is not None:
-        if q.event is None:
-            raise ValidationError("event", "is required with property")
-        return _counts(top_property_values(ctx, event=q.event, property=q.property, limit=q.limit))
-    return _counts(top_events(ctx, limit=q.limit))
+    return _counts(top(q.context(call.scope_id), event=q.event, property=q.property, limit=q.limit))
 
 
 class FunnelQuery(RangeQuery):

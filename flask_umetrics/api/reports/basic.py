@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from ...errors import ValidationError
 from ...queries.active import ActiveCount, ActiveSeries, active_user_series, active_users
-from ...queries.top import TopResult, top_events, top_property_values
+from ...queries.top import TopResult, top
 from ...queries.trends import TrendsResult, VolumeResult, trends, volume
 from ..router import APICall
 from ..routes import router
@@ -82,12 +81,7 @@ class TopQuery(ReportQuery):
 )
 def query_top(call: APICall) -> TopResult:
     q = call.query
-    ctx = q.context(call.scope_id)
-    if q.property is not None:
-        if q.event is None:
-            raise ValidationError("event", "is required with property")
-        return top_property_values(ctx, event=q.event, property=q.property, limit=q.limit)
-    return top_events(ctx, limit=q.limit)
+    return top(q.context(call.scope_id), event=q.event, property=q.property, limit=q.limit)
 
 
 class ActiveQuery(ReportQuery):
