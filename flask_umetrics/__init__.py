@@ -9,6 +9,7 @@ from .errors import APIError, ConfigurationError, UMetricsError, ValidationError
 from .events import flush, identify, set_person_properties, track
 from .events.privacy import anonymize_person, delete_person, export_person
 from .extension import UMetrics
+from .flags import hash_v2, weighted_bucket
 from .state import current_state
 from .stats import (
     CollectorResult,
@@ -48,6 +49,7 @@ __all__ = [
     "flush",
     "get_latest_stat",
     "get_stat_series",
+    "hash_v2",
     "identify",
     "list_api_keys",
     "record_stat",
@@ -56,4 +58,5 @@ __all__ = [
     "run_stat_snapshot",
     "set_person_properties",
     "track",
+    "weighted_bucket",
 ]

@@ -214,3 +214,75 @@ segment_members = Table(
     ),
     Column("distinct_id", String(200), primary_key=True),
 )
+
+#: Feature flags and experiments per scope (DESIGN.md §5 "Bucketing", "Assignment and consent").
+#: ``variants`` is a list of ``{"key", "weight", "name"}``; ``conditions`` a GrowthBook-style
+#: condition on subject attributes; ``metrics`` the goal and guardrail metrics.
+experiments = Table(
+    "umetrics_experiments",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("variants", JSONType, nullable=False),
+    Column("coverage", Double, nullable=False),
+    Column("seed", String(200), nullable=False),
+    Column("bucket_version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("shipped_variant", String(100)),
+    Column("killed", Boolean, nullable=False),
+    Column("conditions", JSONType),
+    Column("namespace", JSONType),
+    Column("metrics", JSONType, nullable=False),
+    Column("start_at", UTCDateTime),
+    Column("stop_at", UTCDateTime),
+    Column("started_at", UTCDateTime),
+    Column("stopped_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("revision", Integer, nullable=False),
+    UniqueConstraint("scope_id", "key"),
+)
+
+#: Sticky assignments of known subjects: one row per (scope, experiment, subject, bucket version).
+assignments = Table(
+    "umetrics_assignments",
+    metadata,
+    Column("scope_id", String(64), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("experiment_key", String(100), primary_key=True),
+    Column("bucket_version", Integer, primary_key=True),
+    Column("variant", String(100), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("assigned_at", UTCDateTime, nullable=False),
+)
+
+#: First exposure of a subject to an experiment (logged only with consent). ``ts`` is
+#: microseconds since the epoch, like ``umetrics_events.ts``, so results join on integers.
+exposures = Table(
+    "umetrics_exposures",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("experiment_key", String(100), nullable=False),
+    Column("bucket_version", Integer, nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("variant", String(100), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    UniqueConstraint("scope_id", "experiment_key", "bucket_version", "subject_id"),
+    Index(None, "scope_id", "subject_id"),
+    Index(None, "ts"),
+)
+
+#: A counter per scope bumped on every flag change, so every worker process drops its cached
+#: definitions within ``UMETRICS_FLAGS_REFRESH_SECONDS``.
+flag_generations = Table(
+    "umetrics_flag_generations",
+    metadata,
+    Column("scope_id", String(64), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,178 @@
+"""What a flag or experiment is: its variants, goal metrics, and the runtime definition.
+
+The pydantic models validate what users send (REST, Python, CLI); :class:`Experiment` is the
+immutable definition the resolver reads on every evaluation, with its bucket ranges precomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..queries.filters import PropertyFilter
+from ..queries.sql import check_property_key
+from .hashing import bucket_ranges
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+Kind = Literal["experiment", "flag"]
+Status = Literal["draft", "running", "paused", "stopped"]
+STATUSES: tuple[str, ...] = ("draft", "running", "paused", "stopped")
+BOOLEAN_VARIANTS = ("off", "on")
+
+
+class VariantSpec(BaseModel):
+    """One variant: its key, its share of traffic, and an optional display name."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, max_length=100, pattern=KEY_PATTERN)
+    weight: float = Field(1.0, ge=0, allow_inf_nan=False)
+    name: str = Field("", max_length=200)
+
+
+class MetricSpec(BaseModel):
+    """A goal or guardrail metric, computed per exposed subject from events after exposure.
+
+    ``conversion``: 1 if the subject did ``event`` (matching ``filters``) at or after their first
+    exposure (within ``window_seconds`` when given), else 0. ``mean``: the sum of the numeric
+    ``property`` over those events (0 if none).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field("", max_length=100)
+    kind: Literal["conversion", "mean"] = "conversion"
+    event: str = Field(min_length=1, max_length=200)
+    filters: list[PropertyFilter] = Field(default_factory=list)
+    window_seconds: int | None = Field(None, gt=0)
+    property: str | None = Field(None, min_length=1, max_length=200)
+    guardrail: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> MetricSpec:
+        if self.kind == "mean":
+            if self.property is None:
+                raise ValueError("a 'mean' metric needs 'property' (a numeric event property)")
+            check_property_key(self.property, "property")
+        elif self.property is not None:
+            raise ValueError("'property' only applies to 'mean' metrics")
+        if not self.key:
+            self.key = self.event if self.kind == "conversion" else f"{self.property}:{self.event}"
+        return self
+
+
+class NamespaceSpec(BaseModel):
+    """Mutual exclusion: experiments in one namespace with disjoint ranges never share a subject."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    start: float = Field(ge=0, le=1)
+    end: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NamespaceSpec:
+        if self.end <= self.start:
+            raise ValueError("'end' must be greater than 'start'")
+        return self
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A flag or experiment as stored, ready for evaluation."""
+
+    scope_id: str
+    key: str
+    name: str
+    description: str
+    kind: str
+    variants: tuple[VariantSpec, ...]
+    coverage: float
+    seed: str
+    bucket_version: int
+    status: str
+    shipped_variant: str | None
+    killed: bool
+    conditions: dict[str, Any] | None
+    namespace: NamespaceSpec | None
+    metrics: tuple[MetricSpec, ...]
+    start_at: datetime | None
+    stop_at: datetime | None
+    started_at: datetime | None
+    stopped_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+    ranges: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ranges = bucket_ranges(len(self.variants), self.coverage, self.weights)
+        object.__setattr__(self, "ranges", tuple(ranges))
+
+    @property
+    def weights(self) -> list[float]:
+        """The configured weights, normalised to sum to 1."""
+        total = sum(v.weight for v in self.variants)
+        if total <= 0:
+            return [1 / len(self.variants)] * len(self.variants)
+        return [v.weight / total for v in self.variants]
+
+    @property
+    def variant_keys(self) -> list[str]:
+        return [v.key for v in self.variants]
+
+    @property
+    def control(self) -> str:
+        """The first variant: what everyone gets when the experiment does not apply."""
+        return self.variants[0].key
+
+    @property
+    def flag_type(self) -> str:
+        """``boolean`` for an off/on flag, else ``multivariate`` (experiments included)."""
+        return "boolean" if tuple(self.variant_keys) == BOOLEAN_VARIANTS else "multivariate"
+
+    @property
+    def goal(self) -> MetricSpec | None:
+        """The primary metric: the first one that is not a guardrail."""
+        return next((m for m in self.metrics if not m.guardrail), None)
+
+    def effective_status(self, now: datetime) -> str:
+        """``status`` with the schedule applied: a running experiment outside its window is
+        ``scheduled`` (before ``start_at``) or ``stopped`` (from ``stop_at``)."""
+        if self.status == "running":
+            if self.start_at is not None and now < self.start_at:
+                return "scheduled"
+            if self.stop_at is not None and now >= self.stop_at:
+                return "stopped"
+        return self.status
+
+    def to_json(self) -> dict[str, Any]:
+        """The definition as the REST API and the audit log show it."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "type": self.flag_type,
+            "variants": [v.model_dump() for v in self.variants],
+            "coverage": self.coverage,
+            "seed": self.seed,
+            "bucket_version": self.bucket_version,
+            "status": self.status,
+            "shipped_variant": self.shipped_variant,
+            "killed": self.killed,
+            "conditions": self.conditions,
+            "namespace": self.namespace.model_dump() if self.namespace else None,
+            "metrics": [m.model_dump(mode="json") for m in self.metrics],
+            "start_at": _iso(self.start_at),
+            "stop_at": _iso(self.stop_at),
+            "started_at": _iso(self.started_at),
+            "stopped_at": _iso(self.stopped_at),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "revision": self.revision,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
