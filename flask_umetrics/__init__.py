@@ -10,6 +10,20 @@ from .events import flush, identify, set_person_properties, track
 from .events.privacy import anonymize_person, delete_person, export_person
 from .extension import UMetrics
 from .flags import hash_v2, weighted_bucket
+from .flags.decide import Resolution
+from .flags.evaluate import get_variant, is_enabled, resolve_variant
+from .flags.results import experiment_results
+from .flags.store import (
+    create_experiment,
+    delete_experiment,
+    get_experiment,
+    list_experiments,
+    pause_experiment,
+    set_killed,
+    start_experiment,
+    stop_experiment,
+    update_experiment,
+)
 from .state import current_state
 from .stats import (
     CollectorResult,
@@ -35,6 +49,7 @@ __all__ = [
     "APIError",
     "CollectorResult",
     "ConfigurationError",
+    "Resolution",
     "SnapshotResult",
     "StatCollector",
     "StatReading",
@@ -44,19 +59,32 @@ __all__ = [
     "__version__",
     "anonymize_person",
     "create_api_key",
+    "create_experiment",
+    "delete_experiment",
     "delete_person",
+    "experiment_results",
     "export_person",
     "flush",
+    "get_experiment",
     "get_latest_stat",
     "get_stat_series",
+    "get_variant",
     "hash_v2",
     "identify",
+    "is_enabled",
     "list_api_keys",
+    "list_experiments",
+    "pause_experiment",
     "record_stat",
     "register_stat_collector",
+    "resolve_variant",
     "revoke_api_key",
     "run_stat_snapshot",
+    "set_killed",
     "set_person_properties",
+    "start_experiment",
+    "stop_experiment",
     "track",
+    "update_experiment",
     "weighted_bucket",
 ]

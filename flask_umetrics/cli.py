@@ -248,4 +248,5 @@ def config_command() -> None:
         click.echo(f"{key.name} = {value!r}")
 
 
-from . import cli_events  # noqa: E402, F401 - registers the event commands on umetrics_cli
+# Registers the event, flag and experiment commands on umetrics_cli.
+from . import cli_events, cli_flags  # noqa: E402, F401

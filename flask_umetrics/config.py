@@ -424,6 +424,23 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         _int_at_least(1),
         "Lifetime of the consent cookie in days.",
     ),
+    ConfigKey(
+        "UMETRICS_CONSENT_REQUIRED",
+        "ab_cookie",
+        "consent_required",
+        True,
+        _parse_bool,
+        "Without a consent cookie, treat visitors as not consenting (nothing stored, no cookie). "
+        "Set false only where you have another legal basis; DNT / GPC still opt out.",
+    ),
+    ConfigKey(
+        "UMETRICS_FLAGS_REFRESH_SECONDS",
+        "ab_cookie",
+        "flags_refresh_seconds",
+        5,
+        _int_at_least(0),
+        "How often a process checks whether flag definitions changed in another process.",
+    ),
     # [ga4]
     ConfigKey(
         "UMETRICS_GA4_TRANSPORT",

@@ -15,6 +15,10 @@ from .db.engine import create_umetrics_engine
 from .errors import ConfigurationError
 from .events.buffer import EventBuffer, install_request_flush
 from .events.collectors import register_builtin_collectors
+from .flags.cache import FlagCache
+from .flags.cookie import CookieKeyring
+from .flags.request import install_flag_finish
+from .flags.templates import install_template_helpers
 from .state import EXTENSION_KEY, UMetricsState
 from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
 
@@ -98,6 +102,13 @@ class UMetrics:
             size=settings["UMETRICS_TRACK_BUFFER_SIZE"],
             interval=settings["UMETRICS_TRACK_FLUSH_SECONDS"],
         )
+        keyring = CookieKeyring.from_environ(os.environ)
+        if not keyring.can_write:
+            app.logger.warning(
+                "flask-umetrics: no consent-cookie key (UMETRICS_COOKIE_KEY_CURRENT); anonymous "
+                "visitors get control variants and no cookie is set. Create one with "
+                "`flask umetrics gen-cookie-key`."
+            )
         state = UMetricsState(
             extension=self,
             settings=settings,
@@ -105,8 +116,12 @@ class UMetrics:
             collectors=CollectorRegistry(parent=self.collectors),
             owns_engine=owns_engine,
             event_buffer=buffer,
+            flag_cache=FlagCache(engine, settings["UMETRICS_FLAGS_REFRESH_SECONDS"]),
+            cookie_keyring=keyring,
         )
         install_request_flush(app, buffer)
+        install_flag_finish(app)
+        install_template_helpers(app)
         app.extensions[EXTENSION_KEY] = state
         if settings["UMETRICS_BUILTIN_COLLECTORS"]:
             register_builtin_collectors(state.collectors)

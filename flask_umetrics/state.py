@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from .auth import ApiKeyInfo
     from .events.buffer import EventBuffer
     from .extension import UMetrics
+    from .flags.cache import FlagCache
+    from .flags.cookie import CookieKeyring
     from .scheduler.runner import SchedulerRunner
     from .stats.collectors import CollectorRegistry
 
@@ -30,6 +32,8 @@ class UMetricsState:
     collectors: CollectorRegistry
     owns_engine: bool
     event_buffer: EventBuffer
+    flag_cache: FlagCache
+    cookie_keyring: CookieKeyring
     scheduler: SchedulerRunner | None = None
     warned: set[str] = field(default_factory=set)
     #: sha256 of a verified API key -> (trusted until, monotonic clock; the key's record)

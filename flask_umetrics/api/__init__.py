@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import export, ingest, keys, meta, people, privacy, reports, segments, stats  # noqa: F401
+from . import (  # noqa: F401
+    experiments,
+    export,
+    flags,
+    ingest,
+    keys,
+    meta,
+    people,
+    privacy,
+    reports,
+    segments,
+    stats,
+)
 from .routes import router
 
 

@@ -158,7 +158,12 @@ def save_segment(
 def get_segment(key: str, *, scope_id: str | None = None) -> Segment | None:
     scope = resolve_scope(scope_id)
     with current_state().engine.connect() as connection:
-        row = _row(connection, scope, key)
+        return get_segment_on(connection, scope, key)
+
+
+def get_segment_on(connection: Connection, scope_id: str, key: str) -> Segment | None:
+    """A segment read on the caller's connection (flag targeting checks membership with it)."""
+    row = _row(connection, scope_id, key)
     return None if row is None else _to_segment(row)
 
 

@@ -1,0 +1,216 @@
+"""REST routes for flags and experiments: list and results (view); create, update, start,
+pause, stop, ship, kill and delete (manage). Every change is audited with before and after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..errors import APIError
+from ..flags import store
+from ..flags.model import Experiment
+from ..flags.results import experiment_results
+from .models import ScopedModel
+from .router import APICall
+from .routes import router
+
+TAG = "experiments"
+
+
+class ExperimentList(BaseModel):
+    experiments: list[dict[str, Any]]
+
+
+def _actor(call: APICall) -> str | None:
+    return call.principal.actor if call.principal else None
+
+
+def _found(call: APICall, key: str) -> Experiment:
+    experiment = store.get_experiment(key, scope_id=call.scope_id)
+    if experiment is None:
+        raise APIError(404, "not_found", f"No flag or experiment {key!r} in this scope.")
+    return experiment
+
+
+class ListQuery(ScopedModel):
+    kind: str | None = Field(None, pattern="^(experiment|flag)$")
+
+
+@router.route(
+    "/experiments",
+    summary="Flags and experiments of the scope",
+    permission="metrics.view",
+    tag=TAG,
+    query=ListQuery,
+    response=ExperimentList,
+)
+def experiments_list(call: APICall) -> ExperimentList:
+    found = store.list_experiments(scope_id=call.scope_id)
+    kind = call.query.kind
+    return ExperimentList(
+        experiments=[e.to_json() for e in found if kind is None or e.kind == kind]
+    )
+
+
+class CreateBody(store.ExperimentSpec):
+    scope_id: str | None = None
+
+
+@router.route(
+    "/experiments",
+    methods=("POST",),
+    summary="Create a flag or experiment (status draft)",
+    permission="metrics.manage",
+    tag=TAG,
+    body=CreateBody,
+    status=201,
+)
+def experiments_create(call: APICall) -> dict[str, Any]:
+    spec = store.ExperimentSpec.model_validate(call.body.model_dump(exclude={"scope_id"}))
+    return store.create_experiment(spec, scope_id=call.scope_id, actor=_actor(call)).to_json()
+
+
+@router.route(
+    "/experiments/<key>",
+    summary="One flag or experiment",
+    permission="metrics.view",
+    tag=TAG,
+    query=ScopedModel,
+)
+def experiments_get(call: APICall, key: str) -> dict[str, Any]:
+    return _found(call, key).to_json()
+
+
+class UpdateBody(store.ExperimentChanges):
+    scope_id: str | None = None
+
+
+@router.route(
+    "/experiments/<key>",
+    methods=("PATCH",),
+    summary="Change a definition (weights never move assigned subjects)",
+    permission="metrics.manage",
+    tag=TAG,
+    body=UpdateBody,
+)
+def experiments_update(call: APICall, key: str) -> dict[str, Any]:
+    sent = call.body.model_fields_set - {"scope_id"}
+    changes = store.ExperimentChanges.model_validate(call.body.model_dump(include=sent))
+    return store.update_experiment(
+        key, changes, scope_id=call.scope_id, actor=_actor(call)
+    ).to_json()
+
+
+@router.route(
+    "/experiments/<key>/start",
+    methods=("POST",),
+    summary="Start serving variants",
+    permission="metrics.manage",
+    tag=TAG,
+    body=ScopedModel,
+)
+def experiments_start(call: APICall, key: str) -> dict[str, Any]:
+    return store.start_experiment(key, scope_id=call.scope_id, actor=_actor(call)).to_json()
+
+
+@router.route(
+    "/experiments/<key>/pause",
+    methods=("POST",),
+    summary="Pause: everyone gets the control variant, assignments are kept",
+    permission="metrics.manage",
+    tag=TAG,
+    body=ScopedModel,
+)
+def experiments_pause(call: APICall, key: str) -> dict[str, Any]:
+    return store.pause_experiment(key, scope_id=call.scope_id, actor=_actor(call)).to_json()
+
+
+class StopBody(ScopedModel):
+    shipped_variant: str | None = Field(None, max_length=100)
+
+
+@router.route(
+    "/experiments/<key>/stop",
+    methods=("POST",),
+    summary="Stop, optionally shipping one variant to everyone",
+    permission="metrics.manage",
+    tag=TAG,
+    body=StopBody,
+)
+def experiments_stop(call: APICall, key: str) -> dict[str, Any]:
+    return store.stop_experiment(
+        key, shipped_variant=call.body.shipped_variant, scope_id=call.scope_id, actor=_actor(call)
+    ).to_json()
+
+
+class ShipBody(ScopedModel):
+    variant: str = Field(min_length=1, max_length=100)
+
+
+@router.route(
+    "/experiments/<key>/ship",
+    methods=("POST",),
+    summary="Stop and serve one variant to everyone",
+    permission="metrics.manage",
+    tag=TAG,
+    body=ShipBody,
+)
+def experiments_ship(call: APICall, key: str) -> dict[str, Any]:
+    return store.stop_experiment(
+        key, shipped_variant=call.body.variant, scope_id=call.scope_id, actor=_actor(call)
+    ).to_json()
+
+
+class KillBody(ScopedModel):
+    killed: bool = True
+
+
+@router.route(
+    "/experiments/<key>/kill",
+    methods=("POST",),
+    summary="Kill switch: control for everyone, nothing logged (killed=false to revive)",
+    permission="metrics.manage",
+    tag=TAG,
+    body=KillBody,
+)
+def experiments_kill(call: APICall, key: str) -> dict[str, Any]:
+    return store.set_killed(
+        key, call.body.killed, scope_id=call.scope_id, actor=_actor(call)
+    ).to_json()
+
+
+class Deleted(BaseModel):
+    key: str
+    deleted: bool
+
+
+@router.route(
+    "/experiments/<key>",
+    methods=("DELETE",),
+    summary="Delete a stopped or draft flag with its assignments and exposures",
+    permission="metrics.manage",
+    tag=TAG,
+    query=ScopedModel,
+    response=Deleted,
+)
+def experiments_delete(call: APICall, key: str) -> Deleted:
+    store.delete_experiment(key, scope_id=call.scope_id, actor=_actor(call))
+    return Deleted(key=key, deleted=True)
+
+
+class ResultsQuery(ScopedModel):
+    sequential: bool = Field(False, description="Always-valid intervals: safe to peek.")
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+
+
+@router.route(
+    "/experiments/<key>/results",
+    summary="Exposures, metric means, lifts, p-values, intervals, chance to win, SRM",
+    permission="metrics.view",
+    tag=TAG,
+    query=ResultsQuery,
+)
+def experiments_results(call: APICall, key: str) -> dict[str, Any]:
+    experiment = _found(call, key)
+    return experiment_results(experiment, sequential=call.query.sequential, alpha=call.query.alpha)

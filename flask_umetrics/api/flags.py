@@ -1,0 +1,90 @@
+"""Routes for the browser: the current subject's flags, and the consent choice.
+
+Both are public (the visitor is the subject); they only ever read definitions and write the
+visitor's own cookie, assignments and exposures, and only with consent.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field, field_validator
+
+from ..flags.request import current_flags
+from .models import ScopedModel
+from .router import APICall
+from .routes import router
+
+TAG = "flags"
+MAX_KEYS = 100
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+
+
+class FlagsQuery(ScopedModel):
+    keys: str | None = Field(None, description="Comma-separated keys; all flags when absent.")
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        keys = [k for k in value.split(",") if k]
+        if len(keys) > MAX_KEYS:
+            raise ValueError(f"at most {MAX_KEYS} keys")
+        for key in keys:
+            if not _KEY.match(key):
+                raise ValueError(f"{key!r} is not a flag key")
+        return ",".join(keys)
+
+
+class FlagValue(BaseModel):
+    variant: str | None
+    enabled: bool
+    in_experiment: bool
+
+
+class FlagsResponse(BaseModel):
+    flags: dict[str, FlagValue]
+    consent: bool
+
+
+@router.route(
+    "/flags",
+    summary="Variants for the current subject (sets the consent cookie only with consent)",
+    permission=None,
+    tag=TAG,
+    query=FlagsQuery,
+    response=FlagsResponse,
+)
+def flags_for_subject(call: APICall) -> FlagsResponse:
+    flags = current_flags(call.scope_id)
+    if call.query.keys is None:
+        keys = sorted(flags.state.flag_cache.definitions(call.scope_id))
+    else:
+        keys = call.query.keys.split(",")
+    values = {key: FlagValue(**flags.resolve(key).to_json()) for key in keys}
+    return FlagsResponse(flags=values, consent=flags.consent)
+
+
+class ConsentBody(ScopedModel):
+    consent: bool
+
+
+class ConsentResponse(BaseModel):
+    consent: bool
+    cookie: bool = Field(description="Whether a consent cookie is set (needs a cookie key).")
+
+
+@router.route(
+    "/consent",
+    methods=("POST",),
+    summary="Give or withdraw consent: sets or clears the consent cookie",
+    permission=None,
+    tag=TAG,
+    body=ConsentBody,
+    response=ConsentResponse,
+)
+def consent(call: APICall) -> ConsentResponse:
+    flags = current_flags(call.scope_id)
+    flags.set_consent(call.body.consent)
+    return ConsentResponse(consent=flags.consent, cookie=flags.cookie is not None)

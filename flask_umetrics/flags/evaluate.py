@@ -1,0 +1,108 @@
+"""The public evaluation functions: explicit subjects anywhere, the current subject in a request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import has_request_context
+
+from ..db.types import utcnow
+from ..state import current_state, resolve_scope
+from .decide import Resolution, decide, unknown
+from .recording import Served, in_segment, load_assignments, write_served
+from .request import current_flags
+
+_CURRENT = object()
+
+
+def resolve_variant(
+    experiment_key: str,
+    *,
+    scope_id: str | None = None,
+    subject_id: str | None,
+    consent: bool,
+    attributes: Mapping[str, Any] | None = None,
+) -> Resolution:
+    """The variant a known subject gets, with DESIGN.md's stickiness and consent rules.
+
+    With ``consent=True`` the stored assignment wins, else the hash decides and the result is
+    stored with an exposure. With ``consent=False`` the hash decides and nothing is written.
+    """
+    state = current_state()
+    scope = resolve_scope(scope_id)
+    experiment = state.flag_cache.get(scope, experiment_key)
+    if experiment is None:
+        return unknown(experiment_key)
+    attrs: Mapping[str, Any] = attributes or {}
+    if subject_id is not None and "id" not in attrs:
+        attrs = {**attrs, "id": subject_id}
+    stored = None
+    now = utcnow()
+    needs_lookup = consent and subject_id is not None and experiment.status == "running"
+    if needs_lookup and not experiment.killed:
+        assert subject_id is not None
+        with state.engine.connect() as connection:
+            stored = load_assignments(connection, scope, subject_id).get(
+                (experiment_key, experiment.bucket_version)
+            )
+
+    def segment_lookup(key: str) -> bool:
+        if subject_id is None:
+            return False
+        with state.engine.connect() as connection:
+            return in_segment(connection, scope, subject_id, key)
+
+    result = decide(
+        experiment,
+        subject_id=subject_id,
+        consent=consent,
+        attributes=attrs,
+        now=now,
+        stored=stored,
+        in_segment=segment_lookup,
+    )
+    if result.record:
+        assert subject_id is not None and result.variant is not None
+        served = Served(
+            subject_id, experiment_key, result.bucket_version, result.variant, result.reason, now
+        )
+        with state.engine.begin() as connection:
+            write_served(connection, scope, [served])
+    return result
+
+
+def get_variant(key: str, *, scope_id: str | None = None) -> str | None:
+    """In a request: the current subject's variant of ``key`` (None for an unknown key)."""
+    if not has_request_context():
+        raise RuntimeError(
+            "get_variant(key) needs a request; elsewhere call "
+            "resolve_variant(key, subject_id=..., consent=...)"
+        )
+    return current_flags(scope_id).resolve(key).variant
+
+
+def is_enabled(
+    flag_key: str,
+    *,
+    scope_id: str | None = None,
+    subject_id: Any = _CURRENT,
+    consent: bool | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> bool:
+    """Whether the subject gets a variant other than the control (``on`` for a boolean flag).
+
+    Without ``subject_id`` inside a request: the current subject. With it: like
+    :func:`resolve_variant` (``consent`` defaults to False: nothing stored).
+    """
+    if subject_id is _CURRENT:
+        if not has_request_context():
+            raise RuntimeError("is_enabled(key) without subject_id needs a request")
+        return current_flags(scope_id).resolve(flag_key).enabled
+    return resolve_variant(
+        flag_key,
+        scope_id=scope_id,
+        subject_id=subject_id,
+        consent=bool(consent),
+        attributes=attributes,
+    ).enabled

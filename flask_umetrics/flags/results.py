@@ -1,0 +1,132 @@
+"""Experiment results: per-variant metrics from SQL, then the statistics of DESIGN.md §5."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..queries.connection import report_connection
+from .metrics import exposure_counts, metric_summaries
+from .model import Experiment, MetricSpec
+from .statistics import ExperimentStatistics, VariantSummary, analyze
+
+
+def _pair(value: tuple[float, float] | None) -> list[float] | None:
+    return [value[0], value[1]] if value is not None else None
+
+
+def _variant_rows(stats: ExperimentStatistics, totals: dict[str, float]) -> list[dict[str, Any]]:
+    rows = []
+    for summary, comparison in zip(stats.variants, stats.comparisons, strict=True):
+        row: dict[str, Any] = {
+            "key": summary.key,
+            "exposures": summary.n,
+            "total": totals.get(summary.key, 0.0),
+            "mean": summary.mean,
+            "stddev": summary.stddev,
+            "abs_lift": None,
+            "p_value": None,
+            "p_value_adjusted": None,
+            "ci": None,
+            "rel_lift": None,
+            "rel_ci": None,
+            "chance_to_win": None,
+            "sequential_ci": None,
+            "sequential_p_value": None,
+        }
+        if comparison is not None:
+            row.update(
+                abs_lift=comparison.abs_lift,
+                p_value=comparison.p_value,
+                p_value_adjusted=comparison.p_value_adjusted,
+                ci=_pair(comparison.ci),
+                rel_lift=comparison.rel_lift,
+                rel_ci=_pair(comparison.rel_ci),
+                chance_to_win=comparison.chance_to_win,
+                sequential_ci=_pair(comparison.sequential_ci),
+                sequential_p_value=comparison.sequential_p_value,
+            )
+        rows.append(row)
+    return rows
+
+
+def _srm(stats: ExperimentStatistics) -> dict[str, Any] | None:
+    if stats.srm is None:
+        return None
+    return {
+        "p_value": stats.srm.p_value,
+        "flagged": stats.srm.flagged,
+        "chi2": stats.srm.chi2,
+        "expected": stats.srm.expected,
+    }
+
+
+def experiment_results(
+    experiment: Experiment, *, sequential: bool = False, alpha: float = 0.05
+) -> dict[str, Any]:
+    """Every metric of the experiment, analysed; the primary goal's table at the top level
+    (the REST contract), guardrails and other metrics under ``metrics``."""
+    keys = experiment.variant_keys
+    weights = experiment.weights
+    scope = experiment.scope_id
+    with report_connection() as connection:
+        counts = exposure_counts(
+            connection,
+            scope_id=scope,
+            experiment_key=experiment.key,
+            bucket_version=experiment.bucket_version,
+            variant_keys=keys,
+        )
+        per_metric: list[tuple[MetricSpec, dict[str, Any]]] = []
+        for metric in experiment.metrics:
+            summaries = metric_summaries(
+                connection,
+                scope_id=scope,
+                experiment_key=experiment.key,
+                bucket_version=experiment.bucket_version,
+                variant_keys=keys,
+                metric=metric,
+            )
+            stats = analyze(
+                [VariantSummary(s.variant, s.n, s.mean, s.stddev) for s in summaries],
+                weights,
+                alpha=alpha,
+                sequential=sequential,
+            )
+            totals = {s.variant: s.total for s in summaries}
+            per_metric.append(
+                (
+                    metric,
+                    {
+                        "key": metric.key,
+                        "kind": metric.kind,
+                        "event": metric.event,
+                        "guardrail": metric.guardrail,
+                        "variants": _variant_rows(stats, totals),
+                    },
+                )
+            )
+    exposure_only = analyze(
+        [VariantSummary(k, counts.per_variant.get(k, 0), 0.0, 0.0) for k in keys],
+        weights,
+        alpha=alpha,
+    )
+    primary = next((table for metric, table in per_metric if not metric.guardrail), None)
+    if primary is not None:
+        variants = primary["variants"]
+    else:
+        variants = _variant_rows(exposure_only, {})
+        for row in variants:
+            for name in ("mean", "stddev", "total"):
+                row[name] = None
+    return {
+        "key": experiment.key,
+        "status": experiment.status,
+        "bucket_version": experiment.bucket_version,
+        "goal": primary["key"] if primary is not None else None,
+        "alpha": alpha,
+        "sequential": sequential,
+        "variants": variants,
+        "srm": _srm(exposure_only),
+        "multiple_variants": counts.multiple_variants,
+        "metrics": [table for _metric, table in per_metric],
+    }
