@@ -392,6 +392,14 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Days events are kept (0 = forever).",
     ),
     ConfigKey(
+        "UMETRICS_RETENTION_EXPOSURES_DAYS",
+        "retention",
+        "exposures_days",
+        730,
+        _int_at_least(0),
+        "Days experiment exposures are kept (0 = forever); results only count kept exposures.",
+    ),
+    ConfigKey(
         "UMETRICS_RETENTION_COLLECTOR_RUNS_DAYS",
         "retention",
         "collector_runs_days",

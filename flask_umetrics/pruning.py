@@ -10,7 +10,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, select, update
 
-from .db.tables import collector_runs, events, job_runs, snapshot_runs, stat_readings
+from .db.tables import (
+    collector_runs,
+    events,
+    exposures,
+    job_runs,
+    snapshot_runs,
+    stat_readings,
+)
 from .db.types import utcnow
 from .events.validation import to_micros
 from .state import current_state
@@ -57,6 +64,9 @@ class PruneTarget:
 #: Every table with a retention age. Later features append their tables here.
 PRUNE_TARGETS: list[PruneTarget] = [
     PruneTarget("events", events, "ts", "UMETRICS_RETENTION_EVENTS_DAYS", to_value=_as_micros),
+    PruneTarget(
+        "exposures", exposures, "ts", "UMETRICS_RETENTION_EXPOSURES_DAYS", to_value=_as_micros
+    ),
     PruneTarget(
         "stat_readings", stat_readings, "captured_at", "UMETRICS_RETENTION_STAT_READINGS_DAYS"
     ),

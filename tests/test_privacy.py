@@ -95,7 +95,12 @@ def test_delete_removes_every_trace_of_a_merged_person(app: Flask) -> None:
     assert person_of(app, OTHER) == other
     assert count(app, select(func.count()).select_from(persons)) == 1
     assert audit_rows(app) == [
-        ("person.delete", f"person:{zelda}", {"distinct_ids": 2, "events": 5}, None)
+        (
+            "person.delete",
+            f"person:{zelda}",
+            {"distinct_ids": 2, "events": 5, "assignments": 0, "exposures": 0},
+            None,
+        )
     ]
 
 
@@ -269,6 +274,8 @@ def test_rest_export_delete_and_anonymize(app: Flask) -> None:
         "persons": 1,
         "distinct_ids": 2,
         "events": 5,
+        "assignments": 0,
+        "exposures": 0,
     }
     for method, path in [
         ("DELETE", f"/umetrics/api/persons/{USER}"),

@@ -31,7 +31,15 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ColumnElement
 
 from ..audit import record_audit
-from ..db.tables import events, person_distinct_ids, persons, segment_members, segments
+from ..db.tables import (
+    assignments,
+    events,
+    exposures,
+    person_distinct_ids,
+    persons,
+    segment_members,
+    segments,
+)
 from ..state import current_state, resolve_scope
 from .export import event_record
 from .tracking import flush
@@ -64,6 +72,8 @@ class DeletionReport:
     persons: int
     distinct_ids: int
     events: int
+    assignments: int = 0
+    exposures: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,42 @@ class AnonymizationReport:
     person_id: int | None
     distinct_ids: int
     events: int
+
+
+#: Flag tables keyed by subject id (a distinct id, or an anonymous cookie id).
+_SUBJECT_TABLES = (assignments, exposures)
+
+
+def _delete_flag_rows(connection: Connection, scope_id: str, ids: list[str]) -> tuple[int, int]:
+    removed = []
+    for table in _SUBJECT_TABLES:
+        count = 0
+        for chunk in _chunks(ids):
+            count += connection.execute(
+                delete(table).where(table.c.scope_id == scope_id, table.c.subject_id.in_(chunk))
+            ).rowcount
+        removed.append(count)
+    return removed[0], removed[1]
+
+
+def _rename_flag_rows(connection: Connection, scope_id: str, old: str, new: str) -> int:
+    rewritten = 0
+    for table in _SUBJECT_TABLES:
+        rewritten += connection.execute(
+            update(table)
+            .where(table.c.scope_id == scope_id, table.c.subject_id == old)
+            .values(subject_id=new)
+        ).rowcount
+    return rewritten
+
+
+def _flag_rows(connection: Connection, table: Any, scope_id: str, ids: list[str]) -> list[Any]:
+    rows: list[Any] = []
+    for chunk in _chunks(ids):
+        rows += connection.execute(
+            select(table).where(table.c.scope_id == scope_id, table.c.subject_id.in_(chunk))
+        ).all()
+    return rows
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -119,9 +165,21 @@ def delete_person(distinct_id: str, *, scope_id: str | None = None) -> DeletionR
     with current_state().engine.begin() as connection:
         person_id = _person_of(connection, scope, distinct_id)
         if person_id is None:
-            return DeletionReport(False, None, 0, 0, 0)
+            # A subject may hold flag assignments without ever having sent an event.
+            flag_counts = _delete_flag_rows(connection, scope, [distinct_id])
+            if not any(flag_counts):
+                return DeletionReport(False, None, 0, 0, 0)
+            record_audit(
+                connection,
+                scope_id=scope,
+                action="person.delete",
+                target="subject",
+                before={"assignments": flag_counts[0], "exposures": flag_counts[1]},
+            )
+            return DeletionReport(True, None, 0, 0, 0, *flag_counts)
         _lock_person(connection, person_id)
         ids = _distinct_ids(connection, scope, person_id)
+        flag_counts = _delete_flag_rows(connection, scope, ids)
         removed_events = 0
         for chunk in _chunks(ids):
             removed_events += connection.execute(
@@ -145,7 +203,12 @@ def delete_person(distinct_id: str, *, scope_id: str | None = None) -> DeletionR
         removed_persons = connection.execute(
             delete(persons).where(persons.c.id == person_id)
         ).rowcount
-        counts = {"distinct_ids": removed_ids, "events": removed_events}
+        counts = {
+            "distinct_ids": removed_ids,
+            "events": removed_events,
+            "assignments": flag_counts[0],
+            "exposures": flag_counts[1],
+        }
         record_audit(
             connection,
             scope_id=scope,
@@ -153,7 +216,9 @@ def delete_person(distinct_id: str, *, scope_id: str | None = None) -> DeletionR
             target=f"person:{person_id}",
             before=counts,
         )
-    return DeletionReport(True, person_id, removed_persons, removed_ids, removed_events)
+    return DeletionReport(
+        True, person_id, removed_persons, removed_ids, removed_events, *flag_counts
+    )
 
 
 def anonymous_id(salt: bytes, distinct_id: str) -> str:
@@ -186,12 +251,25 @@ def anonymize_person(distinct_id: str, *, scope_id: str | None = None) -> Anonym
     with current_state().engine.begin() as connection:
         person_id = _person_of(connection, scope, distinct_id)
         if person_id is None:
-            return AnonymizationReport(False, None, 0, 0)
+            renamed = _rename_flag_rows(
+                connection, scope, distinct_id, anonymous_id(salt, distinct_id)
+            )
+            if not renamed:
+                return AnonymizationReport(False, None, 0, 0)
+            record_audit(
+                connection,
+                scope_id=scope,
+                action="person.anonymize",
+                target="subject",
+                after={"flag_rows": renamed},
+            )
+            return AnonymizationReport(True, None, 1, 0)
         _lock_person(connection, person_id)
         ids = _distinct_ids(connection, scope, person_id)
         rewritten = 0
         for old in ids:
             new = anonymous_id(salt, old)
+            _rename_flag_rows(connection, scope, old, new)
             rewritten += connection.execute(
                 update(events)
                 .where(events.c.scope_id == scope, events.c.distinct_id == old)
@@ -245,6 +323,8 @@ def export_person(distinct_id: str, *, scope_id: str | None = None) -> dict[str,
             rows += connection.execute(
                 select(events).where(events.c.scope_id == scope, events.c.distinct_id.in_(chunk))
             ).all()
+        assigned = _flag_rows(connection, assignments, scope, ids)
+        exposed = _flag_rows(connection, exposures, scope, ids)
     rows.sort(key=lambda row: (row.ts, row.id), reverse=True)
     return {
         "scope_id": scope,
@@ -256,4 +336,24 @@ def export_person(distinct_id: str, *, scope_id: str | None = None) -> dict[str,
         },
         "distinct_ids": ids,
         "events": [event_record(row) for row in rows],
+        "assignments": [
+            {
+                "subject_id": a.subject_id,
+                "experiment": a.experiment_key,
+                "bucket_version": a.bucket_version,
+                "variant": a.variant,
+                "assigned_at": a.assigned_at.isoformat().replace("+00:00", "Z"),
+            }
+            for a in sorted(assigned, key=lambda a: (a.experiment_key, a.bucket_version))
+        ],
+        "exposures": [
+            {
+                "subject_id": e.subject_id,
+                "experiment": e.experiment_key,
+                "bucket_version": e.bucket_version,
+                "variant": e.variant,
+                "timestamp_us": e.ts,
+            }
+            for e in sorted(exposed, key=lambda e: (e.experiment_key, e.bucket_version))
+        ],
     }
