@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from ..flags.request import current_flags
 from .models import ScopedModel
@@ -67,7 +67,7 @@ def flags_for_subject(call: APICall) -> FlagsResponse:
 
 
 class ConsentBody(ScopedModel):
-    consent: bool
+    consent: StrictBool
 
 
 class ConsentResponse(BaseModel):
