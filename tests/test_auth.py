@@ -21,7 +21,7 @@ PUBLIC_ENDPOINTS = {
     "umetrics_api.health",
     "umetrics_api.openapi_document",
     "umetrics_api.unknown_route",
-    # The browser's own flags and consent choice: the visitor is the subject (tests/test_flags_api.py).
+    # The visitor's own flags and consent (the visitor is the subject): tests/test_flags_api.py
     "umetrics_api.flags_for_subject",
     "umetrics_api.consent",
 }

@@ -38,7 +38,11 @@ def api(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> tuple[Flask, d
 def audit(app: Flask) -> list[tuple[str, str, Any, Any]]:
     with app.app_context(), app.extensions["umetrics"].engine.connect() as connection:
         rows = connection.execute(select(audit_log).order_by(audit_log.c.id))
-        return [(r.action, r.target, r.before, r.after) for r in rows if r.action.startswith("experiment.")]
+        return [
+            (r.action, r.target, r.before, r.after)
+            for r in rows
+            if r.action.startswith("experiment.")
+        ]
 
 
 def test_create_start_stop_and_audit(api: tuple[Flask, dict[str, str]]) -> None:

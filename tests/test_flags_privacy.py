@@ -39,9 +39,8 @@ def seed(app: Flask) -> None:
 
 
 def rows(app: Flask, table: Any) -> list[str]:
-    with app.app_context():
-        with app.extensions["umetrics"].engine.connect() as connection:
-            return sorted(r.subject_id for r in connection.execute(select(table)))
+    with app.app_context(), app.extensions["umetrics"].engine.connect() as connection:
+        return sorted(r.subject_id for r in connection.execute(select(table)))
 
 
 def test_delete_person_removes_assignments_and_exposures(app: Flask) -> None:
