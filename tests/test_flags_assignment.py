@@ -463,3 +463,41 @@ def test_identify_after_anonymous_exposure_counts_one_person(
         assert found is not None
         result = experiment_results(found)
     assert sum(v["exposures"] for v in result["variants"]) == 1
+
+
+def test_schedule_window(make_app: Callable[..., Flask]) -> None:
+    from datetime import timedelta
+
+    from flask_umetrics.db.types import utcnow
+
+    app = make_app()
+    now = utcnow()
+    user_b = subject_with(1, seed="later")
+    running(app, "later", start_at=(now + timedelta(days=1)).isoformat())
+    running(app, "over", stop_at=(now - timedelta(seconds=1)).isoformat(),
+            start_at=(now - timedelta(days=2)).isoformat())  # fmt: skip
+    running(app, "now", start_at=(now - timedelta(days=1)).isoformat(),
+            stop_at=(now + timedelta(days=1)).isoformat())  # fmt: skip
+    later = resolve(app, user_b, "later")
+    assert (later.variant, later.reason) == ("control", "scheduled")
+    assert resolve(app, user_b, "over").reason == "not_running"
+    assert resolve(app, "someone", "now").reason == "hash"
+
+
+def test_segment_membership_targeting(make_app: Callable[..., Flask]) -> None:
+    from flask_umetrics import set_person_properties
+    from flask_umetrics.queries.segments import save_segment
+
+    app = make_app()
+    with app.app_context():
+        set_person_properties("pro-user", {"plan": "pro"})
+        set_person_properties("free-user", {"plan": "free"})
+        save_segment("pros", filters=[{"key": "plan", "op": "eq", "value": "pro"}])
+        save_segment("listed", distinct_ids=["free-user"])
+    running(app, "beta", conditions={"$inSegment": "pros"})
+    running(app, "not-listed", conditions={"$notInSegment": "listed"})
+    assert resolve(app, "pro-user", "beta", consent=False).in_experiment
+    assert resolve(app, "free-user", "beta", consent=False).reason == "targeting"
+    assert resolve(app, "stranger", "beta", consent=False).reason == "targeting"
+    assert resolve(app, "free-user", "not-listed", consent=False).reason == "targeting"
+    assert resolve(app, "pro-user", "not-listed", consent=False).in_experiment
