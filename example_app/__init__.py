@@ -2,6 +2,13 @@
 
 ``flask --app example_app ...`` finds :func:`create_app`; there is deliberately no module-level
 ``app``, so tests build their own with ``create_app({...})``.
+
+Commands: ``seed-demo`` fills the database (users, notes, events, stat history, the demo's flag
+and experiment with simulated traffic, and a consent-cookie key in ``instance/``);
+``setup-flags`` only creates the flag and experiment where they are missing (see
+:mod:`example_app.experiments`). The consent-cookie key in ``instance/cookie-key.txt`` is a dev
+convenience loaded only when ``UMETRICS_COOKIE_KEY_CURRENT`` is not set: production sets the
+environment (see :mod:`example_app.consent`).
 """
 
 from __future__ import annotations
@@ -11,9 +18,9 @@ from typing import Any
 
 from flask import Flask
 
-from . import auth, seed, tracking, views
+from . import auth, consent, experiments, seed, tracking, views
 from .analytics import SCOPE, umetrics
-from .database import configure_sqlite, db
+from .database import configure_sqlite, db, relax_sqlite_sync
 
 DEV_SECRET_KEY = "acme-notes-dev-secret-not-for-production"
 
@@ -36,19 +43,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///" + app.instance_path):
         os.makedirs(app.instance_path, exist_ok=True)
 
+    # Before umetrics.init_app, which reads the cookie keys from the environment.
+    consent.load_cookie_key(app.instance_path)
+
     # The app's db first: umetrics.init_app(app, db=db) takes its engine, so the umetrics tables
     # live in the same SQLite file (created by `flask --app example_app umetrics db upgrade`).
     db.init_app(app)
     with app.app_context():
         for engine in db.engines.values():
             configure_sqlite(engine)
+            relax_sqlite_sync(engine)
     umetrics.init_app(app, db=db)
 
     with app.app_context():
         db.create_all()
 
     auth.init_app(app)
+    consent.init_app(app)
     tracking.init_app(app)
     app.register_blueprint(views.bp)
     seed.init_app(app)
+    experiments.init_app(app)
     return app

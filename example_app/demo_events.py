@@ -69,10 +69,10 @@ def _landing(rng: random.Random) -> dict[str, Any]:
 
 def _visit(rng: random.Random, visitor: str, at: datetime) -> list[dict[str, Any]]:
     """A short anonymous visit: a landing page view, maybe the pricing page after it."""
-    rows = [_row(visitor, "$pageview", at, _landing(rng))]
+    rows = [event_row(visitor, "$pageview", at, _landing(rng))]
     if rng.random() < 0.4:
         rows.append(
-            _row(
+            event_row(
                 visitor,
                 "$pageview",
                 at + timedelta(seconds=rng.uniform(10, 120)),
@@ -82,7 +82,15 @@ def _visit(rng: random.Random, visitor: str, at: datetime) -> list[dict[str, Any
     return rows
 
 
-def _row(distinct_id: str, name: str, at: datetime, properties: dict[str, Any]) -> dict[str, Any]:
+def anonymous_visitor(number: int) -> str:
+    """The distinct id of the ``number``-th demo visitor who never signs up."""
+    return f"v-anon-{number}"
+
+
+def event_row(
+    distinct_id: str, name: str, at: datetime, properties: dict[str, Any]
+) -> dict[str, Any]:
+    """One event as a client sends it, with a uuid derived from it (re-seeding never doubles)."""
     return {
         "event": name,
         "distinct_id": distinct_id,
@@ -98,27 +106,38 @@ def _user_rows(
     visitor = f"v-demo-{user.id}"
     arrived = user.created_at - timedelta(minutes=rng.uniform(3, 60 * 24 * 3))
     yield from _visit(rng, visitor, arrived)
-    yield _row(
+    yield event_row(
         visitor, "$pageview", user.created_at - timedelta(seconds=30), {"$pathname": "/signup"}
     )
     user_id = str(user.id)
-    yield _row(user_id, "signed_up", user.created_at, {"plan": "free"})
+    yield event_row(user_id, "signed_up", user.created_at, {"plan": "free"})
     for at in notes:
-        yield _row(user_id, "$pageview", at - timedelta(seconds=20), {"$pathname": "/app"})
-        yield _row(user_id, "note_created", at, {"length": rng.randint(20, 2000)})
+        yield event_row(user_id, "$pageview", at - timedelta(seconds=20), {"$pathname": "/app"})
+        yield event_row(user_id, "note_created", at, {"length": rng.randint(20, 2000)})
     for subscription in upgrades:
-        yield _row(
+        yield event_row(
             user_id,
             "$pageview",
             subscription.started_at - timedelta(seconds=40),
             {"$pathname": "/pricing"},
         )
-        yield _row(
+        yield event_row(
             user_id,
             "plan_upgraded",
             subscription.started_at,
             {"plan": subscription.plan, "value": PLANS[subscription.plan].price_usd},
         )
+
+
+def ingest(rows: list[dict[str, Any]]) -> int:
+    """Store ``rows`` through the ingestion path in batches; any rejection is a seeding bug."""
+    stored = 0
+    for offset in range(0, len(rows), BATCH):
+        result = ingest_events(rows[offset : offset + BATCH], scope_id=SCOPE, any_age=True)
+        if result.rejected:
+            raise RuntimeError(f"demo events rejected: {result.rejected[:3]}")
+        stored += result.accepted
+    return stored
 
 
 def wipe_events() -> None:
@@ -145,14 +164,8 @@ def seed_events(rng: random.Random, start: datetime, end: datetime, visitors: in
     span = (end - start).total_seconds()
     for number in range(visitors):
         at = start + timedelta(seconds=span * rng.random())
-        rows.extend(_visit(rng, f"v-anon-{number}", at))
-    rows = [row for row in rows if row["timestamp"] < end.isoformat()]
-    stored = 0
-    for offset in range(0, len(rows), BATCH):
-        result = ingest_events(rows[offset : offset + BATCH], scope_id=SCOPE, any_age=True)
-        if result.rejected:
-            raise RuntimeError(f"demo events rejected: {result.rejected[:3]}")
-        stored += result.accepted
+        rows.extend(_visit(rng, anonymous_visitor(number), at))
+    stored = ingest([row for row in rows if row["timestamp"] < end.isoformat()])
     for user in users:  # the sign-up identified each visitor: merge their anonymous history
         identify(
             str(user.id),

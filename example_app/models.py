@@ -11,6 +11,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .database import UTCDateTime, db, utcnow
 
+#: Months charged for a year paid up front.
+MONTHS_BILLED_PER_YEAR = 10
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -25,6 +28,11 @@ class Plan:
     @property
     def price_usd(self) -> int:
         return self.price_cents // 100
+
+    @property
+    def annual_price_usd(self) -> int:
+        """A year paid up front: two months free (what ``annual-first`` pricing leads with)."""
+        return self.price_usd * MONTHS_BILLED_PER_YEAR
 
 
 PLANS: dict[str, Plan] = {

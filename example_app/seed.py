@@ -1,8 +1,11 @@
 """``flask --app example_app seed-demo``: reproducible demo data plus the stat history it implies.
 
-Everything is drawn from ``random.Random(42)`` relative to today's midnight (UTC), so each run
-builds the same company. The backfill then asks :mod:`example_app.metrics` what each metric was
-at noon of every past day, so the charts agree with the rows in the database.
+Everything is drawn from seeded ``random.Random`` generators relative to today's midnight (UTC),
+so each run builds the same company. The backfill then asks :mod:`example_app.metrics` what each
+metric was at noon of every past day, so the charts agree with the rows in the database. Then the
+demo's flag and experiment are (re)created and started (:mod:`example_app.experiments`), the
+pricing-page experiment gets its simulated traffic (:mod:`example_app.demo_experiment`), and a
+consent-cookie key is written to ``instance/`` once (:mod:`example_app.consent`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from werkzeug.security import generate_password_hash
 
 from flask_umetrics import (
     create_api_key,
+    experiment_results,
+    get_experiment,
     list_api_keys,
     record_stat,
     revoke_api_key,
@@ -27,7 +32,7 @@ from flask_umetrics import (
 )
 from flask_umetrics.db.tables import collector_runs, snapshot_runs, stat_readings
 
-from . import demo_events, metrics
+from . import consent, demo_events, demo_experiment, experiments, metrics
 from .analytics import SCOPE
 from .database import db
 from .models import PLANS, Note, Organization, User
@@ -37,6 +42,8 @@ DEMO_PASSWORD = "demo"
 API_KEY_NAME = "demo"
 CREDENTIALS_FILE = "demo-credentials.txt"
 DEMO_URL = "http://127.0.0.1:5000"
+#: Anonymous demo visitors per user: they browse, never sign up, and see the pricing experiment.
+VISITORS_PER_USER = 4
 
 FIRST_NAMES = (
     "Ada",
@@ -211,7 +218,7 @@ def init_app(app: Flask) -> None:
         "--reset/--no-reset",
         default=True,
         show_default=True,
-        help="Wipe the app's tables and the scope's stat history first.",
+        help="Wipe the app's tables, the scope's stat history, events and flags first.",
     )
     def seed_demo(days: int, users: int, reset: bool) -> None:
         """Fill the database with a reproducible demo company and its stat history."""
@@ -238,11 +245,19 @@ def seed(*, days: int, users: int, reset: bool) -> None:
     click.echo(f"notes: {summary.notes}")
     click.echo(f"paying customers: {metrics.paying_customers()} (MRR ${metrics.mrr():,.0f})")
 
-    tracked = demo_events.seed_events(random.Random(7), start, end, visitors=users * 4)
+    visitors = users * VISITORS_PER_USER
+    tracked = demo_events.seed_events(random.Random(7), start, end, visitors=visitors)
     click.echo(f"events: {tracked} (page views, sign-ups, notes, upgrades; anonymous visits)")
 
     readings = _backfill(start, days)
     click.echo(f"stat readings: {readings} over {days} days")
+
+    click.echo("flags and experiments:")
+    experiments.echo_flags(experiments.ensure_flags())
+    traffic = demo_experiment.simulate_traffic(random.Random(11), visitors=visitors)
+    _print_experiment(traffic)
+    key_path, key_created = consent.write_cookie_key(current_app.instance_path)
+    click.echo(f"consent-cookie key: {key_path} ({'new' if key_created else 'kept'})")
 
     snapshot = run_stat_snapshot(scope_id=SCOPE, trigger="cli")
     click.echo(f"live snapshot {snapshot.id} at {snapshot.captured_at:%Y-%m-%d %H:%M} UTC:")
@@ -273,6 +288,7 @@ def _wipe() -> None:
         connection.execute(delete(collector_runs).where(collector_runs.c.scope_id == SCOPE))
         connection.execute(delete(snapshot_runs).where(snapshot_runs.c.scope_id == SCOPE))
     demo_events.wipe_events()
+    experiments.delete_all_flags()
     for key in list_api_keys(SCOPE):
         if key.name == API_KEY_NAME:
             revoke_api_key(key.key_id, scope_id=SCOPE, actor="seed-demo")
@@ -380,6 +396,23 @@ def _backfill(start: datetime, days: int) -> int:
     return count
 
 
+def _print_experiment(traffic: demo_experiment.TrafficSummary) -> None:
+    """The simulated traffic and what the results page will say about it."""
+    experiment = get_experiment(experiments.PRICING_PAGE, scope_id=SCOPE)
+    assert experiment is not None  # ensure_flags just made sure
+    for variant in experiment.variant_keys:
+        exposed, upgraded = traffic.exposed.get(variant, 0), traffic.upgraded.get(variant, 0)
+        click.echo(f"  {experiment.key} {variant:<13} exposed {exposed:>5}  upgraded {upgraded:>4}")
+    click.echo(f"  then {traffic.notes} notes; {traffic.events} events after the exposures")
+    results = experiment_results(experiment)
+    treatment, srm = results["variants"][-1], results["srm"]
+    if treatment["rel_lift"] is not None and srm is not None:
+        click.echo(
+            f"  {treatment['key']} vs control: {treatment['rel_lift']:+.0%} upgrades "
+            f"(p = {treatment['p_value']:.3f}); sample ratio check p = {srm['p_value']:.2f}"
+        )
+
+
 def _write_credentials(api_key: str) -> str:
     """Keep the key somewhere findable: it is shown once and only its hash is stored."""
     os.makedirs(current_app.instance_path, exist_ok=True)
@@ -412,4 +445,7 @@ def _print_summary(api_key: str, path: str) -> None:
     click.echo("  or with the API key (metrics.view on scope 'acme'):")
     click.echo(f"    curl -H 'Authorization: Bearer {api_key}' '{stats_url}'")
     click.echo(f"  Both credentials are saved in {path}")
+    click.echo(
+        "  Experiment results: flask --app example_app umetrics experiments results pricing-page"
+    )
     click.echo(f"  Plans: {', '.join(f'{p.name} ${p.price_usd}/month' for p in PLANS.values())}")

@@ -15,6 +15,7 @@ from flask import Flask, Response, g, request
 from flask_umetrics import identify, track
 from flask_umetrics.events.ingest import is_bot
 
+from . import consent
 from .analytics import SCOPE
 from .auth import current_user
 
@@ -50,9 +51,17 @@ def event(name: str, **properties: Any) -> None:
 
 
 def identified(user_id: int, **traits: Any) -> None:
-    """The visitor just signed up or logged in as ``user_id``: merge their anonymous history."""
+    """The visitor just signed up or logged in as ``user_id``: merge their anonymous history.
+
+    Call it before logging them in. Experiments know a consenting visitor by the consent
+    cookie's anonymous id, not by ``acme_visitor``: that id joins the user's person too, so an
+    exposure on the pricing page and the upgrade after signing up count as one subject.
+    """
     if _tracking_allowed():
         identify(str(user_id), anon_id=visitor_id(), traits=traits, scope_id=SCOPE)
+        experiment_id = consent.anonymous_id()
+        if experiment_id is not None:
+            identify(str(user_id), anon_id=experiment_id, scope_id=SCOPE)
 
 
 def _page_view() -> None:

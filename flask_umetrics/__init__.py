@@ -11,7 +11,7 @@ from .events.privacy import anonymize_person, delete_person, export_person
 from .extension import UMetrics
 from .flags import hash_v2, weighted_bucket
 from .flags.decide import Resolution
-from .flags.evaluate import get_variant, is_enabled, resolve_variant
+from .flags.evaluate import current_anonymous_id, get_variant, is_enabled, resolve_variant
 from .flags.results import experiment_results
 from .flags.store import (
     create_experiment,
@@ -60,6 +60,7 @@ __all__ = [
     "anonymize_person",
     "create_api_key",
     "create_experiment",
+    "current_anonymous_id",
     "delete_experiment",
     "delete_person",
     "experiment_results",

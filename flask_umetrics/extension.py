@@ -24,6 +24,7 @@ from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
 
 AuthorizerCallback = Callable[[str, str], bool]
 SubjectLoader = Callable[[], "tuple[str | None, dict[str, Any]]"]
+ConsentLoader = Callable[[], "bool | None"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -38,6 +39,7 @@ class UMetrics:
     def __init__(self, app: Flask | None = None, *, db: Any = None) -> None:
         self.authorizer_callback: AuthorizerCallback | None = None
         self.subject_loader_callback: SubjectLoader | None = None
+        self.consent_loader_callback: ConsentLoader | None = None
         self.collectors = CollectorRegistry()
         if app is not None:
             self.init_app(app, db=db)
@@ -52,6 +54,13 @@ class UMetrics:
     def subject_loader(self, callback: SubjectLoader) -> SubjectLoader:
         """Register ``subject() -> (subject_id | None, attributes)`` for the current request."""
         self.subject_loader_callback = callback
+        return callback
+
+    def consent_loader(self, callback: ConsentLoader) -> ConsentLoader:
+        """Register ``consent() -> bool | None`` for the current request: True or False decides
+        (e.g. a logged-in user accepted terms that cover experiments), None defers to the
+        consent cookie. Nothing is written to the browser because of it."""
+        self.consent_loader_callback = callback
         return callback
 
     def current_subject_id(self) -> str | None:

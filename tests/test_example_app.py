@@ -1,15 +1,19 @@
-"""The demo app: seeding gives every collector a history, and its credentials gate the API."""
+"""The demo app: seeding gives every collector a history, its credentials gate the API, and its
+flag, pricing experiment and consent banner work end to end."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from example_app import create_app
-from flask_umetrics import get_stat_series
+from flask_umetrics import experiment_results, get_experiment, get_stat_series, weighted_bucket
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +136,235 @@ def test_visitors_are_tracked_and_merged_at_sign_up(tmp_path: Path) -> None:
     quiet.get("/", headers={"DNT": "1"})
     with app.app_context(), app.extensions["umetrics"].engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(events)).scalar_one() == 4
+
+
+# -- flags, the pricing experiment and consent ---------------------------------------------------
+
+DEMO_USERS = 60  # the `demo` fixture's --users
+WEIGHTS = [0.5, 0.5]
+PRICING_VARIANTS = ["control", "annual-first"]
+
+
+def users_by_plan(app: Flask) -> list[tuple[int, str, str]]:
+    """(id, email, current plan) of every demo user."""
+    from example_app.models import User
+
+    with app.app_context():
+        from example_app.database import db
+
+        return [(u.id, u.email, u.plan) for u in db.session.query(User).order_by(User.id)]
+
+
+def plan_at(app: Flask, moment: datetime) -> dict[int, str]:
+    """Each user's plan at ``moment``, from the subscription history."""
+    from example_app.database import db
+    from example_app.models import User
+
+    plans = {}
+    with app.app_context():
+        for user in db.session.query(User):
+            (current,) = [
+                s
+                for s in user.organization.subscriptions
+                if s.started_at <= moment and (s.cancelled_at is None or s.cancelled_at > moment)
+            ]
+            plans[user.id] = current.plan
+    return plans
+
+
+def log_in(client: FlaskClient, email: str) -> None:
+    response = client.post("/login", data={"email": email, "password": "demo"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def test_pricing_experiment_has_exposures_conversions_and_no_srm(demo: Flask) -> None:
+    from sqlalchemy import select
+
+    from example_app.demo_experiment import UPGRADE_RATES
+    from flask_umetrics.db.tables import events
+
+    with demo.app_context():
+        experiment = get_experiment("pricing-page", scope_id="acme")
+        assert experiment is not None and experiment.status == "running"
+        assert experiment.started_at is not None
+        results = experiment_results(experiment)
+        with demo.extensions["umetrics"].engine.connect() as connection:
+            values = connection.execute(
+                select(events.c.properties).where(
+                    events.c.event == "plan_upgraded",
+                    events.c.ts >= int(experiment.started_at.timestamp() * 1_000_000),
+                )
+            ).all()
+    # Who was in the experiment: Free workspaces when it started, and every anonymous visitor.
+    free = [
+        f"{uid}" for uid, plan in plan_at(demo, experiment.started_at).items() if plan == "free"
+    ]
+    visitors = [f"v-anon-{n}" for n in range(DEMO_USERS * 4)]
+    expected = {key: 0 for key in PRICING_VARIANTS}
+    for subject in free + visitors:
+        expected[PRICING_VARIANTS[weighted_bucket("pricing-page", subject, WEIGHTS)]] += 1
+    assert len(free) < DEMO_USERS  # some workspaces were paying, so targeting left them out
+
+    variants = results["variants"]
+    assert [v["key"] for v in variants] == PRICING_VARIANTS
+    assert {v["key"]: v["exposures"] for v in variants} == expected
+    assert sum(v["exposures"] for v in variants) == len(free) + len(visitors)
+    assert all(v["exposures"] > 0 for v in variants)
+    assert results["srm"]["flagged"] is False and results["srm"]["p_value"] > 0.001
+    # Exactly the simulated share upgraded, and every upgrade came after its exposure.
+    for row in variants:
+        upgraded = round(UPGRADE_RATES[row["key"]] * row["exposures"])
+        assert row["total"] == upgraded
+        assert row["mean"] == pytest.approx(upgraded / row["exposures"])
+    assert variants[0]["abs_lift"] is None and variants[1]["abs_lift"] > 0
+    assert [m["key"] for m in results["metrics"]] == [
+        "plan_upgraded",
+        "value:plan_upgraded",
+        "note_created",
+    ]
+    revenue = results["metrics"][1]
+    assert sum(v["total"] for v in revenue["variants"]) == sum(p["value"] for (p,) in values)
+    assert results["metrics"][2]["guardrail"] is True
+
+
+def test_pricing_page_renders_the_variant_of_each_user(demo: Flask) -> None:
+    free = [(uid, email) for uid, email, plan in users_by_plan(demo) if plan == "free"]
+    for index, variant in enumerate(PRICING_VARIANTS):
+        email = next(
+            email
+            for uid, email in free
+            if weighted_bucket("pricing-page", str(uid), WEIGHTS) == index
+        )
+        client = demo.test_client()
+        log_in(client, email)
+        html = client.get("/pricing").get_data(as_text=True)
+        assert f'data-pricing-variant="{variant}"' in html
+        assert ("$290<span" in html) is (variant == "annual-first")
+        assert ("$29<span" in html) is (variant == "control")
+    # Anonymous without consent: the control, and no consent cookie.
+    anonymous = demo.test_client()
+    assert 'data-pricing-variant="control"' in anonymous.get("/pricing").get_data(as_text=True)
+    assert anonymous.get_cookie("umetrics_consent") is None
+
+
+def test_new_editor_flag_changes_the_notes_page(demo: Flask) -> None:
+    users = users_by_plan(demo)
+
+    def editor(email: str) -> str:
+        client = demo.test_client()
+        log_in(client, email)
+        html = client.get("/app").get_data(as_text=True)
+        assert html.count("data-editor=") == 1
+        return "new" if 'data-editor="new"' in html else "classic"
+
+    paying = [(uid, email) for uid, email, plan in users if plan != "free"]
+    on = next(e for uid, e in paying if weighted_bucket("new-editor", str(uid), WEIGHTS) == 1)
+    off = next(e for uid, e in paying if weighted_bucket("new-editor", str(uid), WEIGHTS) == 0)
+    assert editor(on) == "new"
+    assert editor(off) == "classic"
+    # A Free workspace outside Acme is not targeted, whatever its bucket says.
+    free_on = next(
+        email
+        for uid, email, plan in users
+        if plan == "free"
+        and not email.endswith("@example.com")
+        and weighted_bucket("new-editor", str(uid), WEIGHTS) == 1
+    )
+    assert editor(free_on) == "classic"
+
+
+@pytest.fixture(scope="module")
+def keyed(demo: Flask) -> Iterator[Flask]:
+    """The seeded demo again, built after seed-demo wrote its cookie key (env restored after)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("UMETRICS_COOKIE_KEY_CURRENT", raising=False)
+        patch.delenv("UMETRICS_COOKIE_KEY_demo", raising=False)
+        yield create_app({"TESTING": True, "INSTANCE_PATH": demo.instance_path})
+
+
+def test_seed_writes_a_cookie_key_that_create_app_loads(keyed: Flask) -> None:
+    from example_app.consent import load_cookie_key, write_cookie_key
+
+    assert keyed.extensions["umetrics"].cookie_keyring.current_id == "demo"
+    path = Path(keyed.instance_path) / "cookie-key.txt"
+    before = path.read_text()
+    assert write_cookie_key(keyed.instance_path) == (str(path), False)  # kept, not rotated
+    assert path.read_text() == before and oct(path.stat().st_mode & 0o777) == "0o600"
+
+    environ: dict[str, str] = {}
+    assert load_cookie_key(keyed.instance_path, environ) is True
+    assert set(environ) == {"UMETRICS_COOKIE_KEY_CURRENT", "UMETRICS_COOKIE_KEY_demo"}
+    assert environ["UMETRICS_COOKIE_KEY_CURRENT"] == "demo"
+    assert len(base64.b64decode(environ["UMETRICS_COOKIE_KEY_demo"], validate=True)) == 32
+    production = {"UMETRICS_COOKIE_KEY_CURRENT": "v7"}
+    assert load_cookie_key(keyed.instance_path, production) is False
+    assert production == {"UMETRICS_COOKIE_KEY_CURRENT": "v7"}
+    assert load_cookie_key(str(Path(keyed.instance_path) / "missing"), {}) is False
+
+
+def test_consent_banner_until_the_visitor_decides(keyed: Flask) -> None:
+    banner = 'id="consent-banner"'
+    for choice in (True, False):
+        client = keyed.test_client()
+        assert banner in client.get("/").get_data(as_text=True)
+        answer = client.post("/umetrics/api/consent", json={"consent": choice})
+        assert answer.status_code == 200
+        assert answer.json == {"consent": choice, "cookie": choice}
+        assert (client.get_cookie("umetrics_consent") is not None) is choice
+        choice_cookie = client.get_cookie("acme_consent")
+        assert choice_cookie is not None and choice_cookie.value == ("yes" if choice else "no")
+        assert banner not in client.get("/").get_data(as_text=True)
+        assert banner not in client.get("/pricing").get_data(as_text=True)
+
+    assert banner not in keyed.test_client().get("/", headers={"Sec-GPC": "1"}).get_data(True)
+    member = keyed.test_client()
+    log_in(member, "admin@example.com")
+    assert banner not in member.get("/").get_data(as_text=True)
+
+
+def test_a_consenting_visitor_who_signs_up_and_upgrades_is_one_converted_subject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from flask_umetrics.db.tables import exposures
+
+    monkeypatch.setenv("UMETRICS_COOKIE_KEY_CURRENT", "t1")
+    monkeypatch.setenv("UMETRICS_COOKIE_KEY_t1", base64.b64encode(bytes(range(32))).decode())
+    app = create_app(
+        {"TESTING": True, "INSTANCE_PATH": str(tmp_path), "UMETRICS_AUTO_MIGRATE": True}
+    )
+    assert app.extensions["umetrics"].cookie_keyring.current_id == "t1"  # the env wins
+    first = app.test_cli_runner().invoke(args=["setup-flags"])
+    assert first.exit_code == 0, first.output
+    assert "experiment pricing-page: created and started" in first.output
+    again = app.test_cli_runner().invoke(args=["setup-flags"])  # idempotent
+    assert "pricing-page: exists (running)" in again.output
+    assert "new-editor: exists (running)" in again.output
+    client = app.test_client()
+    client.post("/umetrics/api/consent", json={"consent": True})
+    html = client.get("/pricing").get_data(as_text=True)
+    form = {"name": "Lin", "email": "lin@example.org", "password": "correct horse"}
+    assert client.post("/signup", data=form).status_code == 302
+    assert client.get("/app").status_code == 200  # carries the cookie's variant to the account
+    assert client.post("/upgrade", data={"plan": "pro"}).status_code == 302
+
+    with app.app_context():
+        with app.extensions["umetrics"].engine.connect() as connection:
+            rows = connection.execute(
+                select(exposures.c.subject_id, exposures.c.variant).where(
+                    exposures.c.experiment_key == "pricing-page"
+                )
+            ).all()
+        experiment = get_experiment("pricing-page", scope_id="acme")
+        assert experiment is not None
+        results = experiment_results(experiment)
+    variant = next(v for v in PRICING_VARIANTS if f'data-pricing-variant="{v}"' in html)
+    # The anonymous exposure (the consent cookie's id) and the account's carried one...
+    assert sorted(r.variant for r in rows) == [variant, variant]
+    anonymous = [r.subject_id for r in rows if r.subject_id != "1"]
+    assert len(anonymous) == 1 and len(rows) == 2
+    # ...and one person, who converted after the first exposure.
+    by_key = {v["key"]: v for v in results["variants"]}
+    assert sum(v["exposures"] for v in results["variants"]) == 1
+    assert by_key[variant]["exposures"] == 1 and by_key[variant]["mean"] == 1.0

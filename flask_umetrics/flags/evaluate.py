@@ -72,6 +72,17 @@ def resolve_variant(
     return result
 
 
+def current_anonymous_id(*, scope_id: str | None = None) -> str | None:
+    """In a request: the consent cookie's anonymous id when the visitor consented, else None.
+
+    Pass it as ``anon_id`` to :func:`identify` at login so the anonymous visitor's events and
+    exposures count under the same person as the account.
+    """
+    flags = current_flags(scope_id)
+    cookie = flags.cookie
+    return cookie.anon_id if cookie is not None and cookie.consent else None
+
+
 def get_variant(key: str, *, scope_id: str | None = None) -> str | None:
     """In a request: the current subject's variant of ``key`` (None for an unknown key)."""
     if not has_request_context():

@@ -52,6 +52,10 @@ class RequestFlags:
             self.consent = self.cookie.consent
         else:
             self.consent = not settings["UMETRICS_CONSENT_REQUIRED"] and not _header_opt_out()
+        consent_loader = state.extension.consent_loader_callback
+        decided = consent_loader() if consent_loader is not None else None
+        if decided is not None:
+            self.consent = bool(decided)
         loader = state.extension.subject_loader_callback
         subject_id, attributes = loader() if loader is not None else (None, {})
         self.known_subject: str | None = subject_id
