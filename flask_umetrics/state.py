@@ -59,8 +59,8 @@ def current_state() -> UMetricsState:
 
 def resolve_scope(scope_id: str | None) -> str:
     """The given scope, or ``UMETRICS_DEFAULT_SCOPE``, validated."""
-    from .validation import validate_scope_id
-
     if scope_id is None:
         return current_state().settings.default_scope
+    from .validation import validate_scope_id
+
     return validate_scope_id(scope_id)

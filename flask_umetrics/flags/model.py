@@ -104,10 +104,12 @@ class Experiment:
     updated_at: datetime
     revision: int
     ranges: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
+    variant_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ranges = bucket_ranges(len(self.variants), self.coverage, self.weights)
         object.__setattr__(self, "ranges", tuple(ranges))
+        object.__setattr__(self, "variant_keys", tuple(v.key for v in self.variants))
 
     @property
     def weights(self) -> list[float]:
@@ -118,10 +120,6 @@ class Experiment:
         return [v.weight / total for v in self.variants]
 
     @property
-    def variant_keys(self) -> list[str]:
-        return [v.key for v in self.variants]
-
-    @property
     def control(self) -> str:
         """The first variant: what everyone gets when the experiment does not apply."""
         return self.variants[0].key
@@ -129,7 +127,7 @@ class Experiment:
     @property
     def flag_type(self) -> str:
         """``boolean`` for an off/on flag, else ``multivariate`` (experiments included)."""
-        return "boolean" if tuple(self.variant_keys) == BOOLEAN_VARIANTS else "multivariate"
+        return "boolean" if self.variant_keys == BOOLEAN_VARIANTS else "multivariate"
 
     @property
     def goal(self) -> MetricSpec | None:

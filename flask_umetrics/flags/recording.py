@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, bindparam, select
 
 from ..db.tables import assignments, exposures, person_distinct_ids, persons
 from ..db.upsert import insert_ignoring_conflicts
