@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 DEMO_PORT ?= 5000
 
-.PHONY: install demo test lint typecheck clean bench
+.PHONY: install demo test lint typecheck clean bench bench-flags
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(VENV)/.installed
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/analytics.py $(BENCH_ARGS)
+
+bench-flags: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python bench/flags.py $(BENCH_ARGS)
 
 demo: install
 	$(BIN)/flask --app example_app umetrics db upgrade
