@@ -93,3 +93,34 @@ def test_export_lists_assignments_and_exposures(app: Flask) -> None:
         ("pricing", ANON),
         ("pricing", USER),
     ]
+
+
+def test_prune_deletes_exposures_past_their_age(make_app: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import insert
+
+    from flask_umetrics.pruning import prune
+
+    app = make_app(UMETRICS_RETENTION_EXPOSURES_DAYS=30)
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    rows = [
+        {
+            "scope_id": "default",
+            "experiment_key": "pricing",
+            "bucket_version": 1,
+            "subject_id": subject,
+            "variant": "control",
+            "ts": int((now - timedelta(days=days)).timestamp() * 1_000_000),
+        }
+        for subject, days in (("old", 31), ("edge", 30), ("new", 29))
+    ]
+    with app.app_context():
+        with app.extensions["umetrics"].engine.begin() as connection:
+            connection.execute(insert(exposures), rows)
+        assert prune(now=now)["exposures"] == 1
+    assert rows_of(app) == ["edge", "new"]
+
+
+def rows_of(app: Flask) -> list[str]:
+    return rows(app, exposures)

@@ -199,7 +199,7 @@ def test_prune_deletes_only_expired_rows_in_batches(make_app: AppFactory) -> Non
         record_stat("m", -1, captured_at=now - timedelta(days=30))  # exactly 30 days: kept
         steps: list[tuple[str, int]] = []
         deleted = prune(now=now, progress=lambda name, total: steps.append((name, total)))
-        assert deleted == {"events": 0, "stat_readings": 5, "job_runs": 0}
+        assert deleted == {"events": 0, "exposures": 0, "stat_readings": 5, "job_runs": 0}
         assert steps == [("stat_readings", 2), ("stat_readings", 4), ("stat_readings", 5)]
         with current_state().engine.connect() as connection:
             kept = connection.execute(select(stat_readings.c.value).order_by(stat_readings.c.value))
@@ -218,7 +218,7 @@ def test_prune_removes_old_snapshots_with_their_collector_runs(make_app: AppFact
     with app.app_context():
         old = run_stat_snapshot(captured_at=now - timedelta(days=8))
         new = run_stat_snapshot(captured_at=now - timedelta(days=1))
-        assert prune(now=now) == {"events": 0, "snapshot_runs": 1, "job_runs": 0}
+        assert prune(now=now) == {"events": 0, "exposures": 0, "snapshot_runs": 1, "job_runs": 0}
         with current_state().engine.connect() as connection:
             assert connection.execute(select(snapshot_runs.c.id)).scalars().all() == [new.id]
             assert connection.execute(select(collector_runs.c.snapshot_id)).scalars().all() == [
