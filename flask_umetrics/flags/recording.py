@@ -29,13 +29,18 @@ class Served:
     store_assignment: bool = True
 
 
+#: Built once: the sticky lookup runs on every request with a known subject.
+_LOAD_ASSIGNMENTS = select(
+    assignments.c.experiment_key, assignments.c.bucket_version, assignments.c.variant
+).where(
+    assignments.c.scope_id == bindparam("scope_id"),
+    assignments.c.subject_id == bindparam("subject_id"),
+)
+
+
 def load_assignments(connection: Connection, scope_id: str, subject_id: str) -> StoredAssignments:
     """Every stored assignment of one subject: the single sticky lookup of a request."""
-    rows = connection.execute(
-        select(
-            assignments.c.experiment_key, assignments.c.bucket_version, assignments.c.variant
-        ).where(assignments.c.scope_id == scope_id, assignments.c.subject_id == subject_id)
-    )
+    rows = connection.execute(_LOAD_ASSIGNMENTS, {"scope_id": scope_id, "subject_id": subject_id})
     return {(row.experiment_key, row.bucket_version): row.variant for row in rows}
 
 
