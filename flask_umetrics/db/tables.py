@@ -286,3 +286,58 @@ flag_generations = Table(
     Column("generation", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+#: One GA4 connection per scope. Credentials (service-account JSON or an OAuth refresh token)
+#: and the Measurement Protocol secret are stored encrypted (AES-256-GCM, key id prefixed).
+ga4_connections = Table(
+    "umetrics_ga4_connections",
+    metadata,
+    Column("scope_id", String(64), primary_key=True),
+    Column("auth_kind", String(16), nullable=False),
+    Column("credentials_encrypted", Text, nullable=False),
+    Column("principal", String(320)),
+    Column("oauth_scopes", JSONType),
+    Column("account_id", String(64)),
+    Column("property_id", String(64)),
+    Column("property_name", String(200)),
+    Column("stream_id", String(64)),
+    Column("measurement_id", String(32)),
+    Column("mp_secret_encrypted", Text),
+    Column("connected_by", String(200), nullable=False),
+    Column("connected_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_sync_at", UTCDateTime),
+    Column("last_error", Text),
+)
+
+#: OAuth flows in progress: the PKCE code verifier stays on the server across the redirect.
+ga4_oauth_flows = Table(
+    "umetrics_ga4_oauth_flows",
+    metadata,
+    Column("state_id", String(64), primary_key=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("code_verifier_encrypted", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("oauth_scopes", JSONType, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+#: GA4 report answers per (scope, report, parameters), served until ``expires_at`` and, when
+#: Google answers with a quota error, served stale.
+ga4_report_cache = Table(
+    "umetrics_ga4_report_cache",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("report", String(64), nullable=False),
+    Column("params_hash", String(64), nullable=False),
+    Column("params", JSONType, nullable=False),
+    Column("result", JSONType, nullable=False),
+    Column("quota", JSONType),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    UniqueConstraint("scope_id", "report", "params_hash"),
+    Index(None, "fetched_at"),
+)
