@@ -167,13 +167,19 @@ class ApiRouter:
         body: type[pydantic.BaseModel] | None = None,
         response: Any = None,
         status: int = 200,
+        scope_resolver: Callable[[], str | None] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Register ``view(call: APICall, **path_args)``; ``permission=None`` means public."""
+        """Register ``view(call: APICall, **path_args)``; ``permission=None`` means public.
+
+        ``scope_resolver`` finds the scope where the request cannot name it (an OAuth callback
+        carries it in its signed state); when it returns None the usual ``scope_id`` applies.
+        """
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(view)
             def endpoint(**path_args: Any) -> Response:
-                scope_id = _raw_scope()
+                resolved = scope_resolver() if scope_resolver is not None else None
+                scope_id = resolved if resolved is not None else _raw_scope()
                 principal = (
                     authorize(permission, scope_id, body_key=_body_key(permission))
                     if permission

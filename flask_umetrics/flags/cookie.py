@@ -20,19 +20,15 @@ warning; anonymous visitors then get the control variant.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from ..crypto import NONCE_BYTES, TAG_BYTES, KeyRing, generate_key
 from ..errors import ConfigurationError, ValidationError
 from .model import KEY_PATTERN
 
@@ -47,15 +43,9 @@ MAX_FUTURE_SKEW_SECONDS = 300
 
 ENV_PREFIX = "UMETRICS_COOKIE_KEY_"
 ENV_CURRENT = ENV_PREFIX + "CURRENT"
-KEY_BYTES = 32
-NONCE_BYTES = 12
-TAG_BYTES = 16
 
-_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
 _ANON_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _EXPERIMENT_KEY = re.compile(KEY_PATTERN.removeprefix("^").removesuffix("$"))
-_BASE64 = re.compile(r"[A-Za-z0-9+/]*")
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _PAYLOAD_FIELDS = frozenset({"v", "aid", "c", "a", "iat"})
 
 
@@ -139,106 +129,31 @@ class ConsentCookie:
         return replace(self, consent=consent, assignments=self.assignments if consent else {})
 
 
-@dataclass(frozen=True, repr=False)
-class CookieKeyring:
-    """AES-256-GCM keys by id; ``current_id`` is the one new cookies are written with.
+class CookieKeyring(KeyRing):
+    """The consent cookie's key ring: ``UMETRICS_COOKIE_KEY_<id>`` variables.
 
     ``current_id=None`` makes a read-only key ring: it decrypts tokens under any of its keys but
     writes none.
     """
 
-    current_id: str | None
-    keys: Mapping[str, bytes] = field(hash=False)
-    _ciphers: Mapping[str, AESGCM] = field(init=False, compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.keys, Mapping):
-            raise ValidationError("keys", "must be a mapping of key id to 32 bytes")
-        for key_id, key in self.keys.items():
-            if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-                raise ValidationError("keys", "key ids must be 1-16 characters of [A-Za-z0-9_-]")
-            if not isinstance(key, bytes) or len(key) != KEY_BYTES:
-                raise ValidationError("keys", f"key {key_id!r} must be {KEY_BYTES} bytes")
-        if self.current_id is not None and self.current_id not in self.keys:
-            raise ValidationError("current_id", "must name one of the keys")
-        object.__setattr__(self, "keys", MappingProxyType(dict(self.keys)))
-        ciphers = {key_id: AESGCM(key) for key_id, key in self.keys.items()}
-        object.__setattr__(self, "_ciphers", MappingProxyType(ciphers))
-
-    def __repr__(self) -> str:
-        """Key ids only: key bytes must never reach a log line or a traceback."""
-        return f"CookieKeyring(current_id={self.current_id!r}, key_ids={sorted(self.keys)!r})"
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> CookieKeyring:
-        """Every ``UMETRICS_COOKIE_KEY_<id>`` variable, and ``..._CURRENT`` naming the writer.
-
-        Raises :class:`ConfigurationError` naming the variable (never its value) for a key that is
-        not base64 of 32 bytes, an invalid id, or a current id whose variable is missing.
-        """
-        keys: dict[str, bytes] = {}
-        for name in sorted(environ):
-            if not name.startswith(ENV_PREFIX) or name == ENV_CURRENT:
-                continue
-            key_id = name[len(ENV_PREFIX) :]
-            if not _KEY_ID.fullmatch(key_id):
-                raise ConfigurationError(
-                    f"{name}: the key id after {ENV_PREFIX} must be 1-16 characters of "
-                    "[A-Za-z0-9_-]"
-                )
-            keys[key_id] = _decode_key(name, environ[name])
-        current_id = environ.get(ENV_CURRENT)
-        if current_id is not None:
-            current_id = current_id.strip()
-            if current_id == "CURRENT" or not _KEY_ID.fullmatch(current_id):
-                raise ConfigurationError(
-                    f"{ENV_CURRENT} must be a key id of 1-16 characters of [A-Za-z0-9_-]"
-                )
-            if current_id not in keys:
-                raise ConfigurationError(
-                    f"{ENV_CURRENT} names key id {current_id!r} but {ENV_PREFIX}{current_id} "
-                    "is not set"
-                )
-        return cls(current_id=current_id, keys=keys)
-
-    @property
-    def can_write(self) -> bool:
-        """Whether a current key is configured, i.e. whether cookies may be written."""
-        return self.current_id is not None
+    ENV_PREFIX: ClassVar[str] = ENV_PREFIX
 
     def encrypt(self, plaintext: bytes, *, associated_data: bytes) -> str:
-        """``<key id>.<base64url(nonce || ciphertext+tag)>`` under the current key, fresh nonce."""
+        """As :meth:`KeyRing.encrypt`, with the cookie's wording when no key can write."""
         if self.current_id is None:
             raise ConfigurationError(f"{ENV_CURRENT} is not set: cookies cannot be written")
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = self._ciphers[self.current_id].encrypt(nonce, plaintext, associated_data)
-        body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
-        return f"{self.current_id}.{body}"
+        return super().encrypt(plaintext, associated_data=associated_data)
 
     def decrypt(self, token: str, *, associated_data: bytes) -> bytes | None:
-        """The plaintext, or None for a malformed, unknown-key or tampered token."""
+        """As :meth:`KeyRing.decrypt`; tokens too long to be a cookie are never decoded."""
         if not isinstance(token, str) or not 0 < len(token) < MAX_TOKEN_BYTES:
             return None
-        key_id, dot, body = token.partition(".")
-        cipher = self._ciphers.get(key_id) if dot else None
-        if cipher is None or not _BASE64URL.fullmatch(body):
-            return None
-        data = _b64decode(body, base64.urlsafe_b64decode)
-        if data is None or len(data) < NONCE_BYTES + TAG_BYTES:
-            return None
-        # Reject non-canonical encodings (unused low bits set in the last character) so that
-        # every character of a token is covered by the tag.
-        if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != body:
-            return None
-        try:
-            return cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], associated_data)
-        except InvalidTag:
-            return None
+        return super().decrypt(token, associated_data=associated_data)
 
 
 def generate_cookie_key() -> str:
     """A new key for ``UMETRICS_COOKIE_KEY_<id>``: standard base64 of 32 random bytes."""
-    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
+    return generate_key()
 
 
 def encode_cookie(keyring: CookieKeyring, cookie: ConsentCookie, *, name: str) -> str | None:
@@ -349,30 +264,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _no_constant(name: str) -> Any:
     """NaN and Infinity are not JSON and never appear in a payload this module wrote."""
     raise ValueError(f"unexpected constant {name}")
-
-
-def _decode_key(variable: str, value: str) -> bytes:
-    """Standard or urlsafe base64, padded or not, of exactly 32 bytes; errors name the variable."""
-    text = value.strip().replace("-", "+").replace("_", "/").rstrip("=")
-    key = _b64decode(text, base64.b64decode) if _BASE64.fullmatch(text) else None
-    if key is None:
-        raise ConfigurationError(f"{variable} is not valid base64")
-    if len(key) != KEY_BYTES:
-        raise ConfigurationError(
-            f"{variable} must be base64 of {KEY_BYTES} bytes, got {len(key)} bytes"
-        )
-    return key
-
-
-def _b64decode(text: str, decode: Callable[[str], bytes]) -> bytes | None:
-    """Decode unpadded base64 with ``decode``; None when the length cannot be base64."""
-    if len(text) % 4 == 1:
-        return None
-    try:
-        data = decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    return data
 
 
 def _token_length(key_id: str, plaintext: bytes) -> int:
