@@ -19,6 +19,8 @@ from .flags.cache import FlagCache
 from .flags.cookie import CookieKeyring
 from .flags.request import install_flag_finish
 from .flags.templates import install_template_helpers
+from .ga4.gtag import install_gtag_helper
+from .ga4.service import measurement_id_for
 from .state import EXTENSION_KEY, UMetricsState
 from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
 
@@ -131,6 +133,7 @@ class UMetrics:
         install_request_flush(app, buffer)
         install_flag_finish(app)
         install_template_helpers(app)
+        install_gtag_helper(app, measurement_id_for)
         app.extensions[EXTENSION_KEY] = state
         if settings["UMETRICS_BUILTIN_COLLECTORS"]:
             register_builtin_collectors(state.collectors)

@@ -115,9 +115,13 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
 
     def factory(extension: UMetrics | None = None, **config: Any) -> Flask:
         app = Flask(f"test_app_{len(apps)}", instance_path=str(tmp_path / "instance"))
-        # Built-in collectors off unless a test asks: tests assert exact collector lists.
+        # Built-in collectors and the GA4 sync job off unless a test asks: tests assert exact
+        # collector and job lists.
         app.config.update(
-            TESTING=True, UMETRICS_DATABASE_URL=database_url, UMETRICS_BUILTIN_COLLECTORS=False
+            TESTING=True,
+            UMETRICS_DATABASE_URL=database_url,
+            UMETRICS_BUILTIN_COLLECTORS=False,
+            UMETRICS_GA4_SYNC_SCHEDULE="off",
         )
         app.config.update(config)
         (extension or UMetrics()).init_app(app)

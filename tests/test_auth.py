@@ -31,6 +31,7 @@ SAMPLE_ARGS = {
     "unknown": "no-such-route",
     "key": "pro-users",
     "distinct_id": "someone",
+    "name": "traffic",
 }
 
 

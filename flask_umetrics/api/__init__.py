@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     experiments,
     export,
     flags,
+    ga4,
     ingest,
     keys,
     meta,

@@ -305,3 +305,19 @@ def _muted() -> Iterator[None]:
         yield
     finally:
         _exchanging.reset(reset)
+
+
+def state_scope(state: Any) -> str | None:
+    """The scope a genuine, fresh ``state`` was signed for, else None.
+
+    The callback route authorizes the caller on this scope before :func:`finish_oauth` checks
+    the state again (with its flow row) and exchanges the code.
+    """
+    if not isinstance(state, str) or not state or len(state) > 512:
+        return None
+    try:
+        payload = _serializer().loads(state, max_age=FLOW_TTL_SECONDS)
+    except (BadSignature, APIError):
+        return None
+    scope = payload.get("scope") if isinstance(payload, dict) else None
+    return scope if isinstance(scope, str) else None

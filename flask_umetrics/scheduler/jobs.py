@@ -36,6 +36,16 @@ def _prune(period_start: datetime) -> Any:
     return prune()
 
 
+def _ga4_sync(period_start: datetime) -> Any:
+    # Only scopes with a linked property are visited; none means the Google libraries are
+    # never imported.
+    from ..ga4.sync import linked_scopes, sync_all
+
+    if not linked_scopes():
+        return {"scopes": 0}
+    return {"results": [result.to_dict() for result in sync_all()]}
+
+
 def configured_jobs(state: UMetricsState) -> list[JobDefinition]:
     """The jobs the settings ask for; a schedule of ``off`` leaves its job out."""
     settings = state.settings
@@ -48,4 +58,8 @@ def configured_jobs(state: UMetricsState) -> list[JobDefinition]:
     prune_spec = settings["UMETRICS_PRUNE_SCHEDULE"]
     if prune_spec:
         jobs.append(JobDefinition("prune", Schedule.parse(prune_spec, settings.timezone), _prune))
+    ga4_spec = settings["UMETRICS_GA4_SYNC_SCHEDULE"]
+    if ga4_spec:
+        schedule = Schedule.parse(ga4_spec, settings.timezone)
+        jobs.append(JobDefinition("ga4-sync", schedule, _ga4_sync))
     return jobs
