@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -177,6 +178,12 @@ def test_advisory_lock_leader_on_postgresql(postgres_engine: Engine) -> None:
         pid = b._connection.execute(text("SELECT pg_backend_pid()")).scalar()  # type: ignore[union-attr]
         connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         connection.commit()
+        # Termination is a signal: the lock is freed once that backend has really exited.
+        alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+        for _ in range(100):
+            if not connection.execute(alive, {"pid": pid}).scalar():
+                break
+            time.sleep(0.05)
     assert a.is_leader()
     assert not b.is_leader()
     a.release()
