@@ -181,7 +181,9 @@ def test_advisory_lock_leader_on_postgresql(postgres_engine: Engine) -> None:
         # Termination is a signal: the lock is freed once that backend has really exited.
         alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
         for _ in range(100):
-            if not connection.execute(alive, {"pid": pid}).scalar():
+            gone = not connection.execute(alive, {"pid": pid}).scalar()
+            connection.commit()  # activity views are snapshotted per transaction
+            if gone:
                 break
             time.sleep(0.05)
     assert a.is_leader()
