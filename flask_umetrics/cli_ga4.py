@@ -34,11 +34,11 @@ def ga4_status(scope: str | None) -> None:
 @click.option("--days", type=click.IntRange(min=1, max=400), default=None)
 def ga4_sync(scope: str | None, days: int | None) -> None:
     """Pull GA4 daily figures into the stat store now; exit 1 if a scope failed."""
-    from .ga4.service import _require_libraries
+    from .ga4.service import require_libraries
     from .ga4.sync import linked_scopes, sync_scope
 
     try:
-        _require_libraries()
+        require_libraries()
         scopes = [scope] if scope else linked_scopes()
         if not scopes:
             click.echo("no scope has a linked GA4 property")

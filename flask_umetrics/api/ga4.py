@@ -47,7 +47,7 @@ class ConnectBody(ScopedModel):
     status=201,
 )
 def ga4_connect(call: APICall) -> dict[str, Any]:
-    service._require_libraries()
+    service.require_libraries()
     from ..ga4.connections import save_service_account
 
     connection = save_service_account(call.scope_id, call.body.service_account, actor=_actor(call))
@@ -75,7 +75,7 @@ class OAuthStart(BaseModel):
     response=OAuthStart,
 )
 def ga4_oauth_start(call: APICall) -> OAuthStart:
-    service._require_libraries()
+    service.require_libraries()
     from ..ga4.oauth import start_oauth
 
     redirect_uri = call.body.redirect_uri or url_for(
@@ -213,7 +213,7 @@ def ga4_report(call: APICall, name: str) -> dict[str, Any]:
     body=ScopedModel,
 )
 def ga4_sync(call: APICall) -> dict[str, Any]:
-    service._require_libraries()
+    service.require_libraries()
     from ..ga4.sync import sync_scope
 
     return sync_scope(call.scope_id).to_dict()
@@ -233,7 +233,7 @@ class Disconnected(BaseModel):
     response=Disconnected,
 )
 def ga4_disconnect(call: APICall) -> Disconnected:
-    service._require_libraries()
+    service.require_libraries()
     from ..ga4.connections import disconnect
 
     return Disconnected(disconnected=disconnect(call.scope_id, actor=_actor(call)))

@@ -22,7 +22,7 @@ def ga4_available() -> bool:
     return True
 
 
-def _require_libraries() -> None:
+def require_libraries() -> None:
     if not ga4_available():
         raise APIError(
             501,
@@ -82,7 +82,7 @@ def status(scope_id: str | None = None) -> dict[str, Any]:
 
 def accounts(scope_id: str | None = None) -> list[dict[str, Any]]:
     """The GA4 accounts and properties the scope's credentials can see."""
-    _require_libraries()
+    require_libraries()
     from .admin import list_account_summaries
     from .clients import google_errors
     from .connections import load_credentials
@@ -105,7 +105,7 @@ def accounts(scope_id: str | None = None) -> list[dict[str, Any]]:
 
 def link(scope_id: str | None, property_id: str, *, actor: str | None = None) -> dict[str, Any]:
     """Link an existing property (checked with Google) and its first web stream."""
-    _require_libraries()
+    require_libraries()
     from .admin import get_property
     from .clients import google_errors
     from .connections import load_credentials, set_property
@@ -137,7 +137,7 @@ def provision(
     actor: str | None = None,
 ) -> dict[str, Any]:
     """Create (or reuse) a property, a web stream and an MP secret, and link them."""
-    _require_libraries()
+    require_libraries()
     from .admin import provision as provision_property
     from .clients import google_errors
     from .connections import get_connection, load_credentials, set_mp_secret, set_property
@@ -175,7 +175,7 @@ def provision(
 
 def report(name: str, scope_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
     """A Data API report for the scope's linked property (cached; stale on quota errors)."""
-    _require_libraries()
+    require_libraries()
     from .connections import load_credentials, require_connection
     from .reports import run_report, validate_params
 
