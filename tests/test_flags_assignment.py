@@ -225,9 +225,21 @@ def test_a_cookie_written_under_v1_is_read_after_rotating_to_v2(
     rotated_client.set_cookie(COOKIE, token)
     assert rotated_client.get("/variant/pricing").json["variant"] == seen
     assert len(table_rows(rotated, exposures)) == 1  # the v1 visitor was not re-exposed
-    # Consent changes re-issue the cookie under the current key.
-    rotated_client.post("/umetrics/api/consent", json={"consent": True})
-    rotated_client.get("/variant/pricing")
+    # The next change to the cookie re-issues it under the current key, assignments kept.
+    running(rotated, "second")
+    second = rotated_client.get("/variant/second").json["variant"]
+    reissued = consent_cookie(rotated_client)
+    assert reissued is not None and reissued.startswith("v2.")
+    with rotated.app_context():
+        keyring = rotated.extensions["umetrics"].cookie_keyring
+    cookie = decode_cookie(
+        keyring, reissued, name=COOKIE, max_age_seconds=10**8, now=int(time.time())
+    )
+    assert cookie is not None
+    assert {k: a.variant for k, a in cookie.assignments.items()} == {
+        "pricing": seen,
+        "second": second,
+    }
 
 
 def test_withdrawing_consent_clears_the_cookie(
@@ -399,6 +411,9 @@ def test_targeting_and_namespaces(make_app: Callable[..., Flask]) -> None:
         right = resolve(app, f"n{i}", "right", consent=False).in_experiment
         assert left != right  # exactly one of the two mutually exclusive experiments
         both += left
+    from flask_umetrics.flags.hashing import in_namespace  # checked against GrowthBook's
+
+    assert both == sum(in_namespace(f"n{i}", "checkout", 0.0, 0.5) for i in range(300))
     assert 0 < both < 300
 
 

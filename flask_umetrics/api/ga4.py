@@ -120,9 +120,9 @@ def ga4_oauth_callback(call: APICall) -> dict[str, Any]:
 
     if call.query.error:
         raise APIError(400, "oauth_denied", f"Google answered: {call.query.error}")
-    if not call.query.code:
-        raise APIError(400, "invalid_oauth_code", "The callback has no authorization code.")
-    connection = finish_oauth(call.scope_id, state=call.query.state, code=call.query.code)
+    # finish_oauth refuses a missing code (and checks the state again, with its flow row).
+    code = call.query.code or ""
+    connection = finish_oauth(call.scope_id, state=call.query.state, code=code)
     return {"connection": service.connection_json(connection)}
 
 

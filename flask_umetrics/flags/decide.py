@@ -50,6 +50,14 @@ def _fixed(experiment: Experiment, variant: str, reason: str) -> Resolution:
     return Resolution(experiment.key, variant, False, reason, enabled, experiment.bucket_version)
 
 
+def _served(experiment: Experiment, variant: str, reason: str, *, record: bool) -> Resolution:
+    """A variant the subject gets as a member of the experiment."""
+    enabled = variant != experiment.control
+    return Resolution(
+        experiment.key, variant, True, reason, enabled, experiment.bucket_version, record
+    )
+
+
 def decide(
     experiment: Experiment,
     *,
@@ -88,34 +96,10 @@ def decide(
         return _fixed(experiment, experiment.control, "namespace")
     keys = experiment.variant_keys
     if consent and stored is not None and stored in keys:
-        return Resolution(
-            experiment.key,
-            stored,
-            True,
-            "sticky",
-            stored != experiment.control,
-            experiment.bucket_version,
-        )
+        return _served(experiment, stored, "sticky", record=False)
     if consent and carried is not None and carried in keys:
-        return Resolution(
-            experiment.key,
-            carried,
-            True,
-            "cookie",
-            carried != experiment.control,
-            experiment.bucket_version,
-            record=True,
-        )
+        return _served(experiment, carried, "cookie", record=True)
     index = choose_variant(hash_v2(experiment.seed, subject_id), experiment.ranges)
     if index < 0:
         return _fixed(experiment, experiment.control, "coverage")
-    variant = keys[index]
-    return Resolution(
-        experiment.key,
-        variant,
-        True,
-        "hash",
-        index != 0,
-        experiment.bucket_version,
-        record=consent,
-    )
+    return _served(experiment, keys[index], "hash", record=consent)

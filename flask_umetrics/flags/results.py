@@ -7,34 +7,45 @@ from typing import Any
 from ..queries.connection import report_connection
 from .metrics import exposure_counts, metric_summaries
 from .model import Experiment, MetricSpec
-from .statistics import ExperimentStatistics, VariantSummary, analyze
+from .statistics import ExperimentStatistics, SRMResult, VariantSummary, analyze, srm_check
 
 
 def _pair(value: tuple[float, float] | None) -> list[float] | None:
     return [value[0], value[1]] if value is not None else None
 
 
+_COMPARISON_FIELDS = (
+    "abs_lift",
+    "p_value",
+    "p_value_adjusted",
+    "ci",
+    "rel_lift",
+    "rel_ci",
+    "chance_to_win",
+    "sequential_ci",
+    "sequential_p_value",
+)
+
+
+def _row(key: str, exposures: int, **values: Any) -> dict[str, Any]:
+    """One variant's table row; what is not given (control's comparisons) is null."""
+    row: dict[str, Any] = {"key": key, "exposures": exposures, "total": None, "mean": None}
+    row["stddev"] = None
+    row.update(dict.fromkeys(_COMPARISON_FIELDS))
+    row.update(values)
+    return row
+
+
 def _variant_rows(stats: ExperimentStatistics, totals: dict[str, float]) -> list[dict[str, Any]]:
     rows = []
     for summary, comparison in zip(stats.variants, stats.comparisons, strict=True):
-        row: dict[str, Any] = {
-            "key": summary.key,
-            "exposures": summary.n,
+        values: dict[str, Any] = {
             "total": totals.get(summary.key, 0.0),
             "mean": summary.mean,
             "stddev": summary.stddev,
-            "abs_lift": None,
-            "p_value": None,
-            "p_value_adjusted": None,
-            "ci": None,
-            "rel_lift": None,
-            "rel_ci": None,
-            "chance_to_win": None,
-            "sequential_ci": None,
-            "sequential_p_value": None,
         }
         if comparison is not None:
-            row.update(
+            values.update(
                 abs_lift=comparison.abs_lift,
                 p_value=comparison.p_value,
                 p_value_adjusted=comparison.p_value_adjusted,
@@ -45,18 +56,18 @@ def _variant_rows(stats: ExperimentStatistics, totals: dict[str, float]) -> list
                 sequential_ci=_pair(comparison.sequential_ci),
                 sequential_p_value=comparison.sequential_p_value,
             )
-        rows.append(row)
+        rows.append(_row(summary.key, summary.n, **values))
     return rows
 
 
-def _srm(stats: ExperimentStatistics) -> dict[str, Any] | None:
-    if stats.srm is None:
+def _srm(result: SRMResult | None) -> dict[str, Any] | None:
+    if result is None:
         return None
     return {
-        "p_value": stats.srm.p_value,
-        "flagged": stats.srm.flagged,
-        "chi2": stats.srm.chi2,
-        "expected": stats.srm.expected,
+        "p_value": result.p_value,
+        "flagged": result.flagged,
+        "chi2": result.chi2,
+        "expected": result.expected,
     }
 
 
@@ -105,19 +116,12 @@ def experiment_results(
                     },
                 )
             )
-    exposure_only = analyze(
-        [VariantSummary(k, counts.per_variant.get(k, 0), 0.0, 0.0) for k in keys],
-        weights,
-        alpha=alpha,
-    )
+    exposed = [counts.per_variant.get(k, 0) for k in keys]
     primary = next((table for metric, table in per_metric if not metric.guardrail), None)
     if primary is not None:
         variants = primary["variants"]
     else:
-        variants = _variant_rows(exposure_only, {})
-        for row in variants:
-            for name in ("mean", "stddev", "total"):
-                row[name] = None
+        variants = [_row(k, n) for k, n in zip(keys, exposed, strict=True)]
     return {
         "key": experiment.key,
         "status": experiment.status,
@@ -126,7 +130,7 @@ def experiment_results(
         "alpha": alpha,
         "sequential": sequential,
         "variants": variants,
-        "srm": _srm(exposure_only),
+        "srm": _srm(srm_check(exposed, weights)),
         "multiple_variants": counts.multiple_variants,
         "metrics": [table for _metric, table in per_metric],
     }

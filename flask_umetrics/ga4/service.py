@@ -57,6 +57,16 @@ def connection_json(connection: Any) -> dict[str, Any] | None:
     }
 
 
+def _can_encrypt() -> bool:
+    from ..errors import ConfigurationError
+    from .secrets import keyring
+
+    try:
+        return keyring().can_write
+    except ConfigurationError:
+        return False
+
+
 def status(scope_id: str | None = None) -> dict[str, Any]:
     """Whether GA4 is usable and connected for the scope, and what is linked."""
     import os
@@ -74,7 +84,7 @@ def status(scope_id: str | None = None) -> dict[str, Any]:
             settings["UMETRICS_GA4_OAUTH_CLIENT_ID"]
             and os.environ.get("UMETRICS_GA4_OAUTH_CLIENT_SECRET")
         ),
-        "encryption_configured": bool(os.environ.get("UMETRICS_ENCRYPTION_KEY_CURRENT")),
+        "encryption_configured": _can_encrypt(),
         "connected": connection is not None,
         "connection": connection_json(connection),
     }
