@@ -162,6 +162,24 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Register the REST blueprint.",
     ),
     ConfigKey(
+        "UMETRICS_ENABLE_ADMIN",
+        "env",
+        "enable_admin",
+        True,
+        _parse_bool,
+        "Register the dashboard at `{prefix}/admin/` and the browser client at "
+        "`{prefix}/static/umetrics.js`.",
+    ),
+    ConfigKey(
+        "UMETRICS_ADMIN_LOGIN_URL",
+        "env",
+        "admin_login_url",
+        None,
+        _optional_str,
+        "Where the dashboard sends visitors who are not logged in (with `?next=`); unset: a "
+        "401 page.",
+    ),
+    ConfigKey(
         "UMETRICS_MAX_BODY_BYTES",
         "env",
         "max_body_bytes",
@@ -547,6 +565,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         _str,
         "Comma-separated first-party event names forwarded to GA4 through the Measurement "
         "Protocol (empty = none).",
+    ),
+    ConfigKey(
+        "UMETRICS_GA4_FORWARD_SCHEDULE",
+        "ga4",
+        "forward_schedule",
+        "every 5m",
+        _schedule,
+        "When the `ga4-forward` job sends new `UMETRICS_GA4_FORWARD_EVENTS` events to GA4 (`off` "
+        "to disable; the job only exists when events are selected).",
     ),
     ConfigKey(
         "UMETRICS_GA4_SYNC_SCHEDULE",

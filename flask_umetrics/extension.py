@@ -148,6 +148,12 @@ class UMetrics:
             app.register_blueprint(
                 create_api_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"] + "/api"
             )
+        if settings["UMETRICS_ENABLE_ADMIN"]:
+            from .admin import create_admin_blueprint, create_client_blueprint
+
+            prefix = settings["UMETRICS_URL_PREFIX"]
+            app.register_blueprint(create_admin_blueprint(), url_prefix=prefix + "/admin")
+            app.register_blueprint(create_client_blueprint(), url_prefix=prefix)
         if settings["UMETRICS_ENABLE_TOGO_API"]:
             from .api.compat import togo
 

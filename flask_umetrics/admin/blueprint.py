@@ -1,0 +1,149 @@
+"""The dashboard blueprint: one gate for every page, error pages, and what templates share.
+
+Every page needs ``metrics.view`` on its scope; every POST needs ``metrics.manage`` and a valid
+CSRF token. Refusals render an HTML page with the status (401, 403, 400), never JSON, and a 401
+redirects to ``UMETRICS_ADMIN_LOGIN_URL`` when the host set one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
+
+from ..errors import APIError, UMetricsError
+from ..state import current_state
+from . import formatting
+from .access import can_manage, current_scope, require
+from .csrf import FIELD_NAME, check_csrf, csrf_token
+from .errors import AdminError
+from .pages import PAGES
+
+logger = logging.getLogger("flask_umetrics")
+
+#: The navigation, in order: (endpoint, label).
+NAV: list[tuple[str, str]] = [(page.endpoint, page.label) for page in PAGES if page.label]
+
+
+def create_admin_blueprint() -> Blueprint:
+    """A fresh blueprint (one per app); register it at ``{prefix}/admin``."""
+    bp = Blueprint(
+        "umetrics_admin",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/assets",
+    )
+    bp.before_request(_gate)
+    bp.after_request(_no_store)
+    bp.context_processor(_template_context)
+    for name, function in formatting.FILTERS.items():
+        bp.add_app_template_filter(function, name)
+    bp.register_error_handler(APIError, _api_error_page)
+    bp.register_error_handler(AdminError, _admin_error_page)
+    bp.register_error_handler(UMetricsError, _library_error_page)
+    for page in PAGES:
+        page.register(bp)
+    return bp
+
+
+def _gate() -> Response | None:
+    if request.endpoint == "umetrics_admin.static":
+        return None
+    try:
+        require("metrics.view")
+    except APIError as error:
+        login_url = current_state().settings["UMETRICS_ADMIN_LOGIN_URL"]
+        if error.status == 401 and login_url:
+            separator = "&" if "?" in login_url else "?"
+            target = login_url + separator + urlencode({"next": request.full_path})
+            return redirect(target)  # type: ignore[return-value]
+        raise
+    if request.method == "POST":
+        require("metrics.manage")
+        check_csrf()
+    return None
+
+
+def _no_store(response: Response) -> Response:
+    """Dashboard pages hold personal data: no shared or browser cache keeps them."""
+    if request.endpoint != "umetrics_admin.static":
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def page_url(endpoint: str, **args: Any) -> str:
+    """A dashboard URL that keeps this page's scope (``None`` values are left out)."""
+    values = {key: value for key, value in args.items() if value is not None}
+    scope = request.args.get("scope_id")
+    if scope and "scope_id" not in values:
+        values["scope_id"] = scope
+    return url_for(endpoint, **values)
+
+
+def csv_url(table_key: str) -> str:
+    """This page with the same parameters, answering one table as CSV."""
+    args = request.args.to_dict(flat=False)
+    args["format"] = ["csv"]
+    args["table"] = [table_key]
+    return request.path + "?" + urlencode(args, doseq=True)
+
+
+def _csrf_field() -> Markup:
+    return Markup('<input type="hidden" name="{}" value="{}">').format(
+        FIELD_NAME, escape(csrf_token())
+    )
+
+
+def _template_context() -> dict[str, Any]:
+    state = current_state()
+    prefix = state.settings["UMETRICS_URL_PREFIX"]
+    try:
+        scope_id = current_scope()
+    except APIError:  # the error page of a bad scope_id still renders
+        scope_id = state.settings.default_scope
+    return {
+        "nav": NAV,
+        "scope_id": scope_id,
+        "api_base": prefix + "/api",
+        "page_url": page_url,
+        "csv_url": csv_url,
+        "csrf_field": _csrf_field,
+        "can_manage": can_manage,
+        "stat_value": formatting.stat_value,
+    }
+
+
+def _error_page(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    titles = {400: "Bad request", 401: "Log in required", 403: "Forbidden", 404: "Not found"}
+    body = render_template(
+        "umetrics_admin/error.html",
+        title=titles.get(status, "Error"),
+        status=status,
+        message=message,
+    )
+    response = current_app.make_response((body, status))
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _api_error_page(error: APIError) -> Response:
+    return _error_page(error.status, error.message, error.headers)
+
+
+def _admin_error_page(error: AdminError) -> Response:
+    return _error_page(error.status, error.message)
+
+
+def _library_error_page(error: UMetricsError) -> Response:
+    """A ``ValidationError`` from a report is the visitor's mistake: a 400 naming the field."""
+    field = getattr(error, "field", None)
+    if field is None:
+        raise error
+    return _error_page(400, str(error))

@@ -1,0 +1,127 @@
+"""What a dashboard page shows: charts, each with its numbers as a table and a CSV download.
+
+A page view builds :class:`Chart` and :class:`Table` objects from the same report functions the
+REST API runs, then calls :func:`render_page`. With ``?format=csv&table=<key>`` the same view
+answers that table as CSV instead of HTML, so every number on screen can be downloaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Response, render_template, request
+
+from .errors import AdminError
+
+#: Cells starting with these are formulas to a spreadsheet; they are quoted with a leading '.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class Table:
+    """Rows of numbers with named columns; ``key`` names it in CSV links and test ids."""
+
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def csv_text(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(self.columns)
+        for row in self.rows:
+            writer.writerow([_csv_cell(value) for value in row])
+        return out.getvalue()
+
+
+@dataclass
+class Chart:
+    """A chart drawn by ``admin.js`` with Chart.js from :meth:`spec`, plus its table.
+
+    ``kind`` is ``line``, ``bar``, ``hbar`` (horizontal bars), ``sparkline`` or ``interval``
+    (horizontal floating bars from ``[low, high]`` pairs, for confidence intervals).
+    """
+
+    key: str
+    title: str
+    kind: str
+    labels: list[str]
+    datasets: list[dict[str, Any]]
+    table: Table
+    stacked: bool = False
+    percent: bool = False
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "labels": self.labels,
+            "datasets": self.datasets,
+            "stacked": self.stacked,
+            "percent": self.percent,
+        }
+
+
+def series_chart(
+    key: str,
+    title: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    kind: str = "line",
+    label_column: str = "time",
+    percent: bool = False,
+) -> Chart:
+    """A chart of one or more named series over ``labels``, with the matching table."""
+    names = list(series)
+    table = Table(
+        key,
+        title,
+        [label_column, *names],
+        [[label, *(series[name][i] for name in names)] for i, label in enumerate(labels)],
+    )
+    datasets = [{"label": name, "data": list(values)} for name, values in series.items()]
+    return Chart(key, title, kind, list(labels), datasets, table, percent=percent)
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_response(table: Table) -> Response:
+    filename = f"umetrics-{table.key}.csv"
+    return Response(
+        table.csv_text(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def render_page(
+    template: str,
+    *,
+    title: str,
+    charts: Iterable[Chart] = (),
+    tables: Iterable[Table] = (),
+    **context: Any,
+) -> Response | str:
+    """The page as HTML, or one of its tables as CSV when ``format=csv&table=<key>`` asks."""
+    charts = list(charts)
+    tables = list(tables)
+    if request.args.get("format") == "csv":
+        wanted = request.args.get("table", "")
+        for table in [chart.table for chart in charts] + tables:
+            if table.key == wanted:
+                return csv_response(table)
+        raise AdminError(404, f"table: this page has no table {wanted!r}")
+    return render_template(
+        f"umetrics_admin/{template}", title=title, charts=charts, tables=tables, **context
+    )

@@ -1,0 +1,49 @@
+"""The dashboard's pages, one module each, in navigation order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Blueprint
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page's main endpoint, its navigation label (None: not in the menu) and its routes."""
+
+    endpoint: str
+    label: str | None
+    register: Callable[[Blueprint], None]
+
+
+def _all_pages() -> list[Page]:
+    from . import (
+        attribution,
+        events,
+        experiments,
+        funnels,
+        ga4,
+        overview,
+        paths,
+        people,
+        retention,
+        settings,
+    )
+
+    modules = [
+        overview,
+        events,
+        funnels,
+        retention,
+        people,
+        paths,
+        attribution,
+        experiments,
+        ga4,
+        settings,
+    ]
+    return [module.PAGE for module in modules]
+
+
+PAGES: list[Page] = _all_pages()

@@ -1,0 +1,173 @@
+"""The metrics panel: stat cards, a trend of any stat, DAU/WAU/MAU, top events, live feed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from ...api.models import ScopedModel
+from ...api.reports.attribution import LiveQuery, query_live
+from ...api.reports.basic import ActiveQuery, query_active
+from ...api.reports.params import ReportQuery
+from ...api.reports.sessions import query_dashboard
+from ...api.stats import stats_overview
+from ...stats import StatReading, get_stat_series
+from ..access import current_scope
+from ..page import Chart, Table, render_page, series_chart
+from ..reports import run_report
+from . import Page
+
+#: A card's change compares the latest reading with the last one at least this much older.
+COMPARE_PERIOD = timedelta(days=7)
+SPARKLINE_READINGS = 30
+TREND_READINGS = 90
+
+
+@dataclass(frozen=True)
+class StatCard:
+    key: str
+    label: str
+    format: str
+    latest: float | None
+    previous: float | None
+    captured_at: str | None
+    sparkline: Chart
+
+    @property
+    def change(self) -> float | None:
+        if self.latest is None or self.previous is None:
+            return None
+        return self.latest - self.previous
+
+    @property
+    def change_ratio(self) -> float | None:
+        if self.change is None or not self.previous:
+            return None
+        return self.change / abs(self.previous)
+
+
+def _previous(readings: list[StatReading]) -> StatReading | None:
+    """The newest reading at least :data:`COMPARE_PERIOD` older than the latest one."""
+    if not readings:
+        return None
+    cutoff = readings[-1].captured_at - COMPARE_PERIOD
+    older = [reading for reading in readings if reading.captured_at <= cutoff]
+    return older[-1] if older else None
+
+
+def _stat_cards(scope_id: str) -> list[StatCard]:
+    overview = run_report(stats_overview, ScopedModel)
+    cards = []
+    for collector in overview["collectors"]:
+        readings = get_stat_series(
+            collector["key"], scope_id=scope_id, limit=SPARKLINE_READINGS + 30
+        )
+        previous = _previous(readings)
+        shown = readings[-SPARKLINE_READINGS:]
+        sparkline = series_chart(
+            f"stat-{collector['key']}",
+            collector["label"],
+            [r.captured_at.isoformat() for r in shown],
+            {collector["label"]: [r.value for r in shown]},
+            kind="sparkline",
+        )
+        latest = collector["latest"]
+        cards.append(
+            StatCard(
+                key=collector["key"],
+                label=collector["label"],
+                format=collector["format"],
+                latest=latest["value"] if latest else None,
+                previous=previous.value if previous else None,
+                captured_at=latest["captured_at"] if latest else None,
+                sparkline=sparkline,
+            )
+        )
+    return cards
+
+
+def _stat_trend(scope_id: str, metrics: list[str]) -> tuple[str | None, Chart | None]:
+    key = request.args.get("stat") or (metrics[0] if metrics else None)
+    if key is None:
+        return None, None
+    readings = get_stat_series(key, scope_id=scope_id, limit=TREND_READINGS)
+    chart = series_chart(
+        "stat-trend",
+        f"Stat: {key}",
+        [r.captured_at.strftime("%Y-%m-%d %H:%M") for r in readings],
+        {key: [r.value for r in readings]},
+    )
+    return key, chart
+
+
+def _active_chart() -> Chart:
+    series: dict[str, list[float | None]] = {}
+    labels: list[str] = []
+    for window in ("dau", "wau", "mau"):
+        points = run_report(query_active, ActiveQuery, {"series": window})["series"]
+        labels = [point["time"][:10] for point in points]
+        series[window.upper()] = [point["value"] for point in points]
+    return series_chart("active-users", "Active users", labels, series)
+
+
+def _top_events_chart(summary: dict[str, Any]) -> Chart:
+    items = summary["top_events"]
+    chart = series_chart(
+        "top-events",
+        "Top events",
+        [item["key"] for item in items],
+        {"count": [item["count"] for item in items]},
+        kind="hbar",
+        label_column="event",
+    )
+    return chart
+
+
+def overview() -> Response | str:
+    scope_id = current_scope()
+    summary = run_report(query_dashboard, ReportQuery)
+    cards = _stat_cards(scope_id)
+    metrics = run_report(stats_overview, ScopedModel)["metrics"]
+    stat_key, trend = _stat_trend(scope_id, metrics)
+    live = run_report(query_live, LiveQuery)
+    totals = Table(
+        "summary",
+        "Summary",
+        ["metric", "value"],
+        [
+            ["total_events", summary["total_events"]],
+            ["dau", summary["dau"]],
+            ["wau", summary["wau"]],
+            ["mau", summary["mau"]],
+            ["new_persons", summary["new_persons"]],
+            ["sessions", summary["sessions"]],
+        ],
+    )
+    charts = [_active_chart(), _top_events_chart(summary)]
+    if trend is not None:
+        charts.insert(0, trend)
+    return render_page(
+        "overview.html",
+        title="Overview",
+        charts=charts + [card.sparkline for card in cards],
+        tables=[totals],
+        summary=summary,
+        summary_table=totals,
+        cards=cards,
+        metrics=metrics,
+        stat_key=stat_key,
+        trend=trend,
+        active_chart=charts[-2],
+        top_chart=charts[-1],
+        live=live,
+    )
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/", "overview", overview)
+
+
+PAGE = Page("umetrics_admin.overview", "Overview", register)

@@ -1,0 +1,19 @@
+"""The Retention page (being built)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from ..page import render_page
+from . import Page
+
+
+def view() -> Response | str:
+    return render_page("placeholder.html", title="Retention")
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/retention", "retention", view)
+
+
+PAGE = Page("umetrics_admin.retention", "Retention", register)

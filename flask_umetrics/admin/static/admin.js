@@ -1,0 +1,119 @@
+/* flask-umetrics dashboard: draws the charts (Chart.js), refreshes the live feed, confirms
+   destructive forms. Every number also sits in an HTML table, so the page works without it. */
+(function () {
+  "use strict";
+
+  var PALETTE = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6",
+                 "#dd4477", "#66aa00", "#b82e2e", "#316395"];
+
+  function color(i, alpha) {
+    var hex = PALETTE[i % PALETTE.length];
+    if (alpha === undefined) return hex;
+    var n = parseInt(hex.slice(1), 16);
+    return "rgba(" + (n >> 16) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + alpha + ")";
+  }
+
+  function percentTick(value) { return (value * 100).toFixed(0) + "%"; }
+
+  function config(spec) {
+    var kind = spec.kind;
+    var type = kind === "line" || kind === "sparkline" ? "line" : "bar";
+    var datasets = spec.datasets.map(function (d, i) {
+      var c = d.color !== undefined ? d.color : i;
+      return {
+        label: d.label,
+        data: d.data,
+        borderColor: color(c),
+        backgroundColor: type === "line" ? color(c, 0.15) : color(c, 0.7),
+        borderWidth: kind === "sparkline" ? 1.5 : 2,
+        pointRadius: kind === "sparkline" ? 0 : 2,
+        fill: kind === "sparkline",
+        tension: 0.2,
+        spanGaps: true
+      };
+    });
+    var horizontal = kind === "hbar" || kind === "interval";
+    var options = {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      indexAxis: horizontal ? "y" : "x",
+      plugins: { legend: { display: kind !== "sparkline" && datasets.length > 1 } },
+      scales: {}
+    };
+    if (kind === "sparkline") {
+      options.plugins.tooltip = { enabled: false };
+      options.scales = { x: { display: false }, y: { display: false } };
+    } else {
+      var valueAxis = horizontal ? "x" : "y";
+      options.scales[valueAxis] = { beginAtZero: kind !== "interval", stacked: spec.stacked };
+      options.scales[horizontal ? "y" : "x"] = { stacked: spec.stacked };
+      if (spec.percent) options.scales[valueAxis].ticks = { callback: percentTick };
+    }
+    return { type: type, data: { labels: spec.labels, datasets: datasets }, options: options };
+  }
+
+  function drawCharts(root) {
+    if (typeof window.Chart === "undefined") return;
+    root.querySelectorAll(".um-chart-spec").forEach(function (node) {
+      var holder = node.parentElement;
+      var canvas = holder.querySelector("canvas");
+      if (!canvas || canvas.dataset.drawn) return;
+      canvas.dataset.drawn = "1";
+      try {
+        new window.Chart(canvas, config(JSON.parse(node.textContent)));
+      } catch (err) {
+        canvas.replaceWith(document.createTextNode("Chart unavailable: " + err.message));
+      }
+    });
+  }
+
+  function cell(row, text) {
+    var td = document.createElement("td");
+    td.textContent = text;  // never innerHTML: event names and ids are untrusted
+    row.appendChild(td);
+  }
+
+  function startLiveFeed() {
+    var table = document.getElementById("um-live");
+    if (!table) return;
+    var body = document.body;
+    var seconds = parseInt(table.dataset.refreshSeconds || "5", 10);
+    var url = body.dataset.apiBase + "/query/live?limit=50&scope_id=" +
+      encodeURIComponent(body.dataset.scopeId);
+    function refresh() {
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (feed) {
+          var tbody = table.querySelector("tbody");
+          var rows = document.createDocumentFragment();
+          feed.events.slice(0, 50).forEach(function (e) {
+            var tr = document.createElement("tr");
+            cell(tr, e.timestamp); cell(tr, e.event); cell(tr, e.distinct_id);
+            rows.appendChild(tr);
+          });
+          tbody.replaceChildren(rows);
+          var count = document.getElementById("um-live-count");
+          if (count) count.textContent = feed.count.toLocaleString("en-US");
+          table.dataset.updatedAt = String(Date.now());
+        })
+        .catch(function () { /* keep the last rows; try again next tick */ })
+        .finally(function () { setTimeout(refresh, seconds * 1000); });
+    }
+    setTimeout(refresh, seconds * 1000);
+  }
+
+  function confirmForms() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    drawCharts(document);
+    startLiveFeed();
+    confirmForms();
+  });
+})();

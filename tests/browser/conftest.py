@@ -1,0 +1,155 @@
+"""Browser tests: the example app with demo data served on loopback, driven by headless Chromium.
+
+Chromium comes from Debian (``/usr/bin/chromium``; ``.ci/run`` installs it) and is driven by
+Playwright for Python; nothing is downloaded. Without Chromium these tests are skipped, unless
+``UMETRICS_REQUIRE_BROWSER=1`` (CI) makes that a failure. Each test module gets its own freshly
+seeded app, so a test that deletes a person or starts an experiment changes nobody else's data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.request import Request, urlopen
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+CHROMIUM = os.environ.get("UMETRICS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ADMIN = ("admin@example.com", "demo")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+try:
+    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+except ImportError:  # pragma: no cover - playwright is a dev dependency
+    sync_playwright = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    missing = sync_playwright is None or not os.path.exists(CHROMIUM)
+    if not missing:
+        return
+    if os.environ.get("UMETRICS_REQUIRE_BROWSER") == "1":
+        raise pytest.UsageError(
+            f"UMETRICS_REQUIRE_BROWSER=1 but Chromium ({CHROMIUM}) or playwright is missing"
+        )
+    skip = pytest.mark.skip(reason=f"needs playwright and Chromium at {CHROMIUM}")
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(skip)
+
+
+@dataclass
+class LiveApp:
+    """The seeded example app and where it answers."""
+
+    app: Flask
+    url: str
+
+    def api(
+        self, path: str, *, user: tuple[str, str] = ADMIN, method: str = "GET", body: Any = None
+    ) -> Any:
+        """Ask the REST API as ``user`` (HTTP Basic, as a script would) and decode the JSON."""
+        token = base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
+        data = json.dumps(body).encode() if body is not None else None
+        request = Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        )
+        with urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+
+def _serve(app: Flask) -> tuple[BaseWSGIServer, threading.Thread]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture(scope="module")
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    from example_app import create_app
+
+    instance = tmp_path_factory.mktemp("browser-instance")
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance)})
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["umetrics", "db", "upgrade"]).exit_code == 0
+    seeded = runner.invoke(args=["seed-demo", "--days", "30", "--users", "60"])
+    assert seeded.exit_code == 0, seeded.output
+    server, thread = _serve(app)
+    try:
+        yield LiveApp(app, f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    assert sync_playwright is not None
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+def login(page: Page, live: LiveApp, email: str = ADMIN[0], password: str = ADMIN[1]) -> None:
+    """Log in through the example app's form, as a person would."""
+    page.goto(live.url + "/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def number(text: str) -> float:
+    """A number as the dashboard prints it (``1,234``, ``12.5%``, ``$1,200.00``)."""
+    cleaned = text.strip().replace(",", "").replace("$", "").rstrip("%")
+    return float(cleaned)
+
+
+def table_rows(page: Page, key: str) -> list[list[str]]:
+    """The cells of the dashboard table ``data-testid=table-<key>``, header row excluded."""
+    return page.eval_on_selector_all(
+        f"[data-testid='table-{key}'] tbody tr",
+        "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent.trim()))",
+    )
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Save a full-page screenshot for the README under docs/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

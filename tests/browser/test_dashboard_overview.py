@@ -1,0 +1,57 @@
+"""The overview page in Chromium: its numbers are the REST API's, its charts are drawn."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page
+
+from flask_umetrics import flush, track
+
+from .conftest import LiveApp, login, number, screenshot, table_rows
+
+
+def test_overview_numbers_match_the_api(page: Page, live_app: LiveApp) -> None:
+    login(page, live_app)
+    page.goto(live_app.url + "/umetrics/admin/")
+    summary = live_app.api("/umetrics/api/query/dashboard?scope_id=acme")
+    for key in ("total_events", "dau", "wau", "mau", "new_persons", "sessions"):
+        shown = page.text_content(f"[data-testid='kpi-{key}']") or ""
+        assert number(shown) == summary[key], key
+
+    stats = live_app.api("/umetrics/api/stats?scope_id=acme")
+    users = next(c for c in stats["collectors"] if c["key"] == "users_total")
+    shown_users = page.get_attribute("[data-testid='stat-value-users_total']", "data-value")
+    assert float(shown_users or "nan") == users["latest"]["value"] == 60.0
+
+    top = [[row[0], number(row[1])] for row in table_rows(page, "top-events")]
+    assert top == [[item["key"], item["count"]] for item in summary["top_events"]]
+
+    # Chart.js drew every chart (a canvas gets its pixel size from the library).
+    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length > 3")
+    screenshot(page, "overview")
+
+
+def test_live_feed_updates_without_reload(page: Page, live_app: LiveApp) -> None:
+    login(page, live_app)
+    page.goto(live_app.url + "/umetrics/admin/")
+    before = number(page.text_content("#um-live-count") or "0")
+    with live_app.app.app_context():
+        track("live_probe", distinct_id="probe-1", scope_id="acme")
+        flush()
+    page.wait_for_function(
+        "document.querySelector('#um-live tbody').textContent.includes('live_probe')",
+        timeout=15_000,
+    )
+    assert number(page.text_content("#um-live-count") or "0") == before + 1
+
+
+def test_without_metrics_view_every_page_is_403(page: Page, live_app: LiveApp) -> None:
+    page.goto(live_app.url + "/signup")
+    page.fill("#name", "Nora Viewer") if page.query_selector("#name") else None
+    page.fill("#email", "nora@example.org")
+    page.fill("#password", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    for path in ("/", "/events", "/funnels", "/retention", "/people", "/experiments"):
+        response = page.goto(live_app.url + "/umetrics/admin" + path)
+        assert response is not None and response.status == 403, path
+        assert "metrics.view" in (page.text_content("[data-testid='error-message']") or "")
