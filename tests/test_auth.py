@@ -35,11 +35,15 @@ SAMPLE_ARGS = {
 }
 
 
+#: HTML blueprints with their own gate and tests: tests/test_admin_access.py.
+NOT_REST = ("umetrics_admin.", "umetrics_client.")
+
+
 def umetrics_requests(app: Flask) -> list[tuple[str, str, str]]:
-    """(endpoint, method, path) for every method of every umetrics rule in the url_map."""
+    """(endpoint, method, path) for every method of every umetrics REST rule in the url_map."""
     found = []
     for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith("umetrics"):
+        if not rule.endpoint.startswith("umetrics") or rule.endpoint.startswith(NOT_REST):
             continue
         path = re.sub(r"<(?:[a-z]+:)?(\w+)>", lambda m: SAMPLE_ARGS[m.group(1)], rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
