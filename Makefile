@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 DEMO_PORT ?= 5000
 
-.PHONY: install demo test lint typecheck clean bench bench-flags
+.PHONY: install demo test lint typecheck clean bench bench-flags screenshots vendor-chartjs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ test: install
 		echo "PostgreSQL does not answer at $(PG_URL): running the suite on SQLite only"; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS); \
 	fi
+
+# Re-takes the README's dashboard screenshots (docs/screenshots/) from the browser tests.
+screenshots: install
+	UMETRICS_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser
+
+# Re-vendors Chart.js for the dashboard (npm registry; not needed to build or run).
+CHARTJS_VERSION ?= 4.6.1
+vendor-chartjs:
+	rm -rf build/chartjs && mkdir -p build/chartjs
+	cd build/chartjs && npm pack --silent chart.js@$(CHARTJS_VERSION) && tar xzf chart.js-$(CHARTJS_VERSION).tgz
+	cp build/chartjs/package/dist/chart.umd.min.js build/chartjs/package/LICENSE.md flask_umetrics/admin/static/vendor/chartjs/
 
 lint: install
 	$(BIN)/ruff check .

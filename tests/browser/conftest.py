@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,6 +151,12 @@ def table_rows(page: Page, key: str) -> list[list[str]]:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Save a full-page screenshot for the README under docs/screenshots/."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    """A full-page screenshot; with ``UMETRICS_SCREENSHOTS=1`` (``make screenshots``) it
+    replaces the README's picture in docs/screenshots/, else it goes to a temporary folder so a
+    test run leaves the checkout clean."""
+    if os.environ.get("UMETRICS_SCREENSHOTS") == "1":
+        folder = SCREENSHOTS
+    else:
+        folder = Path(tempfile.gettempdir()) / "umetrics-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
