@@ -29,10 +29,13 @@ def percent(value: Any, digits: int = 1) -> str:
 
 
 def duration(value: Any) -> str:
-    """Seconds as ``1h 02m``, ``3m 05s`` or ``42s``."""
+    """Seconds as ``2d 03h``, ``1h 02m``, ``3m 05s`` or ``42s``."""
     if value is None:
         return DASH
     seconds = round(float(value))
+    if seconds >= 2 * 86400:
+        days, rest = divmod(seconds, 86400)
+        return f"{days}d {rest // 3600:02d}h"
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -1,15 +1,136 @@
-"""The Events page (being built)."""
+"""The Events page: a trends chart with math, breakdown and filters, top events and the top
+values of an event's property, each from the REST route the API answers with."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from typing import Any
 
-from ..page import render_page
+from flask import Blueprint, Response, request
+
+from ...api.reports.basic import TopQuery, TrendsQuery, query_top, query_trends
+from ..page import Chart, Table, render_page, series_chart
 from . import Page
+from .report_forms import (
+    BLANK_FILTER_ROWS,
+    OPERATORS,
+    FormError,
+    event_choices,
+    filter_rows,
+    filters_param,
+    series_name,
+    short_time,
+    try_report,
+)
+
+INTERVALS = ("hour", "day", "week", "month")
+MATHS = ("total", "unique_persons", "sum", "avg", "min", "max")
+MATH_LABELS = {
+    "total": "Total events",
+    "unique_persons": "Unique persons",
+    "sum": "Sum of property",
+    "avg": "Average of property",
+    "min": "Minimum of property",
+    "max": "Maximum of property",
+}
+TOP_LIMIT = 10
+
+
+def _trends_chart(answer: dict[str, Any]) -> tuple[Chart, Table]:
+    """One line per breakdown value; the totals of additive maths in their own table."""
+    interval = answer["interval"]
+    results = answer["results"]
+    labels = [short_time(point["time"], interval) for point in results[0]["series"]]
+    taken: set[str] = set()
+    series: dict[str, list[float | None]] = {}
+    totals = []
+    for result in results:
+        if answer["breakdown"] is None:
+            name = series_name(MATH_LABELS.get(answer["math"], answer["math"]), taken)
+        else:
+            name = series_name(result["breakdown_value"], taken)
+        series[name] = [point["value"] for point in result["series"]]
+        totals.append([name, result["total"]])
+    title = MATH_LABELS.get(answer["math"], answer["math"])
+    if answer["property"]:
+        title += f" ({answer['property']})"
+    if answer["breakdown"]:
+        title += f" by {answer['breakdown']}"
+    chart = series_chart("trends", title, labels, series)
+    column = answer["breakdown"] or "series"
+    return chart, Table("trend-totals", "Totals over the range", [column, "total"], totals)
+
+
+def _top_chart(key: str, title: str, items: list[dict[str, Any]], column: str) -> Chart:
+    return series_chart(
+        key,
+        title,
+        [item["key"] for item in items],
+        {"count": [item["count"] for item in items]},
+        kind="hbar",
+        label_column=column,
+    )
 
 
 def view() -> Response | str:
-    return render_page("placeholder.html", title="Events")
+    event = request.args.get("event") or None
+    breakdown = request.args.get("breakdown") or None
+    values_of = request.args.get("values_of") or breakdown
+    rows = filter_rows()
+    charts: list[Chart] = []
+    tables: list[Table] = []
+    trends = totals = top_events = top_values = None
+    error: str | None = None
+    try:
+        filters = filters_param(rows)
+    except FormError as exc:
+        error, filters = str(exc), None
+    if error is None:
+        answer, error = try_report(query_trends, TrendsQuery, {"filters": filters})
+        if answer is not None:
+            trends, totals = _trends_chart(answer)
+            charts.append(trends)
+            tables.append(totals)
+    if error is None:
+        answer, error = try_report(
+            query_top,
+            TopQuery,
+            {"event": None, "property": None, "filters": filters, "limit": TOP_LIMIT},
+        )
+        if answer is not None:
+            top_events = _top_chart("top-events", "Top events", answer["items"], "event")
+            charts.append(top_events)
+    if error is None and event is not None and values_of is not None:
+        answer, error = try_report(
+            query_top, TopQuery, {"property": values_of, "filters": filters, "limit": TOP_LIMIT}
+        )
+        if answer is not None:
+            title = f"Top values of {values_of} on {event}"
+            top_values = _top_chart("top-values", title, answer["items"], values_of)
+            charts.append(top_values)
+    body = render_page(
+        "events.html",
+        title="Events",
+        charts=charts,
+        tables=tables,
+        error=error,
+        events=event_choices([event]),
+        event=event,
+        breakdown=breakdown,
+        values_of=values_of,
+        intervals=INTERVALS,
+        maths=MATHS,
+        math_labels=MATH_LABELS,
+        operators=OPERATORS,
+        rows=rows,
+        blank_rows=BLANK_FILTER_ROWS,
+        trends=trends,
+        totals=totals,
+        top_events=top_events,
+        top_values=top_values,
+    )
+    if error is not None and isinstance(body, str):
+        return Response(body, status=400, mimetype="text/html")
+    return body
 
 
 def register(bp: Blueprint) -> None:

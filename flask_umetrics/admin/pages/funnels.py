@@ -1,15 +1,219 @@
-"""The Funnels page (being built)."""
+"""The Funnels page: a step builder, counts per step as bars, conversion, drop-off and median
+time per step, optionally split by a property of the first step (``/api/query/funnel``)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from typing import Any
 
-from ..page import render_page
+from flask import Blueprint, Response, request
+
+from ...api.reports.funnels import FunnelQuery, query_funnel
+from ...queries.funnel import DEFAULT_WINDOW_SECONDS, MAX_STEPS, MIN_STEPS, ORDERS
+from ..page import Chart, Table, render_page, series_chart
 from . import Page
+from .report_forms import (
+    BLANK_FILTER_ROWS,
+    OPERATORS,
+    FormError,
+    event_choices,
+    filter_rows,
+    filters_param,
+    series_name,
+    try_report,
+)
+
+#: The window's units in the form, in seconds.
+UNITS: dict[str, int] = {"minutes": 60, "hours": 3600, "days": 86400}
+#: Funnels offered as one-click suggestions when the scope has all their events.
+SUGGESTED: list[list[str]] = [["$pageview", "signed_up", "note_created", "plan_upgraded"]]
+#: Without a matching suggestion, the first this many top events are offered instead.
+FALLBACK_STEPS = 3
+STEP_COLUMNS = [
+    "step",
+    "count",
+    "conversion_from_start",
+    "conversion_from_previous",
+    "drop_off",
+    "drop_off_share",
+    "median_seconds_from_previous",
+]
+FORMATS = {
+    "conversion_from_start": "percent",
+    "conversion_from_previous": "percent",
+    "drop_off_share": "percent",
+    "median_seconds_from_previous": "duration",
+}
+
+
+def _steps() -> list[str]:
+    return [step for step in request.args.getlist("step") if step.strip()]
+
+
+def _window() -> int | None:
+    """The window in seconds from ``window_value`` and ``window_unit``; None: the route's
+    ``window`` parameter (seconds) or its default."""
+    text = request.args.get("window_value", "").strip()
+    if not text:
+        return None
+    unit = request.args.get("window_unit", "days")
+    if unit not in UNITS:
+        raise FormError(f"window_unit: must be one of {', '.join(UNITS)}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise FormError("window: must be a number") from None
+    if value <= 0:
+        raise FormError("window: must be greater than 0")
+    return round(value * UNITS[unit])
+
+
+def _window_fields(seconds: int) -> tuple[str, str]:
+    """The form's value and unit showing ``seconds`` (the largest unit dividing it)."""
+    for unit, size in sorted(UNITS.items(), key=lambda item: -item[1]):
+        if seconds % size == 0:
+            return str(seconds // size), unit
+    return f"{seconds / 60:g}", "minutes"
+
+
+def _window_text(seconds: int) -> str:
+    """``14 days``, ``1 hour``, ``90 minutes``."""
+    value, unit = _window_fields(seconds)
+    return f"{value} {unit[:-1] if value == '1' else unit}"
+
+
+def _label(index: int, event: str) -> str:
+    return f"{index + 1}. {event}"
+
+
+def _step_rows(steps: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for index, step in enumerate(steps):
+        previous = steps[index - 1]["count"] if index else step["count"]
+        drop = previous - step["count"]
+        rows.append(
+            [
+                _label(index, step["event"]),
+                step["count"],
+                step["conversion_from_start"],
+                step["conversion_from_previous"],
+                drop,
+                drop / previous if previous else 0.0,
+                step["median_seconds_from_previous"],
+            ]
+        )
+    return rows
+
+
+def _charts(answer: dict[str, Any]) -> tuple[Chart, list[Chart]]:
+    labels = [_label(i, step["event"]) for i, step in enumerate(answer["steps"])]
+    chart = Chart(
+        "funnel",
+        "Persons per step",
+        "bar",
+        labels,
+        [{"label": "persons", "data": [step["count"] for step in answer["steps"]]}],
+        Table("funnel", "Funnel steps", STEP_COLUMNS, _step_rows(answer["steps"])),
+    )
+    extra = []
+    if answer.get("breakdowns"):
+        taken: set[str] = set()
+        series: dict[str, list[float | None]] = {}
+        for group in answer["breakdowns"]:
+            name = series_name(group["value"], taken)
+            series[name] = [step["count"] for step in group["steps"]]
+        extra.append(
+            series_chart(
+                "funnel-breakdown",
+                f"Persons per step by {answer['breakdown']}",
+                labels,
+                series,
+                kind="bar",
+                label_column="step",
+            )
+        )
+        conversion: dict[str, list[float | None]] = {
+            name: [step["conversion_from_start"] for step in group["steps"]]
+            for name, group in zip(series, answer["breakdowns"], strict=True)
+        }
+        extra.append(
+            series_chart(
+                "funnel-breakdown-conversion",
+                f"Conversion from start by {answer['breakdown']}",
+                labels,
+                conversion,
+                kind="bar",
+                label_column="step",
+                percent=True,
+            )
+        )
+    return chart, extra
+
+
+def _suggestions(events: list[str]) -> list[list[str]]:
+    known = set(events)
+    fitting = [steps for steps in SUGGESTED if known.issuperset(steps)]
+    if not fitting and len(events) >= MIN_STEPS:
+        fitting = [events[:FALLBACK_STEPS]]
+    return fitting
 
 
 def view() -> Response | str:
-    return render_page("placeholder.html", title="Funnels")
+    steps = _steps()
+    rows = filter_rows()
+    error: str | None = None
+    answer: dict[str, Any] | None = None
+    chart: Chart | None = None
+    extra: list[Chart] = []
+    try:
+        window = _window()
+        filters = filters_param(rows)
+    except FormError as exc:
+        error, window, filters = str(exc), None, None
+    if error is None and steps:
+        overrides: dict[str, Any] = {"filters": filters, "step": steps}
+        if window is not None:
+            overrides["window"] = window
+        answer, error = try_report(query_funnel, FunnelQuery, overrides)
+        if answer is not None:
+            chart, extra = _charts(answer)
+    shown_window = window or _int(request.args.get("window")) or DEFAULT_WINDOW_SECONDS
+    window_value, window_unit = _window_fields(shown_window)
+    events = event_choices(list(steps))
+    body = render_page(
+        "funnels.html",
+        title="Funnels",
+        charts=[chart, *extra] if chart else [],
+        error=error,
+        answer=answer,
+        funnel_chart=chart,
+        extra=[
+            (c, dict.fromkeys(c.table.columns[1:], "percent") if c.percent else {}) for c in extra
+        ],
+        formats=FORMATS,
+        window_text=_window_text(answer["window_seconds"]) if answer else None,
+        steps=steps,
+        blank_steps=max(MIN_STEPS - len(steps), 1),
+        max_steps=MAX_STEPS,
+        events=events,
+        suggestions=_suggestions(events),
+        window_value=request.args.get("window_value") or window_value,
+        window_unit=request.args.get("window_unit") or window_unit,
+        units=list(UNITS),
+        orders=ORDERS,
+        operators=OPERATORS,
+        rows=rows,
+        blank_rows=BLANK_FILTER_ROWS,
+    )
+    if error is not None and isinstance(body, str):
+        return Response(body, status=400, mimetype="text/html")
+    return body
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
 
 
 def register(bp: Blueprint) -> None:

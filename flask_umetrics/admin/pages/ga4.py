@@ -1,19 +1,296 @@
-"""The GA4 page (being built)."""
+"""The GA4 pages: the scope's connection, the connect wizard, and GA4's reports.
+
+The wizard is (1) connect with a service-account key or Google's OAuth consent, (2) link an
+existing property or provision one, (3) reports. Each step calls the same service functions as
+the REST routes; the reports come from the REST report route itself (``run_report``). Without the
+Google client libraries the page says how to install them instead of failing.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from typing import Any
 
-from ..page import render_page
+import pydantic
+from flask import Blueprint, Response, flash, make_response, redirect, request, url_for
+
+from ...api.ga4 import ProvisionBody, ga4_accounts, ga4_report, ga4_status
+from ...api.ga4 import ReportQuery as GA4ReportQuery
+from ...api.models import ScopedModel
+from ...errors import APIError, ValidationError
+from ...ga4 import service
+from ...state import current_state
+from ..access import actor, current_scope, require
+from ..page import Chart, Table, render_page
+from ..reports import run_report
 from . import Page
 
+#: The reports the page shows, with their titles.
+REPORTS = {"traffic": "Traffic", "seo": "Organic search (SEO)", "conversions": "Key events"}
+#: Traffic metrics drawn as lines (rates and durations stay in the table: other units).
+TRAFFIC_LINES = ("sessions", "activeUsers", "newUsers", "screenPageViews")
 
-def view() -> Response | str:
-    return render_page("placeholder.html", title="GA4")
+
+def page_url(endpoint: str, **args: Any) -> str:
+    """The blueprint's ``page_url`` (imported late: the blueprint imports this module)."""
+    from ..blueprint import page_url as blueprint_page_url
+
+    return blueprint_page_url(endpoint, **args)
+
+
+def _scope_args() -> dict[str, str]:
+    """``scope_id`` for URLs Google sends the browser back to (left out for the default)."""
+    scope = current_scope()
+    return {} if scope == current_state().settings.default_scope else {"scope_id": scope}
+
+
+def callback_url() -> str:
+    """The dashboard's OAuth callback: register it as an authorized redirect URI at Google."""
+    return url_for("umetrics_admin.ga4_oauth_callback", _external=True, **_scope_args())
+
+
+def _report_table(name: str, answer: dict[str, Any]) -> Table:
+    columns = [*answer["dimensions"], *answer["metrics"]]
+    rows = [[row.get(column) for column in columns] for row in answer["rows"]]
+    return Table(f"ga4-{name}", REPORTS[name], columns, rows)
+
+
+def _report_chart(name: str, answer: dict[str, Any]) -> Chart:
+    table = _report_table(name, answer)
+    rows = answer["rows"]
+    if name == "traffic":
+        labels = [str(row["date"]) for row in rows]
+        names = [m for m in answer["metrics"] if m in TRAFFIC_LINES]
+        datasets = [{"label": m, "data": [row[m] for row in rows]} for m in names]
+        return Chart(table.key, table.title, "line", labels, datasets, table)
+    metric = answer["metrics"][0]
+    labels = [" · ".join(str(row[d]) for d in answer["dimensions"]) for row in rows]
+    datasets = [{"label": metric, "data": [row[metric] for row in rows]}]
+    return Chart(table.key, table.title, "hbar", labels, datasets, table)
+
+
+def _reports() -> tuple[list[dict[str, Any]], list[Chart]]:
+    """Each report's chart, or the reason it is missing (quota, a bad date): never a 500."""
+    sections: list[dict[str, Any]] = []
+    charts: list[Chart] = []
+    for name, title in REPORTS.items():
+        try:
+            answer = run_report(ga4_report, GA4ReportQuery, name=name)
+        except (APIError, ValidationError) as error:
+            message = error.message if isinstance(error, APIError) else str(error)
+            sections.append({"name": name, "title": title, "error": message})
+            continue
+        chart = _report_chart(name, answer)
+        charts.append(chart)
+        sections.append({"name": name, "title": title, "chart": chart, "answer": answer})
+    return sections, charts
+
+
+def _render(status: int = 200, error: str | None = None) -> Response:
+    info = run_report(ga4_status, ScopedModel)
+    connection = info["connection"]
+    sections: list[dict[str, Any]] = []
+    charts: list[Chart] = []
+    if connection is not None and connection["property_id"]:
+        sections, charts = _reports()
+    body = render_page(
+        "ga4.html",
+        title="GA4",
+        charts=charts,
+        status=info,
+        connection=connection,
+        sections=sections,
+        error=error,
+        callback_url=callback_url(),
+        install_hint="pip install flask-umetrics[ga4]",
+    )
+    return make_response(body, status)
+
+
+def ga4() -> Response:
+    return _render()
+
+
+def _back(endpoint: str = "umetrics_admin.ga4") -> Response:
+    return redirect(page_url(endpoint))  # type: ignore[return-value]
+
+
+def _message(error: APIError | ValidationError) -> str:
+    return error.message if isinstance(error, APIError) else str(error)
+
+
+def connect() -> Response:
+    """Step 1 with a service-account key, pasted or uploaded."""
+    upload = request.files.get("service_account_file")
+    text = upload.read().decode("utf-8", "replace") if upload and upload.filename else ""
+    text = text or (request.form.get("service_account") or "").strip()
+    if not text:
+        return _render(400, "service_account: paste the key's JSON or choose its file")
+    try:
+        service.require_libraries()
+        from ...ga4.connections import save_service_account
+
+        connection = save_service_account(current_scope(), text, actor=actor())
+    except (APIError, ValidationError) as error:
+        status = error.status if isinstance(error, APIError) else 400
+        return _render(status, _message(error))
+    flash(f"Connected as {connection.principal}. Now link or create a property.", "info")
+    return _back("umetrics_admin.ga4_accounts")
+
+
+def oauth_start() -> Response:
+    """Step 1 with Google's consent: the browser goes to Google and comes back to the callback."""
+    try:
+        service.require_libraries()
+        from ...ga4.oauth import start_oauth
+
+        url = start_oauth(
+            current_scope(),
+            redirect_uri=callback_url(),
+            actor=actor(),
+            provisioning=request.form.get("provisioning") == "on",
+        )
+    except (APIError, ValidationError) as error:
+        return _render(error.status if isinstance(error, APIError) else 400, _message(error))
+    return redirect(url)  # type: ignore[return-value]
+
+
+def oauth_callback() -> Response:
+    """Google sends the browser here; the state names the scope and is checked again."""
+    require("metrics.manage")
+    service.require_libraries()
+    from ...ga4.oauth import finish_oauth
+
+    denied = request.args.get("error")
+    if denied:
+        flash(f"Google answered: {denied}", "error")
+        return _back()
+    try:
+        finish_oauth(
+            current_scope(),
+            state=request.args.get("state", ""),
+            code=request.args.get("code", ""),
+            redirect_uri=callback_url(),
+        )
+    except (APIError, ValidationError) as error:
+        flash(_message(error), "error")
+        return _back()
+    flash("Connected to Google Analytics. Now link or create a property.", "info")
+    return _back("umetrics_admin.ga4_accounts")
+
+
+def accounts(status: int = 200, error: str | None = None, values: Any = None) -> Response:
+    """Step 2: the accounts and properties the credentials see; link one or provision."""
+    require("metrics.manage")
+    info = run_report(ga4_status, ScopedModel)
+    found: list[dict[str, Any]] = []
+    if info["connected"]:
+        try:
+            found = run_report(ga4_accounts, ScopedModel)["accounts"]
+        except APIError as exc:
+            error, status = exc.message, exc.status
+    tz = current_state().settings["UMETRICS_TIMEZONE"] or "UTC"
+    defaults = {"display_name": "", "site_url": "", "time_zone": tz, "currency": "USD"}
+    body = render_page(
+        "ga4_accounts.html",
+        title="GA4 properties",
+        status=info,
+        connection=info["connection"],
+        accounts=found,
+        error=error,
+        values=dict(defaults, **(values or {})),
+    )
+    return make_response(body, status)
+
+
+def accounts_page() -> Response:
+    return accounts()
+
+
+def link() -> Response:
+    property_id = (request.form.get("property_id") or "").strip()
+    try:
+        if not property_id:
+            raise ValidationError("property_id", "choose a property")
+        answer = service.link(current_scope(), property_id, actor=actor())
+    except (APIError, ValidationError) as error:
+        flash(_message(error), "error")
+        return _back("umetrics_admin.ga4_accounts")
+    name = answer["connection"]["property_name"] or property_id
+    flash(f"Linked GA4 property {name} ({property_id}).", "info")
+    return _back()
+
+
+def provision() -> Response:
+    values = {
+        name: (request.form.get(name) or "").strip()
+        for name in ("account_id", "display_name", "site_url", "time_zone", "currency")
+    }
+    try:
+        body = ProvisionBody.model_validate(values)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(part) for part in first["loc"])
+        return accounts(400, f"{field}: {first['msg']}", values)
+    try:
+        answer = service.provision(
+            current_scope(),
+            account_id=body.account_id,
+            display_name=body.display_name,
+            site_url=body.site_url,
+            time_zone=body.time_zone,
+            currency=body.currency,
+            actor=actor(),
+        )
+    except (APIError, ValidationError) as error:
+        status = error.status if isinstance(error, APIError) else 400
+        return accounts(status, _message(error), values)
+    made = answer["provisioned"]
+    what = "Created" if made.get("property_created") else "Reused"
+    flash(f"{what} property {made['property_id']} with stream {made['measurement_id']}.", "info")
+    return _back()
+
+
+def sync() -> Response:
+    try:
+        service.require_libraries()
+        from ...ga4.sync import sync_scope
+
+        result = sync_scope(current_scope())
+    except APIError as error:
+        flash(error.message, "error")
+        return _back()
+    if result.error:
+        flash(f"Sync failed: {result.error}", "error")
+    else:
+        flash(
+            f"Synced {result.readings} readings ({result.date_from} to {result.date_to}).", "info"
+        )
+    return _back()
+
+
+def disconnect() -> Response:
+    try:
+        service.require_libraries()
+        from ...ga4.connections import disconnect as disconnect_scope
+
+        gone = disconnect_scope(current_scope(), actor=actor())
+    except APIError as error:
+        flash(error.message, "error")
+        return _back()
+    flash("Disconnected from GA4." if gone else "GA4 was not connected.", "info")
+    return _back()
 
 
 def register(bp: Blueprint) -> None:
-    bp.add_url_rule("/ga4", "ga4", view)
+    bp.add_url_rule("/ga4", "ga4", ga4)
+    bp.add_url_rule("/ga4/accounts", "ga4_accounts", accounts_page)
+    bp.add_url_rule("/ga4/connect", "ga4_connect", connect, methods=["POST"])
+    bp.add_url_rule("/ga4/oauth/start", "ga4_oauth_start", oauth_start, methods=["POST"])
+    bp.add_url_rule("/ga4/oauth/callback", "ga4_oauth_callback", oauth_callback)
+    bp.add_url_rule("/ga4/link", "ga4_link", link, methods=["POST"])
+    bp.add_url_rule("/ga4/provision", "ga4_provision", provision, methods=["POST"])
+    bp.add_url_rule("/ga4/sync", "ga4_sync", sync, methods=["POST"])
+    bp.add_url_rule("/ga4/disconnect", "ga4_disconnect", disconnect, methods=["POST"])
 
 
 PAGE = Page("umetrics_admin.ga4", "GA4", register)

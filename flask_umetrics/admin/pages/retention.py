@@ -1,15 +1,163 @@
-"""The Retention page (being built)."""
+"""The Retention page: the cohort grid as a heat map, its counts as a table, and the retention
+curve, from ``/api/query/retention``."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from ..page import render_page
+from flask import Blueprint, Response, request, url_for
+
+from ...api.reports.funnels import RetentionQuery, query_retention
+from ...queries.retention import MODES, PERIODS
+from ..page import Chart, Table, render_page, series_chart
 from . import Page
+from .report_forms import (
+    BLANK_FILTER_ROWS,
+    OPERATORS,
+    FormError,
+    event_choices,
+    filter_rows,
+    filters_param,
+    try_report,
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One heat-map cell; ``reached`` is False for a period that has not begun yet."""
+
+    count: float
+    fraction: float
+    reached: bool
+
+    @property
+    def alpha(self) -> str:
+        """The cell's background opacity: its retained share (at least a faint tint)."""
+        return f"{0.06 + 0.94 * max(0.0, min(1.0, self.fraction)):.2f}"
+
+    @property
+    def dark(self) -> bool:
+        """Whether the background is dark enough to need light text."""
+        return self.fraction >= 0.5
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    start: str
+    size: float
+    cells: list[Cell]
+
+
+def _add_periods(start: datetime, period: str, count: int) -> datetime:
+    """The start of the period ``count`` periods after the one starting at ``start``."""
+    if period == "day":
+        return start + timedelta(days=count)
+    if period == "week":
+        return start + timedelta(weeks=count)
+    months = start.month - 1 + count
+    return start.replace(year=start.year + months // 12, month=months % 12 + 1)
+
+
+def _cohort_rows(answer: dict[str, Any], now: datetime) -> list[CohortRow]:
+    rows = []
+    for cohort in answer["cohorts"]:
+        start = datetime.fromisoformat(cohort["start"])
+        cells = [
+            Cell(count, fraction, _add_periods(start, answer["period"], k) <= now)
+            for k, (count, fraction) in enumerate(
+                zip(cohort["counts"], cohort["fractions"], strict=True)
+            )
+        ]
+        rows.append(CohortRow(cohort["start"], cohort["size"], cells))
+    return rows
+
+
+def _label(start: str, period: str) -> str:
+    return start[:7] if period == "month" else start[:10]
+
+
+def _counts_table(answer: dict[str, Any]) -> Table:
+    columns = ["cohort", "size", *(f"{answer['period']} {k}" for k in range(answer["periods"] + 1))]
+    rows = [
+        [_label(c["start"], answer["period"]), c["size"], *c["counts"]] for c in answer["cohorts"]
+    ]
+    return Table("retention", "Retained persons per cohort", columns, rows)
+
+
+def _curve(answer: dict[str, Any], cohorts: list[CohortRow]) -> Chart:
+    """Retained share per period over the cohorts that have reached it, weighted by size
+    (persons retained / persons in those cohorts), so future periods do not pull it down."""
+    shares: list[float | None] = []
+    for k in range(answer["periods"] + 1):
+        reached = [row for row in cohorts if row.cells[k].reached]
+        size = sum(row.size for row in reached)
+        shares.append(sum(row.cells[k].count for row in reached) / size if size else None)
+    labels = [f"{answer['period']} {k}" for k in range(answer["periods"] + 1)]
+    return series_chart(
+        "retention-curve",
+        "Retention curve (share of cohorts that reached the period)",
+        labels,
+        {"retained": shares},
+        label_column="period",
+        percent=True,
+    )
+
+
+def _period_links() -> list[tuple[str, str]]:
+    """This page with each period, the other parameters kept."""
+    links = []
+    for period in PERIODS:
+        args: dict[str, Any] = request.args.to_dict(flat=False)
+        args["period"] = [period]
+        links.append((period, url_for("umetrics_admin.retention", **args)))
+    return links
 
 
 def view() -> Response | str:
-    return render_page("placeholder.html", title="Retention")
+    rows = filter_rows()
+    error: str | None = None
+    answer: dict[str, Any] | None = None
+    cohorts: list[CohortRow] = []
+    charts: list[Chart] = []
+    tables: list[Table] = []
+    try:
+        filters = filters_param(rows)
+    except FormError as exc:
+        error, filters = str(exc), None
+    if error is None:
+        answer, error = try_report(query_retention, RetentionQuery, {"filters": filters})
+    if answer is not None:
+        cohorts = _cohort_rows(answer, datetime.now(timezone.utc))
+        charts.append(_curve(answer, cohorts))
+        tables.append(_counts_table(answer))
+    start_event = request.args.get("start_event") or None
+    return_event = request.args.get("return_event") or None
+    body = render_page(
+        "retention.html",
+        title="Retention",
+        charts=charts,
+        tables=tables,
+        error=error,
+        answer=answer,
+        cohorts=cohorts,
+        label=_label,
+        curve=charts[0] if charts else None,
+        counts=tables[0] if tables else None,
+        events=event_choices([start_event, return_event]),
+        start_event=start_event,
+        return_event=return_event,
+        period=answer["period"] if answer else request.args.get("period", "week"),
+        period_links=_period_links(),
+        modes=MODES,
+        operators=OPERATORS,
+        rows=rows,
+        blank_rows=BLANK_FILTER_ROWS,
+    )
+    if error is not None and isinstance(body, str):
+        return Response(body, status=400, mimetype="text/html")
+    return body
 
 
 def register(bp: Blueprint) -> None:
