@@ -37,7 +37,7 @@ class prop_text(FunctionElement[str]):
     inherit_cache = True
 
     def __init__(self, column: Any, key: str) -> None:
-        super().__init__(column, literal(check_property_key(key)))
+        super().__init__(column, *_key_clauses(key))
 
 
 class prop_number(FunctionElement[float]):
@@ -47,14 +47,23 @@ class prop_number(FunctionElement[float]):
     inherit_cache = True
 
     def __init__(self, column: Any, key: str) -> None:
-        super().__init__(column, literal(check_property_key(key)))
+        super().__init__(column, *_key_clauses(key))
+
+
+def _key_clauses(key: str) -> tuple[Any, Any]:
+    """The key and its JSON path as bound parameters of the element itself: a statement's
+    cache key covers its own parameters, so a cached statement never keeps another key."""
+    check_property_key(key)
+    return literal(key), literal(_json_path(key))
 
 
 def _arguments(element: FunctionElement[Any], compiler: Any, **kw: Any) -> tuple[str, str, str]:
-    column, key = list(element.clauses)
-    key_value = key.value
-    path = compiler.process(literal(_json_path(key_value)), **kw)
-    return compiler.process(column, **kw), compiler.process(literal(key_value), **kw), path
+    column, key, path = list(element.clauses)
+    return (
+        compiler.process(column, **kw),
+        compiler.process(key, **kw),
+        compiler.process(path, **kw),
+    )
 
 
 @compiles(prop_text, "postgresql")

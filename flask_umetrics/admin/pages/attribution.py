@@ -1,19 +1,94 @@
-"""The Attribution page (being built)."""
+"""Attribution: conversions of one event credited to channels, sources or campaigns.
+
+The form carries every parameter of ``/api/query/attribution``; the bar chart and its table
+are that route's answer. Without a conversion event the page shows the form only.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from typing import Any, get_args
 
-from ..page import render_page
+from flask import Blueprint, request
+from flask.typing import ResponseReturnValue
+
+from ...api.reports.attribution import AttributionQuery, query_attribution
+from ...api.reports.basic import TopQuery, query_top
+from ...errors import APIError, ValidationError
+from ..page import Chart, Table, render_page
+from ..reports import run_report
 from . import Page
 
+SUGGESTED_EVENTS = 50
 
-def view() -> Response | str:
-    return render_page("placeholder.html", title="Attribution")
+
+def _choices(field: str) -> list[str]:
+    return list(get_args(AttributionQuery.model_fields[field].annotation))
+
+
+def attribution_chart(result: dict[str, Any]) -> Chart:
+    rows = result["rows"]
+    group = result["group_by"]
+    table = Table(
+        "attribution",
+        f"Conversions by {group}",
+        [group, "conversions", "value"],
+        [[row["key"], row["conversions"], row["value"]] for row in rows],
+    )
+    datasets: list[dict[str, Any]] = [
+        {"label": "conversions", "data": [row["conversions"] for row in rows]}
+    ]
+    return Chart("attribution", table.title, "bar", [row["key"] for row in rows], datasets, table)
+
+
+def attribution() -> ResponseReturnValue:
+    error: str | None = None
+    status = 200
+    result: dict[str, Any] | None = None
+    if request.args.get("conversion_event"):
+        try:
+            result = run_report(query_attribution, AttributionQuery)
+        except (APIError, ValidationError) as exc:
+            if isinstance(exc, APIError) and exc.status != 400:
+                raise
+            error, status = exc.message if isinstance(exc, APIError) else str(exc), 400
+    try:
+        top = run_report(query_top, TopQuery, {"limit": SUGGESTED_EVENTS, "event": None})
+        suggestions = [item["key"] for item in top["items"]]
+    except (APIError, ValidationError):
+        suggestions = []
+    chart = attribution_chart(result) if result is not None else None
+    totals = (
+        Table(
+            "attribution-totals",
+            "Totals",
+            ["metric", "value"],
+            [
+                ["conversions", result["conversions"]],
+                ["credited_value", sum(row["value"] for row in result["rows"])],
+            ],
+        )
+        if result is not None
+        else None
+    )
+    page = render_page(
+        "attribution.html",
+        title="Attribution",
+        charts=[chart] if chart else [],
+        tables=[totals] if totals else [],
+        result=result,
+        chart=chart,
+        totals=totals,
+        error=error,
+        suggestions=suggestions,
+        models=_choices("model"),
+        groups=_choices("group_by"),
+        defaults=AttributionQuery.model_fields,
+    )
+    return page, status
 
 
 def register(bp: Blueprint) -> None:
-    bp.add_url_rule("/attribution", "attribution", view)
+    bp.add_url_rule("/attribution", "attribution", attribution)
 
 
 PAGE = Page("umetrics_admin.attribution", "Attribution", register)
