@@ -8,7 +8,8 @@ and experiment with simulated traffic, and a consent-cookie key in ``instance/``
 ``setup-flags`` only creates the flag and experiment where they are missing (see
 :mod:`example_app.experiments`). The consent-cookie key in ``instance/cookie-key.txt`` is a dev
 convenience loaded only when ``UMETRICS_COOKIE_KEY_CURRENT`` is not set: production sets the
-environment (see :mod:`example_app.consent`).
+environment (see :mod:`example_app.consent`). Likewise ``instance/write-key.txt`` holds the
+browser client's ingest key (see :mod:`example_app.tracking`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///" + app.instance_path):
         os.makedirs(app.instance_path, exist_ok=True)
 
-    # Before umetrics.init_app, which reads the cookie keys from the environment.
+    # Before umetrics.init_app, which reads the cookie keys from the environment and the
+    # browser client's write key from the config.
     consent.load_cookie_key(app.instance_path)
+    tracking.load_browser_key(app)
 
     # The app's db first: umetrics.init_app(app, db=db) takes its engine, so the umetrics tables
     # live in the same SQLite file (created by `flask --app example_app umetrics db upgrade`).

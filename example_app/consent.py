@@ -15,7 +15,9 @@ it, so after logging out the visitor is asked like anyone else.
 **Banner.** Anonymous visitors who have not decided see a banner whose buttons POST to
 ``/umetrics/api/consent``. "Yes" sets the encrypted consent cookie; "No" clears it and leaves
 nothing behind, so the app remembers either answer itself in ``acme_consent`` (just ``yes`` or
-``no``, no identifier), which keeps the banner from asking again.
+``no``, no identifier), which keeps the banner from asking again. With the browser client on, the
+banner answers through ``umetrics.setConsent(...)``, and a "No" is passed to the snippet so the
+client sends nothing on later pages either.
 """
 
 from __future__ import annotations
@@ -124,8 +126,17 @@ def show_banner() -> bool:
     return current_anonymous_id() is None
 
 
+def refused() -> bool:
+    """An anonymous visitor answered "No" (the browser client then sends nothing)."""
+    return current_user() is None and request.cookies.get(CHOICE_COOKIE) == "no"
+
+
 def _banner_context() -> dict[str, Any]:
-    return {"consent_banner": show_banner(), "consent_url": _consent_path()}
+    return {
+        "consent_banner": show_banner(),
+        "consent_url": _consent_path(),
+        "consent_refused": refused(),
+    }
 
 
 def init_app(app: Flask) -> None:

@@ -5,7 +5,8 @@ so each run builds the same company. The backfill then asks :mod:`example_app.me
 metric was at noon of every past day, so the charts agree with the rows in the database. Then the
 demo's flag and experiment are (re)created and started (:mod:`example_app.experiments`), the
 pricing-page experiment gets its simulated traffic (:mod:`example_app.demo_experiment`), and a
-consent-cookie key is written to ``instance/`` once (:mod:`example_app.consent`).
+consent-cookie key is written to ``instance/`` once (:mod:`example_app.consent`), and a new
+ingest key for the browser client to ``instance/write-key.txt`` (:mod:`example_app.tracking`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from flask_umetrics import (
 )
 from flask_umetrics.db.tables import collector_runs, snapshot_runs, stat_readings
 
-from . import consent, demo_events, demo_experiment, experiments, metrics
+from . import consent, demo_events, demo_experiment, experiments, metrics, tracking
 from .analytics import SCOPE
 from .database import db
 from .models import PLANS, Note, Organization, User
@@ -40,6 +41,7 @@ from .models import PLANS, Note, Organization, User
 ADMIN_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "demo"
 API_KEY_NAME = "demo"
+BROWSER_KEY_NAME = "browser"
 CREDENTIALS_FILE = "demo-credentials.txt"
 DEMO_URL = "http://127.0.0.1:5000"
 #: Anonymous demo visitors per user: they browse, never sign up, and see the pricing experiment.
@@ -267,6 +269,10 @@ def seed(*, days: int, users: int, reset: bool) -> None:
     if snapshot.failed:
         raise click.ClickException(f"{len(snapshot.failed)} collector(s) failed, see above")
 
+    write_key = create_api_key(SCOPE, "ingest", name=BROWSER_KEY_NAME, created_by="seed-demo")
+    write_key_path = tracking.write_browser_key(current_app.instance_path, write_key)
+    click.echo(f"browser write key (ingest on {SCOPE!r}): {write_key_path} (loaded at start)")
+
     api_key = create_api_key(SCOPE, "metrics.view", name=API_KEY_NAME, created_by="seed-demo")
     click.echo(f"API key (metrics.view on {SCOPE!r}): {api_key}")
     path = _write_credentials(api_key)
@@ -290,7 +296,7 @@ def _wipe() -> None:
     demo_events.wipe_events()
     experiments.delete_all_flags()
     for key in list_api_keys(SCOPE):
-        if key.name == API_KEY_NAME:
+        if key.name in (API_KEY_NAME, BROWSER_KEY_NAME):
             revoke_api_key(key.key_id, scope_id=SCOPE, actor="seed-demo")
 
 

@@ -3,14 +3,23 @@
 Anonymous visitors get a first-party visitor id cookie; signing up or logging in identifies
 them, so flask-umetrics merges their anonymous history into the user (retroactively).
 Visitors sending Do-Not-Track or Global Privacy Control, and crawlers, are not tracked.
+
+**Browser client.** When ``UMETRICS_BROWSER_WRITE_KEY`` is set, ``base.html`` loads
+``umetrics.js`` (``{{ umetrics_snippet() }}``): the browser then sends the page views (with
+consent only, see the client's header) and the pricing / sign-up clicks, and the server stops
+tracking ``$pageview`` itself so no page is counted twice. Sign-ups, logins, notes and upgrades
+stay server-side. ``seed-demo`` creates the demo's ingest key and writes it to
+``instance/write-key.txt``; ``create_app`` loads that file when neither the app config nor the
+environment sets the key (production sets it from its secret store).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from flask_umetrics import identify, track
 from flask_umetrics.events.ingest import is_bot
@@ -20,6 +29,8 @@ from .analytics import SCOPE
 from .auth import current_user
 
 VISITOR_COOKIE = "acme_visitor"
+WRITE_KEY_SETTING = "UMETRICS_BROWSER_WRITE_KEY"
+WRITE_KEY_FILE = "write-key.txt"
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
@@ -64,8 +75,47 @@ def identified(user_id: int, **traits: Any) -> None:
             identify(str(user_id), anon_id=experiment_id, scope_id=SCOPE)
 
 
+def write_browser_key(instance_path: str, key: str) -> str:
+    """Save the browser client's write key where ``create_app`` finds it; the path."""
+    os.makedirs(instance_path, exist_ok=True)
+    path = os.path.join(instance_path, WRITE_KEY_FILE)
+    content = (
+        "# The browser client's ingest key, written by `flask --app example_app seed-demo`.\n"
+        "# create_app loads it when UMETRICS_BROWSER_WRITE_KEY is not set; it is public (pages\n"
+        "# carry it) and can only write events.\n"
+        f"{WRITE_KEY_SETTING}={key}\n"
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    return path
+
+
+def load_browser_key(app: Flask) -> bool:
+    """Put the saved write key into ``app.config`` unless the config or the environment has one;
+    True when it did. Call before ``umetrics.init_app`` reads the settings."""
+    path = os.path.join(app.instance_path, WRITE_KEY_FILE)
+    if app.config.get(WRITE_KEY_SETTING) or os.environ.get(WRITE_KEY_SETTING):
+        return False
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            name, sep, value = line.strip().partition("=")
+            if sep and name == WRITE_KEY_SETTING and value:
+                app.config[WRITE_KEY_SETTING] = value
+                return True
+    return False
+
+
+def browser_client_active() -> bool:
+    return bool(current_app.config.get(WRITE_KEY_SETTING))
+
+
 def _page_view() -> None:
     if request.method != "GET" or request.blueprint != "pages":
+        return
+    if browser_client_active():  # umetrics.js sends the page views
         return
     properties: dict[str, Any] = {"$pathname": request.path, "$current_url": request.url}
     if request.referrer:

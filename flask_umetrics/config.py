@@ -335,6 +335,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Drop events whose user agent is a known crawler (they are counted, not stored).",
     ),
     ConfigKey(
+        "UMETRICS_BROWSER_WRITE_KEY",
+        "env",
+        "browser_write_key",
+        None,
+        _optional_str,
+        "Ingest key of the default scope written into pages by `{{ umetrics_snippet() }}` for "
+        "the browser client (public by nature: it can only write events).",
+    ),
+    ConfigKey(
         "UMETRICS_RESPECT_DNT",
         "env",
         "respect_dnt",

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from flask import Flask
 from sqlalchemy import Engine
 
+from .admin.snippet import install_snippet_helper
 from .config import Settings, resolve_config
 from .db import migrate
 from .db.engine import create_umetrics_engine
@@ -134,6 +135,7 @@ class UMetrics:
         install_flag_finish(app)
         install_template_helpers(app)
         install_gtag_helper(app, measurement_id_for)
+        install_snippet_helper(app)
         app.extensions[EXTENSION_KEY] = state
         if settings["UMETRICS_BUILTIN_COLLECTORS"]:
             register_builtin_collectors(state.collectors)
