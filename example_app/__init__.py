@@ -38,6 +38,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=os.environ.get("EXAMPLE_SECRET_KEY") or DEV_SECRET_KEY,
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "example.db"),
         UMETRICS_DEFAULT_SCOPE=SCOPE,
+        # The dashboard sends visitors who are not logged in to the app's own login page.
+        UMETRICS_ADMIN_LOGIN_URL="/login",
     )
     if test_config is not None:
         app.config.update(test_config)

@@ -1,4 +1,4 @@
-"""``flask umetrics ga4 status|sync|gen-encryption-key|reencrypt-secrets``."""
+"""``flask umetrics ga4 status|sync|forward|gen-encryption-key|reencrypt-secrets``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _fail(exc: Exception) -> click.ClickException:
 
 @umetrics_cli.group("ga4")
 def ga4_group() -> None:
-    """The GA4 connector: status, sync, encryption keys."""
+    """The GA4 connector: status, sync, event forwarding, encryption keys."""
 
 
 @ga4_group.command("status")
@@ -54,6 +54,49 @@ def ga4_sync(scope: str | None, days: int | None) -> None:
                     f"{name}: {result.readings} readings for {result.days} days "
                     f"({result.date_from} .. {result.date_to})"
                 )
+    except UMetricsError as exc:
+        raise _fail(exc) from exc
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@ga4_group.command("forward")
+@click.option("--scope", default=None, help="One scope (default: every linked scope).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Ask GA4's validation server (records nothing); the watermark stays.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Events per scope.")
+def ga4_forward(scope: str | None, dry_run: bool, limit: int | None) -> None:
+    """Send new UMETRICS_GA4_FORWARD_EVENTS events to GA4 now; exit 1 if some were not taken."""
+    from .ga4.forwarding import DEFAULT_LIMIT, forward_scope, forwarding_scopes
+
+    try:
+        scopes = [scope] if scope else forwarding_scopes()
+        if not scopes:
+            click.echo("no scope has a linked GA4 property")
+            return
+        failed = False
+        for name in scopes:
+            result = forward_scope(name, limit=limit or DEFAULT_LIMIT, dry_run=dry_run)
+            prefix = f"{result.scope_id}{' (dry run)' if dry_run else ''}"
+            if result.reason is not None:
+                failed = failed or scope is not None
+                click.echo(
+                    f"{prefix}: not forwarded: {result.reason}; remaining {result.remaining}"
+                )
+                continue
+            failed = failed or result.failed > 0
+            verb = "valid" if dry_run else "sent"
+            click.echo(
+                f"{prefix}: {verb} {result.sent}, failed {result.failed}, "
+                f"skipped {result.skipped_total}, remaining {result.remaining}"
+            )
+            for reason, count in sorted(result.skipped.items()):
+                click.echo(f"  skipped {count}: {reason}")
+            for error in result.errors:
+                click.echo(f"  error: {error}")
     except UMetricsError as exc:
         raise _fail(exc) from exc
     if failed:

@@ -15,6 +15,13 @@ from flask_umetrics import UMetrics
 from .conftest import AppFactory
 
 SAMPLE_ARGS = {"filename": "admin.css"}
+#: GET pages for managers only: an export of personal data, Google account listings, and the
+#: OAuth callback that stores a refresh token.
+MANAGE_ONLY_PAGES = {
+    "umetrics_admin.people_export",
+    "umetrics_admin.ga4_accounts",
+    "umetrics_admin.ga4_oauth_callback",
+}
 ROLES = {"viewer": {"metrics.view"}, "manager": {"metrics.view", "metrics.manage"}, "nobody": set()}
 
 
@@ -69,7 +76,10 @@ def test_view_only_sees_pages_but_cannot_post(make_app: AppFactory) -> None:
     viewer = {"X-Test-User": "viewer"}
     for endpoint, method, path in admin_requests(app):
         answer = client.open(path, method=method, headers=viewer)
-        if method == "GET":
+        if method == "GET" and endpoint in MANAGE_ONLY_PAGES:
+            assert answer.status_code == 403, endpoint
+            assert b"metrics.manage" in answer.data
+        elif method == "GET":
             # Sample path arguments name nothing that exists: 404 is an answer, 5xx is a bug.
             assert answer.status_code in (200, 404), (endpoint, answer.status_code)
         else:
@@ -81,6 +91,7 @@ def test_posts_need_a_csrf_token(make_app: AppFactory) -> None:
     app = gated_app(make_app)
     client = app.test_client()
     posts = [(e, p) for e, m, p in admin_requests(app) if m == "POST"]
+    assert len(posts) >= 10
     for endpoint, path in posts:
         answer = client.post(path, headers={"X-Test-User": "manager"}, data={"x": "1"})
         assert answer.status_code == 400, endpoint

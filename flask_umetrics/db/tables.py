@@ -308,6 +308,9 @@ ga4_connections = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("last_sync_at", UTCDateTime),
     Column("last_error", Text),
+    # Measurement Protocol forwarding has handled every selected event up to this
+    # ``umetrics_events.id`` (sent, or skipped on purpose); NULL = nothing forwarded yet.
+    Column("mp_forwarded_through", BigInteger),
 )
 
 #: OAuth flows in progress: the PKCE code verifier stays on the server across the redirect.

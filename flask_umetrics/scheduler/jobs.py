@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..ga4.measurement_protocol import parse_event_names
 from ..pruning import prune
 from ..state import UMetricsState
 from ..stats.snapshot import run_stat_snapshot
@@ -46,6 +47,13 @@ def _ga4_sync(period_start: datetime) -> Any:
     return {"results": [result.to_dict() for result in sync_all()]}
 
 
+def _ga4_forward(period_start: datetime) -> Any:
+    # Sends over HTTP with the standard library: the Google client libraries are not needed.
+    from ..ga4.forwarding import forward_all
+
+    return {"results": [result.to_dict() for result in forward_all()]}
+
+
 def configured_jobs(state: UMetricsState) -> list[JobDefinition]:
     """The jobs the settings ask for; a schedule of ``off`` leaves its job out."""
     settings = state.settings
@@ -62,4 +70,8 @@ def configured_jobs(state: UMetricsState) -> list[JobDefinition]:
     if ga4_spec:
         schedule = Schedule.parse(ga4_spec, settings.timezone)
         jobs.append(JobDefinition("ga4-sync", schedule, _ga4_sync))
+    forward_spec = settings["UMETRICS_GA4_FORWARD_SCHEDULE"]
+    if forward_spec and parse_event_names(settings["UMETRICS_GA4_FORWARD_EVENTS"]):
+        schedule = Schedule.parse(forward_spec, settings.timezone)
+        jobs.append(JobDefinition("ga4-forward", schedule, _ga4_forward))
     return jobs
