@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 DEMO_PORT ?= 5000
 
-.PHONY: install demo test lint typecheck clean bench bench-flags screenshots vendor-chartjs
+.PHONY: install demo test lint typecheck clean bench bench-flags screenshots vendor-chartjs fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test: install
 		echo "PostgreSQL does not answer at $(PG_URL): running the suite on SQLite only"; \
 		$(BIN)/python -m pytest $(PYTEST_ARGS); \
 	fi
+
+# The long schemathesis run over the OpenAPI document (the suite runs a few examples per route).
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	UMETRICS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz_openapi.py $(PYTEST_ARGS)
 
 # Re-takes the README's dashboard screenshots (docs/screenshots/) from the browser tests.
 screenshots: install

@@ -39,6 +39,7 @@ GRANTS: dict[str, frozenset[str]] = {
 
 KEY_PREFIX = "umk"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,8 @@ def verify_api_key(raw_key: str) -> ApiKeyInfo | None:
     """
     parts = raw_key.split("_")
     if len(parts) < 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 16:
+        return None
+    if not set(parts[1]) <= _HEX_DIGITS:  # e.g. a NUL byte, which PostgreSQL cannot compare
         return None
     state = current_state()
     digest = _hash_key(raw_key)

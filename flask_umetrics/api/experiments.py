@@ -63,6 +63,7 @@ class CreateBody(store.ExperimentSpec):
     summary="Create a flag or experiment (status draft)",
     permission="metrics.manage",
     tag=TAG,
+    errors=(409,),
     body=CreateBody,
     status=201,
 )
@@ -108,6 +109,7 @@ def experiments_update(call: APICall, key: str) -> dict[str, Any]:
     summary="Start serving variants",
     permission="metrics.manage",
     tag=TAG,
+    errors=(409,),
     body=ScopedModel,
 )
 def experiments_start(call: APICall, key: str) -> dict[str, Any]:
@@ -120,6 +122,7 @@ def experiments_start(call: APICall, key: str) -> dict[str, Any]:
     summary="Pause: everyone gets the control variant, assignments are kept",
     permission="metrics.manage",
     tag=TAG,
+    errors=(409,),
     body=ScopedModel,
 )
 def experiments_pause(call: APICall, key: str) -> dict[str, Any]:
@@ -136,6 +139,7 @@ class StopBody(ScopedModel):
     summary="Stop, optionally shipping one variant to everyone",
     permission="metrics.manage",
     tag=TAG,
+    errors=(409,),
     body=StopBody,
 )
 def experiments_stop(call: APICall, key: str) -> dict[str, Any]:
@@ -154,6 +158,7 @@ class ShipBody(ScopedModel):
     summary="Stop and serve one variant to everyone",
     permission="metrics.manage",
     tag=TAG,
+    errors=(409,),
     body=ShipBody,
 )
 def experiments_ship(call: APICall, key: str) -> dict[str, Any]:
@@ -191,6 +196,7 @@ class Deleted(BaseModel):
     summary="Delete a stopped or draft flag with its assignments and exposures",
     permission="metrics.manage",
     tag=TAG,
+    errors=(409,),
     query=ScopedModel,
     response=Deleted,
 )

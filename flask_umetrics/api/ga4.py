@@ -14,6 +14,9 @@ from .router import APICall
 from .routes import router
 
 TAG = "ga4"
+#: What a GA4 route may answer besides bad input: not connected or linked (409), Google's quota
+#: (429), the optional libraries missing (501), Google failing or unreachable (502, 503).
+GOOGLE_ERRORS = (409, 429, 501, 502, 503)
 
 
 def _actor(call: APICall) -> str | None:
@@ -43,6 +46,7 @@ class ConnectBody(ScopedModel):
     summary="Connect GA4 with a service-account key (stored encrypted)",
     permission="metrics.manage",
     tag=TAG,
+    errors=GOOGLE_ERRORS,
     body=ConnectBody,
     status=201,
 )
@@ -71,6 +75,7 @@ class OAuthStart(BaseModel):
     summary="Start Google's OAuth consent: answer the URL to send the browser to",
     permission="metrics.manage",
     tag=TAG,
+    errors=GOOGLE_ERRORS,
     body=OAuthStartBody,
     response=OAuthStart,
 )
@@ -111,6 +116,7 @@ class OAuthCallbackQuery(ScopedModel):
     summary="Google redirects here; exchanges the code and stores the refresh token",
     permission="metrics.manage",
     tag=TAG,
+    errors=GOOGLE_ERRORS,
     query=OAuthCallbackQuery,
     scope_resolver=_scope_from_state,
 )
@@ -131,6 +137,7 @@ def ga4_oauth_callback(call: APICall) -> dict[str, Any]:
     summary="GA4 accounts and properties the scope's credentials can see",
     permission="metrics.manage",
     tag=TAG,
+    errors=GOOGLE_ERRORS,
     query=ScopedModel,
 )
 def ga4_accounts(call: APICall) -> dict[str, Any]:
@@ -147,6 +154,7 @@ class LinkBody(ScopedModel):
     summary="Link an existing GA4 property",
     permission="metrics.manage",
     tag=TAG,
+    errors=GOOGLE_ERRORS,
     body=LinkBody,
 )
 def ga4_link(call: APICall) -> dict[str, Any]:
@@ -167,6 +175,7 @@ class ProvisionBody(ScopedModel):
     summary="Create or reuse a property, web stream and MP secret, and link them",
     permission="metrics.manage",
     tag=TAG,
+    errors=GOOGLE_ERRORS,
     body=ProvisionBody,
 )
 def ga4_provision(call: APICall) -> dict[str, Any]:
@@ -195,6 +204,7 @@ class ReportQuery(ScopedModel):
     summary="A GA4 report: traffic, seo, conversions, realtime or funnel (cached)",
     permission="metrics.view",
     tag=TAG,
+    errors=GOOGLE_ERRORS,
     query=ReportQuery,
 )
 def ga4_report(call: APICall, name: str) -> dict[str, Any]:
@@ -210,6 +220,7 @@ def ga4_report(call: APICall, name: str) -> dict[str, Any]:
     summary="Pull GA4 daily figures into the stat store now",
     permission="metrics.manage",
     tag=TAG,
+    errors=GOOGLE_ERRORS,
     body=ScopedModel,
 )
 def ga4_sync(call: APICall) -> dict[str, Any]:
@@ -229,6 +240,7 @@ class Disconnected(BaseModel):
     summary="Disconnect: revoke the grant, delete credentials and cached reports",
     permission="metrics.manage",
     tag=TAG,
+    errors=GOOGLE_ERRORS,
     query=ScopedModel,
     response=Disconnected,
 )

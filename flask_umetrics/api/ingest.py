@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import request
 from pydantic import BaseModel, Field
@@ -18,6 +18,9 @@ TAG = "ingest"
 
 
 class IngestBody(ScopedModel):
+    #: Each event is checked on its own (NUL characters included): one bad event is rejected,
+    #: the others are stored.
+    nul_checked_per_item: ClassVar[tuple[str, ...]] = ("events",)
     events: list[Any] = Field(
         description="Events: event, distinct_id, properties, timestamp, uuid, session_id, active."
     )

@@ -47,6 +47,21 @@ def _query_parameters(model: type[BaseModel], components: dict[str, Any]) -> lis
     return parameters
 
 
+#: What each error status means, for the statuses a route may declare in ``errors``.
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input; `details` names each field.",
+    401: "No valid credentials.",
+    404: "No such resource in this scope.",
+    409: "The request conflicts with the current state (already exists, not connected...).",
+    413: "The body is larger than allowed (`UMETRICS_MAX_BODY_BYTES`).",
+    429: "An upstream quota is exhausted; retry after `Retry-After` seconds.",
+    501: "An optional dependency of this feature is not installed.",
+    502: "An upstream service answered with an error.",
+    503: "An upstream service is unavailable; retry later.",
+}
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -69,7 +84,7 @@ def build_openapi(specs: list[RouteSpec], prefix: str) -> dict[str, Any]:
                     {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                     for name in _PATH_ARG.findall(spec.rule)
                 ],
-                "responses": {"400": _error("Invalid input; `details` names each field.")},
+                "responses": {"400": _error(ERROR_DESCRIPTIONS[400])},
             }
             if spec.query is not None:
                 operation["parameters"] += _query_parameters(spec.query, components)
@@ -78,7 +93,13 @@ def build_openapi(specs: list[RouteSpec], prefix: str) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _schema(spec.body, components)}},
                 }
-                operation["responses"]["413"] = _error("The body is larger than allowed.")
+            errors = set(spec.errors)
+            if method in _BODY_METHODS:  # the router reads a body's scope_id on these methods
+                errors.add(413)
+            if _PATH_ARG.search(spec.rule):
+                errors.add(404)
+            for code in sorted(errors):
+                operation["responses"][str(code)] = _error(ERROR_DESCRIPTIONS[code])
             success: dict[str, Any] = {"description": "Success"}
             if spec.response is not None:
                 success["content"] = {
@@ -89,10 +110,11 @@ def build_openapi(specs: list[RouteSpec], prefix: str) -> dict[str, Any]:
                 operation["security"] = []
             else:
                 operation["x-umetrics-permission"] = spec.permission
-                operation["responses"]["401"] = _error("No valid credentials.")
+                operation["responses"]["401"] = _error(ERROR_DESCRIPTIONS[401])
                 operation["responses"]["403"] = _error(
                     f"The caller lacks {spec.permission} on the scope."
                 )
+            operation["responses"] = dict(sorted(operation["responses"].items()))
             paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",

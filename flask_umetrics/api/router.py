@@ -17,7 +17,7 @@ from typing import Any, TypeVar, get_origin
 import pydantic
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import Principal, authorize
 from ..errors import APIError, ValidationError
@@ -42,6 +42,8 @@ class RouteSpec:
     response: Any
     status: int
     tag: str
+    #: Error statuses beyond the ones every route may answer (see ``openapi.py``), e.g. 409.
+    errors: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,16 +101,67 @@ def _body_key(permission: str) -> str | None:
 
 
 def _json_body(optional: bool = False) -> Any:
-    request.max_content_length = current_state().settings["UMETRICS_MAX_BODY_BYTES"]
-    data = request.get_data(cache=True)
+    limit = current_state().settings["UMETRICS_MAX_BODY_BYTES"]
+    request.max_content_length = limit
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise APIError(
+            413,
+            "request_entity_too_large",
+            f"The request body is larger than UMETRICS_MAX_BODY_BYTES ({limit} bytes).",
+            [{"field": "body", "message": f"at most {limit} bytes"}],
+        ) from None
     if not data.strip():
         return None if optional else {}
-    body = request.get_json(force=True, silent=True, cache=True)
+    try:
+        body = request.get_json(force=True, silent=True, cache=True)
+    except RecursionError:  # nested thousands of levels deep: the JSON parser gives up
+        if optional:
+            return None
+        raise APIError(400, "invalid_json", "The request body is nested too deeply.") from None
     if body is None:
         if optional:
             return None
         raise APIError(400, "invalid_json", "The request body is not valid JSON.")
     return body
+
+
+def _nul_field(value: Any, where: str) -> str | None:
+    """The name of the first string or key in ``value`` holding a NUL character, else None.
+
+    PostgreSQL cannot store or even compare text with NUL, so every route refuses it up front
+    (and SQLite answers the same). Iterative: a payload may nest deeply.
+    """
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, name = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return name
+        elif isinstance(item, (dict, list)):
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            children: list[tuple[Any, str]] = []
+            for key, child in pairs:
+                child_name = f"{name}.{key}" if name else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    return child_name.replace("\x00", "\\x00")
+                children.append((child, child_name))
+            stack.extend(reversed(children))  # the first offending field, in document order
+    return None
+
+
+def refuse_nul(value: Any, where: str = "") -> None:
+    """Raise a 400 ``APIError`` naming the field when a string in ``value`` holds NUL."""
+    field = _nul_field(value, where)
+    if field is not None:
+        message = "must not contain NUL characters"
+        raise APIError(
+            400,
+            "validation_error",
+            f"{field or 'body'}: {message}",
+            [{"field": field or "body", "message": message}],
+        )
 
 
 def parse_query_args(model: type[M], args: MultiDict[str, str]) -> M:
@@ -119,6 +172,7 @@ def parse_query_args(model: type[M], args: MultiDict[str, str]) -> M:
         info = model.model_fields.get(name)
         is_list = info is not None and get_origin(info.annotation) is list
         values[name] = args.getlist(name) if is_list else args.get(name)
+    refuse_nul(values)
     try:
         return model.model_validate(values)
     except pydantic.ValidationError as exc:
@@ -138,6 +192,9 @@ def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
             "The request body must be a JSON object.",
             [{"field": "body", "message": "must be a JSON object"}],
         )
+    # Fields a view checks item by item (an ingest batch rejects single events, not the batch).
+    per_item = getattr(model, "nul_checked_per_item", ())
+    refuse_nul({name: value for name, value in body.items() if name not in per_item})
     try:
         return model.model_validate(body)
     except pydantic.ValidationError as exc:
@@ -176,8 +233,12 @@ class ApiRouter:
         response: Any = None,
         status: int = 200,
         scope_resolver: Callable[[], str | None] | None = None,
+        errors: tuple[int, ...] = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register ``view(call: APICall, **path_args)``; ``permission=None`` means public.
+
+        ``errors`` lists the statuses the view itself may answer beyond the router's own (400,
+        401, 403, 413, and 404 for rules with path arguments), so the OpenAPI document lists them.
 
         ``scope_resolver`` finds the scope where the request cannot name it (an OAuth callback
         carries it in its signed state); when it returns None the usual ``scope_id`` applies.
@@ -193,6 +254,7 @@ class ApiRouter:
                     if permission
                     else None
                 )
+                refuse_nul(path_args)
                 call = APICall(
                     scope_id=scope_id,
                     principal=principal,
@@ -221,6 +283,7 @@ class ApiRouter:
                     response,
                     status,
                     tag,
+                    errors,
                 )
             )
             return endpoint

@@ -154,6 +154,8 @@ def _check_id(value: Any, field: str) -> str:
         raise ValidationError(
             field, f"must be a non-empty string of at most {MAX_ID_LENGTH} characters"
         )
+    if "\x00" in value:  # PostgreSQL cannot store or compare text holding NUL
+        raise ValidationError(field, "must not contain NUL characters")
     return value
 
 

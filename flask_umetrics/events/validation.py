@@ -56,12 +56,34 @@ class Limits:
         )
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and lists nest more than ``limit`` levels (iterative: a hostile payload
+    nested thousands of levels deep must not exhaust the stack)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth == limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a key or string value holds a NUL character (PostgreSQL's JSONB refuses them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def check_properties(value: Any, limits: Limits, field: str = "properties") -> dict[str, Any]:
@@ -70,8 +92,10 @@ def check_properties(value: Any, limits: Limits, field: str = "properties") -> d
         return {}
     if not isinstance(value, dict):
         raise ValidationError(field, "must be a JSON object")
-    if _depth(value) > limits.max_properties_depth:
+    if _deeper_than(value, limits.max_properties_depth):
         raise ValidationError(field, f"nested deeper than {limits.max_properties_depth} levels")
+    if _has_nul(value):
+        raise ValidationError(field, "keys and values must not contain NUL characters")
     try:
         size = len(json.dumps(value, separators=(",", ":"), allow_nan=False))
     except (TypeError, ValueError) as exc:

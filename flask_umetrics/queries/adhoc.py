@@ -285,8 +285,10 @@ def _check_shape(cond: Condition, where: str) -> None:
     elif cond.value is None or isinstance(cond.value, list):
         raise ValidationError(where, f"'{cond.op}' needs a single value")
     for value in values:
-        if isinstance(value, str) and (len(value) > MAX_VALUE_LENGTH or "\x00" in value):
+        if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
             raise ValidationError(where, f"strings are at most {MAX_VALUE_LENGTH} characters")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError(where, "strings must not contain NUL characters")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValidationError(where, "numbers must be finite")
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
+from ...errors import ValidationError
 from ...queries.active import ActiveCount, ActiveSeries, active_user_series, active_users
+from ...queries.sql import check_property_key
 from ...queries.top import TopResult, top
 from ...queries.trends import TrendsResult, VolumeResult, trends, volume
 from ..router import APICall
@@ -15,6 +17,16 @@ from .params import ReportQuery
 
 TAG = "reports"
 Interval = Literal["hour", "day", "week", "month"]
+
+
+def _property_key(value: str | None, info: ValidationInfo) -> str | None:
+    """A property key both databases can address, refused under the parameter's own name."""
+    if value is not None:
+        try:
+            check_property_key(value, info.field_name or "property")
+        except ValidationError as exc:
+            raise ValueError(exc.message) from None
+    return value
 
 
 class VolumeQuery(ReportQuery):
@@ -43,6 +55,8 @@ class TrendsQuery(VolumeQuery):
     breakdown: str | None = Field(None, max_length=200, description="Event property to split by.")
     breakdown_limit: int = Field(10, ge=1, le=100)
 
+    _keys = field_validator("property", "breakdown")(_property_key)
+
 
 @router.route(
     "/query/trends",
@@ -69,6 +83,8 @@ class TopQuery(ReportQuery):
     event: str | None = Field(None, max_length=200, description="With property: top values.")
     property: str | None = Field(None, max_length=200)
     limit: int = Field(10, ge=1, le=1000)
+
+    _keys = field_validator("property")(_property_key)
 
 
 @router.route(
