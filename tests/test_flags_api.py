@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from flask_umetrics import UMetrics, create_api_key, weighted_bucket
+from flask_umetrics import UMetrics, create_api_key, current_anonymous_id, weighted_bucket
 from flask_umetrics.db.tables import audit_log
 
 from .conftest import AppFactory
@@ -185,10 +185,17 @@ def test_flags_endpoint_shape_and_cookie(api: tuple[Flask, dict[str, str]]) -> N
         },
     }
     assert "Set-Cookie" not in before.headers
-    assert visitor.post(f"{BASE}/consent", json={"consent": True}).json["cookie"] is True
+    given = visitor.post(f"{BASE}/consent", json={"consent": True}).json
+    assert given["cookie"] is True
     after = visitor.get(f"{BASE}/flags?keys=new-nav")
     cookie = visitor.get_cookie("umetrics_consent")
     assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+    with app.test_request_context(headers={"Cookie": f"umetrics_consent={cookie.value}"}):
+        assert given["anonymous_id"] == current_anonymous_id()  # the browser client's id
+    refused = visitor.post(f"{BASE}/consent", json={"consent": False}).json
+    assert refused == {"consent": False, "cookie": False, "anonymous_id": None}
+    visitor.post(f"{BASE}/consent", json={"consent": True})
+    after = visitor.get(f"{BASE}/flags?keys=new-nav")
     flag = after.json["flags"]["new-nav"]
     assert flag["in_experiment"] is True and flag["variant"] in ("off", "on")
     assert flag["enabled"] == (flag["variant"] == "on")

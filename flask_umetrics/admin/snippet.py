@@ -67,10 +67,15 @@ def client_config(write_key: str, scope_id: str | None = None, **options: Any) -
         "scopeId": scope,
         "sessionTimeout": state.settings["UMETRICS_SESSION_TIMEOUT"],
     }
-    if options.get("consent") is None and has_request_context():
-        # The consent cookie (or the host's consent loader) says yes; otherwise undecided: only
-        # the host knows of a refusal (the cookie is cleared then) and passes consent=False.
-        options["consent"] = True if current_flags(scope).consent else None
+    if has_request_context():
+        flags = current_flags(scope)
+        if options.get("consent") is None:
+            # The consent cookie (or the host's consent loader) says yes; otherwise undecided:
+            # only the host knows of a refusal (the cookie is cleared then) and passes False.
+            options["consent"] = True if flags.consent else None
+        if flags.consent and flags.cookie is not None:
+            # Experiments know this visitor by the cookie's anonymous id: events use it too.
+            config["anonymousId"] = flags.cookie.anon_id
     config.update({OPTIONS[name]: value for name, value in options.items()})
     return config
 

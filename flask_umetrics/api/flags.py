@@ -73,6 +73,11 @@ class ConsentBody(ScopedModel):
 class ConsentResponse(BaseModel):
     consent: bool
     cookie: bool = Field(description="Whether a consent cookie is set (needs a cookie key).")
+    anonymous_id: str | None = Field(
+        None,
+        description="The consent cookie's anonymous id (with consent): the browser client uses "
+        "it as the visitor's distinct id, so events and experiment exposures are one person.",
+    )
 
 
 @router.route(
@@ -87,4 +92,7 @@ class ConsentResponse(BaseModel):
 def consent(call: APICall) -> ConsentResponse:
     flags = current_flags(call.scope_id)
     flags.set_consent(call.body.consent)
-    return ConsentResponse(consent=flags.consent, cookie=flags.cookie is not None)
+    anonymous_id = flags.cookie.anon_id if flags.consent and flags.cookie is not None else None
+    return ConsentResponse(
+        consent=flags.consent, cookie=flags.cookie is not None, anonymous_id=anonymous_id
+    )

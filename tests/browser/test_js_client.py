@@ -20,8 +20,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 from sqlalchemy import func, select
 
 from flask_umetrics.admin.snippet import umetrics_snippet
-from flask_umetrics.db.tables import events, person_distinct_ids
+from flask_umetrics.db.tables import events, exposures, person_distinct_ids
 from flask_umetrics.events.validation import to_micros
+from flask_umetrics.state import current_state
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, LiveApp, _serve
 
@@ -181,7 +182,22 @@ def test_a_funnel_click_through_is_one_person_and_one_session(
     assert [(e["event"], e["properties"].get("$pathname")) for e in sent] == expected
     assert len({e["session_id"] for e in sent}) == 1
     anon = sent[0]["distinct_id"]
-    assert anon.startswith("anon-") and {e["distinct_id"] for e in sent[:6]} == {anon}
+    assert {e["distinct_id"] for e in sent[:6]} == {anon}
+    # The browser took the consent cookie's anonymous id, the one the pricing experiment
+    # exposed: events and exposures are one person before the sign-up.
+    with client_app.app.app_context():
+        engine = current_state().engine
+        with engine.connect() as connection:
+            exposed = (
+                connection.execute(
+                    select(exposures.c.subject_id).where(
+                        exposures.c.experiment_key == "pricing-page", exposures.c.ts >= since
+                    )
+                )
+                .scalars()
+                .all()
+            )
+    assert anon in exposed  # (the signed-up user is exposed again on the app page)
 
     url = client_app.url
     views = [e["properties"] for e in sent if e["event"] == "$pageview"]

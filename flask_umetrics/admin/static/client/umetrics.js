@@ -317,20 +317,38 @@
   const getVariant = (key, fn) => callback(flag(key).then((f) => (f ? f.variant : null)), fn);
   const isEnabled = (key, fn) => callback(flag(key).then((f) => !!(f && f.enabled)), fn);
 
+  // The server's anonymous id (its consent cookie's, which experiments bucket by) replaces an
+  // anonymous one made here, so exposures and events are one person before any sign-up.
+  function adopt(anonymousId) {
+    if (typeof anonymousId !== "string" || !anonymousId || ids.d || ids.a === anonymousId) return;
+    const old = ids.a;
+    queue.forEach((e) => { if (e.distinct_id === old) e.distinct_id = anonymousId; });
+    ids.a = anonymousId;
+    save();
+  }
+
   function setConsent(value, fn) {
-    consent = value === true;
+    const given = value === true;
     flags = {};
-    if (consent) save();
-    else {
+    if (!given) {
+      consent = false;
       queue = [];
       identifies = [];
       clearStore();
     }
+    // On consent nothing is sent until the server answered: its anonymous id comes first.
     const answer = post("/api/consent", Object.assign(
-      opts.scopeId ? { scope_id: opts.scopeId } : {}, { consent: consent }))
+      opts.scopeId ? { scope_id: opts.scopeId } : {}, { consent: given }))
       .then((res) => res.json())
-      .catch(() => ({ consent: consent }))
-      .then((body) => drain().then(() => body));
+      .catch(() => ({ consent: given }))
+      .then((body) => {
+        if (given) {
+          consent = true;
+          adopt(body && body.anonymous_id);
+          save();
+        }
+        return drain().then(() => body);
+      });
     return callback(answer, fn);
   }
 
@@ -364,7 +382,8 @@
   consent = typeof opts.consent === "boolean" ? opts.consent : (stored && stored.c === 1 ? true : null);
   if (!persistent()) clearStore(); // consent withdrawn or opted out: leave nothing behind
   else if (stored && stored.a) ids = { a: stored.a, d: stored.d || null, s: stored.s || null, t: stored.t || 0 };
-  if (!ids.a) ids.a = "anon-" + uuid();
+  if (!ids.a) ids.a = opts.anonymousId || "anon-" + uuid();
+  else if (!stored || !stored.a) adopt(opts.anonymousId);
   save();
 
   document.addEventListener("visibilitychange", () => {
