@@ -124,13 +124,14 @@ def test_anonymous_with_consent_lives_in_the_cookie(
     running(app)
     client = app.test_client()
     answer = client.post("/umetrics/api/consent", json={"consent": True})
-    assert answer.json == {"consent": True, "cookie": True}
+    assert answer.json["consent"] is True and answer.json["cookie"] is True
     first = client.get("/variant/pricing").json["variant"]
     token = consent_cookie(client)
     with app.app_context():
         keyring = app.extensions["umetrics"].cookie_keyring
     cookie = decode_cookie(keyring, token, name=COOKIE, max_age_seconds=10**8, now=int(time.time()))
     assert cookie is not None and cookie.consent
+    assert answer.json["anonymous_id"] == cookie.anon_id
     assert cookie.assignments["pricing"].variant == first
     assert first == ["control", "b"][weighted_bucket("pricing", cookie.anon_id, [0.5, 0.5])]
     # No assignment row for anonymous visitors; one exposure under the anonymous id.
