@@ -44,4 +44,7 @@ def as_utc(value: datetime, field: str) -> datetime:
         raise ValidationError(field, f"must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC
+        raise ValidationError(field, "is out of range") from exc

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 from flask import Flask, request
+from flask.testing import FlaskClient
 
-from flask_umetrics import UMetrics
+from flask_umetrics import UMetrics, create_api_key
+from flask_umetrics.auth import GRANTS
 
 from .conftest import AppFactory
 
@@ -166,3 +168,95 @@ def test_every_overview_table_downloads_as_csv(make_app: AppFactory, table: str)
         "/umetrics/admin/?format=csv&table=nope", headers={"X-Test-User": "viewer"}
     )
     assert missing.status_code == 404
+
+
+# --- API keys on the dashboard -------------------------------------------------------------
+
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def keyed_client(app: Flask, scope_id: str, permission: str) -> FlaskClient:
+    """A test client sending a bearer key (it keeps a session cookie, as a browser would)."""
+    with app.app_context():
+        raw_key = create_api_key(scope_id, permission)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {raw_key}"
+    return client
+
+
+def needed(endpoint: str, method: str) -> str:
+    """The permission the dashboard's gate asks of a request."""
+    if method == "POST" or endpoint in MANAGE_ONLY_PAGES:
+        return "metrics.manage"
+    return "metrics.view"
+
+
+def csrf_from_page(client: FlaskClient) -> str:
+    """A CSRF token of ``client``'s session, from a page with a form."""
+    page = client.get("/umetrics/admin/settings")
+    assert page.status_code == 200
+    found = CSRF_INPUT.search(page.get_data(as_text=True))
+    assert found is not None, "the settings page has no form for a manager"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("permission", sorted(GRANTS))
+def test_api_keys_open_the_dashboard_by_their_grants(make_app: AppFactory, permission: str) -> None:
+    app = make_app(SECRET_KEY="test-secret")  # no authorizer: only keys get in
+    client = keyed_client(app, "default", permission)
+    refused, passed = [], []
+    for endpoint, method, path in admin_requests(app):
+        answer = client.open(path, method=method, data={"x": "1"})
+        permitted = needed(endpoint, method) in GRANTS[permission]
+        if not permitted:
+            assert answer.status_code == 403, (endpoint, method, answer.status_code)
+            # The gate asks for metrics.view first, then what the request needs.
+            gate = needed(endpoint, method) if "metrics.view" in GRANTS[permission] else None
+            assert (gate or "metrics.view").encode() in answer.data, endpoint
+            refused.append(endpoint)
+        elif method == "POST":  # permitted, but the form carries no CSRF token
+            assert answer.status_code == 400, (endpoint, answer.status_code)
+            assert b"form was refused" in answer.data
+            passed.append(endpoint)
+        else:
+            assert answer.status_code in (200, 302, 400, 404), (endpoint, answer.status_code)
+            passed.append(endpoint)
+    total = len(admin_requests(app))
+    posts = sum(1 for _, method, _ in admin_requests(app) if method == "POST")
+    expected_refused = {
+        "ingest": total,  # an ingest key cannot even read
+        "metrics.view": posts + len(MANAGE_ONLY_PAGES),
+        "metrics.manage": 0,
+    }[permission]
+    assert (len(refused), len(passed)) == (expected_refused, total - expected_refused)
+
+
+def test_a_key_of_another_scope_is_refused_everywhere(make_app: AppFactory) -> None:
+    app = make_app(SECRET_KEY="test-secret")
+    client = keyed_client(app, "elsewhere", "metrics.manage")
+    for endpoint, method, path in admin_requests(app):
+        answer = client.open(path, method=method, data={"x": "1"})
+        assert answer.status_code == 403, (endpoint, method, answer.status_code)
+        assert b"another scope" in answer.data
+
+
+def test_a_manage_key_posts_with_a_token_of_its_own_session(make_app: AppFactory) -> None:
+    app = make_app(SECRET_KEY="test-secret")
+    manager = keyed_client(app, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    # The same token from another session (another browser, or a forged page) is refused.
+    stranger = keyed_client(app, "default", "metrics.manage")
+    csrf_from_page(stranger)  # the stranger has a session and a token of its own
+    viewer = keyed_client(app, "default", "metrics.view")
+    posts = [(e, p) for e, m, p in admin_requests(app) if m == "POST"]
+    assert len(posts) == 12
+    for endpoint, path in posts:
+        answer = manager.post(path, data={"csrf_token": token})
+        assert answer.status_code not in (401, 403) and answer.status_code < 500, endpoint
+        assert b"form was refused" not in answer.data, endpoint
+        foreign = stranger.post(path, data={"csrf_token": token})
+        assert foreign.status_code == 400 and b"form was refused" in foreign.data, endpoint
+        header = stranger.post(path, headers={"X-CSRFToken": token})
+        assert header.status_code == 400 and b"form was refused" in header.data, endpoint
+        # A valid token does not lift the permission check.
+        assert viewer.post(path, data={"csrf_token": token}).status_code == 403, endpoint

@@ -309,7 +309,8 @@ def test_consent_banner_until_the_visitor_decides(keyed: Flask) -> None:
         assert banner in client.get("/").get_data(as_text=True)
         answer = client.post("/umetrics/api/consent", json={"consent": choice})
         assert answer.status_code == 200
-        assert answer.json == {"consent": choice, "cookie": choice}
+        assert answer.json["consent"] is choice and answer.json["cookie"] is choice
+        assert (answer.json["anonymous_id"] is not None) is choice
         assert (client.get_cookie("umetrics_consent") is not None) is choice
         choice_cookie = client.get_cookie("acme_consent")
         assert choice_cookie is not None and choice_cookie.value == ("yes" if choice else "no")

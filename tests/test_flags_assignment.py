@@ -253,7 +253,7 @@ def test_withdrawing_consent_clears_the_cookie(
     client.get("/variant/pricing")
     assert consent_cookie(client) is not None
     answer = client.post("/umetrics/api/consent", json={"consent": False})
-    assert answer.json == {"consent": False, "cookie": False}
+    assert answer.json == {"consent": False, "cookie": False, "anonymous_id": None}
     assert consent_cookie(client) is None
     assert client.get("/variant/pricing").json["variant"] == "control"
 
@@ -268,7 +268,7 @@ def test_without_a_cookie_key_anonymous_visitors_get_control(
     running(app)
     client = app.test_client()
     answer = client.post("/umetrics/api/consent", json={"consent": True})
-    assert answer.json == {"consent": True, "cookie": False}
+    assert answer.json == {"consent": True, "cookie": False, "anonymous_id": None}
     assert client.get("/variant/pricing").json["variant"] == "control"
     assert consent_cookie(client) is None
 

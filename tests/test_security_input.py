@@ -357,3 +357,19 @@ def test_a_nul_in_an_api_key_is_an_invalid_key(key: tuple[Flask, str]) -> None:
     forged = "umk_0123456789abcde\x00_secret"
     response = client.post(f"{API}/events", json={"api_key": forged, "events": []})
     assert_error(response, 401, "invalid_api_key")
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/query/funnel?step=a&step=b&date_from=0001-01-01T00:00:00%2B14:00", "date_from"),
+        ("/query/volume?date_to=9999-12-31T23:59:59-12:00", "date_to"),
+        ("/query/volume?date_to=0001-01-02", "date_to"),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_400(
+    key: tuple[Flask, str], path: str, field: str
+) -> None:
+    answer = client_for(key).get("/umetrics/api" + path)
+    assert answer.status_code == 400
+    assert answer.json["error"]["details"][0]["field"] == field

@@ -83,7 +83,10 @@ def report_context(
         date_to = next_start(floor_to(now, "day", zone), "day", zone)
     date_to = as_utc(date_to, "date_to")
     if date_from is None:
-        date_from = floor_to(date_to - timedelta(days=DEFAULT_DAYS), "day", zone)
+        try:
+            date_from = floor_to(date_to - timedelta(days=DEFAULT_DAYS), "day", zone)
+        except OverflowError as exc:  # a date_to in the first days of year 1
+            raise ValidationError("date_to", "is out of range") from exc
     date_from = as_utc(date_from, "date_from")
     if date_from >= date_to:
         raise ValidationError("date_from", "must be before date_to")

@@ -32,7 +32,7 @@ from ...events import identify, ingest_events, set_person_properties
 from ...events.validation import MAX_ID_LENGTH, Limits, normalize_event
 from ...state import current_state
 from ...validation import validate_scope_id
-from ..router import ApiRouter
+from ..router import ApiRouter, _json_body, refuse_nul
 
 router = ApiRouter("umetrics_openmetrics", __name__)
 PING_EVENT = "$ping"
@@ -62,25 +62,30 @@ def _raw_q() -> str | None:
 
 
 def _payload() -> dict[str, Any]:
-    """The JSON object from ``?q=`` or, for POST, the body."""
+    """The JSON object from ``?q=`` or, for POST, the body; as large and as deeply nested as
+    a native API body may be."""
     if request.method == "POST" and "q" not in request.args:
-        request.max_content_length = current_state().settings["UMETRICS_MAX_BODY_BYTES"]
-        data = request.get_data(cache=True)
-        if not data.strip():
-            return {}
-        body = request.get_json(force=True, silent=True)
+        body = _json_body()  # {} when empty; 413 too large; 400 not JSON or nested too deeply
         if not isinstance(body, dict):
             raise _bad("body", "must be a JSON object")
         return body
     raw = _raw_q()
     if raw is None or not raw.strip():
         return {}
+    limit = current_state().settings["UMETRICS_MAX_BODY_BYTES"]
+    if len(raw) > limit:
+        raise APIError(
+            413,
+            "request_entity_too_large",
+            f"q is larger than UMETRICS_MAX_BODY_BYTES ({limit} bytes).",
+            [{"field": "q", "message": f"at most {limit} bytes"}],
+        )
     try:
-        payload = json.loads(raw)
+        payload = _loads(raw)
     except ValueError:
         fallback = request.args.get("q")
         try:
-            payload = json.loads(fallback) if fallback is not None else None
+            payload = _loads(fallback) if fallback is not None else None
         except ValueError:
             payload = None
         if payload is None:
@@ -88,6 +93,19 @@ def _payload() -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise _bad("q", "must be a JSON object")
     return payload
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``, with a payload nested too deeply for the parser as a 400, not a 500."""
+    try:
+        return json.loads(text)
+    except RecursionError:  # nested thousands of levels deep: the JSON parser gives up
+        raise APIError(
+            400,
+            "invalid_json",
+            "q is nested too deeply.",
+            [{"field": "q", "message": "nested too deeply"}],
+        ) from None
 
 
 def _scope(payload: dict[str, Any]) -> str:
@@ -108,6 +126,7 @@ def _authorized(payload: dict[str, Any]) -> str:
     scope_id = _scope(payload)
     key = payload.get("api_key")
     authorize("ingest", scope_id, body_key=key if isinstance(key, str) else None)
+    refuse_nul(payload)  # PostgreSQL cannot store or compare text with NUL
     return scope_id
 
 

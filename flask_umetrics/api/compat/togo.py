@@ -24,6 +24,7 @@ from ...queries.context import ReportContext, report_context
 from ...queries.dashboard import dashboard_summary
 from ...queries.funnel import FunnelStep, funnel
 from ...queries.retention import retention
+from ...queries.sql import check_property_key
 from ...queries.top import TopResult, top
 from ...queries.trends import volume
 from ...state import current_state
@@ -213,6 +214,17 @@ class TopQuery(RangeQuery):
     event: str | None = Field(None, max_length=200, description="With property: its top values.")
     property: str | None = Field(None, max_length=200)
     limit: int = Field(10, ge=1, le=1000)
+
+    @field_validator("property")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        """A key both databases can address, refused as ``property`` (not the query's "key")."""
+        if value is not None:
+            try:
+                check_property_key(value, "property")
+            except ValidationError as exc:
+                raise ValueError(exc.message) from None
+        return value
 
 
 class Count(BaseModel):
@@ -404,7 +416,10 @@ def togo_dashboard(call: APICall) -> DashboardOut:
     q = call.query
     end = report_context(scope_id=call.scope_id, date_to=q.date_to).date_to
     zone = _zone()
-    start = floor_to(end.astimezone(zone) - timedelta(days=q.days), "day", zone)
+    try:
+        start = floor_to(end.astimezone(zone) - timedelta(days=q.days), "day", zone)
+    except OverflowError as exc:
+        raise ValidationError("to", "is out of range") from exc
     ctx = report_context(scope_id=call.scope_id, date_from=start, date_to=end)
     summary = dashboard_summary(ctx)
     return DashboardOut(
