@@ -39,14 +39,28 @@ and never yield NaN or infinity: whatever cannot be computed is ``None``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
-
-from scipy.stats import chi2, norm, t
+from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+@functools.cache
+def _stats() -> ModuleType:
+    """``scipy.stats``, imported on first use: it costs ~130 MiB and most of a second, which
+    every web worker would pay at start-up although only experiment results need it."""
+    import scipy.stats
+
+    module: ModuleType = scipy.stats
+    return module
+
 
 DEFAULT_SEQUENTIAL_TUNING = 5000.0
 SRM_THRESHOLD = 0.001
@@ -138,16 +152,16 @@ def welch(
         if se is not None and se > 0 and df_denominator > 0:
             df = _finite((vc + vt) * (vc + vt) / df_denominator)
         if se is not None and se > 0 and df is not None:
-            p_value = _finite(2.0 * float(t.sf(abs(abs_lift / se), df)))
-            ci = _interval(abs_lift, float(t.ppf(1.0 - alpha / 2.0, df)) * se)
+            p_value = _finite(2.0 * float(_stats().t.sf(abs(abs_lift / se), df)))
+            ci = _interval(abs_lift, float(_stats().t.ppf(1.0 - alpha / 2.0, df)) * se)
         if rel_lift is not None:
             # √(sT²/(nT μC²) + sC² μT²/(nC μC⁴)), written so that no term divides by μC⁴
             ratio = tr.mean / c.mean
             rel_var = vt + c.stddev * c.stddev * ratio * ratio / c.n
             rel_se = _finite(math.sqrt(rel_var) / abs(c.mean)) if rel_var >= 0 else None
         if rel_lift is not None and rel_se is not None and rel_se > 0:
-            rel_ci = _interval(rel_lift, float(norm.ppf(1.0 - alpha / 2.0)) * rel_se)
-            chance = _finite(float(norm.cdf(rel_lift / rel_se)))
+            rel_ci = _interval(rel_lift, float(_stats().norm.ppf(1.0 - alpha / 2.0)) * rel_se)
+            chance = _finite(float(_stats().norm.cdf(rel_lift / rel_se)))
         if sequential and ci is not None and p_value is not None and se is not None:
             cs = confidence_sequence(
                 abs_lift, se, c.n + tr.n, alpha=alpha, tuning=sequential_tuning
@@ -234,7 +248,7 @@ def srm_check(
     stat = math.fsum(
         (counts[i] - expected[i]) * (counts[i] - expected[i]) / expected[i] for i in used
     )
-    p_value = float(chi2.sf(stat, len(used) - 1))
+    p_value = float(_stats().chi2.sf(stat, len(used) - 1))
     return SRMResult(chi2=stat, p_value=p_value, flagged=p_value < threshold, expected=expected)
 
 
