@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 DEMO_PORT ?= 5000
 
-.PHONY: install demo test lint typecheck clean bench bench-flags screenshots vendor-chartjs fuzz
+.PHONY: install demo test lint typecheck clean bench bench-flags screenshots vendor-chartjs fuzz load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# One table of ratios to same-run baselines (bench/run_all.py); quicker: BENCH_ARGS="--events 100000".
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
-	$(BIN)/python bench/analytics.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 bench-flags: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
@@ -45,6 +46,15 @@ test: install
 FUZZ_EXAMPLES ?= 200
 fuzz: install
 	UMETRICS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz_openapi.py $(PYTEST_ARGS)
+
+# The long load test: gunicorn ($(LOAD_WORKERS) workers) on loopback, a minute of batched ingestion with
+# concurrent dashboard queries; checks every accepted event is stored once and prints p50/p95/p99.
+LOAD_WORKERS ?= 4
+LOAD_SECONDS ?= 60
+LOAD_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/umetrics_load
+load: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python bench/load.py --database-url $(LOAD_DATABASE_URL) --workers $(LOAD_WORKERS) --duration $(LOAD_SECONDS) $(LOAD_ARGS)
 
 # Re-takes the README's dashboard screenshots (docs/screenshots/) from the browser tests.
 screenshots: install

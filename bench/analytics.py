@@ -39,6 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -843,7 +844,7 @@ def run_ours(app: Flask | None, fn: Callable[[], Any], repeat: int, name: str) -
 
 def run_questions(
     sqlite_app: Flask | None,
-    pg_app: Flask,
+    pg_app: Flask | None,
     con: duckdb.DuckDBPyConnection,
     ranges: Ranges,
     repeat: int,
@@ -933,14 +934,16 @@ def _free_port() -> int:
         return port
 
 
-def _wait_until_serving(process: subprocess.Popen[bytes], port: int, deadline_s: float) -> None:
+def _wait_until_serving(
+    process: subprocess.Popen[bytes], port: int, deadline_s: float, path: str
+) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}")
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            connection.request("GET", "/umetrics/api/openapi.json")
+            connection.request("GET", path)
             if connection.getresponse().status == 200:
                 return
         except OSError:
@@ -959,7 +962,56 @@ def _post(
     return response.status, json.loads(data) if data else None
 
 
-def run_ingest(url: str, m: int) -> IngestOutcome:
+@contextmanager
+def gunicorn_serving(
+    app_spec: str, env: dict[str, str], log_path: Path, ready_path: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``gunicorn -w 2`` serving ``app_spec`` on a free port of 127.0.0.1, both workers warmed
+    up on ``ready_path``; always stopped on the way out. Yields the port and the master process."""
+    port = _free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [
+        str(gunicorn) if gunicorn.exists() else (shutil.which("gunicorn") or "gunicorn"),
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(ROOT),
+        "--timeout",
+        "60",
+        app_spec,
+    ]
+    log(f"  gunicorn -w 2 {app_spec} on 127.0.0.1:{port} (log {log_path})")
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=log_file, env=dict(os.environ, **env), cwd=ROOT
+        )
+        try:
+            _wait_until_serving(process, port, 60, ready_path)
+            for _ in range(4):  # let both workers import the app before timing
+                _wait_until_serving(process, port, 30, ready_path)
+            yield port, process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log("  gunicorn stopped")
+
+
+def run_ingest(
+    url: str,
+    m: int,
+    log_dir: Path = WORK_DIR,
+    inspect: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> IngestOutcome:
+    """REST ingestion of ``m`` events against a raw ``executemany`` of the same rows.
+
+    ``inspect`` is called with the gunicorn master after the REST run, before gunicorn stops
+    (``bench/run_all.py`` reads its workers' memory there)."""
     events = ingest_payloads(m)
     dsn = plain_dsn(url)
 
@@ -1005,87 +1057,62 @@ def run_ingest(url: str, m: int) -> IngestOutcome:
         json.dumps({"scope_id": REST_SCOPE, "events": list(batch)}).encode()
         for batch in _chunks(events, INGEST_BATCH)
     ]
-    port = _free_port()
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [
-        str(gunicorn) if gunicorn.exists() else (shutil.which("gunicorn") or "gunicorn"),
-        "-w",
-        "2",
-        "-b",
-        f"127.0.0.1:{port}",
-        "--chdir",
-        str(ROOT),
-        "--timeout",
-        "60",
-        "bench.ingest_app:create_app()",
-    ]
-    log_path = WORK_DIR / "gunicorn.log"
-    log(f"  gunicorn -w 2 on 127.0.0.1:{port} (log {log_path})")
-    env = dict(os.environ, UMETRICS_BENCH_DATABASE_URL=url)
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=log_file, env=env, cwd=ROOT)
-        try:
-            _wait_until_serving(process, port, 60)
-            for _ in range(4):  # let both workers import the app before timing
-                _wait_until_serving(process, port, 30)
-            work: queue.Queue[bytes] = queue.Queue()
-            for body in bodies:
-                work.put(body)
-            lock = threading.Lock()
-            errors: list[str] = []
-            counters = {"accepted": 0, "retries": 0}
+    env = {"UMETRICS_BENCH_DATABASE_URL": url}
+    log_path = log_dir / "gunicorn.log"
+    ready = "/umetrics/api/openapi.json"
+    with gunicorn_serving("bench.ingest_app:create_app()", env, log_path, ready) as (port, process):
+        work: queue.Queue[bytes] = queue.Queue()
+        for body in bodies:
+            work.put(body)
+        lock = threading.Lock()
+        errors: list[str] = []
+        counters = {"accepted": 0, "retries": 0}
 
-            def sender() -> None:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                try:
-                    while True:
+        def sender() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                while True:
+                    try:
+                        body = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    for attempt in range(3):  # a retry is safe: events carry their uuid
                         try:
-                            body = work.get_nowait()
-                        except queue.Empty:
-                            return
-                        for attempt in range(3):  # a retry is safe: events carry their uuid
-                            try:
-                                status, payload = _post(connection, body, headers)
-                                break
-                            except (OSError, http.client.HTTPException) as exc:
-                                connection.close()
-                                with lock:
-                                    counters["retries"] += 1
-                                if attempt == 2:
-                                    status, payload = 0, f"{type(exc).__name__}: {exc}"
-                        with lock:
-                            if status == 200 and isinstance(payload, dict):
-                                counters["accepted"] += payload["accepted"] + payload["duplicates"]
-                            else:
-                                errors.append(f"HTTP {status}: {payload}"[:300])
-                finally:
-                    connection.close()
-
-            log(f"  REST: {len(bodies):,} batches of {INGEST_BATCH} from {INGEST_THREADS} threads")
-            began = time.perf_counter()
-            threads = [threading.Thread(target=sender) for _ in range(INGEST_THREADS)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            rest_seconds = time.perf_counter() - began
-            log(f"    {rest_seconds:.3f} s, {m / rest_seconds:,.0f} events/s")
-            again = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            try:
-                status, resend = _post(again, bodies[0], headers)
+                            status, payload = _post(connection, body, headers)
+                            break
+                        except (OSError, http.client.HTTPException) as exc:
+                            connection.close()
+                            with lock:
+                                counters["retries"] += 1
+                            if attempt == 2:
+                                status, payload = 0, f"{type(exc).__name__}: {exc}"
+                    with lock:
+                        if status == 200 and isinstance(payload, dict):
+                            counters["accepted"] += payload["accepted"] + payload["duplicates"]
+                        else:
+                            errors.append(f"HTTP {status}: {payload}"[:300])
             finally:
-                again.close()
-            if status != 200:
-                errors.append(f"re-send: HTTP {status}: {resend}"[:300])
-                resend = {"accepted": -1, "duplicates": -1}
+                connection.close()
+
+        log(f"  REST: {len(bodies):,} batches of {INGEST_BATCH} from {INGEST_THREADS} threads")
+        began = time.perf_counter()
+        threads = [threading.Thread(target=sender) for _ in range(INGEST_THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        rest_seconds = time.perf_counter() - began
+        log(f"    {rest_seconds:.3f} s, {m / rest_seconds:,.0f} events/s")
+        again = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            status, resend = _post(again, bodies[0], headers)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log("  gunicorn stopped")
+            again.close()
+        if status != 200:
+            errors.append(f"re-send: HTTP {status}: {resend}"[:300])
+            resend = {"accepted": -1, "duplicates": -1}
+        if inspect is not None:
+            inspect(process)
     with psycopg.connect(dsn, connect_timeout=10) as connection:
         counted = connection.execute(
             "SELECT count(*), count(DISTINCT uuid) FROM umetrics_events WHERE scope_id = %s",
@@ -1108,15 +1135,18 @@ def run_ingest(url: str, m: int) -> IngestOutcome:
 # -- output ------------------------------------------------------------------------------------
 
 
-def machine_line(url: str) -> str:
+def machine_line(url: str | None) -> str:
+    """CPUs, RAM and the versions that matter; ``url`` None: PostgreSQL was not used."""
     mem_kib = 0
     with open("/proc/meminfo") as meminfo:
         for line in meminfo:
             if line.startswith("MemTotal:"):
                 mem_kib = int(line.split()[1])
-    with psycopg.connect(plain_dsn(url), connect_timeout=10) as connection:
-        found = connection.execute("SHOW server_version").fetchone()
-    pg_version = found[0].split()[0] if found else "?"
+    pg_version = "not used"
+    if url is not None:
+        with psycopg.connect(plain_dsn(url), connect_timeout=10) as connection:
+            found = connection.execute("SHOW server_version").fetchone()
+        pg_version = found[0].split()[0] if found else "?"
     return (
         f"Machine: {os.cpu_count()} CPUs (nproc), {mem_kib / 1024**2:.1f} GiB RAM, "
         f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, "

@@ -188,6 +188,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Largest request body the REST API reads; larger ones get 413.",
     ),
     ConfigKey(
+        "UMETRICS_RETRY_AFTER_SECONDS",
+        "env",
+        "retry_after_seconds",
+        5,
+        _int_at_least(1),
+        "`Retry-After` of the 503 `database_unavailable` answer a REST request gets while the "
+        "database is down or unreachable (clients retry the same batch; uuids make it safe).",
+    ),
+    ConfigKey(
         "UMETRICS_ENABLE_TOGO_API",
         "env",
         "enable_togo_api",

@@ -57,7 +57,7 @@ ERROR_DESCRIPTIONS = {
     429: "An upstream quota is exhausted; retry after `Retry-After` seconds.",
     501: "An optional dependency of this feature is not installed.",
     502: "An upstream service answered with an error.",
-    503: "An upstream service is unavailable; retry later.",
+    503: "The database or an upstream service is unavailable; retry after `Retry-After` seconds.",
 }
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -93,7 +93,7 @@ def build_openapi(specs: list[RouteSpec], prefix: str) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _schema(spec.body, components)}},
                 }
-            errors = set(spec.errors)
+            errors = set(spec.errors) | {503}  # the database may be unreachable on any route
             if method in _BODY_METHODS:  # the router reads a body's scope_id on these methods
                 errors.add(413)
             if _PATH_ARG.search(spec.rule):

@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import Principal, authorize
+from ..db.outage import is_database_unavailable, outage_log
 from ..errors import APIError, ValidationError
 from ..state import current_state
 from ..validation import validate_scope_id
@@ -219,6 +220,7 @@ class ApiRouter:
         self.blueprint.register_error_handler(ValidationError, _validation_error_response)
         self.blueprint.register_error_handler(HTTPException, _http_error_response)
         self.blueprint.register_error_handler(Exception, _unexpected_error_response)
+        self.blueprint.after_request(_note_success)
 
     def route(
         self,
@@ -325,9 +327,35 @@ def _http_error_response(error: HTTPException) -> Response:
     return answer
 
 
+def _note_success(response: Response) -> Response:
+    """A success after database failures ends the outage (logged once, see ``db/outage.py``)."""
+    if response.status_code < 300:
+        outage_log(current_app._get_current_object()).succeeded()  # type: ignore[attr-defined]
+    return response
+
+
+def database_unavailable_response(error: BaseException) -> Response:
+    """503 with ``Retry-After``: the database is down or unreachable. An ingest batch is one
+    transaction (stored whole or not at all), so the client sends it again with the same uuids
+    and every event is stored once."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    outage_log(app).failed(error, f"{request.method} {request.path}")
+    seconds = current_state().settings["UMETRICS_RETRY_AFTER_SECONDS"]
+    return error_response(
+        APIError(
+            503,
+            "database_unavailable",
+            f"The analytics database is unavailable; retry in {seconds} seconds.",
+            headers={"Retry-After": str(seconds)},
+        )
+    )
+
+
 def _unexpected_error_response(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return _http_error_response(error)
+    if is_database_unavailable(error):
+        return database_unavailable_response(error)
     if current_app.config.get("PROPAGATE_EXCEPTIONS"):
         raise error
     logger.exception("flask-umetrics: unexpected error in %s %s", request.method, request.path)

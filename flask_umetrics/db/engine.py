@@ -8,6 +8,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+#: How long opening a PostgreSQL connection may take (unless the URL sets ``connect_timeout``).
+CONNECT_TIMEOUT_SECONDS = 10
+_LIBPQ_DRIVERS = {"psycopg", "psycopg2"}
+
 
 def _is_in_memory(database: str | None) -> bool:
     return database in (None, "", ":memory:")
@@ -38,7 +42,13 @@ def create_umetrics_engine(url: str, **kwargs: Any) -> Engine:
     """Create the extension's own engine for ``UMETRICS_DATABASE_URL``."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        # A connection the server dropped (restart, failover) is replaced on checkout, and a
+        # server that accepts TCP but never answers fails the request instead of hanging it.
         kwargs.setdefault("pool_pre_ping", True)
+        if parsed.get_driver_name() in _LIBPQ_DRIVERS and "connect_timeout" not in parsed.query:
+            connect_args = dict(kwargs.pop("connect_args", {}))
+            connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+            kwargs["connect_args"] = connect_args
         return create_engine(url, **kwargs)
     connect_args = dict(kwargs.pop("connect_args", {}))
     connect_args.setdefault("timeout", 30)

@@ -28,6 +28,7 @@ from .leader import Leader, make_leader
 logger = logging.getLogger("flask_umetrics")
 
 LEADER_NAME = "scheduler"
+RETAKE_JOB_ID = "umetrics:retake-abandoned-runs"
 
 
 def _state(app: Flask) -> UMetricsState:
@@ -48,6 +49,19 @@ class SchedulerRunner:
         )
         self._scheduler = BackgroundScheduler()
         self.pid = os.getpid()
+        self._leader_lock = threading.Lock()
+        self._retaking: set[str] = set()
+        if self.jobs:
+            # A job whose runner died mid-run is re-run for its period once the claim lapses.
+            self._scheduler.add_job(
+                self.retake_abandoned,
+                trigger="interval",
+                seconds=max(1.0, self.lease.total_seconds() / 3),
+                id=RETAKE_JOB_ID,
+                name=RETAKE_JOB_ID,
+                coalesce=True,
+                max_instances=1,
+            )
         for job in self.jobs:
             self._scheduler.add_job(
                 self.execute,
@@ -77,7 +91,51 @@ class SchedulerRunner:
                 self._leader.release()
 
     def is_leader(self) -> bool:
-        return self._leader is None or self._leader.is_leader()
+        with self._leader_lock:  # job threads share the leader's connection
+            return self._leader is None or self._leader.is_leader()
+
+    def retake_abandoned(self, now: datetime | None = None) -> list[str]:
+        """On the leader, re-run each job whose claim for its current period was left
+        ``running`` by a dead process (lease lapsed); returns the keys of the jobs started.
+
+        So a job killed mid-run completes once for its period: after at most the lease, the
+        leader takes the claim over (``attempts`` counts the tries) and runs the job again.
+        """
+        moment = now or utcnow()
+        with self._app.app_context():
+            try:
+                if not self.is_leader():
+                    return []
+                lapsed = runs.abandoned(
+                    _state(self._app).engine, [job.key for job in self.jobs], moment
+                )
+            except Exception:
+                logger.exception("flask-umetrics: could not look for abandoned job runs")
+                return []
+        started = []
+        for job in self.jobs:
+            period_start = job.schedule.period_start(moment)
+            if (job.key, job.schedule.period_key(period_start)) not in lapsed:
+                continue
+            with self._leader_lock:
+                if job.key in self._retaking:
+                    continue
+                self._retaking.add(job.key)
+            logger.warning(
+                "flask-umetrics: taking over job %s for %s from a runner that stopped",
+                job.key,
+                job.schedule.period_key(period_start),
+            )
+            threading.Thread(target=self._retake, args=(job, period_start), daemon=True).start()
+            started.append(job.key)
+        return started
+
+    def _retake(self, job: JobDefinition, period_start: datetime) -> None:
+        try:
+            self.execute(job, now=period_start)
+        finally:
+            with self._leader_lock:
+                self._retaking.discard(job.key)
 
     def run_due(self, now: datetime | None = None) -> dict[str, str]:
         """Run every job for its current period now (each still at most once per period)."""

@@ -7,10 +7,11 @@ conditional update, which again only one process can win.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, update
+from sqlalchemy import Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db.tables import job_runs
@@ -99,3 +100,19 @@ def finish(
                 finished_at=finished_at or utcnow(),
             )
         )
+
+
+def abandoned(engine: Engine, job_keys: Collection[str], now: datetime) -> set[tuple[str, str]]:
+    """``(job_key, period)`` of the claims still ``running`` whose lease lapsed: their owner died
+    mid-job (a live owner renews its lease), so :func:`claim` may take them over."""
+    if not job_keys:
+        return set()
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(job_runs.c.job_key, job_runs.c.period).where(
+                job_runs.c.job_key.in_(list(job_keys)),
+                job_runs.c.status == "running",
+                job_runs.c.lease_expires_at < now,
+            )
+        ).all()
+    return {(row.job_key, row.period) for row in rows}

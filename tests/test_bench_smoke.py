@@ -1,0 +1,86 @@
+"""``make bench`` cannot rot silently: the driver runs on a tiny size and prints every row.
+
+The PostgreSQL rows (reports, stat store, REST ingestion through gunicorn, memory) run when
+``UMETRICS_TEST_POSTGRES_URL`` is set; the bench wipes that database's ``umetrics_*`` tables and
+re-creates the schema, as the suite's fixtures do.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("duckdb")
+pytest.importorskip("growthbook")
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = (
+    "load 2,000 events + persons + ids",
+    "volume per day (14 days)",
+    "DAU series",
+    "WAU series",
+    "funnel (3 steps, 14-day window)",
+    "retention (2 weekly cohorts, 8 periods)",
+    "sessions summary (30-min gaps)",
+)
+STAT_MEASURES = (
+    "`get_stat_series(limit=30)`, one metric",
+    "`get_latest_stats` of 4 metrics, one call",
+)
+
+
+def expected_rows(postgres: bool) -> list[tuple[str, str]]:
+    databases = ("SQLite", "PostgreSQL") if postgres else ("SQLite",)
+    rows = [(f"reports, {db}", question) for db in databases for question in QUESTIONS]
+    rows += [(f"stat store, {db}", measure) for db in databases for measure in STAT_MEASURES]
+    rows.append(("flags", "`resolve_variant(consent=False)`: targeting + hash, one evaluation"))
+    if postgres:
+        rows.append(
+            (
+                "ingestion, PostgreSQL",
+                "REST `POST /api/events`: 200 events, batches of 100, 4 client threads, "
+                "gunicorn -w 2",
+            )
+        )
+        rows.append(("memory", "peak RSS (`VmHWM`) of a gunicorn worker after the REST run"))
+    return rows
+
+
+@pytest.mark.slow
+def test_bench_driver_prints_every_row_with_a_ratio(tmp_path: Path) -> None:
+    postgres_url = os.environ.get("UMETRICS_TEST_POSTGRES_URL")
+    output = tmp_path / "latest.md"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.run_all",
+        *("--events", "2000", "--persons", "200", "--days", "14", "--repeat", "1"),
+        *("--ingest-events", "200", "--evaluations", "40"),
+        *("--stat-metrics", "4", "--stat-readings", "40"),
+        *("--output", str(output), "--work-dir", str(tmp_path / "work")),
+        *(("--pg-url", postgres_url) if postgres_url else ("--skip-postgres",)),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"Machine: {os.cpu_count()} CPUs (nproc), ")
+    assert "Data: 2,000 events, 200 persons, 14 days" in lines[0]
+    assert lines[2] == "| area | measure | ours | baseline (what) | ratio | check |"
+    body = [line for line in lines[4:] if line.startswith("| ")]
+    cells = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in body]
+    assert [(row[0], row[1]) for row in cells] == expected_rows(postgres_url is not None)
+    for area, measure, ours, baseline, ratio, check in cells:
+        assert float(ratio) > 0, (area, measure)
+        assert ours[0].isdigit() and baseline[0].isdigit(), (area, measure, ours, baseline)
+        assert "FAIL" not in check and "DIFFER" not in check and "NOT" not in check
+    answers = [row[5] for row in cells if row[0].startswith("reports") and "load" not in row[1]]
+    assert answers == ["answers match"] * len(answers)
+    assert [row[5] for row in cells if row[1] == expected_rows(False)[-1][1]] == [
+        "40/40 same variant"
+    ]
+    assert output.read_text(encoding="utf-8") == done.stdout
