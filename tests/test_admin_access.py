@@ -113,6 +113,8 @@ def test_login_redirect_when_the_host_names_a_login_page(make_app: AppFactory) -
     answer = app.test_client().get("/umetrics/admin/?scope_id=default")
     assert answer.status_code == 302
     assert answer.headers["Location"] == "/login?next=%2Fumetrics%2Fadmin%2F%3Fscope_id%3Ddefault"
+    plain = app.test_client().get("/umetrics/admin/funnels")
+    assert plain.headers["Location"] == "/login?next=%2Fumetrics%2Fadmin%2Ffunnels"
     # A logged-in visitor without the permission is not sent to log in again.
     refused = app.test_client().get("/umetrics/admin/", headers={"X-Test-User": "nobody"})
     assert refused.status_code == 403

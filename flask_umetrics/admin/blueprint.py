@@ -59,7 +59,8 @@ def _gate() -> Response | None:
         login_url = current_state().settings["UMETRICS_ADMIN_LOGIN_URL"]
         if error.status == 401 and login_url:
             separator = "&" if "?" in login_url else "?"
-            target = login_url + separator + urlencode({"next": request.full_path})
+            here = request.full_path if request.query_string else request.path
+            target = login_url + separator + urlencode({"next": here})
             return redirect(target)  # type: ignore[return-value]
         raise
     if request.method == "POST":
