@@ -17,6 +17,7 @@ from .report_forms import (
     event_choices,
     filter_rows,
     filters_param,
+    form_answer,
     series_name,
     short_time,
     try_report,
@@ -128,9 +129,7 @@ def view() -> Response | str:
         top_events=top_events,
         top_values=top_values,
     )
-    if error is not None and isinstance(body, str):
-        return Response(body, status=400, mimetype="text/html")
-    return body
+    return form_answer(body, error)
 
 
 def register(bp: Blueprint) -> None:

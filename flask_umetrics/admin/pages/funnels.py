@@ -18,6 +18,7 @@ from .report_forms import (
     event_choices,
     filter_rows,
     filters_param,
+    form_answer,
     series_name,
     try_report,
 )
@@ -204,9 +205,7 @@ def view() -> Response | str:
         rows=rows,
         blank_rows=BLANK_FILTER_ROWS,
     )
-    if error is not None and isinstance(body, str):
-        return Response(body, status=400, mimetype="text/html")
-    return body
+    return form_answer(body, error)
 
 
 def _int(text: str | None) -> int | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydantic
-from flask import request
+from flask import Response, request
 
 from ...api.reports.basic import TopQuery, query_top
 from ...errors import APIError, ValidationError
@@ -103,6 +103,13 @@ def try_report(
         return None, error.message
     except ValidationError as error:
         return None, str(error)
+
+
+def form_answer(body: Response | str, error: str | None) -> Response | str:
+    """The page, answered 400 when its form was refused (the message is shown above it)."""
+    if error is not None and isinstance(body, str):
+        return Response(body, status=400, mimetype="text/html")
+    return body
 
 
 def event_choices(selected: list[str | None] | None = None) -> list[str]:

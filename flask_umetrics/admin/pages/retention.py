@@ -20,6 +20,7 @@ from .report_forms import (
     event_choices,
     filter_rows,
     filters_param,
+    form_answer,
     try_report,
 )
 
@@ -155,9 +156,7 @@ def view() -> Response | str:
         rows=rows,
         blank_rows=BLANK_FILTER_ROWS,
     )
-    if error is not None and isinstance(body, str):
-        return Response(body, status=400, mimetype="text/html")
-    return body
+    return form_answer(body, error)
 
 
 def register(bp: Blueprint) -> None:
