@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("duckdb")
-pytest.importorskip("growthbook")
-
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = (
     "load 2,000 events + persons + ids",
