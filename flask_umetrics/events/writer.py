@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from ..db.planner_stats import note_events_written
 from ..db.tables import events
 from ..db.upsert import insert_ignoring_conflicts
 from .identity import ensure_persons
@@ -50,6 +51,7 @@ def write_events(engine: Engine, rows: Sequence[dict[str, Any]]) -> WriteResult:
                 list(rows),
             )
             stored = len(inserted.all())
+    note_events_written(engine, stored)
     return WriteResult(stored, len(rows) - stored)
 
 
