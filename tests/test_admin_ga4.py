@@ -5,9 +5,7 @@ Google libraries the page shows the install hint."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +18,7 @@ from flask_umetrics.ga4 import service
 
 from .admin_html import as_number, csrf_token, table_cells
 from .conftest import AppFactory
+from .ga4_env import fake_google_config, use_keys, use_oauth_client
 from .ga4_fake_oauth import FakeGoogleOAuth, FakeServiceAccount, make_service_account
 from .ga4_fake_server import FakeGA4, running_fake
 
@@ -63,28 +62,15 @@ def app(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Flask:
     oauth, ga4 = google
-    for name in list(os.environ):
-        if name.startswith("UMETRICS_ENCRYPTION_KEY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_CURRENT", "k1")
-    monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_k1", base64.b64encode(b"d" * 32).decode())
-    monkeypatch.setenv("UMETRICS_GA4_OAUTH_CLIENT_SECRET", CLIENT_SECRET)
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake speaks plain HTTP
+    use_keys(monkeypatch, "k1", k1=b"d" * 32)
+    use_oauth_client(monkeypatch, CLIENT_SECRET)
     extension = UMetrics()
     extension.authorizer(users.allows)
     extension.subject_loader(lambda: (users.current, {}))
     return make_app(
         extension,
         SECRET_KEY="admin-ga4-test",
-        UMETRICS_TIMEZONE="UTC",
-        UMETRICS_GA4_OAUTH_CLIENT_ID=CLIENT_ID,
-        UMETRICS_GA4_OAUTH_AUTH_URI=oauth.auth_uri,
-        UMETRICS_GA4_OAUTH_TOKEN_URI=oauth.token_uri,
-        UMETRICS_GA4_OAUTH_REVOKE_URI=oauth.revoke_uri,
-        UMETRICS_GA4_ADMIN_ENDPOINT=ga4.grpc_endpoint,
-        UMETRICS_GA4_DATA_ENDPOINT=ga4.grpc_endpoint,
-        UMETRICS_GA4_GRPC_INSECURE=True,
-        UMETRICS_GA4_CACHE_TTL=0,
+        **fake_google_config(oauth, ga4, CLIENT_ID),
     )
 
 

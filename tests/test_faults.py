@@ -33,9 +33,10 @@ from flask import Flask
 from sqlalchemy import func, select
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from bench.load import stored_counts
 from flask_umetrics import create_api_key
 from flask_umetrics.db.engine import create_umetrics_engine
-from flask_umetrics.db.tables import events, job_runs
+from flask_umetrics.db.tables import job_runs
 
 from .conftest import AppFactory
 from .tcp_proxy import TcpProxy
@@ -66,21 +67,6 @@ def make_batch(prefix: str, size: int) -> list[dict[str, Any]]:
         {"event": "view", "distinct_id": f"{prefix}-u{i % 7}", "uuid": str(uuid.uuid4())}
         for i in range(size)
     ]
-
-
-def stored_counts(url: str, scope_id: str = SCOPE) -> tuple[int, int]:
-    """(rows, distinct uuids) stored for ``scope_id``, read directly (not through the proxy)."""
-    engine = create_umetrics_engine(url)
-    try:
-        with engine.connect() as connection:
-            row = connection.execute(
-                select(func.count(), func.count(events.c.uuid.distinct())).where(
-                    events.c.scope_id == scope_id
-                )
-            ).one()
-    finally:
-        engine.dispose()
-    return int(row[0]), int(row[1])
 
 
 @dataclass
@@ -190,7 +176,7 @@ def test_outage_answers_503_and_is_logged_once(
         assert len(messages) == 2, messages
         assert "answers again" in messages[1]
         assert "5 request(s) were answered 503" in messages[1]
-    assert stored_counts(pg_url) == (9, 9)
+    assert stored_counts(pg_url, SCOPE) == (9, 9)
 
 
 def test_blackholed_database_answers_503_within_the_connect_timeout(
@@ -212,7 +198,7 @@ def test_blackholed_database_answers_503_within_the_connect_timeout(
     answer = client.post(API + "/events", json=batch, headers={"X-UMetrics-Key": key})
     assert answer.status_code == 200
     assert answer.json["accepted"] == 3
-    assert stored_counts(pg_url) == (3, 3)
+    assert stored_counts(pg_url, SCOPE) == (3, 3)
 
 
 def test_concurrent_clients_through_an_outage_store_every_event_once(
@@ -259,7 +245,7 @@ def test_concurrent_clients_through_an_outage_store_every_event_once(
     # Each acknowledged event was stored by its answer or, when a connection dropped during
     # COMMIT left the outcome unknown to the app, reported as a duplicate on the retry.
     assert sum(client.accepted + client.duplicates for client in clients) == len(sent)
-    assert stored_counts(pg_url) == (len(sent), len(sent))
+    assert stored_counts(pg_url, SCOPE) == (len(sent), len(sent))
 
 
 # -- a gunicorn worker killed mid-batch ------------------------------------------------------
@@ -330,7 +316,7 @@ def test_killed_worker_loses_no_acknowledged_event(pg_url: str) -> None:
     assert sum(client.accepted + client.duplicates for client in clients) == len(sent)
     # Everything acknowledged is stored, once; a batch cut off before its answer was stored
     # whole or not at all, and its retry completed it.
-    assert stored_counts(pg_url) == (len(sent), len(sent))
+    assert stored_counts(pg_url, SCOPE) == (len(sent), len(sent))
 
 
 # -- the scheduler leader killed mid-job -----------------------------------------------------

@@ -4,11 +4,9 @@ and disconnect. Google is two local fakes: the OAuth endpoints and the GA4 gRPC 
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import logging
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +17,7 @@ from flask_umetrics import create_api_key, get_stat_series
 from flask_umetrics.db.tables import ga4_connections
 
 from .conftest import AppFactory
+from .ga4_env import fake_google_config, use_keys, use_oauth_client
 from .ga4_fake_oauth import FakeGoogleOAuth
 from .ga4_fake_server import FakeGA4, running_fake
 
@@ -42,25 +41,12 @@ def app(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Flask:
     oauth, ga4 = google
-    for name in list(os.environ):
-        if name.startswith("UMETRICS_ENCRYPTION_KEY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_CURRENT", "k1")
-    monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_k1", base64.b64encode(b"e" * 32).decode())
-    monkeypatch.setenv("UMETRICS_GA4_OAUTH_CLIENT_SECRET", CLIENT_SECRET)
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake speaks plain HTTP
+    use_keys(monkeypatch, "k1", k1=b"e" * 32)
+    use_oauth_client(monkeypatch, CLIENT_SECRET)
     return make_app(
         SECRET_KEY="rest-test-secret-key",
-        UMETRICS_TIMEZONE="UTC",
-        UMETRICS_GA4_OAUTH_CLIENT_ID=CLIENT_ID,
-        UMETRICS_GA4_OAUTH_AUTH_URI=oauth.auth_uri,
-        UMETRICS_GA4_OAUTH_TOKEN_URI=oauth.token_uri,
-        UMETRICS_GA4_OAUTH_REVOKE_URI=oauth.revoke_uri,
-        UMETRICS_GA4_ADMIN_ENDPOINT=ga4.grpc_endpoint,
-        UMETRICS_GA4_DATA_ENDPOINT=ga4.grpc_endpoint,
-        UMETRICS_GA4_GRPC_INSECURE=True,
-        UMETRICS_GA4_CACHE_TTL=0,
         UMETRICS_GA4_SYNC_DAYS=3,
+        **fake_google_config(oauth, ga4, CLIENT_ID),
     )
 
 

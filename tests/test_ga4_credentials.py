@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -32,6 +31,7 @@ from flask_umetrics.ga4.secrets import (
 from flask_umetrics.state import current_state
 
 from .conftest import AppFactory
+from .ga4_env import use_keys
 from .ga4_fake_oauth import (
     ASSERTION_AUDIENCE,
     FakeGoogleOAuth,
@@ -50,17 +50,6 @@ EDIT = "https://www.googleapis.com/auth/analytics.edit"
 
 def b64(key: bytes) -> str:
     return base64.b64encode(key).decode()
-
-
-def use_keys(monkeypatch: pytest.MonkeyPatch, current: str | None, **keys: bytes) -> None:
-    """Exactly these encryption keys in the environment (apps made afterwards read them)."""
-    for name in list(os.environ):
-        if name.startswith("UMETRICS_ENCRYPTION_KEY_"):
-            monkeypatch.delenv(name)
-    for key_id, key in keys.items():
-        monkeypatch.setenv(f"UMETRICS_ENCRYPTION_KEY_{key_id}", b64(key))
-    if current is not None:
-        monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_CURRENT", current)
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ connection whose MP secret is stored encrypted, exactly as provisioning leaves i
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +34,7 @@ from flask_umetrics.scheduler.jobs import configured_jobs
 from flask_umetrics.state import current_state
 
 from .conftest import AppFactory
+from .ga4_env import use_keys
 from .ga4_fake_mp import FakeMeasurementProtocol
 
 SCOPE = "site-a"
@@ -66,11 +65,7 @@ def forward_app(
     make_app: AppFactory, fake: FakeMeasurementProtocol, monkeypatch: pytest.MonkeyPatch
 ) -> ForwardApp:
     """An app forwarding ``FORWARDED`` to the fake, with encryption key k1 in the environment."""
-    for name in list(os.environ):
-        if name.startswith("UMETRICS_ENCRYPTION_KEY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_CURRENT", "k1")
-    monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_k1", base64.b64encode(b"f" * 32).decode())
+    use_keys(monkeypatch, "k1", k1=b"f" * 32)
 
     def build(**config: Any) -> Flask:
         settings: dict[str, Any] = {

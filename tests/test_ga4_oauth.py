@@ -8,7 +8,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from flask_umetrics.ga4.secrets import decrypt_secret, encrypt_secret
 from flask_umetrics.state import current_state
 
 from .conftest import AppFactory
+from .ga4_env import use_keys, use_oauth_client
 from .ga4_fake_oauth import FakeGoogleOAuth
 
 KEY_1 = bytes(range(32))
@@ -52,14 +52,8 @@ def fake() -> Iterator[FakeGoogleOAuth]:
 
 @pytest.fixture
 def ga4_app(make_app: AppFactory, fake: FakeGoogleOAuth, monkeypatch: pytest.MonkeyPatch) -> GA4App:
-    for name in list(os.environ):
-        if name.startswith("UMETRICS_ENCRYPTION_KEY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_CURRENT", "k1")
-    monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_k1", base64.b64encode(KEY_1).decode())
-    monkeypatch.setenv("UMETRICS_GA4_OAUTH_CLIENT_SECRET", CLIENT_SECRET)
-    # The fake speaks plain HTTP on 127.0.0.1; oauthlib insists on https unless told otherwise.
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    use_keys(monkeypatch, "k1", k1=KEY_1)
+    use_oauth_client(monkeypatch, CLIENT_SECRET)
 
     def build(**config: Any) -> Flask:
         settings: dict[str, Any] = {

@@ -13,6 +13,7 @@ from sqlalchemy import delete
 from flask_umetrics import ValidationError, get_latest_stat, get_stat_series, record_stat
 from flask_umetrics.db.tables import stat_readings
 from flask_umetrics.state import current_state
+from flask_umetrics.stats.store import get_recent_stats
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -44,6 +45,27 @@ def test_ties_in_captured_at_keep_insertion_order(app: Flask) -> None:
         # The limit cuts inside the tie: the two inserted last win, still in insertion order.
         assert values(get_stat_series("users", limit=2)) == [11.0, 12.0]
         assert get_latest_stat("users").value == 12.0  # type: ignore[union-attr]
+
+
+def test_recent_stats_of_many_metrics_equal_each_series(app: Flask) -> None:
+    with app.app_context():
+        for i in range(10):
+            record_stat("mrr", float(i), captured_at=at((i * 7) % 10))
+        record_stat("users", 1, captured_at=at(0))
+        for value in (10, 11, 12):
+            record_stat("users", value, captured_at=at(5))
+        record_stat("mrr", 99.0, scope_id="other", captured_at=at(20))
+        recent = get_recent_stats(["mrr", "users", "missing"], limit=3)
+        assert {key: values(series) for key, series in recent.items()} == {
+            "mrr": [1.0, 4.0, 7.0],
+            "users": [10.0, 11.0, 12.0],
+        }
+        for key in ("mrr", "users"):
+            assert recent[key] == get_stat_series(key, limit=3)
+        assert get_recent_stats([], limit=3) == {}
+        with pytest.raises(ValidationError) as caught:
+            get_recent_stats(["mrr"], limit=0)
+        assert caught.value.field == "limit"
 
 
 def test_since_is_inclusive_and_until_exclusive(app: Flask) -> None:

@@ -24,15 +24,10 @@ TABLES = ("umetrics_events", "umetrics_persons", "umetrics_person_distinct_ids")
 THRESHOLD = 1000
 
 
-class _Progress:
-    def __init__(self) -> None:
-        self.written = 0
-        self.done = False
-        self.lock = threading.Lock()
-
-
-_progress: weakref.WeakKeyDictionary[Engine, _Progress] = weakref.WeakKeyDictionary()
-_registry_lock = threading.Lock()
+#: Events written per engine until its check ran; then the engine is in ``_checked``.
+_written: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+_checked: weakref.WeakSet[Engine] = weakref.WeakSet()
+_lock = threading.Lock()
 
 
 def note_events_written(engine: Engine, count: int) -> None:
@@ -40,15 +35,14 @@ def note_events_written(engine: Engine, count: int) -> None:
     (PostgreSQL only, once per engine, after the writing transaction has committed)."""
     if count <= 0 or engine.dialect.name != "postgresql":
         return
-    with _registry_lock:
-        progress = _progress.setdefault(engine, _Progress())
-    with progress.lock:
-        if progress.done:
+    with _lock:
+        if engine in _checked:
             return
-        progress.written += count
-        if progress.written < THRESHOLD:
+        _written[engine] = _written.get(engine, 0) + count
+        if _written[engine] < THRESHOLD:
             return
-        progress.done = True
+        _checked.add(engine)
+        del _written[engine]
     analyze_never_analyzed(engine)
 
 

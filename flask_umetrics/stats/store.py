@@ -110,13 +110,9 @@ def get_stat_series(
         return [StatReading(*row) for row in connection.execute(query)]
 
 
-def get_latest_stats(
-    metric_keys: list[str], *, scope_id: str | None = None
-) -> dict[str, StatReading]:
-    """The latest reading of each of ``metric_keys`` in one query (missing keys are left out)."""
+def _ranked(metric_keys: list[str], scope_id: str | None) -> Any:
+    """Readings of ``metric_keys`` numbered newest first within each key (``rank`` 1 = latest)."""
     keys = [validate_metric_key(key) for key in metric_keys]
-    if not keys:
-        return {}
     scope = resolve_scope(scope_id)
     rank = (
         func.row_number()
@@ -126,11 +122,42 @@ def get_latest_stats(
         )
         .label("rank")
     )
-    ranked = (
-        select(*_COLUMNS, rank)
+    return (
+        select(*_COLUMNS, stat_readings.c.id, rank)
         .where(stat_readings.c.scope_id == scope, stat_readings.c.metric_key.in_(keys))
         .subquery()
     )
+
+
+def get_latest_stats(
+    metric_keys: list[str], *, scope_id: str | None = None
+) -> dict[str, StatReading]:
+    """The latest reading of each of ``metric_keys`` in one query (missing keys are left out)."""
+    if not metric_keys:
+        return {}
+    ranked = _ranked(metric_keys, scope_id)
     query = select(*(ranked.c[column.name] for column in _COLUMNS)).where(ranked.c.rank == 1)
     with current_state().engine.connect() as connection:
         return {row.metric_key: StatReading(*row) for row in connection.execute(query)}
+
+
+def get_recent_stats(
+    metric_keys: list[str], *, scope_id: str | None = None, limit: int = 30
+) -> dict[str, list[StatReading]]:
+    """The most recent ``limit`` readings of each of ``metric_keys``, oldest first, in one query
+    (a dashboard's sparklines without a query per metric; missing keys are left out)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError("limit", "must be a positive integer")
+    if not metric_keys:
+        return {}
+    ranked = _ranked(metric_keys, scope_id)
+    query = (
+        select(*(ranked.c[column.name] for column in _COLUMNS))
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.metric_key, ranked.c.captured_at, ranked.c.id)
+    )
+    series: dict[str, list[StatReading]] = {}
+    with current_state().engine.connect() as connection:
+        for row in connection.execute(query):
+            series.setdefault(row.metric_key, []).append(StatReading(*row))
+    return series

@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from urllib.request import Request, urlopen
 
 import pytest
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("UMETRICS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -78,11 +79,18 @@ class LiveApp:
             return json.loads(response.read())
 
 
-def _serve(app: Flask) -> tuple[BaseWSGIServer, threading.Thread]:
+@contextmanager
+def serving(app: Flask) -> Iterator[LiveApp]:
+    """``app`` served on a free loopback port in a thread, for as long as the block runs."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-app", daemon=True)
     thread.start()
-    return server, thread
+    try:
+        yield LiveApp(app, f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +103,8 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     assert runner.invoke(args=["umetrics", "db", "upgrade"]).exit_code == 0
     seeded = runner.invoke(args=["seed-demo", "--days", "30", "--users", "60"])
     assert seeded.exit_code == 0, seeded.output
-    server, thread = _serve(app)
-    try:
-        yield LiveApp(app, f"http://127.0.0.1:{server.server_port}")
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with serving(app) as live:
+        yield live
 
 
 @pytest.fixture(scope="session")

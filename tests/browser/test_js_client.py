@@ -24,7 +24,7 @@ from flask_umetrics.db.tables import events, exposures, person_distinct_ids
 from flask_umetrics.events.validation import to_micros
 from flask_umetrics.state import current_state
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, LiveApp, _serve
+from .conftest import CHROMIUM, CHROMIUM_ARGS, LiveApp, serving
 
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -60,13 +60,8 @@ def client_app(live_app: LiveApp) -> Iterator[LiveApp]:
         os.environ.update(saved)
     assert app.config["UMETRICS_BROWSER_WRITE_KEY"]
     app.wsgi_app = recording(app.wsgi_app)  # type: ignore[method-assign]
-    server, thread = _serve(app)
-    try:
-        yield LiveApp(app, f"http://127.0.0.1:{server.server_port}")
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with serving(app) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from ...api.reports.params import ReportQuery
 from ...api.reports.sessions import query_dashboard
 from ...api.stats import stats_overview
 from ...stats import StatReading, get_stat_series
+from ...stats.store import get_recent_stats
 from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import run_report
@@ -58,13 +59,15 @@ def _previous(readings: list[StatReading]) -> StatReading | None:
     return older[-1] if older else None
 
 
-def _stat_cards(scope_id: str) -> list[StatCard]:
-    overview = run_report(stats_overview, ScopedModel)
+def _stat_cards(scope_id: str, collectors: list[dict[str, Any]]) -> list[StatCard]:
+    recent = get_recent_stats(
+        [collector["key"] for collector in collectors],
+        scope_id=scope_id,
+        limit=SPARKLINE_READINGS + 30,
+    )
     cards = []
-    for collector in overview["collectors"]:
-        readings = get_stat_series(
-            collector["key"], scope_id=scope_id, limit=SPARKLINE_READINGS + 30
-        )
+    for collector in collectors:
+        readings = recent.get(collector["key"], [])
         previous = _previous(readings)
         shown = readings[-SPARKLINE_READINGS:]
         sparkline = series_chart(
@@ -129,8 +132,9 @@ def _top_events_chart(summary: dict[str, Any]) -> Chart:
 def overview() -> Response | str:
     scope_id = current_scope()
     summary = run_report(query_dashboard, ReportQuery)
-    cards = _stat_cards(scope_id)
-    metrics = run_report(stats_overview, ScopedModel)["metrics"]
+    stats = run_report(stats_overview, ScopedModel)
+    cards = _stat_cards(scope_id, stats["collectors"])
+    metrics = stats["metrics"]
     stat_key, trend = _stat_trend(scope_id, metrics)
     live = run_report(query_live, LiveQuery)
     totals = Table(

@@ -1,0 +1,46 @@
+"""The environment and config GA4 tests share: encryption keys, the OAuth client secret, and an
+app pointed at the local fake Google servers."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+import pytest
+
+from .ga4_fake_oauth import FakeGoogleOAuth
+from .ga4_fake_server import FakeGA4
+
+
+def use_keys(monkeypatch: pytest.MonkeyPatch, current: str | None, **keys: bytes) -> None:
+    """Exactly these encryption keys in the environment (apps made afterwards read them)."""
+    for name in list(os.environ):
+        if name.startswith("UMETRICS_ENCRYPTION_KEY_"):
+            monkeypatch.delenv(name)
+    for key_id, key in keys.items():
+        monkeypatch.setenv(f"UMETRICS_ENCRYPTION_KEY_{key_id}", base64.b64encode(key).decode())
+    if current is not None:
+        monkeypatch.setenv("UMETRICS_ENCRYPTION_KEY_CURRENT", current)
+
+
+def use_oauth_client(monkeypatch: pytest.MonkeyPatch, client_secret: str) -> None:
+    """The OAuth client secret (environment only), and plain HTTP for the local fake."""
+    monkeypatch.setenv("UMETRICS_GA4_OAUTH_CLIENT_SECRET", client_secret)
+    # The fake speaks plain HTTP on 127.0.0.1; oauthlib insists on https unless told otherwise.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+
+def fake_google_config(oauth: FakeGoogleOAuth, ga4: FakeGA4, client_id: str) -> dict[str, Any]:
+    """App config talking to the fake OAuth server and the fake GA4 gRPC server, uncached."""
+    return {
+        "UMETRICS_TIMEZONE": "UTC",
+        "UMETRICS_GA4_OAUTH_CLIENT_ID": client_id,
+        "UMETRICS_GA4_OAUTH_AUTH_URI": oauth.auth_uri,
+        "UMETRICS_GA4_OAUTH_TOKEN_URI": oauth.token_uri,
+        "UMETRICS_GA4_OAUTH_REVOKE_URI": oauth.revoke_uri,
+        "UMETRICS_GA4_ADMIN_ENDPOINT": ga4.grpc_endpoint,
+        "UMETRICS_GA4_DATA_ENDPOINT": ga4.grpc_endpoint,
+        "UMETRICS_GA4_GRPC_INSECURE": True,
+        "UMETRICS_GA4_CACHE_TTL": 0,
+    }
