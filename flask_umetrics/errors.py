@@ -42,3 +42,24 @@ class APIError(UMetricsError):
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class NotAvailableOnClickHouse(APIError):
+    """A report or feature that still reads events from the SQL database, asked while events
+    live in ClickHouse: a 501 naming it, never numbers computed from the empty SQL table."""
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(
+            501,
+            "not_available_on_clickhouse",
+            f"{feature} is not available on the ClickHouse event store yet "
+            "(UMETRICS_EVENT_STORE=clickhouse): its ClickHouse SQL is not written yet, and "
+            "the SQL database holds no events to answer from.",
+            {"feature": feature, "event_store": "clickhouse"},
+        )
+        self.feature = feature
+
+
+class EventStoreUnavailable(UMetricsError):
+    """The event store (ClickHouse) could not store or read now; retrying later may succeed.
+    REST answers it as 503 ``database_unavailable`` with ``Retry-After``."""
