@@ -122,10 +122,16 @@ _chdb_loaded_in: int | None = None
 _forked_after_chdb = False
 
 
+#: Clients a forked child inherited: kept referenced, never closed or collected there, because
+#: finalising a chdb handle in the child is itself a chdb call (and hangs).
+_inherited: list[Client] = []
+
+
 def _note_fork() -> None:
     global _forked_after_chdb
     _forked_after_chdb = True
-    _clients.clear()  # HTTP pools and chdb handles belong to the parent
+    _inherited.extend(_clients.values())  # HTTP pools and chdb handles belong to the parent
+    _clients.clear()
 
 
 def _check_not_forked(url: ClickHouseURL) -> None:
