@@ -174,3 +174,40 @@ def test_anonymising_a_person_rewrites_their_events_in_clickhouse(
     assert (person, 3) in [(p, n) for p, n, _ in by_person]
     (mirrored,) = [p for p in rows(clickhouse_url, LATEST_PERSONS) if p[0] == person]
     assert mirrored[1:] == ("{}", True, 0)
+
+
+def test_a_merge_clickhouse_cannot_mirror_is_rolled_back_in_sql(
+    app: Flask, clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQL and ClickHouse never disagree silently: the mirror runs inside the SQL transaction,
+    so when ClickHouse is unreachable the merge fails as a whole (REST: 503) and can be retried."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    from flask_umetrics.engines.clickhouse import store as store_module
+    from flask_umetrics.errors import EventStoreUnavailable
+
+    with app.app_context():
+        _events("anon-4", 1)
+        _events("user-4", 1)
+    before = grouped(clickhouse_url)
+    ch_client = get_client(parse_clickhouse_url(clickhouse_url))
+    real_insert = ch_client.insert
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(store_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(ch_client, "insert", unreachable)
+    with app.app_context(), pytest.raises(EventStoreUnavailable, match="mirror persons"):
+        identify("user-4", anon_id="anon-4")
+    assert grouped(clickhouse_url) == before
+    monkeypatch.setattr(ch_client, "insert", real_insert)
+    with app.app_context():
+        from flask_umetrics.events.identity import person_ids_of
+        from flask_umetrics.state import current_state
+
+        with current_state().engine.connect() as connection:
+            ids = person_ids_of(connection, "default", ["anon-4", "user-4"])
+        assert ids["anon-4"] != ids["user-4"]  # the merge was rolled back in SQL too
+        person = identify("user-4", anon_id="anon-4")
+    assert grouped(clickhouse_url) == [(person, 2, ["anon-4", "user-4"])]

@@ -197,6 +197,11 @@ class ClickHouseEventStore:
     ) -> int:
         if not distinct_ids:
             return 0
+        return int(
+            self._retrying("delete events", lambda: self._delete_counted(scope_id, distinct_ids))
+        )
+
+    def _delete_counted(self, scope_id: str, distinct_ids: Sequence[str]) -> int:
         removed = self._count(scope_id, distinct_ids)
         if removed:
             self._delete(scope_id, distinct_ids)
@@ -212,9 +217,17 @@ class ClickHouseEventStore:
         """Re-insert the person's events renamed and without ``pii_keys``, then delete the
         originals (ClickHouse cannot edit a JSON string in place). Insert first: a failure in
         between leaves both copies and raises, so the SQL transaction rolls back and the
-        anonymisation can be run again; it never leaves the originals unnoticed."""
+        anonymisation can be run again; it never leaves the originals unnoticed. A retry after a
+        lost connection inserts the same rows with the same token, which ClickHouse drops."""
         if not renames:
             return 0
+        return int(
+            self._retrying("anonymise events", lambda: self._anonymize(scope_id, renames, pii_keys))
+        )
+
+    def _anonymize(
+        self, scope_id: str, renames: Mapping[str, str], pii_keys: Collection[str]
+    ) -> int:
         old_ids = list(renames)
         result = self.client.query(
             f"SELECT {', '.join(EVENT_COLUMNS[:-1])}, seq, toUnixTimestamp64Micro(ts) "
@@ -255,8 +268,12 @@ class ClickHouseEventStore:
         person_ids: Collection[int],
         gone_distinct_ids: Collection[str] = (),
     ) -> None:
-        mirror.mirror_persons(
-            self.client, connection, scope_id, person_ids, gone_distinct_ids, self._write_settings
+        client, settings = self.client, self._write_settings
+        self._retrying(
+            "mirror persons",
+            lambda: mirror.mirror_persons(
+                client, connection, scope_id, person_ids, gone_distinct_ids, settings
+            ),
         )
 
 
