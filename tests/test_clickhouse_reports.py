@@ -43,6 +43,10 @@ def app(make_clickhouse_app: AppFactory) -> Flask:
         (f"/query/paths?{DAY}", "The paths report"),
         (f"/query/dashboard?{DAY}", "The dashboard report"),
         ("/query/live", "The live report"),
+        (f"/query/cohorts?{DAY}", "The cohorts report"),
+        (f"/query/attribution?{DAY}&conversion_event=signup", "The attribution report"),
+        ("/persons", "The people report"),
+        ("/persons/d/timeline", "The timeline report"),
         ("/export/events", "The event export"),
         ("/persons/d/export", "The person export"),
     ],
@@ -86,3 +90,16 @@ def test_python_calls_raise_the_same_error(app: Flask) -> None:
             events_today("default")
         with pytest.raises(NotAvailableOnClickHouse, match="The person export"):
             export_person("d")
+
+
+def test_experiment_results_answer_501(app: Flask) -> None:
+    from flask_umetrics.flags.store import create_experiment
+
+    with app.app_context():
+        create_experiment({"key": "exp", "variants": [{"key": "a"}, {"key": "b"}]})
+    response = app.test_client().get(f"{API}/experiments/exp/results")
+    assert response.status_code == 501, response.get_json()
+    assert response.get_json()["error"]["details"]["feature"] == "The results report"
+    page = app.test_client().get("/umetrics/admin/experiments/exp")
+    assert page.status_code == 501
+    assert "is not available on the ClickHouse event store yet" in page.get_data(as_text=True)
