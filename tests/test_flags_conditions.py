@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from flask_umetrics.errors import ValidationError
 from flask_umetrics.flags import conditions as conditions_module
+from flask_umetrics.flags import regex as regex_module
 from flask_umetrics.flags.conditions import (
     eval_condition,
     padded_version_string,
@@ -118,7 +119,7 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     (S, {"company": {"$in": ["enterprise"]}}, False),
     (S, {"country": {"$ini": ["de", "at"]}}, True),
     (S, {"tags": {"$nini": ["BETA"]}}, False),
-    # $regex and friends (Python's re, as in the Python SDK)
+    # $regex and friends (RE2; a match anywhere, as in GrowthBook)
     (S, {"email": {"$regex": "@example\\.de$"}}, False),
     (S, {"email": {"$regexi": "@example\\.de$"}}, True),
     (S, {"email": {"$regex": "^Anna"}}, True),
@@ -317,11 +318,11 @@ def test_padded_version_string_matches_growthbook() -> None:
 
 
 def test_regex_compiled_once() -> None:
-    conditions_module._compile.cache_clear()
+    regex_module.compile_pattern.cache_clear()
     condition = {"email": {"$regex": "^[a-z]+@example\\.(de|com)$"}}
     for _ in range(5):
         assert eval_condition({"email": "anna@example.de"}, condition) is True
-    info = conditions_module._compile.cache_info()
+    info = regex_module.compile_pattern.cache_info()
     assert (info.misses, info.hits) == (1, 4)
 
 

@@ -11,7 +11,10 @@ Our one addition is saved segments, a flask-umetrics concept: ``{"$inSegment": "
 ``$notInSegment`` True (the subject is treated as a member of no segment).
 
 Evaluation runs per flag per request, so it never raises on a malformed condition (that
-condition is False, as in GrowthBook), compiles each regex once and allocates little.
+condition is False, as in GrowthBook), compiles each regex once and allocates little. Regexes
+run on RE2 (:mod:`flask_umetrics.flags.regex`), in time linear in the attribute's length, with
+GrowthBook's search-anywhere semantics; a pattern RE2 cannot compile (backreferences,
+lookaround) is refused when saved and never matches when met at evaluation.
 :func:`validate_condition` is where bad definitions are rejected, naming the offending path.
 
 GrowthBook behaviours that look like bugs, followed on purpose for compatibility:
@@ -20,7 +23,7 @@ GrowthBook behaviours that look like bugs, followed on purpose for compatibility
   ``1.2.3.4 < 1.2.3``; parts are padded as text, so ``1.02.3`` is not ``1.2.3``;
 - the Python SDK cannot tell a missing attribute from null: ``$exists: false`` holds for null,
   ``$type`` of a missing attribute is ``"null"`` and ``$in: [null]`` matches it (the JS SDK
-  differs on the last two); regexes are Python's ``re``, not JS ``RegExp``;
+  differs on the last two);
 - an error anywhere (e.g. ``$and`` given a string) fails the whole condition, even an ``$or``
   branch that would match; an empty operator object ``{"plan": {}}`` matches anything.
 """
@@ -34,6 +37,8 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import ValidationError
+from .regex import check_pattern
+from .regex import search as regex_search
 
 Condition = Mapping[str, Any]
 SegmentLookup = Callable[[str], bool]
@@ -383,40 +388,21 @@ def _op_vgte(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
     return pair is not None and pair[0] >= pair[1]
 
 
-@lru_cache(maxsize=1024)
-def _compile(pattern: str, flags: int) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern, flags)
-    except Exception:  # noqa: BLE001 - any uncompilable operand simply never matches
-        return None
-
-
-def _search(pattern: Any, flags: int, actual: Any) -> bool | None:
-    """Whether ``pattern`` is found in ``actual``; None when it cannot be applied."""
-    try:
-        compiled = _compile(pattern, flags)
-        if compiled is None:
-            return None
-        return compiled.search(actual) is not None
-    except Exception:  # noqa: BLE001 - unhashable pattern, non-string attribute
-        return None
-
-
 def _op_regex(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
-    return _search(operand, 0, actual) is True
+    return regex_search(operand, False, actual) is True
 
 
 def _op_regexi(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
-    return _search(operand, re.IGNORECASE, actual) is True
+    return regex_search(operand, True, actual) is True
 
 
 def _op_not_regex(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
     # A missing or non-string attribute "does not match", so it passes (GrowthBook).
-    return _search(operand, 0, actual) is not True
+    return regex_search(operand, False, actual) is not True
 
 
 def _op_not_regexi(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
-    return _search(operand, re.IGNORECASE, actual) is not True
+    return regex_search(operand, True, actual) is not True
 
 
 def _op_in(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
@@ -857,10 +843,13 @@ class _Validator:
             raise ValidationError(path, "must be a regular expression (a string)")
         if len(pattern) > MAX_REGEX_LENGTH:
             raise ValidationError(path, f"must be at most {MAX_REGEX_LENGTH} characters")
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValidationError(path, f"is not a valid regular expression: {error}") from None
+        refused = check_pattern(pattern)
+        if refused is not None:
+            raise ValidationError(
+                path,
+                f"is not a regular expression RE2 accepts ({refused}); backreferences and "
+                "lookaround are not supported, so that matching takes linear time",
+            )
         return pattern
 
     def literal(self, value: Any, path: str, depth: int) -> Any:
