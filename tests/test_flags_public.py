@@ -60,7 +60,9 @@ def flag(key: str, **extra: Any) -> dict[str, Any]:
 def row_counts(app: Flask) -> dict[str, int]:
     with app.extensions["umetrics"].engine.connect() as connection:
         return {
-            table.name: int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+            table.name: int(
+                connection.execute(select(func.count()).select_from(table)).scalar_one()
+            )
             for table in metadata.sorted_tables
         }
 
