@@ -7,6 +7,8 @@ literals record GrowthBook quirks we follow on purpose (listed in the conditions
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -315,6 +317,29 @@ def test_padded_version_string_matches_growthbook() -> None:
         assert padded_version_string(value) == paddedVersionString(value)
     assert padded_version_string("1.2.3") == "    1-    2-    3-~"
     assert padded_version_string(1e21) == "1e"  # "+21" is dropped as build metadata
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.text(alphabet="v+\n.-1a ", max_size=12))
+def test_version_stripping_equals_growthbook_regex(value: str) -> None:
+    from growthbook.core import paddedVersionString
+
+    stripped = conditions_module._strip_prefix_and_build(value)
+    assert stripped == re.sub(r"(^v|\+.*$)", "", value)
+    assert padded_version_string(value) == paddedVersionString(value)
+
+
+def test_version_operators_take_linear_time_on_crafted_values() -> None:
+    # GrowthBook's regex for "+build" is quadratic on many "+" before a newline (about a
+    # second at 20,000 characters); an attribute value is the subject's to choose.
+    crafted = "+" * 20_000 + "\nx"
+    condition = {"app_version": {"$vgt": "1.0.0"}}
+    started = time.perf_counter()
+    assert eval_condition({"app_version": crafted}, condition) is True  # "+" sorts after " "
+    assert time.perf_counter() - started < 0.010
+    info = conditions_module._padded_cached.cache_info()
+    assert padded_version_string(crafted) == crafted  # the "+" are not on the last line
+    assert conditions_module._padded_cached.cache_info() == info  # long values are not cached
 
 
 def test_regex_compiled_once() -> None:

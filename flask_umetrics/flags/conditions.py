@@ -594,19 +594,38 @@ def padded_version_string(value: Any) -> str:
         value = _js_number_to_string(value)
     if not value or not isinstance(value, str):
         value = "0"
-    return _padded(value)
+    # Attribute values are the subject's: only short ones (real versions) are worth caching.
+    return _padded_cached(value) if len(value) <= _CACHED_VERSION_LENGTH else _padded(value)
 
 
-_VERSION_STRIP = re.compile(r"(^v|\+.*$)")
+_CACHED_VERSION_LENGTH = 64
 _VERSION_SPLIT = re.compile(r"[-.]")
 
 
-@lru_cache(maxsize=1024)
+def _strip_prefix_and_build(value: str) -> str:
+    """GrowthBook's ``re.sub(r"(^v|\\+.*$)", "", value)`` in linear time.
+
+    That regex retries ``.*$`` from every ``+`` before a newline, quadratic in the value's
+    length. The same result: drop a leading ``v``; then, on the last line (``$`` also matches
+    before a final newline), drop from the first ``+`` to the end of the line.
+    """
+    start = 1 if value.startswith("v") else 0
+    end = len(value) - 1 if value.endswith("\n") else len(value)
+    line_start = max(value.rfind("\n", start, end) + 1, start)
+    plus = value.find("+", line_start, end)
+    if plus < 0:
+        return value[start:]
+    return value[start:plus] + value[end:]
+
+
 def _padded(value: str) -> str:
-    parts = _VERSION_SPLIT.split(_VERSION_STRIP.sub("", value))
+    parts = _VERSION_SPLIT.split(_strip_prefix_and_build(value))
     if len(parts) == 3:
         parts.append("~")
     return "-".join(part.rjust(5, " ") if part.isdigit() else part for part in parts)
+
+
+_padded_cached = lru_cache(maxsize=1024)(_padded)
 
 
 def _js_number_to_string(value: float) -> str:
