@@ -101,6 +101,10 @@ SEMANTICS: list[tuple[str, str, str, bool]] = [
     ("$regex", r"^(?:iPhone|iPad);", "iPad; CPU OS 17", True),
     ("$regex", r"https?://", "http://a", True),
     ("$regex", r"a\/b", "a/b", True),  # an escaped slash, as written for JS
+    ("$regex", r"^a.*?b$", "axxb", True),
+    ("$regex", r"^\p{L}+$", "Émile", True),
+    ("$regex", r"^\p{L}+$", "Émile1", False),
+    ("$regex", r"end\z", "the end", True),
     # Case: $regexi, and the inline flag.
     ("$regex", "(mobile|tablet)", "Android Mobile Browser", False),
     ("$regexi", "(MOBILE|TABLET)", "android mobile browser", True),
