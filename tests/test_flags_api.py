@@ -107,6 +107,7 @@ def test_create_start_stop_and_audit(api: tuple[Flask, dict[str, str]]) -> None:
         ({"conditions": {"email": {"$regex": "("}}}, "conditions.email.$regex"),
         ({"conditions": {"email": {"$regex": "^(a+)\\1@"}}}, "conditions.email.$regex"),
         ({"conditions": {"email": {"$regexi": "^(?!admin)"}}}, "conditions.email.$regexi"),
+        ({"conditions": {"email": {"$regex": "\ud800"}}}, "conditions.email.$regex"),
         ({"goal": {"event": ""}}, "goal.event"),
         ({"metrics": [{"event": "x", "kind": "mean"}]}, "metrics.0"),
         ({"start_at": "2026-12-01T00:00:00Z", "stop_at": "2026-11-01T00:00:00Z"}, "stop_at"),

@@ -156,6 +156,7 @@ REFUSED = [
     r"(?x) a b",  # verbose mode
     "/???***[)",  # GrowthBook's invalid vector
     "(",
+    "\ud800",  # a lone surrogate (JSON can carry one): not Unicode RE2 can read
 ]
 
 

@@ -101,4 +101,6 @@ def check_pattern(pattern: str) -> str | None:
         re2.compile(to_re2_syntax(pattern), _SENSITIVE)
     except re2.error as error:
         return _message(error)
+    except UnicodeError:
+        return "not valid Unicode (a lone surrogate)"
     return None
