@@ -334,9 +334,13 @@ def test_version_operators_take_linear_time_on_crafted_values() -> None:
     # second at 20,000 characters); an attribute value is the subject's to choose.
     crafted = "+" * 20_000 + "\nx"
     condition = {"app_version": {"$vgt": "1.0.0"}}
-    started = time.perf_counter()
     assert eval_condition({"app_version": crafted}, condition) is True  # "+" sorts after " "
-    assert time.perf_counter() - started < 0.010
+    best = float("inf")
+    for _ in range(3):  # the best of three: a busy machine may pause any single run
+        started = time.perf_counter()
+        eval_condition({"app_version": crafted}, condition)
+        best = min(best, time.perf_counter() - started)
+    assert best < 0.010, f"{best * 1000:.1f} ms"
     info = conditions_module._padded_cached.cache_info()
     assert padded_version_string(crafted) == crafted  # the "+" are not on the last line
     assert conditions_module._padded_cached.cache_info() == info  # long values are not cached
