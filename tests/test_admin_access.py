@@ -17,6 +17,14 @@ from flask_umetrics.auth import GRANTS
 from .conftest import AppFactory
 
 SAMPLE_ARGS = {"filename": "admin.css"}
+#: Query strings of routes that take their subject as a parameter.
+SAMPLE_QUERIES = {
+    "umetrics_admin.people_person": "?distinct_id=sample",
+    "umetrics_admin.people_export": "?distinct_id=sample",
+    "umetrics_admin.people_delete": "?distinct_id=sample",
+}
+#: Old link shapes that answer with a permanent redirect to the new one.
+REDIRECTS = {"umetrics_admin.people_legacy_person"}
 #: GET pages for managers only: an export of personal data, Google account listings, and the
 #: OAuth callback that stores a refresh token.
 MANAGE_ONLY_PAGES = {
@@ -51,7 +59,7 @@ def admin_requests(app: Flask) -> list[tuple[str, str, str]]:
             continue
         path = re.sub(
             r"<(?:[a-z]+:)?(\w+)>", lambda m: SAMPLE_ARGS.get(m.group(1), "sample"), rule.rule
-        )
+        ) + SAMPLE_QUERIES.get(rule.endpoint, "")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append((rule.endpoint, method, path))
     return found
@@ -81,6 +89,8 @@ def test_view_only_sees_pages_but_cannot_post(make_app: AppFactory) -> None:
         if method == "GET" and endpoint in MANAGE_ONLY_PAGES:
             assert answer.status_code == 403, endpoint
             assert b"metrics.manage" in answer.data
+        elif method == "GET" and endpoint in REDIRECTS:
+            assert answer.status_code == 301, endpoint
         elif method == "GET":
             # Sample path arguments name nothing that exists: 404 is an answer, 5xx is a bug.
             assert answer.status_code in (200, 404), (endpoint, answer.status_code)
@@ -221,7 +231,7 @@ def test_api_keys_open_the_dashboard_by_their_grants(make_app: AppFactory, permi
             assert b"form was refused" in answer.data
             passed.append(endpoint)
         else:
-            assert answer.status_code in (200, 302, 400, 404), (endpoint, answer.status_code)
+            assert answer.status_code in (200, 301, 302, 400, 404), (endpoint, answer.status_code)
             passed.append(endpoint)
     total = len(admin_requests(app))
     posts = sum(1 for _, method, _ in admin_requests(app) if method == "POST")

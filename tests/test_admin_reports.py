@@ -213,7 +213,7 @@ def test_retention_bad_input_and_unknown_table(client: FlaskClient) -> None:
     assert missing.status_code == 404
 
 
-FORMULA_PLANS = ["=HYPERLINK(\"http://evil.example\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\ry"]
+FORMULA_PLANS = ['=HYPERLINK("http://evil.example")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\ry"]
 
 
 def test_csv_escapes_formulas_in_headers_and_cells(make_app: AppFactory) -> None:

@@ -65,7 +65,7 @@ def test_person_timeline_equals_the_rest_timeline(page: Page, live_app: LiveApp)
 def test_delete_a_person_through_the_ui(page: Page, live_app: LiveApp) -> None:
     assert live_app.api("/umetrics/api/persons/5/timeline?scope_id=acme")["events"]
     login(page, live_app)
-    page.goto(live_app.url + ADMIN + "/people/5")
+    page.goto(live_app.url + ADMIN + "/person?distinct_id=5")
     page.fill("[data-testid=person-delete-confirm]", "wrong")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("[data-testid=person-delete-form] button[type=submit]")
