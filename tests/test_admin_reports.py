@@ -200,8 +200,13 @@ def test_retention_counts_and_heat_map(client: FlaskClient) -> None:
     assert curve[0] == ["period", "retained"] and curve[1] == ["day 0", "1"]
     assert float(curve[2][1]) == pytest.approx(2 / 3)
     page = client.get(ADMIN + path).text
-    assert 'style="background: rgba(51, 102, 204, 1.00)"' in page  # 100% retained
-    assert 'style="background: rgba(51, 102, 204, 0.06)"' in page  # 0% retained
+    # The tint is a class (the CSP forbids style attributes): 20 steps of 5%.
+    assert 'class="um-cell um-heat-20 um-dark" data-count="2" data-fraction="1.0"' in page
+    assert 'class="um-cell um-heat-0" data-count="0" data-fraction="0.0"' in page
+    assert "style=" not in page
+    stylesheet = client.get(ADMIN + "/assets/admin.css")
+    assert all(f".um-heat td.um-heat-{n} " in stylesheet.text for n in range(21))
+    stylesheet.close()
     assert '<span class="um-count">2</span><span class="um-share">100.0%</span>' in page
     assert '<a href="/umetrics/admin/retention?' in page and "period=week" in page
 
