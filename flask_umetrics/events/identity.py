@@ -3,6 +3,14 @@
 Every distinct id maps to one person through ``umetrics_person_distinct_ids``. A merge re-points
 the merged person's ids at the surviving person and deletes the merged one; events are never
 rewritten, and every report joins through the map, so the merge is retroactive.
+
+Who may do what: the host's own code (``caller=None``) may do everything. A REST caller without
+the ``identify`` permission (the public browser write key) may identify a user and link
+anonymous ids to it, but not rewrite an identified person: no merging of an identified person
+into another, no setting of an identified person's properties (directly, or by merging an
+anonymous person's properties into it), and no change of a ``$consent`` value a person already
+has. Such a request is refused whole (403 ``identify_permission_required``), in the same
+transaction that would have written it, so nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -14,14 +22,18 @@ from typing import Any
 from sqlalchemy import Connection, String, any_, cast, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from ..auth import IDENTIFY, Principal, holds
 from ..db.tables import person_distinct_ids, persons
 from ..db.types import utcnow
 from ..db.upsert import insert_ignoring_conflicts
-from ..errors import ValidationError
+from ..errors import PermissionRequired, ValidationError
 from ..state import current_state, resolve_scope
 from .validation import MAX_ID_LENGTH, Limits, check_properties
 
 _CHUNK = 500
+#: The person property GA4 forwarding reads (``"$consent": false`` keeps a person's events home).
+CONSENT_PROPERTY = "$consent"
+_ABSENT = object()
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -206,17 +218,109 @@ def _apply_properties(
     )
 
 
+def may_rewrite(caller: Principal | None) -> bool:
+    """Whether ``caller`` may rewrite identified persons: the host's code (None) always, a REST
+    caller when it holds ``identify`` (asked once, before any row is locked)."""
+    return caller is None or holds(caller, IDENTIFY)
+
+
+def _lock_persons(connection: Connection, person_ids: Iterable[int]) -> dict[int, Any]:
+    """The given persons (identified flag, properties), locked for this transaction in id order."""
+    wanted = sorted(set(person_ids))
+    if not wanted:
+        return {}
+    rows = connection.execute(
+        select(persons.c.id, persons.c.is_identified, persons.c.properties)
+        .where(persons.c.id.in_(wanted))
+        .order_by(persons.c.id)
+        .with_for_update()
+    )
+    return {row.id: row for row in rows}
+
+
+def _refuse(field: str, message: str) -> PermissionRequired:
+    return PermissionRequired(IDENTIFY, field, message)
+
+
+def _consents(*people: Any) -> list[Any]:
+    """The ``$consent`` values the given persons (None: not there yet) carry."""
+    return [
+        (p.properties or {})[CONSENT_PROPERTY]
+        for p in people
+        if p is not None and CONSENT_PROPERTY in (p.properties or {})
+    ]
+
+
+def _check_consent_write(field: str, values: Mapping[str, Any] | None, *people: Any) -> None:
+    """Refuse ``values`` that would change a ``$consent`` one of ``people`` already carries."""
+    wanted = (values or {}).get(CONSENT_PROPERTY, _ABSENT)
+    if wanted is not _ABSENT and any(v != wanted for v in _consents(*people)):
+        raise _refuse(f"{field}.{CONSENT_PROPERTY}", "changing a person's recorded consent")
+
+
+def _check_link(
+    connection: Connection,
+    scope: str,
+    distinct_id: str,
+    anon_id: str | None,
+    traits: Mapping[str, Any] | None,
+    anon_field: str = "anon_id",
+) -> None:
+    """Raise :class:`PermissionRequired` when ``identify(distinct_id, anon_id, traits)`` would
+    rewrite an identified person (or a recorded consent); the rows it reads stay locked."""
+    before = person_ids_of(connection, scope, [distinct_id, *([anon_id] if anon_id else [])])
+    locked = _lock_persons(connection, before.values())
+    user = locked.get(before[distinct_id]) if distinct_id in before else None
+    anon = None
+    if anon_id is not None and anon_id in before and before[anon_id] != before.get(distinct_id):
+        anon = locked.get(before[anon_id])
+    if anon is not None and anon.is_identified:
+        raise _refuse(anon_field, f"{anon_id!r} belongs to an identified person; merging it")
+    if user is not None and user.is_identified:
+        if traits:
+            raise _refuse("traits", "setting properties of an identified person")
+        if anon is not None and anon.properties:
+            raise _refuse(
+                anon_field,
+                f"{anon_id!r}'s person has properties; merging them into an identified person",
+            )
+    recorded = _consents(user, anon)
+    if any(value != recorded[0] for value in recorded[1:]):
+        raise _refuse(anon_field, "merging two persons whose recorded consent differs")
+    _check_consent_write("traits", traits, user, anon)
+
+
+def _link(
+    connection: Connection,
+    scope: str,
+    distinct_id: str,
+    anon_id: str | None,
+    traits: Mapping[str, Any] | None,
+    now: datetime,
+) -> int:
+    seen = {distinct_id: now} | ({anon_id: now} if anon_id else {})
+    ids = ensure_persons(connection, scope, seen)
+    person_id = ids[distinct_id]
+    if anon_id is not None and ids[anon_id] != person_id:
+        merge_persons(connection, person_id, ids[anon_id])
+    connection.execute(update(persons).where(persons.c.id == person_id).values(is_identified=True))
+    _apply_properties(connection, person_id, traits, None)
+    return person_id
+
+
 def identify(
     distinct_id: str,
     *,
     anon_id: str | None = None,
     traits: Mapping[str, Any] | None = None,
     scope_id: str | None = None,
+    caller: Principal | None = None,
 ) -> int:
     """Mark ``distinct_id`` as a known user, merge ``anon_id``'s person into it, set ``traits``.
 
     Idempotent and order-independent: the persons that result are the connected groups of all
-    identify links. Returns the person id.
+    identify links. Returns the person id. ``caller`` is the REST caller this is done for (None:
+    the host's code); without ``identify`` it may not rewrite identified persons (see above).
     """
     scope = resolve_scope(scope_id)
     _check_id(distinct_id, "distinct_id")
@@ -224,18 +328,36 @@ def identify(
         _check_id(anon_id, "anon_id")
     limits = Limits.from_settings(current_state().settings)
     traits = check_properties(traits, limits, "traits")
+    restricted = not may_rewrite(caller)
+    with current_state().engine.begin() as connection:
+        if restricted:
+            _check_link(connection, scope, distinct_id, anon_id, traits)
+        return _link(connection, scope, distinct_id, anon_id, traits, utcnow())
+
+
+def link_anonymous_ids(
+    links: Iterable[tuple[str, str]],
+    *,
+    scope_id: str | None = None,
+    caller: Principal | None = None,
+    anon_field: str = "anon_id",
+) -> None:
+    """``identify(user, anon_id=anon)`` for each ``(user, anon)`` pair, all in one transaction:
+    one refused link (see above) refuses them all, and nothing is written."""
+    scope = resolve_scope(scope_id)
+    pairs = sorted(set(links))
+    for user, anon in pairs:
+        _check_id(user, "distinct_id")
+        _check_id(anon, anon_field)
+    if not pairs:
+        return
+    restricted = not may_rewrite(caller)
     now = utcnow()
     with current_state().engine.begin() as connection:
-        seen = {distinct_id: now} | ({anon_id: now} if anon_id else {})
-        ids = ensure_persons(connection, scope, seen)
-        person_id = ids[distinct_id]
-        if anon_id is not None and ids[anon_id] != person_id:
-            merge_persons(connection, person_id, ids[anon_id])
-        connection.execute(
-            update(persons).where(persons.c.id == person_id).values(is_identified=True)
-        )
-        _apply_properties(connection, person_id, traits, None)
-    return person_id
+        for user, anon in pairs:
+            if restricted:  # checked against the links made so far in this transaction
+                _check_link(connection, scope, user, anon, None, anon_field)
+            _link(connection, scope, user, anon, None, now)
 
 
 def set_person_properties(
@@ -244,14 +366,27 @@ def set_person_properties(
     set_once: Mapping[str, Any] | None = None,
     *,
     scope_id: str | None = None,
+    caller: Principal | None = None,
 ) -> int:
-    """``$set`` (overwrite) and ``$set_once`` (keep the first value) on the person; its id."""
+    """``$set`` (overwrite) and ``$set_once`` (keep the first value) on the person; its id.
+
+    ``caller`` as for :func:`identify`: without ``identify`` it may set properties only on a
+    person that is not identified, and not change the ``$consent`` it carries.
+    """
     scope = resolve_scope(scope_id)
     _check_id(distinct_id, "distinct_id")
     limits = Limits.from_settings(current_state().settings)
     set_values = check_properties(set, limits, "set")
     once_values = check_properties(set_once, limits, "set_once")
+    restricted = not may_rewrite(caller)
     with current_state().engine.begin() as connection:
+        if restricted and (set_values or once_values):
+            before = person_ids_of(connection, scope, [distinct_id])
+            person = _lock_persons(connection, before.values()).get(before.get(distinct_id, -1))
+            if person is not None and person.is_identified:
+                field = "set" if set_values else "set_once"
+                raise _refuse(field, "setting properties of an identified person")
+            _check_consent_write("set", set_values, person)
         person_id = ensure_persons(connection, scope, {distinct_id: utcnow()})[distinct_id]
         _apply_properties(connection, person_id, set_values, once_values)
     return person_id
