@@ -101,7 +101,12 @@ def create_api_key(
     name: str = "",
     created_by: str | None = None,
 ) -> str:
-    """Create a key for ``scope_id`` with ``permission`` and return it; it is shown only once."""
+    """Create a key for ``scope_id`` with ``permission`` and return it; it is shown only once.
+
+    ``permission``: ``ingest`` (a write key, public in browsers), ``identify`` (server-side:
+    also merges identified persons and sets their properties), ``metrics.view`` or
+    ``metrics.manage`` (everything); see :data:`GRANTS`.
+    """
     return issue_api_key(scope_id, permission, name=name, created_by=created_by)[0]
 
 
