@@ -189,8 +189,8 @@ def test_an_identify_key_may_merge_identified_persons(
 
 
 def test_the_host_authorizer_is_asked_for_identify(make_app: AppFactory) -> None:
-    """Without a key, the host's authorizer decides: it is asked ("identify", scope) when the
-    request needs more than ingest."""
+    """Without a key, the host's authorizer decides: it is asked ("identify", scope) only when
+    the request needs more than ingest."""
     asked: list[tuple[str, str]] = []
     extension = UMetrics()
 
@@ -202,13 +202,18 @@ def test_the_host_authorizer_is_asked_for_identify(make_app: AppFactory) -> None
     app = make_app(extension, UMETRICS_TRACK_SYNC=True)
     before = two_identified_people(app)
     client = app.test_client()
+    fresh = {"distinct_id": "bob", "anon_id": "anon-b"}  # a new id: ingest is enough
+    assert client.post(f"{API}/identify", json=fresh).status_code == 200
+    assert asked == [("ingest", "default")]
+    before = people(app)
+    asked.clear()
     body = {"distinct_id": "bob", "anon_id": "alice"}
     assert_refused(client.post(f"{API}/identify", json=body), "anon_id")
     assert asked == [("ingest", "default"), ("identify", "default")]
     assert people(app) == before
     answer = client.post(f"{API}/identify", json=body, headers={"X-Role": "admin"})
     assert answer.status_code == 200
-    assert groups(app) == {("alice", "anon-a", "bob")}
+    assert groups(app) == {("alice", "anon-a", "anon-b", "bob")}
 
 
 # --- linking a fresh anonymous id still works ------------------------------------------------

@@ -218,10 +218,28 @@ def _apply_properties(
     )
 
 
-def may_rewrite(caller: Principal | None) -> bool:
-    """Whether ``caller`` may rewrite identified persons: the host's code (None) always, a REST
-    caller when it holds ``identify`` (asked once, before any row is locked)."""
-    return caller is None or holds(caller, IDENTIFY)
+class _Permit:
+    """Whether the caller may rewrite identified persons: the host's code (None) always, a key
+    by its grants, a host user by the authorizer, asked ``("identify", scope)`` only when an
+    operation needs it (at most once per call)."""
+
+    def __init__(self, caller: Principal | None) -> None:
+        self.caller = caller
+        self.answer: bool | None = True
+        if caller is not None:
+            self.answer = holds(caller, IDENTIFY) if caller.kind == "key" else None
+
+    @property
+    def needs_checks(self) -> bool:
+        return self.answer is not True
+
+    def check(self, refusal: PermissionRequired | None) -> None:
+        if refusal is None or self.caller is None:
+            return
+        if self.answer is None:
+            self.answer = holds(self.caller, IDENTIFY)
+        if not self.answer:
+            raise refusal
 
 
 def _lock_persons(connection: Connection, person_ids: Iterable[int]) -> dict[int, Any]:
@@ -251,23 +269,27 @@ def _consents(*people: Any) -> list[Any]:
     ]
 
 
-def _check_consent_write(field: str, values: Mapping[str, Any] | None, *people: Any) -> None:
-    """Refuse ``values`` that would change a ``$consent`` one of ``people`` already carries."""
+def _consent_change(
+    field: str, values: Mapping[str, Any] | None, *people: Any
+) -> PermissionRequired | None:
+    """The refusal of ``values`` that would change a ``$consent`` one of ``people`` carries."""
     wanted = (values or {}).get(CONSENT_PROPERTY, _ABSENT)
     if wanted is not _ABSENT and any(v != wanted for v in _consents(*people)):
-        raise _refuse(f"{field}.{CONSENT_PROPERTY}", "changing a person's recorded consent")
+        return _refuse(f"{field}.{CONSENT_PROPERTY}", "changing a person's recorded consent")
+    return None
 
 
-def _check_link(
+def _link_rewrite(
     connection: Connection,
     scope: str,
     distinct_id: str,
     anon_id: str | None,
     traits: Mapping[str, Any] | None,
     anon_field: str = "anon_id",
-) -> None:
-    """Raise :class:`PermissionRequired` when ``identify(distinct_id, anon_id, traits)`` would
-    rewrite an identified person (or a recorded consent); the rows it reads stay locked."""
+) -> PermissionRequired | None:
+    """The refusal, when ``identify(distinct_id, anon_id, traits)`` would rewrite an identified
+    person (or a recorded consent), for a caller without ``identify``; else None. The rows it
+    reads stay locked for the transaction."""
     before = person_ids_of(connection, scope, [distinct_id, *([anon_id] if anon_id else [])])
     locked = _lock_persons(connection, before.values())
     user = locked.get(before[distinct_id]) if distinct_id in before else None
@@ -275,19 +297,19 @@ def _check_link(
     if anon_id is not None and anon_id in before and before[anon_id] != before.get(distinct_id):
         anon = locked.get(before[anon_id])
     if anon is not None and anon.is_identified:
-        raise _refuse(anon_field, f"{anon_id!r} belongs to an identified person; merging it")
+        return _refuse(anon_field, f"{anon_id!r} belongs to an identified person; merging it")
     if user is not None and user.is_identified:
         if traits:
-            raise _refuse("traits", "setting properties of an identified person")
+            return _refuse("traits", "setting properties of an identified person")
         if anon is not None and anon.properties:
-            raise _refuse(
+            return _refuse(
                 anon_field,
                 f"{anon_id!r}'s person has properties; merging them into an identified person",
             )
     recorded = _consents(user, anon)
     if any(value != recorded[0] for value in recorded[1:]):
-        raise _refuse(anon_field, "merging two persons whose recorded consent differs")
-    _check_consent_write("traits", traits, user, anon)
+        return _refuse(anon_field, "merging two persons whose recorded consent differs")
+    return _consent_change("traits", traits, user, anon)
 
 
 def _link(
@@ -328,10 +350,10 @@ def identify(
         _check_id(anon_id, "anon_id")
     limits = Limits.from_settings(current_state().settings)
     traits = check_properties(traits, limits, "traits")
-    restricted = not may_rewrite(caller)
+    permit = _Permit(caller)
     with current_state().engine.begin() as connection:
-        if restricted:
-            _check_link(connection, scope, distinct_id, anon_id, traits)
+        if permit.needs_checks:
+            permit.check(_link_rewrite(connection, scope, distinct_id, anon_id, traits))
         return _link(connection, scope, distinct_id, anon_id, traits, utcnow())
 
 
@@ -351,12 +373,12 @@ def link_anonymous_ids(
         _check_id(anon, anon_field)
     if not pairs:
         return
-    restricted = not may_rewrite(caller)
+    permit = _Permit(caller)
     now = utcnow()
     with current_state().engine.begin() as connection:
         for user, anon in pairs:
-            if restricted:  # checked against the links made so far in this transaction
-                _check_link(connection, scope, user, anon, None, anon_field)
+            if permit.needs_checks:  # checked against the links made so far in this transaction
+                permit.check(_link_rewrite(connection, scope, user, anon, None, anon_field))
             _link(connection, scope, user, anon, None, now)
 
 
@@ -378,15 +400,15 @@ def set_person_properties(
     limits = Limits.from_settings(current_state().settings)
     set_values = check_properties(set, limits, "set")
     once_values = check_properties(set_once, limits, "set_once")
-    restricted = not may_rewrite(caller)
+    permit = _Permit(caller)
     with current_state().engine.begin() as connection:
-        if restricted and (set_values or once_values):
+        if permit.needs_checks and (set_values or once_values):
             before = person_ids_of(connection, scope, [distinct_id])
             person = _lock_persons(connection, before.values()).get(before.get(distinct_id, -1))
             if person is not None and person.is_identified:
                 field = "set" if set_values else "set_once"
-                raise _refuse(field, "setting properties of an identified person")
-            _check_consent_write("set", set_values, person)
+                permit.check(_refuse(field, "setting properties of an identified person"))
+            permit.check(_consent_change("set", set_values, person))
         person_id = ensure_persons(connection, scope, {distinct_id: utcnow()})[distinct_id]
         _apply_properties(connection, person_id, set_values, once_values)
     return person_id
