@@ -285,9 +285,9 @@ def segment_flag_app(make_app: AppFactory) -> Flask:
     return app
 
 
-def beta_for_visitor(app: Flask) -> tuple[bool, str]:
+def beta_for_visitor(app: Flask, subject: str = "visitor") -> tuple[bool, str]:
     with app.app_context():
-        result = resolve_variant("beta", subject_id="visitor", consent=False)
+        result = resolve_variant("beta", subject_id=subject, consent=False)
     return result.in_experiment, result.reason
 
 
@@ -341,6 +341,42 @@ def test_anonymous_properties_cannot_be_merged_into_an_identified_person(
     assert_refused(client.post(f"{API}/identify", json=body, headers=write), "anon_id")
     assert people(app) == with_session
     assert beta_for_visitor(app) == (False, "targeting")
+
+
+def test_values_the_host_recorded_before_identify_are_not_overwritten(
+    make_app: AppFactory,
+) -> None:
+    """The host set plan=free on its new user from Python, before the browser's first identify:
+    the person is not identified yet, but its recorded values are not the key holder's to
+    change, directly or by a merge with a person recording another value."""
+    app = segment_flag_app(make_app)
+    with app.app_context():
+        set_person_properties("u-2", set={"plan": "free"})
+    write = key(app, "ingest")
+    client = app.test_client()
+    assert (
+        v1(client, "setUserProps", {"sessionId": "evil", "props": {"plan": "pro"}}, write).data
+        == b"ok"
+    )
+    before = people(app)
+    pro = {"plan": "pro"}
+    attempts = [
+        (f"{API}/identify", {"distinct_id": "u-2", "traits": pro}, "traits.plan"),
+        (f"{TOGO}/identify", {"user_id": "u-2", "anon_id": "new-1", "traits": pro}, "traits.plan"),
+        ("setUserProps", {"sessionId": "u-2", "props": pro}, "props.plan"),
+        (f"{API}/identify", {"distinct_id": "u-2", "anon_id": "evil"}, "anon_id"),
+        (f"{API}/identify", {"distinct_id": "evil", "anon_id": "u-2"}, "anon_id"),
+        ("setUserId", {"sessionId": "evil", "uid": "u-2"}, "sessionId"),
+    ]
+    for target, body, field in attempts:
+        assert_refused(send(client, target, body, write), field)
+    assert people(app) == before
+    assert beta_for_visitor(app, "u-2") == (False, "targeting")
+    # Adding a value, or sending the recorded one again, is the sign-up: allowed.
+    signup = {"distinct_id": "u-2", "anon_id": "anon-2", "traits": {"plan": "free", "name": "Jo"}}
+    assert client.post(f"{API}/identify", json=signup, headers=write).status_code == 200
+    [u2] = [p for p in people(app) if "u-2" in p[1]]
+    assert u2[1:] == (("anon-2", "u-2"), {"plan": "free", "name": "Jo"}, True)
 
 
 def test_event_properties_never_touch_persons(make_app: AppFactory) -> None:

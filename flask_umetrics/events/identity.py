@@ -8,9 +8,11 @@ Who may do what: the host's own code (``caller=None``) may do everything. A REST
 the ``identify`` permission (the public browser write key) may identify a user and link
 anonymous ids to it, but not rewrite an identified person: no merging of an identified person
 into another, no setting of an identified person's properties (directly, or by merging an
-anonymous person's properties into it), and no change of a ``$consent`` value a person already
-has. Such a request is refused whole (403 ``identify_permission_required``), in the same
-transaction that would have written it, so nothing of it is stored.
+anonymous person's properties into it). On persons not identified yet it may add properties but
+never change a recorded value (so not a recorded ``"$consent": false`` either, nor by a merge of
+two persons recording different values). Such a request is refused whole (403
+``identify_permission_required``), in the same transaction that would have written it, so
+nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -31,9 +33,6 @@ from ..state import current_state, resolve_scope
 from .validation import MAX_ID_LENGTH, Limits, check_properties
 
 _CHUNK = 500
-#: The person property GA4 forwarding reads (``"$consent": false`` keeps a person's events home).
-CONSENT_PROPERTY = "$consent"
-_ABSENT = object()
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
@@ -260,22 +259,15 @@ def _refuse(field: str, message: str) -> PermissionRequired:
     return PermissionRequired(IDENTIFY, field, message)
 
 
-def _consents(*people: Any) -> list[Any]:
-    """The ``$consent`` values the given persons (None: not there yet) carry."""
-    return [
-        (p.properties or {})[CONSENT_PROPERTY]
-        for p in people
-        if p is not None and CONSENT_PROPERTY in (p.properties or {})
-    ]
+def _props(person: Any) -> dict[str, Any]:
+    return dict(person.properties or {}) if person is not None else {}
 
 
-def _consent_change(
-    field: str, values: Mapping[str, Any] | None, *people: Any
-) -> PermissionRequired | None:
-    """The refusal of ``values`` that would change a ``$consent`` one of ``people`` carries."""
-    wanted = (values or {}).get(CONSENT_PROPERTY, _ABSENT)
-    if wanted is not _ABSENT and any(v != wanted for v in _consents(*people)):
-        return _refuse(f"{field}.{CONSENT_PROPERTY}", "changing a person's recorded consent")
+def _changed_key(recorded: Mapping[str, Any], values: Mapping[str, Any] | None) -> str | None:
+    """The first key of ``values`` whose value differs from a value ``recorded`` holds."""
+    for key, value in (values or {}).items():
+        if key in recorded and recorded[key] != value:
+            return key
     return None
 
 
@@ -288,8 +280,8 @@ def _link_rewrite(
     anon_field: str = "anon_id",
 ) -> PermissionRequired | None:
     """The refusal, when ``identify(distinct_id, anon_id, traits)`` would rewrite an identified
-    person (or a recorded consent), for a caller without ``identify``; else None. The rows it
-    reads stay locked for the transaction."""
+    person or change a recorded property value, for a caller without ``identify``; else None.
+    The rows it reads stay locked for the transaction."""
     before = person_ids_of(connection, scope, [distinct_id, *([anon_id] if anon_id else [])])
     locked = _lock_persons(connection, before.values())
     user = locked.get(before[distinct_id]) if distinct_id in before else None
@@ -306,10 +298,18 @@ def _link_rewrite(
                 anon_field,
                 f"{anon_id!r}'s person has properties; merging them into an identified person",
             )
-    recorded = _consents(user, anon)
-    if any(value != recorded[0] for value in recorded[1:]):
-        return _refuse(anon_field, "merging two persons whose recorded consent differs")
-    return _consent_change("traits", traits, user, anon)
+        return None
+    # Neither is identified: properties may be added, but no recorded value may change.
+    user_props, anon_props = _props(user), _props(anon)
+    clash = _changed_key(anon_props, user_props)
+    if clash is not None:
+        return _refuse(
+            anon_field, f"both persons record {clash!r} with different values; merging them"
+        )
+    changed = _changed_key({**anon_props, **user_props}, traits)
+    if changed is not None:
+        return _refuse(f"traits.{changed}", "changing a recorded property value")
+    return None
 
 
 def _link(
@@ -393,7 +393,7 @@ def set_person_properties(
     """``$set`` (overwrite) and ``$set_once`` (keep the first value) on the person; its id.
 
     ``caller`` as for :func:`identify`: without ``identify`` it may set properties only on a
-    person that is not identified, and not change the ``$consent`` it carries.
+    person that is not identified, and not change a value the person already records.
     """
     scope = resolve_scope(scope_id)
     _check_id(distinct_id, "distinct_id")
@@ -408,7 +408,9 @@ def set_person_properties(
             if person is not None and person.is_identified:
                 field = "set" if set_values else "set_once"
                 permit.check(_refuse(field, "setting properties of an identified person"))
-            permit.check(_consent_change("set", set_values, person))
+            changed = _changed_key(_props(person), set_values)
+            if changed is not None:
+                permit.check(_refuse(f"set.{changed}", "changing a recorded property value"))
         person_id = ensure_persons(connection, scope, {distinct_id: utcnow()})[distinct_id]
         _apply_properties(connection, person_id, set_values, once_values)
     return person_id
