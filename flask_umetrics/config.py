@@ -350,7 +350,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         None,
         _optional_str,
         "Ingest key of the default scope written into pages by `{{ umetrics_snippet() }}` for "
-        "the browser client (public by nature: it can only write events).",
+        "the browser client (public by nature: it writes events and links visitors that are not "
+        "identified yet to users, and cannot rewrite identified persons).",
     ),
     ConfigKey(
         "UMETRICS_RESPECT_DNT",
