@@ -536,6 +536,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         _int_at_least(0),
         "How often a process checks whether flag definitions changed in another process.",
     ),
+    ConfigKey(
+        "UMETRICS_FLAG_CACHE_SCOPES",
+        "ab_cookie",
+        "flag_cache_scopes",
+        1000,
+        _int_at_least(1),
+        "How many scopes' flag definitions a process keeps in memory (least recently used "
+        "dropped first); as many flagless scopes are remembered apart.",
+    ),
     # [ga4]
     ConfigKey(
         "UMETRICS_GA4_TRANSPORT",
