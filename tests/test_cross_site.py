@@ -513,3 +513,58 @@ def test_a_bad_allowed_origin_stops_start_up_naming_the_key(
         ConfigurationError, match=r"UMETRICS_ALLOWED_ORIGINS \(from app.config\) is invalid"
     ):
         make_app(UMETRICS_ALLOWED_ORIGINS=value)
+
+
+# --- the issue's reproduction against the demo app, with a real login session ------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    from example_app import create_app
+
+    instance = tmp_path_factory.mktemp("cross-site-demo")
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance)})
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["umetrics", "db", "upgrade"]).exit_code == 0
+    seeded = runner.invoke(args=["seed-demo", "--days", "3", "--users", "5"])
+    assert seeded.exit_code == 0, seeded.output
+    return app
+
+
+def demo_admin_client(demo: Flask) -> Any:
+    """A browser logged in to the demo as its admin: the session cookie, nothing else."""
+    from example_app.auth import find_user
+
+    with demo.app_context():
+        admin = find_user("admin@example.com")
+        assert admin is not None
+        admin_id = admin.id
+    client = demo.test_client()
+    with client.session_transaction() as session:
+        session["user_id"] = admin_id
+    return client
+
+
+def demo_experiment(demo: Flask) -> tuple[str, bool]:
+    with demo.app_context():
+        experiment = get_experiment("pricing-page", scope_id="acme")
+        assert experiment is not None
+        return experiment.status, experiment.killed
+
+
+def test_the_issues_curl_against_the_demo_is_refused_and_json_from_the_site_works(
+    demo: Flask,
+) -> None:
+    client = demo_admin_client(demo)
+    assert client.get(f"{API}/experiments?scope_id=acme").status_code == 200  # logged in
+    assert demo_experiment(demo) == ("running", False)
+    forged = client.post(
+        KILL, data=FORGED_BODY, content_type="text/plain", headers={"Origin": EVIL}
+    )
+    assert forged.status_code == 403 and forged.json["error"]["code"] == "cross_site_request"
+    plain = client.post(KILL, data=FORGED_BODY, content_type="text/plain")
+    assert plain.status_code == 415
+    assert demo_experiment(demo) == ("running", False)
+    killed = client.post(KILL, json={"scope_id": "acme"}, headers={"Origin": "http://localhost"})
+    assert killed.status_code == 200 and killed.json["killed"] is True
+    assert demo_experiment(demo) == ("running", True)
