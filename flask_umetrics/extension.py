@@ -172,6 +172,14 @@ class UMetrics:
             app.register_blueprint(
                 openmetrics.create_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"]
             )
+        if (
+            settings["UMETRICS_ENABLE_API"]
+            or settings["UMETRICS_ENABLE_TOGO_API"]
+            or (settings["UMETRICS_ENABLE_OPENMETRICS_API"])
+        ):
+            from .api.cors import install_cors
+
+            install_cors(app, settings["UMETRICS_ALLOWED_ORIGINS"])
         if "umetrics" not in app.cli.commands:
             app.cli.add_command(umetrics_cli)
         if settings["UMETRICS_SCHEDULER"] == "inprocess":
