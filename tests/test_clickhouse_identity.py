@@ -211,3 +211,16 @@ def test_a_merge_clickhouse_cannot_mirror_is_rolled_back_in_sql(
         assert ids["anon-4"] != ids["user-4"]  # the merge was rolled back in SQL too
         person = identify("user-4", anon_id="anon-4")
     assert grouped(clickhouse_url) == [(person, 2, ["anon-4", "user-4"])]
+
+
+def test_links_made_in_one_transaction_are_all_mirrored(app: Flask, clickhouse_url: str) -> None:
+    """``link_anonymous_ids`` (the togo API's batch of links) goes through the same mirror."""
+    from flask_umetrics.events.identity import link_anonymous_ids
+
+    with app.app_context():
+        _events("a1", 1)
+        _events("a2", 2)
+        _events("u", 1)
+        link_anonymous_ids([("u", "a1"), ("u", "a2")])
+    (only,) = grouped(clickhouse_url)
+    assert only[1:] == (4, ["a1", "a2", "a2", "u"])
