@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -297,3 +298,46 @@ def test_pruning_leaves_clickhouse_events_alone_and_says_so(
     assert "events" not in result and "stat_readings" in result
     assert "events in the clickhouse event store are not pruned yet" in caplog.text
     assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(3,)]
+
+
+def test_concurrent_batches_sharing_uuids_store_each_once(
+    app: Flask, key: str, clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads of one process (a threaded worker) send overlapping batches at once: each
+    look-up is slowed so both would run before either insert if nothing serialised them."""
+    import threading
+
+    from flask_umetrics.engines.clickhouse.store import ClickHouseEventStore
+
+    real_stored = ClickHouseEventStore._stored
+
+    def slow_stored(self: ClickHouseEventStore, *args: Any) -> Any:
+        found = real_stored(self, *args)
+        time.sleep(0.3)
+        return found
+
+    # The persons exist already: the batches write nothing in SQL, so SQLite's write lock does
+    # not serialise them either.
+    send(app.test_client(), key, [dict(e, uuid="pre-" + e["uuid"]) for e in batch_of(4)])
+    monkeypatch.setattr(ClickHouseEventStore, "_stored", slow_stored)
+    events_all = batch_of(15)
+    answers: list[dict[str, Any]] = []
+    start = threading.Barrier(2)
+
+    def sender(batch: list[dict[str, Any]]) -> None:
+        start.wait()
+        answers.append(send(app.test_client(), key, batch).get_json())
+
+    threads = [
+        threading.Thread(target=sender, args=(events_all[:10],)),
+        threading.Thread(target=sender, args=(events_all[5:],)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a["accepted"] for a in answers) == [5, 10]
+    assert sum(a["duplicates"] for a in answers) == 5
+    assert ch_rows(clickhouse_url, "SELECT count(), uniqExact(uuid) FROM umetrics_events") == [
+        (19, 19)
+    ]

@@ -11,8 +11,10 @@ Exactly-once, in two layers:
    table remembers recent tokens, so a retried insert whose first attempt did land (a timeout
    after the server wrote the part) is dropped by ClickHouse itself.
 
-Two processes inserting the same uuid at the same instant can both miss it in the look-up; that
-case is not deduplicated at write (see docs/clickhouse.md: reads will ``LIMIT 1 BY uuid``).
+Within a process, look-up and insert hold one lock, so concurrent threads (a threaded gunicorn
+worker, the buffer's timer) cannot both miss the same uuid: with chdb, which is one process, the
+promise is exact. Two *processes* inserting the same uuid at the same instant can both miss it;
+that case is not deduplicated at write (see docs/clickhouse.md: reads will ``LIMIT 1 BY uuid``).
 
 Inserts are synchronous (``async_insert=0``; on a cluster ``insert_distributed_sync=1``): the
 call returns after ClickHouse wrote the rows, and a failure raises, so the caller (REST: 503;
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -69,6 +72,8 @@ class ClickHouseEventStore:
     def __init__(self, url: ClickHouseURL, cluster: str | None = None) -> None:
         self.url = url
         self.cluster = cluster
+        #: Held from the uuid look-up to the end of the insert (see the module docstring).
+        self._insert_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ClickHouseEventStore({self.url.redacted()!r}, cluster={self.cluster!r})"
@@ -96,12 +101,18 @@ class ClickHouseEventStore:
         for row in rows:
             unique.setdefault((row["scope_id"], row["uuid"]), row)
         client = self.client
-        stored = self._stored(client, unique)
-        fresh = [row for key, row in unique.items() if key not in stored]
         self._retrying(
             "mirror new persons",
             lambda: mirror.mirror_new_persons(client, new_persons, self._write_settings),
         )
+        with self._insert_lock:
+            return self._insert_fresh(client, unique)
+
+    def _insert_fresh(
+        self, client: Client, unique: Mapping[tuple[str, str], Mapping[str, Any]]
+    ) -> int:
+        stored = self._stored(client, unique)
+        fresh = [row for key, row in unique.items() if key not in stored]
         if not fresh:
             return 0
         sequence = next_values(len(fresh))
