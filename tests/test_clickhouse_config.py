@@ -41,6 +41,7 @@ SECRET = "s3cr3t-Pa55"
             ("chdb", None, None, None, "default", "/var/lib/umetrics/ch"),
         ),
     ],
+    ids=["server", "cloud", "http-defaults", "chdb"],
 )
 def test_urls_are_parsed(url: str, expected: tuple[object, ...]) -> None:
     parsed = parse_clickhouse_url(url)
@@ -75,6 +76,7 @@ def test_the_password_reaches_the_client_and_nothing_else() -> None:
         ("clickhouse://u:s3cr3t-Pa55@h/db/extra", "one database name"),
         ("clickhouse://u:s3cr3t-Pa55@h/db?secure=1", "no query string"),
     ],
+    ids=["scheme", "chdb-relative", "chdb-root", "port", "host", "path", "query"],
 )
 def test_bad_urls_stop_start_up_without_showing_the_password(
     url: str, message: str, tmp_path: Path
