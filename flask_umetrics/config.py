@@ -137,6 +137,13 @@ def _schedule(value: Any) -> str:
     return "" if text.lower() == "off" else text
 
 
+def _cluster_name(value: Any) -> str | None:
+    text = _optional_str(value)
+    if text is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", text):
+        raise ValueError("must be a ClickHouse cluster name (letters, digits, '_', '.', '-')")
+    return text
+
+
 @dataclass(frozen=True)
 class ConfigKey:
     """One ``UMETRICS_*`` setting and where it may be written in the INI file."""
@@ -661,6 +668,36 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         3,
         _int_at_least(1),
         "How many past days each GA4 sync (re)reads (GA4 revises recent days).",
+    ),
+    # [clickhouse]
+    ConfigKey(
+        "UMETRICS_EVENT_STORE",
+        "clickhouse",
+        "event_store",
+        "sql",
+        _choice("sql", "clickhouse"),
+        "Where events live: `sql` (the umetrics SQL database) or `clickhouse` "
+        "(`UMETRICS_CLICKHOUSE_URL`; persons, flags, stats, keys and GA4 stay in SQL). "
+        "See docs/clickhouse.md.",
+    ),
+    ConfigKey(
+        "UMETRICS_CLICKHOUSE_URL",
+        "clickhouse",
+        "url",
+        None,
+        _optional_str,
+        "`clickhouse://user:password@host:8123/database`, `https://user:password@host:8443/"
+        "database` (a server or ClickHouse Cloud), or `chdb:///path/to/dir` (the embedded "
+        "engine: one process only). Checked by `init_app`; its password is never shown.",
+    ),
+    ConfigKey(
+        "UMETRICS_CLICKHOUSE_CLUSTER",
+        "clickhouse",
+        "cluster",
+        None,
+        _cluster_name,
+        "ClickHouse cluster name: the schema is created `ON CLUSTER` with replicated tables "
+        "and a Distributed events table (a server only, not chdb).",
     ),
 )
 
