@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_origin
@@ -22,6 +23,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from ..auth import Principal, authorize
 from ..db.outage import is_database_unavailable, outage_log
 from ..errors import APIError, ValidationError
+from ..queries.connection import QueryTimeout
 from ..state import current_state
 from ..validation import validate_scope_id
 
@@ -219,6 +221,7 @@ class ApiRouter:
         self.blueprint.register_error_handler(APIError, _api_error_response)
         self.blueprint.register_error_handler(ValidationError, _validation_error_response)
         self.blueprint.register_error_handler(HTTPException, _http_error_response)
+        self.blueprint.register_error_handler(QueryTimeout, query_timeout_response)
         self.blueprint.register_error_handler(Exception, _unexpected_error_response)
         self.blueprint.after_request(_note_success)
 
@@ -347,6 +350,30 @@ def database_unavailable_response(error: BaseException) -> Response:
             "database_unavailable",
             f"The analytics database is unavailable; retry in {seconds} seconds.",
             headers={"Retry-After": str(seconds)},
+        )
+    )
+
+
+def retry_after_timeout(error: QueryTimeout) -> str:
+    """``Retry-After`` of a timed-out report: as long as the report was allowed to run."""
+    return str(max(1, math.ceil(error.seconds)))
+
+
+def query_timeout_response(error: QueryTimeout) -> Response:
+    """503 ``query_timeout``: the report ran past ``UMETRICS_QUERY_TIMEOUT_SECONDS``. Not an
+    outage (the database answered), so it is logged as one line, not as a failure streak."""
+    logger.warning(
+        "flask-umetrics: %s %s ran past the %g s report timeout",
+        request.method,
+        request.path,
+        error.seconds,
+    )
+    return error_response(
+        APIError(
+            503,
+            "query_timeout",
+            str(error),
+            headers={"Retry-After": retry_after_timeout(error)},
         )
     )
 
