@@ -168,6 +168,9 @@ class UMetrics:
             app.register_blueprint(
                 openmetrics.create_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"]
             )
+        from .api.ratelimit import install_rate_limits
+
+        state.rate_limiter = install_rate_limits(app, settings)
         if "umetrics" not in app.cli.commands:
             app.cli.add_command(umetrics_cli)
         if settings["UMETRICS_SCHEDULER"] == "inprocess":

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, get_origin
 
 import pydantic
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -222,6 +223,7 @@ class ApiRouter:
         self.blueprint.register_error_handler(ValidationError, _validation_error_response)
         self.blueprint.register_error_handler(HTTPException, _http_error_response)
         self.blueprint.register_error_handler(QueryTimeout, query_timeout_response)
+        self.blueprint.register_error_handler(RateLimitExceeded, _rate_limited_response)
         self.blueprint.register_error_handler(Exception, _unexpected_error_response)
         self.blueprint.after_request(_note_success)
 
@@ -328,6 +330,21 @@ def _http_error_response(error: HTTPException) -> Response:
     if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
         answer.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
     return answer
+
+
+def _rate_limited_response(error: RateLimitExceeded) -> Response:
+    """429 ``rate_limited`` with ``Retry-After`` (see ``ratelimit.py``)."""
+    from .ratelimit import retry_after
+
+    seconds = retry_after()
+    return error_response(
+        APIError(
+            429,
+            "rate_limited",
+            f"Too many requests: the limit is {error.description}; retry in {seconds} seconds.",
+            headers={"Retry-After": seconds},
+        )
+    )
 
 
 def _note_success(response: Response) -> Response:
