@@ -1,7 +1,8 @@
 """Rate limits on the endpoints anyone can reach, with Flask-Limiter.
 
 Two kinds of public endpoint, each with its own budget per client IP: ingestion (``/api/events``,
-``/api/identify``, togo's events and identify, open-metrics writes: ``UMETRICS_RATELIMIT_INGEST``)
+``/api/identify``, togo's events and identify, open-metrics writes and ping:
+``UMETRICS_RATELIMIT_INGEST``)
 and the anonymous browser endpoints (``/api/flags``, ``/api/consent``:
 ``UMETRICS_RATELIMIT_PUBLIC``). Ingestion also has a budget per API key, across all client IPs
 (``UMETRICS_RATELIMIT_PER_KEY``), so a leaked or public write key cannot be used to flood the
@@ -36,6 +37,8 @@ INGEST, PUBLIC = "ingest", "public"
 #: The anonymous browser endpoints (permission ``None``) that are rate-limited; ``/api/health``,
 #: ``/api/openapi.json`` and open-metrics' ping answer from memory and are not.
 PUBLIC_ENDPOINTS = frozenset({"umetrics_api.flags_for_subject", "umetrics_api.consent"})
+#: Public by permission but writing events (open-metrics' ping stores one with a ``sessionId``).
+INGEST_ENDPOINTS = frozenset({"umetrics_openmetrics.ping"})
 BLUEPRINTS = ("umetrics_api", "umetrics_togo", "umetrics_openmetrics")
 
 
@@ -47,7 +50,8 @@ def budget() -> str | None:
     if endpoint in PUBLIC_ENDPOINTS:
         return PUBLIC
     view = current_app.view_functions.get(endpoint)
-    return INGEST if getattr(view, "umetrics_permission", None) == "ingest" else None
+    writes = endpoint in INGEST_ENDPOINTS or getattr(view, "umetrics_permission", None) == "ingest"
+    return INGEST if writes else None
 
 
 def client_ip() -> str:
