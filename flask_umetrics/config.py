@@ -268,7 +268,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "UMETRICS_RATELIMIT_INGEST",
         "env",
         "ratelimit_ingest",
-        "600 per minute;10000 per hour",
+        "600 per minute",
         _rate_limits,
         "Limit per client IP on the ingestion endpoints (`/api/events`, `/api/identify`, togo "
         "and open-metrics writes); `;` separates several limits.",
@@ -277,7 +277,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "UMETRICS_RATELIMIT_PUBLIC",
         "env",
         "ratelimit_public",
-        "600 per minute;10000 per hour",
+        "600 per minute",
         _rate_limits,
         "Limit per client IP on the anonymous endpoints (`/api/flags`, `/api/consent`).",
     ),
