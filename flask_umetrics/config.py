@@ -444,7 +444,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         None,
         _optional_str,
         "Ingest key of the default scope written into pages by `{{ umetrics_snippet() }}` for "
-        "the browser client (public by nature: it can only write events).",
+        "the browser client (public by nature: it writes events and links visitors that are not "
+        "identified yet to users, and cannot rewrite identified persons).",
     ),
     ConfigKey(
         "UMETRICS_RESPECT_DNT",
@@ -586,6 +587,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         5,
         _int_at_least(0),
         "How often a process checks whether flag definitions changed in another process.",
+    ),
+    ConfigKey(
+        "UMETRICS_FLAG_CACHE_SCOPES",
+        "ab_cookie",
+        "flag_cache_scopes",
+        1000,
+        _int_at_least(1),
+        "How many scopes' flag definitions a process keeps in memory (least recently used "
+        "dropped first); as many flagless scopes are remembered apart.",
     ),
     # [ga4]
     ConfigKey(

@@ -128,7 +128,11 @@ class UMetrics:
             collectors=CollectorRegistry(parent=self.collectors),
             owns_engine=owns_engine,
             event_buffer=buffer,
-            flag_cache=FlagCache(engine, settings["UMETRICS_FLAGS_REFRESH_SECONDS"]),
+            flag_cache=FlagCache(
+                engine,
+                settings["UMETRICS_FLAGS_REFRESH_SECONDS"],
+                settings["UMETRICS_FLAG_CACHE_SCOPES"],
+            ),
             cookie_keyring=keyring,
         )
         install_request_flush(app, buffer)

@@ -4,20 +4,28 @@ and :data:`flask_umetrics.auth.GRANTS`, never written by hand.
 
 A caller below the route's permission gets 401 (no credentials) or 403; a caller at or above it
 gets past the gate: any answer but 401/403/5xx (the sample input may well be a 400 or 404).
+
+A route marked with :func:`flask_umetrics.auth.may_require` (e.g. ``identify``) is also sent an
+input that needs that permission too (merging two identified persons, setting an identified
+person's properties): a caller holding the route's permission but not that one gets 403
+``<permission>_permission_required``.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from flask_umetrics import create_api_key
+from flask_umetrics import create_api_key, identify
+from flask_umetrics.api.compat.togo import router as togo_router
+from flask_umetrics.api.routes import router as api_router
 from flask_umetrics.auth import GRANTS, PERMISSIONS
 
 from .conftest import AppFactory
@@ -54,6 +62,8 @@ class Case:
     path: str
     permission: str | None
     query: str = ""
+    #: A permission the input also needs (a route's ``may_require``), else None.
+    operation: str | None = None
 
 
 def matrix_app(make_app: AppFactory) -> Flask:
@@ -73,6 +83,10 @@ def rest_cases(app: Flask) -> list[Case]:
         path = re.sub(r"<(?:[a-z]+:)?(\w+)>", lambda m: SAMPLE_ARGS[m.group(1)], rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             cases.append(Case(rule.endpoint, method, path, view.umetrics_permission))
+            cases.extend(
+                Case(rule.endpoint, method, path, view.umetrics_permission, operation=operation)
+                for operation in getattr(view, "umetrics_may_require", ())
+            )
     # open-metrics' ping is public, but with a sessionId it stores an event: then it is ingest.
     cases.extend(
         Case("umetrics_openmetrics.ping", method, "/umetrics/v1/ping", "ingest", "sessionId")
@@ -81,7 +95,9 @@ def rest_cases(app: Flask) -> list[Case]:
     return cases
 
 
-def expected_status(permission: str | None, caller: str | None) -> int | None:
+def expected_status(
+    permission: str | None, caller: str | None, operation: str | None = None
+) -> int | None:
     """401 or 403 when ``caller`` may not pass, else None (any answer but 401/403/5xx)."""
     if permission is None:
         return None
@@ -89,10 +105,59 @@ def expected_status(permission: str | None, caller: str | None) -> int | None:
         return 401
     if caller == OTHER_SCOPE:
         return 403
-    return None if permission in GRANTS[caller] else 403
+    needed = {permission} | ({operation} if operation else set())
+    return None if needed <= GRANTS[caller] else 403
 
 
-def send(client: FlaskClient, case: Case, headers: dict[str, str]) -> TestResponse:
+def expected_code(case: Case, caller: str | None) -> str:
+    """The error code of a refusal: the route's gate, else the operation's own check."""
+    if caller in GRANTS and case.permission in GRANTS[caller] and case.operation:
+        return f"{case.operation}_permission_required"
+    return ERROR_CODES[caller]
+
+
+_people = itertools.count()
+
+
+def body_fields(endpoint: str) -> set[str] | None:
+    """The fields the route's body model accepts (None: open-metrics, which has no model)."""
+    for router in (api_router, togo_router):
+        for spec in router.specs:
+            if f"{router.blueprint.name}.{spec.endpoint}" == endpoint and spec.body is not None:
+                return set(spec.body.model_fields)
+    return None
+
+
+def identity_body(app: Flask, endpoint: str) -> dict[str, Any]:
+    """Two new identified persons and the route's input asking to merge them (or to set
+    properties of the first): each needs ``identify`` beyond ``ingest``."""
+    n = next(_people)
+    user, other = f"matrix-user-{n}", f"matrix-other-{n}"
+    with app.app_context():
+        identify(user, scope_id=SCOPE)
+        identify(other, scope_id=SCOPE)
+    body = {
+        "scope_id": SCOPE,
+        "distinct_id": user,
+        "user_id": user,
+        "uid": user,
+        "anon_id": other,
+        "sessionId": other,
+        "traits": {"plan": "pro"},
+        "props": {"plan": "pro"},
+        "events": [{"name": "matrix", "user_id": user, "anon_id": other}],
+    }
+    fields = body_fields(endpoint)
+    return body if fields is None else {k: v for k, v in body.items() if k in fields}
+
+
+def send(app: Flask, case: Case, headers: dict[str, str]) -> TestResponse:
+    client = app.test_client()
+    if case.operation is not None:
+        body = identity_body(app, case.endpoint)
+        if case.method == "GET":  # open-metrics: the payload as ?q=
+            return client.get(case.path, query_string={"q": json.dumps(body)}, headers=headers)
+        return client.post(case.path, json=body, headers=headers)
     body: dict[str, Any] = {"scope_id": SCOPE, "value": 1, "permission": "ingest"}
     query: dict[str, str] = {"scope_id": SCOPE}
     if case.query == "sessionId":
@@ -117,19 +182,19 @@ def caller_headers(app: Flask, caller: str | None) -> dict[str, str]:
 
 
 def mismatches(app: Flask, caller: str | None, headers: dict[str, str]) -> list[str]:
-    client = app.test_client()
     found = []
     for case in rest_cases(app):
-        expected = expected_status(case.permission, caller)
-        answer = send(client, case, headers)
+        expected = expected_status(case.permission, caller, case.operation)
+        answer = send(app, case, headers)
         status = answer.status_code
         wrong = status >= 500 or (status in (401, 403) if expected is None else status != expected)
         if not wrong and expected is not None:
-            wrong = answer.json["error"]["code"] != ERROR_CODES[caller]
+            wrong = answer.json["error"]["code"] != expected_code(case, caller)
         if wrong:
             want = "not 401/403/5xx" if expected is None else str(expected)
             detail = answer.get_data(as_text=True)[:200]
-            found.append(f"{case.method} {case.path} {case.query}: {status}, want {want}: {detail}")
+            what = f"{case.query}{case.operation or ''}"
+            found.append(f"{case.method} {case.path} {what}: {status}, want {want}: {detail}")
     return found
 
 
@@ -137,12 +202,22 @@ def test_the_matrix_covers_every_blueprint_and_permission(make_app: AppFactory) 
     cases = rest_cases(matrix_app(make_app))
     by_blueprint = {case.endpoint.split(".")[0] for case in cases}
     assert by_blueprint == {"umetrics_api", "umetrics_togo", "umetrics_openmetrics"}
-    permissions = {case.permission for case in cases}
+    permissions = {case.permission for case in cases} | {case.operation for case in cases}
     assert permissions == {None, *GRANTS}
     assert len(cases) >= 70
+    # The identity routes of every blueprint are walked with an identify-level input.
+    assert {(c.endpoint, c.method) for c in cases if c.operation == "identify"} == {
+        ("umetrics_api.identify_person", "POST"),
+        ("umetrics_togo.togo_identify", "POST"),
+        ("umetrics_togo.togo_events", "POST"),
+        ("umetrics_openmetrics.set_user_id", "GET"),
+        ("umetrics_openmetrics.set_user_id", "POST"),
+        ("umetrics_openmetrics.set_user_props", "GET"),
+        ("umetrics_openmetrics.set_user_props", "POST"),
+    }
     # Each key passes somewhere; it is refused somewhere unless it holds every permission.
     for caller, granted in GRANTS.items():
-        outcomes = {expected_status(case.permission, caller) for case in cases}
+        outcomes = {expected_status(case.permission, caller, case.operation) for case in cases}
         assert outcomes == ({None} if granted == set(PERMISSIONS) else {None, 403}), caller
 
 
@@ -155,6 +230,12 @@ def test_the_expectation_follows_the_grants() -> None:
     assert expected_status("metrics.view", OTHER_SCOPE) == 403
     assert expected_status("metrics.view", None) == 401
     assert expected_status(None, None) is None
+    # The public write key links ids but may not rewrite identified persons.
+    assert expected_status("ingest", "ingest", "identify") == 403
+    assert expected_status("ingest", "identify", "identify") is None
+    assert expected_status("ingest", "metrics.manage", "identify") is None
+    assert expected_status("ingest", "metrics.view", "identify") == 403
+    assert expected_status("identify", "identify") is None
 
 
 @pytest.mark.parametrize("caller", CALLERS, ids=lambda c: c or "no-credentials")
@@ -171,13 +252,16 @@ def test_a_write_key_header_counts_on_ingest_routes_only(make_app: AppFactory, c
     app = matrix_app(make_app)
     bearer = caller_headers(app, caller)["Authorization"]
     headers = {"X-UMetrics-Key": bearer.removeprefix("Bearer ")}
-    client = app.test_client()
     found = []
     for case in rest_cases(app):
         if case.permission is None:
             continue
-        expected = expected_status(case.permission, caller) if case.permission == "ingest" else 401
-        status = send(client, case, headers).status_code
+        expected = (
+            expected_status(case.permission, caller, case.operation)
+            if case.permission == "ingest"
+            else 401
+        )
+        status = send(app, case, headers).status_code
         if status >= 500 or (status in (401, 403) if expected is None else status != expected):
             found.append(f"{case.method} {case.path} {case.query}: {status}, want {expected}")
     assert not found, "\n".join(found)
