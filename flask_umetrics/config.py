@@ -44,6 +44,27 @@ def _int_at_least(minimum: int) -> Callable[[Any], int]:
     return parse
 
 
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds")
+    number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("must be a finite number of seconds, at least 0")
+    return number
+
+
+def _rate_limits(value: Any) -> str:
+    """Flask-Limiter limit strings (``100 per minute;1000/hour``), checked at start-up."""
+    from limits import parse_many
+
+    text = str(value).strip()
+    try:
+        parse_many(text)
+    except ValueError as exc:
+        raise ValueError(f"is not a rate limit like '100 per minute': {exc}") from None
+    return text
+
+
 def _optional_str(value: Any) -> str | None:
     if value is None:
         return None
@@ -234,6 +255,79 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         _int_at_least(1),
         "`Retry-After` of the 503 `database_unavailable` answer a REST request gets while the "
         "database is down or unreachable (clients retry the same batch; uuids make it safe).",
+    ),
+    ConfigKey(
+        "UMETRICS_MAX_REPORT_DAYS",
+        "env",
+        "max_report_days",
+        3660,
+        _int_at_least(1),
+        "Longest range (`date_to - date_from`, in days) a report accepts; longer ones get 400 "
+        "naming `date_from`.",
+    ),
+    ConfigKey(
+        "UMETRICS_MAX_REPORT_BUCKETS",
+        "env",
+        "max_report_buckets",
+        5000,
+        _int_at_least(1),
+        "Most calendar buckets (hours, days, weeks, months) one report series may have; more "
+        "get 400 naming `interval` (or `period`). Breakdowns and retention may hold at most "
+        "20 times this many cells in all.",
+    ),
+    ConfigKey(
+        "UMETRICS_QUERY_TIMEOUT_SECONDS",
+        "env",
+        "query_timeout_seconds",
+        30,
+        _seconds,
+        "Statement timeout of report queries (not ingestion); a report that runs longer "
+        "answers 503 `query_timeout` with `Retry-After`. 0 = no timeout.",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_ENABLED",
+        "env",
+        "ratelimit_enabled",
+        True,
+        _parse_bool,
+        "Rate-limit the public endpoints (events, identify, flags, consent, compat ingest) per "
+        "client IP and per API key with Flask-Limiter; past a limit they answer 429.",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_STORAGE_URI",
+        "env",
+        "ratelimit_storage_uri",
+        "memory://",
+        _str,
+        "Where the rate-limit counters live: `memory://` (per process) or a shared store such "
+        "as `redis://127.0.0.1:6379` (needs the `redis` package) so several workers share one "
+        "budget.",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_INGEST",
+        "env",
+        "ratelimit_ingest",
+        "600 per minute",
+        _rate_limits,
+        "Limit per client IP on the ingestion endpoints (`/api/events`, `/api/identify`, togo "
+        "and open-metrics writes); `;` separates several limits.",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_PUBLIC",
+        "env",
+        "ratelimit_public",
+        "600 per minute",
+        _rate_limits,
+        "Limit per client IP on the anonymous endpoints (`/api/flags`, `/api/consent`).",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_PER_KEY",
+        "env",
+        "ratelimit_per_key",
+        "6000 per minute",
+        _rate_limits,
+        "Limit per API key (all client IPs together) on the ingestion endpoints: what one "
+        "leaked or public write key can send.",
     ),
     ConfigKey(
         "UMETRICS_ENABLE_TOGO_API",

@@ -190,6 +190,10 @@ class UMetrics:
             from .api.cors import install_cors
 
             install_cors(app, settings["UMETRICS_ALLOWED_ORIGINS"])
+
+        from .api.ratelimit import install_rate_limits
+
+        state.rate_limiter = install_rate_limits(app, settings)
         if "umetrics" not in app.cli.commands:
             app.cli.add_command(umetrics_cli)
         if settings["UMETRICS_SCHEDULER"] == "inprocess":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import Engine
@@ -38,6 +38,8 @@ class UMetricsState:
     #: Where events are written: the SQL database or ClickHouse (``UMETRICS_EVENT_STORE``).
     event_store: EventStore
     scheduler: SchedulerRunner | None = None
+    #: Flask-Limiter's limiter of the public endpoints (``api/ratelimit.py``), None when off.
+    rate_limiter: Any = None
     warned: set[str] = field(default_factory=set)
     #: sha256 of a verified API key -> (trusted until, monotonic clock; the key's record)
     verified_keys: dict[str, tuple[float, ApiKeyInfo]] = field(default_factory=dict)

@@ -405,3 +405,62 @@ def test_key_calls_are_unaffected_by_origin_and_content_type(
         if wrong:
             found.append(f"{case.method} {case.path} {case.query}: {status}, want {expected}")
     assert not found, "\n".join(found)
+
+
+#: Public routes that are rate-limited besides every ``ingest`` route (open-metrics' ping may
+#: store an event); the rest (health, the OpenAPI document, unknown paths) answer from memory.
+RATE_LIMITED_PUBLIC = (
+    "umetrics_api.flags_for_subject",
+    "umetrics_api.consent",
+    "umetrics_openmetrics.ping",
+)
+
+
+def test_each_public_endpoint_answers_429_past_its_limit(make_app: AppFactory) -> None:
+    """Every public or ingest route, each from a client IP of its own: 2 requests pass the gate,
+    the third is 429 ``rate_limited`` with ``Retry-After``; other routes are never limited."""
+    app = make_app(
+        UMETRICS_ENABLE_TOGO_API=True,
+        UMETRICS_ENABLE_OPENMETRICS_API=True,
+        SECRET_KEY="s",
+        UMETRICS_RATELIMIT_INGEST="2 per minute",
+        UMETRICS_RATELIMIT_PUBLIC="2 per minute",
+    )
+    headers = caller_headers(app, "ingest")
+    address = ["10.0.0.1"]
+    inner = app.wsgi_app
+
+    def from_address(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["REMOTE_ADDR"] = address[0]
+        return inner(environ, start_response)
+
+    app.wsgi_app = from_address  # type: ignore[method-assign]
+    found, limited = [], set()
+    for index, case in enumerate(rest_cases(app)):
+        address[0] = f"10.{index // 250}.{index % 250}.1"
+        public = case.permission == "ingest" or case.endpoint in RATE_LIMITED_PUBLIC
+        statuses = [send(app, case, headers).status_code for _ in range(3)]
+        if public:
+            third = send(app, case, headers)
+            if statuses[:2].count(429) or statuses[2] != 429 or third.status_code != 429:
+                found.append(f"{case.method} {case.path}: {statuses}, want 2 x not-429 then 429")
+            elif (
+                third.json["error"]["code"] != "rate_limited" or "Retry-After" not in third.headers
+            ):
+                found.append(f"{case.method} {case.path}: 429 without rate_limited/Retry-After")
+            limited.add(case.endpoint)
+        elif 429 in statuses:
+            found.append(f"{case.method} {case.path}: {statuses}, a non-public route was limited")
+    assert found == []
+    assert {
+        "umetrics_api.events_ingest",
+        "umetrics_api.identify_person",
+        "umetrics_api.flags_for_subject",
+        "umetrics_api.consent",
+        "umetrics_togo.togo_events",
+        "umetrics_togo.togo_identify",
+        "umetrics_openmetrics.log_events",
+        "umetrics_openmetrics.set_user_id",
+        "umetrics_openmetrics.set_user_props",
+        "umetrics_openmetrics.ping",
+    } <= limited

@@ -14,7 +14,9 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
+from ..api.router import retry_after_timeout
 from ..errors import APIError, UMetricsError
+from ..queries.connection import QueryTimeout
 from ..state import current_state
 from . import formatting
 from .access import can_manage, current_scope, require
@@ -45,6 +47,7 @@ def create_admin_blueprint() -> Blueprint:
     bp.register_error_handler(APIError, _api_error_page)
     bp.register_error_handler(AdminError, _admin_error_page)
     bp.register_error_handler(UMetricsError, _library_error_page)
+    bp.register_error_handler(QueryTimeout, _query_timeout_page)
     for page in PAGES:
         page.register(bp)
     return bp
@@ -152,11 +155,13 @@ def _template_context() -> dict[str, Any]:
     }
 
 
-def _error_page(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error_page(
+    status: int, message: str, headers: dict[str, str] | None = None, title: str | None = None
+) -> Response:
     titles = {400: "Bad request", 401: "Log in required", 403: "Forbidden", 404: "Not found"}
     body = render_template(
         "umetrics_admin/error.html",
-        title=titles.get(status, "Error"),
+        title=title or titles.get(status, "Error"),
         status=status,
         message=message,
     )
@@ -172,6 +177,15 @@ def _api_error_page(error: APIError) -> Response:
 
 def _admin_error_page(error: AdminError) -> Response:
     return _error_page(error.status, error.message)
+
+
+def _query_timeout_page(error: QueryTimeout) -> Response:
+    """A report that ran past ``UMETRICS_QUERY_TIMEOUT_SECONDS``: a page saying so (503)."""
+    logger.warning(
+        "flask-umetrics: dashboard %s ran past the %g s report timeout", request.path, error.seconds
+    )
+    headers = {"Retry-After": retry_after_timeout(error)}
+    return _error_page(503, str(error), headers, title="Report timed out")
 
 
 def _library_error_page(error: UMetricsError) -> Response:

@@ -58,8 +58,13 @@ ERROR_DESCRIPTIONS = {
     429: "An upstream quota is exhausted; retry after `Retry-After` seconds.",
     501: "An optional dependency of this feature is not installed.",
     502: "An upstream service answered with an error.",
-    503: "The database or an upstream service is unavailable; retry after `Retry-After` seconds.",
+    503: "The database or an upstream service is unavailable (`database_unavailable`), or a "
+    "report ran past `UMETRICS_QUERY_TIMEOUT_SECONDS` (`query_timeout`); retry after "
+    "`Retry-After` seconds.",
 }
+#: The 429 of the rate-limited public routes (``ratelimit.py``).
+RATE_LIMITED = "Rate limit reached (`rate_limited`); retry after `Retry-After` seconds."
+_RATE_LIMITED_VIEWS = {"flags_for_subject", "consent"}
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -102,6 +107,8 @@ def build_openapi(specs: list[RouteSpec], prefix: str) -> dict[str, Any]:
                 errors.add(404)
             for code in sorted(errors):
                 operation["responses"][str(code)] = _error(ERROR_DESCRIPTIONS[code])
+            if spec.permission == "ingest" or spec.endpoint in _RATE_LIMITED_VIEWS:
+                operation["responses"]["429"] = _error(RATE_LIMITED)
             success: dict[str, Any] = {"description": "Success"}
             if spec.response is not None:
                 success["content"] = {

@@ -12,18 +12,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_origin
 
 import pydantic
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import Principal, authorize, presented_api_key
 from ..db.outage import is_database_unavailable, outage_log
 from ..errors import APIError, ValidationError
+from ..queries.connection import QueryTimeout
 from ..state import current_state
 from ..validation import validate_scope_id
 from .origin import refuse_cross_site_write
@@ -222,6 +225,8 @@ class ApiRouter:
         self.blueprint.register_error_handler(APIError, _api_error_response)
         self.blueprint.register_error_handler(ValidationError, _validation_error_response)
         self.blueprint.register_error_handler(HTTPException, _http_error_response)
+        self.blueprint.register_error_handler(QueryTimeout, query_timeout_response)
+        self.blueprint.register_error_handler(RateLimitExceeded, _rate_limited_response)
         self.blueprint.register_error_handler(Exception, _unexpected_error_response)
         self.blueprint.after_request(_note_success)
 
@@ -331,6 +336,21 @@ def _http_error_response(error: HTTPException) -> Response:
     return answer
 
 
+def _rate_limited_response(error: RateLimitExceeded) -> Response:
+    """429 ``rate_limited`` with ``Retry-After`` (see ``ratelimit.py``)."""
+    from .ratelimit import retry_after
+
+    seconds = retry_after()
+    return error_response(
+        APIError(
+            429,
+            "rate_limited",
+            f"Too many requests: the limit is {error.description}; retry in {seconds} seconds.",
+            headers={"Retry-After": seconds},
+        )
+    )
+
+
 def _note_success(response: Response) -> Response:
     """A success after database failures ends the outage (logged once, see ``db/outage.py``)."""
     if response.status_code < 300:
@@ -351,6 +371,30 @@ def database_unavailable_response(error: BaseException) -> Response:
             "database_unavailable",
             f"The analytics database is unavailable; retry in {seconds} seconds.",
             headers={"Retry-After": str(seconds)},
+        )
+    )
+
+
+def retry_after_timeout(error: QueryTimeout) -> str:
+    """``Retry-After`` of a timed-out report: as long as the report was allowed to run."""
+    return str(max(1, math.ceil(error.seconds)))
+
+
+def query_timeout_response(error: QueryTimeout) -> Response:
+    """503 ``query_timeout``: the report ran past ``UMETRICS_QUERY_TIMEOUT_SECONDS``. Not an
+    outage (the database answered), so it is logged as one line, not as a failure streak."""
+    logger.warning(
+        "flask-umetrics: %s %s ran past the %g s report timeout",
+        request.method,
+        request.path,
+        error.seconds,
+    )
+    return error_response(
+        APIError(
+            503,
+            "query_timeout",
+            str(error),
+            headers={"Retry-After": retry_after_timeout(error)},
         )
     )
 

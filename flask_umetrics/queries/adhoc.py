@@ -27,6 +27,7 @@ from ..errors import ValidationError
 from ..events.validation import from_micros, to_micros
 from ..state import current_state
 from .buckets import Buckets, floor_to, next_start
+from .connection import report_connection
 from .context import ReportContext, report_context
 from .filters import Operator, PropertyFilter
 from .sql import prop_number, prop_text
@@ -173,9 +174,7 @@ class _Compiler:
 
     def bucket(self, interval: str) -> Buckets:
         if interval not in self.buckets:
-            buckets = Buckets.covering(
-                self.ctx.date_from, self.ctx.date_to, interval, self.ctx.zone
-            )
+            buckets = self.ctx.buckets(interval, field="date_from")
             if len(buckets.starts) > MAX_BUCKETS:
                 raise ValidationError(
                     "date_from", f"the range holds more than {MAX_BUCKETS} {interval} buckets"
@@ -479,7 +478,7 @@ def run_query(spec: QuerySpec, *, scope_id: str | None = None) -> QueryResult:
     query, items, compiler = compile_query(spec, ctx)
     engine = current_state().engine
     params = len(query.compile(dialect=engine.dialect).params)
-    with engine.connect() as connection:
+    with report_connection() as connection:
         raw = connection.execute(query).all()
     rows = []
     for row in raw:
