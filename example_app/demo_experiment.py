@@ -1,155 +1,196 @@
-"""Simulated traffic for the ``pricing-page`` experiment, so its results show real statistics.
+"""The ``pricing-page`` experiment's history: who saw which pricing page when, and who upgraded.
 
-Every seeded user and every anonymous demo visitor (``--users`` plus four times as many
-visitors: 2,000 subjects by default) opens the pricing page *now*, the way the app would record
-it with their consent:
+The experiment runs for the last :data:`RUNNING_DAYS` days before the seed's ``now`` (at most
+half of the history): :func:`backdate_start` moves its start there, recorded in the audit log as
+an update by ``seed-demo``. While it runs, a subject is exposed once, at their first pricing-page
+view, if the experiment's targeting admits them then (anonymous visitors, Free workspaces):
 
-- a user: ``resolve_variant(..., consent=True)``, which stores the assignment and logs the
-  exposure (the path of a logged-in request);
-- a visitor: an anonymous visitor's assignment lives in their consent cookie, so the request path
-  stores no assignment, only the exposure (``write_served`` with ``store_assignment=False``, as
-  ``RequestFlags.finish`` does). The variant comes from the same rules
-  (``resolve_variant(..., consent=False)`` decides without writing); all visitors' exposures are
-  written in one transaction, or seeding would spend most of its time in commits.
+- a user: on the visit where they next write a note, the pricing page a few minutes before it
+  (stored as the subject's assignment and exposure, as a logged-in request does);
+- an anonymous visitor who never signs up (``v-anon-*``): their visit's pricing-page view. The
+  assignment lives in their consent cookie, so only the exposure is stored
+  (``store_assignment=False``, as ``RequestFlags.finish`` does).
 
-Paying workspaces fall outside the experiment's targeting and get no exposure. Exposures carry the
-current time, so whatever follows them happens in the next minutes: ingestion accepts timestamps
-up to an hour ahead (``UMETRICS_MAX_EVENT_FUTURE_SECONDS``), and the charts catch up shortly.
+Variants come from the experiment's own rules (``resolve_variant(..., consent=False)`` decides
+without writing); exposures carry their simulated time and are written in one transaction.
 
-Exactly 9% of the exposed upgrade under ``control`` and 12% under ``annual-first`` (which ones is
-random), so the results show the lift we built in rather than sampling noise. A user's workspace
-really switches plan, so MRR agrees with the events; a visitor's upgrade stands for someone who
-signed up and paid in one go (no account is created, so ``--users`` stays the number of users).
-For the guardrail, a fifth of the exposed users write a note, in either variant.
+Only users can upgrade (an anonymous visitor must sign up first). The experiment decides exactly
+as many upgrades as the base model drew for its window (:attr:`People.deferred_upgrades`), so
+upgrades keep their pace and MRR has no step. They are shared between the variants so that
+``annual-first``'s exposed users upgrade :data:`UPGRADE_LIFT` times as often as ``control``'s:
+the effect we built in, visible in the results with the uncertainty its sample size leaves. An
+upgrade happens on a later visit of the exposed user (the pricing page again, then the upgrade),
+before they stop using the product; some cancel later, like any customer.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
-from flask_umetrics import resolve_variant
+from flask_umetrics import get_experiment, resolve_variant
+from flask_umetrics.audit import record_audit
+from flask_umetrics.db.tables import experiments
 from flask_umetrics.flags.recording import Served, write_served
+from flask_umetrics.flags.store import bump_generation
 from flask_umetrics.state import current_state
 
-from . import demo_events
 from .analytics import SCOPE
-from .database import db, utcnow
+from .demo_people import Member, People, plan_at, upgrade
 from .experiments import PRICING_PAGE
-from .models import PLANS, Note, Organization, User
 
-#: Share of each variant's exposed subjects who upgrade.
-UPGRADE_RATES = {"control": 0.09, "annual-first": 0.12}
-TEAM_SHARE = 0.25
-NOTE_RATE = 0.2
-UPGRADE_DELAY_SECONDS = (30.0, 900.0)
-NOTE_DELAY_SECONDS = (60.0, 1200.0)
-NOTE_TITLES = ("Pricing questions for the team", "Budget for tools", "Which plan do we need?")
-NOTE_BODY = "Compare the yearly and the monthly price."
+#: How long the experiment has been running at the seed's ``now``.
+RUNNING_DAYS = 21
+#: ``annual-first``'s upgrade rate over ``control``'s, among exposed users.
+UPGRADE_LIFT = 1.5
+#: A user opens the pricing page this long before writing the note of the same visit.
+PRICING_BEFORE_NOTE_SECONDS = (60.0, 600.0)
+#: The pricing page is open this long before an upgrade (``demo_events`` tracks that view).
+PRICING_BEFORE_UPGRADE = timedelta(seconds=40)
+ACTOR = "seed-demo"
 
 
 @dataclass(frozen=True)
-class Exposed:
+class Exposure:
     subject_id: str
     variant: str
     at: datetime
-    user: User | None
+    #: The exposed user; None for an anonymous visitor.
+    member: Member | None
 
 
 @dataclass
 class TrafficSummary:
-    """What the simulation did: exposed subjects and upgrades per variant, notes, events."""
+    """What the simulation did: exposures and upgrades per variant."""
 
+    started_at: datetime
+    exposures: list[Exposure] = field(default_factory=list)
     exposed: dict[str, int] = field(default_factory=dict)
     upgraded: dict[str, int] = field(default_factory=dict)
-    notes: int = 0
-    events: int = 0
 
 
-def _expose_users(users: list[User]) -> list[Exposed]:
+def start_of(start: datetime, now: datetime) -> datetime:
+    """When the experiment started: :data:`RUNNING_DAYS` before ``now``, within the history."""
+    return max(now - timedelta(days=RUNNING_DAYS), now - (now - start) / 2)
+
+
+def backdate_start(key: str, started_at: datetime) -> None:
+    """Record that ``key`` was created and started at ``started_at`` (audited as an update)."""
+    before = get_experiment(key, scope_id=SCOPE)
+    assert before is not None  # ensure_flags just made sure
+    after = replace(before, created_at=started_at, started_at=started_at)
+    state = current_state()
+    with state.engine.begin() as connection:
+        connection.execute(
+            experiments.update()
+            .where(experiments.c.scope_id == SCOPE, experiments.c.key == key)
+            .values(created_at=started_at, started_at=started_at)
+        )
+        record_audit(
+            connection,
+            scope_id=SCOPE,
+            action="experiment.update",
+            target=key,
+            before=before.to_json(),
+            after=after.to_json(),
+            actor=ACTOR,
+        )
+        bump_generation(connection, SCOPE)
+    state.flag_cache.invalidate(SCOPE)
+
+
+def _expose_members(
+    rng: random.Random, members: list[Member], started_at: datetime
+) -> list[Exposure]:
     exposed = []
-    for user in users:
-        attributes = {"plan": user.plan, "email_domain": user.email_domain}
+    for member in members:
+        visit = next((at for at in member.notes if at >= started_at + timedelta(minutes=10)), None)
+        if visit is None:
+            continue
+        at = visit - timedelta(seconds=rng.uniform(*PRICING_BEFORE_NOTE_SECONDS))
+        user = member.user
+        attributes = {"plan": plan_at(user.organization, at), "email_domain": user.email_domain}
         served = resolve_variant(
             PRICING_PAGE,
             scope_id=SCOPE,
             subject_id=str(user.id),
-            consent=True,
+            consent=False,
             attributes=attributes,
         )
         if served.in_experiment and served.variant is not None:
-            exposed.append(Exposed(str(user.id), served.variant, utcnow(), user))
+            exposed.append(Exposure(str(user.id), served.variant, at, member))
     return exposed
 
 
-def _expose_visitors(visitors: int) -> list[Exposed]:
-    exposed, served = [], []
-    now = utcnow()
-    for number in range(visitors):
-        subject_id = demo_events.anonymous_visitor(number)
-        result = resolve_variant(PRICING_PAGE, scope_id=SCOPE, subject_id=subject_id, consent=False)
-        if result.in_experiment and result.variant is not None:
-            exposed.append(Exposed(subject_id, result.variant, now, None))
-            served.append(
-                Served(
-                    subject_id,
-                    PRICING_PAGE,
-                    result.bucket_version,
-                    result.variant,
-                    "hash",
-                    now,
-                    store_assignment=False,
-                )
-            )
+def _expose_visitors(pricing_views: dict[str, datetime], started_at: datetime) -> list[Exposure]:
+    exposed = []
+    for visitor, at in pricing_views.items():
+        if at < started_at:
+            continue
+        served = resolve_variant(PRICING_PAGE, scope_id=SCOPE, subject_id=visitor, consent=False)
+        if served.in_experiment and served.variant is not None:
+            exposed.append(Exposure(visitor, served.variant, at, None))
+    return exposed
+
+
+def _write(exposures: list[Exposure], bucket_version: int) -> None:
+    served = [
+        Served(
+            e.subject_id,
+            PRICING_PAGE,
+            bucket_version,
+            e.variant,
+            "hash",
+            e.at,
+            store_assignment=e.member is not None,
+        )
+        for e in exposures
+    ]
     with current_state().engine.begin() as connection:
         write_served(connection, SCOPE, served)
-    return exposed
 
 
-def _upgrade(rng: random.Random, subject: Exposed) -> dict[str, Any]:
-    at = subject.at + timedelta(seconds=rng.uniform(*UPGRADE_DELAY_SECONDS))
-    plan = "team" if rng.random() < TEAM_SHARE else "pro"
-    if subject.user is not None:
-        subject.user.organization.change_plan(plan, at=at)
-        subject.user.last_seen_at = max(subject.user.last_seen_at or at, at)
-    properties = {"plan": plan, "value": PLANS[plan].price_usd}
-    return demo_events.event_row(subject.subject_id, "plan_upgraded", at, properties)
+def _shares(upgrades: int, control: int, treatment: int) -> tuple[int, int]:
+    """``upgrades`` split so the treatment's rate is :data:`UPGRADE_LIFT` times the control's."""
+    upgrades = min(upgrades, control + treatment)
+    if not control or not treatment:
+        return (upgrades, 0) if control else (0, upgrades)
+    in_control = round(upgrades * control / (control + UPGRADE_LIFT * treatment))
+    in_control = max(upgrades - treatment, min(control, in_control))
+    return in_control, upgrades - in_control
 
 
-def _write_note(rng: random.Random, subject: Exposed, user: User) -> dict[str, Any]:
-    at = subject.at + timedelta(seconds=rng.uniform(*NOTE_DELAY_SECONDS))
-    title = rng.choice(NOTE_TITLES)
-    db.session.add(Note(user_id=user.id, title=title, body=NOTE_BODY, created_at=at))
-    user.last_seen_at = max(user.last_seen_at or at, at)
-    properties = {"length": len(NOTE_BODY)}
-    return demo_events.event_row(subject.subject_id, "note_created", at, properties)
+def simulate(
+    rng: random.Random,
+    people: People,
+    pricing_views: dict[str, datetime],
+    started_at: datetime,
+    now: datetime,
+) -> TrafficSummary:
+    """Expose users and visitors, write the exposures, and upgrade the chosen users (in the
+    session: the caller commits). ``pricing_views``: each anonymous visitor's pricing view."""
+    experiment = get_experiment(PRICING_PAGE, scope_id=SCOPE)
+    assert experiment is not None and len(experiment.variant_keys) == 2
+    exposures = _expose_members(rng, people.members, started_at)
+    exposures += _expose_visitors(pricing_views, started_at)
+    _write(exposures, experiment.bucket_version)
 
-
-def simulate_traffic(rng: random.Random, visitors: int) -> TrafficSummary:
-    """Expose every user and ``visitors`` anonymous visitors; upgrades and notes follow."""
-    users = db.session.scalars(
-        select(User)
-        .options(selectinload(User.organization).selectinload(Organization.subscriptions))
-        .order_by(User.id)
-    ).all()
-    exposed = _expose_users(list(users)) + _expose_visitors(visitors)
-    summary = TrafficSummary()
-    rows: list[dict[str, Any]] = []
-    for variant, rate in UPGRADE_RATES.items():
-        group = [subject for subject in exposed if subject.variant == variant]
-        upgrading = rng.sample(group, round(rate * len(group)))
-        rows.extend(_upgrade(rng, subject) for subject in upgrading)
-        summary.exposed[variant] = len(group)
-        summary.upgraded[variant] = len(upgrading)
-    for subject in exposed:
-        if subject.user is not None and rng.random() < NOTE_RATE:
-            rows.append(_write_note(rng, subject, subject.user))
-            summary.notes += 1
-    db.session.commit()
-    summary.events = demo_events.ingest(rows)
+    summary = TrafficSummary(started_at, exposures)
+    control, treatment = experiment.variant_keys
+    # Who can upgrade: exposed users (visitors would have to sign up first), not Acme staff.
+    users = {
+        key: [e for e in exposures if e.variant == key and e.member and not e.member.user.is_admin]
+        for key in experiment.variant_keys
+    }
+    shares = _shares(people.deferred_upgrades, len(users[control]), len(users[treatment]))
+    for key, share in zip((control, treatment), shares, strict=True):
+        summary.exposed[key] = sum(1 for e in exposures if e.variant == key)
+        summary.upgraded[key] = share
+        for exposure in rng.sample(users[key], share):
+            assert exposure.member is not None
+            member = exposure.member
+            earliest = exposure.at + PRICING_BEFORE_UPGRADE
+            at = earliest + (member.active_until - earliest) * rng.random()
+            upgrade(rng, member.user.organization, at, now)
     return summary
