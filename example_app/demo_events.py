@@ -16,6 +16,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import delete
@@ -125,15 +126,15 @@ def _user_rows(
         yield event_row(user_id, "note_created", at, {"length": rng.randint(20, 2000)})
     pricing_views = {exposed_at} if exposed_at is not None else set()
     subscriptions = sorted(user.organization.subscriptions, key=lambda s: s.started_at)
-    for previous, subscription in zip(subscriptions, subscriptions[1:]):
+    for previous, subscription in pairwise(subscriptions):
         plan = subscription.plan
         if plan == "free":
-            properties = {"plan": plan, "previous_plan": previous.plan}
-            yield event_row(user_id, "plan_cancelled", subscription.started_at, properties)
+            cancelled = {"plan": plan, "previous_plan": previous.plan}
+            yield event_row(user_id, "plan_cancelled", subscription.started_at, cancelled)
             continue
         pricing_views.add(subscription.started_at - PRICING_BEFORE_UPGRADE)
-        properties = {"plan": plan, "value": PLANS[plan].price_usd}
-        yield event_row(user_id, "plan_upgraded", subscription.started_at, properties)
+        upgraded = {"plan": plan, "value": PLANS[plan].price_usd}
+        yield event_row(user_id, "plan_upgraded", subscription.started_at, upgraded)
     for at in sorted(pricing_views):
         yield event_row(user_id, "$pageview", at, {"$pathname": "/pricing"})
 
