@@ -5,8 +5,9 @@ half of the history): :func:`backdate_start` moves its start there, recorded in 
 an update by ``seed-demo``. While it runs, a subject is exposed once, at their first pricing-page
 view, if the experiment's targeting admits them then (anonymous visitors, Free workspaces):
 
-- a user: on the visit where they next write a note, the pricing page a few minutes before it
-  (stored as the subject's assignment and exposure, as a logged-in request does);
+- a user: on the visit where they next write a note, the pricing page a few minutes before it,
+  or the pricing page they open to upgrade, whichever comes first (stored as the subject's
+  assignment and exposure, as a logged-in request does);
 - an anonymous visitor who never signs up (``v-anon-*``): their visit's pricing-page view. The
   assignment lives in their consent cookie, so only the exposure is stored
   (``store_assignment=False``, as ``RequestFlags.finish`` does).
@@ -14,19 +15,19 @@ view, if the experiment's targeting admits them then (anonymous visitors, Free w
 Variants come from the experiment's own rules (``resolve_variant(..., consent=False)`` decides
 without writing); exposures carry their simulated time and are written in one transaction.
 
-Only users can upgrade (an anonymous visitor must sign up first). The experiment decides exactly
-as many upgrades as the base model drew for its window (:attr:`People.deferred_upgrades`), so
-upgrades keep their pace and MRR has no step. They are shared between the variants so that
-``annual-first``'s exposed users upgrade :data:`UPGRADE_LIFT` times as often as ``control``'s:
-the effect we built in, visible in the results with the uncertainty its sample size leaves. An
-upgrade happens on a later visit of the exposed user (the pricing page again, then the upgrade),
-before they stop using the product; some cancel later, like any customer.
+The upgrades are the ones the company's model drew for these weeks
+(:attr:`People.deferred_upgrades`), at the same moments, so upgrades and MRR keep their pace.
+The effect we built in: some upgrades of ``control`` users go instead, at the same moment, to
+``annual-first`` users who had seen their pricing page by then and had not upgraded, so that
+``annual-first``'s exposed users upgrade :data:`UPGRADE_LIFT` times as often as ``control``'s.
+The results show that lift with the uncertainty its sample size leaves. Anonymous visitors
+never upgrade (they would have to sign up first); some upgraded users cancel later.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from flask_umetrics import get_experiment, resolve_variant
@@ -60,14 +61,12 @@ class Exposure:
     member: Member | None
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrafficSummary:
-    """What the simulation did: exposures and upgrades per variant."""
+    """What the simulation did: when the experiment started, and every exposure."""
 
     started_at: datetime
-    exposures: list[Exposure] = field(default_factory=list)
-    exposed: dict[str, int] = field(default_factory=dict)
-    upgraded: dict[str, int] = field(default_factory=dict)
+    exposures: list[Exposure]
 
 
 def start_of(start: datetime, now: datetime) -> datetime:
@@ -100,15 +99,28 @@ def backdate_start(key: str, started_at: datetime) -> None:
     state.flag_cache.invalidate(SCOPE)
 
 
-def _expose_members(
-    rng: random.Random, members: list[Member], started_at: datetime
-) -> list[Exposure]:
-    exposed = []
-    for member in members:
+def _first_views(
+    people: People, started_at: datetime, rng: random.Random
+) -> list[tuple[Member, datetime]]:
+    """Each user's first pricing-page view while the experiment runs, if they had one."""
+    upgrading = {id(member): at for member, at in people.deferred_upgrades}
+    views = []
+    for member in people.members:
+        seen = []
         visit = next((at for at in member.notes if at >= started_at + timedelta(minutes=10)), None)
-        if visit is None:
-            continue
-        at = visit - timedelta(seconds=rng.uniform(*PRICING_BEFORE_NOTE_SECONDS))
+        if visit is not None:
+            seen.append(visit - timedelta(seconds=rng.uniform(*PRICING_BEFORE_NOTE_SECONDS)))
+        if id(member) in upgrading:
+            seen.append(upgrading[id(member)] - PRICING_BEFORE_UPGRADE)
+        seen = [at for at in seen if at >= started_at]
+        if seen:
+            views.append((member, min(seen)))
+    return views
+
+
+def _expose_members(views: list[tuple[Member, datetime]]) -> list[Exposure]:
+    exposed = []
+    for member, at in views:
         user = member.user
         attributes = {"plan": plan_at(user.organization, at), "email_domain": user.email_domain}
         served = resolve_variant(
@@ -151,14 +163,13 @@ def _write(exposures: list[Exposure], bucket_version: int) -> None:
         write_served(connection, SCOPE, served)
 
 
-def _shares(upgrades: int, control: int, treatment: int) -> tuple[int, int]:
-    """``upgrades`` split so the treatment's rate is :data:`UPGRADE_LIFT` times the control's."""
-    upgrades = min(upgrades, control + treatment)
-    if not control or not treatment:
-        return (upgrades, 0) if control else (0, upgrades)
-    in_control = round(upgrades * control / (control + UPGRADE_LIFT * treatment))
-    in_control = max(upgrades - treatment, min(control, in_control))
-    return in_control, upgrades - in_control
+def _moved(control: int, treatment: int, exposed_control: int, exposed_treatment: int) -> int:
+    """How many ``control`` upgrades to move so that ``treatment``'s rate is LIFT times
+    ``control``'s: ``(t + k) / n_t = LIFT * (c - k) / n_c``."""
+    if not exposed_control or not exposed_treatment:
+        return 0
+    ratio = UPGRADE_LIFT * exposed_treatment / exposed_control
+    return max(0, min(control, round((ratio * control - treatment) / (1 + ratio))))
 
 
 def simulate(
@@ -168,29 +179,47 @@ def simulate(
     started_at: datetime,
     now: datetime,
 ) -> TrafficSummary:
-    """Expose users and visitors, write the exposures, and upgrade the chosen users (in the
+    """Expose users and visitors, write the exposures, and make the window's upgrades (in the
     session: the caller commits). ``pricing_views``: each anonymous visitor's pricing view."""
     experiment = get_experiment(PRICING_PAGE, scope_id=SCOPE)
     assert experiment is not None and len(experiment.variant_keys) == 2
-    exposures = _expose_members(rng, people.members, started_at)
+    exposures = _expose_members(_first_views(people, started_at, rng))
     exposures += _expose_visitors(pricing_views, started_at)
     _write(exposures, experiment.bucket_version)
 
-    summary = TrafficSummary(started_at, exposures)
     control, treatment = experiment.variant_keys
-    # Who can upgrade: exposed users (visitors would have to sign up first), not Acme staff.
-    users = {
-        key: [e for e in exposures if e.variant == key and e.member and not e.member.user.is_admin]
-        for key in experiment.variant_keys
-    }
-    shares = _shares(people.deferred_upgrades, len(users[control]), len(users[treatment]))
-    for key, share in zip((control, treatment), shares, strict=True):
-        summary.exposed[key] = sum(1 for e in exposures if e.variant == key)
-        summary.upgraded[key] = share
-        for exposure in rng.sample(users[key], share):
-            assert exposure.member is not None
-            member = exposure.member
-            earliest = exposure.at + PRICING_BEFORE_UPGRADE
-            at = earliest + (member.active_until - earliest) * rng.random()
-            upgrade(rng, member.user.organization, at, now)
-    return summary
+    exposed_users = {id(e.member): e for e in exposures if e.member is not None}
+    upgrades = list(people.deferred_upgrades)
+    in_control = [u for u in upgrades if _variant_of(exposed_users, u[0]) == control]
+    in_treatment = [u for u in upgrades if _variant_of(exposed_users, u[0]) == treatment]
+    moved = _moved(
+        len(in_control),
+        len(in_treatment),
+        sum(1 for e in exposed_users.values() if e.variant == control),
+        sum(1 for e in exposed_users.values() if e.variant == treatment),
+    )
+    upgrading = {id(member) for member, _at in upgrades}
+    for giver in rng.sample(in_control, moved):
+        member, at = giver
+        takers = [
+            e.member
+            for e in exposed_users.values()
+            if e.variant == treatment
+            and e.member is not None
+            and id(e.member) not in upgrading
+            and not e.member.user.is_admin
+            and e.at + PRICING_BEFORE_UPGRADE <= at
+        ]
+        if not takers:
+            continue
+        taker = rng.choice(takers)
+        upgrades[upgrades.index(giver)] = (taker, at)
+        upgrading.add(id(taker))
+    for member, at in sorted(upgrades, key=lambda upgrade_: upgrade_[1]):
+        upgrade(rng, member.user.organization, at, now)
+    return TrafficSummary(started_at, exposures)
+
+
+def _variant_of(exposed: dict[int, Exposure], member: Member) -> str | None:
+    found = exposed.get(id(member))
+    return found.variant if found is not None else None

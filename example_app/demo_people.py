@@ -3,9 +3,9 @@
 Everything is drawn from the seeded generator relative to ``now`` (the seed's anchor), so one
 seed builds the same company whenever it runs, and nothing happens after ``now``. Sign-ups grow
 towards today; each user has an engagement profile that sets how long they stay, how often they
-write notes and how likely they are to pay. Upgrades that would fall while the pricing-page
-experiment runs are left to :mod:`example_app.demo_experiment`, which decides them by variant
-(their number, :attr:`People.deferred_upgrades`, keeps the pace of upgrades the same).
+write notes and how likely they are to pay. Upgrades that fall while the pricing-page experiment
+runs are handed to :mod:`example_app.demo_experiment` (:attr:`People.deferred_upgrades`), which
+makes them with the effect of the variant each user saw.
 """
 
 from __future__ import annotations
@@ -181,8 +181,9 @@ class Member:
 @dataclass
 class People:
     members: list[Member]
-    #: Upgrades the base model drew inside the experiment's window (the experiment decides them).
-    deferred_upgrades: int
+    #: Upgrades drawn inside the experiment's window, not made yet: the experiment makes them,
+    #: moving some from ``control`` to ``annual-first`` (same moments, so the same pace).
+    deferred_upgrades: list[tuple[Member, datetime]]
 
 
 def plan_at(organization: Organization, at: datetime) -> str:
@@ -260,19 +261,18 @@ def create_people(
     kinds = list(ENGAGEMENTS)
     weights = [ENGAGEMENTS[kind].weight for kind in kinds]
     taken = {ADMIN_EMAIL}
-    deferred = 0
+    deferred: list[tuple[Member, datetime]] = []
     for _ in range(users - 1):
         joined = start + timedelta(days=period_days * rng.betavariate(GROWTH, 1.0))
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         organization = Organization(name=f"{first}'s workspace", created_at=joined)
         organization.change_plan("free", at=joined)
         profile = ENGAGEMENTS[rng.choices(kinds, weights)[0]]
+        upgraded: datetime | None = None
         if rng.random() < profile.upgrade_chance:
             upgraded = joined + timedelta(days=rng.expovariate(1 / MEAN_DAYS_TO_UPGRADE))
             if upgraded < experiment_start:
                 upgrade(rng, organization, upgraded, now)
-            elif upgraded < now:
-                deferred += 1
         stops = min(now, joined + timedelta(days=rng.expovariate(1 / profile.mean_lifetime_days)))
         times: list[datetime] = []
         at = joined + timedelta(minutes=rng.uniform(2, 90))
@@ -287,6 +287,8 @@ def create_people(
             organization=organization,
         )
         members.append(Member(user, times, stops))
+        if upgraded is not None and experiment_start <= upgraded < now:
+            deferred.append((members[-1], upgraded))
 
     db.session.add_all(member.user for member in members)
     db.session.flush()
