@@ -166,7 +166,7 @@ CANCEL_CHANCE = 0.3
 MEAN_DAYS_TO_UPGRADE = 8.0
 MEAN_DAYS_TO_CANCEL = 30.0
 #: Sign-up times follow Beta(GROWTH, 1) over the period: a density rising towards today.
-GROWTH = 1.8
+GROWTH = 1.3
 
 
 @dataclass

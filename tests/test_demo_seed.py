@@ -3,7 +3,7 @@ a stat history that runs into what the collectors compute now, people whose prop
 their events, a printed summary equal to what is stored, the same data for the same ``--seed``,
 and URLs on the port the demo is served on (``DEMO_PORT``).
 
-Seeded at a small scale (30 days, 60 users), once per backend.
+Seeded at a small scale (30 days, 60 users, like the browser tests), once per backend.
 """
 
 from __future__ import annotations
@@ -142,13 +142,13 @@ def test_seed_demo_tells_the_truth(seeded: Seeded) -> None:
         assert max(u.last_seen_at for u in users if u.last_seen_at) <= now
         assert max(notes) <= now
         assert max(max(s, c or s) for s, c in changes) <= now
-        # The experiment ran for two weeks (half of the 30 days): its exposures are spread over
-        # its running days, none before it started.
+        # The experiment has run for 15 days (half the history): its exposures are spread
+        # over its running days, none before it started.
         assert experiment.started_at <= now - timedelta(days=14)
         assert min(exposed) >= micros(experiment.started_at)
         exposures_per_day = Counter(day_of(ts) for ts in exposed)
         assert len(exposures_per_day) >= 10
-        assert max(exposures_per_day.values()) <= 3 * statistics.median(exposures_per_day.values())
+        assert max(exposures_per_day.values()) <= len(exposed) / 4
 
         # 2. No day far out of line: at most 3x the median day's events.
         per_day = Counter(day_of(ts) for _d, _e, ts, _p in rows)
