@@ -103,15 +103,15 @@ def _first_views(
     people: People, started_at: datetime, rng: random.Random
 ) -> list[tuple[Member, datetime]]:
     """Each user's first pricing-page view while the experiment runs, if they had one."""
-    upgrading = {id(member): at for member, at in people.deferred_upgrades}
+    upgrading = {member.user.id: at for member, at in people.deferred_upgrades}
     views = []
     for member in people.members:
         seen = []
         visit = next((at for at in member.notes if at >= started_at + timedelta(minutes=10)), None)
         if visit is not None:
             seen.append(visit - timedelta(seconds=rng.uniform(*PRICING_BEFORE_NOTE_SECONDS)))
-        if id(member) in upgrading:
-            seen.append(upgrading[id(member)] - PRICING_BEFORE_UPGRADE)
+        if member.user.id in upgrading:
+            seen.append(upgrading[member.user.id] - PRICING_BEFORE_UPGRADE)
         seen = [at for at in seen if at >= started_at]
         if seen:
             views.append((member, min(seen)))
@@ -188,38 +188,37 @@ def simulate(
     _write(exposures, experiment.bucket_version)
 
     control, treatment = experiment.variant_keys
-    exposed_users = {id(e.member): e for e in exposures if e.member is not None}
+    exposed_users = {e.member.user.id: e for e in exposures if e.member is not None}
     upgrades = list(people.deferred_upgrades)
-    in_control = [u for u in upgrades if _variant_of(exposed_users, u[0]) == control]
-    in_treatment = [u for u in upgrades if _variant_of(exposed_users, u[0]) == treatment]
+    variants = [_variant_of(exposed_users, member) for member, _at in upgrades]
+    in_control = [index for index, variant in enumerate(variants) if variant == control]
     moved = _moved(
         len(in_control),
-        len(in_treatment),
+        variants.count(treatment),
         sum(1 for e in exposed_users.values() if e.variant == control),
         sum(1 for e in exposed_users.values() if e.variant == treatment),
     )
-    upgrading = {id(member) for member, _at in upgrades}
-    for giver in rng.sample(in_control, moved):
-        member, at = giver
+    upgrading = {member.user.id for member, _at in upgrades}
+    for index in rng.sample(in_control, moved):
+        at = upgrades[index][1]
         takers = [
             e.member
             for e in exposed_users.values()
             if e.variant == treatment
             and e.member is not None
-            and id(e.member) not in upgrading
+            and e.member.user.id not in upgrading
             and not e.member.user.is_admin
             and e.at + PRICING_BEFORE_UPGRADE <= at
         ]
-        if not takers:
-            continue
-        taker = rng.choice(takers)
-        upgrades[upgrades.index(giver)] = (taker, at)
-        upgrading.add(id(taker))
+        if takers:
+            taker = rng.choice(takers)
+            upgrades[index] = (taker, at)
+            upgrading.add(taker.user.id)
     for member, at in sorted(upgrades, key=lambda upgrade_: upgrade_[1]):
         upgrade(rng, member.user.organization, at, now)
     return TrafficSummary(started_at, exposures)
 
 
 def _variant_of(exposed: dict[int, Exposure], member: Member) -> str | None:
-    found = exposed.get(id(member))
+    found = exposed.get(member.user.id)
     return found.variant if found is not None else None
