@@ -288,7 +288,7 @@ def test_new_editor_flag_changes_the_notes_page(demo: Flask) -> None:
     # Paying workspaces are in the rollout: their bucket decides.
     paying = [(uid, email) for uid, email, plan in users if plan != "free"]
     assert paying
-    for uid, email in paying:
+    for uid, email in paying[:4]:  # each login hashes a password: a few make the point
         assert editor(email) == ("new" if bucket(uid) == 1 else "classic"), email
     # A Free workspace outside Acme is not targeted, whatever its bucket says...
     free = [(u, e) for u, e, plan in users if plan == "free" and not e.endswith("@example.com")]
