@@ -80,9 +80,10 @@ def init_app(app: Flask) -> None:
         "--port",
         default=DEFAULT_PORT,
         show_default=True,
-        envvar="DEMO_PORT",
+        envvar=["DEMO_PORT", "FLASK_RUN_PORT"],
         type=click.IntRange(1, 65535),
-        help="The port the demo is served on, for the URLs printed and saved (env: DEMO_PORT).",
+        help="The port the demo is served on, for the URLs printed and saved "
+        "(env: DEMO_PORT, else FLASK_RUN_PORT, which `flask run` reads too).",
     )
     @click.option(
         "--reset/--no-reset",
