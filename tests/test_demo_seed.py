@@ -184,6 +184,7 @@ def test_seed_demo_tells_the_truth(seeded: Seeded) -> None:
     anonymous = {d for d, _e, _ts, _p in rows if d not in plans_now}
     assert anonymous and all(d.startswith("v-") for d in anonymous)
     assert {e for d, e, _ts, _p in rows if d in anonymous} == {"$pageview"}
+    assert all(d in plans_now for d, e, _ts, _p in rows if e in IDENTIFIED_ONLY)
     last_plan: dict[str, tuple[int, str]] = {}
     for distinct_id, name, ts, props in rows:
         if name in PLAN_EVENTS and ts >= last_plan.get(distinct_id, (-1, ""))[0]:
