@@ -9,7 +9,10 @@ and experiment with simulated traffic, and a consent-cookie key in ``instance/``
 :mod:`example_app.experiments`). The consent-cookie key in ``instance/cookie-key.txt`` is a dev
 convenience loaded only when ``UMETRICS_COOKIE_KEY_CURRENT`` is not set: production sets the
 environment (see :mod:`example_app.consent`). Likewise ``instance/write-key.txt`` holds the
-browser client's ingest key (see :mod:`example_app.tracking`).
+browser client's ingest key (see :mod:`example_app.tracking`), and ``instance/secret-key.txt`` the
+``SECRET_KEY`` when ``EXAMPLE_SECRET_KEY`` is not set (see :mod:`example_app.secret_key`).
+``EXAMPLE_TRUSTED_PROXIES=N`` applies ProxyFix behind N reverse proxies
+(see :mod:`example_app.web_security`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from flask import Flask
 from . import auth, consent, experiments, seed, tracking, views
 from .analytics import SCOPE, umetrics
 from .database import configure_sqlite, db, relax_sqlite_sync
-
-DEV_SECRET_KEY = "acme-notes-dev-secret-not-for-production"
+from .secret_key import secret_key
+from .web_security import apply_proxy_fix, protect_forms
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -35,7 +38,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     instance_path = (test_config or {}).get("INSTANCE_PATH")
     app = Flask(__name__, instance_path=instance_path)
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("EXAMPLE_SECRET_KEY") or DEV_SECRET_KEY,
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "example.db"),
         UMETRICS_DEFAULT_SCOPE=SCOPE,
         # The dashboard sends visitors who are not logged in to the app's own login page.
@@ -43,6 +45,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     if test_config is not None:
         app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        # EXAMPLE_SECRET_KEY, else a key generated once into instance/ (never a constant).
+        app.config["SECRET_KEY"] = secret_key(app.instance_path)
+    apply_proxy_fix(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///" + app.instance_path):
         os.makedirs(app.instance_path, exist_ok=True)
 
@@ -69,4 +75,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(views.bp)
     seed.init_app(app)
     experiments.init_app(app)
+    protect_forms(app)
     return app

@@ -18,6 +18,10 @@ nothing behind, so the app remembers either answer itself in ``acme_consent`` (j
 ``no``, no identifier), which keeps the banner from asking again. With the browser client on, the
 banner answers through ``umetrics.setConsent(...)``, and a "No" is passed to the snippet so the
 client sends nothing on later pages either.
+
+**Before any answer** the app stores nothing about the visitor, with one exception that needs no
+consent: a page with a form (sign up, log in) puts that form's CSRF token in Flask's session
+cookie (HttpOnly, holding only the token; see :mod:`example_app.web_security`).
 """
 
 from __future__ import annotations

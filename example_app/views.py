@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -25,9 +27,25 @@ bp = Blueprint("pages", __name__)
 MIN_PASSWORD_LENGTH = 8
 
 
+def is_local_path(target: str) -> bool:
+    """Whether ``target`` is a path on this site, read the way a browser reads a ``Location``.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so a slash, a tab
+    and ``/evil.example`` (or a slash, a backslash and ``evil.example``) mean ``//evil.example``:
+    another site. Refused: anything not starting with exactly one ``/``, any backslash, any
+    control or separator character but the plain space, and anything with a scheme or a host.
+    """
+    if not target.startswith("/") or target.startswith("//"):
+        return False
+    if any(char == "\\" or not char.isprintable() for char in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
 def _safe_next(target: str | None) -> str:
     """Only same-site paths, so ``?next=`` cannot send people to another site."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    if target and is_local_path(target):
         return target
     return url_for("pages.notes")
 

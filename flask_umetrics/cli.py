@@ -142,7 +142,13 @@ def keys_group() -> None:
 
 @keys_group.command("create")
 @click.option("--scope", default=None, help="Scope (default: UMETRICS_DEFAULT_SCOPE).")
-@click.option("--permission", type=click.Choice(PERMISSIONS), required=True)
+@click.option(
+    "--permission",
+    type=click.Choice(PERMISSIONS),
+    required=True,
+    help="ingest: write key (events, links of new visitors); identify: also merges and "
+    "properties of identified persons (server-side); metrics.view; metrics.manage: all.",
+)
 @click.option("--name", default="", help="A label to recognise the key by.")
 def keys_create(scope: str | None, permission: str, name: str) -> None:
     """Create a key and print it (it cannot be shown again)."""

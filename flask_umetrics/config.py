@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigurationError
@@ -93,6 +94,37 @@ def _scope_id(value: Any) -> str:
 def _scope_list(value: Any) -> list[str]:
     items = value if isinstance(value, (list, tuple)) else str(value).split(",")
     return [_scope_id(item) for item in items if str(item).strip()]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(text: str) -> str:
+    """``scheme://host[:port]`` as a browser writes it in ``Origin``: lower case, no default
+    port. Raises ValueError for anything that is not exactly an http(s) origin."""
+    raw = text.strip()
+    parts = urlsplit(raw.removesuffix("/"))
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{raw!r} is not an origin like https://app.example.com")
+    if parts.path or parts.query or parts.fragment or "@" in parts.netloc or "*" in raw:
+        raise ValueError(
+            f"{raw!r} is not an origin: scheme://host[:port] only, no path, wildcard or user"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{raw!r} has an invalid port") from exc
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _origin_list(value: Any) -> list[str]:
+    items = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+    return list(dict.fromkeys(normalize_origin(str(item)) for item in items if str(item).strip()))
 
 
 def _schedule(value: Any) -> str:
@@ -350,7 +382,19 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         None,
         _optional_str,
         "Ingest key of the default scope written into pages by `{{ umetrics_snippet() }}` for "
-        "the browser client (public by nature: it can only write events).",
+        "the browser client (public by nature: it writes events and links visitors that are not "
+        "identified yet to users, and cannot rewrite identified persons).",
+    ),
+    ConfigKey(
+        "UMETRICS_ALLOWED_ORIGINS",
+        "env",
+        "allowed_origins",
+        [],
+        _origin_list,
+        "Other origins (`https://app.example.com`, comma-separated) whose pages may use the "
+        "browser endpoints (events, identify, flags, consent, compat ingestion) through CORS "
+        "with credentials, and whose cookie-authenticated writes are not refused as cross-site. "
+        "Default: this site's own origin only.",
     ),
     ConfigKey(
         "UMETRICS_RESPECT_DNT",
@@ -492,6 +536,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         5,
         _int_at_least(0),
         "How often a process checks whether flag definitions changed in another process.",
+    ),
+    ConfigKey(
+        "UMETRICS_FLAG_CACHE_SCOPES",
+        "ab_cookie",
+        "flag_cache_scopes",
+        1000,
+        _int_at_least(1),
+        "How many scopes' flag definitions a process keeps in memory (least recently used "
+        "dropped first); as many flagless scopes are remembered apart.",
     ),
     # [ga4]
     ConfigKey(

@@ -42,3 +42,27 @@ class APIError(UMetricsError):
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class PermissionRequired(APIError):
+    """The caller may do what the route does, but not this part of it (403 naming the field).
+
+    The code is ``<permission>_permission_required``, e.g. ``identify_permission_required`` when
+    a public write key asks to merge identified persons; nothing of the request is written.
+    """
+
+    def __init__(self, permission: str, field: str, message: str) -> None:
+        text = f"{message}: that needs the {permission!r} permission, which this caller lacks"
+        super().__init__(
+            403,
+            f"{permission}_permission_required",
+            f"{field}: {text}.",
+            [{"field": field, "message": text, "permission": permission}],
+        )
+        self.permission = permission
+        self.field = field
+        self.reason = message
+
+    def for_field(self, field: str) -> PermissionRequired:
+        """The same refusal naming ``field`` (a compatibility API's name for it)."""
+        return PermissionRequired(self.permission, field, self.reason)

@@ -128,7 +128,11 @@ class UMetrics:
             collectors=CollectorRegistry(parent=self.collectors),
             owns_engine=owns_engine,
             event_buffer=buffer,
-            flag_cache=FlagCache(engine, settings["UMETRICS_FLAGS_REFRESH_SECONDS"]),
+            flag_cache=FlagCache(
+                engine,
+                settings["UMETRICS_FLAGS_REFRESH_SECONDS"],
+                settings["UMETRICS_FLAG_CACHE_SCOPES"],
+            ),
             cookie_keyring=keyring,
         )
         install_request_flush(app, buffer)
@@ -168,6 +172,14 @@ class UMetrics:
             app.register_blueprint(
                 openmetrics.create_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"]
             )
+        if (
+            settings["UMETRICS_ENABLE_API"]
+            or settings["UMETRICS_ENABLE_TOGO_API"]
+            or (settings["UMETRICS_ENABLE_OPENMETRICS_API"])
+        ):
+            from .api.cors import install_cors
+
+            install_cors(app, settings["UMETRICS_ALLOWED_ORIGINS"])
         if "umetrics" not in app.cli.commands:
             app.cli.add_command(umetrics_cli)
         if settings["UMETRICS_SCHEDULER"] == "inprocess":

@@ -5,18 +5,28 @@ CSRF token -> 400; assets and the browser client are public."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
+import flask_umetrics
 from flask_umetrics import UMetrics, create_api_key
 from flask_umetrics.auth import GRANTS
 
 from .conftest import AppFactory
 
 SAMPLE_ARGS = {"filename": "admin.css"}
+#: Query strings of routes that take their subject as a parameter.
+SAMPLE_QUERIES = {
+    "umetrics_admin.people_person": "?distinct_id=sample",
+    "umetrics_admin.people_export": "?distinct_id=sample",
+    "umetrics_admin.people_delete": "?distinct_id=sample",
+}
+#: Old link shapes that answer with a permanent redirect to the new one.
+REDIRECTS = {"umetrics_admin.people_legacy_person"}
 #: GET pages for managers only: an export of personal data, Google account listings, and the
 #: OAuth callback that stores a refresh token.
 MANAGE_ONLY_PAGES = {
@@ -51,7 +61,7 @@ def admin_requests(app: Flask) -> list[tuple[str, str, str]]:
             continue
         path = re.sub(
             r"<(?:[a-z]+:)?(\w+)>", lambda m: SAMPLE_ARGS.get(m.group(1), "sample"), rule.rule
-        )
+        ) + SAMPLE_QUERIES.get(rule.endpoint, "")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append((rule.endpoint, method, path))
     return found
@@ -81,6 +91,8 @@ def test_view_only_sees_pages_but_cannot_post(make_app: AppFactory) -> None:
         if method == "GET" and endpoint in MANAGE_ONLY_PAGES:
             assert answer.status_code == 403, endpoint
             assert b"metrics.manage" in answer.data
+        elif method == "GET" and endpoint in REDIRECTS:
+            assert answer.status_code == 301, endpoint
         elif method == "GET":
             # Sample path arguments name nothing that exists: 404 is an answer, 5xx is a bug.
             assert answer.status_code in (200, 404), (endpoint, answer.status_code)
@@ -221,12 +233,13 @@ def test_api_keys_open_the_dashboard_by_their_grants(make_app: AppFactory, permi
             assert b"form was refused" in answer.data
             passed.append(endpoint)
         else:
-            assert answer.status_code in (200, 302, 400, 404), (endpoint, answer.status_code)
+            assert answer.status_code in (200, 301, 302, 400, 404), (endpoint, answer.status_code)
             passed.append(endpoint)
     total = len(admin_requests(app))
     posts = sum(1 for _, method, _ in admin_requests(app) if method == "POST")
     expected_refused = {
         "ingest": total,  # an ingest key cannot even read
+        "identify": total,  # nor can a server-side identify key
         "metrics.view": posts + len(MANAGE_ONLY_PAGES),
         "metrics.manage": 0,
     }[permission]
@@ -262,3 +275,64 @@ def test_a_manage_key_posts_with_a_token_of_its_own_session(make_app: AppFactory
         assert header.status_code == 400 and b"form was refused" in header.data, endpoint
         # A valid token does not lift the permission check.
         assert viewer.post(path, data={"csrf_token": token}).status_code == 403, endpoint
+
+
+# --- Content-Security-Policy ---------------------------------------------------------------
+
+POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self' https://accounts.google.com"
+)
+
+
+def test_every_dashboard_answer_carries_the_content_security_policy(
+    make_app: AppFactory,
+) -> None:
+    """Pages, CSV downloads, redirects and refusals alike, for every route of the url map."""
+    app = gated_app(make_app)
+    client = app.test_client()
+    seen = set()
+    for user in ("viewer", "manager", None):
+        headers = {"X-Test-User": user} if user else {}
+        for endpoint, method, path in admin_requests(app):
+            answer = client.open(path, method=method, headers=headers)
+            assert answer.headers.get("Content-Security-Policy") == POLICY, (endpoint, user)
+            seen.add(answer.status_code)
+    assert {200, 301, 400, 401, 403, 404} <= seen
+    csv_answer = client.get(
+        "/umetrics/admin/?format=csv&table=summary", headers={"X-Test-User": "viewer"}
+    )
+    assert csv_answer.headers["Content-Security-Policy"] == POLICY
+    # Static assets are not pages: no policy needed on a stylesheet.
+    asset = client.get("/umetrics/admin/assets/admin.css")
+    assert "Content-Security-Policy" not in asset.headers
+    asset.close()
+
+
+def test_the_policy_follows_the_configured_oauth_endpoint(make_app: AppFactory) -> None:
+    app = gated_app(make_app, UMETRICS_GA4_OAUTH_AUTH_URI="http://127.0.0.1:8765/auth?x=1")
+    answer = app.test_client().get("/umetrics/admin/", headers={"X-Test-User": "viewer"})
+    assert answer.headers["Content-Security-Policy"].endswith(
+        "; form-action 'self' http://127.0.0.1:8765"
+    )
+
+
+INLINE_CODE = re.compile(
+    r"<style|\sstyle=|\son[a-z]+=|javascript:|<script(?![^>]*\ssrc=)(?![^>]*application/json)",
+    re.IGNORECASE,
+)
+
+
+def test_no_template_has_inline_script_or_style() -> None:
+    """The policy forbids inline code: every template must keep its script and style in files
+    (a ``<script type="application/json">`` data block is not code and is allowed)."""
+    root = Path(flask_umetrics.__file__).parent / "admin" / "templates"
+    templates = sorted(root.rglob("*.html"))
+    assert len(templates) >= 15
+    found = [
+        f"{path.name}: {match.group(0)!r}"
+        for path in templates
+        for match in INLINE_CODE.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []

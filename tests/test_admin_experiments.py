@@ -296,13 +296,15 @@ def test_results_page_shows_the_api_numbers(app: Flask) -> None:
     csv = client.get(ADMIN + "/experiments/exp?format=csv&table=ci-0")
     assert csv.mimetype == "text/csv"
     lo, hi = api["variants"][1]["ci"]
-    assert csv.get_data(as_text=True) == f"variant,ci_low,ci_high\ncontrol,,\nb,{lo!r},{hi!r}\n"
+    assert csv.get_data(as_text=True) == (
+        f"variant,ci_low,ci_high\r\ncontrol,,\r\nb,{lo!r},{hi!r}\r\n"
+    )
     exposures_csv = client.get(ADMIN + "/experiments/exp?format=csv&table=exposures")
-    assert exposures_csv.get_data(as_text=True) == "variant,exposures\ncontrol,40\nb,10\n"
+    assert exposures_csv.get_data(as_text=True) == "variant,exposures\r\ncontrol,40\r\nb,10\r\n"
     listing = client.get(ADMIN + "/experiments?format=csv&table=experiments")
     assert listing.get_data(as_text=True) == (
-        "key,name,kind,status,effective_status,variants,exposures\n"
-        'exp,exp,experiment,running,running,"control 50%, b 50%",50\n'
+        "key,name,kind,status,effective_status,variants,exposures\r\n"
+        'exp,exp,experiment,running,running,"control 50%, b 50%",50\r\n'
     )
 
     sequential = client.get(ADMIN + "/experiments/exp?sequential=true&alpha=0.1")

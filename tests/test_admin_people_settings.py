@@ -7,8 +7,10 @@ confirmation of a delete, keys shown once, numbers and CSV equal to the REST ans
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from flask import Flask, request
@@ -24,7 +26,7 @@ from .events_data import load
 
 ADMIN = {"X-Role": "admin"}
 VIEWER = {"X-Role": "viewer"}
-PAGES = ("/people", "/people/u1", "/paths", "/attribution", "/settings")
+PAGES = ("/people", "/person?distinct_id=u1", "/paths", "/attribution", "/settings")
 ROWS = [
     ("anon-1", "$pageview", "2026-03-01T10:00", {"utm_source": "google", "utm_medium": "cpc"}),
     ("u1", "signed_up", "2026-03-01T10:05"),
@@ -91,12 +93,12 @@ def test_anonymous_gets_401_and_viewers_see_every_page(app: Flask) -> None:
     for path in PAGES:
         assert client.get(admin_url(path)).status_code == 401, path
         assert client.get(admin_url(path), headers=VIEWER).status_code == 200, path
-    page = client.get(admin_url("/people/u1"), headers=VIEWER).get_data(as_text=True)
+    page = client.get(admin_url("/person?distinct_id=u1"), headers=VIEWER).get_data(as_text=True)
     assert "person-delete-form" not in page and "person-export" not in page
     settings = client.get(admin_url("/settings"), headers=VIEWER).get_data(as_text=True)
     assert "create-key-form" not in settings and 'data-testid="keys-need-manage"' in settings
-    assert client.get(admin_url("/people/u1/export"), headers=VIEWER).status_code == 403
-    assert client.get(admin_url("/people/nobody"), headers=VIEWER).status_code == 404
+    assert client.get(admin_url("/person/export?distinct_id=u1"), headers=VIEWER).status_code == 403
+    assert client.get(admin_url("/person?distinct_id=nobody"), headers=VIEWER).status_code == 404
 
 
 def test_view_only_users_get_403_on_every_post(app: Flask) -> None:
@@ -106,7 +108,7 @@ def test_view_only_users_get_403_on_every_post(app: Flask) -> None:
     token = csrf(app.test_client())
     viewer = app.test_client()
     posts = {
-        "/people/u1/delete": {"confirm_distinct_id": "u1"},
+        "/person/delete?distinct_id=u1": {"confirm_distinct_id": "u1"},
         "/settings/keys": {"permission": "metrics.manage", "name": "mine"},
         f"/settings/keys/{key_id}/revoke": {},
     }
@@ -129,7 +131,7 @@ def test_posts_without_a_valid_csrf_token_change_nothing(app: Flask) -> None:
     for token in (None, "forged"):
         extra = {"csrf_token": token} if token else {}
         posts = {
-            "/people/u1/delete": {"confirm_distinct_id": "u1"},
+            "/person/delete?distinct_id=u1": {"confirm_distinct_id": "u1"},
             "/settings/keys": {"permission": "metrics.manage"},
             f"/settings/keys/{key_id}/revoke": {},
         }
@@ -144,10 +146,10 @@ def test_posts_without_a_valid_csrf_token_change_nothing(app: Flask) -> None:
 
 def test_delete_needs_the_distinct_id_typed_again(app: Flask) -> None:
     client = app.test_client()
-    token = csrf(client, "/people/anon-1")
+    token = csrf(client, "/person?distinct_id=anon-1")
     for typed in ("", "u1 ", "U1", "anon-1x"):
         answer = client.post(
-            admin_url("/people/u1/delete"),
+            admin_url("/person/delete?distinct_id=u1"),
             data={"csrf_token": token, "confirm_distinct_id": typed},
             headers=ADMIN,
         )
@@ -156,7 +158,7 @@ def test_delete_needs_the_distinct_id_typed_again(app: Flask) -> None:
         assert 'data-testid="form-error"' in page and "confirm_distinct_id" in page
         assert person_exists(app, "u1") and person_exists(app, "anon-1")
     done = client.post(
-        admin_url("/people/u1/delete"),
+        admin_url("/person/delete?distinct_id=u1"),
         data={"csrf_token": token, "confirm_distinct_id": "u1"},
         headers=ADMIN,
     )
@@ -169,12 +171,12 @@ def test_delete_needs_the_distinct_id_typed_again(app: Flask) -> None:
             select(audit_log.c.actor).where(audit_log.c.action == "person.delete")
         ).scalars()
         assert list(actors) == ["user:admin"]
-    assert client.get(admin_url("/people/u1"), headers=ADMIN).status_code == 404
+    assert client.get(admin_url("/person?distinct_id=u1"), headers=ADMIN).status_code == 404
 
 
 def test_export_is_the_rest_document(app: Flask) -> None:
     client = app.test_client()
-    page = client.get(admin_url("/people/u1/export"), headers=ADMIN)
+    page = client.get(admin_url("/person/export?distinct_id=u1"), headers=ADMIN)
     rest = client.get("/umetrics/api/persons/u1/export", headers=ADMIN)
     assert page.status_code == rest.status_code == 200
     assert page.json == rest.json and len(page.json["events"]) == 3
@@ -210,14 +212,15 @@ def test_people_search_page_matches_the_rest_search(app: Flask) -> None:
 def test_person_page_tables_equal_the_timeline(app: Flask) -> None:
     client = app.test_client()
     rest = client.get("/umetrics/api/persons/anon-1/timeline", headers=ADMIN).json
-    timeline = csv_rows(client, "/people/anon-1", "timeline")
+    timeline = csv_rows(client, "/person?distinct_id=anon-1", "timeline")
     assert [(r[1], r[2]) for r in timeline[1:]] == [
         (e["event"], e["distinct_id"]) for e in rest["events"]
     ]
     assert [r[1] for r in timeline[1:]] == ["plan_upgraded", "signed_up", "$pageview"]
-    assert csv_rows(client, "/people/anon-1", "distinct-ids")[1:] == [["anon-1"], ["u1"]]
-    assert csv_rows(client, "/people/u1", "properties")[1:] == [["plan", "pro"]]
-    sessions = csv_rows(client, "/people/u1", "sessions")
+    ids = csv_rows(client, "/person?distinct_id=anon-1", "distinct-ids")
+    assert ids[1:] == [["anon-1"], ["u1"]]
+    assert csv_rows(client, "/person?distinct_id=u1", "properties")[1:] == [["plan", "pro"]]
+    sessions = csv_rows(client, "/person?distinct_id=u1", "sessions")
     assert [(int(r[3]), float(r[2])) for r in sessions[1:]] == [
         (s["events"], s["duration"]) for s in rest["sessions"]
     ]
@@ -229,7 +232,7 @@ def test_html_in_names_and_ids_is_escaped(app: Flask) -> None:
     listing = client.get(admin_url("/people"), headers=ADMIN).get_data(as_text=True)
     assert "<script>x</script>" not in listing
     assert "&lt;script&gt;x&lt;/script&gt;" in listing
-    person = client.get(admin_url("/people/%3Cscript%3Ex%3C/script%3E"), headers=ADMIN)
+    person = client.get(admin_url("/person?distinct_id=%3Cscript%3Ex%3C/script%3E"), headers=ADMIN)
     text = person.get_data(as_text=True)
     assert person.status_code == 200
     assert "<img onerror" not in text and "&lt;img onerror=x&gt;" in text
@@ -348,3 +351,71 @@ def test_settings_show_config_but_never_secrets(
     secrets = {row[0]: row[2] for row in csv_rows(client, "/settings", "secrets")[1:]}
     assert secrets["Consent cookie key"] == "yes"
     assert secrets["Encryption key (GA4 secrets)"] == "no"
+
+
+ODD_IDS = [
+    "a/b",
+    "../settings",
+    "x/../../people",
+    "q?scope_id=other&x=1",
+    "h#frag",
+    "50%",
+    "100%25",
+    "sp ace ",
+    "ünï/cødé ✓",
+    "/lead",
+    "trail/",
+    "u9/delete",
+    "back\\slash",
+]
+
+
+def _links(page: str, testid: str) -> dict[str, str]:
+    """``{text: URL}`` of the links marked ``data-testid=testid``, resolved as a browser does
+    (``urljoin`` removes ``.`` and ``..`` segments)."""
+    found = re.findall(r'<a href="([^"]+)" data-testid="' + testid + r'">([^<]*)</a>', page)
+    return {html.unescape(text): _browser_url(html.unescape(href)) for href, text in found}
+
+
+def _browser_url(href: str) -> str:
+    url = urlsplit(urljoin("http://localhost/umetrics/admin/people", href))
+    return url.path + ("?" + url.query if url.query else "")
+
+
+def test_any_distinct_id_opens_and_deletes_from_the_ui(app: Flask) -> None:
+    """Ids with path, query, fragment and percent characters, spaces and unicode: each listed
+    person's link opens that person's page, and the page's delete form deletes exactly them."""
+    load(app, [(distinct_id, "odd", "2026-03-02T14:00") for distinct_id in ODD_IDS])
+    client = app.test_client()
+    listing = client.get(admin_url("/people?limit=50"), headers=ADMIN).get_data(as_text=True)
+    links = _links(listing, "person-link")
+    assert set(ODD_IDS) <= set(links)
+    for distinct_id in ODD_IDS:
+        href = links[distinct_id]
+        assert href.startswith("/umetrics/admin/person?"), href
+        page = client.get(href, headers=ADMIN)
+        assert page.status_code == 200, distinct_id
+        text = page.get_data(as_text=True)
+        ids = csv_rows(client, href.removeprefix("/umetrics/admin"), "distinct-ids")
+        assert ids[1:] == [[distinct_id]]
+        action = re.search(r'<form class="um-form" method="post" action="([^"]+)"', text)
+        assert action, distinct_id
+        token = re.search(r'name="csrf_token" value="([^"]+)"', text)
+        assert token
+        done = client.post(
+            _browser_url(html.unescape(action.group(1))),
+            data={"csrf_token": token.group(1), "confirm_distinct_id": distinct_id},
+            headers=ADMIN,
+        )
+        assert done.status_code == 302, (distinct_id, done.get_data(as_text=True)[:300])
+        assert not person_exists(app, distinct_id)
+    assert all(person_exists(app, kept) for kept in ("u1", "u2", "u3", "anon-1"))
+
+
+def test_old_person_links_redirect(app: Flask) -> None:
+    client = app.test_client()
+    answer = client.get(admin_url("/people/u1?scope_id=default"), headers=VIEWER)
+    assert answer.status_code == 301
+    assert answer.headers["Location"] == "/umetrics/admin/person?scope_id=default&distinct_id=u1"
+    missing = client.get(admin_url("/person"), headers=VIEWER)
+    assert missing.status_code == 400 and "distinct_id" in missing.get_data(as_text=True)

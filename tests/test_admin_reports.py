@@ -200,8 +200,13 @@ def test_retention_counts_and_heat_map(client: FlaskClient) -> None:
     assert curve[0] == ["period", "retained"] and curve[1] == ["day 0", "1"]
     assert float(curve[2][1]) == pytest.approx(2 / 3)
     page = client.get(ADMIN + path).text
-    assert 'style="background: rgba(51, 102, 204, 1.00)"' in page  # 100% retained
-    assert 'style="background: rgba(51, 102, 204, 0.06)"' in page  # 0% retained
+    # The tint is a class (the CSP forbids style attributes): 20 steps of 5%.
+    assert 'class="um-cell um-heat-20 um-dark" data-count="2" data-fraction="1.0"' in page
+    assert 'class="um-cell um-heat-0" data-count="0" data-fraction="0.0"' in page
+    assert "style=" not in page
+    stylesheet = client.get(ADMIN + "/assets/admin.css")
+    assert all(f".um-heat td.um-heat-{n} " in stylesheet.text for n in range(21))
+    stylesheet.close()
     assert '<span class="um-count">2</span><span class="um-share">100.0%</span>' in page
     assert '<a href="/umetrics/admin/retention?' in page and "period=week" in page
 
@@ -211,3 +216,26 @@ def test_retention_bad_input_and_unknown_table(client: FlaskClient) -> None:
     assert answer.status_code == 400 and "periods:" in answer.text
     missing = client.get(f"{ADMIN}/retention?{RANGE}&format=csv&table=nope")
     assert missing.status_code == 404
+
+
+FORMULA_PLANS = ['=HYPERLINK("http://evil.example")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\ry"]
+
+
+def test_csv_escapes_formulas_in_headers_and_cells(make_app: AppFactory) -> None:
+    """Breakdown values are ingested text: as column names (trends) and as cells (totals) they
+    must reach the spreadsheet quoted, so none of them runs as a formula."""
+    app = _app(make_app, allowed={"metrics.view"})
+    rows = [
+        (f"u{index}", "hit", "2026-03-02T10:00", {"plan": plan})
+        for index, plan in enumerate(FORMULA_PLANS)
+    ]
+    load(app, rows)
+    client = app.test_client()
+    path = f"/events?{RANGE}&event=hit&breakdown=plan&interval=day"
+    table = _csv(client, path, "trends")
+    assert sorted(table[0][1:]) == sorted("'" + plan for plan in FORMULA_PLANS)
+    assert table[0][0] == "time"
+    assert table[1][0] == "2026-03-02" and table[1][1:] == ["1"] * 6
+    totals = _csv(client, path, "trend-totals")
+    assert totals[0] == ["plan", "total"]
+    assert sorted(totals[1:]) == sorted(["'" + plan, "1"] for plan in FORMULA_PLANS)

@@ -4,9 +4,11 @@ flag, pricing experiment and consent banner work end to end."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -25,6 +27,23 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     seeded = runner.invoke(args=["seed-demo", "--days", "30", "--users", "60"])
     assert seeded.exit_code == 0, seeded.output
     return app
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def form_token(client: FlaskClient, path: str) -> str:
+    """The CSRF token of ``path``'s form for ``client``'s session (fetched with ``DNT: 1``, so
+    getting it records no page view)."""
+    page = client.get(path, headers={"DNT": "1"})
+    found = CSRF_FIELD.search(page.get_data(as_text=True))
+    assert found is not None, f"no form with a CSRF token on {path} ({page.status_code})"
+    return found.group(1)
+
+
+def post_form(client: FlaskClient, path: str, data: dict[str, str], page: str = "") -> Any:
+    """POST ``data`` to ``path`` with the token of the form on ``page`` (default: ``path``)."""
+    return client.post(path, data={**data, "csrf_token": form_token(client, page or path)})
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -118,8 +137,8 @@ def test_visitors_are_tracked_and_merged_at_sign_up(tmp_path: Path) -> None:
     visitor = client.get_cookie("acme_visitor")
     assert visitor is not None and visitor.value.startswith("v-")
     form = {"name": "Grace", "email": "grace@example.org", "password": "correct horse"}
-    assert client.post("/signup", data=form).status_code == 302
-    client.post("/app", data={"title": "first", "body": "hello"})
+    assert post_form(client, "/signup", form).status_code == 302
+    post_form(client, "/app", {"title": "first", "body": "hello"})
     with app.app_context(), app.extensions["umetrics"].engine.connect() as connection:
         names = connection.execute(
             select(events.c.event, events.c.distinct_id).order_by(events.c.id)
@@ -168,7 +187,7 @@ def plan_at(app: Flask, moment: datetime) -> dict[int, str]:
 
 
 def log_in(client: FlaskClient, email: str) -> None:
-    response = client.post("/login", data={"email": email, "password": "demo"})
+    response = post_form(client, "/login", {"email": email, "password": "demo"})
     assert response.status_code == 302, response.get_data(as_text=True)
 
 
@@ -393,9 +412,9 @@ def test_a_consenting_visitor_who_signs_up_and_upgrades_is_one_converted_subject
     client.post("/umetrics/api/consent", json={"consent": True})
     html = client.get("/pricing").get_data(as_text=True)
     form = {"name": "Lin", "email": "lin@example.org", "password": "correct horse"}
-    assert client.post("/signup", data=form).status_code == 302
+    assert post_form(client, "/signup", form).status_code == 302
     assert client.get("/app").status_code == 200  # carries the cookie's variant to the account
-    assert client.post("/upgrade", data={"plan": "pro"}).status_code == 302
+    assert post_form(client, "/upgrade", {"plan": "pro"}, page="/app").status_code == 302
 
     with app.app_context():
         with app.extensions["umetrics"].engine.connect() as connection:

@@ -7,6 +7,8 @@ literals record GrowthBook quirks we follow on purpose (listed in the conditions
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 from flask_umetrics.errors import ValidationError
 from flask_umetrics.flags import conditions as conditions_module
+from flask_umetrics.flags import regex as regex_module
 from flask_umetrics.flags.conditions import (
     eval_condition,
     padded_version_string,
@@ -118,7 +121,7 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     (S, {"company": {"$in": ["enterprise"]}}, False),
     (S, {"country": {"$ini": ["de", "at"]}}, True),
     (S, {"tags": {"$nini": ["BETA"]}}, False),
-    # $regex and friends (Python's re, as in the Python SDK)
+    # $regex and friends (RE2; a match anywhere, as in GrowthBook)
     (S, {"email": {"$regex": "@example\\.de$"}}, False),
     (S, {"email": {"$regexi": "@example\\.de$"}}, True),
     (S, {"email": {"$regex": "^Anna"}}, True),
@@ -316,12 +319,39 @@ def test_padded_version_string_matches_growthbook() -> None:
     assert padded_version_string(1e21) == "1e"  # "+21" is dropped as build metadata
 
 
+@settings(max_examples=500, deadline=None)
+@given(value=st.text(alphabet="v+\n.-1a ", max_size=12))
+def test_version_stripping_equals_growthbook_regex(value: str) -> None:
+    from growthbook.core import paddedVersionString
+
+    stripped = conditions_module._strip_prefix_and_build(value)
+    assert stripped == re.sub(r"(^v|\+.*$)", "", value)
+    assert padded_version_string(value) == paddedVersionString(value)
+
+
+def test_version_operators_take_linear_time_on_crafted_values() -> None:
+    # GrowthBook's regex for "+build" is quadratic on many "+" before a newline (about a
+    # second at 20,000 characters); an attribute value is the subject's to choose.
+    crafted = "+" * 20_000 + "\nx"
+    condition = {"app_version": {"$vgt": "1.0.0"}}
+    assert eval_condition({"app_version": crafted}, condition) is True  # "+" sorts after " "
+    best = float("inf")
+    for _ in range(3):  # the best of three: a busy machine may pause any single run
+        started = time.perf_counter()
+        eval_condition({"app_version": crafted}, condition)
+        best = min(best, time.perf_counter() - started)
+    assert best < 0.010, f"{best * 1000:.1f} ms"
+    info = conditions_module._padded_cached.cache_info()
+    assert padded_version_string(crafted) == crafted  # the "+" are not on the last line
+    assert conditions_module._padded_cached.cache_info() == info  # long values are not cached
+
+
 def test_regex_compiled_once() -> None:
-    conditions_module._compile.cache_clear()
+    regex_module.compile_pattern.cache_clear()
     condition = {"email": {"$regex": "^[a-z]+@example\\.(de|com)$"}}
     for _ in range(5):
         assert eval_condition({"email": "anna@example.de"}, condition) is True
-    info = conditions_module._compile.cache_info()
+    info = regex_module.compile_pattern.cache_info()
     assert (info.misses, info.hits) == (1, 4)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
@@ -38,7 +38,7 @@ def create_admin_blueprint() -> Blueprint:
         static_url_path="/assets",
     )
     bp.before_request(_gate)
-    bp.after_request(_no_store)
+    bp.after_request(_page_headers)
     bp.context_processor(_template_context)
     for name, function in formatting.FILTERS.items():
         bp.add_app_template_filter(function, name)
@@ -69,12 +69,44 @@ def _gate() -> Response | None:
     return None
 
 
-def _no_store(response: Response) -> Response:
-    """Dashboard pages hold personal data: no shared or browser cache keeps them."""
+#: The dashboard loads only its own scripts, stylesheet and API: no inline script, inline style
+#: or ``style=""`` attribute, eval, foreign origin, plugin, frame or ``<base>``. An HTML injection
+#: that slipped past escaping could then neither run script nor send data elsewhere. Forms post
+#: only here, and to Google's OAuth page: "Connect with Google" is a POST answered with a redirect
+#: there, and browsers apply ``form-action`` to that redirect too.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+)
+
+
+def content_security_policy(oauth_auth_uri: str) -> str:
+    """The dashboard's policy, letting forms reach the configured OAuth endpoint's origin."""
+    parts = urlsplit(oauth_auth_uri)
+    form_action = "form-action 'self'"
+    if parts.scheme in ("http", "https") and parts.netloc:
+        form_action += f" {parts.scheme}://{parts.netloc}"
+    return "; ".join((*CONTENT_SECURITY_POLICY, form_action))
+
+
+def _page_headers(response: Response) -> Response:
+    """Dashboard pages hold personal data: no shared or browser cache keeps them, no other site
+    frames them, and the content security policy above applies to every page (and its errors)."""
     if request.endpoint != "umetrics_admin.static":
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        oauth_auth_uri = current_state().settings["UMETRICS_GA4_OAUTH_AUTH_URI"]
+        response.headers.setdefault(
+            "Content-Security-Policy", content_security_policy(oauth_auth_uri)
+        )
     return response
 
 

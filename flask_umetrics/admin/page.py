@@ -17,7 +17,8 @@ from flask import Response, render_template, request
 
 from .errors import AdminError
 
-#: Cells starting with these are formulas to a spreadsheet; they are quoted with a leading '.
+#: Cells starting with these are formulas to a spreadsheet; they are quoted with a leading '
+#: (OWASP "CSV injection"). Header cells too: a breakdown's column names are ingested values.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -31,9 +32,11 @@ class Table:
     rows: list[list[Any]] = field(default_factory=list)
 
     def csv_text(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(self.columns)
+        # RFC 4180 line ends: with "\r\n" as the terminator the writer also quotes cells that
+        # hold a lone "\r", which a spreadsheet would otherwise take as the end of the row.
+        out = io.StringIO(newline="")
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow([_csv_cell(name) for name in self.columns])
         for row in self.rows:
             writer.writerow([_csv_cell(value) for value in row])
         return out.getvalue()
@@ -89,6 +92,11 @@ def series_chart(
 
 
 def _csv_cell(value: Any) -> Any:
+    """One CSV cell (header or body): whole floats as integers, formula-like text quoted.
+
+    Numbers are written as numbers even when negative; only text is quoted, so ``-3`` stays a
+    number and ``-3 OR 1`` or ``=HYPERLINK(...)`` cannot run in the reader's spreadsheet.
+    """
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):

@@ -10,6 +10,7 @@ import re
 
 from pydantic import BaseModel, Field, StrictBool, field_validator
 
+from ..db.types import utcnow
 from ..flags.request import current_flags
 from .models import ScopedModel
 from .router import APICall
@@ -21,7 +22,11 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
 
 class FlagsQuery(ScopedModel):
-    keys: str | None = Field(None, description="Comma-separated keys; all flags when absent.")
+    keys: str | None = Field(
+        None,
+        description="Comma-separated keys; when absent, every live flag (running, or stopped "
+        "with a shipped variant). Drafts, paused and stopped flags are not listed.",
+    )
 
     @field_validator("keys")
     @classmethod
@@ -59,7 +64,9 @@ class FlagsResponse(BaseModel):
 def flags_for_subject(call: APICall) -> FlagsResponse:
     flags = current_flags(call.scope_id)
     if call.query.keys is None:
-        keys = sorted(flags.state.flag_cache.definitions(call.scope_id))
+        now = utcnow()
+        definitions = flags.state.flag_cache.definitions(call.scope_id)
+        keys = sorted(key for key, flag in definitions.items() if flag.is_live(now))
     else:
         keys = call.query.keys.split(",")
     values = {key: FlagValue(**flags.resolve(key).to_json()) for key in keys}

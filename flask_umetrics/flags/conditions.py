@@ -11,7 +11,10 @@ Our one addition is saved segments, a flask-umetrics concept: ``{"$inSegment": "
 ``$notInSegment`` True (the subject is treated as a member of no segment).
 
 Evaluation runs per flag per request, so it never raises on a malformed condition (that
-condition is False, as in GrowthBook), compiles each regex once and allocates little.
+condition is False, as in GrowthBook), compiles each regex once and allocates little. Regexes
+run on RE2 (:mod:`flask_umetrics.flags.regex`), in time linear in the attribute's length, with
+GrowthBook's search-anywhere semantics; a pattern RE2 cannot compile (backreferences,
+lookaround) is refused when saved and never matches when met at evaluation.
 :func:`validate_condition` is where bad definitions are rejected, naming the offending path.
 
 GrowthBook behaviours that look like bugs, followed on purpose for compatibility:
@@ -20,7 +23,7 @@ GrowthBook behaviours that look like bugs, followed on purpose for compatibility
   ``1.2.3.4 < 1.2.3``; parts are padded as text, so ``1.02.3`` is not ``1.2.3``;
 - the Python SDK cannot tell a missing attribute from null: ``$exists: false`` holds for null,
   ``$type`` of a missing attribute is ``"null"`` and ``$in: [null]`` matches it (the JS SDK
-  differs on the last two); regexes are Python's ``re``, not JS ``RegExp``;
+  differs on the last two);
 - an error anywhere (e.g. ``$and`` given a string) fails the whole condition, even an ``$or``
   branch that would match; an empty operator object ``{"plan": {}}`` matches anything.
 """
@@ -34,6 +37,8 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import ValidationError
+from .regex import check_pattern
+from .regex import search as regex_search
 
 Condition = Mapping[str, Any]
 SegmentLookup = Callable[[str], bool]
@@ -383,40 +388,21 @@ def _op_vgte(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
     return pair is not None and pair[0] >= pair[1]
 
 
-@lru_cache(maxsize=1024)
-def _compile(pattern: str, flags: int) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern, flags)
-    except Exception:  # noqa: BLE001 - any uncompilable operand simply never matches
-        return None
-
-
-def _search(pattern: Any, flags: int, actual: Any) -> bool | None:
-    """Whether ``pattern`` is found in ``actual``; None when it cannot be applied."""
-    try:
-        compiled = _compile(pattern, flags)
-        if compiled is None:
-            return None
-        return compiled.search(actual) is not None
-    except Exception:  # noqa: BLE001 - unhashable pattern, non-string attribute
-        return None
-
-
 def _op_regex(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
-    return _search(operand, 0, actual) is True
+    return regex_search(operand, False, actual) is True
 
 
 def _op_regexi(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
-    return _search(operand, re.IGNORECASE, actual) is True
+    return regex_search(operand, True, actual) is True
 
 
 def _op_not_regex(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
     # A missing or non-string attribute "does not match", so it passes (GrowthBook).
-    return _search(operand, 0, actual) is not True
+    return regex_search(operand, False, actual) is not True
 
 
 def _op_not_regexi(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
-    return _search(operand, re.IGNORECASE, actual) is not True
+    return regex_search(operand, True, actual) is not True
 
 
 def _op_in(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
@@ -608,19 +594,38 @@ def padded_version_string(value: Any) -> str:
         value = _js_number_to_string(value)
     if not value or not isinstance(value, str):
         value = "0"
-    return _padded(value)
+    # Attribute values are the subject's: only short ones (real versions) are worth caching.
+    return _padded_cached(value) if len(value) <= _CACHED_VERSION_LENGTH else _padded(value)
 
 
-_VERSION_STRIP = re.compile(r"(^v|\+.*$)")
+_CACHED_VERSION_LENGTH = 64
 _VERSION_SPLIT = re.compile(r"[-.]")
 
 
-@lru_cache(maxsize=1024)
+def _strip_prefix_and_build(value: str) -> str:
+    """GrowthBook's ``re.sub(r"(^v|\\+.*$)", "", value)`` in linear time.
+
+    That regex retries ``.*$`` from every ``+`` before a newline, quadratic in the value's
+    length. The same result: drop a leading ``v``; then, on the last line (``$`` also matches
+    before a final newline), drop from the first ``+`` to the end of the line.
+    """
+    start = 1 if value.startswith("v") else 0
+    end = len(value) - 1 if value.endswith("\n") else len(value)
+    line_start = max(value.rfind("\n", start, end) + 1, start)
+    plus = value.find("+", line_start, end)
+    if plus < 0:
+        return value[start:]
+    return value[start:plus] + value[end:]
+
+
 def _padded(value: str) -> str:
-    parts = _VERSION_SPLIT.split(_VERSION_STRIP.sub("", value))
+    parts = _VERSION_SPLIT.split(_strip_prefix_and_build(value))
     if len(parts) == 3:
         parts.append("~")
     return "-".join(part.rjust(5, " ") if part.isdigit() else part for part in parts)
+
+
+_padded_cached = lru_cache(maxsize=1024)(_padded)
 
 
 def _js_number_to_string(value: float) -> str:
@@ -857,10 +862,13 @@ class _Validator:
             raise ValidationError(path, "must be a regular expression (a string)")
         if len(pattern) > MAX_REGEX_LENGTH:
             raise ValidationError(path, f"must be at most {MAX_REGEX_LENGTH} characters")
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValidationError(path, f"is not a valid regular expression: {error}") from None
+        refused = check_pattern(pattern)
+        if refused is not None:
+            raise ValidationError(
+                path,
+                f"is not a regular expression RE2 accepts ({refused}); backreferences and "
+                "lookaround are not supported, so that matching takes linear time",
+            )
         return pattern
 
     def literal(self, value: Any, path: str, depth: int) -> Any:

@@ -144,6 +144,15 @@ class Experiment:
                 return "stopped"
         return self.status
 
+    def is_live(self, now: datetime) -> bool:
+        """Whether visitors are being served it: running now, or stopped with a shipped variant.
+
+        Only live flags are listed to anonymous callers (``GET /api/flags``), so drafts, paused,
+        scheduled and plainly stopped flags do not reveal their keys.
+        """
+        status = self.effective_status(now)
+        return status == "running" or (status == "stopped" and self.shipped_variant is not None)
+
     def to_json(self) -> dict[str, Any]:
         """The definition as the REST API and the audit log show it."""
         return {

@@ -131,20 +131,23 @@ class RequestFlags:
             result = unknown(key)
             self.results[key] = result
             return result
-        subject = self.subject_id
+        now = utcnow()
+        # Only a flag being served needs the subject: asking for a draft, paused, stopped or
+        # killed flag issues an anonymous visitor no cookie (decide answers those first anyway).
+        serving = not experiment.killed and experiment.effective_status(now) == "running"
+        subject = self.subject_id if serving else self.known_subject
         version = experiment.bucket_version
         stored = carried = None
         attributes: Mapping[str, Any] = self.attributes
         if subject is not None and "id" not in attributes:
             attributes = {**attributes, "id": subject}
-        if self.consent and subject is not None and experiment.status == "running":
+        if self.consent and subject is not None and serving:
             if self.cookie is not None:
                 entry = self.cookie.assignments.get(key)
                 if entry is not None and entry.bucket_version == version:
                     carried = entry.variant
             if self.known_subject is not None:
                 stored = self._stored_assignments().get((key, version))
-        now = utcnow()
         result = decide(
             experiment,
             subject_id=subject,

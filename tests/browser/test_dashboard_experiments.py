@@ -3,7 +3,7 @@ and an experiment created and started through the forms is what the API then ser
 
 from __future__ import annotations
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from .conftest import LiveApp, login, number, screenshot, table_rows
 
@@ -50,7 +50,7 @@ def test_demo_results_match_the_api(page: Page, live_app: LiveApp) -> None:
     assert warned == bool(api["srm"] and api["srm"]["flagged"])
     interval = table_rows(page, "ci-0")
     assert interval[0][1:] == ["—", "—"]  # control: no interval
-    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length >= 4")
+    expect(page.locator("canvas[data-drawn]").nth(3)).to_be_attached()
     screenshot(page, "experiment")
 
 

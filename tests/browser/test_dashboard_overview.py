@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from flask_umetrics import flush, track
 
@@ -26,7 +26,7 @@ def test_overview_numbers_match_the_api(page: Page, live_app: LiveApp) -> None:
     assert top == [[item["key"], item["count"]] for item in summary["top_events"]]
 
     # Chart.js drew every chart (a canvas gets its pixel size from the library).
-    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length > 3")
+    expect(page.locator("canvas[data-drawn]").nth(3)).to_be_attached()
     screenshot(page, "overview")
 
 
@@ -37,10 +37,7 @@ def test_live_feed_updates_without_reload(page: Page, live_app: LiveApp) -> None
     with live_app.app.app_context():
         track("live_probe", distinct_id="probe-1", scope_id="acme")
         flush()
-    page.wait_for_function(
-        "document.querySelector('#um-live tbody').textContent.includes('live_probe')",
-        timeout=15_000,
-    )
+    expect(page.locator("#um-live tbody")).to_contain_text("live_probe", timeout=15_000)
     assert number(page.text_content("#um-live-count") or "0") == before + 1
 
 

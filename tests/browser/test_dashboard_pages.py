@@ -48,3 +48,53 @@ def test_every_menu_page_renders(browser: Browser, live_app: LiveApp, viewport: 
         assert problems == []
     finally:
         context.close()
+
+
+#: Pages beyond the menu, each with data, whose markup and scripts the policy must allow.
+DEEP_PAGES = [
+    "/umetrics/admin/person?distinct_id=4",
+    "/umetrics/admin/experiments/pricing-page",
+    "/umetrics/admin/experiments/pricing-page/edit",
+    "/umetrics/admin/experiments/new",
+    "/umetrics/admin/funnels?step=%24pageview&step=signed_up&step=note_created",
+    "/umetrics/admin/retention?period=week",
+    "/umetrics/admin/events?event=%24pageview&breakdown=%24pathname",
+    "/umetrics/admin/ga4/accounts",
+]
+
+
+def test_the_content_security_policy_is_enforced_and_never_violated(
+    browser: Browser, live_app: LiveApp
+) -> None:
+    """Chromium applies the dashboard's policy (a style attribute set by script is refused and
+    reported) and no page, with its charts and forms, trips it."""
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    violations: list[str] = []
+    try:
+        login(page, live_app)  # (the browser's favicon request is a 404 on the example app)
+        page.on(
+            "console",
+            lambda message: (
+                violations.append(f"{page.url}: {message.text}")
+                if message.type == "error"
+                else None
+            ),
+        )
+        page.on("pageerror", lambda error: violations.append(f"{page.url}: {error}"))
+        for path in DEEP_PAGES:
+            response = page.goto(live_app.url + path)
+            assert response is not None and response.status in (200, 400), path
+            assert "script-src 'self'" in response.headers["content-security-policy"], path
+            page.wait_for_load_state("load")
+            assert page.locator("canvas").count() == page.locator("canvas[data-drawn]").count()
+        assert violations == []
+        # The policy is live: an inline style is refused, and refused loudly.
+        page.goto(live_app.url + "/umetrics/admin/")
+        page.evaluate("document.body.setAttribute('style', 'background: red')")
+        page.wait_for_timeout(200)
+        assert any("Content Security Policy" in text for text in violations), violations
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background != "rgb(255, 0, 0)"
+    finally:
+        context.close()

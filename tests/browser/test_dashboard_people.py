@@ -8,7 +8,7 @@ from urllib.parse import quote
 from urllib.request import Request, urlopen
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from .conftest import LiveApp, login, number, table_rows
 
@@ -65,7 +65,7 @@ def test_person_timeline_equals_the_rest_timeline(page: Page, live_app: LiveApp)
 def test_delete_a_person_through_the_ui(page: Page, live_app: LiveApp) -> None:
     assert live_app.api("/umetrics/api/persons/5/timeline?scope_id=acme")["events"]
     login(page, live_app)
-    page.goto(live_app.url + ADMIN + "/people/5")
+    page.goto(live_app.url + ADMIN + "/person?distinct_id=5")
     page.fill("[data-testid=person-delete-confirm]", "wrong")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("[data-testid=person-delete-form] button[type=submit]")
@@ -108,7 +108,7 @@ def test_paths_and_attribution_equal_the_rest_answers(page: Page, live_app: Live
         assert [(r[0], r[1], number(r[2])) for r in shown] == [
             (t["from"], t["to"], t["persons"]) for t in step["transitions"]
         ]
-    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length > 0")
+    expect(page.locator("canvas[data-drawn]").nth(0)).to_be_attached()
 
     page.goto(live_app.url + ADMIN + "/attribution")
     page.fill("input[name=conversion_event]", "plan_upgraded")
@@ -127,7 +127,7 @@ def test_paths_and_attribution_equal_the_rest_answers(page: Page, live_app: Live
     assert [(r[0], number(r[1]), number(r[2])) for r in rows] == [
         (r["key"], round(r["conversions"], 2), round(r["value"], 2)) for r in rest_attr["rows"]
     ]
-    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length > 0")
+    expect(page.locator("canvas[data-drawn]").nth(0)).to_be_attached()
 
 
 def test_create_use_and_revoke_an_api_key(page: Page, live_app: LiveApp) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from flask_umetrics import flush, track
 
@@ -74,7 +74,7 @@ def test_events_trends_and_top_values_match_the_api(page: Page, live_app: LiveAp
     events = live_app.api(f"{API}/query/top?{_query([])}")
     shown = [[row[0], number(row[1])] for row in table_rows(page, "top-events")]
     assert shown == [[item["key"], item["count"]] for item in events["items"]]
-    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length == 3")
+    expect(page.locator("canvas[data-drawn]")).to_have_count(3)
 
     # Math with a property and a filter row, through the form as a person would.
     page.select_option("select[name=math]", "sum")
@@ -131,7 +131,7 @@ def test_funnel_matches_the_api(page: Page, live_app: LiveApp) -> None:
         assert number(row[4]) == previous - step["count"]
         assert number(row[5]) == round((previous - step["count"]) / previous * 100, 1)
         assert _seconds(row[6]) == _shown_duration(step["median_seconds_from_previous"])
-    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length == 1")
+    expect(page.locator("canvas[data-drawn]")).to_have_count(1)
     screenshot(page, "funnel")
 
 
@@ -197,7 +197,7 @@ def test_retention_matches_the_api(page: Page, live_app: LiveApp) -> None:
     first = _cell(curve[0][1])
     sizes = sum(c["size"] for c in cohorts)
     assert first == round(sum(c["counts"][0] for c in cohorts) / sizes * 100, 1)
-    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length == 1")
+    expect(page.locator("canvas[data-drawn]")).to_have_count(1)
     screenshot(page, "retention")
 
 
@@ -230,13 +230,13 @@ def test_html_in_event_names_and_values_is_shown_as_text(page: Page, live_app: L
     )
     assert headers == ["time", value]
     assert page.eval_on_selector("select[name=event] option:checked", "o => o.textContent") == name
-    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length == 3")
+    expect(page.locator("canvas[data-drawn]")).to_have_count(3)
     _assert_nothing_injected(page)
     page.goto(f"{live_app.url}{ADMIN}/funnels?{_query([('step', name), ('step', name)])}")
     assert table_rows(page, "funnel")[0][:2] == [f"1. {name}", "3"]
     _assert_nothing_injected(page)
     page.goto(f"{live_app.url}{ADMIN}/retention?{_query([('start_event', name)])}")
-    page.wait_for_function("document.querySelectorAll('canvas[data-drawn]').length == 1")
+    expect(page.locator("canvas[data-drawn]")).to_have_count(1)
     assert page.eval_on_selector("select[name=start_event] option:checked", "o => o.text") == name
     _assert_nothing_injected(page)
     assert dialogs == []

@@ -3,6 +3,11 @@
 Every number comes from the REST routes' own views (search, timeline, export, delete), so the
 page and the API agree. Deleting needs the visitor to type the distinct id again: the check is
 on the server, a mismatch deletes nothing and shows the form with the message (status 400).
+
+A person's pages take the distinct id as a query parameter (``/person?distinct_id=...``), not a
+path segment: ids are whatever the host sent, and an id holding ``/``, ``..``, ``?``, ``#`` or
+``%`` would make a path resolve to another page (browsers normalise ``..``) or lose its tail.
+Old ``/people/<id>`` links redirect.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from ...api.people import PersonSearchQuery, TimelineQuery, person_search, perso
 from ...api.privacy import person_delete, person_export
 from ...errors import APIError, ValidationError
 from ..access import require
+from ..errors import AdminError
 from ..page import Table, render_page
 from ..reports import run_report
 from . import Page
@@ -140,18 +146,34 @@ def _person_page(distinct_id: str, *, delete_error: str | None = None) -> Respon
     )
 
 
-def person(distinct_id: str) -> Response | str:
-    return _person_page(distinct_id)
+def _distinct_id() -> str:
+    """The ``distinct_id`` query parameter: any text, exactly as stored."""
+    distinct_id = request.args.get("distinct_id", "")
+    if distinct_id == "":
+        raise AdminError(400, "distinct_id: required (the person's distinct id)")
+    return distinct_id
 
 
-def export(distinct_id: str) -> Response:
+def person() -> Response | str:
+    return _person_page(_distinct_id())
+
+
+def legacy_person(distinct_id: str) -> ResponseReturnValue:
+    """``/people/<id>`` (the old link shape) answers with a redirect to the person page."""
+    args: dict[str, Any] = request.args.to_dict(flat=True)
+    args["distinct_id"] = distinct_id
+    return redirect(url_for("umetrics_admin.people_person", **args), 301)
+
+
+def export() -> Response:
     """The REST export's JSON document as a download (it needs ``metrics.manage``)."""
     require("metrics.manage")
-    answer: Response = run_report(person_export, ScopedModel, distinct_id=distinct_id)
+    answer: Response = run_report(person_export, ScopedModel, distinct_id=_distinct_id())
     return answer
 
 
-def delete(distinct_id: str) -> ResponseReturnValue:
+def delete() -> ResponseReturnValue:
+    distinct_id = _distinct_id()
     typed = request.form.get(CONFIRM_FIELD, "")
     if typed != distinct_id:
         message = f"{CONFIRM_FIELD}: type the distinct id exactly to confirm; nothing was deleted."
@@ -168,9 +190,10 @@ def delete(distinct_id: str) -> ResponseReturnValue:
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/people", "people", people)
-    bp.add_url_rule("/people/<path:distinct_id>", "people_person", person)
-    bp.add_url_rule("/people/<path:distinct_id>/export", "people_export", export)
-    bp.add_url_rule("/people/<path:distinct_id>/delete", "people_delete", delete, methods=["POST"])
+    bp.add_url_rule("/person", "people_person", person)
+    bp.add_url_rule("/person/export", "people_export", export)
+    bp.add_url_rule("/person/delete", "people_delete", delete, methods=["POST"])
+    bp.add_url_rule("/people/<path:distinct_id>", "people_legacy_person", legacy_person)
 
 
 PAGE = Page("umetrics_admin.people", "People", register)

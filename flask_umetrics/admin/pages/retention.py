@@ -34,9 +34,10 @@ class Cell:
     reached: bool
 
     @property
-    def alpha(self) -> str:
-        """The cell's background opacity: its retained share (at least a faint tint)."""
-        return f"{0.06 + 0.94 * max(0.0, min(1.0, self.fraction)):.2f}"
+    def heat(self) -> int:
+        """The cell's tint, 0..20: its retained share in 5% steps (``um-heat-N`` in admin.css;
+        a class, not a ``style`` attribute, which the dashboard's CSP forbids)."""
+        return round(20 * max(0.0, min(1.0, self.fraction)))
 
     @property
     def dark(self) -> bool:

@@ -1,5 +1,6 @@
 /* flask-umetrics dashboard: draws the charts (Chart.js), refreshes the live feed, confirms
-   destructive forms. Every number also sits in an HTML table, so the page works without it. */
+   destructive forms, submits select-to-change forms. Every number also sits in an HTML table, so
+   the page works without it. No page has inline script or style: the CSP forbids both. */
 (function () {
   "use strict";
 
@@ -61,7 +62,11 @@
       if (!canvas || canvas.dataset.drawn) return;
       canvas.dataset.drawn = "1";
       try {
-        new window.Chart(canvas, config(JSON.parse(node.textContent)));
+        var spec = JSON.parse(node.textContent);
+        if (spec.kind === "interval") {  // one bar per variant, each 3rem high
+          canvas.parentElement.style.height = (5 + 3 * spec.labels.length) + "rem";
+        }
+        new window.Chart(canvas, config(spec));
       } catch (err) {
         canvas.replaceWith(document.createTextNode("Chart unavailable: " + err.message));
       }
@@ -111,9 +116,16 @@
     });
   }
 
+  function autoSubmit() {  // a select that submits its form when changed (no inline handler)
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts(document);
     startLiveFeed();
     confirmForms();
+    autoSubmit();
   });
 })();
