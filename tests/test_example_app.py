@@ -319,7 +319,7 @@ def test_new_editor_flag_changes_the_notes_page(demo: Flask) -> None:
     for uid, email in (on, off):
         client = demo.test_client()
         log_in(client, email)
-        assert client.post("/upgrade", data={"plan": "pro"}).status_code == 302
+        assert post_form(client, "/upgrade", {"plan": "pro"}, page="/app").status_code == 302
         assert person_properties(demo, str(uid))["plan"] == "pro"
     assert editor(on[1]) == "new"
     assert editor(off[1]) == "classic"
