@@ -24,6 +24,7 @@ from .ga4.gtag import install_gtag_helper
 from .ga4.service import measurement_id_for
 from .state import EXTENSION_KEY, UMetricsState
 from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
+from .warn_once import install_startup_warnings
 
 AuthorizerCallback = Callable[[str, str], bool]
 SubjectLoader = Callable[[], "tuple[str | None, dict[str, Any]]"]
@@ -115,12 +116,6 @@ class UMetrics:
             interval=settings["UMETRICS_TRACK_FLUSH_SECONDS"],
         )
         keyring = CookieKeyring.from_environ(os.environ)
-        if not keyring.can_write:
-            app.logger.warning(
-                "flask-umetrics: no consent-cookie key (UMETRICS_COOKIE_KEY_CURRENT); anonymous "
-                "visitors get control variants and no cookie is set. Create one with "
-                "`flask umetrics gen-cookie-key`."
-            )
         state = UMetricsState(
             extension=self,
             settings=settings,
@@ -140,6 +135,7 @@ class UMetrics:
         install_template_helpers(app)
         install_gtag_helper(app, measurement_id_for)
         install_snippet_helper(app)
+        install_startup_warnings(app)
         app.extensions[EXTENSION_KEY] = state
         if settings["UMETRICS_BUILTIN_COLLECTORS"]:
             register_builtin_collectors(state.collectors)
