@@ -2,8 +2,8 @@
 
 A fenced block runs when the line before its fence is a marker comment:
 
-- ``<!-- run -->`` before a ```` ```sh ```` block: run it with ``bash -eu -o pipefail`` (variables it
-  exports reach later blocks); before a ```` ```python ```` block: run it as a script.
+- ``<!-- run -->`` before a ```` ```sh ```` block: run it with ``bash -eu -o pipefail``
+  (variables it exports reach later blocks); before a ```` ```python ```` block: run it as a script.
 - ``<!-- run: file NAME -->``: write the block to ``NAME`` (e.g. the quick start's ``app.py``).
 - ``<!-- run: app-context -->``: run the Python block inside an app context of the app that
   ``flask`` finds in the folder (``app.py`` with ``create_app``), like ``flask shell`` would.
