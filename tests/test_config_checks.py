@@ -239,3 +239,21 @@ def test_dashboard_without_secret_key_says_so(make_app: AppFactory) -> None:
     # A host that sets the key after init_app gets a working dashboard.
     app.config["SECRET_KEY"] = "set-after-init-app"
     assert app.test_client().get("/umetrics/admin/").status_code == 200
+
+
+def test_seed_demo_logs_no_configuration_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo's seed creates the consent-cookie key: no warning that it is missing."""
+    from example_app import create_app
+
+    monkeypatch.delenv("UMETRICS_COOKIE_KEY_CURRENT", raising=False)
+    monkeypatch.delenv("UMETRICS_COOKIE_KEY_demo", raising=False)
+    with caplog.at_level(logging.WARNING):
+        app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance")})
+        runner = app.test_cli_runner()
+        assert runner.invoke(args=["umetrics", "db", "upgrade"]).exit_code == 0
+        seeded = runner.invoke(args=["seed-demo", "--days", "3", "--users", "5"])
+    assert seeded.exit_code == 0, seeded.output
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "consent-cookie key (" not in seeded.output
