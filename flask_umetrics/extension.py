@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 
 from flask import Flask
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from .admin.snippet import install_snippet_helper
 from .config import Settings, resolve_config
 from .db import migrate
 from .db.engine import create_umetrics_engine
+from .db.errors import describe_database_error
 from .errors import ConfigurationError
 from .events.buffer import EventBuffer, install_request_flush
 from .events.collectors import register_builtin_collectors
@@ -140,7 +142,12 @@ class UMetrics:
         if settings["UMETRICS_BUILTIN_COLLECTORS"]:
             register_builtin_collectors(state.collectors)
         if settings["UMETRICS_AUTO_MIGRATE"]:
-            migrate.upgrade(engine)
+            try:
+                migrate.upgrade(engine)
+            except SQLAlchemyError as exc:
+                raise ConfigurationError(
+                    f"UMETRICS_AUTO_MIGRATE: {describe_database_error(engine, exc)}"
+                ) from exc
 
         from .api import create_api_blueprint
         from .cli import umetrics_cli

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask, render_template_string
 
-from flask_umetrics import UMetrics, create_api_key
+from flask_umetrics import ConfigurationError, UMetrics, create_api_key
 from flask_umetrics.flags.cookie import generate_cookie_key
 
 from .conftest import AppFactory, allow_all, postgres_url
@@ -257,3 +257,16 @@ def test_seed_demo_logs_no_configuration_warning(
     assert seeded.exit_code == 0, seeded.output
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert "consent-cookie key (" not in seeded.output
+
+
+def test_auto_migrate_on_an_unreachable_database_is_a_configuration_error(tmp_path: Path) -> None:
+    app = Flask("auto_migrate", instance_path=str(tmp_path))
+    app.config.update(
+        UMETRICS_DATABASE_URL=f"sqlite:///{tmp_path}/missing/um.db", UMETRICS_AUTO_MIGRATE=True
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        UMetrics(app)
+    assert str(caught.value) == (
+        f"UMETRICS_AUTO_MIGRATE: Cannot use the umetrics database at sqlite:///{tmp_path}/missing/"
+        "um.db: unable to open database file."
+    )
