@@ -5,20 +5,47 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
+from sqlalchemy.exc import SQLAlchemyError
 
 from .auth import PERMISSIONS, list_api_keys, revoke_api_key
 from .auth import create_api_key as _create_api_key
 from .config import CONFIG_KEYS
 from .db import migrate
+from .db.errors import describe_database_error
 from .errors import UMetricsError
 from .pruning import prune
-from .state import current_state
+from .state import EXTENSION_KEY, current_state
 from .stats import get_latest_stat, get_stat_series, record_stat, run_stat_snapshot
 
-umetrics_cli = AppGroup("umetrics", help="flask-umetrics: analytics, stats, flags and GA4.")
+
+class UMetricsGroup(AppGroup):
+    """``flask umetrics``: a database that is unreachable, missing or not migrated is reported
+    in one sentence with what to check, not as a SQLAlchemy traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:
+            # The command's app context is gone by now: the app comes from Flask's ScriptInfo.
+            info = ctx.find_object(ScriptInfo)
+            state = info.load_app().extensions.get(EXTENSION_KEY) if info else None
+            what = (
+                describe_database_error(state.engine, exc)
+                if state is not None
+                else f"Cannot use the umetrics database: {type(exc).__name__}."
+            )
+            raise click.ClickException(
+                what + " Check UMETRICS_DATABASE_URL (or the db given to init_app), that the "
+                "server runs and that the database exists; a missing table means `flask umetrics "
+                "db upgrade` has not run. `flask umetrics doctor` lists every gap."
+            ) from exc
+
+
+umetrics_cli = UMetricsGroup("umetrics", help="flask-umetrics: analytics, stats, flags and GA4.")
 
 
 def _fail(message: str) -> None:
@@ -287,4 +314,4 @@ def config_command() -> None:
 
 
 # Registers the event, flag and experiment commands on umetrics_cli.
-from . import cli_events, cli_flags, cli_ga4  # noqa: E402, F401
+from . import cli_doctor, cli_events, cli_flags, cli_ga4  # noqa: E402, F401

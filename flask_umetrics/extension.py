@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from .admin.snippet import install_snippet_helper
 from .config import Settings, resolve_config
 from .db import migrate
 from .db.engine import create_umetrics_engine
+from .db.errors import describe_database_error
 from .errors import ConfigurationError
 from .events.buffer import EventBuffer, install_request_flush
 from .events.collectors import register_builtin_collectors
@@ -24,6 +26,7 @@ from .ga4.gtag import install_gtag_helper
 from .ga4.service import measurement_id_for
 from .state import EXTENSION_KEY, UMetricsState
 from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
+from .warn_once import install_startup_warnings
 
 if TYPE_CHECKING:
     from .engines import EventStore
@@ -120,12 +123,6 @@ class UMetrics:
             interval=settings["UMETRICS_TRACK_FLUSH_SECONDS"],
         )
         keyring = CookieKeyring.from_environ(os.environ)
-        if not keyring.can_write:
-            app.logger.warning(
-                "flask-umetrics: no consent-cookie key (UMETRICS_COOKIE_KEY_CURRENT); anonymous "
-                "visitors get control variants and no cookie is set. Create one with "
-                "`flask umetrics gen-cookie-key`."
-            )
         state = UMetricsState(
             extension=self,
             settings=settings,
@@ -146,11 +143,17 @@ class UMetrics:
         install_template_helpers(app)
         install_gtag_helper(app, measurement_id_for)
         install_snippet_helper(app)
+        install_startup_warnings(app)
         app.extensions[EXTENSION_KEY] = state
         if settings["UMETRICS_BUILTIN_COLLECTORS"]:
             register_builtin_collectors(state.collectors)
         if settings["UMETRICS_AUTO_MIGRATE"]:
-            migrate.upgrade(engine)
+            try:
+                migrate.upgrade(engine)
+            except SQLAlchemyError as exc:
+                raise ConfigurationError(
+                    f"UMETRICS_AUTO_MIGRATE: {describe_database_error(engine, exc)}"
+                ) from exc
             if settings["UMETRICS_EVENT_STORE"] == "clickhouse":
                 from .engines.clickhouse import upgrade_schema
 

@@ -26,6 +26,7 @@ from flask_umetrics import UMetrics
 from flask_umetrics.db import migrate
 from flask_umetrics.db.engine import create_umetrics_engine
 from flask_umetrics.db.tables import metadata
+from flask_umetrics.warn_once import forget_warnings
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -111,6 +112,12 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 
 AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings() -> None:
+    """Configuration warnings are logged once per process: each test starts with none logged."""
+    forget_warnings()
 
 
 @pytest.fixture

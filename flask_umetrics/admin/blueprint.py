@@ -53,9 +53,21 @@ def create_admin_blueprint() -> Blueprint:
     return bp
 
 
+#: The 500 page of a dashboard without ``SECRET_KEY`` (its forms and the host's login need it).
+MISSING_SECRET_KEY = (
+    "The dashboard needs the app's SECRET_KEY, which is not set: its forms are signed with it, "
+    "and the login session of the host app needs it too. Set app.config['SECRET_KEY'] to a "
+    "random secret kept outside the code (e.g. the output of "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), then restart the app."
+)
+
+
 def _gate() -> Response | None:
     if request.endpoint == "umetrics_admin.static":
         return None
+    if not current_app.secret_key:
+        # Checked per request, so a host that sets SECRET_KEY after init_app is fine.
+        return _error_page(500, MISSING_SECRET_KEY)
     try:
         require("metrics.view")
     except APIError as error:
