@@ -79,6 +79,29 @@
     row.appendChild(td);
   }
 
+  // "2026-12-04 21:54:10" in the app's time zone (UMETRICS_TIMEZONE), like the server renders.
+  function localTime(iso) {
+    var zone = document.body.dataset.timeZone || "UTC";
+    try {
+      return new Intl.DateTimeFormat("sv-SE", {
+        timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false
+      }).format(new Date(iso));
+    } catch (err) {
+      return iso.slice(0, 19).replace("T", " ");
+    }
+  }
+
+  function timeCell(row, iso) {
+    var td = document.createElement("td");
+    var time = document.createElement("time");
+    time.dateTime = iso;
+    time.title = iso;
+    time.textContent = localTime(iso);
+    td.appendChild(time);
+    row.appendChild(td);
+  }
+
   function startLiveFeed() {
     var table = document.getElementById("um-live");
     if (!table) return;
@@ -94,7 +117,7 @@
           var rows = document.createDocumentFragment();
           feed.events.slice(0, 50).forEach(function (e) {
             var tr = document.createElement("tr");
-            cell(tr, e.timestamp); cell(tr, e.event); cell(tr, e.distinct_id);
+            timeCell(tr, e.timestamp); cell(tr, e.event); cell(tr, e.distinct_id);
             rows.appendChild(tr);
           });
           tbody.replaceChildren(rows);
