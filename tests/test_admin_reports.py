@@ -207,7 +207,7 @@ def test_retention_counts_and_heat_map(client: FlaskClient) -> None:
     stylesheet = client.get(ADMIN + "/assets/admin.css")
     assert all(f".um-heat td.um-heat-{n} " in stylesheet.text for n in range(21))
     stylesheet.close()
-    assert '<span class="um-count">2</span><span class="um-share">100.0%</span>' in page
+    assert '<span class="um-count">2</span><span class="um-share">100%</span>' in page
     assert '<a href="/umetrics/admin/retention?' in page and "period=week" in page
 
 

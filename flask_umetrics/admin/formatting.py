@@ -212,10 +212,13 @@ def number(value: Any, digits: int = 2) -> str:
 
 
 def percent(value: Any, digits: int = 1) -> str:
-    """A fraction as a percentage: ``0.125`` -> ``12.5%``."""
+    """A fraction as a percentage: ``0.125`` -> ``12.5%``, ``1.0`` -> ``100%``."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return DASH
-    return f"{float(value) * 100:.{digits}f}%"
+    text = f"{float(value) * 100:,.{digits}f}"
+    if "." in text:  # 100.0% -> 100%, 12.50% -> 12.5%
+        text = text.rstrip("0").rstrip(".")
+    return f"{text}%"
 
 
 def duration(value: Any) -> str:

@@ -34,6 +34,15 @@
       };
     });
     var horizontal = kind === "hbar" || kind === "interval";
+    if (kind === "hbar") {
+      // A path transition "a → b" on two lines, so long event names are not cut off; a bar
+      // of a small count stays visible (at least 3 pixels).
+      datasets.forEach(function (d) { d.minBarLength = 3; });
+    }
+    var labels = kind === "hbar" ? spec.labels.map(function (label) {
+      var text = String(label);
+      return text.indexOf(" \u2192 ") > 0 ? text.replace(" \u2192 ", " \u2192\n").split("\n") : text;
+    }) : spec.labels;
     var options = {
       responsive: true,
       maintainAspectRatio: false,
@@ -51,7 +60,15 @@
       options.scales[horizontal ? "y" : "x"] = { stacked: spec.stacked };
       if (spec.percent) options.scales[valueAxis].ticks = { callback: percentTick };
     }
-    return { type: type, data: { labels: spec.labels, datasets: datasets }, options: options };
+    if (kind !== "sparkline") {
+      options.plugins.tooltip = { callbacks: { label: function (ctx) {
+        var v = ctx.parsed[horizontal ? "x" : "y"];
+        var shown = spec.percent ? percentTick(v) : (typeof v === "number" ? v.toLocaleString("en-US") : v);
+        return (ctx.dataset.label ? ctx.dataset.label + ": " : "") + shown;
+      } } };
+      if (kind === "interval") delete options.plugins.tooltip;
+    }
+    return { type: type, data: { labels: labels, datasets: datasets }, options: options };
   }
 
   function drawCharts(root) {
