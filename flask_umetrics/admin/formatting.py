@@ -164,9 +164,7 @@ def properties(value: Any) -> Markup:
     for key in sorted(value):
         item = value[key]
         text = item if isinstance(item, str) else _json_text(item)
-        items.append(
-            Markup('<div><dt>{}</dt><dd>{}</dd></div>').format(key, text)
-        )
+        items.append(Markup("<div><dt>{}</dt><dd>{}</dd></div>").format(key, text))
     return Markup('<dl class="um-props">{}</dl>').format(Markup("").join(items))
 
 

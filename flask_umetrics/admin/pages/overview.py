@@ -9,15 +9,15 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ...api.models import ScopedModel
-from ...api.router import parse_query_args
 from ...api.reports.attribution import LiveQuery, query_live
 from ...api.reports.basic import ActiveQuery, query_active
 from ...api.reports.params import ReportQuery
 from ...api.reports.sessions import query_dashboard
+from ...api.router import parse_query_args
 from ...api.stats import stats_overview
-from ...stats import StatReading, get_stat_series
 from ...events.filtered import filtered_totals
 from ...state import current_state
+from ...stats import StatReading, get_stat_series
 from ...stats.store import get_recent_stats
 from ..access import current_scope
 from ..formatting import time_zone
