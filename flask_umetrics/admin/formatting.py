@@ -220,20 +220,27 @@ def percent(value: Any, digits: int = 1) -> str:
 
 
 def duration(value: Any) -> str:
-    """Seconds as ``2 d 3 h``, ``1 h 2 min``, ``3 min 20 s`` or ``42 s``."""
+    """Seconds as ``2 d 3 h``, ``1 h 2 min``, ``3 min 20 s`` or ``42 s`` (to the hour past a
+    day, to the minute past an hour)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return DASH
     seconds = round(float(value))
-    if seconds >= 2 * 86400:
+    if seconds >= 86400:
         days, rest = divmod(seconds, 86400)
-        return f"{days:,} d {rest // 3600} h"
+        return _two_units(days, "d", rest // 3600, "h")
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
-        return f"{hours} h {minutes} min"
+        return _two_units(hours, "h", minutes, "min")
     if minutes:
-        return f"{minutes} min {secs} s"
+        return _two_units(minutes, "min", secs, "s")
     return f"{secs} s"
+
+
+def _two_units(big: int, big_unit: str, small: int, small_unit: str) -> str:
+    """``1 d 9 h``; ``2 h`` rather than ``2 h 0 min``."""
+    text = f"{big:,} {big_unit}"
+    return f"{text} {small} {small_unit}" if small else text
 
 
 def stat_value(value: Any, fmt: str) -> str:

@@ -36,10 +36,12 @@ def _seconds(text: str) -> float | None:
 
 
 def _shown_duration(seconds: float | None) -> float | None:
-    """What the page shows for ``seconds``: rounded to minutes past an hour, else seconds."""
+    """What the page shows for ``seconds``: to the hour past a day, to the minute past an hour."""
     if seconds is None:
         return None
     whole = round(seconds)
+    if whole >= 86400:
+        return whole - whole % 3600
     return whole - whole % 60 if whole >= 3600 else whole
 
 
