@@ -122,7 +122,8 @@ def default_range(period: str, today: date | None = None) -> dict[str, Any]:
         return {}
     today = today or datetime.now(time_zone()).date()
     if period == "week":
-        first = today - timedelta(weeks=cohorts - 1)
+        monday = today - timedelta(days=today.weekday())  # weeks start on Monday (buckets)
+        first = monday - timedelta(weeks=cohorts - 1)
     else:
         index = today.year * 12 + today.month - 1 - (cohorts - 1)
         first = date(index // 12, index % 12 + 1, 1)
