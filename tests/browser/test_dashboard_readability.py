@@ -28,6 +28,11 @@ DEEP_PAGES = [
     "/events?event=plan_upgraded&breakdown=plan&math=unique_persons",
     "/paths?start_event=%24pageview",
     "/attribution?conversion_event=plan_upgraded",
+    "/events?event=%24pageview&interval=hour",
+    "/people?property=plan&value=pro",
+    "/experiments/pricing-page/edit",
+    "/experiments/new",
+    "/ga4/accounts",
 ]
 #: What a person reads as a heading: table headers, term names, titles, legends.
 HEADINGS = "th, dt, h1, h2, h3, legend, summary, caption, figcaption .um-chart-title"
