@@ -149,6 +149,7 @@ def test_numbers_and_percentages() -> None:
     assert formatting.number(1234567) == "1,234,567"
     assert formatting.number(7.0) == "7"
     assert formatting.number(2.5) == "2.50"
+    assert formatting.number(0.00001, 4) == "< 0.0001"  # a tiny p-value is not 0.0000
     assert formatting.percent(1.0) == "100%"
     assert formatting.percent(0.125) == "12.5%"
     assert formatting.percent(0.2044) == "20.4%"

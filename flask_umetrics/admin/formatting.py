@@ -9,6 +9,7 @@ with the exact UTC instant in the element's title.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import datetime, timezone
@@ -169,8 +170,6 @@ def properties(value: Any) -> Markup:
 
 
 def _json_text(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
@@ -197,7 +196,8 @@ def cell(value: Any, fmt: str | None = None) -> Markup | str:
 
 
 def number(value: Any, digits: int = 2) -> str:
-    """``1234`` -> ``1,234``; ``0.5`` -> ``0.50``; None or NaN -> an em dash."""
+    """``1234`` -> ``1,234``; ``0.5`` -> ``0.50``; ``0.00001`` -> ``< 0.01``; None or NaN ->
+    an em dash."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return DASH
     if isinstance(value, bool):
@@ -205,6 +205,9 @@ def number(value: Any, digits: int = 2) -> str:
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         return f"{int(value):,}"
     if isinstance(value, float):
+        if value != 0 and abs(value) < 10**-digits / 2:  # 0.00001 is not 0.0000
+            step = f"{10**-digits:.{digits}f}"
+            return f"> -{step}" if value < 0 else f"< {step}"
         return f"{value:,.{digits}f}"
     return str(value)
 
