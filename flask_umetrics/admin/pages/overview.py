@@ -103,7 +103,9 @@ def _stat_cards(scope_id: str, collectors: list[dict[str, Any]]) -> list[StatCar
                 compared_days=(
                     (readings[-1].captured_at - previous.captured_at).days if previous else None
                 ),
-                first_captured_at=readings[0].captured_at.isoformat() if readings else None,
+                first_captured_at=(
+                    readings[0].captured_at.isoformat() if len(readings) > 1 else None
+                ),
             )
         )
     return cards
