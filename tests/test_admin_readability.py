@@ -155,3 +155,16 @@ def test_numbers_and_percentages() -> None:
     assert formatting.percent(0.2044) == "20.4%"
     assert formatting.column_label("ci_low") == "CI low"
     assert formatting.column_label("signed_up") == "signed_up"  # data stays as sent
+
+
+def test_empty_pages_say_what_to_do(make_app: AppFactory) -> None:
+    extension = UMetrics()
+    extension.authorizer(lambda permission, scope_id: permission == "metrics.view")
+    extension.subject_loader(lambda: ("viewer", {}))
+    client = make_app(extension, SECRET_KEY="test-secret").test_client()
+    overview = client.get(f"{ADMIN}/").get_data(as_text=True)
+    assert 'data-testid="no-events"' in overview and 'track("signed_up", distinct_id' in overview
+    funnels = client.get(f"{ADMIN}/funnels").get_data(as_text=True)
+    assert "No events in this range yet: send one with" in funnels
+    people = client.get(f"{ADMIN}/people").get_data(as_text=True)
+    assert "No persons yet: a person is created by the first event" in people
