@@ -93,7 +93,18 @@ LABELS: dict[str, str] = {
     "channel": "Channel",
     "source": "Source",
     "campaign": "Campaign",
+    # Attribution channels (the library's own names, not data)
+    "paid_search": "Paid search",
+    "organic_search": "Organic search",
+    "other_campaign": "Other campaign",
+    "display": "Display",
+    "social": "Social",
+    "email": "Email",
+    "affiliate": "Affiliate",
+    "referral": "Referral",
+    "direct": "Direct",
 }
+
 
 #: An ISO 8601 timestamp as the REST API writes it (``2026-11-19T06:15:25.802143+00:00``).
 _ISO_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?")
@@ -186,6 +197,8 @@ def cell(value: Any, fmt: str | None = None) -> Markup | str:
         return properties(value)
     if fmt == "seconds":
         return local_time(value, seconds=True)
+    if fmt == "label":
+        return column_label(value)
     if isinstance(value, (int, float)) or value is None:
         return number(value)
     if isinstance(value, dict):
