@@ -155,6 +155,7 @@ def test_numbers_and_percentages() -> None:
     assert formatting.percent(0.2044) == "20.4%"
     assert formatting.column_label("ci_low") == "CI low"
     assert formatting.column_label("signed_up") == "signed_up"  # data stays as sent
+    assert formatting.doc_text("Drop `DNT: 1` <b>") == "Drop <code>DNT: 1</code> &lt;b&gt;"
 
 
 def test_empty_pages_say_what_to_do(make_app: AppFactory) -> None:

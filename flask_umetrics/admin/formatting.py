@@ -180,6 +180,15 @@ def properties(value: Any) -> Markup:
     return Markup('<dl class="um-props">{}</dl>').format(Markup("").join(items))
 
 
+def doc_text(value: Any) -> Markup:
+    """A setting's documentation: text between backticks shown as code, the rest escaped."""
+    parts = str(value).split("`")
+    return Markup("").join(
+        Markup("<code>{}</code>").format(part) if index % 2 else escape(part)
+        for index, part in enumerate(parts)
+    )
+
+
 def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -199,6 +208,8 @@ def cell(value: Any, fmt: str | None = None) -> Markup | str:
         return local_time(value, seconds=True)
     if fmt == "label":
         return column_label(value)
+    if fmt == "doc":
+        return doc_text(value)
     if isinstance(value, (int, float)) or value is None:
         return number(value)
     if isinstance(value, dict):
