@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from urllib.parse import urlencode
 
 from flask import request
 
@@ -51,8 +52,6 @@ def date_presets(today: date | None = None) -> list[DatePreset]:
 
 def preset_url(preset: DatePreset) -> str:
     """This page with the preset's range, its other parameters kept (paging reset)."""
-    from urllib.parse import urlencode
-
     args = request.args.to_dict(flat=False)
     for name in ("date_from", "date_to", "offset", "before", "format", "table"):
         args.pop(name, None)
