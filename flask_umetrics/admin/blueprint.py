@@ -21,6 +21,7 @@ from ..state import current_state
 from . import formatting
 from .access import can_manage, current_scope, require
 from .csrf import FIELD_NAME, check_csrf, csrf_token
+from .date_presets import date_presets, preset_url
 from .errors import AdminError
 from .pages import PAGES
 
@@ -164,6 +165,9 @@ def _template_context() -> dict[str, Any]:
         "csrf_field": _csrf_field,
         "can_manage": can_manage,
         "stat_value": formatting.stat_value,
+        "date_presets": date_presets,
+        "preset_url": preset_url,
+        "time_zone_name": state.settings.timezone,
     }
 
 

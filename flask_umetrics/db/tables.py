@@ -164,6 +164,17 @@ events = Table(
     Index(None, "scope_id", "distinct_id", "ts"),
 )
 
+#: Events dropped on purpose at ingestion, counted per scope, calendar day (``YYYY-MM-DD`` in
+#: ``UMETRICS_TIMEZONE``) and reason (``bot``, ``dnt``): the overview shows what was filtered.
+filtered_events = Table(
+    "umetrics_filtered_events",
+    metadata,
+    Column("scope_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("reason", String(16), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+)
+
 #: People: every distinct id belongs to exactly one person (via ``person_distinct_ids``).
 persons = Table(
     "umetrics_persons",

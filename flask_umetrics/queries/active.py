@@ -16,7 +16,7 @@ from ..db.tables import events
 from ..errors import ValidationError
 from ..events.validation import to_micros
 from .connection import report_connection
-from .context import ReportContext
+from .context import Count, ReportContext
 from .sql import person_events
 
 WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
@@ -24,14 +24,14 @@ WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
 
 @dataclass(frozen=True)
 class ActiveCount:
-    count: float
+    count: Count
     sampled: float | None = None
 
 
 @dataclass(frozen=True)
 class ActivePoint:
     time: str
-    value: float
+    value: Count
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.sql import ColumnElement, Select, Subquery
@@ -23,6 +23,11 @@ DEFAULT_DAYS = 30
 #: A report with several series (breakdowns) or a table (retention) may hold this many times
 #: ``UMETRICS_MAX_REPORT_BUCKETS`` numbers in all.
 CELLS_PER_BUCKET = 20
+
+
+#: A count in a report: an exact ``int``, or a ``float`` estimate when the report was sampled
+#: (and for credited fractions). Kept as a union so the JSON of an exact count has no ``.0``.
+Count: TypeAlias = int | float
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,12 @@ class ReportContext:
                 "shorten the range or use a coarser interval",
             )
 
-    def scale(self, count: float) -> float:
-        """Scale a sampled count back up (``1 / sample``)."""
-        return count if self.sample is None else count / self.sample
+    def scale(self, count: float) -> Count:
+        """Scale a sampled count back up (``1 / sample``); unsampled, a whole count is an
+        ``int``, so the JSON says ``7``, not ``7.0``."""
+        if self.sample is None:
+            return int(count) if float(count).is_integer() else count
+        return count / self.sample
 
 
 def report_context(

@@ -17,7 +17,7 @@ from ..db.tables import events
 from ..errors import ValidationError
 from .buckets import INTERVALS
 from .connection import report_connection
-from .context import ReportContext
+from .context import Count, ReportContext
 from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
 
 Math = Literal["total", "unique_persons", "sum", "avg", "min", "max"]
@@ -29,14 +29,14 @@ MAX_BREAKDOWN_LIMIT = 100
 @dataclass(frozen=True)
 class Point:
     time: str
-    value: float
+    value: Count  # an int for exact counts; a float for averages, min/max and samples
 
 
 @dataclass(frozen=True)
 class TrendSeries:
     breakdown_value: str | None
     series: list[Point]
-    total: float | None = None  # sum over buckets, for additive maths (total, sum)
+    total: Count | None = None  # sum over buckets, for additive maths (total, sum)
 
 
 @dataclass(frozen=True)
