@@ -28,7 +28,7 @@ bench-flags: install
 
 demo: install
 	$(BIN)/flask --app example_app umetrics db upgrade
-	$(BIN)/flask --app example_app seed-demo
+	$(BIN)/flask --app example_app seed-demo --port $(DEMO_PORT)
 	@echo "Demo app: http://127.0.0.1:$(DEMO_PORT)/  (log in as admin@example.com / demo)"
 	$(BIN)/flask --app example_app run --host 127.0.0.1 --port $(DEMO_PORT)
 

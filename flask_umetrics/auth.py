@@ -239,14 +239,23 @@ def _bearer_token() -> str | None:
     return token.strip() or None
 
 
+def presented_api_key(permission: str, *, body_key: str | None = None) -> str | None:
+    """The API key the current request presents for ``permission``, if any: a bearer token, or
+    for ingestion also ``X-UMetrics-Key`` or the body's ``api_key``. Without one the request
+    acts with the host's cookies (the authorizer), which a page on another site can make the
+    browser send (see ``api/origin.py``)."""
+    token = _bearer_token()
+    if token is None and permission == "ingest":
+        token = request.headers.get("X-UMetrics-Key") or body_key or None
+    return token
+
+
 def authorize(permission: str, scope_id: str, *, body_key: str | None = None) -> Principal:
     """Allow the current request ``permission`` on ``scope_id`` or raise a 401/403 ``APIError``.
 
     Ingestion may also carry its write key in ``X-UMetrics-Key`` or the body's ``api_key``.
     """
-    token = _bearer_token()
-    if token is None and permission == "ingest":
-        token = request.headers.get("X-UMetrics-Key") or body_key or None
+    token = presented_api_key(permission, body_key=body_key)
     if token is not None:
         info = verify_api_key(token)
         if info is None:

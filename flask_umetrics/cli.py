@@ -36,12 +36,21 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Create or migrate the tables."""
-    engine = current_state().engine
+    """Create or migrate the tables (and the ClickHouse schema when events live there)."""
+    state = current_state()
+    engine = state.engine
     before = migrate.current_revision(engine)
     migrate.upgrade(engine, revision)
     after = migrate.current_revision(engine)
     click.echo(f"umetrics schema: {before or 'empty'} -> {after}")
+    if state.settings["UMETRICS_EVENT_STORE"] == "clickhouse":
+        from .engines.clickhouse import upgrade_schema
+
+        try:
+            old, new = upgrade_schema(state.event_store)
+        except UMetricsError as exc:
+            _fail(str(exc))
+        click.echo(f"umetrics ClickHouse schema: version {old or 'empty'} -> {new}")
 
 
 @db_group.command("downgrade")
@@ -60,10 +69,26 @@ def db_current() -> None:
 
 
 @db_group.command("sql")
-@click.option("--dialect", type=click.Choice(["sqlite", "postgresql"]), required=True)
+@click.option("--dialect", type=click.Choice(["sqlite", "postgresql", "clickhouse"]), required=True)
 @click.option("--revision", default="head", show_default=True)
-def db_sql(dialect: str, revision: str) -> None:
+@click.option(
+    "--cluster",
+    default=None,
+    help="clickhouse: render ON CLUSTER replicated tables for this cluster "
+    "(default: UMETRICS_CLICKHOUSE_CLUSTER).",
+)
+def db_sql(dialect: str, revision: str, cluster: str | None) -> None:
     """Print the DDL of the migrations for DIALECT without touching a database."""
+    if dialect == "clickhouse":
+        from .engines.clickhouse import schema
+
+        if revision != "head":
+            _fail("--revision: the ClickHouse schema is printed at its newest version only")
+        name = cluster or current_state().settings["UMETRICS_CLICKHOUSE_CLUSTER"]
+        click.echo(schema.ddl_script(name), nl=False)
+        return
+    if cluster is not None:
+        _fail("--cluster applies to --dialect clickhouse only")
     click.echo(migrate.sql(dialect, revision), nl=False)
 
 
@@ -251,6 +276,13 @@ def config_command() -> None:
             from sqlalchemy.engine import make_url
 
             value = make_url(value).render_as_string(hide_password=True)
+        if key.name == "UMETRICS_CLICKHOUSE_URL" and value:
+            from .engines.clickhouse.client import parse_clickhouse_url
+
+            try:
+                value = parse_clickhouse_url(value).redacted()
+            except UMetricsError:
+                value = "(invalid; not shown)"
         click.echo(f"{key.name} = {value!r}")
 
 

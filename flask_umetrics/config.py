@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigurationError
@@ -116,6 +117,37 @@ def _scope_list(value: Any) -> list[str]:
     return [_scope_id(item) for item in items if str(item).strip()]
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(text: str) -> str:
+    """``scheme://host[:port]`` as a browser writes it in ``Origin``: lower case, no default
+    port. Raises ValueError for anything that is not exactly an http(s) origin."""
+    raw = text.strip()
+    parts = urlsplit(raw.removesuffix("/"))
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{raw!r} is not an origin like https://app.example.com")
+    if parts.path or parts.query or parts.fragment or "@" in parts.netloc or "*" in raw:
+        raise ValueError(
+            f"{raw!r} is not an origin: scheme://host[:port] only, no path, wildcard or user"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{raw!r} has an invalid port") from exc
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _origin_list(value: Any) -> list[str]:
+    items = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+    return list(dict.fromkeys(normalize_origin(str(item)) for item in items if str(item).strip()))
+
+
 def _schedule(value: Any) -> str:
     # Imported lazily: parsing a schedule needs APScheduler's trigger classes.
     from .scheduler.schedules import Schedule
@@ -124,6 +156,13 @@ def _schedule(value: Any) -> str:
     if text and text.lower() != "off":
         Schedule.parse(text, "UTC")
     return "" if text.lower() == "off" else text
+
+
+def _cluster_name(value: Any) -> str | None:
+    text = _optional_str(value)
+    if text is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", text):
+        raise ValueError("must be a ClickHouse cluster name (letters, digits, '_', '.', '-')")
+    return text
 
 
 @dataclass(frozen=True)
@@ -448,6 +487,17 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "identified yet to users, and cannot rewrite identified persons).",
     ),
     ConfigKey(
+        "UMETRICS_ALLOWED_ORIGINS",
+        "env",
+        "allowed_origins",
+        [],
+        _origin_list,
+        "Other origins (`https://app.example.com`, comma-separated) whose pages may use the "
+        "browser endpoints (events, identify, flags, consent, compat ingestion) through CORS "
+        "with credentials, and whose cookie-authenticated writes are not refused as cross-site. "
+        "Default: this site's own origin only.",
+    ),
+    ConfigKey(
         "UMETRICS_RESPECT_DNT",
         "env",
         "respect_dnt",
@@ -712,6 +762,36 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         3,
         _int_at_least(1),
         "How many past days each GA4 sync (re)reads (GA4 revises recent days).",
+    ),
+    # [clickhouse]
+    ConfigKey(
+        "UMETRICS_EVENT_STORE",
+        "clickhouse",
+        "event_store",
+        "sql",
+        _choice("sql", "clickhouse"),
+        "Where events live: `sql` (the umetrics SQL database) or `clickhouse` "
+        "(`UMETRICS_CLICKHOUSE_URL`; persons, flags, stats, keys and GA4 stay in SQL). "
+        "See docs/clickhouse.md.",
+    ),
+    ConfigKey(
+        "UMETRICS_CLICKHOUSE_URL",
+        "clickhouse",
+        "url",
+        None,
+        _optional_str,
+        "`clickhouse://user:password@host:8123/database`, `https://user:password@host:8443/"
+        "database` (a server or ClickHouse Cloud), or `chdb:///path/to/dir` (the embedded "
+        "engine: one process only). Checked by `init_app`; its password is never shown.",
+    ),
+    ConfigKey(
+        "UMETRICS_CLICKHOUSE_CLUSTER",
+        "clickhouse",
+        "cluster",
+        None,
+        _cluster_name,
+        "ClickHouse cluster name: the schema is created `ON CLUSTER` with replicated tables "
+        "and a Distributed events table (a server only, not chdb).",
     ),
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask
 from sqlalchemy import Engine
@@ -24,6 +24,9 @@ from .ga4.gtag import install_gtag_helper
 from .ga4.service import measurement_id_for
 from .state import EXTENSION_KEY, UMetricsState
 from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
+
+if TYPE_CHECKING:
+    from .engines import EventStore
 
 AuthorizerCallback = Callable[[str, str], bool]
 SubjectLoader = Callable[[], "tuple[str | None, dict[str, Any]]"]
@@ -109,8 +112,10 @@ class UMetrics:
             app.config.setdefault(name, value)
         settings = Settings(values)
         engine, owns_engine = _choose_engine(app, db, settings)
+        event_store = _choose_event_store(settings)
         buffer = EventBuffer(
             engine,
+            event_store,
             size=settings["UMETRICS_TRACK_BUFFER_SIZE"],
             interval=settings["UMETRICS_TRACK_FLUSH_SECONDS"],
         )
@@ -134,6 +139,7 @@ class UMetrics:
                 settings["UMETRICS_FLAG_CACHE_SCOPES"],
             ),
             cookie_keyring=keyring,
+            event_store=event_store,
         )
         install_request_flush(app, buffer)
         install_flag_finish(app)
@@ -145,6 +151,10 @@ class UMetrics:
             register_builtin_collectors(state.collectors)
         if settings["UMETRICS_AUTO_MIGRATE"]:
             migrate.upgrade(engine)
+            if settings["UMETRICS_EVENT_STORE"] == "clickhouse":
+                from .engines.clickhouse import upgrade_schema
+
+                upgrade_schema(event_store)
 
         from .api import create_api_blueprint
         from .cli import umetrics_cli
@@ -172,6 +182,15 @@ class UMetrics:
             app.register_blueprint(
                 openmetrics.create_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"]
             )
+        if (
+            settings["UMETRICS_ENABLE_API"]
+            or settings["UMETRICS_ENABLE_TOGO_API"]
+            or (settings["UMETRICS_ENABLE_OPENMETRICS_API"])
+        ):
+            from .api.cors import install_cors
+
+            install_cors(app, settings["UMETRICS_ALLOWED_ORIGINS"])
+
         from .api.ratelimit import install_rate_limits
 
         state.rate_limiter = install_rate_limits(app, settings)
@@ -179,6 +198,17 @@ class UMetrics:
             app.cli.add_command(umetrics_cli)
         if settings["UMETRICS_SCHEDULER"] == "inprocess":
             start_in_process_scheduler(app)
+
+
+def _choose_event_store(settings: Settings) -> EventStore:
+    """Events in SQL (default), or in ClickHouse; nothing of ClickHouse is imported for SQL."""
+    if settings["UMETRICS_EVENT_STORE"] == "clickhouse":
+        from .engines.clickhouse import store_from_settings
+
+        return store_from_settings(settings)
+    from .engines.sql.store import SqlEventStore
+
+    return SqlEventStore()
 
 
 def _choose_engine(app: Flask, db: Any, settings: Settings) -> tuple[Engine, bool]:

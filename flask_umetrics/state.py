@@ -12,6 +12,7 @@ from .config import Settings
 
 if TYPE_CHECKING:
     from .auth import ApiKeyInfo
+    from .engines import EventStore
     from .events.buffer import EventBuffer
     from .extension import UMetrics
     from .flags.cache import FlagCache
@@ -34,6 +35,8 @@ class UMetricsState:
     event_buffer: EventBuffer
     flag_cache: FlagCache
     cookie_keyring: CookieKeyring
+    #: Where events are written: the SQL database or ClickHouse (``UMETRICS_EVENT_STORE``).
+    event_store: EventStore
     scheduler: SchedulerRunner | None = None
     #: Flask-Limiter's limiter of the public endpoints (``api/ratelimit.py``), None when off.
     rate_limiter: Any = None

@@ -9,6 +9,9 @@ A route marked with :func:`flask_umetrics.auth.may_require` (e.g. ``identify``) 
 input that needs that permission too (merging two identified persons, setting an identified
 person's properties): a caller holding the route's permission but not that one gets 403
 ``<permission>_permission_required``.
+
+Writes made with cookie authority (the host's authorizer, or a public route) from another site
+get 403 ``cross_site_request``, and with a body that is not JSON 415; keyed calls do not care.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from flask_umetrics import create_api_key, identify
+from flask_umetrics import UMetrics, create_api_key, identify
 from flask_umetrics.api.compat.togo import router as togo_router
+from flask_umetrics.api.origin import STATE_CHANGING
 from flask_umetrics.api.routes import router as api_router
 from flask_umetrics.auth import GRANTS, PERMISSIONS
 
-from .conftest import AppFactory
+from .conftest import AppFactory, allow_all
 
 SCOPE = "default"
 #: The REST blueprints; the dashboard has its own matrix in tests/test_admin_access.py.
@@ -263,6 +268,141 @@ def test_a_write_key_header_counts_on_ingest_routes_only(make_app: AppFactory, c
         )
         status = send(app, case, headers).status_code
         if status >= 500 or (status in (401, 403) if expected is None else status != expected):
+            found.append(f"{case.method} {case.path} {case.query}: {status}, want {expected}")
+    assert not found, "\n".join(found)
+
+
+# --- cookie authority: cross-site writes and non-JSON bodies (issue 12) -------------------------
+
+EVIL_ORIGIN = "https://evil.example"
+#: Content types a page on another site can send without a CORS preflight (and one more).
+NON_JSON_TYPES = (
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/xml",
+)
+
+
+def is_write(case: Case) -> bool:
+    """A state-changing request: POST/PUT/PATCH/DELETE, and every open-metrics call that needs
+    ``ingest`` (its GET ``?q=`` writes too). Unknown API paths answer a JSON 404 and change
+    nothing."""
+    if case.endpoint == "umetrics_api.unknown_route":
+        return False
+    if case.endpoint.startswith("umetrics_openmetrics."):
+        return case.permission is not None
+    return case.method in STATE_CHANGING
+
+
+def has_body(case: Case) -> bool:
+    return case.method != "GET"
+
+
+def send_as(client: FlaskClient, case: Case, headers: dict[str, str], content_type: str) -> Any:
+    """:func:`send`'s request with its body (if any) sent as ``content_type``."""
+    body: dict[str, Any] = {"scope_id": SCOPE, "value": 1, "permission": "ingest"}
+    query: dict[str, str] = {"scope_id": SCOPE}
+    if case.query == "sessionId":
+        body["sessionId"] = "visitor-1"
+        if case.method == "GET":
+            query["q"] = '{"sessionId": "visitor-1"}'
+    if not has_body(case):
+        return client.open(case.path, method=case.method, query_string=query, headers=headers)
+    return client.open(
+        case.path,
+        method=case.method,
+        query_string=query,
+        data=json.dumps(body),
+        content_type=content_type,
+        headers=headers,
+    )
+
+
+def cookie_app(make_app: AppFactory) -> Flask:
+    """The host's authorizer says yes to everything: a logged-in admin's cookie session."""
+    extension = UMetrics()
+    allow_all(extension)
+    return make_app(
+        extension,
+        UMETRICS_ENABLE_TOGO_API=True,
+        UMETRICS_ENABLE_OPENMETRICS_API=True,
+        SECRET_KEY="s",
+    )
+
+
+def test_the_write_cases_cover_every_blueprint(make_app: AppFactory) -> None:
+    writes = [case for case in rest_cases(matrix_app(make_app)) if is_write(case)]
+    assert {case.endpoint.split(".")[0] for case in writes} == {
+        "umetrics_api",
+        "umetrics_togo",
+        "umetrics_openmetrics",
+    }
+    # ``identify`` is never a route's own permission: it is asked for by the operation.
+    assert {case.permission for case in writes} == {None, *GRANTS} - {"identify"}
+    assert {case.operation for case in writes if case.operation} >= {"identify"}
+    assert {case.method for case in writes} == {"GET", "POST", "PATCH", "DELETE"}
+    assert len(writes) >= 38
+
+
+@pytest.mark.parametrize(
+    "marks",
+    [{"Origin": EVIL_ORIGIN}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}],
+    ids=["origin", "sec-fetch-site", "null-origin"],
+)
+def test_cookie_writes_from_another_site_get_403(
+    make_app: AppFactory, marks: dict[str, str]
+) -> None:
+    app = cookie_app(make_app)
+    client = app.test_client()
+    found = []
+    for case in rest_cases(app):
+        if not is_write(case):
+            continue
+        for content_type in ("application/json", "text/plain"):
+            answer = send_as(client, case, marks, content_type)
+            code = (answer.get_json(silent=True) or {}).get("error", {}).get("code")
+            if answer.status_code != 403 or code != "cross_site_request":
+                found.append(f"{case.method} {case.path} {content_type}: {answer.status_code}")
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("content_type", NON_JSON_TYPES)
+def test_cookie_writes_with_a_non_json_body_get_415(
+    make_app: AppFactory, content_type: str
+) -> None:
+    app = cookie_app(make_app)
+    client = app.test_client()
+    found = []
+    for case in rest_cases(app):
+        if not (is_write(case) and has_body(case)):
+            continue
+        for headers in ({"Origin": "http://localhost"}, {}):
+            answer = send_as(client, case, headers, content_type)
+            code = (answer.get_json(silent=True) or {}).get("error", {}).get("code")
+            if answer.status_code != 415 or code != "unsupported_media_type":
+                found.append(f"{case.method} {case.path} {headers}: {answer.status_code}")
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("caller", [*GRANTS, OTHER_SCOPE])
+def test_key_calls_are_unaffected_by_origin_and_content_type(
+    make_app: AppFactory, caller: str
+) -> None:
+    """A key is no ambient authority: from another site, as text/plain, every keyed route
+    answers as the plain matrix says (past the gate, or the key's own 403)."""
+    app = matrix_app(make_app)
+    headers = {**caller_headers(app, caller), "Origin": EVIL_ORIGIN, "Sec-Fetch-Site": "cross-site"}
+    client = app.test_client()
+    found = []
+    for case in rest_cases(app):
+        if case.permission is None:
+            continue  # public routes take no key: the origin rule applies (tested above)
+        expected = expected_status(case.permission, caller)
+        status = send_as(client, case, headers, "text/plain").status_code
+        wrong = status >= 500 or status == 415
+        wrong = wrong or (status in (401, 403) if expected is None else status != expected)
+        if wrong:
             found.append(f"{case.method} {case.path} {case.query}: {status}, want {expected}")
     assert not found, "\n".join(found)
 

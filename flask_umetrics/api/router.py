@@ -1,8 +1,10 @@
 """One decorator for every REST route: authorize, validate with pydantic, answer JSON, document.
 
 Every route declares the permission it needs (or ``public=True``), its query and body models and
-its response model. The order is fixed: the scope is read first, the caller is authorized on it,
-then the rest of the input is validated, so an anonymous caller learns nothing but 401/403.
+its response model. The order is fixed: a state-changing request without an API key (one that
+acts with the host's or the visitor's cookies) must come from this site with a JSON body
+(``origin.py``); then the scope is read, the caller is authorized on it, then the rest of the
+input is validated, so an anonymous caller learns nothing but 401/403.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from flask_limiter.errors import RateLimitExceeded
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..auth import Principal, authorize
+from ..auth import Principal, authorize, presented_api_key
 from ..db.outage import is_database_unavailable, outage_log
 from ..errors import APIError, ValidationError
 from ..queries.connection import QueryTimeout
 from ..state import current_state
 from ..validation import validate_scope_id
+from .origin import refuse_cross_site_write
 
 logger = logging.getLogger("flask_umetrics")
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -254,12 +257,13 @@ class ApiRouter:
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(view)
             def endpoint(**path_args: Any) -> Response:
+                body_key = _body_key(permission) if permission else None
+                if permission is None or presented_api_key(permission, body_key=body_key) is None:
+                    refuse_cross_site_write()  # cookie authority: same site and JSON only
                 resolved = scope_resolver() if scope_resolver is not None else None
                 scope_id = resolved if resolved is not None else _raw_scope()
                 principal = (
-                    authorize(permission, scope_id, body_key=_body_key(permission))
-                    if permission
-                    else None
+                    authorize(permission, scope_id, body_key=body_key) if permission else None
                 )
                 refuse_nul(path_args)
                 call = APICall(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, String, any_, cast, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -31,6 +31,9 @@ from ..db.upsert import insert_ignoring_conflicts
 from ..errors import PermissionRequired, ValidationError
 from ..state import current_state, resolve_scope
 from .validation import MAX_ID_LENGTH, Limits, check_properties
+
+if TYPE_CHECKING:
+    from ..engines import NewPerson
 
 _CHUNK = 500
 
@@ -68,12 +71,16 @@ def person_ids_of(
 
 
 def ensure_persons(
-    connection: Connection, scope_id: str, first_seen: Mapping[str, datetime]
+    connection: Connection,
+    scope_id: str,
+    first_seen: Mapping[str, datetime],
+    created: dict[str, NewPerson] | None = None,
 ) -> dict[str, int]:
     """Give every distinct id in ``first_seen`` a person (new ones created); return the map.
 
     Safe against a concurrent writer creating the same distinct id: the map insert skips
-    conflicts, and a person that lost the race is deleted again.
+    conflicts, and a person that lost the race is deleted again. ``created`` receives the
+    persons this call created (not those a concurrent writer won with), for the event store.
     """
     known = person_ids_of(connection, scope_id, first_seen)
     missing = [d for d in first_seen if d not in known]
@@ -84,15 +91,20 @@ def ensure_persons(
         if connection.dialect.name == "postgresql"
         else _create_persons_generic
     )
-    known.update(create(connection, scope_id, missing, first_seen))
+    made, mine = create(connection, scope_id, missing, first_seen)
+    known.update(made)
+    if created is not None:
+        from ..engines import NewPerson
+
+        created.update({d: NewPerson(made[d], first_seen[d]) for d in mine})
     return known
 
 
 def _create_persons_generic(
     connection: Connection, scope_id: str, missing: list[str], first_seen: Mapping[str, datetime]
-) -> dict[str, int]:
+) -> tuple[dict[str, int], list[str]]:
     """Create a person per missing distinct id; a concurrent writer's mapping wins (our person
-    for that id is deleted again)."""
+    for that id is deleted again). The map, and the ids whose person is ours."""
     created = (
         connection.execute(
             insert(persons).returning(persons.c.id, sort_by_parameter_order=True),
@@ -118,7 +130,7 @@ def _create_persons_generic(
     orphans = [p for d, p in proposed.items() if actual.get(d) != p]
     if orphans:
         connection.execute(delete(persons).where(persons.c.id.in_(orphans)))
-    return actual
+    return actual, [d for d, p in proposed.items() if actual.get(d) == p]
 
 
 _NEXT_PERSON_IDS = text(
@@ -138,7 +150,7 @@ _INSERT_DISTINCT_IDS = text(
 
 def _create_persons_postgresql(
     connection: Connection, scope_id: str, missing: list[str], first_seen: Mapping[str, datetime]
-) -> dict[str, int]:
+) -> tuple[dict[str, int], list[str]]:
     """The same as the generic path in fixed-shape statements (parsed once per connection):
     take ids from the sequence, insert persons and their ids from arrays."""
     ids = list(connection.execute(_NEXT_PERSON_IDS, {"n": len(missing)}).scalars())
@@ -154,10 +166,11 @@ def _create_persons_postgresql(
     proposed = dict(zip(missing, ids, strict=True))
     lost = [d for d in missing if d not in taken]
     if not lost:  # the usual case: no concurrent writer created the same ids
-        return proposed
+        return proposed, missing
     connection.execute(delete(persons).where(persons.c.id.in_([proposed[d] for d in lost])))
     actual = person_ids_of(connection, scope_id, lost)
-    return {**{d: proposed[d] for d in missing if d in taken}, **actual}
+    mine = [d for d in missing if d in taken]
+    return {**{d: proposed[d] for d in mine}, **actual}, mine
 
 
 def _check_id(value: Any, field: str) -> str:
@@ -327,6 +340,7 @@ def _link(
         merge_persons(connection, person_id, ids[anon_id])
     connection.execute(update(persons).where(persons.c.id == person_id).values(is_identified=True))
     _apply_properties(connection, person_id, traits, None)
+    current_state().event_store.mirror_persons(connection, scope, set(ids.values()))
     return person_id
 
 
@@ -413,4 +427,5 @@ def set_person_properties(
                 permit.check(_refuse(f"set.{changed}", "changing a recorded property value"))
         person_id = ensure_persons(connection, scope, {distinct_id: utcnow()})[distinct_id]
         _apply_properties(connection, person_id, set_values, once_values)
+        current_state().event_store.mirror_persons(connection, scope, [person_id])
     return person_id

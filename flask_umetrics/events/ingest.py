@@ -74,6 +74,6 @@ def ingest_events(
             result.filtered += 1
             continue
         rows.append(row)
-    written = write_events(state.engine, rows)
+    written = write_events(state.engine, rows, state.event_store)
     result.accepted, result.duplicates = written.stored, written.duplicates
     return result

@@ -22,6 +22,7 @@ from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from ..db.tables import events, person_distinct_ids, persons
+from ..engines import require_sql_events
 from ..errors import ValidationError
 from ..events.validation import from_micros, to_micros
 from ..state import current_state
@@ -472,6 +473,7 @@ def compile_query(spec: QuerySpec, ctx: ReportContext) -> tuple[Select[Any], lis
 
 def run_query(spec: QuerySpec, *, scope_id: str | None = None) -> QueryResult:
     """Run a validated spec; ``ValidationError`` names the offending part of the spec."""
+    require_sql_events("The ad-hoc query")
     ctx = report_context(scope_id=scope_id, date_from=spec.date_from, date_to=spec.date_to)
     query, items, compiler = compile_query(spec, ctx)
     engine = current_state().engine

@@ -25,21 +25,24 @@ def _cell(text: str) -> float | None:
 
 
 def _seconds(text: str) -> float | None:
-    """``1h 02m`` / ``3m 05s`` / ``42s`` back to seconds (as the page rounds them)."""
+    """``2d 03h`` / ``1h 02m`` / ``3m 05s`` / ``42s`` back to seconds (as the page rounds them)."""
     if text == "\u2014":
         return None
     total = 0
     for part in text.split():
-        unit = {"h": 3600, "m": 60, "s": 1}[part[-1]]
+        unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}[part[-1]]
         total += int(part[:-1]) * unit
     return total
 
 
 def _shown_duration(seconds: float | None) -> float | None:
-    """What the page shows for ``seconds``: rounded to minutes past an hour, else seconds."""
+    """What the page shows for ``seconds``: rounded to hours from two days, to minutes past an
+    hour, else seconds."""
     if seconds is None:
         return None
     whole = round(seconds)
+    if whole >= 2 * 86400:
+        return whole - whole % 3600
     return whole - whole % 60 if whole >= 3600 else whole
 
 

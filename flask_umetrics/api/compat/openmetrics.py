@@ -29,13 +29,14 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Response, jsonify, request
 
-from ...auth import IDENTIFY, Principal, authorize, may_require
+from ...auth import IDENTIFY, Principal, authorize, may_require, presented_api_key
 from ...db.types import utcnow
 from ...errors import APIError, PermissionRequired, ValidationError
 from ...events import identify, ingest_events, set_person_properties
 from ...events.validation import MAX_ID_LENGTH, Limits, normalize_event
 from ...state import current_state
 from ...validation import validate_scope_id
+from ..origin import refuse_cross_site, refuse_cross_site_write
 from ..router import ApiRouter, _json_body, refuse_nul
 
 router = ApiRouter("umetrics_openmetrics", __name__)
@@ -131,10 +132,20 @@ def _authorized(payload: dict[str, Any]) -> str:
 
 
 def _caller(payload: dict[str, Any]) -> Principal:
-    """Authorize ``ingest`` on the payload's scope; who the caller is."""
-    scope_id = _scope(payload)
+    """Authorize ``ingest`` on the payload's scope; who the caller is.
+
+    Every route here writes, GET included: without a key (the authorizer decides, with the
+    host's cookies) the request must come from this site or an allowed origin, and a JSON body
+    must say so in its ``Content-Type`` (``api/origin.py``)."""
     key = payload.get("api_key")
-    principal = authorize("ingest", scope_id, body_key=key if isinstance(key, str) else None)
+    body_key = key if isinstance(key, str) else None
+    if presented_api_key("ingest", body_key=body_key) is None:
+        if request.method == "POST" and "q" not in request.args:
+            refuse_cross_site_write()
+        else:
+            refuse_cross_site()
+    scope_id = _scope(payload)
+    principal = authorize("ingest", scope_id, body_key=body_key)
     refuse_nul(payload)  # PostgreSQL cannot store or compare text with NUL
     return principal
 
@@ -173,9 +184,7 @@ def _route(
     def decorator(view: Callable[[dict[str, Any]], Response]) -> Callable[[], Response]:
         @functools.wraps(view)
         def endpoint() -> Response:
-            answer = view(_payload())
-            answer.headers["Access-Control-Allow-Origin"] = "*"
-            return answer
+            return view(_payload())  # CORS: UMETRICS_ALLOWED_ORIGINS (api/cors.py)
 
         endpoint.umetrics_permission = None if public else "ingest"  # type: ignore[attr-defined]
         router.blueprint.add_url_rule(rule, view.__name__, endpoint, methods=["GET", "POST"])

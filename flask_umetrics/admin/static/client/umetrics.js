@@ -121,12 +121,15 @@
   const withKey = (body) => Object.assign(
     { api_key: opts.writeKey }, opts.scopeId ? { scope_id: opts.scopeId } : {}, body);
 
-  function post(path, body) {
+  // JSON, so the server knows this is no cross-site form post; with credentials, so the consent
+  // cookie also reaches an API on another origin the server allows (UMETRICS_ALLOWED_ORIGINS).
+  function post(path, body, keepalive) {
     return window.fetch(opts.api + path, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
-      credentials: "same-origin",
+      credentials: "include",
+      keepalive: !!keepalive,
     });
   }
 
@@ -189,7 +192,14 @@
     }
   }
 
+  // A beacon is text/plain (no preflight) and carries the write key in its body. Without a key
+  // the host's authorizer decides from cookies, and the server takes that only as JSON: then a
+  // keepalive fetch, which outlives the page as a beacon does.
   function beacon(path, body) {
+    if (!opts.writeKey) {
+      post(path, withKey(body), true).catch(() => {});
+      return;
+    }
     const data = JSON.stringify(withKey(body));
     const blob = new window.Blob([data], { type: "text/plain;charset=UTF-8" });
     if (nav.sendBeacon && nav.sendBeacon(opts.api + path, blob)) return;
@@ -291,7 +301,7 @@
     const keys = Object.keys(pending);
     let url = opts.api + "/api/flags?keys=" + keys.map(encodeURIComponent).join(",");
     if (opts.scopeId) url += "&scope_id=" + encodeURIComponent(opts.scopeId);
-    window.fetch(url, { credentials: "same-origin" })
+    window.fetch(url, { credentials: "include" })
       .then((res) => (res.ok ? res.json() : {}))
       .catch(() => ({}))
       .then((body) => {
