@@ -21,7 +21,7 @@ class TimelineQuery(ScopedModel):
 
 
 @router.route(
-    "/persons/<path:distinct_id>/timeline",
+    "/persons/<anypath:distinct_id>/timeline",
     summary="A person's events (all merged distinct ids), newest first, with sessions",
     permission="metrics.view",
     tag="persons",

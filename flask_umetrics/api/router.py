@@ -19,9 +19,11 @@ from typing import Any, TypeVar, get_origin
 
 import pydantic
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import PathConverter
 
 from ..auth import Principal, authorize, presented_api_key
 from ..db.outage import is_database_unavailable, outage_log
@@ -216,11 +218,25 @@ def to_json(result: Any) -> Any:
     return result
 
 
+class AnyPathConverter(PathConverter):
+    """``<anypath:x>``: like ``path`` but also matching newlines, which an id may hold. With
+    werkzeug's ``path`` a distinct id holding ``\\n`` matches no rule of ours, so the host app's
+    HTML 404 would answer instead of our JSON."""
+
+    regex = "(?s:[^/].*?)"
+
+
+def _add_anypath_converter(setup: BlueprintSetupState) -> None:
+    setup.app.url_map.converters.setdefault("anypath", AnyPathConverter)
+
+
 class ApiRouter:
     """A blueprint whose routes all go through :func:`route`'s checks, plus their specs."""
 
     def __init__(self, name: str, import_name: str) -> None:
         self.blueprint = Blueprint(name, import_name)
+        # Recorded before any route, so the converter exists when the rules are bound.
+        self.blueprint.record_once(_add_anypath_converter)
         self.specs: list[RouteSpec] = []
         self.blueprint.register_error_handler(APIError, _api_error_response)
         self.blueprint.register_error_handler(ValidationError, _validation_error_response)
