@@ -113,6 +113,8 @@ class ForwardResult:
     invalid: list[InvalidEvent] = field(default_factory=list)
     #: Events sent without the parameters their messages name (GA4 would have refused them).
     adjusted: list[InvalidEvent] = field(default_factory=list)
+    #: Parameters left out, counted per ``"<field> (<code>)"``.
+    dropped: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
     remaining: int = 0
@@ -136,6 +138,7 @@ class ForwardResult:
             "skipped": dict(self.skipped),
             "invalid": [event.to_dict() for event in self.invalid],
             "adjusted": [event.to_dict() for event in self.adjusted],
+            "dropped": dict(self.dropped),
             "errors": list(self.errors),
             "requests": self.requests,
             "remaining": self.remaining,
@@ -451,6 +454,9 @@ def _forward_page(
             )
         for adjusted in outcome.adjusted:
             row = group[adjusted.index]
+            for message in adjusted.messages:
+                key = f"{message.field_path} ({message.validation_code})"
+                result.dropped[key] = result.dropped.get(key, 0) + 1
             if len(result.adjusted) < MAX_LISTED_INVALID:
                 result.adjusted.append(InvalidEvent(row.id, row.uuid, row.event, adjusted.messages))
         skipped_at = {skipped.index for skipped in outcome.skipped}
