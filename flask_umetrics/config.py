@@ -621,6 +621,16 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Google's OAuth token revocation endpoint, called on disconnect.",
     ),
     ConfigKey(
+        "UMETRICS_GA4_OAUTH_REDIRECT_URI",
+        "ga4",
+        "oauth_redirect_uri",
+        None,
+        _optional_str,
+        "The one OAuth redirect URI registered at Google for the dashboard and REST flows "
+        "(default: the dashboard's ``…/admin/ga4/oauth/callback`` built from the request; "
+        "behind a TLS proxy use ProxyFix or set this to the exact https URL).",
+    ),
+    ConfigKey(
         "UMETRICS_GA4_MP_ENDPOINT",
         "ga4",
         "mp_endpoint",

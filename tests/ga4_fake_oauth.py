@@ -48,6 +48,9 @@ class FakeGoogleOAuth:
     omit_refresh_token: bool = False
     #: status the revocation endpoint answers with (200 = revoked)
     revoke_status: int = 200
+    #: the OAuth client's "Authorized redirect URIs": Google compares each request's
+    #: redirect_uri exactly (scheme, host, path and query) and answers redirect_uri_mismatch
+    registered_redirect_uris: set[str] | None = None
 
     authorizations: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
@@ -162,6 +165,10 @@ class FakeGoogleOAuth:
             ]
             if problems:
                 self._reply(handler, 400, {"error": "invalid_request", "fields": problems})
+                return
+            registered = self.registered_redirect_uris
+            if registered is not None and query["redirect_uri"] not in registered:
+                self._reply(handler, 400, {"error": "redirect_uri_mismatch"})
                 return
             code = "4/" + secrets.token_urlsafe(24)
             self.codes[code] = IssuedCode(

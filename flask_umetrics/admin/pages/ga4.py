@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
-from flask import Blueprint, Response, flash, make_response, redirect, request, url_for
+from flask import Blueprint, Response, flash, make_response, redirect, request
 
 from ...api.ga4 import ProvisionBody, ga4_accounts, ga4_report, ga4_status
 from ...api.ga4 import ReportQuery as GA4ReportQuery
@@ -37,15 +37,16 @@ def page_url(endpoint: str, **args: Any) -> str:
     return blueprint_page_url(endpoint, **args)
 
 
-def _scope_args() -> dict[str, str]:
-    """``scope_id`` for URLs Google sends the browser back to (left out for the default)."""
-    scope = current_scope()
+def _scope_args(scope: str) -> dict[str, str]:
+    """``scope_id`` for dashboard URLs (left out for the default scope)."""
     return {} if scope == current_state().settings.default_scope else {"scope_id": scope}
 
 
 def callback_url() -> str:
-    """The dashboard's OAuth callback: register it as an authorized redirect URI at Google."""
-    return url_for("umetrics_admin.ga4_oauth_callback", _external=True, **_scope_args())
+    """The app's one OAuth callback (every scope): register it at Google as is."""
+    from ...ga4.oauth import oauth_callback_url
+
+    return oauth_callback_url()
 
 
 def _report_table(name: str, answer: dict[str, Any]) -> Table:
@@ -110,8 +111,9 @@ def ga4() -> Response:
     return _render()
 
 
-def _back(endpoint: str = "umetrics_admin.ga4") -> Response:
-    return redirect(page_url(endpoint))  # type: ignore[return-value]
+def _back(endpoint: str = "umetrics_admin.ga4", *, scope: str | None = None) -> Response:
+    args = _scope_args(scope) if scope is not None else {}
+    return redirect(page_url(endpoint, **args))  # type: ignore[return-value]
 
 
 def _message(error: APIError | ValidationError) -> str:
@@ -155,27 +157,37 @@ def oauth_start() -> Response:
 
 
 def oauth_callback() -> Response:
-    """Google sends the browser here; the state names the scope and is checked again."""
-    require("metrics.manage")
-    service.require_libraries()
-    from ...ga4.oauth import finish_oauth
+    """Google sends the browser here for every scope and both flows (dashboard and REST).
 
+    The scope comes from the signed state, never the query string. The state is the
+    credential, as OAuth intends: signed with ``SECRET_KEY``, bound to a flow row that a
+    principal with ``metrics.manage`` on that scope started, usable once within 10 minutes;
+    so a flow started over REST completes in a browser without a dashboard session.
+    """
+    service.require_libraries()
+    from ...ga4.oauth import finish_oauth, state_scope
+
+    state = request.args.get("state", "")
+    scope = state_scope(state)
+    if scope is None:
+        flash("This sign-in's state is missing, altered or expired: start again.", "error")
+        return _back()
     denied = request.args.get("error")
     if denied:
-        flash(f"Google answered: {denied}", "error")
-        return _back()
+        flash(f"Google answered: {denied[:200]}", "error")
+        return _back(scope=scope)
     try:
         finish_oauth(
-            current_scope(),
-            state=request.args.get("state", ""),
+            scope,
+            state=state,
             code=request.args.get("code", ""),
             redirect_uri=callback_url(),
         )
     except (APIError, ValidationError) as error:
         flash(_message(error), "error")
-        return _back()
+        return _back(scope=scope)
     flash("Connected to Google Analytics. Now link or create a property.", "info")
-    return _back("umetrics_admin.ga4_accounts")
+    return _back("umetrics_admin.ga4_accounts", scope=scope)
 
 
 def accounts(status: int = 200, error: str | None = None, values: Any = None) -> Response:
