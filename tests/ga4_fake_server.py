@@ -134,13 +134,18 @@ class FakeGA4:
         self.accounts[account_id] = display_name
 
     def add_property(
-        self, account_id: str, display_name: str, *, time_zone: str = "Europe/Berlin"
+        self,
+        account_id: str,
+        display_name: str,
+        *,
+        time_zone: str = "Europe/Berlin",
+        currency: str = "EUR",
     ) -> str:
         prop = admin.Property(
             parent=f"accounts/{account_id}",
             display_name=display_name,
             time_zone=time_zone,
-            currency_code="EUR",
+            currency_code=currency,
         )
         return self._create_property(prop).name.split("/")[1]
 

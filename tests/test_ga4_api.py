@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -159,9 +160,12 @@ def test_connect_provision_report_sync_and_disconnect(
     assert synced.json["readings"] == 15 and synced.json["error"] is None
     with app.app_context():
         series = get_stat_series("ga4.sessions", scope_id="default")
-    today = dt.datetime.now(dt.timezone.utc).date()
+    # Days are the property's (Europe/Berlin), stamped at their midnight there.
+    berlin = ZoneInfo("Europe/Berlin")
+    today = dt.datetime.now(berlin).date()
     days = [today - dt.timedelta(days=n) for n in (3, 2, 1)]
-    assert [(r.captured_at.date(), r.value, r.source) for r in series] == [
+    assert all(r.captured_at.astimezone(berlin).time() == dt.time(0) for r in series)
+    assert [(r.captured_at.astimezone(berlin).date(), r.value, r.source) for r in series] == [
         (days[0], 10.0, "ga4"),
         (days[1], 20.0, "ga4"),
         (days[2], 30.0, "ga4"),

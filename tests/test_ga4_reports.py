@@ -84,6 +84,9 @@ def test_traffic_report(app: Flask, fake: FakeGA4) -> None:
         "report": "traffic",
         "property_id": property_id(fake),
         "params": {"date_from": "2024-03-01", "date_to": "2024-03-03", "limit": 1000},
+        # No property zone given: the app's UMETRICS_TIMEZONE (UTC in tests); no currency known.
+        "time_zone": "UTC",
+        "currency": None,
         "dimensions": ["date"],
         "metrics": list(reports.TRAFFIC_METRICS),
         "rows": [

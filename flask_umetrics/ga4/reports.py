@@ -85,12 +85,20 @@ _KEY_EVENTS_FILTER = data.FilterExpression(
 # -- parameters ----------------------------------------------------------------------------
 
 
-def _today(settings: SettingsLike, now: dt.datetime) -> dt.date:
-    try:
-        zone = zoneinfo.ZoneInfo(str(settings["UMETRICS_TIMEZONE"]))
-    except (KeyError, zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    return now.astimezone(zone).date()
+def report_zone(settings: SettingsLike, time_zone: str | None) -> zoneinfo.ZoneInfo:
+    """The zone GA4 cuts days in: the property's reporting time zone, else
+    ``UMETRICS_TIMEZONE`` (a property linked before its zone was stored), else UTC."""
+    for name in (time_zone, settings["UMETRICS_TIMEZONE"] if time_zone is None else None):
+        if name:
+            try:
+                return zoneinfo.ZoneInfo(str(name))
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                continue
+    return zoneinfo.ZoneInfo("UTC")
+
+
+def _today(settings: SettingsLike, now: dt.datetime, time_zone: str | None = None) -> dt.date:
+    return now.astimezone(report_zone(settings, time_zone)).date()
 
 
 def _date(params: Mapping[str, Any], name: str, default: dt.date) -> dt.date:
@@ -365,13 +373,21 @@ REPORTS: dict[str, ReportSpec] = {
 
 
 def validate_params(
-    name: str, params: Mapping[str, Any], settings: SettingsLike, now: dt.datetime | None = None
+    name: str,
+    params: Mapping[str, Any],
+    settings: SettingsLike,
+    now: dt.datetime | None = None,
+    *,
+    time_zone: str | None = None,
 ) -> dict[str, Any]:
-    """The normalised parameters of report ``name`` (defaults filled in); ValidationError if bad."""
+    """The normalised parameters of report ``name`` (defaults filled in); ValidationError if bad.
+
+    Default ranges end "today" in ``time_zone`` (the property's), as GA4 counts days.
+    """
     spec = REPORTS.get(name)
     if spec is None:
         raise ValidationError("report", f"unknown GA4 report; expected one of {', '.join(REPORTS)}")
-    return spec.validate(params, _today(settings, now or utcnow()))
+    return spec.validate(params, _today(settings, now or utcnow(), time_zone))
 
 
 def run_report(
@@ -384,10 +400,16 @@ def run_report(
     settings: SettingsLike,
     engine: Engine,
     now: dt.datetime | None = None,
+    time_zone: str | None = None,
+    currency: str | None = None,
 ) -> dict[str, Any]:
-    """Report ``name`` for ``property_id`` (bare numeric id), from the cache when fresh."""
+    """Report ``name`` for ``property_id`` (bare numeric id), from the cache when fresh.
+
+    ``time_zone`` / ``currency`` are the property's: dates are days in that zone, money in that
+    currency; both are part of the answer so pages can say so.
+    """
     now = now or utcnow()
-    normalized = validate_params(name, params, settings, now)
+    normalized = validate_params(name, params, settings, now, time_zone=time_zone)
     key = {"property_id": str(property_id), **normalized}
     digest = cache.params_hash(key)
     cached = cache.load(engine, scope_id, name, digest)
@@ -410,6 +432,8 @@ def run_report(
         "property_id": str(property_id),
         "params": normalized,
         **answer,
+        "time_zone": report_zone(settings, time_zone).key,
+        "currency": currency,
         "fetched_at": now.isoformat(),
         "stale": False,
         "cached": False,

@@ -50,6 +50,8 @@ def connection_json(connection: Any) -> dict[str, Any] | None:
         "stream_id": connection.stream_id,
         "measurement_id": connection.measurement_id,
         "has_mp_secret": connection.has_mp_secret,
+        "time_zone": connection.time_zone,
+        "currency": connection.currency,
         "connected_by": connection.connected_by,
         "connected_at": iso(connection.connected_at),
         "last_sync_at": iso(connection.last_sync_at),
@@ -131,6 +133,8 @@ def link(scope_id: str | None, property_id: str, *, actor: str | None = None) ->
         property_name=details.property.display_name,
         stream_id=stream.stream_id if stream else None,
         measurement_id=stream.measurement_id if stream else None,
+        time_zone=details.property.time_zone or None,
+        currency=details.property.currency_code or None,
         actor=actor,
     )
     return {"connection": connection_json(connection)}
@@ -177,6 +181,8 @@ def provision(
         property_name=result.property_name,
         stream_id=result.stream_id,
         measurement_id=result.measurement_id,
+        time_zone=time_zone,
+        currency=currency,
         actor=actor,
     )
     set_mp_secret(scope, result.mp_secret, actor=actor)
@@ -191,8 +197,8 @@ def report(name: str, scope_id: str | None, params: dict[str, Any]) -> dict[str,
 
     state = current_state()
     scope = resolve_scope(scope_id)
-    validate_params(name, params, state.settings)
     connection = require_connection(scope)
+    validate_params(name, params, state.settings, time_zone=connection.time_zone)
     if connection.property_id is None:
         raise APIError(409, "ga4_not_linked", "Link or provision a GA4 property first.")
     return run_report(
@@ -203,6 +209,8 @@ def report(name: str, scope_id: str | None, params: dict[str, Any]) -> dict[str,
         property_id=connection.property_id,
         settings=state.settings,
         engine=state.engine,
+        time_zone=connection.time_zone,
+        currency=connection.currency,
     )
 
 
