@@ -168,6 +168,12 @@ class ProvisionBody(ScopedModel):
     site_url: str = Field(min_length=1, max_length=2000)
     time_zone: str = Field("UTC", min_length=1, max_length=64)
     currency: str = Field("USD", min_length=3, max_length=3)
+    property_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=40,
+        description="A known property of the account to use (else matched by display name).",
+    )
 
 
 @router.route(
@@ -188,6 +194,7 @@ def ga4_provision(call: APICall) -> dict[str, Any]:
         site_url=body.site_url,
         time_zone=body.time_zone,
         currency=body.currency,
+        property_id=body.property_id,
         actor=_actor(call),
     )
 

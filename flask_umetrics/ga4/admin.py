@@ -83,6 +83,8 @@ class ProvisionResult:
     stream_id: str
     measurement_id: str
     mp_secret: str = field(repr=False)
+    time_zone: str
+    currency_code: str
     property_created: bool
     stream_created: bool
     mp_secret_created: bool
@@ -95,6 +97,8 @@ class ProvisionResult:
             "property_name": self.property_name,
             "stream_id": self.stream_id,
             "measurement_id": self.measurement_id,
+            "time_zone": self.time_zone,
+            "currency_code": self.currency_code,
             "property_created": self.property_created,
             "stream_created": self.stream_created,
             "mp_secret_created": self.mp_secret_created,
@@ -185,9 +189,13 @@ def get_property(
 
 
 def _site_key(url: str) -> str:
-    """Compare stream URLs by scheme, host and path, ignoring case of the host and a final /."""
-    parts = urlsplit(url.strip())
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+    """The site a stream URL measures: its host, lower case, without ``www.``; scheme and path
+    do not make another site (``http://www.acme.example/shop`` is ``https://acme.example``), so
+    provisioning never adds a second web stream to a live property for a spelling difference."""
+    parts = urlsplit(url.strip() if "://" in url else f"https://{url.strip()}")
+    return (parts.hostname or "").lower().removeprefix("www.") + (
+        f":{parts.port}" if parts.port else ""
+    )
 
 
 def _validate_provision(
@@ -245,6 +253,8 @@ def provision(
         stream_id=_last(stream.name),
         measurement_id=stream.web_stream_data.measurement_id,
         mp_secret=secret.secret_value,
+        time_zone=prop.time_zone,
+        currency_code=prop.currency_code,
         property_created=property_created,
         stream_created=stream_created,
         mp_secret_created=secret_created,
@@ -293,6 +303,23 @@ def _find_or_create_stream(
         web_stream_data=admin.DataStream.WebStreamData(default_uri=site_url),
     )
     return client.create_data_stream(parent=f"properties/{property_id}", data_stream=new), True
+
+
+def ensure_mp_secret(
+    credentials: Credentials, settings: SettingsLike, property_id: str, stream_id: str
+) -> tuple[str, bool]:
+    """The stream's umetrics Measurement Protocol secret, created if missing (needs edit
+    rights); ``(secret, created)``. Acknowledges user-data collection first, as Google requires."""
+    property_id = normalize_id(property_id, "properties")
+    stream_name = f"properties/{property_id}/dataStreams/{normalize_id(stream_id, 'dataStreams')}"
+    with google_errors(), admin_client(credentials, settings) as client:
+        client.acknowledge_user_data_collection(
+            request=admin.AcknowledgeUserDataCollectionRequest(
+                property=f"properties/{property_id}", acknowledgement=USER_DATA_ACKNOWLEDGEMENT
+            )
+        )
+        secret, created = _find_or_create_secret(client, stream_name)
+    return secret.secret_value, created
 
 
 def _find_or_create_secret(

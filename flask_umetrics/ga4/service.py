@@ -116,11 +116,12 @@ def accounts(scope_id: str | None = None) -> list[dict[str, Any]]:
 
 
 def link(scope_id: str | None, property_id: str, *, actor: str | None = None) -> dict[str, Any]:
-    """Link an existing property (checked with Google) and its first web stream."""
+    """Link an existing property (checked with Google) and its first web stream, and give it a
+    Measurement Protocol secret when the credentials may create one (else say why not)."""
     require_libraries()
     from .admin import get_property
     from .clients import google_errors
-    from .connections import load_credentials, set_property
+    from .connections import get_connection, load_credentials, set_property
 
     scope = resolve_scope(scope_id)
     with google_errors():
@@ -137,7 +138,39 @@ def link(scope_id: str | None, property_id: str, *, actor: str | None = None) ->
         currency=details.property.currency_code or None,
         actor=actor,
     )
-    return {"connection": connection_json(connection)}
+    forwarding = _link_mp_secret(scope, connection, actor=actor)
+    return {"connection": connection_json(get_connection(scope)), "forwarding": forwarding}
+
+
+def _link_mp_secret(scope: str, connection: Any, *, actor: str | None) -> dict[str, Any]:
+    """Create or reuse the linked stream's MP secret; ``{"ready", "reason"}`` for the answer."""
+    from .admin import ensure_mp_secret
+    from .connections import load_credentials, set_mp_secret
+
+    if connection.stream_id is None:
+        return {"ready": False, "reason": "the property has no web stream: provision one"}
+    if connection.has_mp_secret:
+        return {"ready": True, "reason": None}
+    if not connection.can_provision:
+        return {
+            "ready": False,
+            "reason": "these credentials may only read: reconnect with provisioning "
+            "(analytics.edit) to create a Measurement Protocol secret",
+        }
+    try:
+        secret, _ = ensure_mp_secret(
+            load_credentials(scope, edit=True),
+            current_state().settings,
+            connection.property_id,
+            connection.stream_id,
+        )
+    except APIError as exc:
+        return {
+            "ready": False,
+            "reason": f"Google refused to create a Measurement Protocol secret: {exc.message}",
+        }
+    set_mp_secret(scope, secret, actor=actor)
+    return {"ready": True, "reason": None}
 
 
 def provision(
@@ -148,9 +181,13 @@ def provision(
     site_url: str,
     time_zone: str,
     currency: str,
+    property_id: str | None = None,
     actor: str | None = None,
 ) -> dict[str, Any]:
-    """Create (or reuse) a property, a web stream and an MP secret, and link them."""
+    """Create (or reuse) a property, a web stream and an MP secret, and link them.
+
+    ``property_id`` targets a known property (of ``account_id``) instead of matching by name.
+    """
     require_libraries()
     from .admin import provision as provision_property
     from .clients import google_errors
@@ -173,6 +210,7 @@ def provision(
             site_url=site_url,
             time_zone=time_zone,
             currency=currency,
+            property_id=property_id,
         )
     set_property(
         scope,
@@ -181,8 +219,8 @@ def provision(
         property_name=result.property_name,
         stream_id=result.stream_id,
         measurement_id=result.measurement_id,
-        time_zone=time_zone,
-        currency=currency,
+        time_zone=result.time_zone or None,
+        currency=result.currency_code or None,
         actor=actor,
     )
     set_mp_secret(scope, result.mp_secret, actor=actor)

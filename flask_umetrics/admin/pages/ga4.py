@@ -229,6 +229,8 @@ def link() -> Response:
         return _back("umetrics_admin.ga4_accounts")
     name = answer["connection"]["property_name"] or property_id
     flash(f"Linked GA4 property {name} ({property_id}).", "info")
+    if not answer["forwarding"]["ready"]:
+        flash(f"Forwarding to GA4 is off: {answer['forwarding']['reason']}.", "info")
     return _back()
 
 
