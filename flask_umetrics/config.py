@@ -9,6 +9,7 @@ read from the environment by the feature that needs them.
 from __future__ import annotations
 
 import configparser
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -40,6 +41,18 @@ def _int_at_least(minimum: int) -> Callable[[Any], int]:
         if number < minimum:
             raise ValueError(f"must be at least {minimum}")
         return number
+
+    return parse
+
+
+def _float_at_least(minimum: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        number = float(str(value).strip()) if not isinstance(value, (int, float)) else value
+        if not math.isfinite(number) or number < minimum:
+            raise ValueError(f"must be a number of at least {minimum}")
+        return float(number)
 
     return parse
 
@@ -586,6 +599,23 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         False,
         _parse_bool,
         "Use a plaintext gRPC channel to the endpoint overrides (local test servers only).",
+    ),
+    ConfigKey(
+        "UMETRICS_GA4_TIMEOUT",
+        "ga4",
+        "timeout",
+        20.0,
+        _float_at_least(0.1),
+        "Seconds one Google API call may take (a stalled call never holds a web worker).",
+    ),
+    ConfigKey(
+        "UMETRICS_GA4_RETRY_SECONDS",
+        "ga4",
+        "retry_seconds",
+        30.0,
+        _float_at_least(0.0),
+        "Seconds Google reads are retried with backoff on UNAVAILABLE, DEADLINE_EXCEEDED and "
+        "INTERNAL (creating things is never retried).",
     ),
     ConfigKey(
         "UMETRICS_GA4_OAUTH_CLIENT_ID",

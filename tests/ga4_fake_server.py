@@ -116,6 +116,11 @@ class FakeGA4:
     acknowledged: dict[str, str] = field(default_factory=dict)
     data_calls: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[grpc.StatusCode, str, int | None]] = field(default_factory=list)
+    #: scripted Admin API failures (same shape), for SERVICE_DISABLED, a Viewer provisioning...
+    admin_failures: list[tuple[grpc.StatusCode, str, int | None]] = field(default_factory=list)
+    #: scripted token-endpoint answers ``(status, json)``; when empty every refresh is refused
+    #: with ``invalid_grant``; a scripted 200 issues ``access_token`` "fake-access-token"
+    token_answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     token_requests: int = 0
     grpc_endpoint: str = ""
     rest_url: str = ""
@@ -162,10 +167,14 @@ class FakeGA4:
         count: int,
         code: grpc.StatusCode = grpc.StatusCode.RESOURCE_EXHAUSTED,
         retry_seconds: int | None = 30,
+        message: str = "Exhausted property tokens per hour for this property.",
     ) -> None:
         """Make the next ``count`` Data API calls fail (default: quota exhausted, retry in 30 s)."""
-        message = "Exhausted property tokens per hour for this property."
         self.failures.extend([(code, message, retry_seconds)] * count)
+
+    def fail_next_admin_calls(self, count: int, code: grpc.StatusCode, message: str) -> None:
+        """Make the next ``count`` Admin API calls fail with ``code`` and Google's message."""
+        self.admin_failures.extend([(code, message, None)] * count)
 
     def methods(self, service: str | None = None) -> list[str]:
         """The methods called so far, in order."""
@@ -306,6 +315,9 @@ class FakeGA4:
                 raise FakeRpcError(grpc.StatusCode.UNAUTHENTICATED, "Invalid credentials")
             if service != ADMIN_SERVICE and self.failures:
                 code, message, retry = self.failures.pop(0)
+                raise FakeRpcError(code, message, retry)
+            if service == ADMIN_SERVICE and self.admin_failures:
+                code, message, retry = self.admin_failures.pop(0)
                 raise FakeRpcError(code, message, retry)
             return handler(request)
 
@@ -717,8 +729,12 @@ def _rest_handler(fake: FakeGA4) -> type[BaseHTTPRequestHandler]:
             route = routes.get((match.group(1), match.group(3))) if match else None
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() or "{}"
-            if path == "/token":  # a token endpoint that refuses every refresh token
+            if path == "/token":  # refuses every refresh token unless answers are scripted
                 fake.token_requests += 1
+                if fake.token_answers:
+                    status, answer = fake.token_answers.pop(0)
+                    self._send(status, answer)
+                    return
                 self._send(400, {"error": "invalid_grant", "error_description": "Bad Request"})
                 return
             if match is None or route is None:

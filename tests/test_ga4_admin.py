@@ -253,7 +253,8 @@ def test_refused_refresh_token_is_a_403_without_the_token(
     )
     with pytest.raises(APIError) as caught:
         admin.list_account_summaries(expired, settings_for(fake))
-    assert (caught.value.status, caught.value.code) == (403, "ga4_forbidden")
+    # invalid_grant: the one refusal that asks to reconnect.
+    assert (caught.value.status, caught.value.code) == (403, "ga4_reconnect")
     assert caught.value.__cause__ is None and caught.value.__suppress_context__ is True
     assert fake.token_requests == 1 and fake.calls == []
     for secret in ("1//refresh-secret-value", "client-secret-value"):

@@ -58,7 +58,11 @@ def property_id(fake: FakeGA4) -> str:
 
 @pytest.fixture
 def app(make_app: AppFactory, fake: FakeGA4) -> Flask:
-    return make_app(UMETRICS_GA4_DATA_ENDPOINT=fake.grpc_endpoint, UMETRICS_GA4_GRPC_INSECURE=True)
+    return make_app(
+        UMETRICS_GA4_DATA_ENDPOINT=fake.grpc_endpoint,
+        UMETRICS_GA4_GRPC_INSECURE=True,
+        UMETRICS_GA4_RETRY_SECONDS=0.5,  # transient errors are retried this long
+    )
 
 
 def run(
@@ -305,7 +309,8 @@ def test_quota_error_with_nothing_cached_is_a_429(app: Flask, fake: FakeGA4) -> 
         "ga4_quota",
         {"Retry-After": "60"},
     )
-    fake.fail_next_data_calls(1, code=grpc.StatusCode.UNAVAILABLE, retry_seconds=5)
+    # UNAVAILABLE is retried with backoff; when it lasts, the caller is told when to come back.
+    fake.fail_next_data_calls(100, code=grpc.StatusCode.UNAVAILABLE, retry_seconds=5)
     with pytest.raises(APIError) as caught:
         run(app, fake, "traffic", MARCH)
     assert (caught.value.status, caught.value.code, caught.value.headers) == (
@@ -313,6 +318,8 @@ def test_quota_error_with_nothing_cached_is_a_429(app: Flask, fake: FakeGA4) -> 
         "ga4_unavailable",
         {"Retry-After": "5"},
     )
+    assert fake.methods().count("RunReport") >= 2
+    fake.failures.clear()
 
 
 def test_other_google_errors_are_not_served_stale(app: Flask, fake: FakeGA4) -> None:

@@ -30,9 +30,11 @@ from . import cache
 from .clients import (
     SettingsLike,
     alpha_data_client,
+    call_options,
     data_client,
     google_errors,
     is_quota_error,
+    last_error,
     retry_after,
     to_api_error,
 )
@@ -346,19 +348,19 @@ class ReportSpec:
 
 def _run_report_call(credentials: Credentials, settings: SettingsLike, request: Any) -> Any:
     with data_client(credentials, settings) as client:
-        answer = client.run_report(request=request)
+        answer = client.run_report(request=request, **call_options(settings))
     return {**_table(answer), "row_count": answer.row_count, "quota": quota_dict(answer)}
 
 
 def _run_realtime_call(credentials: Credentials, settings: SettingsLike, request: Any) -> Any:
     with data_client(credentials, settings) as client:
-        answer = client.run_realtime_report(request=request)
+        answer = client.run_realtime_report(request=request, **call_options(settings))
     return {**_table(answer), "row_count": answer.row_count, "quota": quota_dict(answer)}
 
 
 def _run_funnel_call(credentials: Credentials, settings: SettingsLike, request: Any) -> Any:
     with alpha_data_client(credentials, settings) as client:
-        answer = client.run_funnel_report(request=request)
+        answer = client.run_funnel_report(request=request, **call_options(settings))
     table = _table(answer.funnel_table)
     return {**table, "row_count": len(table["rows"]), "quota": quota_dict(answer)}
 
@@ -420,10 +422,12 @@ def run_report(
     with google_errors():
         try:
             answer = spec.call(credentials, settings, request)
-        except gexc.GoogleAPICallError as exc:
-            if cached is None or not is_quota_error(exc):
+        except (gexc.GoogleAPICallError, gexc.RetryError) as exc:
+            cause = last_error(exc)
+            if cached is None or not is_quota_error(cause):
                 raise
-            return _stale(name, scope_id, cached, exc)
+            assert isinstance(cause, gexc.GoogleAPICallError)
+            return _stale(name, scope_id, cached, cause)
     ttl = int(settings["UMETRICS_GA4_CACHE_TTL"])
     if name == "realtime":
         ttl = min(ttl, REALTIME_TTL)

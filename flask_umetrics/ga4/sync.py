@@ -65,7 +65,7 @@ def sync_scope(
     """Pull the daily figures of the scope's linked property; errors are recorded, not raised."""
     from google.analytics.data_v1beta import types as data
 
-    from .clients import data_client, google_errors
+    from .clients import call_options, data_client, google_errors
     from .connections import load_credentials, mark_sync, require_connection
     from .reports import report_zone
 
@@ -92,7 +92,7 @@ def sync_scope(
     try:
         credentials = load_credentials(scope)
         with google_errors(), data_client(credentials, settings) as client:
-            answer = client.run_report(request=request)
+            answer = client.run_report(request=request, **call_options(settings))
     except APIError as exc:
         mark_sync(scope, at=now, error=exc.message)
         return SyncResult(scope, first.isoformat(), last.isoformat(), error=exc.message)

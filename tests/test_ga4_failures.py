@@ -1,0 +1,219 @@
+"""Google's real failure modes through the real client libraries against the local fake: what a
+transient error, a deadline, a bad request, a missing property, a disabled API, a Viewer
+provisioning and a failing token endpoint each give the caller.
+
+Expected answers: transient codes (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL) are retried with
+backoff; when retries run out a cached answer is served stale (DEADLINE_EXCEEDED / UNAVAILABLE,
+as for quota), else a 5xx naming GA4; INVALID_ARGUMENT is a 400 and NOT_FOUND a 404, never
+retried; PERMISSION_DENIED (API disabled, Viewer role) a 403 with Google's reason; only
+``invalid_grant`` from the token endpoint asks to reconnect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from flask import Flask
+from google.auth.credentials import AnonymousCredentials
+from google.oauth2.credentials import Credentials as OAuthCredentials
+
+from flask_umetrics.errors import APIError
+from flask_umetrics.ga4 import admin, reports
+from flask_umetrics.state import current_state
+
+from .conftest import AppFactory
+from .ga4_fake_server import FakeGA4, running_fake
+
+T0 = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+MARCH = {"date_from": "2024-03-01", "date_to": "2024-03-03"}
+SERVICE_DISABLED = (
+    "Google Analytics Data API has not been used in project 123 before or it is disabled. "
+    "Enable it by visiting https://console.developers.google.com/apis/api/"
+    "analyticsdata.googleapis.com/overview?project=123 then retry."
+)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGA4]:
+    with running_fake() as server:
+        server.add_account("100", "Acme")
+        server.add_property("100", "Acme web")
+        yield server
+
+
+@pytest.fixture
+def app(make_app: AppFactory, fake: FakeGA4) -> Flask:
+    return make_app(
+        UMETRICS_GA4_DATA_ENDPOINT=fake.grpc_endpoint,
+        UMETRICS_GA4_ADMIN_ENDPOINT=fake.grpc_endpoint,
+        UMETRICS_GA4_GRPC_INSECURE=True,
+        UMETRICS_GA4_RETRY_SECONDS=1.0,
+        UMETRICS_GA4_TIMEOUT=5.0,
+    )
+
+
+def property_id(fake: FakeGA4) -> str:
+    return next(iter(fake.properties)).split("/")[1]
+
+
+def run(app: Flask, fake: FakeGA4, params: dict[str, Any], now: dt.datetime = T0) -> Any:
+    with app.app_context():
+        state = current_state()
+        return reports.run_report(
+            "traffic",
+            "default",
+            params,
+            credentials=AnonymousCredentials(),
+            property_id=property_id(fake),
+            settings=state.settings,
+            engine=state.engine,
+            now=now,
+        )
+
+
+def refused(app: Flask, fake: FakeGA4, params: dict[str, Any] = MARCH) -> APIError:
+    with pytest.raises(APIError) as caught:
+        run(app, fake, params)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+    ],
+)
+def test_a_transient_error_is_retried_and_answered(
+    app: Flask, fake: FakeGA4, code: grpc.StatusCode
+) -> None:
+    fake.fail_next_data_calls(2, code, retry_seconds=None, message="Backend hiccup")
+    answer = run(app, fake, MARCH)
+    assert (answer["stale"], answer["cached"]) == (False, False)
+    assert [r["sessions"] for r in answer["rows"]] == [10, 20, 30]
+    assert fake.methods() == ["RunReport"] * 3
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 504, "ga4_timeout"),
+        (grpc.StatusCode.UNAVAILABLE, 503, "ga4_unavailable"),
+    ],
+)
+def test_when_retries_run_out_the_cached_answer_is_served_stale(
+    app: Flask, fake: FakeGA4, code: grpc.StatusCode, status: int, error: str
+) -> None:
+    first = run(app, fake, MARCH)
+    later = T0 + dt.timedelta(hours=2)  # past the cache TTL: Google is asked again
+    fake.fail_next_data_calls(200, code, retry_seconds=None, message="Deadline exceeded")
+    stale = run(app, fake, MARCH, now=later)
+    calls = len(fake.methods())
+    assert calls >= 3  # retried with backoff before giving up
+    assert (stale["stale"], stale["cached"], stale["rows"]) == (True, True, first["rows"])
+    assert stale["error"]["code"] == error
+    # Nothing cached for another range: the error itself, with its HTTP status.
+    fake.failures.clear()
+    fake.fail_next_data_calls(200, code, retry_seconds=None, message="Deadline exceeded")
+    other = refused(app, fake, {"date_from": "2024-02-01", "date_to": "2024-02-02"})
+    assert (other.status, other.code) == (status, error)
+    fake.failures.clear()
+
+
+def test_internal_errors_without_a_cache_are_a_502(app: Flask, fake: FakeGA4) -> None:
+    fake.fail_next_data_calls(200, grpc.StatusCode.INTERNAL, retry_seconds=None, message="oops")
+    error = refused(app, fake)
+    assert (error.status, error.code) == (502, "ga4_error")
+    fake.failures.clear()
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "status", "error"),
+    [
+        (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Field sessionz is not a valid metric.",
+            400,
+            "ga4_invalid_request",
+        ),
+        (grpc.StatusCode.NOT_FOUND, "Property properties/1 not found.", 404, "ga4_not_found"),
+        (grpc.StatusCode.PERMISSION_DENIED, SERVICE_DISABLED, 403, "ga4_forbidden"),
+    ],
+)
+def test_a_bad_request_a_missing_property_or_a_disabled_api_is_named_and_not_retried(
+    app: Flask, fake: FakeGA4, code: grpc.StatusCode, message: str, status: int, error: str
+) -> None:
+    fake.fail_next_data_calls(1, code, retry_seconds=None, message=message)
+    caught = refused(app, fake)
+    assert (caught.status, caught.code, caught.message) == (status, error, message)
+    assert fake.methods() == ["RunReport"]
+
+
+def test_a_viewer_trying_to_provision_gets_googles_reason(app: Flask, fake: FakeGA4) -> None:
+    fake.fail_next_admin_calls(
+        1,
+        grpc.StatusCode.PERMISSION_DENIED,
+        "The caller does not have permission",
+    )
+    with app.app_context(), pytest.raises(APIError) as caught:
+        admin.provision(
+            AnonymousCredentials(),
+            current_state().settings,
+            account_id="100",
+            display_name="New web",
+            site_url="https://new.example",
+            time_zone="UTC",
+            currency="EUR",
+        )
+    assert (caught.value.status, caught.value.code) == (403, "ga4_forbidden")
+    assert caught.value.message == "The caller does not have permission"
+    assert fake.methods() == ["ListProperties"]
+
+
+def oauth_credentials(fake: FakeGA4) -> OAuthCredentials:
+    return OAuthCredentials(
+        token=None,
+        refresh_token="1//refresh-secret",
+        token_uri=f"{fake.rest_url}/token",
+        client_id="client-id",
+        client_secret="client-secret",
+    )
+
+
+def test_only_invalid_grant_asks_to_reconnect(app: Flask, fake: FakeGA4) -> None:
+    with app.app_context():
+        settings = current_state().settings
+        # Google's token endpoint fails three times in a row (google-auth retries twice).
+        fake.token_answers = [(503, {"error": "backend_error"})] * 3
+        with pytest.raises(APIError) as transient:
+            admin.list_account_summaries(oauth_credentials(fake), settings)
+        assert (transient.value.status, transient.value.code) == (503, "ga4_token_unavailable")
+        assert fake.token_requests == 3 and fake.calls == []
+
+        # One 503, then a token: google-auth's retry gets through.
+        fake.token_answers = [
+            (503, {"error": "backend_error"}),
+            (200, {"access_token": "fake-access-token", "expires_in": 3600}),
+        ]
+        assert [
+            a.account_id for a in admin.list_account_summaries(oauth_credentials(fake), settings)
+        ] == ["100"]
+
+        fake.token_answers = [(400, {"error": "invalid_client", "error_description": "x"})]
+        with pytest.raises(APIError) as misconfigured:
+            admin.list_account_summaries(oauth_credentials(fake), settings)
+        assert (misconfigured.value.status, misconfigured.value.code) == (403, "ga4_forbidden")
+        assert "invalid_client" in misconfigured.value.message
+        assert "reconnect" not in misconfigured.value.message
+
+        with pytest.raises(APIError) as revoked:  # the fake's default: invalid_grant
+            admin.list_account_summaries(oauth_credentials(fake), settings)
+        assert (revoked.value.status, revoked.value.code) == (403, "ga4_reconnect")
+        assert "reconnect GA4" in revoked.value.message
+        for error in (transient.value, misconfigured.value, revoked.value):
+            assert "1//refresh-secret" not in error.message and "client-secret" not in error.message
