@@ -153,9 +153,7 @@ def test_service_account_provision_reports_and_disconnect(
 
     page = client.get(ADMIN + "/ga4", query_string=RANGE).get_data(as_text=True)
     assert status["property_id"] in page
-    assert (
-        'data-testid="ga4-calendar">days in America/Los_Angeles · money in EUR</dd>' in page
-    )
+    assert 'data-testid="ga4-calendar">days in America/Los_Angeles · money in EUR</dd>' in page
     traffic = api(client, "/reports/traffic", **RANGE)
     rows = table_cells(page, "ga4-traffic")
     columns = ["date", *traffic["metrics"]]

@@ -16,7 +16,7 @@ from .routes import router
 TAG = "ga4"
 #: What a GA4 route may answer besides bad input: not connected or linked (409), Google's quota
 #: (429), the optional libraries missing (501), Google failing or unreachable (502, 503).
-GOOGLE_ERRORS = (403, 404, 409, 429, 501, 502, 503, 504)
+GOOGLE_ERRORS = (409, 429, 501, 502, 503)
 
 
 def _actor(call: APICall) -> str | None:
