@@ -122,6 +122,10 @@ class FakeGA4:
     #: with ``invalid_grant``; a scripted 200 issues ``access_token`` "fake-access-token"
     token_answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     token_requests: int = 0
+    #: the property's hourly token budget left before the first call (Google: 40,000 standard)
+    hourly_tokens: int = 40000
+    #: ``metadata`` of RunReport answers (sampling, thresholding, "(other)" row, currency...)
+    report_metadata: data.ResponseMetaData | None = None
     grpc_endpoint: str = ""
     rest_url: str = ""
 
@@ -467,7 +471,7 @@ class FakeGA4:
 
         return module.PropertyQuota(
             tokens_per_day=status(TOKENS_PER_CALL, 200000 - tokens),
-            tokens_per_hour=status(TOKENS_PER_CALL, 40000 - tokens),
+            tokens_per_hour=status(TOKENS_PER_CALL, self.hourly_tokens - tokens),
             concurrent_requests=status(0, 10),
             server_errors_per_project_per_hour=status(0, 10),
             potentially_thresholded_requests_per_hour=status(0, 120),
@@ -478,7 +482,10 @@ class FakeGA4:
         if len(request.date_ranges) != 1:
             raise FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "the fake needs one date range")
         days = _days(request.date_ranges[0])
-        return self._report(request, data.RunReportResponse, days, "analyticsData#runReport")
+        answer = self._report(request, data.RunReportResponse, days, "analyticsData#runReport")
+        if self.report_metadata is not None:
+            answer.metadata = self.report_metadata
+        return answer
 
     def run_realtime_report(
         self, request: data.RunRealtimeReportRequest

@@ -53,6 +53,7 @@ def app(make_app: AppFactory, fake: FakeGA4) -> Flask:
         UMETRICS_GA4_GRPC_INSECURE=True,
         UMETRICS_GA4_RETRY_SECONDS=1.0,
         UMETRICS_GA4_TIMEOUT=5.0,
+        UMETRICS_GA4_CACHE_TTL=60,
     )
 
 
@@ -217,3 +218,51 @@ def test_only_invalid_grant_asks_to_reconnect(app: Flask, fake: FakeGA4) -> None
         assert "reconnect GA4" in revoked.value.message
         for error in (transient.value, misconfigured.value, revoked.value):
             assert "1//refresh-secret" not in error.message and "client-secret" not in error.message
+
+
+def test_response_metadata_and_a_low_quota_are_in_the_answer(app: Flask, fake: FakeGA4) -> None:
+    from google.analytics.data_v1beta import types as data
+
+    from flask_umetrics.admin.pages.ga4 import quality_notes
+
+    fake.report_metadata = data.ResponseMetaData(
+        currency_code="USD",
+        time_zone="America/Los_Angeles",
+        subject_to_thresholding=True,
+        data_loss_from_other_row=True,
+        sampling_metadatas=[
+            data.SamplingMetadata(samples_read_count=5000, sampling_space_size=100000)
+        ],
+    )
+    fake.hourly_tokens = 8000  # 20 % of a standard property's 40,000
+    answer = run(app, fake, MARCH)
+    assert answer["metadata"] == {
+        "currency_code": "USD",
+        "time_zone": "America/Los_Angeles",
+        "subject_to_thresholding": True,
+        "data_loss_from_other_row": True,
+        "sampling": [{"samples_read_count": 5000, "sampling_space_size": 100000}],
+        "empty_reason": None,
+    }
+    assert answer["quota"]["tokens_per_hour"]["remaining"] == 7990
+    assert answer["quota_warning"] == (
+        "GA4 quota low: 7990 of the property's 40000 hourly tokens left; cached answers are "
+        "served until the hour resets"
+    )
+    assert quality_notes(answer) == [
+        "Sampled: based on 5.0 % of the data (5000 of 100000 events).",
+        "Thresholded: GA4 withheld rows with few users to protect privacy.",
+        'Some rows were folded into "(other)" by GA4 (high cardinality).',
+        answer["quota_warning"] + ".",
+    ]
+    # A low quota keeps the answer for the hour (the TTL here is 60 s): 59 minutes later Google
+    # is not asked again.
+    again = run(app, fake, MARCH, now=T0 + dt.timedelta(minutes=59))
+    assert again["cached"] is True and fake.methods() == ["RunReport"]
+
+
+def test_rows_past_the_limit_are_counted(app: Flask, fake: FakeGA4) -> None:
+    answer = run(app, fake, {**MARCH, "limit": 2})
+    assert [r["date"] for r in answer["rows"]] == ["2024-03-01", "2024-03-02"]
+    assert answer["row_count"] == 3  # GA4 had more rows than the limit returned
+    assert fake.requests("RunReport")[0].limit == 2

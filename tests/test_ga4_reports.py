@@ -91,6 +91,8 @@ def test_traffic_report(app: Flask, fake: FakeGA4) -> None:
         # No property zone given: the app's UMETRICS_TIMEZONE (UTC in tests); no currency known.
         "time_zone": "UTC",
         "currency": None,
+        "quota_warning": None,
+        "metadata": None,
         "dimensions": ["date"],
         "metrics": list(reports.TRAFFIC_METRICS),
         "rows": [

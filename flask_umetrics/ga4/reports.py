@@ -336,6 +336,48 @@ def quota_dict(response: Any) -> dict[str, dict[str, int]] | None:
     }
 
 
+def metadata_dict(response: Any) -> dict[str, Any] | None:
+    """What GA4 says about an answer's quality (``ResponseMetaData``), if sent: sampling, data
+    withheld for thresholds, rows folded into "(other)", the property's currency and zone."""
+    if "metadata" not in response:
+        return None
+    meta = response.metadata
+    return {
+        "currency_code": meta.currency_code or None,
+        "time_zone": meta.time_zone or None,
+        "subject_to_thresholding": bool(meta.subject_to_thresholding),
+        "data_loss_from_other_row": bool(meta.data_loss_from_other_row),
+        "sampling": [
+            {
+                "samples_read_count": int(sample.samples_read_count),
+                "sampling_space_size": int(sample.sampling_space_size),
+            }
+            for sample in meta.sampling_metadatas
+        ],
+        "empty_reason": meta.empty_reason or None,
+    }
+
+
+#: Tokens per hour a standard property has (Google's Data API quotas; 360: ten times more).
+HOURLY_TOKENS = 40_000
+#: Below this share of :data:`HOURLY_TOKENS` left, answers carry a ``quota_warning``.
+QUOTA_WARNING_SHARE = 0.2
+
+
+def quota_warning(quota: Mapping[str, Any] | None) -> str | None:
+    """A warning when the property's hourly tokens run under 20 % (so callers slow down)."""
+    hourly = (quota or {}).get("tokens_per_hour")
+    if not hourly:
+        return None
+    remaining = int(hourly["remaining"])
+    if remaining >= QUOTA_WARNING_SHARE * HOURLY_TOKENS:
+        return None
+    return (
+        f"GA4 quota low: {remaining} of the property's {HOURLY_TOKENS} hourly tokens left; "
+        "cached answers are served until the hour resets"
+    )
+
+
 # -- running -------------------------------------------------------------------------------
 
 
@@ -349,7 +391,12 @@ class ReportSpec:
 def _run_report_call(credentials: Credentials, settings: SettingsLike, request: Any) -> Any:
     with data_client(credentials, settings) as client:
         answer = client.run_report(request=request, **call_options(settings))
-    return {**_table(answer), "row_count": answer.row_count, "quota": quota_dict(answer)}
+    return {
+        **_table(answer),
+        "row_count": answer.row_count,
+        "quota": quota_dict(answer),
+        "metadata": metadata_dict(answer),
+    }
 
 
 def _run_realtime_call(credentials: Credentials, settings: SettingsLike, request: Any) -> Any:
@@ -429,6 +476,10 @@ def run_report(
             assert isinstance(cause, gexc.GoogleAPICallError)
             return _stale(name, scope_id, cached, cause)
     ttl = int(settings["UMETRICS_GA4_CACHE_TTL"])
+    warning = quota_warning(answer["quota"])
+    if warning is not None:
+        logger.warning("GA4 scope %s property %s: %s", scope_id, property_id, warning)
+        ttl = max(ttl, 3600)  # keep answers until the hour's tokens are back
     if name == "realtime":
         ttl = min(ttl, REALTIME_TTL)
     result = {
@@ -438,6 +489,7 @@ def run_report(
         **answer,
         "time_zone": report_zone(settings, time_zone).key,
         "currency": currency,
+        "quota_warning": quota_warning(answer["quota"]),
         "fetched_at": now.isoformat(),
         "stale": False,
         "cached": False,

@@ -82,8 +82,33 @@ def _reports() -> tuple[list[dict[str, Any]], list[Chart]]:
             continue
         chart = _report_chart(name, answer)
         charts.append(chart)
-        sections.append({"name": name, "title": title, "chart": chart, "answer": answer})
+        sections.append(
+            {
+                "name": name,
+                "title": title,
+                "chart": chart,
+                "answer": answer,
+                "notes": quality_notes(answer),
+            }
+        )
     return sections, charts
+
+
+def quality_notes(answer: dict[str, Any]) -> list[str]:
+    """What GA4 said about the answer (sampling, thresholds, "(other)", low quota), in words."""
+    notes: list[str] = []
+    meta = answer.get("metadata") or {}
+    for sample in meta.get("sampling") or []:
+        read, space = sample["samples_read_count"], sample["sampling_space_size"]
+        share = f"{100 * read / space:.1f} %" if space else "part"
+        notes.append(f"Sampled: based on {share} of the data ({read} of {space} events).")
+    if meta.get("subject_to_thresholding"):
+        notes.append("Thresholded: GA4 withheld rows with few users to protect privacy.")
+    if meta.get("data_loss_from_other_row"):
+        notes.append('Some rows were folded into "(other)" by GA4 (high cardinality).')
+    if answer.get("quota_warning"):
+        notes.append(str(answer["quota_warning"]) + ".")
+    return notes
 
 
 def _render(status: int = 200, error: str | None = None) -> Response:
