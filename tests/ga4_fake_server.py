@@ -260,6 +260,11 @@ class FakeGA4:
         }
         data_methods: dict[str, tuple[Any, Any, Callable[[Any], Any]]] = {
             "RunReport": (data.RunReportRequest, data.RunReportResponse, self.run_report),
+            "BatchRunReports": (
+                data.BatchRunReportsRequest,
+                data.BatchRunReportsResponse,
+                self.batch_run_reports,
+            ),
             "RunRealtimeReport": (
                 data.RunRealtimeReportRequest,
                 data.RunRealtimeReportResponse,
@@ -486,6 +491,20 @@ class FakeGA4:
         if self.report_metadata is not None:
             answer.metadata = self.report_metadata
         return answer
+
+    def batch_run_reports(
+        self, request: data.BatchRunReportsRequest
+    ) -> data.BatchRunReportsResponse:
+        """Google's rules: 1 to 5 requests, each for the batch's property (or none)."""
+        if not 1 <= len(request.requests) <= 5:
+            raise FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "requests: 1 to 5 allowed")
+        reports = []
+        for sub in request.requests:
+            if sub.property and sub.property != request.property:
+                raise FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "requests[].property")
+            sub.property = request.property
+            reports.append(self.run_report(sub))
+        return data.BatchRunReportsResponse(reports=reports, kind="analyticsData#batchRunReports")
 
     def run_realtime_report(
         self, request: data.RunRealtimeReportRequest

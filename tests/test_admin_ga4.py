@@ -20,7 +20,7 @@ from .admin_html import as_number, csrf_token, table_cells
 from .conftest import AppFactory
 from .ga4_env import fake_google_config, use_keys, use_oauth_client
 from .ga4_fake_oauth import FakeGoogleOAuth, FakeServiceAccount, make_service_account
-from .ga4_fake_server import FakeGA4, running_fake
+from .ga4_fake_server import DATA_SERVICE, FakeGA4, running_fake
 
 CLIENT_ID = "dash-client.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-dashboard-test-secret"
@@ -151,8 +151,15 @@ def test_service_account_provision_reports_and_disconnect(
         ["Acme (100)", "Acme web", status["property_id"], "linked"]
     ]
 
+    _, ga4 = google
+    data_before = len(ga4.methods(DATA_SERVICE))
     page = client.get(ADMIN + "/ga4", query_string=RANGE).get_data(as_text=True)
     assert status["property_id"] in page
+    # The three reports come from one batchRunReports call, with its three sub-reports.
+    assert ga4.methods(DATA_SERVICE)[data_before:] == ["BatchRunReports"]
+    (batch,) = ga4.requests("BatchRunReports")
+    assert [len(r.dimensions) for r in batch.requests] == [1, 2, 1]  # traffic, seo, key events
+    assert all(r.date_ranges[0].start_date == "2024-03-01" for r in batch.requests)
     assert 'data-testid="ga4-calendar">days in America/Los_Angeles · money in EUR</dd>' in page
     traffic = api(client, "/reports/traffic", **RANGE)
     rows = table_cells(page, "ga4-traffic")

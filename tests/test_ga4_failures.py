@@ -266,3 +266,35 @@ def test_rows_past_the_limit_are_counted(app: Flask, fake: FakeGA4) -> None:
     assert [r["date"] for r in answer["rows"]] == ["2024-03-01", "2024-03-02"]
     assert answer["row_count"] == 3  # GA4 had more rows than the limit returned
     assert fake.requests("RunReport")[0].limit == 2
+
+
+def test_batched_reports_use_the_cache_and_one_call_for_the_rest(app: Flask, fake: FakeGA4) -> None:
+    with app.app_context():
+        state = current_state()
+        options: dict[str, Any] = {
+            "credentials": AnonymousCredentials(),
+            "property_id": property_id(fake),
+            "settings": state.settings,
+            "engine": state.engine,
+            "now": T0,
+        }
+        single = reports.run_report("traffic", "default", MARCH, **options)
+        both = reports.run_reports(["traffic", "seo", "conversions"], "default", MARCH, **options)
+        assert fake.methods() == ["RunReport", "BatchRunReports"]
+        (batch,) = fake.requests("BatchRunReports")
+        assert len(batch.requests) == 2  # traffic came from the cache
+        traffic, seo = both["traffic"], both["seo"]
+        assert isinstance(traffic, dict) and isinstance(seo, dict)
+        assert traffic["cached"] is True and traffic["rows"] == single["rows"]
+        assert seo["cached"] is False and seo == reports.run_report(
+            "seo", "default", MARCH, **options
+        ) | {"cached": False}
+        # Google down for the batch: cached reports stale, the never-fetched one its error.
+        later = {**options, "now": T0 + dt.timedelta(hours=2)}
+        fake.fail_next_data_calls(200, grpc.StatusCode.UNAVAILABLE, retry_seconds=None)
+        down = reports.run_reports(["traffic", "seo"], "default", MARCH, **later)
+        assert all(isinstance(a, dict) and a["stale"] for a in down.values())
+        other = {"date_from": "2024-02-01", "date_to": "2024-02-02"}
+        failed = reports.run_reports(["traffic"], "default", other, **later)["traffic"]
+        assert isinstance(failed, APIError) and failed.code == "ga4_unavailable"
+        fake.failures.clear()

@@ -25,7 +25,7 @@ from google.auth.credentials import Credentials
 from sqlalchemy import Engine
 
 from ..db.types import utcnow
-from ..errors import ValidationError
+from ..errors import APIError, ValidationError
 from . import cache
 from .clients import (
     SettingsLike,
@@ -476,6 +476,125 @@ def run_report(
             assert isinstance(cause, gexc.GoogleAPICallError)
             return _stale(name, scope_id, cached, cause)
     ttl = int(settings["UMETRICS_GA4_CACHE_TTL"])
+    return _store(
+        name,
+        scope_id,
+        str(property_id),
+        normalized,
+        answer,
+        settings,
+        engine,
+        now,
+        ttl,
+        time_zone=time_zone,
+        currency=currency,
+    )
+
+
+#: Reports one ``batchRunReports`` call can answer together (plain ``runReport`` requests).
+BATCHABLE = ("traffic", "seo", "conversions")
+#: Google takes at most 5 requests per batch.
+MAX_BATCH = 5
+
+
+def run_reports(
+    names: list[str],
+    scope_id: str,
+    params: Mapping[str, Any],
+    *,
+    credentials: Credentials,
+    property_id: str,
+    settings: SettingsLike,
+    engine: Engine,
+    now: dt.datetime | None = None,
+    time_zone: str | None = None,
+    currency: str | None = None,
+) -> dict[str, dict[str, Any] | APIError]:
+    """Several dated reports with one ``batchRunReports`` call for those not fresh in the cache.
+
+    Each answer is exactly what :func:`run_report` would give (cached, stale on quota-type
+    errors); a report that failed maps to its :class:`APIError` so one bad report never hides
+    the others. Up to five reports, all of :data:`BATCHABLE`.
+    """
+    if not names or len(names) > MAX_BATCH or any(n not in BATCHABLE for n in names):
+        raise ValidationError("reports", f"1 to {MAX_BATCH} of {', '.join(BATCHABLE)}")
+    now = now or utcnow()
+    results: dict[str, dict[str, Any] | APIError] = {}
+    pending: list[tuple[str, dict[str, Any], str, cache.CachedReport | None]] = []
+    for name in names:
+        normalized = validate_params(name, params, settings, now, time_zone=time_zone)
+        key = {"property_id": str(property_id), **normalized}
+        digest = cache.params_hash(key)
+        cached = cache.load(engine, scope_id, name, digest)
+        if cached is not None and cached.is_fresh(now):
+            results[name] = {**cached.result, "cached": True, "stale": False}
+        else:
+            pending.append((name, normalized, digest, cached))
+    if not pending:
+        return results
+    batch = data.BatchRunReportsRequest(
+        property=f"properties/{property_id}",
+        requests=[
+            REPORTS[name].build(str(property_id), normalized) for name, normalized, _, _ in pending
+        ],
+    )
+    try:
+        with google_errors():
+            try:
+                with data_client(credentials, settings) as client:
+                    answer = client.batch_run_reports(request=batch, **call_options(settings))
+            except (gexc.GoogleAPICallError, gexc.RetryError) as exc:
+                cause = last_error(exc)
+                if not is_quota_error(cause) or not all(c is not None for *_, c in pending):
+                    raise
+                assert isinstance(cause, gexc.GoogleAPICallError)
+                for name, _, _, cached in pending:
+                    assert cached is not None
+                    results[name] = _stale(name, scope_id, cached, cause)
+                return results
+    except APIError as error:
+        for name, *_ in pending:
+            results[name] = error
+        return results
+    ttl = int(settings["UMETRICS_GA4_CACHE_TTL"])
+    for (name, normalized, _, _), report in zip(pending, answer.reports, strict=True):
+        table = {
+            **_table(report),
+            "row_count": report.row_count,
+            "quota": quota_dict(report),
+            "metadata": metadata_dict(report),
+        }
+        results[name] = _store(
+            name,
+            scope_id,
+            str(property_id),
+            normalized,
+            table,
+            settings,
+            engine,
+            now,
+            ttl,
+            time_zone=time_zone,
+            currency=currency,
+        )
+    return results
+
+
+def _store(
+    name: str,
+    scope_id: str,
+    property_id: str,
+    normalized: dict[str, Any],
+    answer: dict[str, Any],
+    settings: SettingsLike,
+    engine: Engine,
+    now: dt.datetime,
+    ttl: int,
+    *,
+    time_zone: str | None,
+    currency: str | None,
+) -> dict[str, Any]:
+    """The JSON answer of one fetched report, cached for ``ttl`` (an hour on a low quota)."""
     warning = quota_warning(answer["quota"])
     if warning is not None:
         logger.warning("GA4 scope %s property %s: %s", scope_id, property_id, warning)
@@ -484,12 +603,12 @@ def run_report(
         ttl = min(ttl, REALTIME_TTL)
     result = {
         "report": name,
-        "property_id": str(property_id),
+        "property_id": property_id,
         "params": normalized,
-        **answer,
         "time_zone": report_zone(settings, time_zone).key,
         "currency": currency,
-        "quota_warning": quota_warning(answer["quota"]),
+        "quota_warning": warning,
+        **answer,
         "fetched_at": now.isoformat(),
         "stale": False,
         "cached": False,
@@ -498,7 +617,7 @@ def run_report(
         engine,
         scope_id,
         name,
-        key,
+        {"property_id": property_id, **normalized},
         result=result,
         quota=answer["quota"],
         fetched_at=now,

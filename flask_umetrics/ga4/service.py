@@ -252,6 +252,31 @@ def report(name: str, scope_id: str | None, params: dict[str, Any]) -> dict[str,
     )
 
 
+def reports(names: list[str], scope_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    """Several dated reports in one ``batchRunReports`` call (the dashboard's three); each
+    value is the report's answer or the :class:`APIError` it failed with."""
+    require_libraries()
+    from .connections import load_credentials, require_connection
+    from .reports import run_reports
+
+    state = current_state()
+    scope = resolve_scope(scope_id)
+    connection = require_connection(scope)
+    if connection.property_id is None:
+        raise APIError(409, "ga4_not_linked", "Link or provision a GA4 property first.")
+    return run_reports(
+        names,
+        scope,
+        params,
+        credentials=load_credentials(scope),
+        property_id=connection.property_id,
+        settings=state.settings,
+        engine=state.engine,
+        time_zone=connection.time_zone,
+        currency=connection.currency,
+    )
+
+
 def measurement_id_for(scope_id: str) -> str | None:
     """The linked web stream's measurement id (for the gtag snippet), or None."""
     if not ga4_available():
