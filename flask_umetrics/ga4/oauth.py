@@ -212,7 +212,8 @@ def _exchange(
     flow = _flow(client_id, client_secret, scopes, redirect_uri, verifier)
     try:
         with _muted():
-            token = flow.fetch_token(code=code, code_verifier=verifier)
+            timeout = float(current_state().settings["UMETRICS_GA4_TIMEOUT"])
+            token = flow.fetch_token(code=code, code_verifier=verifier, timeout=timeout)
     except Warning as changed:
         # oauthlib raises (not warns) when Google grants other scopes than asked for, e.g. the
         # user unticked "edit"; the token is attached and the grant is still usable.
