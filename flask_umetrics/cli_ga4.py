@@ -95,6 +95,8 @@ def ga4_forward(scope: str | None, dry_run: bool, limit: int | None) -> None:
             )
             for reason, count in sorted(result.skipped.items()):
                 click.echo(f"  skipped {count}: {reason}")
+            for parameter, count in sorted(result.dropped.items()):
+                click.echo(f"  parameter left out {count}x: {parameter}")
             for error in result.errors:
                 click.echo(f"  error: {error}")
     except UMetricsError as exc:

@@ -9,6 +9,7 @@ read from the environment by the feature that needs them.
 from __future__ import annotations
 
 import configparser
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -63,6 +64,18 @@ def _rate_limits(value: Any) -> str:
     except ValueError as exc:
         raise ValueError(f"is not a rate limit like '100 per minute': {exc}") from None
     return text
+
+
+def _float_at_least(minimum: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        number = float(str(value).strip()) if not isinstance(value, (int, float)) else value
+        if not math.isfinite(number) or number < minimum:
+            raise ValueError(f"must be a number of at least {minimum}")
+        return float(number)
+
+    return parse
 
 
 def _optional_str(value: Any) -> str | None:
@@ -689,6 +702,23 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Use a plaintext gRPC channel to the endpoint overrides (local test servers only).",
     ),
     ConfigKey(
+        "UMETRICS_GA4_TIMEOUT",
+        "ga4",
+        "timeout",
+        20.0,
+        _float_at_least(0.1),
+        "Seconds one Google API call may take (a stalled call never holds a web worker).",
+    ),
+    ConfigKey(
+        "UMETRICS_GA4_RETRY_SECONDS",
+        "ga4",
+        "retry_seconds",
+        30.0,
+        _float_at_least(0.0),
+        "Seconds Google reads are retried with backoff on UNAVAILABLE, DEADLINE_EXCEEDED and "
+        "INTERNAL (creating things is never retried).",
+    ),
+    ConfigKey(
         "UMETRICS_GA4_OAUTH_CLIENT_ID",
         "ga4",
         "oauth_client_id",
@@ -720,6 +750,16 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "https://oauth2.googleapis.com/revoke",
         _str,
         "Google's OAuth token revocation endpoint, called on disconnect.",
+    ),
+    ConfigKey(
+        "UMETRICS_GA4_OAUTH_REDIRECT_URI",
+        "ga4",
+        "oauth_redirect_uri",
+        None,
+        _optional_str,
+        "The one OAuth redirect URI registered at Google for the dashboard and REST flows "
+        "(default: the dashboard's ``…/admin/ga4/oauth/callback`` built from the request; "
+        "behind a TLS proxy use ProxyFix or set this to the exact https URL).",
     ),
     ConfigKey(
         "UMETRICS_GA4_MP_ENDPOINT",

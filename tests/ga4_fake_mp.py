@@ -21,6 +21,15 @@ from typing import Any
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 _RESERVED_PREFIXES = ("google_", "ga_", "firebase_")
 _RESERVED_EVENTS = {"session_start", "first_visit", "user_engagement", "first_open", "error"}
+_RESERVED_PARAMS = {"firebase_conversion"}
+#: The item fields Google documents for ecommerce events.
+_ITEM_FIELDS = {
+    "item_id", "item_name", "affiliation", "coupon", "creative_name", "creative_slot",
+    "discount", "index", "item_brand", "item_category", "item_category2", "item_category3",
+    "item_category4", "item_category5", "item_list_id", "item_list_name", "item_variant",
+    "location_id", "price", "quantity", "promotion_id", "promotion_name",
+}  # fmt: skip
+_CONSENT_FIELDS = {"ad_user_data", "ad_personalization"}
 
 
 @dataclass(frozen=True)
@@ -88,15 +97,105 @@ def validate(body: Any) -> list[dict[str, str]]:
                 )
             )
         for key, value in params.items():
-            if isinstance(value, str) and len(value) > 100:
-                messages.append(
-                    message(
-                        f"events.params.{key}",
-                        f"Event at index: [{index}] has param [{key}] with a value longer "
-                        "than [100] characters.",
-                        "VALUE_OUT_OF_BOUNDS",
+            messages.extend(_param_messages(index, key, value))
+    consent = body.get("consent")
+    if consent is not None:
+        if not isinstance(consent, dict):
+            messages.append(message("consent", "Consent must be an object.", "VALUE_INVALID"))
+        else:
+            for key, value in consent.items():
+                if key not in _CONSENT_FIELDS or value not in ("GRANTED", "DENIED"):
+                    messages.append(
+                        message(
+                            f"consent.{key}",
+                            f"Consent [{key}] must be one of [GRANTED, DENIED].",
+                            "VALUE_INVALID",
+                        )
                     )
+    return messages
+
+
+def _name_messages(path: str, kind: str, name: str) -> list[dict[str, str]]:
+    if _NAME.fullmatch(name) is None:
+        return [
+            message(
+                path,
+                f"{kind} [{name}] has an invalid name. Names must be at most 40 characters, "
+                "start with an alphabetic character and contain only alphanumeric characters "
+                "and underscores.",
+                "NAME_INVALID",
+            )
+        ]
+    if name.startswith(_RESERVED_PREFIXES) or name in _RESERVED_PARAMS:
+        return [message(path, f"{kind} [{name}] has a reserved name.", "NAME_RESERVED")]
+    return []
+
+
+def _value_messages(path: str, index: int, key: str, value: Any) -> list[dict[str, str]]:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return [
+            message(
+                path,
+                f"Event at index: [{index}] has param [{key}] which is not a string or a number.",
+                "VALUE_INVALID",
+            )
+        ]
+    if isinstance(value, str) and len(value) > 100:
+        return [
+            message(
+                path,
+                f"Event at index: [{index}] has param [{key}] with a value longer than [100] "
+                "characters.",
+                "VALUE_OUT_OF_BOUNDS",
+            )
+        ]
+    return []
+
+
+def _param_messages(index: int, key: str, value: Any) -> list[dict[str, str]]:
+    path = f"events.params.{key}"
+    found = _name_messages(path, "Param", key)
+    if found:
+        return found
+    if key != "items":
+        return _value_messages(path, index, key, value)
+    if not isinstance(value, list):
+        return [message(path, "Items must be an array of objects.", "VALUE_INVALID")]
+    if len(value) > 200:
+        return [
+            message(
+                path,
+                f"Event at index: [{index}] has [{len(value)}] items which exceeds the maximum "
+                "of [200].",
+                "EXCEEDED_MAX_ENTITIES",
+            )
+        ]
+    messages: list[dict[str, str]] = []
+    for position, item in enumerate(value):
+        item_path = f"{path}[{position}]"
+        if not isinstance(item, dict):
+            messages.append(message(item_path, "Item must be an object.", "VALUE_INVALID"))
+            continue
+        if not item.get("item_id") and not item.get("item_name"):
+            messages.append(
+                message(item_path, "Item requires an item_id or an item_name.", "VALUE_REQUIRED")
+            )
+        custom = [name for name in item if name not in _ITEM_FIELDS]
+        if len(custom) > 27:
+            messages.append(
+                message(
+                    item_path,
+                    f"Item has [{len(custom)}] custom parameters which exceeds the maximum of "
+                    "[27].",
+                    "EXCEEDED_MAX_ENTITIES",
                 )
+            )
+        for name, item_value in item.items():
+            field_path = f"{item_path}.{name}"
+            messages.extend(_name_messages(field_path, "Item param", str(name)))
+            messages.extend(
+                _value_messages(field_path, index, f"items[{position}].{name}", item_value)
+            )
     return messages
 
 

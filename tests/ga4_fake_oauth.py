@@ -48,6 +48,11 @@ class FakeGoogleOAuth:
     omit_refresh_token: bool = False
     #: status the revocation endpoint answers with (200 = revoked)
     revoke_status: int = 200
+    #: the OAuth client's "Authorized redirect URIs": Google compares each request's
+    #: redirect_uri exactly (scheme, host, path and query) and answers redirect_uri_mismatch
+    registered_redirect_uris: set[str] | None = None
+    #: the scopes the user leaves ticked on Google's granular consent screen (None: all asked)
+    granted_scopes: set[str] | None = None
 
     authorizations: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
@@ -163,16 +168,21 @@ class FakeGoogleOAuth:
             if problems:
                 self._reply(handler, 400, {"error": "invalid_request", "fields": problems})
                 return
+            registered = self.registered_redirect_uris
+            if registered is not None and query["redirect_uri"] not in registered:
+                self._reply(handler, 400, {"error": "redirect_uri_mismatch"})
+                return
             code = "4/" + secrets.token_urlsafe(24)
+            scope = query["scope"]
+            if self.granted_scopes is not None:
+                scope = " ".join(s for s in scope.split() if s in self.granted_scopes)
             self.codes[code] = IssuedCode(
                 client_id=query["client_id"],
                 redirect_uri=query["redirect_uri"],
                 code_challenge=query["code_challenge"],
-                scope=query["scope"],
+                scope=scope,
             )
-        callback = urllib.parse.urlencode(
-            {"code": code, "state": query["state"], "scope": query["scope"]}
-        )
+        callback = urllib.parse.urlencode({"code": code, "state": query["state"], "scope": scope})
         handler.send_response(302)
         handler.send_header("Location", f"{query['redirect_uri']}?{callback}")
         handler.send_header("Content-Length", "0")

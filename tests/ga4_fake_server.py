@@ -116,7 +116,16 @@ class FakeGA4:
     acknowledged: dict[str, str] = field(default_factory=dict)
     data_calls: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[grpc.StatusCode, str, int | None]] = field(default_factory=list)
+    #: scripted Admin API failures (same shape), for SERVICE_DISABLED, a Viewer provisioning...
+    admin_failures: list[tuple[grpc.StatusCode, str, int | None]] = field(default_factory=list)
+    #: scripted token-endpoint answers ``(status, json)``; when empty every refresh is refused
+    #: with ``invalid_grant``; a scripted 200 issues ``access_token`` "fake-access-token"
+    token_answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     token_requests: int = 0
+    #: the property's hourly token budget left before the first call (Google: 40,000 standard)
+    hourly_tokens: int = 40000
+    #: ``metadata`` of RunReport answers (sampling, thresholding, "(other)" row, currency...)
+    report_metadata: data.ResponseMetaData | None = None
     grpc_endpoint: str = ""
     rest_url: str = ""
 
@@ -134,13 +143,18 @@ class FakeGA4:
         self.accounts[account_id] = display_name
 
     def add_property(
-        self, account_id: str, display_name: str, *, time_zone: str = "Europe/Berlin"
+        self,
+        account_id: str,
+        display_name: str,
+        *,
+        time_zone: str = "Europe/Berlin",
+        currency: str = "EUR",
     ) -> str:
         prop = admin.Property(
             parent=f"accounts/{account_id}",
             display_name=display_name,
             time_zone=time_zone,
-            currency_code="EUR",
+            currency_code=currency,
         )
         return self._create_property(prop).name.split("/")[1]
 
@@ -157,10 +171,14 @@ class FakeGA4:
         count: int,
         code: grpc.StatusCode = grpc.StatusCode.RESOURCE_EXHAUSTED,
         retry_seconds: int | None = 30,
+        message: str = "Exhausted property tokens per hour for this property.",
     ) -> None:
         """Make the next ``count`` Data API calls fail (default: quota exhausted, retry in 30 s)."""
-        message = "Exhausted property tokens per hour for this property."
         self.failures.extend([(code, message, retry_seconds)] * count)
+
+    def fail_next_admin_calls(self, count: int, code: grpc.StatusCode, message: str) -> None:
+        """Make the next ``count`` Admin API calls fail with ``code`` and Google's message."""
+        self.admin_failures.extend([(code, message, None)] * count)
 
     def methods(self, service: str | None = None) -> list[str]:
         """The methods called so far, in order."""
@@ -242,6 +260,11 @@ class FakeGA4:
         }
         data_methods: dict[str, tuple[Any, Any, Callable[[Any], Any]]] = {
             "RunReport": (data.RunReportRequest, data.RunReportResponse, self.run_report),
+            "BatchRunReports": (
+                data.BatchRunReportsRequest,
+                data.BatchRunReportsResponse,
+                self.batch_run_reports,
+            ),
             "RunRealtimeReport": (
                 data.RunRealtimeReportRequest,
                 data.RunRealtimeReportResponse,
@@ -301,6 +324,9 @@ class FakeGA4:
                 raise FakeRpcError(grpc.StatusCode.UNAUTHENTICATED, "Invalid credentials")
             if service != ADMIN_SERVICE and self.failures:
                 code, message, retry = self.failures.pop(0)
+                raise FakeRpcError(code, message, retry)
+            if service == ADMIN_SERVICE and self.admin_failures:
+                code, message, retry = self.admin_failures.pop(0)
                 raise FakeRpcError(code, message, retry)
             return handler(request)
 
@@ -450,7 +476,7 @@ class FakeGA4:
 
         return module.PropertyQuota(
             tokens_per_day=status(TOKENS_PER_CALL, 200000 - tokens),
-            tokens_per_hour=status(TOKENS_PER_CALL, 40000 - tokens),
+            tokens_per_hour=status(TOKENS_PER_CALL, self.hourly_tokens - tokens),
             concurrent_requests=status(0, 10),
             server_errors_per_project_per_hour=status(0, 10),
             potentially_thresholded_requests_per_hour=status(0, 120),
@@ -461,7 +487,24 @@ class FakeGA4:
         if len(request.date_ranges) != 1:
             raise FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "the fake needs one date range")
         days = _days(request.date_ranges[0])
-        return self._report(request, data.RunReportResponse, days, "analyticsData#runReport")
+        answer = self._report(request, data.RunReportResponse, days, "analyticsData#runReport")
+        if self.report_metadata is not None:
+            answer.metadata = self.report_metadata
+        return answer
+
+    def batch_run_reports(
+        self, request: data.BatchRunReportsRequest
+    ) -> data.BatchRunReportsResponse:
+        """Google's rules: 1 to 5 requests, each for the batch's property (or none)."""
+        if not 1 <= len(request.requests) <= 5:
+            raise FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "requests: 1 to 5 allowed")
+        reports = []
+        for sub in request.requests:
+            if sub.property and sub.property != request.property:
+                raise FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "requests[].property")
+            sub.property = request.property
+            reports.append(self.run_report(sub))
+        return data.BatchRunReportsResponse(reports=reports, kind="analyticsData#batchRunReports")
 
     def run_realtime_report(
         self, request: data.RunRealtimeReportRequest
@@ -712,8 +755,12 @@ def _rest_handler(fake: FakeGA4) -> type[BaseHTTPRequestHandler]:
             route = routes.get((match.group(1), match.group(3))) if match else None
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() or "{}"
-            if path == "/token":  # a token endpoint that refuses every refresh token
+            if path == "/token":  # refuses every refresh token unless answers are scripted
                 fake.token_requests += 1
+                if fake.token_answers:
+                    status, answer = fake.token_answers.pop(0)
+                    self._send(status, answer)
+                    return
                 self._send(400, {"error": "invalid_grant", "error_description": "Bad Request"})
                 return
             if match is None or route is None:

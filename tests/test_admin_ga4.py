@@ -20,7 +20,7 @@ from .admin_html import as_number, csrf_token, table_cells
 from .conftest import AppFactory
 from .ga4_env import fake_google_config, use_keys, use_oauth_client
 from .ga4_fake_oauth import FakeGoogleOAuth, FakeServiceAccount, make_service_account
-from .ga4_fake_server import FakeGA4, running_fake
+from .ga4_fake_server import DATA_SERVICE, FakeGA4, running_fake
 
 CLIENT_ID = "dash-client.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-dashboard-test-secret"
@@ -139,7 +139,7 @@ def test_service_account_provision_reports_and_disconnect(
             "account_id": "100",
             "display_name": "Acme web",
             "site_url": "https://acme.example/",
-            "time_zone": "UTC",
+            "time_zone": "America/Los_Angeles",
             "currency": "EUR",
         },
     )
@@ -151,8 +151,16 @@ def test_service_account_provision_reports_and_disconnect(
         ["Acme (100)", "Acme web", status["property_id"], "linked"]
     ]
 
+    _, ga4 = google
+    data_before = len(ga4.methods(DATA_SERVICE))
     page = client.get(ADMIN + "/ga4", query_string=RANGE).get_data(as_text=True)
     assert status["property_id"] in page
+    # The three reports come from one batchRunReports call, with its three sub-reports.
+    assert ga4.methods(DATA_SERVICE)[data_before:] == ["BatchRunReports"]
+    (batch,) = ga4.requests("BatchRunReports")
+    assert [len(r.dimensions) for r in batch.requests] == [1, 2, 1]  # traffic, seo, key events
+    assert all(r.date_ranges[0].start_date == "2024-03-01" for r in batch.requests)
+    assert 'data-testid="ga4-calendar">days in America/Los_Angeles · money in EUR</dd>' in page
     traffic = api(client, "/reports/traffic", **RANGE)
     rows = table_cells(page, "ga4-traffic")
     columns = ["date", *traffic["metrics"]]
@@ -240,3 +248,83 @@ def test_without_an_encryption_key_the_page_says_how_to_create_one(
     assert "ga4-no-encryption-key" not in keyed.test_client().get(ADMIN + "/ga4").get_data(
         as_text=True
     )
+
+
+CALLBACK = "http://localhost/umetrics/admin/ga4/oauth/callback"
+
+
+def test_one_callback_url_completes_the_dashboard_and_the_rest_flow_for_another_scope(
+    app: Flask, google: tuple[FakeGoogleOAuth, FakeGA4]
+) -> None:
+    """Google compares redirect URIs exactly: with only the page's URL registered, a flow for a
+    non-default scope completes whether the dashboard or the REST API started it."""
+    oauth, _ = google
+    oauth.registered_redirect_uris = {CALLBACK}
+    client = app.test_client()
+    page = client.get(ADMIN + "/ga4", query_string={"scope_id": "site-b"}).get_data(as_text=True)
+    assert f'data-testid="ga4-callback-url">{CALLBACK}<' in page
+    started = client.post(
+        ADMIN + "/ga4/oauth/start",
+        data={"csrf_token": csrf_token(page), "scope_id": "site-b"},
+    )
+    assert started.status_code == 302
+    callback = oauth.consent(started.headers["Location"])
+    assert oauth.authorizations[-1]["redirect_uri"] == CALLBACK
+    finished = client.get(ADMIN + "/ga4/oauth/callback", query_string=callback)
+    assert finished.status_code == 302
+    assert finished.headers["Location"] == "/umetrics/admin/ga4/accounts?scope_id=site-b"
+    assert api(client, "/status", scope_id="site-b")["connection"]["auth_kind"] == "oauth"
+    assert api(client, "/status")["connected"] is False  # the default scope is untouched
+
+    # REST: an API client starts the flow for site-c; the browser that comes back from Google
+    # carries no dashboard session, only the signed state.
+    rest = client.post("/umetrics/api/ga4/oauth/start", json={"scope_id": "site-c"})
+    assert rest.status_code == 200, rest.json
+    callback = oauth.consent(rest.json["authorization_url"])
+    assert oauth.authorizations[-1]["redirect_uri"] == CALLBACK
+    browser = app.test_client()
+    done = browser.get(ADMIN + "/ga4/oauth/callback", query_string=callback)
+    assert done.status_code == 302
+    assert done.headers["Location"] == "/umetrics/admin/ga4/accounts?scope_id=site-c"
+    assert api(client, "/status", scope_id="site-c")["connection"]["auth_kind"] == "oauth"
+    # Replayed or forged states connect nothing.
+    again = browser.get(ADMIN + "/ga4/oauth/callback", query_string=callback)
+    assert again.status_code == 302 and again.headers["Location"].endswith("scope_id=site-c")
+    forged = browser.get(
+        ADMIN + "/ga4/oauth/callback", query_string={"state": "x" + callback["state"], "code": "c"}
+    )
+    assert forged.status_code == 302 and forged.headers["Location"] == "/umetrics/admin/ga4"
+
+
+def test_the_callback_url_is_https_behind_a_proxy_and_can_be_pinned(
+    app: Flask, make_app: AppFactory, google: tuple[FakeGoogleOAuth, FakeGA4]
+) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    page = app.test_client().get(
+        ADMIN + "/ga4", headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "stats.example"}
+    )
+    text = page.get_data(as_text=True)
+    assert (
+        'data-testid="ga4-callback-url">https://stats.example/umetrics/admin/ga4/oauth/callback<'
+        in text
+    )
+    oauth, ga4 = google
+    pinned_url = "https://stats.example/umetrics/admin/ga4/oauth/callback"
+    extension = UMetrics()
+    extension.authorizer(lambda permission, scope_id: True)
+    pinned = make_app(
+        extension,
+        SECRET_KEY="admin-ga4-test",
+        UMETRICS_GA4_OAUTH_REDIRECT_URI=pinned_url,
+        **fake_google_config(oauth, ga4, CLIENT_ID),
+    )
+    client = pinned.test_client()
+    assert f'data-testid="ga4-callback-url">{pinned_url}<' in client.get(ADMIN + "/ga4").get_data(
+        as_text=True
+    )
+    rest = client.post("/umetrics/api/ga4/oauth/start", json={})
+    assert rest.status_code == 200
+    oauth.consent(rest.json["authorization_url"])
+    assert oauth.authorizations[-1]["redirect_uri"] == pinned_url

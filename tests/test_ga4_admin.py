@@ -121,6 +121,8 @@ def test_provision_twice_creates_nothing_the_second_time(fake: FakeGA4) -> None:
         "property_name": "Acme web",
         "stream_id": stream_id,
         "measurement_id": f"G-FAKE{stream_id}",
+        "time_zone": "Europe/Berlin",
+        "currency_code": "EUR",
         "property_created": True,
         "stream_created": True,
         "mp_secret_created": True,
@@ -251,7 +253,8 @@ def test_refused_refresh_token_is_a_403_without_the_token(
     )
     with pytest.raises(APIError) as caught:
         admin.list_account_summaries(expired, settings_for(fake))
-    assert (caught.value.status, caught.value.code) == (403, "ga4_forbidden")
+    # invalid_grant: the one refusal that asks to reconnect.
+    assert (caught.value.status, caught.value.code) == (403, "ga4_reconnect")
     assert caught.value.__cause__ is None and caught.value.__suppress_context__ is True
     assert fake.token_requests == 1 and fake.calls == []
     for secret in ("1//refresh-secret-value", "client-secret-value"):
@@ -265,3 +268,29 @@ def test_provisioning_logs_no_secret(fake: FakeGA4, caplog: pytest.LogCaptureFix
     assert result.mp_secret.startswith("fake-mp-secret-")
     assert result.mp_secret not in caplog.text
     assert result.mp_secret not in str(result.public()) and result.mp_secret not in repr(result)
+
+
+@pytest.mark.parametrize(
+    "live_uri",
+    ["https://www.acme.example/shop/", "http://ACME.example", "https://acme.example/en/index.html"],
+)
+def test_a_www_scheme_or_path_difference_reuses_the_live_stream(
+    fake: FakeGA4, live_uri: str
+) -> None:
+    fake.add_account("100", "Acme")
+    prop = fake.add_property("100", "Acme web", time_zone="America/Los_Angeles", currency="USD")
+    live = fake.add_web_stream(prop, live_uri, "Live site")
+    result = admin.provision(CREDS, settings_for(fake), **SITE, property_id=prop)
+    assert "CreateDataStream" not in fake.methods()
+    assert (result.stream_id, result.stream_created) == (live.rsplit("/", 1)[1], False)
+    # The reused property's own calendar, not the one asked for a new property.
+    assert (result.time_zone, result.currency_code) == ("America/Los_Angeles", "USD")
+
+
+def test_another_host_is_another_site(fake: FakeGA4) -> None:
+    fake.add_account("100", "Acme")
+    prop = fake.add_property("100", "Acme web")
+    fake.add_web_stream(prop, "https://shop.acme.example", "Shop")
+    result = admin.provision(CREDS, settings_for(fake), **SITE, property_id=prop)
+    assert result.stream_created is True
+    assert fake.methods().count("CreateDataStream") == 1

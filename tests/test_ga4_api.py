@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -159,9 +160,12 @@ def test_connect_provision_report_sync_and_disconnect(
     assert synced.json["readings"] == 15 and synced.json["error"] is None
     with app.app_context():
         series = get_stat_series("ga4.sessions", scope_id="default")
-    today = dt.datetime.now(dt.timezone.utc).date()
+    # Days are the property's (Europe/Berlin), stamped at their midnight there.
+    berlin = ZoneInfo("Europe/Berlin")
+    today = dt.datetime.now(berlin).date()
     days = [today - dt.timedelta(days=n) for n in (3, 2, 1)]
-    assert [(r.captured_at.date(), r.value, r.source) for r in series] == [
+    assert all(r.captured_at.astimezone(berlin).time() == dt.time(0) for r in series)
+    assert [(r.captured_at.astimezone(berlin).date(), r.value, r.source) for r in series] == [
         (days[0], 10.0, "ga4"),
         (days[1], 20.0, "ga4"),
         (days[2], 30.0, "ga4"),
@@ -224,3 +228,67 @@ def test_reports_need_a_linked_property_and_service_accounts_validate(
     assert bad.status_code == 400
     assert "private_key" in json.dumps(bad.json["error"])
     assert client.post(f"{BASE}/connect", json={}, headers=view).status_code == 403
+
+
+def test_link_creates_the_mp_secret_when_allowed_and_says_why_not_otherwise(
+    app: Flask, google: tuple[FakeGoogleOAuth, FakeGA4]
+) -> None:
+    oauth, ga4 = google
+    prop = ga4.add_property("100", "Existing", time_zone="America/Los_Angeles", currency="USD")
+    ga4.add_web_stream(prop, "https://acme.example", "Acme")
+    manage, _ = keys(app)
+    client = app.test_client()
+
+    # Read-only grant: linked, forwarding off with the reason.
+    started = client.post(f"{BASE}/oauth/start", json={}, headers=manage)
+    callback = oauth.consent(started.json["authorization_url"])
+    client.get(f"{BASE}/oauth/callback", query_string=callback, headers=manage)
+    read_only = client.post(f"{BASE}/link", json={"property_id": prop}, headers=manage)
+    assert read_only.status_code == 200, read_only.json
+    assert read_only.json["connection"]["has_mp_secret"] is False
+    assert read_only.json["forwarding"] == {
+        "ready": False,
+        "reason": "these credentials may only read: reconnect with provisioning "
+        "(analytics.edit) to create a Measurement Protocol secret",
+    }
+    assert "CreateMeasurementProtocolSecret" not in ga4.methods()
+
+    # With edit rights the same link creates the secret; linking again reuses it.
+    assert connect_with_oauth(app, oauth, manage).status_code == 200
+    linked = client.post(f"{BASE}/link", json={"property_id": prop}, headers=manage)
+    assert linked.json["forwarding"] == {"ready": True, "reason": None}
+    assert linked.json["connection"]["has_mp_secret"] is True
+    assert ga4.methods().count("CreateMeasurementProtocolSecret") == 1
+    again = client.post(f"{BASE}/link", json={"property_id": prop}, headers=manage)
+    assert again.json["forwarding"] == {"ready": True, "reason": None}
+    assert ga4.methods().count("CreateMeasurementProtocolSecret") == 1
+
+
+def test_provision_can_target_a_known_property(
+    app: Flask, google: tuple[FakeGoogleOAuth, FakeGA4]
+) -> None:
+    oauth, ga4 = google
+    prop = ga4.add_property("100", "Named otherwise")
+    ga4.add_web_stream(prop, "https://www.acme.example/", "Live")
+    manage, _ = keys(app)
+    assert connect_with_oauth(app, oauth, manage).status_code == 200
+    body = {
+        "account_id": "100",
+        "display_name": "Acme web",
+        "site_url": "https://acme.example",
+        "property_id": prop,
+    }
+    answer = app.test_client().post(f"{BASE}/provision", json=body, headers=manage)
+    assert answer.status_code == 200, answer.json
+    made = answer.json["provisioned"]
+    assert (made["property_id"], made["property_created"], made["stream_created"]) == (
+        prop,
+        False,
+        False,
+    )
+    assert "CreateProperty" not in ga4.methods() and "CreateDataStream" not in ga4.methods()
+    bad = app.test_client().post(
+        f"{BASE}/provision", json={**body, "property_id": ""}, headers=manage
+    )
+    assert bad.status_code == 400
+    assert bad.json["error"]["details"][0]["field"] == "property_id"

@@ -6,6 +6,7 @@ connection whose MP secret is stored encrypted, exactly as provisioning leaves i
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -16,7 +17,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import insert, select, update
 
-from flask_umetrics import flush, set_person_properties, track
+from flask_umetrics import create_api_key, flush, set_person_properties
+from flask_umetrics import track as track_event
 from flask_umetrics.db.tables import events, ga4_connections
 from flask_umetrics.db.types import utcnow
 from flask_umetrics.events.validation import to_micros
@@ -35,12 +37,13 @@ from flask_umetrics.state import current_state
 
 from .conftest import AppFactory
 from .ga4_env import use_keys
-from .ga4_fake_mp import FakeMeasurementProtocol
+from .ga4_fake_mp import FakeMeasurementProtocol, validate
 
 SCOPE = "site-a"
 MID = "G-FWD12345"
 SECRET = "mp-s3cr3t_Value-42"
 FORWARDED = "purchase,sign_up,session_start"
+API = "/umetrics/api"
 
 
 class Sleeps:
@@ -97,6 +100,13 @@ def connect(scope: str = SCOPE, *, measurement_id: str | None = MID, secret: boo
     ga4.set_property(scope, "123456", stream_id="987", measurement_id=measurement_id)
     if secret:
         ga4.set_mp_secret(scope, SECRET)
+
+
+def track(name: str, **options: Any) -> None:
+    """An event of a visitor who consented (as browser ingestion records it): forwarding is
+    opt-in, so the tests about delivery track consenting visitors."""
+    properties = {"$consent": True, **(options.pop("properties", None) or {})}
+    track_event(name, properties=properties, **options)
 
 
 def stored_watermark(scope: str = SCOPE) -> int | None:
@@ -162,7 +172,7 @@ def test_sends_selected_events_in_batches_once_then_only_new_ones(
         assert [e["params"]["value"] for e in sent] == list(range(60))
         assert sent[7] == {
             "name": "purchase",
-            "params": {"value": 7, "currency": "EUR"},
+            "params": {"value": 7, "currency": "EUR", "engagement_time_msec": 1},
             "timestamp_micros": to_micros(base + timedelta(seconds=7)),
         }
 
@@ -226,30 +236,32 @@ def test_invalid_events_are_reported_once_and_private_properties_never_leave(
         flush()
         ids = event_ids()
         result = forward_scope(SCOPE)
-        assert counts(result) == (
-            2,
-            0,
-            {"invalid: params.note (VALUE_OUT_OF_BOUNDS)": 1, "invalid: name (NAME_RESERVED)": 1},
-            0,
-        )
+        # The over-long parameter costs only itself; the reserved event name costs the event.
+        assert counts(result) == (3, 0, {"invalid: name (NAME_RESERVED)": 1}, 0)
         assert [(e.event_id, e.uuid, e.event) for e in result.invalid] == [
-            (ids[1], "too-long", "purchase"),
             (ids[2], "reserved", "session_start"),
         ]
-        assert result.invalid[1].messages == (
+        assert result.invalid[0].messages == (
             MPValidationMessage("name", "event name 'session_start' is reserved", "NAME_RESERVED"),
         )
+        assert result.dropped == {"params.note (VALUE_OUT_OF_BOUNDS)": 1}
         assert result.watermark == ids[-1] == stored_watermark()
         assert [
             (c, [(e["name"], e["params"]) for e in batch]) for c, batch in sent_events(fake)
         ] == [
-            (client("u1"), [("purchase", {"value": 1})]),
-            (client("u2"), [("sign_up", {"method": "email"})]),
+            (
+                client("u1"),
+                [
+                    ("purchase", {"value": 1, "engagement_time_msec": 1}),
+                    ("purchase", {"engagement_time_msec": 1}),
+                ],
+            ),
+            (client("u2"), [("sign_up", {"method": "email", "engagement_time_msec": 1})]),
         ]
         # Not tried again: the watermark is past them.
         assert counts(forward_scope(SCOPE)) == (0, 0, {}, 0)
         assert len(fake.requests) == 2
-        assert result.to_dict()["invalid"][0] == {
+        assert result.to_dict()["adjusted"][0] == {
             "event_id": ids[1],
             "uuid": "too-long",
             "event": "purchase",
@@ -263,27 +275,31 @@ def test_invalid_events_are_reported_once_and_private_properties_never_leave(
         }
 
 
-def test_only_consenting_persons_are_forwarded(
+def test_only_persons_with_recorded_consent_are_forwarded(
     forward_app: ForwardApp, fake: FakeMeasurementProtocol
 ) -> None:
     app = forward_app()
     with app.app_context():
         connect()
         set_person_properties("refuser", set={"$consent": False})
-        set_person_properties("agreer", set={"$consent": True})
-        track("purchase", distinct_id="refuser", properties={"value": 1})
-        track("purchase", distinct_id="agreer", properties={"value": 2, "$consent": True})
-        track("purchase", distinct_id="anon", properties={"value": 3, "$consent": False})
-        track("purchase", distinct_id="anon", properties={"value": 4, "$consent": "false"})
-        track("purchase", distinct_id="anon", properties={"value": 5})
+        set_person_properties("agreer", set={"$consent": True, "$ad_user_data": "granted"})
+        track_event("purchase", distinct_id="refuser", properties={"value": 1})
+        track_event("purchase", distinct_id="agreer", properties={"value": 2})
+        track_event("purchase", distinct_id="agreer", properties={"value": 3, "$consent": False})
+        track_event("purchase", distinct_id="anon", properties={"value": 4, "$consent": True})
+        track_event("purchase", distinct_id="anon", properties={"value": 5, "$consent": "false"})
+        # Nothing recorded (the opt-out default): not forwarded.
+        track_event("purchase", distinct_id="anon", properties={"value": 6})
+        track_event("purchase", distinct_id="nobody", properties={"value": 7})
         flush()
         result = forward_scope(SCOPE)
-        assert counts(result) == (2, 0, {SKIP_NO_CONSENT: 3}, 0)
+        assert counts(result) == (2, 0, {SKIP_NO_CONSENT: 5}, 0)
         assert result.watermark == event_ids()[-1]
-    assert [(c, [e["params"] for e in batch]) for c, batch in sent_events(fake)] == [
-        (client("agreer"), [{"value": 2}]),
-        (client("anon"), [{"value": 5}]),
+    assert [(r.body["client_id"], r.body["consent"]) for r in fake.requests] == [
+        (client("agreer"), {"ad_user_data": "GRANTED", "ad_personalization": "DENIED"}),
+        (client("anon"), {"ad_user_data": "DENIED", "ad_personalization": "DENIED"}),
     ]
+    assert [[e["params"]["value"] for e in batch] for _, batch in sent_events(fake)] == [[2], [4]]
 
 
 def test_events_older_than_72_hours_are_skipped_without_a_request(
@@ -311,7 +327,7 @@ def test_events_older_than_72_hours_are_skipped_without_a_request(
         assert [e.event_id for e in result.invalid] == [ids[4]]
         assert result.watermark == ids[-1] == stored_watermark()
     assert [[e["params"] for e in batch] for _, batch in sent_events(fake)] == [
-        [{"value": 1}, {"value": 2}]
+        [{"value": 1, "engagement_time_msec": 1}, {"value": 2, "engagement_time_msec": 1}]
     ]
 
 
@@ -420,11 +436,15 @@ def test_dry_run_asks_the_validation_server_and_keeps_the_watermark(
         track("purchase", distinct_id="u1", properties={"value": [1]})
         flush()
         dry = forward_scope(SCOPE, dry_run=True)
-        assert counts(dry) == (3, 0, {"invalid: params.value (VALUE_INVALID)": 1}, 4)
+        # The list value is left out; the event goes without it.
+        assert counts(dry) == (4, 0, {}, 4)
+        assert dry.dropped == {"params.value (VALUE_INVALID)": 1}
         assert (dry.dry_run, dry.watermark, stored_watermark()) == (True, None, None)
         assert [r.path for r in fake.requests] == ["/debug/mp/collect"]
         real = forward_scope(SCOPE)
-        assert counts(real) == (3, 0, {"invalid: params.value (VALUE_INVALID)": 1}, 0)
+        assert counts(real) == (4, 0, {}, 0)
+        assert real.dropped == {"params.value (VALUE_INVALID)": 1}
+        assert fake.requests[-1].body["events"][-1]["params"] == {"engagement_time_msec": 1}
     assert [r.path for r in fake.requests] == ["/debug/mp/collect", "/mp/collect"]
 
 
@@ -446,9 +466,9 @@ def test_cli_prints_counts_and_the_secret_never_shows(
     dry = runner.invoke(args=["umetrics", "ga4", "forward", "--scope", SCOPE, "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert dry.output.splitlines() == [
-        "site-a (dry run): valid 27, failed 0, skipped 2, remaining 29",
-        "  skipped 1: invalid: params.method (VALUE_OUT_OF_BOUNDS)",
+        "site-a (dry run): valid 28, failed 0, skipped 1, remaining 29",
         f"  skipped 1: {SKIP_NO_CONSENT}",
+        "  parameter left out 1x: params.method (VALUE_OUT_OF_BOUNDS)",
     ]
     fake.fail_next(500, times=3)
     failing = runner.invoke(args=["umetrics", "ga4", "forward", "--scope", SCOPE])
@@ -460,15 +480,15 @@ def test_cli_prints_counts_and_the_secret_never_shows(
     done = runner.invoke(args=["umetrics", "ga4", "forward"])
     assert done.exit_code == 0, done.output
     assert done.output.splitlines() == [
-        "site-a: sent 27, failed 0, skipped 2, remaining 0",
-        "  skipped 1: invalid: params.method (VALUE_OUT_OF_BOUNDS)",
+        "site-a: sent 28, failed 0, skipped 1, remaining 0",
         f"  skipped 1: {SKIP_NO_CONSENT}",
+        "  parameter left out 1x: params.method (VALUE_OUT_OF_BOUNDS)",
         "site-b: not forwarded: no Measurement Protocol secret: provision the property "
         "(POST /ga4/provision) to create one; remaining 1",
     ]
     missing = runner.invoke(args=["umetrics", "ga4", "forward", "--scope", "site-b"])
     assert missing.exit_code == 1
-    assert len(fake.requests) == 2 + (3 + 1) + 2  # dry run, failing run, retry run
+    assert len(fake.requests) == 3 + (3 + 1) + 3  # dry run, failing run, retry run
     texts = [dry.output, failing.output, done.output, missing.output]
     texts += [record.getMessage() for record in caplog.records]
     texts += [str(record.args) for record in caplog.records]
@@ -523,3 +543,66 @@ def test_a_concurrent_run_is_never_moved_backwards(
         assert (result.sent, result.remaining) == (3, 0)
         assert result.watermark == event_ids()[-1] + 100 == stored_watermark()
     assert len(fake.requests) == 1
+
+
+def test_browser_events_with_recorded_consent_are_forwarded_as_the_gtag_user(
+    forward_app: ForwardApp, fake: FakeMeasurementProtocol, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The browser's path: the consent cookie (POST /api/consent) is recorded on the events the
+    browser sends, with its ``_ga`` cookie; a visitor without a recorded choice is not sent."""
+    monkeypatch.setenv("UMETRICS_COOKIE_KEY_CURRENT", "c1")
+    monkeypatch.setenv("UMETRICS_COOKIE_KEY_c1", base64.b64encode(b"c" * 32).decode())
+    app = forward_app(UMETRICS_CONSENT_REQUIRED=False)
+    with app.app_context():
+        connect()
+        key = create_api_key(SCOPE, "ingest")
+    headers = {"X-UMetrics-Key": key, "Origin": "http://localhost"}
+
+    def purchase(distinct_id: str, value: int) -> dict[str, Any]:
+        return {
+            "event": "purchase",
+            "distinct_id": distinct_id,
+            "session_id": f"sess-{distinct_id}",
+            "properties": {"value": value, "currency": "EUR", "items": [{"item_id": "SKU_1"}]},
+        }
+
+    agreed = app.test_client()
+    agreed.set_cookie("_ga", "GA1.1.1234567890.1717000000")
+    assert agreed.post(f"{API}/consent", json={"consent": True}).json["cookie"] is True
+    answer = agreed.post(f"{API}/events", json={"events": [purchase("ann", 1)]}, headers=headers)
+    assert answer.status_code == 200 and answer.json["accepted"] == 1
+    # Not asked (consent not required, so stored): no recorded consent, not forwarded.
+    undecided = app.test_client()
+    undecided.set_cookie("_ga", "GA1.1.999.1")
+    answer = undecided.post(f"{API}/events", json={"events": [purchase("bob", 2)]}, headers=headers)
+    assert answer.status_code == 200 and answer.json["accepted"] == 1
+    with app.app_context():
+        with current_state().engine.connect() as db:
+            stored = {
+                row.distinct_id: row.properties
+                for row in db.execute(select(events.c.distinct_id, events.c.properties))
+            }
+        assert stored["ann"]["$consent"] is True
+        assert stored["ann"]["$ga_client_id"] == "GA1.1.1234567890.1717000000"
+        assert "$consent" not in stored["bob"] and "$ga_client_id" not in stored["bob"]
+        result = forward_scope(SCOPE)
+        assert counts(result) == (1, 0, {SKIP_NO_CONSENT: 1}, 0)
+    (request,) = fake.requests
+    assert request.body == {
+        "client_id": "1234567890.1717000000",
+        "consent": {"ad_user_data": "DENIED", "ad_personalization": "DENIED"},
+        "events": [
+            {
+                "name": "purchase",
+                "params": {
+                    "value": 1,
+                    "currency": "EUR",
+                    "items": [{"item_id": "SKU_1"}],
+                    "session_id": "sess-ann",
+                    "engagement_time_msec": 1,
+                },
+                "timestamp_micros": request.body["events"][0]["timestamp_micros"],
+            }
+        ],
+    }
+    assert validate(request.body) == []

@@ -21,13 +21,15 @@ from flask_umetrics.ga4.measurement_protocol import (
     MPValidationMessage,
     SkippedEvent,
     build_payloads,
+    gtag_client_id,
+    prepare_mp_event,
     pseudonymous_client_id,
     redact_url,
     send,
     to_mp_event,
 )
 
-from .ga4_fake_mp import FakeMeasurementProtocol
+from .ga4_fake_mp import FakeMeasurementProtocol, validate
 
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=timezone.utc)
 NOW_MICROS = to_micros(NOW)
@@ -167,25 +169,39 @@ def test_to_mp_event_exact_shape() -> None:
                     "is 101 characters long; at most 100 are allowed",
                     "VALUE_OUT_OF_BOUNDS",
                 ),
-                ("params.tags", "must be a string or a number, got list", "VALUE_INVALID"),
+                (
+                    "params.tags",
+                    "must be a string, a number or a boolean, got list",
+                    "VALUE_INVALID",
+                ),
             ],
         ),
         (
             "signup",
             {f"p{i}": i for i in range(26)},
-            [("params", "26 parameters; at most 25 are allowed", "EXCEEDED_MAX_ENTITIES")],
+            [
+                (
+                    "params.p25",
+                    "past the 25 parameters an event may carry here (GA4 takes 25)",
+                    "EXCEEDED_MAX_ENTITIES",
+                )
+            ],
         ),
         (
             "signup",
-            {"ok": True, "x" * 41: 1, "nan": float("nan")},
+            {"ok": True, "x" * 41: 1, "nan": float("nan"), "meta": {"a": 1}},
             [
-                ("params.ok", "must be a string or a number, got bool", "VALUE_INVALID"),
                 (
                     f"params.{'x' * 41}",
                     f"parameter name '{'x' * 40}'… is longer than 40 characters",
                     "NAME_INVALID",
                 ),
                 ("params.nan", "must be a finite number", "VALUE_INVALID"),
+                (
+                    "params.meta",
+                    "must be a string, a number or a boolean, got dict",
+                    "VALUE_INVALID",
+                ),
             ],
         ),
     ],
@@ -371,35 +387,34 @@ def test_forwarder_sends_60_events_in_25_25_10(fake: FakeMeasurementProtocol) ->
     client_id = pseudonymous_client_id("default", "user-1")
     assert client_id == hashlib.sha256(b"default\x00user-1").hexdigest()[:32]
     assert fake.requests[0].body["client_id"] == client_id
+    assert fake.requests[0].body["consent"] == {
+        "ad_user_data": "DENIED",
+        "ad_personalization": "DENIED",
+    }
     assert fake.requests[0].body["events"][1] == {
         "name": "purchase",
-        "params": {"value": 1},
+        "params": {"value": 1, "engagement_time_msec": 1},
         "timestamp_micros": NOW_MICROS - 60_000_000,
     }
-    assert fake.requests[2].body["events"][-1]["params"] == {"value": 59}
+    assert fake.requests[2].body["events"][-1]["params"] == {
+        "value": 59,
+        "engagement_time_msec": 1,
+    }
     assert all(r.query == {"measurement_id": MID, "api_secret": SECRET} for r in fake.requests)
 
 
-def test_forwarder_skips_and_counts_invalid_events(fake: FakeMeasurementProtocol) -> None:
+def test_forwarder_drops_bad_parameters_and_skips_only_unusable_events(
+    fake: FakeMeasurementProtocol,
+) -> None:
     events = [
         stored("sign_up", "alice", method="email"),
-        stored("sign_up", "bob", method=["email"]),
+        stored("sign_up", "bob", method=["email"], plan="pro", beta=True),
         stored("purchase", "alice", minutes_ago=5000, value=3),
         stored("purchase", "bob", value=9),
     ]
     result = forwarder(fake).forward("default", events)
-    assert (result.sent, result.skipped_invalid, result.failed) == (2, 2, 0)
+    assert (result.sent, result.skipped_invalid, result.failed) == (3, 1, 0)
     assert result.skipped == [
-        SkippedEvent(
-            1,
-            "sign_up-5",
-            "sign_up",
-            (
-                MPValidationMessage(
-                    "params.method", "must be a string or a number, got list", "VALUE_INVALID"
-                ),
-            ),
-        ),
         SkippedEvent(
             2,
             "purchase-5000",
@@ -411,12 +426,37 @@ def test_forwarder_skips_and_counts_invalid_events(fake: FakeMeasurementProtocol
             ),
         ),
     ]
+    # The list parameter is left out and reported; the event itself is sent.
+    assert result.adjusted == [
+        SkippedEvent(
+            1,
+            "sign_up-5",
+            "sign_up",
+            (
+                MPValidationMessage(
+                    "params.method",
+                    "must be a string, a number or a boolean, got list",
+                    "VALUE_INVALID",
+                ),
+            ),
+        ),
+    ]
     # One request per client id, in first-seen order.
     assert [
-        (r.body["client_id"], [e["name"] for e in r.body["events"]]) for r in fake.requests
+        (r.body["client_id"], [(e["name"], e["params"]) for e in r.body["events"]])
+        for r in fake.requests
     ] == [
-        (pseudonymous_client_id("default", "alice"), ["sign_up"]),
-        (pseudonymous_client_id("default", "bob"), ["purchase"]),
+        (
+            pseudonymous_client_id("default", "alice"),
+            [("sign_up", {"method": "email", "engagement_time_msec": 1})],
+        ),
+        (
+            pseudonymous_client_id("default", "bob"),
+            [
+                ("sign_up", {"plan": "pro", "beta": "true", "engagement_time_msec": 1}),
+                ("purchase", {"value": 9, "engagement_time_msec": 1}),
+            ],
+        ),
     ]
 
 
@@ -509,3 +549,158 @@ def test_redact_url() -> None:
     assert redact_url(f"https://x.test/mp/collect?measurement_id={MID}&api_secret={SECRET}") == (
         f"https://x.test/mp/collect?measurement_id={MID}&api_secret=REDACTED"
     )
+
+
+# -- what GA4 needs to report forwarded events -------------------------------------------------
+
+THREE_ITEMS = [
+    {"item_id": "SKU_1", "item_name": "Tee", "price": 10.5, "quantity": 2, "in_stock": True},
+    {"item_id": "SKU_2", "item_category": "Mugs", "price": 4, "quantity": 1},
+    {"item_name": "Gift card", "price": 20, "quantity": 1, "item_variant": None},
+]
+
+
+def test_a_purchase_with_three_items_passes_googles_item_rules(
+    fake: FakeMeasurementProtocol,
+) -> None:
+    event = stored(
+        "purchase",
+        "ann",
+        transaction_id="T-1",
+        currency="EUR",
+        value=45,
+        items=THREE_ITEMS,
+    )
+    event["session_id"] = "1717000000"
+    event["ga_client_id"] = "GA1.1.1234567890.1717000000"
+    event["consent"] = {"ad_user_data": "GRANTED", "ad_personalization": "DENIED"}
+    for debug in (True, False):
+        result = forwarder(fake, debug=debug).forward("default", [event])
+        assert (result.sent, result.failed, result.skipped, result.adjusted) == (1, 0, [], [])
+    validated, collected = fake.requests
+    assert validated.path == "/debug/mp/collect" and collected.path == "/mp/collect"
+    assert result.report is not None
+    assert collected.body == {
+        "client_id": "1234567890.1717000000",
+        "consent": {"ad_user_data": "GRANTED", "ad_personalization": "DENIED"},
+        "events": [
+            {
+                "name": "purchase",
+                "params": {
+                    "transaction_id": "T-1",
+                    "currency": "EUR",
+                    "value": 45,
+                    "items": [
+                        {
+                            "item_id": "SKU_1",
+                            "item_name": "Tee",
+                            "price": 10.5,
+                            "quantity": 2,
+                            "in_stock": "true",
+                        },
+                        {"item_id": "SKU_2", "item_category": "Mugs", "price": 4, "quantity": 1},
+                        {"item_name": "Gift card", "price": 20, "quantity": 1},
+                    ],
+                    "session_id": "1717000000",
+                    "engagement_time_msec": 1,
+                },
+                "timestamp_micros": NOW_MICROS - 5 * 60_000_000,
+            }
+        ],
+    }
+    assert validate(collected.body) == []
+
+
+def test_the_fake_validation_server_applies_googles_item_and_param_rules() -> None:
+    def body(params: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"client_id": "1.2", "events": [{"name": "purchase", "params": params}], **extra}
+
+    assert [m["validationCode"] for m in validate(body({"items": [{"price": 1}]}))] == [
+        "VALUE_REQUIRED"
+    ]
+    assert validate(body({"items": [{"item_id": "a"}] * 201}))[0]["description"] == (
+        "Event at index: [0] has [201] items which exceeds the maximum of [200]."
+    )
+    assert [m["fieldPath"] for m in validate(body({"flag": True, "tags": ["a"], "ga_x": 1}))] == [
+        "events.params.flag",
+        "events.params.tags",
+        "events.params.ga_x",
+    ]
+    assert [m["fieldPath"] for m in validate(body({"v": 1}, consent={"ad_storage": "yes"}))] == [
+        "consent.ad_storage"
+    ]
+    custom = {"item_id": "a", **{f"c{i}": i for i in range(28)}}
+    assert [m["validationCode"] for m in validate(body({"items": [custom]}))] == [
+        "EXCEEDED_MAX_ENTITIES"
+    ]
+
+
+def test_bad_items_are_dropped_one_by_one_and_at_most_200_are_sent(
+    fake: FakeMeasurementProtocol,
+) -> None:
+    items: list[Any] = [{"item_id": f"S{i}", "quantity": 1} for i in range(205)]
+    items[0] = {"price": 3}  # neither item_id nor item_name
+    items[1] = "SKU"  # not an object
+    items[2] = {"item_id": "S2", "notes": "n" * 101, "tags": ["x"]}
+    prepared = prepare_mp_event("purchase", {"items": items, "value": 1}, None)
+    sent_items = prepared.event["params"]["items"]
+    assert len(sent_items) == 198  # items 3..199 plus item 2 without its two bad fields
+    assert sent_items[0] == {"item_id": "S2"} and sent_items[-1] == {
+        "item_id": "S199",
+        "quantity": 1,
+    }
+    assert [(m.field_path, m.validation_code) for m in prepared.dropped] == [
+        ("params.items[0]", "VALUE_REQUIRED"),
+        ("params.items[1]", "VALUE_INVALID"),
+        ("params.items[2].notes", "VALUE_OUT_OF_BOUNDS"),
+        ("params.items[2].tags", "VALUE_INVALID"),
+        ("params.items", "EXCEEDED_MAX_ENTITIES"),
+    ]
+    result = forwarder(fake, debug=True).forward(
+        "default", [stored("purchase", items=items, value=1)]
+    )
+    assert (result.sent, result.failed) == (1, 0)
+    assert validate(fake.requests[0].body) == []
+
+
+def test_too_many_parameters_drop_the_last_ones_not_the_event(
+    fake: FakeMeasurementProtocol,
+) -> None:
+    params = {f"p{i:02d}": i for i in range(30)}
+    event = stored("sign_up", **params)
+    event["session_id"] = "s-1"
+    result = forwarder(fake, debug=True).forward("default", [event])
+    assert (result.sent, result.failed) == (1, 0)
+    sent = fake.requests[0].body["events"][0]["params"]
+    # 23 own parameters + session_id + engagement_time_msec = GA4's 25.
+    assert list(sent) == [f"p{i:02d}" for i in range(23)] + ["session_id", "engagement_time_msec"]
+    assert [m.field_path for m in result.adjusted[0].messages] == [
+        f"params.p{i:02d}" for i in range(23, 30)
+    ]
+    assert validate(fake.requests[0].body) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("GA1.1.1234567890.1717000000", "1234567890.1717000000"),
+        ("GA1.2.99.1", "99.1"),
+        ("1234567890.1717000000", "1234567890.1717000000"),
+        ("GA1.1.abc.1", None),
+        ("user-1", None),
+        (12, None),
+        (None, None),
+    ],
+)
+def test_gtag_client_id_from_the_ga_cookie(value: object, expected: str | None) -> None:
+    assert gtag_client_id(value) == expected
+
+
+def test_engagement_and_session_come_from_the_event(fake: FakeMeasurementProtocol) -> None:
+    own = stored("sign_up", engagement_time_msec=2500)
+    own["session_id"] = "x" * 150  # longer than GA4 takes: a stable 32-character digest
+    forwarder(fake).forward("default", [own, stored("sign_up", "bob", engagement_time_msec=0)])
+    first, second = (r.body["events"][0]["params"] for r in fake.requests)
+    assert first["engagement_time_msec"] == 2500
+    assert first["session_id"] == hashlib.sha256(b"x" * 150).hexdigest()[:32]
+    assert second == {"engagement_time_msec": 1}

@@ -364,3 +364,24 @@ def test_disconnect_after_oauth_revokes_the_refresh_token(
     assert fake.refresh_tokens == {}
     assert stored(app) == []
     assert refresh_token not in caplog.text
+
+
+def test_a_partial_grant_stores_only_what_was_granted(app: Flask, fake: FakeGoogleOAuth) -> None:
+    """Google's granular consent lets the user untick scopes: unticking "edit" leaves a
+    read-only connection; unticking Analytics altogether stores nothing and says so."""
+    fake.granted_scopes = {READONLY}
+    connection = finish(app, fake.consent(start(app, provisioning=True)))
+    assert connection.oauth_scopes == (READONLY,)
+    assert connection.can_provision is False
+    with app.app_context(), pytest.raises(APIError) as needs_edit:
+        ga4.load_credentials(SCOPE, edit=True)
+    assert (needs_edit.value.status, needs_edit.value.code) == (409, "ga4_scope_missing")
+    assert "connect again with provisioning enabled" in needs_edit.value.message
+
+    fake.granted_scopes = {"openid"}
+    error = refused(app, fake.consent(start(app, scope="site-b")), "site-b")
+    assert (error.status, error.code) == (400, "ga4_scope_missing")
+    assert (
+        error.message == "Access to Google Analytics was not granted: connect again and allow it."
+    )
+    assert [row.scope_id for row in stored(app)] == [SCOPE]

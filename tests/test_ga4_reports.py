@@ -58,7 +58,11 @@ def property_id(fake: FakeGA4) -> str:
 
 @pytest.fixture
 def app(make_app: AppFactory, fake: FakeGA4) -> Flask:
-    return make_app(UMETRICS_GA4_DATA_ENDPOINT=fake.grpc_endpoint, UMETRICS_GA4_GRPC_INSECURE=True)
+    return make_app(
+        UMETRICS_GA4_DATA_ENDPOINT=fake.grpc_endpoint,
+        UMETRICS_GA4_GRPC_INSECURE=True,
+        UMETRICS_GA4_RETRY_SECONDS=0.5,  # transient errors are retried this long
+    )
 
 
 def run(
@@ -84,6 +88,11 @@ def test_traffic_report(app: Flask, fake: FakeGA4) -> None:
         "report": "traffic",
         "property_id": property_id(fake),
         "params": {"date_from": "2024-03-01", "date_to": "2024-03-03", "limit": 1000},
+        # No property zone given: the app's UMETRICS_TIMEZONE (UTC in tests); no currency known.
+        "time_zone": "UTC",
+        "currency": None,
+        "quota_warning": None,
+        "metadata": None,
         "dimensions": ["date"],
         "metrics": list(reports.TRAFFIC_METRICS),
         "rows": [
@@ -302,7 +311,8 @@ def test_quota_error_with_nothing_cached_is_a_429(app: Flask, fake: FakeGA4) -> 
         "ga4_quota",
         {"Retry-After": "60"},
     )
-    fake.fail_next_data_calls(1, code=grpc.StatusCode.UNAVAILABLE, retry_seconds=5)
+    # UNAVAILABLE is retried with backoff; when it lasts, the caller is told when to come back.
+    fake.fail_next_data_calls(100, code=grpc.StatusCode.UNAVAILABLE, retry_seconds=5)
     with pytest.raises(APIError) as caught:
         run(app, fake, "traffic", MARCH)
     assert (caught.value.status, caught.value.code, caught.value.headers) == (
@@ -310,6 +320,8 @@ def test_quota_error_with_nothing_cached_is_a_429(app: Flask, fake: FakeGA4) -> 
         "ga4_unavailable",
         {"Retry-After": "5"},
     )
+    assert fake.methods().count("RunReport") >= 2
+    fake.failures.clear()
 
 
 def test_other_google_errors_are_not_served_stale(app: Flask, fake: FakeGA4) -> None:

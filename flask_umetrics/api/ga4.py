@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request, url_for
+from flask import request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..ga4 import service
@@ -60,7 +60,10 @@ def ga4_connect(call: APICall) -> dict[str, Any]:
 
 class OAuthStartBody(ScopedModel):
     redirect_uri: str | None = Field(
-        None, max_length=2000, description="Defaults to this API's /ga4/oauth/callback."
+        None,
+        max_length=2000,
+        description="Defaults to the app's one callback (UMETRICS_GA4_OAUTH_REDIRECT_URI, else "
+        "the dashboard's /admin/ga4/oauth/callback, else this API's /ga4/oauth/callback).",
     )
     provisioning: bool = Field(False, description="Also ask for analytics.edit.")
 
@@ -81,11 +84,9 @@ class OAuthStart(BaseModel):
 )
 def ga4_oauth_start(call: APICall) -> OAuthStart:
     service.require_libraries()
-    from ..ga4.oauth import start_oauth
+    from ..ga4.oauth import oauth_callback_url, start_oauth
 
-    redirect_uri = call.body.redirect_uri or url_for(
-        "umetrics_api.ga4_oauth_callback", _external=True
-    )
+    redirect_uri = call.body.redirect_uri or oauth_callback_url()
     url = start_oauth(
         call.scope_id,
         redirect_uri=redirect_uri,
@@ -167,6 +168,12 @@ class ProvisionBody(ScopedModel):
     site_url: str = Field(min_length=1, max_length=2000)
     time_zone: str = Field("UTC", min_length=1, max_length=64)
     currency: str = Field("USD", min_length=3, max_length=3)
+    property_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=40,
+        description="A known property of the account to use (else matched by display name).",
+    )
 
 
 @router.route(
@@ -187,6 +194,7 @@ def ga4_provision(call: APICall) -> dict[str, Any]:
         site_url=body.site_url,
         time_zone=body.time_zone,
         currency=body.currency,
+        property_id=body.property_id,
         actor=_actor(call),
     )
 

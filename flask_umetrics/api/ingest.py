@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from ..auth import IDENTIFY, may_require
 from ..errors import APIError
 from ..events import IngestResult, identify, ingest_events
+from ..events.request_marks import mark_events, request_marks
 from ..state import current_state
 from .models import ScopedModel
 from .router import APICall
@@ -58,8 +59,10 @@ def check_batch_size(events: list[Any]) -> None:
 
 
 def ingest_request_batch(batch: list[Any], scope_id: str) -> IngestResult:
-    """Ingest events sent by this request: a browser's user agent and Do-Not-Track apply."""
+    """Ingest events sent by this request: a browser's user agent and Do-Not-Track apply, and
+    its recorded consent (consent cookie or consent loader) is stamped on each event."""
     browser = _from_browser()
+    batch = mark_events(batch, request_marks())
     dnt = browser and (request.headers.get("DNT") == "1" or request.headers.get("Sec-GPC") == "1")
     return ingest_events(
         batch,

@@ -314,6 +314,9 @@ ga4_connections = Table(
     Column("stream_id", String(64)),
     Column("measurement_id", String(32)),
     Column("mp_secret_encrypted", Text),
+    # The property's reporting time zone and currency (GA4 cuts days in that zone).
+    Column("time_zone", String(64)),
+    Column("currency", String(3)),
     Column("connected_by", String(200), nullable=False),
     Column("connected_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -17,7 +17,7 @@ from google.analytics.admin_v1beta import types as admin
 from google.auth.credentials import Credentials
 
 from ..errors import APIError, ValidationError
-from .clients import SettingsLike, admin_client, google_errors
+from .clients import SettingsLike, admin_client, call_options, google_errors
 
 #: The exact text Google requires before Measurement Protocol secrets can be created
 #: (``AcknowledgeUserDataCollectionRequest.acknowledgement``).
@@ -83,6 +83,8 @@ class ProvisionResult:
     stream_id: str
     measurement_id: str
     mp_secret: str = field(repr=False)
+    time_zone: str
+    currency_code: str
     property_created: bool
     stream_created: bool
     mp_secret_created: bool
@@ -95,6 +97,8 @@ class ProvisionResult:
             "property_name": self.property_name,
             "stream_id": self.stream_id,
             "measurement_id": self.measurement_id,
+            "time_zone": self.time_zone,
+            "currency_code": self.currency_code,
             "property_created": self.property_created,
             "stream_created": self.stream_created,
             "mp_secret_created": self.mp_secret_created,
@@ -150,13 +154,15 @@ def list_account_summaries(
                     for p in summary.property_summaries
                 ],
             )
-            for summary in client.list_account_summaries()
+            for summary in client.list_account_summaries(**call_options(settings))
         ]
 
 
-def _properties(client: AnalyticsAdminServiceClient, account_id: str) -> list[admin.Property]:
+def _properties(
+    client: AnalyticsAdminServiceClient, account_id: str, settings: SettingsLike
+) -> list[admin.Property]:
     request = admin.ListPropertiesRequest(filter=f"parent:accounts/{account_id}")
-    return list(client.list_properties(request=request))
+    return list(client.list_properties(request=request, **call_options(settings)))
 
 
 def list_properties(
@@ -165,11 +171,13 @@ def list_properties(
     """The (not deleted) properties of one account."""
     account_id = normalize_id(account_id, "accounts")
     with google_errors(), admin_client(credentials, settings) as client:
-        return [_property_info(p) for p in _properties(client, account_id)]
+        return [_property_info(p) for p in _properties(client, account_id, settings)]
 
 
-def _web_streams(client: AnalyticsAdminServiceClient, property_id: str) -> list[admin.DataStream]:
-    streams = client.list_data_streams(parent=f"properties/{property_id}")
+def _web_streams(
+    client: AnalyticsAdminServiceClient, property_id: str, settings: SettingsLike
+) -> list[admin.DataStream]:
+    streams = client.list_data_streams(parent=f"properties/{property_id}", **call_options(settings))
     return [s for s in streams if s.type_ == _WEB]
 
 
@@ -179,15 +187,19 @@ def get_property(
     """Check a property exists and is readable before linking it; return its web streams."""
     property_id = normalize_id(property_id, "properties")
     with google_errors(), admin_client(credentials, settings) as client:
-        prop = client.get_property(name=f"properties/{property_id}")
-        streams = _web_streams(client, property_id)
+        prop = client.get_property(name=f"properties/{property_id}", **call_options(settings))
+        streams = _web_streams(client, property_id, settings)
     return PropertyDetails(_property_info(prop), [_web_stream(s) for s in streams])
 
 
 def _site_key(url: str) -> str:
-    """Compare stream URLs by scheme, host and path, ignoring case of the host and a final /."""
-    parts = urlsplit(url.strip())
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+    """The site a stream URL measures: its host, lower case, without ``www.``; scheme and path
+    do not make another site (``http://www.acme.example/shop`` is ``https://acme.example``), so
+    provisioning never adds a second web stream to a live property for a spelling difference."""
+    parts = urlsplit(url.strip() if "://" in url else f"https://{url.strip()}")
+    return (parts.hostname or "").lower().removeprefix("www.") + (
+        f":{parts.port}" if parts.port else ""
+    )
 
 
 def _validate_provision(
@@ -228,16 +240,19 @@ def provision(
     account_id = _validate_provision(account_id, display_name, site_url, time_zone, currency)
     with google_errors(), admin_client(credentials, settings) as client:
         prop, property_created = _find_or_create_property(
-            client, account_id, display_name, time_zone, currency, property_id
+            client, settings, account_id, display_name, time_zone, currency, property_id
         )
         prop_id = _last(prop.name)
-        stream, stream_created = _find_or_create_stream(client, prop_id, display_name, site_url)
+        stream, stream_created = _find_or_create_stream(
+            client, settings, prop_id, display_name, site_url
+        )
         client.acknowledge_user_data_collection(
             request=admin.AcknowledgeUserDataCollectionRequest(
                 property=prop.name, acknowledgement=USER_DATA_ACKNOWLEDGEMENT
-            )
+            ),
+            **call_options(settings),
         )
-        secret, secret_created = _find_or_create_secret(client, stream.name)
+        secret, secret_created = _find_or_create_secret(client, settings, stream.name)
     return ProvisionResult(
         account_id=account_id,
         property_id=prop_id,
@@ -245,6 +260,8 @@ def provision(
         stream_id=_last(stream.name),
         measurement_id=stream.web_stream_data.measurement_id,
         mp_secret=secret.secret_value,
+        time_zone=prop.time_zone,
+        currency_code=prop.currency_code,
         property_created=property_created,
         stream_created=stream_created,
         mp_secret_created=secret_created,
@@ -253,6 +270,7 @@ def provision(
 
 def _find_or_create_property(
     client: AnalyticsAdminServiceClient,
+    settings: SettingsLike,
     account_id: str,
     display_name: str,
     time_zone: str,
@@ -260,7 +278,9 @@ def _find_or_create_property(
     property_id: str | None,
 ) -> tuple[admin.Property, bool]:
     if property_id is not None:
-        prop = client.get_property(name=f"properties/{normalize_id(property_id, 'properties')}")
+        prop = client.get_property(
+            name=f"properties/{normalize_id(property_id, 'properties')}", **call_options(settings)
+        )
         if _last(prop.account or prop.parent) != account_id:
             raise APIError(
                 409,
@@ -268,7 +288,8 @@ def _find_or_create_property(
                 f"property {property_id} is not in account {account_id}",
             )
         return prop, False
-    named = [p for p in _properties(client, account_id) if p.display_name == display_name]
+    found = _properties(client, account_id, settings)
+    named = [p for p in found if p.display_name == display_name]
     if named:
         return min(named, key=lambda p: int(_last(p.name))), False
     new = admin.Property(
@@ -277,14 +298,19 @@ def _find_or_create_property(
         time_zone=time_zone,
         currency_code=currency,
     )
-    return client.create_property(property=new), True
+    once = call_options(settings, idempotent=False)
+    return client.create_property(property=new, **once), True
 
 
 def _find_or_create_stream(
-    client: AnalyticsAdminServiceClient, property_id: str, display_name: str, site_url: str
+    client: AnalyticsAdminServiceClient,
+    settings: SettingsLike,
+    property_id: str,
+    display_name: str,
+    site_url: str,
 ) -> tuple[admin.DataStream, bool]:
     wanted = _site_key(site_url)
-    for stream in _web_streams(client, property_id):
+    for stream in _web_streams(client, property_id, settings):
         if _site_key(stream.web_stream_data.default_uri) == wanted:
             return stream, False
     new = admin.DataStream(
@@ -292,17 +318,40 @@ def _find_or_create_stream(
         display_name=display_name,
         web_stream_data=admin.DataStream.WebStreamData(default_uri=site_url),
     )
-    return client.create_data_stream(parent=f"properties/{property_id}", data_stream=new), True
+    once = call_options(settings, idempotent=False)
+    parent = f"properties/{property_id}"
+    return client.create_data_stream(parent=parent, data_stream=new, **once), True
+
+
+def ensure_mp_secret(
+    credentials: Credentials, settings: SettingsLike, property_id: str, stream_id: str
+) -> tuple[str, bool]:
+    """The stream's umetrics Measurement Protocol secret, created if missing (needs edit
+    rights); ``(secret, created)``. Acknowledges user-data collection first, as Google requires."""
+    property_id = normalize_id(property_id, "properties")
+    stream_name = f"properties/{property_id}/dataStreams/{normalize_id(stream_id, 'dataStreams')}"
+    with google_errors(), admin_client(credentials, settings) as client:
+        client.acknowledge_user_data_collection(
+            request=admin.AcknowledgeUserDataCollectionRequest(
+                property=f"properties/{property_id}", acknowledgement=USER_DATA_ACKNOWLEDGEMENT
+            ),
+            **call_options(settings),
+        )
+        secret, created = _find_or_create_secret(client, settings, stream_name)
+    return secret.secret_value, created
 
 
 def _find_or_create_secret(
-    client: AnalyticsAdminServiceClient, stream_name: str
+    client: AnalyticsAdminServiceClient, settings: SettingsLike, stream_name: str
 ) -> tuple[admin.MeasurementProtocolSecret, bool]:
-    for secret in client.list_measurement_protocol_secrets(parent=stream_name):
+    listed = client.list_measurement_protocol_secrets(parent=stream_name, **call_options(settings))
+    for secret in listed:
         if secret.display_name == MP_SECRET_NAME:
             return secret, False
     new = admin.MeasurementProtocolSecret(display_name=MP_SECRET_NAME)
     created = client.create_measurement_protocol_secret(
-        parent=stream_name, measurement_protocol_secret=new
+        parent=stream_name,
+        measurement_protocol_secret=new,
+        **call_options(settings, idempotent=False),
     )
     return created, True

@@ -30,6 +30,7 @@ from google.analytics.data_v1beta.services.beta_analytics_data.transports import
     BetaAnalyticsDataGrpcTransport,
 )
 from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import Credentials
 from google.auth.transport.requests import Request
@@ -130,9 +131,53 @@ def alpha_data_client(credentials: Credentials, settings: SettingsLike) -> Alpha
     )
 
 
+#: Errors worth another attempt: Google overloaded, a call past its deadline, an internal error.
+TRANSIENT_ERRORS = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError)
+
+
+def call_options(settings: SettingsLike, *, idempotent: bool = True) -> dict[str, Any]:
+    """``timeout`` (and for calls safe to repeat, ``retry``) for one Google API call.
+
+    Every call gets ``UMETRICS_GA4_TIMEOUT`` seconds, so a stalled call never holds a web worker;
+    reads are retried with exponential backoff (google-api-core's ``Retry``) on
+    :data:`TRANSIENT_ERRORS` for at most ``UMETRICS_GA4_RETRY_SECONDS`` in all. Creating
+    things is never retried (a lost answer must not create twice).
+    """
+    timeout = float(_setting(settings, "UMETRICS_GA4_TIMEOUT"))
+    if not idempotent:
+        return {"timeout": timeout}
+    retry = gretry.Retry(
+        predicate=gretry.if_exception_type(*TRANSIENT_ERRORS),
+        initial=0.25,
+        maximum=4.0,
+        multiplier=2.0,
+        timeout=float(_setting(settings, "UMETRICS_GA4_RETRY_SECONDS")),
+    )
+    return {"timeout": timeout, "retry": retry}
+
+
+def _setting(settings: SettingsLike, name: str) -> Any:
+    """``settings[name]``, or the documented default for a plain dict that lacks it."""
+    try:
+        return settings[name]
+    except KeyError:
+        from ..config import KEYS_BY_NAME
+
+        return KEYS_BY_NAME[name].default
+
+
+def last_error(exc: gexc.GoogleAPIError) -> gexc.GoogleAPIError:
+    """The error behind ``exc``: when retries ran out google-api-core raises ``RetryError``,
+    whose ``cause`` is the last attempt's error (DEADLINE_EXCEEDED, UNAVAILABLE, ...)."""
+    if isinstance(exc, gexc.RetryError) and isinstance(exc.cause, gexc.GoogleAPIError):
+        return exc.cause
+    return exc
+
+
 def is_quota_error(exc: BaseException) -> bool:
-    """Whether ``exc`` means "try later" (quota or overload), so a stale answer may be served."""
-    return isinstance(exc, gexc.TooManyRequests | gexc.ServiceUnavailable)
+    """Whether ``exc`` means "try later" (quota, overload or a deadline passed), so a stale
+    answer may be served."""
+    return isinstance(exc, gexc.TooManyRequests | gexc.ServiceUnavailable | gexc.DeadlineExceeded)
 
 
 def retry_after(exc: gexc.GoogleAPICallError) -> int:
@@ -166,6 +211,13 @@ def to_api_error(exc: gexc.GoogleAPICallError) -> APIError:
             f"GA4 unavailable: {message}",
             headers={"Retry-After": str(wait)},
         )
+    if isinstance(exc, gexc.DeadlineExceeded):
+        return APIError(
+            504,
+            "ga4_timeout",
+            f"GA4 did not answer in time: {message}",
+            headers={"Retry-After": str(retry_after(exc))},
+        )
     if isinstance(exc, gexc.InvalidArgument | gexc.FailedPrecondition | gexc.BadRequest):
         return APIError(400, "ga4_invalid_request", message)
     if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated | gexc.Unauthorized):
@@ -173,6 +225,42 @@ def to_api_error(exc: gexc.GoogleAPICallError) -> APIError:
     if isinstance(exc, gexc.NotFound):
         return APIError(404, "ga4_not_found", message)
     return APIError(502, "ga4_error", message)
+
+
+def _grant_error(exc: Exception) -> str | None:
+    """The OAuth ``error`` code of a token-endpoint refusal (``invalid_grant``, ...), if any."""
+    for arg in getattr(exc, "args", ()):
+        if isinstance(arg, dict) and isinstance(arg.get("error"), str):
+            return str(arg["error"])
+    text = str(exc.args[0]) if getattr(exc, "args", None) else ""
+    head = text.split(":", 1)[0].strip()
+    return head if head.replace("_", "").isalpha() and head.islower() else None
+
+
+def refresh_error(exc: Exception) -> APIError:
+    """What a failed token refresh means for the user.
+
+    Only ``invalid_grant`` (revoked, expired - a consent screen in "Testing" expires refresh
+    tokens after 7 days - or a changed password) asks to reconnect; a transient failure of
+    Google's token endpoint (google-auth already retried it) asks to try again later, and other
+    refusals name Google's error code (e.g. ``invalid_client``: check the OAuth client).
+    """
+    code = _grant_error(exc)
+    if code == "invalid_grant":
+        return APIError(
+            403,
+            "ga4_reconnect",
+            "Google no longer accepts the stored GA4 grant (revoked or expired): reconnect GA4.",
+        )
+    if getattr(exc, "retryable", False):
+        return APIError(
+            503,
+            "ga4_token_unavailable",
+            "Google's token endpoint is unavailable right now: try again in a minute.",
+            headers={"Retry-After": "60"},
+        )
+    what = f" ({code})" if code else ""
+    return APIError(403, "ga4_forbidden", f"Google refused the stored credentials{what}.")
 
 
 @contextmanager
@@ -184,10 +272,13 @@ def google_errors() -> Iterator[None]:
         yield
     except gexc.GoogleAPICallError as exc:
         raise to_api_error(exc) from exc
-    except auth_exceptions.RefreshError:
+    except gexc.RetryError as exc:
+        cause = last_error(exc)
+        if isinstance(cause, gexc.GoogleAPICallError):
+            raise to_api_error(cause) from exc
+        raise APIError(504, "ga4_timeout", "GA4 did not answer in time.") from exc
+    except auth_exceptions.RefreshError as exc:
         # Not chained: the token endpoint's answer is no business of a log line.
-        raise APIError(
-            403, "ga4_forbidden", "Google refused the stored credentials; reconnect GA4"
-        ) from None
+        raise refresh_error(exc) from None
     except auth_exceptions.TransportError:
         raise APIError(502, "ga4_error", "Google's token endpoint did not answer") from None

@@ -16,6 +16,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,6 +76,9 @@ class Connection:
     stream_id: str | None
     measurement_id: str | None
     has_mp_secret: bool
+    #: The property's reporting time zone (IANA) and currency (ISO 4217), as GA4 said at link.
+    time_zone: str | None
+    currency: str | None
     connected_by: str
     connected_at: datetime
     updated_at: datetime
@@ -241,6 +245,26 @@ def oauth_client_secret() -> str:
     return secret
 
 
+def _optional_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValidationError(
+            "time_zone", "must be an IANA time zone such as Europe/Berlin"
+        ) from exc
+    return value
+
+
+def _optional_currency(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValidationError("currency", "must be an ISO 4217 code such as EUR")
+    return value
+
+
 def set_property(
     scope_id: str | None,
     property_id: str,
@@ -249,9 +273,13 @@ def set_property(
     property_name: str | None = None,
     stream_id: str | None = None,
     measurement_id: str | None = None,
+    time_zone: str | None = None,
+    currency: str | None = None,
     actor: str | None = None,
 ) -> Connection:
     """Link the scope's connection to a GA4 property (and optionally its web stream).
+
+    ``time_zone`` / ``currency`` are the property's reporting time zone and currency.
 
     Linking another property forgets the old stream, measurement id and MP secret, and drops the
     scope's cached reports (they were about the old property).
@@ -263,6 +291,8 @@ def set_property(
         "stream_id": _optional_id("stream_id", stream_id, _STREAM_ID),
         "property_name": _optional_text("property_name", property_name, 200),
         "measurement_id": None,
+        "time_zone": _optional_zone(time_zone),
+        "currency": _optional_currency(currency),
     }
     if measurement_id is not None:
         if not isinstance(measurement_id, str) or not _MEASUREMENT_ID.fullmatch(measurement_id):
@@ -492,6 +522,8 @@ def _to_connection(row: Row[Any]) -> Connection:
         stream_id=row.stream_id,
         measurement_id=row.measurement_id,
         has_mp_secret=row.mp_secret_encrypted is not None,
+        time_zone=row.time_zone,
+        currency=row.currency,
         connected_by=row.connected_by,
         connected_at=row.connected_at,
         updated_at=row.updated_at,

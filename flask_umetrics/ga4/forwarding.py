@@ -9,12 +9,18 @@ page only past what was handled: a payload GA4 did not take (5xx, network) holds
 before its first event, so the next run sends it again. Delivery is therefore at least once —
 events of other clients sent in the same page as a failed payload are sent again too.
 
-Consent: events dropped for Do-Not-Track are never stored; of the stored ones, an event is
-forwarded only if neither its own properties nor its person's properties carry
-``"$consent": false`` (or ``"false"``). Parameters: properties starting with ``$`` (internal)
-and the personal-data keys :data:`~flask_umetrics.events.privacy.PII_KEYS` are never sent.
-The GA4 ``client_id`` is :func:`~.measurement_protocol.pseudonymous_client_id` of the scope and
-distinct id, never the distinct id itself; no ``user_id`` is sent.
+Consent is opt-in: an event is forwarded only when its person or the event itself recorded
+``"$consent": true`` (browser ingestion stamps it when the request carries a consent cookie
+that says yes or ``@umetrics.consent_loader`` answers True) and neither recorded ``false``.
+Parameters: properties starting with ``$`` (internal) and the personal-data keys
+:data:`~flask_umetrics.events.privacy.PII_KEYS` are never sent; a parameter GA4 would refuse is
+left out and reported, the event is still sent. Each event carries its session as GA4's
+``session_id`` and an ``engagement_time_msec``. The GA4 ``client_id`` is the visitor's gtag
+client id when the browser passed its ``_ga`` cookie (``$ga_client_id``), else
+:func:`~.measurement_protocol.pseudonymous_client_id` of the scope and distinct id, never the
+distinct id itself; no ``user_id`` is sent. The body's ``consent`` says ``DENIED`` for
+``ad_user_data`` / ``ad_personalization`` unless the person (or event) recorded
+``"$ad_user_data"`` / ``"$ad_personalization"`` as granted.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from ..queries.sql import prop_text
 from ..state import current_state, resolve_scope
 from .gtag import is_measurement_id
 from .measurement_protocol import (
+    DENIED,
+    GRANTED,
     MAX_BACKDATE_MICROS,
     MeasurementProtocolForwarder,
     MPValidationMessage,
@@ -57,8 +65,16 @@ PAGE_SIZE = 500
 MAX_LISTED_INVALID = 50
 
 SKIP_TOO_OLD = "older than the 72 hours GA4 accepts"
-SKIP_NO_CONSENT = "no consent ($consent: false)"
+SKIP_NO_CONSENT = "no recorded consent ($consent: true)"
 CONSENT_PROPERTY = "$consent"
+#: The visitor's ``_ga`` cookie (or gtag client id), passed by umetrics.js or read at ingestion.
+GA_CLIENT_ID_PROPERTY = "$ga_client_id"
+#: Advertising consent a person may record; sent as the body's ``consent`` object.
+AD_CONSENT_PROPERTIES = {
+    "ad_user_data": "$ad_user_data",
+    "ad_personalization": "$ad_personalization",
+}
+_GRANTED_TEXT = frozenset({"true", "granted"})
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,10 @@ class ForwardResult:
     failed: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     invalid: list[InvalidEvent] = field(default_factory=list)
+    #: Events sent without the parameters their messages name (GA4 would have refused them).
+    adjusted: list[InvalidEvent] = field(default_factory=list)
+    #: Parameters left out, counted per ``"<field> (<code>)"``.
+    dropped: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
     remaining: int = 0
@@ -118,6 +138,8 @@ class ForwardResult:
             "failed": self.failed,
             "skipped": dict(self.skipped),
             "invalid": [event.to_dict() for event in self.invalid],
+            "adjusted": [event.to_dict() for event in self.adjusted],
+            "dropped": dict(self.dropped),
             "errors": list(self.errors),
             "requests": self.requests,
             "remaining": self.remaining,
@@ -338,9 +360,14 @@ def _page(scope: str, names: Sequence[str], after: int | None, size: int) -> lis
             events.c.event,
             events.c.distinct_id,
             events.c.ts,
+            events.c.session_id,
             events.c.properties,
             prop_text(events.c.properties, CONSENT_PROPERTY).label("event_consent"),
             prop_text(persons.c.properties, CONSENT_PROPERTY).label("person_consent"),
+            *(
+                prop_text(persons.c.properties, name).label(f"person_{field}")
+                for field, name in AD_CONSENT_PROPERTIES.items()
+            ),
         )
         .select_from(joined)
         .where(*_selected(scope, names, after))
@@ -360,6 +387,24 @@ def _params(properties: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _consented(row: Row[Any]) -> bool:
+    """Opt-in: a recorded ``true`` on the event or its person, and no recorded ``false``."""
+    marks = (row.event_consent, row.person_consent)
+    return "false" not in marks and "true" in marks
+
+
+def _ad_consent(row: Row[Any]) -> dict[str, str]:
+    """The body's ``consent`` object: granted only where the event or person recorded it."""
+    properties = row.properties or {}
+    consent: dict[str, str] = {}
+    for field_name, name in AD_CONSENT_PROPERTIES.items():
+        own = properties.get(name)
+        value = own if own is not None else getattr(row, f"person_{field_name}")
+        text = str(value).lower()
+        consent[field_name] = GRANTED if text in _GRANTED_TEXT else DENIED
+    return consent
+
+
 def _forward_page(
     forwarder: MeasurementProtocolForwarder,
     scope: str,
@@ -376,7 +421,7 @@ def _forward_page(
     skips: list[tuple[int, str, InvalidEvent | None]] = []
     by_client: dict[str, list[Row[Any]]] = {}
     for row in rows:
-        if "false" in (row.event_consent, row.person_consent):
+        if not _consented(row):
             skips.append((row.id, SKIP_NO_CONSENT, None))
         else:
             by_client.setdefault(row.distinct_id, []).append(row)
@@ -395,6 +440,9 @@ def _forward_page(
                     "ts": row.ts,
                     "properties": _params(row.properties),
                     "uuid": row.uuid,
+                    "session_id": row.session_id,
+                    "ga_client_id": (row.properties or {}).get(GA_CLIENT_ID_PROPERTY),
+                    "consent": _ad_consent(row),
                 }
                 for row in group
             ],
@@ -406,6 +454,13 @@ def _forward_page(
             skips.append(
                 (row.id, f"invalid: {first.field_path} ({first.validation_code})", invalid)
             )
+        for adjusted in outcome.adjusted:
+            row = group[adjusted.index]
+            for message in adjusted.messages:
+                key = f"{message.field_path} ({message.validation_code})"
+                result.dropped[key] = result.dropped.get(key, 0) + 1
+            if len(result.adjusted) < MAX_LISTED_INVALID:
+                result.adjusted.append(InvalidEvent(row.id, row.uuid, row.event, adjusted.messages))
         skipped_at = {skipped.index for skipped in outcome.skipped}
         valid = [row for index, row in enumerate(group) if index not in skipped_at]
         report = outcome.report
@@ -417,10 +472,8 @@ def _forward_page(
                 stop = True
             continue
         result.requests += report.requests
-        position = 0
-        for payload in report.outcomes:
-            batch = valid[position : position + payload.events]
-            position += payload.events
+        for payload, indexes in zip(report.outcomes, outcome.payload_events, strict=True):
+            batch = [group[index] for index in indexes]
             if payload.ok:
                 result.sent += len(batch)
                 continue

@@ -150,16 +150,147 @@ def _name_problem(kind: str, name: str, path: str) -> MPValidationMessage | None
     return None
 
 
-def _param_problems(properties: Mapping[str, Any]) -> list[MPValidationMessage]:
-    problems: list[MPValidationMessage] = []
-    if len(properties) > MAX_PARAMS_PER_EVENT:
-        problems.append(
-            MPValidationMessage(
-                "params",
-                f"{len(properties)} parameters; at most {MAX_PARAMS_PER_EVENT} are allowed",
-                "EXCEEDED_MAX_ENTITIES",
+#: Item fields GA4 documents for ecommerce ``items`` (besides up to 27 custom item parameters).
+ITEM_FIELDS = frozenset(
+    {
+        "item_id",
+        "item_name",
+        "affiliation",
+        "coupon",
+        "creative_name",
+        "creative_slot",
+        "discount",
+        "index",
+        "item_brand",
+        "item_category",
+        "item_category2",
+        "item_category3",
+        "item_category4",
+        "item_category5",
+        "item_list_id",
+        "item_list_name",
+        "item_variant",
+        "location_id",
+        "price",
+        "promotion_id",
+        "promotion_name",
+        "quantity",
+    }
+)
+#: Items one event may carry.
+MAX_ITEMS_PER_EVENT = 200
+#: Custom (undocumented) parameters one item may carry.
+MAX_CUSTOM_ITEM_PARAMS = 27
+#: The one parameter GA4 takes as a list (of item objects).
+ITEMS_PARAM = "items"
+
+
+def _scalar(value: Any, path: str) -> tuple[Any, MPValidationMessage | None]:
+    """``value`` as GA4 takes a parameter value: text or a finite number; booleans become
+    ``"true"`` / ``"false"`` as gtag.js sends them. ``None`` means "leave the parameter out"."""
+    if isinstance(value, bool):
+        return ("true" if value else "false"), None
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None, MPValidationMessage(path, "must be a finite number", "VALUE_INVALID")
+        return value, None
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_VALUE_LENGTH:
+            return None, MPValidationMessage(
+                path,
+                f"is {len(value)} characters long; at most {MAX_STRING_VALUE_LENGTH} are allowed",
+                "VALUE_OUT_OF_BOUNDS",
             )
+        return value, None
+    kind = "list" if isinstance(value, (list, tuple)) else type(value).__name__
+    return None, MPValidationMessage(
+        path, f"must be a string, a number or a boolean, got {kind}", "VALUE_INVALID"
+    )
+
+
+def _clean_item(item: Any, path: str) -> tuple[dict[str, Any] | None, list[MPValidationMessage]]:
+    """One ``items`` entry by GA4's item rules: an object with ``item_id`` or ``item_name``,
+    documented fields plus at most 27 custom ones, each a valid name and value."""
+    if not isinstance(item, Mapping):
+        return None, [MPValidationMessage(path, "an item must be an object", "VALUE_INVALID")]
+    problems: list[MPValidationMessage] = []
+    cleaned: dict[str, Any] = {}
+    custom = 0
+    for key, value in item.items():
+        field_path = f"{path}.{key}"
+        if not isinstance(key, str):
+            problems.append(
+                MPValidationMessage(path, "item field name is not text", "NAME_INVALID")
+            )
+            continue
+        problem = _name_problem("item parameter", key, field_path)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        if value is None:
+            continue
+        scalar, problem = _scalar(value, field_path)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        if key not in ITEM_FIELDS:
+            custom += 1
+            if custom > MAX_CUSTOM_ITEM_PARAMS:
+                problems.append(
+                    MPValidationMessage(
+                        field_path,
+                        f"more than {MAX_CUSTOM_ITEM_PARAMS} custom item parameters",
+                        "EXCEEDED_MAX_ENTITIES",
+                    )
+                )
+                continue
+        cleaned[key] = scalar
+    if not any(
+        isinstance(cleaned.get(key), str) and cleaned[key] for key in ("item_id", "item_name")
+    ):
+        problems.append(
+            MPValidationMessage(path, "an item needs an item_id or an item_name", "VALUE_REQUIRED")
         )
+        return None, problems
+    return cleaned, problems
+
+
+def _clean_items(value: Any) -> tuple[list[dict[str, Any]] | None, list[MPValidationMessage]]:
+    path = f"params.{ITEMS_PARAM}"
+    if not isinstance(value, (list, tuple)):
+        return None, [MPValidationMessage(path, "must be a list of item objects", "VALUE_INVALID")]
+    problems: list[MPValidationMessage] = []
+    items: list[dict[str, Any]] = []
+    for index, item in enumerate(value):
+        if index >= MAX_ITEMS_PER_EVENT:
+            problems.append(
+                MPValidationMessage(
+                    path,
+                    f"{len(value)} items; at most {MAX_ITEMS_PER_EVENT} are sent",
+                    "EXCEEDED_MAX_ENTITIES",
+                )
+            )
+            break
+        cleaned, item_problems = _clean_item(item, f"{path}[{index}]")
+        problems.extend(item_problems)
+        if cleaned is not None:
+            items.append(cleaned)
+    return (items or None), problems
+
+
+def clean_params(
+    properties: Mapping[str, Any], *, reserved_slots: int = 0
+) -> tuple[dict[str, Any], list[MPValidationMessage]]:
+    """The parameters GA4 takes from ``properties``, and a message for each one left out.
+
+    A bad parameter costs only itself, never the event: names GA4 refuses, values that are
+    neither text nor numbers nor booleans, text over 100 characters and the parameters past the
+    25th (``reserved_slots`` of the 25 are kept for parameters the caller adds) are dropped.
+    ``None`` values are left out silently; ``items`` is cleaned by GA4's item rules.
+    """
+    problems: list[MPValidationMessage] = []
+    params: dict[str, Any] = {}
+    room = MAX_PARAMS_PER_EVENT - reserved_slots
     for key, value in properties.items():
         if not isinstance(key, str):
             problems.append(
@@ -175,26 +306,30 @@ def _param_problems(properties: Mapping[str, Any]) -> list[MPValidationMessage]:
         if problem is not None:
             problems.append(problem)
             continue
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if value is None:
+            continue
+        cleaned: Any
+        if key == ITEMS_PARAM:
+            cleaned, found = _clean_items(value)
+            problems.extend(found)
+        else:
+            cleaned, problem = _scalar(value, path)
+            if problem is not None:
+                problems.append(problem)
+        if cleaned is None:
+            continue
+        if len(params) >= room:
             problems.append(
                 MPValidationMessage(
                     path,
-                    f"must be a string or a number, got {type(value).__name__}",
-                    "VALUE_INVALID",
+                    f"past the {room} parameters an event may carry here "
+                    f"(GA4 takes {MAX_PARAMS_PER_EVENT})",
+                    "EXCEEDED_MAX_ENTITIES",
                 )
             )
-        elif isinstance(value, float) and not math.isfinite(value):
-            problems.append(MPValidationMessage(path, "must be a finite number", "VALUE_INVALID"))
-        elif isinstance(value, str) and len(value) > MAX_STRING_VALUE_LENGTH:
-            problems.append(
-                MPValidationMessage(
-                    path,
-                    f"is {len(value)} characters long; at most {MAX_STRING_VALUE_LENGTH} are "
-                    "allowed",
-                    "VALUE_OUT_OF_BOUNDS",
-                )
-            )
-    return problems
+            continue
+        params[key] = cleaned
+    return params, problems
 
 
 def _timestamp_micros(
@@ -218,6 +353,58 @@ def _timestamp_micros(
     return micros, None
 
 
+def _event_name_problem(event_name: Any) -> MPValidationMessage | None:
+    if not isinstance(event_name, str):
+        return MPValidationMessage("name", "event name is not text", "NAME_INVALID")
+    problem = _name_problem("event", event_name, "name")
+    if problem is None and event_name in RESERVED_EVENT_NAMES:
+        problem = MPValidationMessage(
+            "name", f"event name {event_name!r} is reserved", "NAME_RESERVED"
+        )
+    return problem
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    """A Measurement Protocol event and the parameters left out of it (with why)."""
+
+    event: dict[str, Any]
+    dropped: tuple[MPValidationMessage, ...] = ()
+
+
+def prepare_mp_event(
+    event_name: str,
+    properties: Mapping[str, Any] | None,
+    timestamp: datetime | int | None,
+    *,
+    now: datetime | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+) -> PreparedEvent:
+    """A Measurement Protocol event GA4 accepts, leaving out (and reporting) bad parameters.
+
+    Only what makes the whole event unusable raises :class:`MPEventInvalid`: a bad or reserved
+    event name, a timestamp outside GA4's 72 hours. ``extra_params`` (e.g. ``session_id``,
+    ``engagement_time_msec``) are added after the properties and always fit.
+    """
+    problems: list[MPValidationMessage] = []
+    problem = _event_name_problem(event_name)
+    if problem is not None:
+        problems.append(problem)
+    micros, problem = _timestamp_micros(timestamp, now)
+    if problem is not None:
+        problems.append(problem)
+    if problems:
+        raise MPEventInvalid(problems)
+    extra = dict(extra_params or {})
+    own = {key: value for key, value in (properties or {}).items() if key not in extra}
+    params, dropped = clean_params(own, reserved_slots=len(extra))
+    params.update(extra)
+    event: dict[str, Any] = {"name": event_name, "params": params}
+    if micros is not None:
+        event["timestamp_micros"] = micros
+    return PreparedEvent(event, tuple(dropped))
+
+
 def to_mp_event(
     event_name: str,
     properties: Mapping[str, Any] | None,
@@ -225,24 +412,18 @@ def to_mp_event(
     *,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """One Measurement Protocol event: ``{"name", "params", "timestamp_micros"?}``.
+    """One Measurement Protocol event: ``{"name", "params", "timestamp_micros"?}``, strictly.
 
     ``timestamp`` is a datetime or microseconds since the epoch (how events are stored); it must
-    lie within the 72 hours GA4 accepts. Raises :class:`MPEventInvalid` listing every problem.
+    lie within the 72 hours GA4 accepts. Raises :class:`MPEventInvalid` listing every problem,
+    parameters included (:func:`prepare_mp_event` drops bad parameters instead).
     """
     problems: list[MPValidationMessage] = []
-    if not isinstance(event_name, str):
-        problems.append(MPValidationMessage("name", "event name is not text", "NAME_INVALID"))
-    else:
-        problem = _name_problem("event", event_name, "name")
-        if problem is None and event_name in RESERVED_EVENT_NAMES:
-            problem = MPValidationMessage(
-                "name", f"event name {event_name!r} is reserved", "NAME_RESERVED"
-            )
-        if problem is not None:
-            problems.append(problem)
-    params = dict(properties or {})
-    problems.extend(_param_problems(params))
+    problem = _event_name_problem(event_name)
+    if problem is not None:
+        problems.append(problem)
+    params, dropped = clean_params(dict(properties or {}))
+    problems.extend(dropped)
     micros, problem = _timestamp_micros(timestamp, now)
     if problem is not None:
         problems.append(problem)
@@ -267,17 +448,21 @@ def build_payloads(
     *,
     user_id: str | None = None,
     timestamp_micros: int | None = None,
+    consent: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Request bodies for one client: at most 25 events and under 130 kB each, order kept.
 
     ``events`` are :func:`to_mp_event` results. ``timestamp_micros`` is the request-level time
-    (events may carry their own, which wins).
+    (events may carry their own, which wins); ``consent`` is the body's ``consent`` object
+    (``ad_user_data`` / ``ad_personalization``: ``GRANTED`` or ``DENIED``).
     """
     if not isinstance(client_id, str) or not client_id:
         raise ValidationError("client_id", "is required")
     base: dict[str, Any] = {"client_id": client_id}
     if user_id is not None:
         base["user_id"] = user_id
+    if consent is not None:
+        base["consent"] = dict(consent)
     if timestamp_micros is not None:
         base["timestamp_micros"] = timestamp_micros
     empty_size = _json_size({**base, "events": []})
@@ -543,9 +728,35 @@ def pseudonymous_client_id(scope_id: str, distinct_id: str) -> str:
     return digest[:32]
 
 
+#: gtag.js's client id: two dot-separated numbers (random, first-visit time), as in ``_ga``.
+_GTAG_CLIENT_ID = re.compile(r"[0-9]{1,20}\.[0-9]{1,20}")
+#: The ``_ga`` cookie: ``GA1.<domain depth>.<client id>``.
+_GA_COOKIE = re.compile(r"GA[0-9]\.[0-9]+\.([0-9]{1,20}\.[0-9]{1,20})")
+
+
+def gtag_client_id(value: object) -> str | None:
+    """The gtag client id in a ``_ga`` cookie value or a bare client id; None if neither."""
+    if not isinstance(value, str):
+        return None
+    if _GTAG_CLIENT_ID.fullmatch(value):
+        return value
+    match = _GA_COOKIE.fullmatch(value)
+    return match.group(1) if match else None
+
+
+#: Consent Mode answers the body's ``consent`` object carries.
+GRANTED, DENIED = "GRANTED", "DENIED"
+#: What this extension sends without an advertising choice: the gtag snippet's defaults.
+DEFAULT_CONSENT = {"ad_user_data": DENIED, "ad_personalization": DENIED}
+#: ``engagement_time_msec`` sent when an event does not carry its own (GA4 needs > 0 for
+#: Realtime and engaged sessions).
+DEFAULT_ENGAGEMENT_MSEC = 1
+
+
 @dataclass(frozen=True)
 class SkippedEvent:
-    """An event that failed validation and was not sent."""
+    """An event that failed validation and was not sent (or, in ``adjusted``, was sent
+    without the parameters ``messages`` name)."""
 
     index: int
     uuid: str | None
@@ -562,8 +773,34 @@ class ForwardResult:
     failed: int = 0
     not_selected: int = 0
     skipped: list[SkippedEvent] = field(default_factory=list)
+    adjusted: list[SkippedEvent] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     report: SendReport | None = None
+    #: Per payload, in ``report.outcomes`` order: the input indexes of its events.
+    payload_events: list[list[int]] = field(default_factory=list)
+
+
+def _engagement(properties: Mapping[str, Any]) -> int:
+    value = properties.get("engagement_time_msec")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return DEFAULT_ENGAGEMENT_MSEC
+    if math.isfinite(value) and value >= 1:
+        return int(value)
+    return DEFAULT_ENGAGEMENT_MSEC
+
+
+def _session_param(value: object) -> str | int | None:
+    """A stored session id as GA4's ``session_id`` (text up to 100 characters)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    if not text:
+        return None
+    if len(text) > MAX_STRING_VALUE_LENGTH:
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return text
 
 
 class MeasurementProtocolForwarder:
@@ -572,7 +809,10 @@ class MeasurementProtocolForwarder:
     ``measurement_id_for_scope`` / ``api_secret_for_scope`` look up a scope's GA4 stream and
     Measurement Protocol secret (``None`` = not connected); they are asked only when there is
     something to send. Events are mappings with ``event``, ``distinct_id``, ``ts`` (microseconds)
-    and ``properties`` (and optionally ``uuid``), e.g. rows of ``umetrics_events``.
+    and ``properties``, and optionally ``uuid``, ``session_id`` (sent as GA4's ``session_id``),
+    ``ga_client_id`` (the visitor's gtag ``_ga`` client id, used as ``client_id`` so browser and
+    server hits are one user; else the pseudonymous id) and ``consent`` (the body's ``consent``
+    object; default :data:`DEFAULT_CONSENT`). Every event carries ``engagement_time_msec``.
     """
 
     def __init__(
@@ -628,17 +868,29 @@ class MeasurementProtocolForwarder:
         return event_name in self.event_names
 
     def forward(self, scope_id: str, events: Iterable[Mapping[str, Any]]) -> ForwardResult:
-        """Send the selected, valid events of ``scope_id``; never raises for delivery problems."""
+        """Send the selected, valid events of ``scope_id``; never raises for delivery problems.
+
+        One request body per GA4 client (and consent): GA4 reads ``client_id`` per request.
+        """
         result = ForwardResult()
         now = self._clock()
-        by_client: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[int, dict[str, Any]]]]
+        groups = {}
         for index, row in enumerate(events):
             name = row["event"]
             if not self.selects(name):
                 result.not_selected += 1
                 continue
+            properties = dict(row.get("properties") or {})
+            extra: dict[str, Any] = {}
+            session = _session_param(row.get("session_id"))
+            if session is not None:
+                extra["session_id"] = session
+            extra["engagement_time_msec"] = _engagement(properties)
             try:
-                event = to_mp_event(name, row.get("properties"), row.get("ts"), now=now)
+                prepared = prepare_mp_event(
+                    name, properties, row.get("ts"), now=now, extra_params=extra
+                )
             except MPEventInvalid as exc:
                 result.skipped_invalid += 1
                 result.skipped.append(SkippedEvent(index, row.get("uuid"), name, exc.messages))
@@ -649,9 +901,14 @@ class MeasurementProtocolForwarder:
                     "; ".join(f"{m.field_path}: {m.description}" for m in exc.messages),
                 )
                 continue
-            client_id = self._client_id_for(scope_id, str(row["distinct_id"]))
-            by_client.setdefault(client_id, []).append(event)
-        pending = sum(len(batch) for batch in by_client.values())
+            if prepared.dropped:
+                result.adjusted.append(SkippedEvent(index, row.get("uuid"), name, prepared.dropped))
+            client_id = gtag_client_id(row.get("ga_client_id")) or self._client_id_for(
+                scope_id, str(row["distinct_id"])
+            )
+            consent = tuple(sorted(dict(row.get("consent") or DEFAULT_CONSENT).items()))
+            groups.setdefault((client_id, consent), []).append((index, prepared.event))
+        pending = sum(len(batch) for batch in groups.values())
         if not pending:
             return result
         measurement_id = self._measurement_id_for_scope(scope_id)
@@ -664,11 +921,15 @@ class MeasurementProtocolForwarder:
             logger.warning("GA4 forwarding: %s", result.errors[-1])
             return result
         assert measurement_id is not None
-        payloads = [
-            payload
-            for client_id, batch in by_client.items()
-            for payload in build_payloads(client_id, batch)
-        ]
+        payloads: list[dict[str, Any]] = []
+        for (client_id, consent), batch in groups.items():
+            indexes = [index for index, _ in batch]
+            built = build_payloads(client_id, [e for _, e in batch], consent=dict(consent))
+            for payload in built:
+                count = len(payload["events"])
+                result.payload_events.append(indexes[:count])
+                indexes = indexes[count:]
+            payloads.extend(built)
         report = send(
             measurement_id,
             api_secret,

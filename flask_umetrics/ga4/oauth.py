@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from oauthlib.oauth2.rfc6749.errors import (  # type: ignore[import-untyped]
     InsecureTransportError,
@@ -70,6 +70,28 @@ for _name in SENSITIVE_LOGGERS:
     _logger = logging.getLogger(_name)
     if not any(isinstance(f, _MuteDuringExchange) for f in _logger.filters):
         _logger.addFilter(_MUTE)
+
+
+#: The dashboard's callback (a browser redirect carrying the dashboard session), else the API's.
+CALLBACK_ENDPOINTS = ("umetrics_admin.ga4_oauth_callback", "umetrics_api.ga4_oauth_callback")
+
+
+def oauth_callback_url() -> str:
+    """The app's one OAuth redirect URI, for the dashboard and the REST flow alike.
+
+    ``UMETRICS_GA4_OAUTH_REDIRECT_URI`` when set (an exact URL registered at Google), else the
+    dashboard's callback, else the API's, built from the request (behind a TLS proxy, apply
+    ``werkzeug.middleware.proxy_fix.ProxyFix`` so the scheme is ``https``) or, outside a
+    request, ``SERVER_NAME`` and ``PREFERRED_URL_SCHEME``. The scope never appears in it: it
+    travels in the signed state.
+    """
+    configured = current_state().settings["UMETRICS_GA4_OAUTH_REDIRECT_URI"]
+    if configured:
+        return str(configured)
+    for endpoint in CALLBACK_ENDPOINTS:
+        if endpoint.split(".")[0] in current_app.blueprints:
+            return url_for(endpoint, _external=True)
+    raise APIError(409, "ga4_oauth_not_configured", "No OAuth callback route is registered.")
 
 
 def start_oauth(
@@ -190,7 +212,8 @@ def _exchange(
     flow = _flow(client_id, client_secret, scopes, redirect_uri, verifier)
     try:
         with _muted():
-            token = flow.fetch_token(code=code, code_verifier=verifier)
+            timeout = float(current_state().settings["UMETRICS_GA4_TIMEOUT"])
+            token = flow.fetch_token(code=code, code_verifier=verifier, timeout=timeout)
     except Warning as changed:
         # oauthlib raises (not warns) when Google grants other scopes than asked for, e.g. the
         # user unticked "edit"; the token is attached and the grant is still usable.

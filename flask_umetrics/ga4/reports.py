@@ -25,14 +25,16 @@ from google.auth.credentials import Credentials
 from sqlalchemy import Engine
 
 from ..db.types import utcnow
-from ..errors import ValidationError
+from ..errors import APIError, ValidationError
 from . import cache
 from .clients import (
     SettingsLike,
     alpha_data_client,
+    call_options,
     data_client,
     google_errors,
     is_quota_error,
+    last_error,
     retry_after,
     to_api_error,
 )
@@ -85,12 +87,20 @@ _KEY_EVENTS_FILTER = data.FilterExpression(
 # -- parameters ----------------------------------------------------------------------------
 
 
-def _today(settings: SettingsLike, now: dt.datetime) -> dt.date:
-    try:
-        zone = zoneinfo.ZoneInfo(str(settings["UMETRICS_TIMEZONE"]))
-    except (KeyError, zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    return now.astimezone(zone).date()
+def report_zone(settings: SettingsLike, time_zone: str | None) -> zoneinfo.ZoneInfo:
+    """The zone GA4 cuts days in: the property's reporting time zone, else
+    ``UMETRICS_TIMEZONE`` (a property linked before its zone was stored), else UTC."""
+    for name in (time_zone, settings["UMETRICS_TIMEZONE"] if time_zone is None else None):
+        if name:
+            try:
+                return zoneinfo.ZoneInfo(str(name))
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                continue
+    return zoneinfo.ZoneInfo("UTC")
+
+
+def _today(settings: SettingsLike, now: dt.datetime, time_zone: str | None = None) -> dt.date:
+    return now.astimezone(report_zone(settings, time_zone)).date()
 
 
 def _date(params: Mapping[str, Any], name: str, default: dt.date) -> dt.date:
@@ -326,6 +336,48 @@ def quota_dict(response: Any) -> dict[str, dict[str, int]] | None:
     }
 
 
+def metadata_dict(response: Any) -> dict[str, Any] | None:
+    """What GA4 says about an answer's quality (``ResponseMetaData``), if sent: sampling, data
+    withheld for thresholds, rows folded into "(other)", the property's currency and zone."""
+    if "metadata" not in response:
+        return None
+    meta = response.metadata
+    return {
+        "currency_code": meta.currency_code or None,
+        "time_zone": meta.time_zone or None,
+        "subject_to_thresholding": bool(meta.subject_to_thresholding),
+        "data_loss_from_other_row": bool(meta.data_loss_from_other_row),
+        "sampling": [
+            {
+                "samples_read_count": int(sample.samples_read_count),
+                "sampling_space_size": int(sample.sampling_space_size),
+            }
+            for sample in meta.sampling_metadatas
+        ],
+        "empty_reason": meta.empty_reason or None,
+    }
+
+
+#: Tokens per hour a standard property has (Google's Data API quotas; 360: ten times more).
+HOURLY_TOKENS = 40_000
+#: Below this share of :data:`HOURLY_TOKENS` left, answers carry a ``quota_warning``.
+QUOTA_WARNING_SHARE = 0.2
+
+
+def quota_warning(quota: Mapping[str, Any] | None) -> str | None:
+    """A warning when the property's hourly tokens run under 20 % (so callers slow down)."""
+    hourly = (quota or {}).get("tokens_per_hour")
+    if not hourly:
+        return None
+    remaining = int(hourly["remaining"])
+    if remaining >= QUOTA_WARNING_SHARE * HOURLY_TOKENS:
+        return None
+    return (
+        f"GA4 quota low: {remaining} of the property's {HOURLY_TOKENS} hourly tokens left; "
+        "cached answers are served until the hour resets"
+    )
+
+
 # -- running -------------------------------------------------------------------------------
 
 
@@ -338,19 +390,24 @@ class ReportSpec:
 
 def _run_report_call(credentials: Credentials, settings: SettingsLike, request: Any) -> Any:
     with data_client(credentials, settings) as client:
-        answer = client.run_report(request=request)
-    return {**_table(answer), "row_count": answer.row_count, "quota": quota_dict(answer)}
+        answer = client.run_report(request=request, **call_options(settings))
+    return {
+        **_table(answer),
+        "row_count": answer.row_count,
+        "quota": quota_dict(answer),
+        "metadata": metadata_dict(answer),
+    }
 
 
 def _run_realtime_call(credentials: Credentials, settings: SettingsLike, request: Any) -> Any:
     with data_client(credentials, settings) as client:
-        answer = client.run_realtime_report(request=request)
+        answer = client.run_realtime_report(request=request, **call_options(settings))
     return {**_table(answer), "row_count": answer.row_count, "quota": quota_dict(answer)}
 
 
 def _run_funnel_call(credentials: Credentials, settings: SettingsLike, request: Any) -> Any:
     with alpha_data_client(credentials, settings) as client:
-        answer = client.run_funnel_report(request=request)
+        answer = client.run_funnel_report(request=request, **call_options(settings))
     table = _table(answer.funnel_table)
     return {**table, "row_count": len(table["rows"]), "quota": quota_dict(answer)}
 
@@ -365,13 +422,21 @@ REPORTS: dict[str, ReportSpec] = {
 
 
 def validate_params(
-    name: str, params: Mapping[str, Any], settings: SettingsLike, now: dt.datetime | None = None
+    name: str,
+    params: Mapping[str, Any],
+    settings: SettingsLike,
+    now: dt.datetime | None = None,
+    *,
+    time_zone: str | None = None,
 ) -> dict[str, Any]:
-    """The normalised parameters of report ``name`` (defaults filled in); ValidationError if bad."""
+    """The normalised parameters of report ``name`` (defaults filled in); ValidationError if bad.
+
+    Default ranges end "today" in ``time_zone`` (the property's), as GA4 counts days.
+    """
     spec = REPORTS.get(name)
     if spec is None:
         raise ValidationError("report", f"unknown GA4 report; expected one of {', '.join(REPORTS)}")
-    return spec.validate(params, _today(settings, now or utcnow()))
+    return spec.validate(params, _today(settings, now or utcnow(), time_zone))
 
 
 def run_report(
@@ -384,10 +449,16 @@ def run_report(
     settings: SettingsLike,
     engine: Engine,
     now: dt.datetime | None = None,
+    time_zone: str | None = None,
+    currency: str | None = None,
 ) -> dict[str, Any]:
-    """Report ``name`` for ``property_id`` (bare numeric id), from the cache when fresh."""
+    """Report ``name`` for ``property_id`` (bare numeric id), from the cache when fresh.
+
+    ``time_zone`` / ``currency`` are the property's: dates are days in that zone, money in that
+    currency; both are part of the answer so pages can say so.
+    """
     now = now or utcnow()
-    normalized = validate_params(name, params, settings, now)
+    normalized = validate_params(name, params, settings, now, time_zone=time_zone)
     key = {"property_id": str(property_id), **normalized}
     digest = cache.params_hash(key)
     cached = cache.load(engine, scope_id, name, digest)
@@ -398,17 +469,145 @@ def run_report(
     with google_errors():
         try:
             answer = spec.call(credentials, settings, request)
-        except gexc.GoogleAPICallError as exc:
-            if cached is None or not is_quota_error(exc):
+        except (gexc.GoogleAPICallError, gexc.RetryError) as exc:
+            cause = last_error(exc)
+            if cached is None or not is_quota_error(cause):
                 raise
-            return _stale(name, scope_id, cached, exc)
+            assert isinstance(cause, gexc.GoogleAPICallError)
+            return _stale(name, scope_id, cached, cause)
     ttl = int(settings["UMETRICS_GA4_CACHE_TTL"])
+    return _store(
+        name,
+        scope_id,
+        str(property_id),
+        normalized,
+        answer,
+        settings,
+        engine,
+        now,
+        ttl,
+        time_zone=time_zone,
+        currency=currency,
+    )
+
+
+#: Reports one ``batchRunReports`` call can answer together (plain ``runReport`` requests).
+BATCHABLE = ("traffic", "seo", "conversions")
+#: Google takes at most 5 requests per batch.
+MAX_BATCH = 5
+
+
+def run_reports(
+    names: list[str],
+    scope_id: str,
+    params: Mapping[str, Any],
+    *,
+    credentials: Credentials,
+    property_id: str,
+    settings: SettingsLike,
+    engine: Engine,
+    now: dt.datetime | None = None,
+    time_zone: str | None = None,
+    currency: str | None = None,
+) -> dict[str, dict[str, Any] | APIError]:
+    """Several dated reports with one ``batchRunReports`` call for those not fresh in the cache.
+
+    Each answer is exactly what :func:`run_report` would give (cached, stale on quota-type
+    errors); a report that failed maps to its :class:`APIError` so one bad report never hides
+    the others. Up to five reports, all of :data:`BATCHABLE`.
+    """
+    if not names or len(names) > MAX_BATCH or any(n not in BATCHABLE for n in names):
+        raise ValidationError("reports", f"1 to {MAX_BATCH} of {', '.join(BATCHABLE)}")
+    now = now or utcnow()
+    results: dict[str, dict[str, Any] | APIError] = {}
+    pending: list[tuple[str, dict[str, Any], str, cache.CachedReport | None]] = []
+    for name in names:
+        normalized = validate_params(name, params, settings, now, time_zone=time_zone)
+        key = {"property_id": str(property_id), **normalized}
+        digest = cache.params_hash(key)
+        cached = cache.load(engine, scope_id, name, digest)
+        if cached is not None and cached.is_fresh(now):
+            results[name] = {**cached.result, "cached": True, "stale": False}
+        else:
+            pending.append((name, normalized, digest, cached))
+    if not pending:
+        return results
+    batch = data.BatchRunReportsRequest(
+        property=f"properties/{property_id}",
+        requests=[
+            REPORTS[name].build(str(property_id), normalized) for name, normalized, _, _ in pending
+        ],
+    )
+    try:
+        with google_errors():
+            try:
+                with data_client(credentials, settings) as client:
+                    answer = client.batch_run_reports(request=batch, **call_options(settings))
+            except (gexc.GoogleAPICallError, gexc.RetryError) as exc:
+                cause = last_error(exc)
+                if not is_quota_error(cause) or not all(c is not None for *_, c in pending):
+                    raise
+                assert isinstance(cause, gexc.GoogleAPICallError)
+                for name, _, _, cached in pending:
+                    assert cached is not None
+                    results[name] = _stale(name, scope_id, cached, cause)
+                return results
+    except APIError as error:
+        for name, *_ in pending:
+            results[name] = error
+        return results
+    ttl = int(settings["UMETRICS_GA4_CACHE_TTL"])
+    for (name, normalized, _, _), report in zip(pending, answer.reports, strict=True):
+        table = {
+            **_table(report),
+            "row_count": report.row_count,
+            "quota": quota_dict(report),
+            "metadata": metadata_dict(report),
+        }
+        results[name] = _store(
+            name,
+            scope_id,
+            str(property_id),
+            normalized,
+            table,
+            settings,
+            engine,
+            now,
+            ttl,
+            time_zone=time_zone,
+            currency=currency,
+        )
+    return results
+
+
+def _store(
+    name: str,
+    scope_id: str,
+    property_id: str,
+    normalized: dict[str, Any],
+    answer: dict[str, Any],
+    settings: SettingsLike,
+    engine: Engine,
+    now: dt.datetime,
+    ttl: int,
+    *,
+    time_zone: str | None,
+    currency: str | None,
+) -> dict[str, Any]:
+    """The JSON answer of one fetched report, cached for ``ttl`` (an hour on a low quota)."""
+    warning = quota_warning(answer["quota"])
+    if warning is not None:
+        logger.warning("GA4 scope %s property %s: %s", scope_id, property_id, warning)
+        ttl = max(ttl, 3600)  # keep answers until the hour's tokens are back
     if name == "realtime":
         ttl = min(ttl, REALTIME_TTL)
     result = {
         "report": name,
-        "property_id": str(property_id),
+        "property_id": property_id,
         "params": normalized,
+        "time_zone": report_zone(settings, time_zone).key,
+        "currency": currency,
+        "quota_warning": warning,
         **answer,
         "fetched_at": now.isoformat(),
         "stale": False,
@@ -418,7 +617,7 @@ def run_report(
         engine,
         scope_id,
         name,
-        key,
+        {"property_id": property_id, **normalized},
         result=result,
         quota=answer["quota"],
         fetched_at=now,

@@ -50,6 +50,8 @@ def connection_json(connection: Any) -> dict[str, Any] | None:
         "stream_id": connection.stream_id,
         "measurement_id": connection.measurement_id,
         "has_mp_secret": connection.has_mp_secret,
+        "time_zone": connection.time_zone,
+        "currency": connection.currency,
         "connected_by": connection.connected_by,
         "connected_at": iso(connection.connected_at),
         "last_sync_at": iso(connection.last_sync_at),
@@ -114,11 +116,12 @@ def accounts(scope_id: str | None = None) -> list[dict[str, Any]]:
 
 
 def link(scope_id: str | None, property_id: str, *, actor: str | None = None) -> dict[str, Any]:
-    """Link an existing property (checked with Google) and its first web stream."""
+    """Link an existing property (checked with Google) and its first web stream, and give it a
+    Measurement Protocol secret when the credentials may create one (else say why not)."""
     require_libraries()
     from .admin import get_property
     from .clients import google_errors
-    from .connections import load_credentials, set_property
+    from .connections import get_connection, load_credentials, set_property
 
     scope = resolve_scope(scope_id)
     with google_errors():
@@ -131,9 +134,43 @@ def link(scope_id: str | None, property_id: str, *, actor: str | None = None) ->
         property_name=details.property.display_name,
         stream_id=stream.stream_id if stream else None,
         measurement_id=stream.measurement_id if stream else None,
+        time_zone=details.property.time_zone or None,
+        currency=details.property.currency_code or None,
         actor=actor,
     )
-    return {"connection": connection_json(connection)}
+    forwarding = _link_mp_secret(scope, connection, actor=actor)
+    return {"connection": connection_json(get_connection(scope)), "forwarding": forwarding}
+
+
+def _link_mp_secret(scope: str, connection: Any, *, actor: str | None) -> dict[str, Any]:
+    """Create or reuse the linked stream's MP secret; ``{"ready", "reason"}`` for the answer."""
+    from .admin import ensure_mp_secret
+    from .connections import load_credentials, set_mp_secret
+
+    if connection.stream_id is None:
+        return {"ready": False, "reason": "the property has no web stream: provision one"}
+    if connection.has_mp_secret:
+        return {"ready": True, "reason": None}
+    if not connection.can_provision:
+        return {
+            "ready": False,
+            "reason": "these credentials may only read: reconnect with provisioning "
+            "(analytics.edit) to create a Measurement Protocol secret",
+        }
+    try:
+        secret, _ = ensure_mp_secret(
+            load_credentials(scope, edit=True),
+            current_state().settings,
+            connection.property_id,
+            connection.stream_id,
+        )
+    except APIError as exc:
+        return {
+            "ready": False,
+            "reason": f"Google refused to create a Measurement Protocol secret: {exc.message}",
+        }
+    set_mp_secret(scope, secret, actor=actor)
+    return {"ready": True, "reason": None}
 
 
 def provision(
@@ -144,9 +181,13 @@ def provision(
     site_url: str,
     time_zone: str,
     currency: str,
+    property_id: str | None = None,
     actor: str | None = None,
 ) -> dict[str, Any]:
-    """Create (or reuse) a property, a web stream and an MP secret, and link them."""
+    """Create (or reuse) a property, a web stream and an MP secret, and link them.
+
+    ``property_id`` targets a known property (of ``account_id``) instead of matching by name.
+    """
     require_libraries()
     from .admin import provision as provision_property
     from .clients import google_errors
@@ -169,6 +210,7 @@ def provision(
             site_url=site_url,
             time_zone=time_zone,
             currency=currency,
+            property_id=property_id,
         )
     set_property(
         scope,
@@ -177,6 +219,8 @@ def provision(
         property_name=result.property_name,
         stream_id=result.stream_id,
         measurement_id=result.measurement_id,
+        time_zone=result.time_zone or None,
+        currency=result.currency_code or None,
         actor=actor,
     )
     set_mp_secret(scope, result.mp_secret, actor=actor)
@@ -191,8 +235,8 @@ def report(name: str, scope_id: str | None, params: dict[str, Any]) -> dict[str,
 
     state = current_state()
     scope = resolve_scope(scope_id)
-    validate_params(name, params, state.settings)
     connection = require_connection(scope)
+    validate_params(name, params, state.settings, time_zone=connection.time_zone)
     if connection.property_id is None:
         raise APIError(409, "ga4_not_linked", "Link or provision a GA4 property first.")
     return run_report(
@@ -203,6 +247,33 @@ def report(name: str, scope_id: str | None, params: dict[str, Any]) -> dict[str,
         property_id=connection.property_id,
         settings=state.settings,
         engine=state.engine,
+        time_zone=connection.time_zone,
+        currency=connection.currency,
+    )
+
+
+def reports(names: list[str], scope_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    """Several dated reports in one ``batchRunReports`` call (the dashboard's three); each
+    value is the report's answer or the :class:`APIError` it failed with."""
+    require_libraries()
+    from .connections import load_credentials, require_connection
+    from .reports import run_reports
+
+    state = current_state()
+    scope = resolve_scope(scope_id)
+    connection = require_connection(scope)
+    if connection.property_id is None:
+        raise APIError(409, "ga4_not_linked", "Link or provision a GA4 property first.")
+    return run_reports(
+        names,
+        scope,
+        params,
+        credentials=load_credentials(scope),
+        property_id=connection.property_id,
+        settings=state.settings,
+        engine=state.engine,
+        time_zone=connection.time_zone,
+        currency=connection.currency,
     )
 
 

@@ -2,8 +2,9 @@
 
 A sync reads the last ``UMETRICS_GA4_SYNC_DAYS`` complete days (GA4 keeps revising recent days)
 and writes one reading per day and metric (``ga4.sessions``, ``ga4.active_users``, ...), stamped
-with the day's midnight in ``UMETRICS_TIMEZONE`` and source ``ga4``. Re-reading a day replaces
-its readings, so series never hold duplicates.
+with the day's midnight in the property's reporting time zone (GA4 cuts days there; stored at
+link time, ``UMETRICS_TIMEZONE`` for a property linked before) and source ``ga4``. Re-reading a
+day replaces its readings, so series never hold duplicates.
 """
 
 from __future__ import annotations
@@ -64,18 +65,19 @@ def sync_scope(
     """Pull the daily figures of the scope's linked property; errors are recorded, not raised."""
     from google.analytics.data_v1beta import types as data
 
-    from .clients import data_client, google_errors
+    from .clients import call_options, data_client, google_errors
     from .connections import load_credentials, mark_sync, require_connection
+    from .reports import report_zone
 
     state = current_state()
     settings = state.settings
     scope = resolve_scope(scope_id)
     now = now or utcnow()
-    zone = ZoneInfo(settings.timezone)
+    connection = require_connection(scope)
+    zone = report_zone(settings, connection.time_zone)
     count = days or int(settings["UMETRICS_GA4_SYNC_DAYS"])
     last = now.astimezone(zone).date() - dt.timedelta(days=1)
     first = last - dt.timedelta(days=count - 1)
-    connection = require_connection(scope)
     if connection.property_id is None:
         raise APIError(409, "ga4_not_linked", "Link or provision a GA4 property first.")
     request = data.RunReportRequest(
@@ -90,7 +92,7 @@ def sync_scope(
     try:
         credentials = load_credentials(scope)
         with google_errors(), data_client(credentials, settings) as client:
-            answer = client.run_report(request=request)
+            answer = client.run_report(request=request, **call_options(settings))
     except APIError as exc:
         mark_sync(scope, at=now, error=exc.message)
         return SyncResult(scope, first.isoformat(), last.isoformat(), error=exc.message)

@@ -11,17 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
-from flask import Blueprint, Response, flash, make_response, redirect, request, url_for
+from flask import Blueprint, Response, flash, make_response, redirect, request
 
-from ...api.ga4 import ProvisionBody, ga4_accounts, ga4_report, ga4_status
+from ...api.ga4 import ProvisionBody, ga4_accounts, ga4_status
 from ...api.ga4 import ReportQuery as GA4ReportQuery
 from ...api.models import ScopedModel
+from ...api.router import parse_query_args
 from ...errors import APIError, ValidationError
 from ...ga4 import service
 from ...state import current_state
 from ..access import actor, current_scope, require
 from ..page import Chart, Table, render_page
-from ..reports import run_report
+from ..reports import report_args, run_report
 from . import Page
 
 #: The reports the page shows, with their titles.
@@ -37,15 +38,16 @@ def page_url(endpoint: str, **args: Any) -> str:
     return blueprint_page_url(endpoint, **args)
 
 
-def _scope_args() -> dict[str, str]:
-    """``scope_id`` for URLs Google sends the browser back to (left out for the default)."""
-    scope = current_scope()
+def _scope_args(scope: str) -> dict[str, str]:
+    """``scope_id`` for dashboard URLs (left out for the default scope)."""
     return {} if scope == current_state().settings.default_scope else {"scope_id": scope}
 
 
 def callback_url() -> str:
-    """The dashboard's OAuth callback: register it as an authorized redirect URI at Google."""
-    return url_for("umetrics_admin.ga4_oauth_callback", _external=True, **_scope_args())
+    """The app's one OAuth callback (every scope): register it at Google as is."""
+    from ...ga4.oauth import oauth_callback_url
+
+    return oauth_callback_url()
 
 
 def _report_table(name: str, answer: dict[str, Any]) -> Table:
@@ -72,17 +74,49 @@ def _reports() -> tuple[list[dict[str, Any]], list[Chart]]:
     """Each report's chart, or the reason it is missing (quota, a bad date): never a 500."""
     sections: list[dict[str, Any]] = []
     charts: list[Chart] = []
+    answers: dict[str, Any]
+    try:
+        # One batchRunReports call for the three reports (each still cached on its own).
+        query = parse_query_args(GA4ReportQuery, report_args(GA4ReportQuery))
+        params = query.model_dump(exclude_none=True, exclude={"scope_id", "steps"})
+        answers = service.reports(list(REPORTS), current_scope(), params)
+    except (APIError, ValidationError) as error:
+        answers = dict.fromkeys(REPORTS, error)
     for name, title in REPORTS.items():
-        try:
-            answer = run_report(ga4_report, GA4ReportQuery, name=name)
-        except (APIError, ValidationError) as error:
-            message = error.message if isinstance(error, APIError) else str(error)
+        answer = answers[name]
+        if isinstance(answer, (APIError, ValidationError)):
+            message = answer.message if isinstance(answer, APIError) else str(answer)
             sections.append({"name": name, "title": title, "error": message})
             continue
         chart = _report_chart(name, answer)
         charts.append(chart)
-        sections.append({"name": name, "title": title, "chart": chart, "answer": answer})
+        sections.append(
+            {
+                "name": name,
+                "title": title,
+                "chart": chart,
+                "answer": answer,
+                "notes": quality_notes(answer),
+            }
+        )
     return sections, charts
+
+
+def quality_notes(answer: dict[str, Any]) -> list[str]:
+    """What GA4 said about the answer (sampling, thresholds, "(other)", low quota), in words."""
+    notes: list[str] = []
+    meta = answer.get("metadata") or {}
+    for sample in meta.get("sampling") or []:
+        read, space = sample["samples_read_count"], sample["sampling_space_size"]
+        share = f"{100 * read / space:.1f} %" if space else "part"
+        notes.append(f"Sampled: based on {share} of the data ({read} of {space} events).")
+    if meta.get("subject_to_thresholding"):
+        notes.append("Thresholded: GA4 withheld rows with few users to protect privacy.")
+    if meta.get("data_loss_from_other_row"):
+        notes.append('Some rows were folded into "(other)" by GA4 (high cardinality).')
+    if answer.get("quota_warning"):
+        notes.append(str(answer["quota_warning"]) + ".")
+    return notes
 
 
 def _render(status: int = 200, error: str | None = None) -> Response:
@@ -110,8 +144,9 @@ def ga4() -> Response:
     return _render()
 
 
-def _back(endpoint: str = "umetrics_admin.ga4") -> Response:
-    return redirect(page_url(endpoint))  # type: ignore[return-value]
+def _back(endpoint: str = "umetrics_admin.ga4", *, scope: str | None = None) -> Response:
+    args = _scope_args(scope) if scope is not None else {}
+    return redirect(page_url(endpoint, **args))  # type: ignore[return-value]
 
 
 def _message(error: APIError | ValidationError) -> str:
@@ -155,27 +190,37 @@ def oauth_start() -> Response:
 
 
 def oauth_callback() -> Response:
-    """Google sends the browser here; the state names the scope and is checked again."""
-    require("metrics.manage")
-    service.require_libraries()
-    from ...ga4.oauth import finish_oauth
+    """Google sends the browser here for every scope and both flows (dashboard and REST).
 
+    The scope comes from the signed state, never the query string. The state is the
+    credential, as OAuth intends: signed with ``SECRET_KEY``, bound to a flow row that a
+    principal with ``metrics.manage`` on that scope started, usable once within 10 minutes;
+    so a flow started over REST completes in a browser without a dashboard session.
+    """
+    service.require_libraries()
+    from ...ga4.oauth import finish_oauth, state_scope
+
+    state = request.args.get("state", "")
+    scope = state_scope(state)
+    if scope is None:
+        flash("This sign-in's state is missing, altered or expired: start again.", "error")
+        return _back()
     denied = request.args.get("error")
     if denied:
-        flash(f"Google answered: {denied}", "error")
-        return _back()
+        flash(f"Google answered: {denied[:200]}", "error")
+        return _back(scope=scope)
     try:
         finish_oauth(
-            current_scope(),
-            state=request.args.get("state", ""),
+            scope,
+            state=state,
             code=request.args.get("code", ""),
             redirect_uri=callback_url(),
         )
     except (APIError, ValidationError) as error:
         flash(_message(error), "error")
-        return _back()
+        return _back(scope=scope)
     flash("Connected to Google Analytics. Now link or create a property.", "info")
-    return _back("umetrics_admin.ga4_accounts")
+    return _back("umetrics_admin.ga4_accounts", scope=scope)
 
 
 def accounts(status: int = 200, error: str | None = None, values: Any = None) -> Response:
@@ -217,6 +262,8 @@ def link() -> Response:
         return _back("umetrics_admin.ga4_accounts")
     name = answer["connection"]["property_name"] or property_id
     flash(f"Linked GA4 property {name} ({property_id}).", "info")
+    if not answer["forwarding"]["ready"]:
+        flash(f"Forwarding to GA4 is off: {answer['forwarding']['reason']}.", "info")
     return _back()
 
 

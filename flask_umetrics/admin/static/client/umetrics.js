@@ -225,12 +225,22 @@
 
   // -- the API --------------------------------------------------------------------------------
 
+  /** gtag.js's "_ga" cookie (set only after analytics consent), so GA4 forwarding joins the
+   * browser's GA4 user; the server keeps it as $ga_client_id and sends it nowhere else. */
+  function gaCookie() {
+    const found = (document.cookie || "").split(/;\s*/).filter((c) => c.indexOf("_ga=") === 0)[0];
+    return found ? decodeURIComponent(found.slice(4)) : null;
+  }
+
   function track(event, properties) {
     if (typeof event !== "string" || !event || consent === false || optedOut()) return;
+    const props = Object.assign({}, properties || {});
+    const ga = gaCookie();
+    if (ga && !("$ga_client_id" in props)) props.$ga_client_id = ga;
     queue.push({
       event: event,
       distinct_id: ids.d || ids.a,
-      properties: Object.assign({}, properties || {}),
+      properties: props,
       timestamp: new Date().toISOString(),
       uuid: uuid(),
       session_id: session(),
