@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import click
 from flask.cli import AppGroup
@@ -217,8 +218,17 @@ def prune_command() -> None:
     def progress(name: str, total: int) -> None:
         click.echo(f"  {name}: {total} deleted so far", err=True)
 
-    for name, count in prune(progress=progress).items():
+    details: dict[str, Any] = {}
+    for name, count in prune(progress=progress, details=details).items():
         click.echo(f"{name}: {count} deleted")
+    events = details.get("events")
+    if events:
+        click.echo(
+            f"  events (ClickHouse, before {events['cutoff']}): "
+            f"{events['rows_in_dropped_partitions']} in dropped partitions "
+            f"{', '.join(events['partitions_dropped']) or '(none)'}, "
+            f"{events['rows_deleted']} by a lightweight delete"
+        )
 
 
 @umetrics_cli.command("scheduler")

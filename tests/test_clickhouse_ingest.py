@@ -286,20 +286,6 @@ def test_a_retried_insert_that_had_landed_is_dropped_by_its_token(
     assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(3,)]
 
 
-def test_pruning_leaves_clickhouse_events_alone_and_says_so(
-    app: Flask, client: FlaskClient, key: str, clickhouse_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Retention pruning is not built for ClickHouse: it must not claim "events: 0 deleted"."""
-    from flask_umetrics.pruning import prune
-
-    send(client, key, batch_of(3))
-    with app.app_context():
-        result = prune(now=BASE + timedelta(days=10_000))
-    assert "events" not in result and "stat_readings" in result
-    assert "events in the clickhouse event store are not pruned yet" in caplog.text
-    assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(3,)]
-
-
 def test_concurrent_batches_sharing_uuids_store_each_once(
     app: Flask, key: str, clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

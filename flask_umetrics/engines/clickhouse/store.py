@@ -29,7 +29,8 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection
 
@@ -61,6 +62,26 @@ ANONYMIZED_UUID_PREFIX = "anon-event-"
 LOOKUP_CHUNK = 1000
 #: Attempts of one insert on a connection error (same rows, same deduplication token).
 INSERT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class EventPruneResult:
+    """What :meth:`ClickHouseEventStore.prune_events` removed: ``deleted`` events in all, of
+    which ``rows_in_dropped_partitions`` went with the whole months ``partitions_dropped``
+    (``YYYYMM``) and ``rows_deleted`` by a lightweight delete in the cutoff's month."""
+
+    deleted: int
+    partitions_dropped: list[str]
+    rows_in_dropped_partitions: int
+    rows_deleted: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deleted": self.deleted,
+            "partitions_dropped": list(self.partitions_dropped),
+            "rows_in_dropped_partitions": self.rows_in_dropped_partitions,
+            "rows_deleted": self.rows_deleted,
+        }
 
 
 class ClickHouseEventStore:
@@ -269,6 +290,62 @@ class ClickHouseEventStore:
             self.client.insert(EVENTS, data, column_names=EVENT_COLUMNS, settings=settings)
             self._delete(scope_id, old_ids)
         return len(data)
+
+    # -- retention --------------------------------------------------------------------------
+
+    def prune_events(self, cutoff_us: int) -> EventPruneResult:
+        """Remove every event older than ``cutoff_us`` (all scopes), by month.
+
+        Months wholly before the cutoff are dropped as partitions (``DROP PARTITION``: the data
+        leaves every query at once and its files are removed from disk right after, without a
+        rewrite); the rows of the cutoff's own month that are older than it are removed with a
+        lightweight ``DELETE`` (hidden at once, physically gone when their parts next merge).
+        Counts are of rows visible before the removal (rows hidden by earlier deletions are not
+        counted again)."""
+        return cast(
+            EventPruneResult, self._retrying("prune events", lambda: self._prune(cutoff_us))
+        )
+
+    def _prune(self, cutoff_us: int) -> EventPruneResult:
+        client = self.client
+        cutoff = "fromUnixTimestamp64Micro({cutoff:Int64}, 'UTC')"
+        counted = client.query(
+            f"SELECT toYYYYMM(ts) AS month, count() FROM {EVENTS} WHERE ts < {cutoff} "
+            "GROUP BY month ORDER BY month",
+            parameters={"cutoff": cutoff_us},
+        ).result_rows
+        cutoff_month = int(
+            client.query(
+                f"SELECT toYYYYMM({cutoff})", parameters={"cutoff": cutoff_us}
+            ).result_rows[0][0]
+        )
+        # Every partition of an earlier month, counted or not (one holding only rows hidden by
+        # lightweight deletes still holds their bytes); on a cluster this node's parts plus the
+        # months counted through the Distributed table (dropping an absent partition is a no-op).
+        parts = client.query(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() "
+            "AND table = {table:String} AND active",
+            parameters={"table": EVENTS_LOCAL if self.cluster else EVENTS},
+        ).result_rows
+        months = {int(m) for (m,) in parts if str(m).isdigit()} | {int(m) for m, _ in counted}
+        dropped = sorted(month for month in months if month < cutoff_month)
+        table = f"{EVENTS_LOCAL} ON CLUSTER {quote(self.cluster)}" if self.cluster else EVENTS
+        for month in dropped:
+            client.command(f"ALTER TABLE {table} DROP PARTITION ID '{month}'")
+        in_dropped = sum(int(n) for m, n in counted if int(m) < cutoff_month)
+        partial = sum(int(n) for m, n in counted if int(m) >= cutoff_month)
+        if partial:
+            client.command(
+                f"DELETE FROM {table} WHERE ts < {cutoff}",
+                parameters={"cutoff": cutoff_us},
+                settings={"lightweight_deletes_sync": 2},
+            )
+        return EventPruneResult(
+            deleted=in_dropped + partial,
+            partitions_dropped=[str(month) for month in dropped],
+            rows_in_dropped_partitions=in_dropped,
+            rows_deleted=partial,
+        )
 
     # -- persons ----------------------------------------------------------------------------
 
