@@ -297,4 +297,4 @@ def config_command() -> None:
 
 
 # Registers the event, flag and experiment commands on umetrics_cli.
-from . import cli_events, cli_flags, cli_ga4  # noqa: E402, F401
+from . import cli_clickhouse, cli_events, cli_flags, cli_ga4  # noqa: E402, F401

@@ -129,14 +129,27 @@ class ClickHouseEventStore:
         with self._insert_lock:
             return self._insert_fresh(client, unique)
 
+    def copy_events(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store rows that carry their own ``seq`` (the backfill gives each SQL event its
+        ``events.id``), each ``(scope_id, uuid)`` once; how many were stored."""
+        unique: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for row in rows:
+            unique.setdefault((row["scope_id"], row["uuid"]), row)
+        client = self.client
+        with self._insert_lock:
+            return self._insert_fresh(client, unique, own_seq=True)
+
     def _insert_fresh(
-        self, client: Client, unique: Mapping[tuple[str, str], Mapping[str, Any]]
+        self,
+        client: Client,
+        unique: Mapping[tuple[str, str], Mapping[str, Any]],
+        own_seq: bool = False,
     ) -> int:
         stored = self._stored(client, unique)
         fresh = [row for key, row in unique.items() if key not in stored]
         if not fresh:
             return 0
-        sequence = next_values(len(fresh))
+        sequence = [row["seq"] for row in fresh] if own_seq else next_values(len(fresh))
         data = [
             [
                 row["scope_id"],
