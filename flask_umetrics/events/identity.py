@@ -83,7 +83,9 @@ def ensure_persons(
     persons this call created (not those a concurrent writer won with), for the event store.
     """
     known = person_ids_of(connection, scope_id, first_seen)
-    missing = [d for d in first_seen if d not in known]
+    # Sorted: concurrent batches then take the map's unique-key locks in one order (PostgreSQL
+    # detected deadlocks between batches sharing new ids in different orders).
+    missing = sorted(d for d in first_seen if d not in known)
     if not missing:
         return known
     create = (
