@@ -64,6 +64,16 @@ LOOKUP_CHUNK = 1000
 INSERT_ATTEMPTS = 3
 
 
+@dataclass(eq=False)
+class _Waiting:
+    """One batch in the group commit of ``insert_events``."""
+
+    unique: Mapping[tuple[str, str], Mapping[str, Any]]
+    stored: int = 0
+    done: bool = False
+    error: Exception | None = None
+
+
 @dataclass(frozen=True)
 class EventPruneResult:
     """What :meth:`ClickHouseEventStore.prune_events` removed: ``deleted`` events in all, of
@@ -95,6 +105,9 @@ class ClickHouseEventStore:
         self.cluster = cluster
         #: Held from the uuid look-up to the end of the insert (see the module docstring).
         self._insert_lock = threading.Lock()
+        #: Batches waiting for the lock; whoever holds it stores them all at once (below).
+        self._waiting: list[_Waiting] = []
+        self._waiting_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ClickHouseEventStore({self.url.redacted()!r}, cluster={self.cluster!r})"
@@ -126,8 +139,50 @@ class ClickHouseEventStore:
             "mirror new persons",
             lambda: mirror.mirror_new_persons(client, new_persons, self._write_settings),
         )
+        return self._insert_combined(client, unique)
+
+    def _insert_combined(
+        self, client: Client, unique: Mapping[tuple[str, str], Mapping[str, Any]]
+    ) -> int:
+        """Group commit: the batch joins the waiting list, then waits for the insert lock; the
+        thread that holds it stores every waiting batch with one look-up and one insert (first
+        come, first stored: a uuid sent by two batches counts for the earlier one). Threads of
+        one worker then share ClickHouse round trips instead of queueing for one each. If the
+        combined insert fails, each batch is tried on its own, so one batch ClickHouse refuses
+        fails alone."""
+        mine = _Waiting(unique)
+        with self._waiting_lock:
+            self._waiting.append(mine)
         with self._insert_lock:
-            return self._insert_fresh(client, unique)
+            if not mine.done:
+                with self._waiting_lock:
+                    group, self._waiting = self._waiting, []
+                self._store_group(client, group)
+        if mine.error is not None:
+            raise mine.error
+        return mine.stored
+
+    def _store_group(self, client: Client, group: list[_Waiting]) -> None:
+        try:
+            merged: dict[tuple[str, str], Mapping[str, Any]] = {}
+            owner: dict[tuple[str, str], _Waiting] = {}
+            for waiting in group:
+                for key, row in waiting.unique.items():
+                    if key not in merged:
+                        merged[key], owner[key] = row, waiting
+            for key in self._insert_fresh(client, merged):
+                owner[key].stored += 1
+        except Exception as exc:  # noqa: BLE001 - re-raised in each caller's thread
+            if len(group) == 1 or isinstance(exc, EventStoreUnavailable):
+                for waiting in group:  # ClickHouse is down: every batch fails the same way
+                    waiting.error = exc
+            else:
+                for waiting in group:
+                    waiting.stored = 0
+                    self._store_group(client, [waiting])
+        finally:
+            for waiting in group:
+                waiting.done = True
 
     def copy_events(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Store rows that carry their own ``seq`` (the backfill gives each SQL event its
@@ -137,18 +192,20 @@ class ClickHouseEventStore:
             unique.setdefault((row["scope_id"], row["uuid"]), row)
         client = self.client
         with self._insert_lock:
-            return self._insert_fresh(client, unique, own_seq=True)
+            return len(self._insert_fresh(client, unique, own_seq=True))
 
     def _insert_fresh(
         self,
         client: Client,
         unique: Mapping[tuple[str, str], Mapping[str, Any]],
         own_seq: bool = False,
-    ) -> int:
+    ) -> list[tuple[str, str]]:
+        """Look up which rows are stored already, insert the rest; the keys inserted."""
         stored = self._stored(client, unique)
-        fresh = [row for key, row in unique.items() if key not in stored]
+        keys = [key for key in unique if key not in stored]
+        fresh = [unique[key] for key in keys]
         if not fresh:
-            return 0
+            return []
         sequence = [row["seq"] for row in fresh] if own_seq else next_values(len(fresh))
         data = [
             [
@@ -170,7 +227,7 @@ class ClickHouseEventStore:
             "insert events",
             lambda: client.insert(EVENTS, data, column_names=EVENT_COLUMNS, settings=settings),
         )
-        return len(fresh)
+        return keys
 
     def _stored(self, client: Client, keys: Mapping[tuple[str, str], Any]) -> set[tuple[str, str]]:
         """Which of ``keys`` (scope, uuid) are stored already."""
