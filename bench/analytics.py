@@ -52,6 +52,7 @@ from flask import Flask
 from flask_umetrics import UMetrics, create_api_key
 from flask_umetrics.db import migrate
 from flask_umetrics.db.engine import create_umetrics_engine
+from flask_umetrics.errors import NotAvailableOnClickHouse
 from flask_umetrics.queries.active import active_user_series
 from flask_umetrics.queries.context import report_context
 from flask_umetrics.queries.sessions import session_summary
@@ -824,6 +825,8 @@ class Row:
     postgres: Cell
     duck: Cell
     verdicts: list[str] = field(default_factory=list)
+    #: The ClickHouse event store (``bench/clickhouse.py``); skipped unless asked for.
+    clickhouse: Cell = field(default_factory=lambda: Cell(note="skipped"))
 
 
 def run_ours(app: Flask | None, fn: Callable[[], Any], repeat: int, name: str) -> tuple[Cell, Any]:
@@ -835,6 +838,9 @@ def run_ours(app: Flask | None, fn: Callable[[], Any], repeat: int, name: str) -
         except (Pending, NotImplementedError):
             log(f"    {name}: pending (the report is not written yet)")
             return Cell(note="pending"), None
+        except NotAvailableOnClickHouse:
+            log(f"    {name}: not ported (the report answers 501 on ClickHouse)")
+            return Cell(note="not ported"), None
         except Exception as exc:  # noqa: BLE001 - a failing report is a result worth printing
             log(f"    {name}: ERROR {type(exc).__name__}: {exc}")
             return Cell(note="error"), exc
@@ -848,20 +854,25 @@ def run_questions(
     con: duckdb.DuckDBPyConnection,
     ranges: Ranges,
     repeat: int,
+    clickhouse_app: Flask | None = None,
 ) -> list[Row]:
     rows: list[Row] = []
     for question in questions(con, ranges):
         log(f"  {question.label}")
         sqlite_cell, sqlite_answer = run_ours(sqlite_app, question.ours, repeat, "sqlite")
         pg_cell, pg_answer = run_ours(pg_app, question.ours, repeat, "postgresql")
+        ch_cell, ch_answer = run_ours(clickhouse_app, question.ours, repeat, "clickhouse")
         duck_seconds, duck_answer = timed(question.duck, repeat)
         log(f"    duckdb: {duck_seconds:.3f} s")
-        row = Row(question.label, sqlite_cell, pg_cell, Cell(duck_seconds))
+        row = Row(question.label, sqlite_cell, pg_cell, Cell(duck_seconds), clickhouse=ch_cell)
         for name, cell, answer in (
             ("SQLite", sqlite_cell, sqlite_answer),
             ("PostgreSQL", pg_cell, pg_answer),
+            ("ClickHouse", ch_cell, ch_answer),
         ):
-            if cell.note in ("skipped", "pending"):
+            if cell.note == "skipped" and name == "ClickHouse" and clickhouse_app is None:
+                continue
+            if cell.note in ("skipped", "pending", "not ported"):
                 row.verdicts.append(f"{name}: {cell.note}")
             elif cell.note == "error":
                 row.verdicts.append(f"{name}: ERROR {type(answer).__name__}: {answer}")
@@ -964,16 +975,24 @@ def _post(
 
 @contextmanager
 def gunicorn_serving(
-    app_spec: str, env: dict[str, str], log_path: Path, ready_path: str
+    app_spec: str,
+    env: dict[str, str],
+    log_path: Path,
+    ready_path: str,
+    workers: int = 2,
+    threads: int = 1,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """``gunicorn -w 2`` serving ``app_spec`` on a free port of 127.0.0.1, both workers warmed
-    up on ``ready_path``; always stopped on the way out. Yields the port and the master process."""
+    """``gunicorn -w WORKERS --threads THREADS`` serving ``app_spec`` on a free port of
+    127.0.0.1, the workers warmed up on ``ready_path``; always stopped on the way out. Yields
+    the port and the master process."""
     port = _free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"
     command = [
         str(gunicorn) if gunicorn.exists() else (shutil.which("gunicorn") or "gunicorn"),
         "-w",
-        "2",
+        str(workers),
+        "--threads",
+        str(threads),
         "-b",
         f"127.0.0.1:{port}",
         "--chdir",
@@ -982,7 +1001,8 @@ def gunicorn_serving(
         "60",
         app_spec,
     ]
-    log(f"  gunicorn -w 2 {app_spec} on 127.0.0.1:{port} (log {log_path})")
+    log(f"  gunicorn -w {workers} --threads {threads} {app_spec} on 127.0.0.1:{port}")
+    log(f"    (log {log_path})")
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             command, stdout=log_file, stderr=log_file, env=dict(os.environ, **env), cwd=ROOT
@@ -1059,8 +1079,53 @@ def run_ingest(
     ]
     env = {"UMETRICS_BENCH_DATABASE_URL": url}
     log_path = log_dir / "gunicorn.log"
+    sent = send_rest(bodies, headers, env, log_path, inspect=inspect)
+    with psycopg.connect(dsn, connect_timeout=10) as connection:
+        counted = connection.execute(
+            "SELECT count(*), count(DISTINCT uuid) FROM umetrics_events WHERE scope_id = %s",
+            (REST_SCOPE,),
+        ).fetchone()
+    assert counted is not None
+    return IngestOutcome(
+        events=m,
+        rest_seconds=sent.seconds,
+        raw_seconds=raw_seconds,
+        stored=counted[0],
+        distinct_uuids=counted[1],
+        resend_accepted=sent.resend["accepted"],
+        resend_duplicates=sent.resend["duplicates"],
+        retries=sent.retries,
+        errors=sent.errors,
+    )
+
+
+@dataclass
+class RestRun:
+    seconds: float
+    resend: dict[str, int]
+    retries: int
+    errors: list[str]
+
+
+def send_rest(
+    bodies: list[bytes],
+    headers: dict[str, str],
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    inspect: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    workers: int = 2,
+    worker_threads: int = 1,
+) -> RestRun:
+    """POST ``bodies`` to ``bench.ingest_app`` under gunicorn from ``INGEST_THREADS`` client
+    threads (timed), then the first body again (its answer: all duplicates when exactly once)."""
+    m = sum(body.count(b'"uuid"') for body in bodies)
     ready = "/umetrics/api/openapi.json"
-    with gunicorn_serving("bench.ingest_app:create_app()", env, log_path, ready) as (port, process):
+    app_spec = "bench.ingest_app:create_app()"
+    with gunicorn_serving(app_spec, env, log_path, ready, workers, worker_threads) as (
+        port,
+        process,
+    ):
         work: queue.Queue[bytes] = queue.Queue()
         for body in bodies:
             work.put(body)
@@ -1113,23 +1178,7 @@ def run_ingest(
             resend = {"accepted": -1, "duplicates": -1}
         if inspect is not None:
             inspect(process)
-    with psycopg.connect(dsn, connect_timeout=10) as connection:
-        counted = connection.execute(
-            "SELECT count(*), count(DISTINCT uuid) FROM umetrics_events WHERE scope_id = %s",
-            (REST_SCOPE,),
-        ).fetchone()
-    assert counted is not None
-    return IngestOutcome(
-        events=m,
-        rest_seconds=rest_seconds,
-        raw_seconds=raw_seconds,
-        stored=counted[0],
-        distinct_uuids=counted[1],
-        resend_accepted=resend["accepted"],
-        resend_duplicates=resend["duplicates"],
-        retries=counters["retries"],
-        errors=errors,
-    )
+    return RestRun(rest_seconds, resend, counters["retries"], errors)
 
 
 # -- output ------------------------------------------------------------------------------------

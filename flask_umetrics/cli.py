@@ -244,8 +244,17 @@ def prune_command() -> None:
     def progress(name: str, total: int) -> None:
         click.echo(f"  {name}: {total} deleted so far", err=True)
 
-    for name, count in prune(progress=progress).items():
+    details: dict[str, Any] = {}
+    for name, count in prune(progress=progress, details=details).items():
         click.echo(f"{name}: {count} deleted")
+    events = details.get("events")
+    if events:
+        click.echo(
+            f"  events (ClickHouse, before {events['cutoff']}): "
+            f"{events['rows_in_dropped_partitions']} in dropped partitions "
+            f"{', '.join(events['partitions_dropped']) or '(none)'}, "
+            f"{events['rows_deleted']} by a lightweight delete"
+        )
 
 
 @umetrics_cli.command("scheduler")
@@ -314,4 +323,4 @@ def config_command() -> None:
 
 
 # Registers the event, flag and experiment commands on umetrics_cli.
-from . import cli_doctor, cli_events, cli_flags, cli_ga4  # noqa: E402, F401
+from . import cli_clickhouse, cli_doctor, cli_events, cli_flags, cli_ga4  # noqa: E402, F401

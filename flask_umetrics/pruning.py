@@ -82,12 +82,17 @@ PRUNE_TARGETS: list[PruneTarget] = [
 
 
 def prune(
-    *, now: datetime | None = None, progress: Callable[[str, int], None] | None = None
+    *,
+    now: datetime | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """Delete expired rows of every target; returns how many rows each lost.
 
     Each batch is its own transaction, so a long prune never holds locks for long. Events in a
-    ClickHouse store are not pruned yet (left out of the result, with a warning).
+    ClickHouse store are pruned there (whole months by partition drop, the rest of the cutoff's
+    month by a lightweight delete; see docs/clickhouse.md): ``details["events"]`` (when a dict is
+    passed) then says which partitions went and how many rows each way.
     """
     state = current_state()
     now = now or utcnow()
@@ -97,14 +102,12 @@ def prune(
         days = state.settings[target.config_key]
         if days == 0:
             continue
-        if target.table is events and state.event_store.name != "sql":
-            logger.warning(
-                "flask-umetrics: events in the %s event store are not pruned yet "
-                "(UMETRICS_RETENTION_EVENTS_DAYS is not applied there; see docs/clickhouse.md)",
-                state.event_store.name,
-            )
-            continue
         cutoff = now - timedelta(days=days)
+        if target.table is events and state.event_store.name == "clickhouse":
+            deleted["events"] = _prune_clickhouse_events(state.event_store, cutoff, details)
+            if progress is not None:
+                progress("events", deleted["events"])
+            continue
         id_column = target.table.c.id
         expired = (
             select(id_column)
@@ -130,3 +133,23 @@ def prune(
         if total:
             logger.info("flask-umetrics: pruned %d %s older than %s", total, target.name, cutoff)
     return deleted
+
+
+def _prune_clickhouse_events(store: Any, cutoff: datetime, details: dict[str, Any] | None) -> int:
+    from .engines.clickhouse.store import ClickHouseEventStore
+
+    assert isinstance(store, ClickHouseEventStore)
+    result = store.prune_events(to_micros(cutoff))
+    if details is not None:
+        details["events"] = {"event_store": "clickhouse", "cutoff": cutoff.isoformat()}
+        details["events"].update(result.to_dict())
+    logger.info(
+        "flask-umetrics: pruned %d ClickHouse events older than %s (%d in dropped partitions %s, "
+        "%d by a lightweight delete)",
+        result.deleted,
+        cutoff,
+        result.rows_in_dropped_partitions,
+        ",".join(result.partitions_dropped) or "none",
+        result.rows_deleted,
+    )
+    return result.deleted

@@ -2,11 +2,14 @@
 
 The PostgreSQL rows (reports, stat store, REST ingestion through gunicorn, memory) run when
 ``UMETRICS_TEST_POSTGRES_URL`` is set; the bench wipes that database's ``umetrics_*`` tables and
-re-creates the schema, as the suite's fixtures do.
+re-creates the schema, as the suite's fixtures do. The ClickHouse rows (chdb: load, the report
+questions — "not ported" while a report answers 501 — and REST ingestion) run when
+clickhouse-connect and chdb are installed (the dev extra has both).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -30,9 +33,14 @@ STAT_MEASURES = (
 )
 
 
-def expected_rows(postgres: bool) -> list[tuple[str, str]]:
+def clickhouse_installed() -> bool:
+    return all(importlib.util.find_spec(name) for name in ("clickhouse_connect", "chdb"))
+
+
+def expected_rows(postgres: bool, clickhouse: bool = False) -> list[tuple[str, str]]:
     databases = ("SQLite", "PostgreSQL") if postgres else ("SQLite",)
-    rows = [(f"reports, {db}", question) for db in databases for question in QUESTIONS]
+    reported = (*databases, "ClickHouse") if clickhouse else databases
+    rows = [(f"reports, {db}", question) for db in reported for question in QUESTIONS]
     rows += [(f"stat store, {db}", measure) for db in databases for measure in STAT_MEASURES]
     rows.append(("flags", "`resolve_variant(consent=False)`: targeting + hash, one evaluation"))
     if postgres:
@@ -44,6 +52,14 @@ def expected_rows(postgres: bool) -> list[tuple[str, str]]:
             )
         )
         rows.append(("memory", "peak RSS (`VmHWM`) of a gunicorn worker after the REST run"))
+    if clickhouse:
+        rows.append(
+            (
+                "ingestion, ClickHouse (chdb)",
+                "REST `POST /api/events`: 200 events, batches of 100, 4 client threads, "
+                "gunicorn -w 1 --threads 8, persons in " + ("PostgreSQL" if postgres else "SQLite"),
+            )
+        )
     return rows
 
 
@@ -60,6 +76,7 @@ def test_bench_driver_prints_every_row_with_a_ratio(tmp_path: Path) -> None:
         *("--stat-metrics", "4", "--stat-readings", "40"),
         *("--output", str(output), "--work-dir", str(tmp_path / "work")),
         *(("--pg-url", postgres_url) if postgres_url else ("--skip-postgres",)),
+        *(() if clickhouse_installed() else ("--skip-clickhouse",)),
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -70,12 +87,21 @@ def test_bench_driver_prints_every_row_with_a_ratio(tmp_path: Path) -> None:
     assert lines[2] == "| area | measure | ours | baseline (what) | ratio | check |"
     body = [line for line in lines[4:] if line.startswith("| ")]
     cells = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in body]
-    assert [(row[0], row[1]) for row in cells] == expected_rows(postgres_url is not None)
+    assert [(row[0], row[1]) for row in cells] == expected_rows(
+        postgres_url is not None, clickhouse_installed()
+    )
     for area, measure, ours, baseline, ratio, check in cells:
+        if ours == "not ported":  # a report that answers 501 on ClickHouse (not ported yet)
+            assert area == "reports, ClickHouse" and (ratio, check) == ("—", "not ported (501)")
+            continue
         assert float(ratio) > 0, (area, measure)
         assert ours[0].isdigit() and baseline[0].isdigit(), (area, measure, ours, baseline)
         assert "FAIL" not in check and "DIFFER" not in check and "NOT" not in check
-    answers = [row[5] for row in cells if row[0].startswith("reports") and "load" not in row[1]]
+    answers = [
+        row[5]
+        for row in cells
+        if row[0].startswith("reports") and "load" not in row[1] and row[2] != "not ported"
+    ]
     assert answers == ["answers match"] * len(answers)
     assert [row[5] for row in cells if row[1] == expected_rows(False)[-1][1]] == [
         "40/40 same variant"

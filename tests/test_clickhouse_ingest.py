@@ -286,20 +286,6 @@ def test_a_retried_insert_that_had_landed_is_dropped_by_its_token(
     assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(3,)]
 
 
-def test_pruning_leaves_clickhouse_events_alone_and_says_so(
-    app: Flask, client: FlaskClient, key: str, clickhouse_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Retention pruning is not built for ClickHouse: it must not claim "events: 0 deleted"."""
-    from flask_umetrics.pruning import prune
-
-    send(client, key, batch_of(3))
-    with app.app_context():
-        result = prune(now=BASE + timedelta(days=10_000))
-    assert "events" not in result and "stat_readings" in result
-    assert "events in the clickhouse event store are not pruned yet" in caplog.text
-    assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(3,)]
-
-
 def test_concurrent_batches_sharing_uuids_store_each_once(
     app: Flask, key: str, clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -341,3 +327,82 @@ def test_concurrent_batches_sharing_uuids_store_each_once(
     assert ch_rows(clickhouse_url, "SELECT count(), uniqExact(uuid) FROM umetrics_events") == [
         (19, 19)
     ]
+
+
+def _rows(start: int, stop: int, scope: str = "site") -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (scope, f"g-{i}"): {
+            "scope_id": scope,
+            "uuid": f"g-{i}",
+            "event": "view",
+            "distinct_id": f"d-{i % 3}",
+            "ts": to_micros(BASE) + i,
+            "session_id": None,
+            "active": True,
+            "properties": {"i": i},
+        }
+        for i in range(start, stop)
+    }
+
+
+def _three_waiting_batches(
+    app: Flask, batches: list[dict[tuple[str, str], dict[str, Any]]]
+) -> tuple[list[Any], int]:
+    """Send ``batches`` from threads while the insert lock is held, so they all wait; release
+    it; each thread's result (a count or the exception) and how many look-ups ran."""
+    import threading
+
+    store = app.extensions["umetrics"].event_store
+    client = store.client
+    lookups = 0
+    real_stored = store._stored
+
+    def counting(*args: Any) -> Any:
+        nonlocal lookups
+        lookups += 1
+        return real_stored(*args)
+
+    store._stored = counting
+    results: list[Any] = [None] * len(batches)
+
+    def sender(index: int) -> None:
+        try:
+            results[index] = store._insert_combined(client, batches[index])
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results[index] = exc
+
+    store._insert_lock.acquire()
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(store._waiting) < len(batches) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    store._insert_lock.release()
+    for thread in threads:
+        thread.join()
+    del store._stored
+    return results, lookups
+
+
+def test_waiting_batches_are_stored_together_each_uuid_once(
+    app: Flask, clickhouse_url: str
+) -> None:
+    """Group commit: three batches waiting on the lock share one look-up and one insert; a uuid
+    in two batches counts for one of them."""
+    results, lookups = _three_waiting_batches(app, [_rows(0, 10), _rows(5, 15), _rows(12, 20)])
+    assert lookups == 1
+    assert sum(results) == 20 and all(isinstance(n, int) for n in results)
+    assert ch_rows(clickhouse_url, "SELECT count(), uniqExact(uuid) FROM umetrics_events") == [
+        (20, 20)
+    ]
+
+
+def test_a_batch_clickhouse_refuses_fails_alone(app: Flask, clickhouse_url: str) -> None:
+    bad = _rows(100, 103)
+    bad[("site", "g-101")] = dict(bad[("site", "g-101")], ts="not a timestamp")
+    results, lookups = _three_waiting_batches(app, [_rows(0, 5), bad, _rows(5, 9)])
+    assert lookups == 4  # the group, then each batch on its own
+    assert [type(r) for r in results][0::2] == [int, int] and results[0::2] == [5, 4]
+    assert isinstance(results[1], Exception)
+    assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(9,)]

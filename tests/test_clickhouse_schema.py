@@ -17,6 +17,7 @@ TABLES = {
     "umetrics_events": "MergeTree",
     "umetrics_person_distinct_ids": "ReplacingMergeTree",
     "umetrics_persons": "ReplacingMergeTree",
+    "umetrics_backfill_progress": "ReplacingMergeTree",
 }
 
 
@@ -34,13 +35,13 @@ def test_upgrade_creates_the_schema_once_and_records_its_version(clickhouse_url:
     client = get_client(parse_clickhouse_url(clickhouse_url))
     assert schema.current_version(client) == 0
     assert schema.upgrade(client) == (0, schema.HEAD)
-    assert schema.HEAD == 1
+    assert schema.HEAD == 2
     assert tables(clickhouse_url) == TABLES
-    assert schema.upgrade(client) == (1, 1)  # idempotent: nothing applied twice
+    assert schema.upgrade(client) == (2, 2)  # idempotent: nothing applied twice
     rows = client.query(
         f"SELECT version, description FROM {schema.VERSION_TABLE} ORDER BY version"
     ).result_rows
-    assert rows == [(1, "events, person distinct ids, persons")]
+    assert rows == [(1, "events, person distinct ids, persons"), (2, "backfill progress")]
 
 
 def test_an_interrupted_upgrade_is_finished_by_the_next(clickhouse_url: str) -> None:
@@ -50,10 +51,10 @@ def test_an_interrupted_upgrade_is_finished_by_the_next(clickhouse_url: str) -> 
     layout = schema.Layout()
     for statement in schema._version_table(layout) + schema._initial_tables(layout)[:2]:
         client.command(statement)
-    assert schema.upgrade(client) == (0, 1)
+    assert schema.upgrade(client) == (0, 2)
     assert tables(clickhouse_url) == TABLES
     count = client.query(f"SELECT count() FROM {schema.VERSION_TABLE}").result_rows[0][0]
-    assert count == 1
+    assert count == 2
 
 
 def test_events_table_keeps_microseconds_and_orders_for_reports(clickhouse_url: str) -> None:
@@ -105,7 +106,7 @@ def test_db_sql_prints_ddl_that_builds_the_schema(
     versions = client.query(
         f"SELECT version FROM umetrics_ddl_check.{schema.VERSION_TABLE}"
     ).result_rows
-    assert versions == [(schema.HEAD,)]
+    assert sorted(versions) == [(1,), (schema.HEAD,)]
     client.command("DROP DATABASE umetrics_ddl_check SYNC")
 
 
@@ -121,7 +122,7 @@ def test_db_sql_renders_the_cluster_variant(
     assert result.exit_code == 0, result.output
     statements = [s for s in result.output.split(";\n") if s.strip()]
     creates = [s for s in statements if s.strip().startswith("CREATE TABLE")]
-    assert len(creates) == 5
+    assert len(creates) == 6
     assert all(" ON CLUSTER `analytics` " in s for s in creates)
     local = next(s for s in creates if "umetrics_events_local ON CLUSTER" in s)
     assert (
@@ -168,10 +169,10 @@ def test_db_upgrade_brings_clickhouse_to_its_version(
     runner = app.test_cli_runner()
     result = runner.invoke(args=["umetrics", "db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "umetrics ClickHouse schema: version empty -> 1" in result.output
+    assert "umetrics ClickHouse schema: version empty -> 2" in result.output
     assert tables(clickhouse_url) == TABLES
     again = runner.invoke(args=["umetrics", "db", "upgrade"])
-    assert "umetrics ClickHouse schema: version 1 -> 1" in again.output
+    assert "umetrics ClickHouse schema: version 2 -> 2" in again.output
 
 
 def test_auto_migrate_upgrades_clickhouse_too(clickhouse_url: str, tmp_path: Path) -> None:

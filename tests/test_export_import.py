@@ -282,3 +282,24 @@ def test_cli_export_and_import(source: Flask, tmp_path: Path) -> None:
     assert unknown.exit_code == 2 and "--format" in unknown.output
     missing = runner.invoke(args=["umetrics", "import", str(tmp_path / "gone.csv")])
     assert missing.exit_code == 1 and "gone.csv" in missing.output
+
+
+def test_a_cell_holding_a_lone_carriage_return_is_quoted_and_reads_back(app: Flask) -> None:
+    """A distinct id "a\\rb" went out unquoted (the writer quoted only its "\\n" terminator), so
+    the CSV did not import back; now the cell is quoted and the file round-trips exactly."""
+    load(
+        app,
+        [
+            ("a\rb", "view", "2026-03-01T10:00:00", {"k": "x\ry"}),
+            ("c\r", "view\r", "2026-03-01T11:00:00"),
+        ],
+        "src",
+    )
+    text = export_text(app, fmt="csv")
+    assert text.split("\n")[1].startswith('"src-0-a\rb-view-2026-03-01T10:00:00",view,"a\rb",')
+    assert '"view\r","c\r"' in text
+    with app.app_context():
+        report = import_events(io.StringIO(text, newline=""), fmt="csv", scope_id="dst")
+    assert (report.read, report.accepted, report.rejected) == (2, 2, [])
+    assert stored(app, "dst") == stored(app, "src")
+    assert [row[2] for row in stored(app, "dst")] == ["a\rb", "c\r"]

@@ -1,7 +1,8 @@
 """Exporting a scope's events as CSV or JSONL, and importing such files back.
 
-The export streams in keyset-paginated batches by ``(ts, id)``, each batch on its own short
-connection, so an export of any size never holds every event (or a transaction) at once. The
+The export streams in keyset-paginated batches by ``(ts, id)`` (on a ClickHouse store by
+``(ts, seq)``, the ingestion sequence), each batch on its own short query, so an export of any
+size never holds every event (or a transaction) at once. The
 import parses the same format and stores rows through the ordinary ingestion validation, so it
 refuses exactly what ``POST /api/events`` refuses; the event ``uuid`` makes it idempotent.
 """
@@ -20,7 +21,6 @@ from typing import Any, Literal
 from sqlalchemy import Engine, and_, or_, select
 
 from ..db.tables import events
-from ..engines import require_sql_events
 from ..errors import ValidationError
 from ..state import current_state, resolve_scope
 from .ingest import ingest_events
@@ -82,12 +82,23 @@ def _json_text(value: Any) -> str:
 
 
 def _csv_lines(records: Iterable[dict[str, Any]], header: bool) -> str:
+    """CSV rows ending in ``\n``. The writer's terminator is ``\r\n`` so that it quotes every
+    cell holding a ``\r`` or a ``\n`` (it quotes the terminator's characters only; with ``\n``
+    alone a lone ``\r`` went out bare and the file did not read back); each row's ``\r\n`` is
+    then turned into ``\n``."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def write(values: Iterable[str]) -> None:
+        writer.writerow(values)
+        buffer.seek(buffer.tell() - 2)
+        buffer.write("\n")
+        buffer.truncate()
+
     if header:
-        writer.writerow(COLUMNS)
+        write(COLUMNS)
     for record in records:
-        writer.writerow(
+        write(
             [
                 record["uuid"] or "",
                 record["event"],
@@ -101,7 +112,7 @@ def _csv_lines(records: Iterable[dict[str, Any]], header: bool) -> str:
     return buffer.getvalue()
 
 
-def _batches(
+def _sql_batches(
     engine: Engine,
     scope_id: str,
     from_us: int | None,
@@ -136,6 +147,28 @@ def _batches(
         after = (rows[-1].ts, rows[-1].id)
 
 
+def _clickhouse_batches(
+    client: Any,
+    scope_id: str,
+    from_us: int | None,
+    to_us: int | None,
+    event: str | None,
+    batch_size: int,
+) -> Iterator[list[dict[str, Any]]]:
+    """As :func:`_sql_batches`, from ClickHouse, in ``(ts, seq)`` order."""
+    from ..engines.clickhouse.reads import page_events
+
+    after: tuple[int, int] | None = None
+    while True:
+        rows = page_events(client, scope_id, from_us, to_us, event, after, batch_size)
+        if not rows:
+            return
+        yield [event_record(row) for row in rows]
+        if len(rows) < batch_size:
+            return
+        after = (rows[-1].ts, rows[-1].id)
+
+
 def export_events(
     scope_id: str | None = None,
     *,
@@ -153,7 +186,6 @@ def export_events(
     returned. ``progress(rows_so_far)`` is called after each batch.
     """
     scope = resolve_scope(scope_id)
-    require_sql_events("The event export")
     _check_format(fmt)
     if batch_size < 1:
         raise ValidationError("batch_size", "must be at least 1")
@@ -161,8 +193,16 @@ def export_events(
     to_us = None if date_to is None else to_micros(date_to)
     if from_us is not None and to_us is not None and from_us >= to_us:
         raise ValidationError("date_from", "must be before date_to")
-    engine = current_state().engine
-    batches = _batches(engine, scope, from_us, to_us, event, batch_size)
+    state = current_state()
+    store = state.event_store
+    if store.name == "clickhouse":
+        from ..engines.clickhouse.store import ClickHouseEventStore
+
+        assert isinstance(store, ClickHouseEventStore)
+        client = store.client  # created now, in the app context; the stream may outlive it
+        batches = _clickhouse_batches(client, scope, from_us, to_us, event, batch_size)
+    else:
+        batches = _sql_batches(state.engine, scope, from_us, to_us, event, batch_size)
 
     def chunks() -> Iterator[str]:
         total = 0

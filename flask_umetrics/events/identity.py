@@ -158,9 +158,14 @@ def _create_persons_postgresql(
         _INSERT_PERSONS,
         {"scope": scope_id, "ids": ids, "created": [first_seen[d] for d in missing]},
     )
+    # The map rows go in sorted by distinct id (person ids keep the batch's order): concurrent
+    # batches sharing new ids then take the unique-key locks in one order, instead of deadlocking
+    # (PostgreSQL detected deadlocks under the threaded ClickHouse REST bench: 503s).
+    pairs = sorted(zip(missing, ids, strict=True))
     taken = set(
         connection.execute(
-            _INSERT_DISTINCT_IDS, {"scope": scope_id, "dids": missing, "ids": ids}
+            _INSERT_DISTINCT_IDS,
+            {"scope": scope_id, "dids": [d for d, _ in pairs], "ids": [i for _, i in pairs]},
         ).scalars()
     )
     proposed = dict(zip(missing, ids, strict=True))

@@ -26,7 +26,6 @@ from ..db.tables import (
     segment_members,
     segments,
 )
-from ..engines import require_sql_events
 from ..engines.sql.store import ANONYMIZED_UUID_PREFIX  # noqa: F401 - its documented home
 from ..state import current_state, resolve_scope
 from .export import event_record
@@ -277,8 +276,8 @@ def anonymize_person(distinct_id: str, *, scope_id: str | None = None) -> Anonym
 def export_person(distinct_id: str, *, scope_id: str | None = None) -> dict[str, Any] | None:
     """Everything stored about the person of ``distinct_id`` (events newest first), or None."""
     scope = resolve_scope(scope_id)
-    require_sql_events("The person export")
     flush()
+    store = current_state().event_store
     with current_state().engine.connect() as connection:
         person_id = _person_of(connection, scope, distinct_id)
         if person_id is None:
@@ -286,10 +285,19 @@ def export_person(distinct_id: str, *, scope_id: str | None = None) -> dict[str,
         person = connection.execute(select(persons).where(persons.c.id == person_id)).one()
         ids = _distinct_ids(connection, scope, person_id)
         rows: list[Any] = []
-        for chunk in _chunks(ids):
-            rows += connection.execute(
-                select(events).where(events.c.scope_id == scope, events.c.distinct_id.in_(chunk))
-            ).all()
+        if store.name == "clickhouse":
+            from ..engines.clickhouse.reads import person_events
+            from ..engines.clickhouse.store import ClickHouseEventStore
+
+            assert isinstance(store, ClickHouseEventStore)
+            rows = list(person_events(store.client, scope, ids))
+        else:
+            for chunk in _chunks(ids):
+                rows += connection.execute(
+                    select(events).where(
+                        events.c.scope_id == scope, events.c.distinct_id.in_(chunk)
+                    )
+                ).all()
         assigned = _flag_rows(connection, assignments, scope, ids)
         exposed = _flag_rows(connection, exposures, scope, ids)
     rows.sort(key=lambda row: (row.ts, row.id), reverse=True)

@@ -37,7 +37,6 @@ from sqlalchemy.sql import ColumnElement
 
 from ..db.tables import events, ga4_connections, person_distinct_ids, persons
 from ..db.types import utcnow
-from ..engines import require_sql_events
 from ..errors import UMetricsError
 from ..events.privacy import PII_KEYS
 from ..events.tracking import flush
@@ -170,7 +169,6 @@ def forward_scope(
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    require_sql_events("GA4 Measurement Protocol forwarding")
     state = current_state()
     scope = resolve_scope(scope_id)
     result = ForwardResult(scope, dry_run=dry_run)
@@ -302,7 +300,18 @@ def _stored_watermark(scope: str) -> int | None:
     return None if value is None else int(value)
 
 
+def _clickhouse_store() -> Any:
+    """The ClickHouse event store, or None when events are in SQL (its reads are in
+    ``engines/clickhouse/forwarding.py``; the watermark is then the ingestion sequence)."""
+    store = current_state().event_store
+    return store if store.name == "clickhouse" else None
+
+
 def _count_after(scope: str, names: Sequence[str], after: int | None) -> int:
+    if (store := _clickhouse_store()) is not None:
+        from ..engines.clickhouse import forwarding as clickhouse
+
+        return clickhouse.count_after(store, scope, names, after)
     with current_state().engine.connect() as db:
         count = db.execute(
             select(func.count()).select_from(events).where(*_selected(scope, names, after))
@@ -327,6 +336,23 @@ def _skip_too_old(
     the watermark meanwhile.
     """
     cutoff = now_micros - MAX_BACKDATE_MICROS
+    if (store := _clickhouse_store()) is not None:
+        from ..engines.clickhouse import forwarding as clickhouse
+
+        count, last = clickhouse.stale_run(store, scope, names, cursor, cutoff)
+    else:
+        count, last = _stale_run(scope, names, cursor, cutoff)
+    if not count or last is None:
+        return cursor, True
+    if not dry_run and not _move_watermark(scope, cursor, int(last), result):
+        return cursor, False
+    result.skip(SKIP_TOO_OLD, int(count))
+    return int(last), True
+
+
+def _stale_run(
+    scope: str, names: Sequence[str], cursor: int | None, cutoff: int
+) -> tuple[int, int | None]:
     selected = _selected(scope, names, cursor)
     with current_state().engine.connect() as db:
         first_fresh = db.execute(
@@ -336,16 +362,17 @@ def _skip_too_old(
         if first_fresh is not None:
             stale = stale.where(events.c.id < first_fresh)
         count, last = db.execute(stale).one()
-    if not count:
-        return cursor, True
-    if not dry_run and not _move_watermark(scope, cursor, int(last), result):
-        return cursor, False
-    result.skip(SKIP_TOO_OLD, int(count))
-    return int(last), True
+    return int(count or 0), last
 
 
-def _page(scope: str, names: Sequence[str], after: int | None, size: int) -> list[Row[Any]]:
+def _page(scope: str, names: Sequence[str], after: int | None, size: int) -> list[Any]:
     """The next ``size`` selected events after ``after``, with both consent markers."""
+    if (store := _clickhouse_store()) is not None:
+        from ..engines.clickhouse import forwarding as clickhouse
+
+        engine = current_state().engine
+        person_properties = (CONSENT_PROPERTY, *AD_CONSENT_PROPERTIES.values())
+        return clickhouse.page(store, engine, scope, names, after, size, person_properties)
     joined = events.outerjoin(
         person_distinct_ids,
         and_(

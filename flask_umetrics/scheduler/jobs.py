@@ -34,7 +34,11 @@ def _snapshot(scope_id: str) -> JobFunction:
 
 
 def _prune(period_start: datetime) -> Any:
-    return prune()
+    details: dict[str, Any] = {}
+    deleted: dict[str, Any] = dict(prune(details=details))
+    if details:  # a ClickHouse event store: what was dropped and what was deleted
+        deleted["details"] = details
+    return deleted
 
 
 def _ga4_sync(period_start: datetime) -> Any:

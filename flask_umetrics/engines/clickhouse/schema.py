@@ -24,6 +24,7 @@ EVENTS = "umetrics_events"
 EVENTS_LOCAL = "umetrics_events_local"
 DISTINCT_IDS = "umetrics_person_distinct_ids"
 PERSONS = "umetrics_persons"
+BACKFILL_PROGRESS = "umetrics_backfill_progress"
 
 #: Blocks whose insert deduplication tokens a non-replicated table remembers (replicated tables
 #: remember ``replicated_deduplication_window`` blocks, 1000 by default).
@@ -134,6 +135,21 @@ def _initial_tables(layout: Layout) -> list[str]:
     return statements
 
 
+def _backfill_progress(layout: Layout) -> list[str]:
+    """Version 2: how far ``flask umetrics clickhouse backfill`` has copied each SQL table (the
+    highest SQL row id done); kept next to the rows it describes, so wiping ClickHouse wipes it."""
+    return [
+        f"CREATE TABLE IF NOT EXISTS {BACKFILL_PROGRESS}{layout.on_cluster} (\n"
+        "    source LowCardinality(String),\n"
+        "    last_id Int64,\n"
+        "    copied UInt64,\n"
+        "    skipped UInt64,\n"
+        "    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)\n"
+        f") ENGINE = {layout.copied_engine('ReplacingMergeTree', 'last_id')}\n"
+        "ORDER BY source"
+    ]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -144,6 +160,7 @@ class Migration:
 #: Append only: a released migration is never edited, a change is a new version.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, person distinct ids, persons", _initial_tables),
+    Migration(2, "backfill progress", _backfill_progress),
 )
 HEAD = MIGRATIONS[-1].version
 

@@ -29,7 +29,8 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection
 
@@ -63,6 +64,36 @@ LOOKUP_CHUNK = 1000
 INSERT_ATTEMPTS = 3
 
 
+@dataclass(eq=False)
+class _Waiting:
+    """One batch in the group commit of ``insert_events``."""
+
+    unique: Mapping[tuple[str, str], Mapping[str, Any]]
+    stored: int = 0
+    done: bool = False
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class EventPruneResult:
+    """What :meth:`ClickHouseEventStore.prune_events` removed: ``deleted`` events in all, of
+    which ``rows_in_dropped_partitions`` went with the whole months ``partitions_dropped``
+    (``YYYYMM``) and ``rows_deleted`` by a lightweight delete in the cutoff's month."""
+
+    deleted: int
+    partitions_dropped: list[str]
+    rows_in_dropped_partitions: int
+    rows_deleted: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deleted": self.deleted,
+            "partitions_dropped": list(self.partitions_dropped),
+            "rows_in_dropped_partitions": self.rows_in_dropped_partitions,
+            "rows_deleted": self.rows_deleted,
+        }
+
+
 class ClickHouseEventStore:
     """The event store of ``UMETRICS_EVENT_STORE=clickhouse``; the client is created on first
     use, in the process that uses it (never in a pre-fork parent by ``init_app``)."""
@@ -74,6 +105,9 @@ class ClickHouseEventStore:
         self.cluster = cluster
         #: Held from the uuid look-up to the end of the insert (see the module docstring).
         self._insert_lock = threading.Lock()
+        #: Batches waiting for the lock; whoever holds it stores them all at once (below).
+        self._waiting: list[_Waiting] = []
+        self._waiting_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ClickHouseEventStore({self.url.redacted()!r}, cluster={self.cluster!r})"
@@ -105,17 +139,74 @@ class ClickHouseEventStore:
             "mirror new persons",
             lambda: mirror.mirror_new_persons(client, new_persons, self._write_settings),
         )
-        with self._insert_lock:
-            return self._insert_fresh(client, unique)
+        return self._insert_combined(client, unique)
 
-    def _insert_fresh(
+    def _insert_combined(
         self, client: Client, unique: Mapping[tuple[str, str], Mapping[str, Any]]
     ) -> int:
+        """Group commit: the batch joins the waiting list, then waits for the insert lock; the
+        thread that holds it stores every waiting batch with one look-up and one insert (first
+        come, first stored: a uuid sent by two batches counts for the earlier one). Threads of
+        one worker then share ClickHouse round trips instead of queueing for one each. If the
+        combined insert fails, each batch is tried on its own, so one batch ClickHouse refuses
+        fails alone."""
+        mine = _Waiting(unique)
+        with self._waiting_lock:
+            self._waiting.append(mine)
+        with self._insert_lock:
+            if not mine.done:
+                with self._waiting_lock:
+                    group, self._waiting = self._waiting, []
+                self._store_group(client, group)
+        if mine.error is not None:
+            raise mine.error
+        return mine.stored
+
+    def _store_group(self, client: Client, group: list[_Waiting]) -> None:
+        try:
+            merged: dict[tuple[str, str], Mapping[str, Any]] = {}
+            owner: dict[tuple[str, str], _Waiting] = {}
+            for waiting in group:
+                for key, row in waiting.unique.items():
+                    if key not in merged:
+                        merged[key], owner[key] = row, waiting
+            for key in self._insert_fresh(client, merged):
+                owner[key].stored += 1
+        except Exception as exc:  # noqa: BLE001 - re-raised in each caller's thread
+            if len(group) == 1 or isinstance(exc, EventStoreUnavailable):
+                for waiting in group:  # ClickHouse is down: every batch fails the same way
+                    waiting.error = exc
+            else:
+                for waiting in group:
+                    waiting.stored = 0
+                    self._store_group(client, [waiting])
+        finally:
+            for waiting in group:
+                waiting.done = True
+
+    def copy_events(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store rows that carry their own ``seq`` (the backfill gives each SQL event its
+        ``events.id``), each ``(scope_id, uuid)`` once; how many were stored."""
+        unique: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for row in rows:
+            unique.setdefault((row["scope_id"], row["uuid"]), row)
+        client = self.client
+        with self._insert_lock:
+            return len(self._insert_fresh(client, unique, own_seq=True))
+
+    def _insert_fresh(
+        self,
+        client: Client,
+        unique: Mapping[tuple[str, str], Mapping[str, Any]],
+        own_seq: bool = False,
+    ) -> list[tuple[str, str]]:
+        """Look up which rows are stored already, insert the rest; the keys inserted."""
         stored = self._stored(client, unique)
-        fresh = [row for key, row in unique.items() if key not in stored]
+        keys = [key for key in unique if key not in stored]
+        fresh = [unique[key] for key in keys]
         if not fresh:
-            return 0
-        sequence = next_values(len(fresh))
+            return []
+        sequence = [row["seq"] for row in fresh] if own_seq else next_values(len(fresh))
         data = [
             [
                 row["scope_id"],
@@ -136,7 +227,7 @@ class ClickHouseEventStore:
             "insert events",
             lambda: client.insert(EVENTS, data, column_names=EVENT_COLUMNS, settings=settings),
         )
-        return len(fresh)
+        return keys
 
     def _stored(self, client: Client, keys: Mapping[tuple[str, str], Any]) -> set[tuple[str, str]]:
         """Which of ``keys`` (scope, uuid) are stored already."""
@@ -269,6 +360,62 @@ class ClickHouseEventStore:
             self.client.insert(EVENTS, data, column_names=EVENT_COLUMNS, settings=settings)
             self._delete(scope_id, old_ids)
         return len(data)
+
+    # -- retention --------------------------------------------------------------------------
+
+    def prune_events(self, cutoff_us: int) -> EventPruneResult:
+        """Remove every event older than ``cutoff_us`` (all scopes), by month.
+
+        Months wholly before the cutoff are dropped as partitions (``DROP PARTITION``: the data
+        leaves every query at once and its files are removed from disk right after, without a
+        rewrite); the rows of the cutoff's own month that are older than it are removed with a
+        lightweight ``DELETE`` (hidden at once, physically gone when their parts next merge).
+        Counts are of rows visible before the removal (rows hidden by earlier deletions are not
+        counted again)."""
+        return cast(
+            EventPruneResult, self._retrying("prune events", lambda: self._prune(cutoff_us))
+        )
+
+    def _prune(self, cutoff_us: int) -> EventPruneResult:
+        client = self.client
+        cutoff = "fromUnixTimestamp64Micro({cutoff:Int64}, 'UTC')"
+        counted = client.query(
+            f"SELECT toYYYYMM(ts) AS month, count() FROM {EVENTS} WHERE ts < {cutoff} "
+            "GROUP BY month ORDER BY month",
+            parameters={"cutoff": cutoff_us},
+        ).result_rows
+        cutoff_month = int(
+            client.query(
+                f"SELECT toYYYYMM({cutoff})", parameters={"cutoff": cutoff_us}
+            ).result_rows[0][0]
+        )
+        # Every partition of an earlier month, counted or not (one holding only rows hidden by
+        # lightweight deletes still holds their bytes); on a cluster this node's parts plus the
+        # months counted through the Distributed table (dropping an absent partition is a no-op).
+        parts = client.query(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() "
+            "AND table = {table:String} AND active",
+            parameters={"table": EVENTS_LOCAL if self.cluster else EVENTS},
+        ).result_rows
+        months = {int(m) for (m,) in parts if str(m).isdigit()} | {int(m) for m, _ in counted}
+        dropped = sorted(month for month in months if month < cutoff_month)
+        table = f"{EVENTS_LOCAL} ON CLUSTER {quote(self.cluster)}" if self.cluster else EVENTS
+        for month in dropped:
+            client.command(f"ALTER TABLE {table} DROP PARTITION ID '{month}'")
+        in_dropped = sum(int(n) for m, n in counted if int(m) < cutoff_month)
+        partial = sum(int(n) for m, n in counted if int(m) >= cutoff_month)
+        if partial:
+            client.command(
+                f"DELETE FROM {table} WHERE ts < {cutoff}",
+                parameters={"cutoff": cutoff_us},
+                settings={"lightweight_deletes_sync": 2},
+            )
+        return EventPruneResult(
+            deleted=in_dropped + partial,
+            partitions_dropped=[str(month) for month in dropped],
+            rows_in_dropped_partitions=in_dropped,
+            rows_deleted=partial,
+        )
 
     # -- persons ----------------------------------------------------------------------------
 
