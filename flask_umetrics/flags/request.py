@@ -18,7 +18,8 @@ from flask import Flask, Response, g, request
 from ..db.types import utcnow
 from ..state import UMetricsState, current_state
 from .cookie import ConsentCookie, decode_cookie, encode_cookie
-from .decide import Resolution, decide, unknown
+from .decide import Resolution, decide, subject_key, unknown
+from .query_force import FORCE_PARAMETER, parse_force
 from .recording import Served, StoredAssignments, in_segment, load_assignments, write_served
 
 _G_KEY = "umetrics_flags"
@@ -58,8 +59,16 @@ class RequestFlags:
             self.consent = bool(decided)
         loader = state.extension.subject_loader_callback
         subject_id, attributes = loader() if loader is not None else (None, {})
-        self.known_subject: str | None = subject_id
+        self.known_subject: str | None = subject_key(subject_id)
         self.attributes: dict[str, Any] = dict(attributes or {})
+        if self.known_subject is not None and "id" not in self.attributes:
+            self.attributes["id"] = subject_id
+        #: Variants forced for QA by ``?umetrics_force=`` (only with UMETRICS_ALLOW_URL_FORCE).
+        self.forced: dict[str, str] = (
+            parse_force(request.args.getlist(FORCE_PARAMETER))
+            if settings["UMETRICS_ALLOW_URL_FORCE"]
+            else {}
+        )
         self._stored: StoredAssignments | None = None
         self._segments: dict[str, bool] = {}
         self.served: list[Served] = []
@@ -134,7 +143,12 @@ class RequestFlags:
         now = utcnow()
         # Only a flag being served needs the subject: asking for a draft, paused, stopped or
         # killed flag issues an anonymous visitor no cookie (decide answers those first anyway).
-        serving = not experiment.killed and experiment.effective_status(now) == "running"
+        # A variant forced for QA needs no subject either (nothing is stored for it).
+        serving = (
+            not experiment.killed
+            and experiment.effective_status(now) == "running"
+            and key not in self.forced
+        )
         subject = self.subject_id if serving else self.known_subject
         version = experiment.bucket_version
         stored = carried = None
@@ -157,6 +171,7 @@ class RequestFlags:
             stored=stored,
             carried=carried,
             in_segment=self._in_segment,
+            forced=self.forced.get(key),
         )
         if self.known_subject is None and result.in_experiment and self.consent:
             # Anonymous stickiness lives in the cookie; the exposure is logged once, when the
