@@ -27,14 +27,16 @@ from .state import current_state, resolve_scope
 
 logger = logging.getLogger("flask_umetrics")
 
-Permission = Literal["ingest", "metrics.view", "metrics.manage"]
+Permission = Literal["ingest", "metrics.view", "metrics.manage", "client"]
 PERMISSIONS: tuple[str, ...] = get_args(Permission)
 
-#: What each key permission lets its holder do. An ingest key can only write events.
+#: What each key permission lets its holder do. An ingest key can only write events; a client
+#: key can only read its scope's GrowthBook SDK payload (features, as an SDK evaluates them).
 GRANTS: dict[str, frozenset[str]] = {
     "ingest": frozenset({"ingest"}),
-    "metrics.view": frozenset({"metrics.view"}),
-    "metrics.manage": frozenset({"metrics.manage", "metrics.view", "ingest"}),
+    "metrics.view": frozenset({"metrics.view", "client"}),
+    "metrics.manage": frozenset({"metrics.manage", "metrics.view", "ingest", "client"}),
+    "client": frozenset({"client"}),
 }
 
 KEY_PREFIX = "umk"
@@ -223,11 +225,14 @@ def _bearer_token() -> str | None:
 def authorize(permission: str, scope_id: str, *, body_key: str | None = None) -> Principal:
     """Allow the current request ``permission`` on ``scope_id`` or raise a 401/403 ``APIError``.
 
-    Ingestion may also carry its write key in ``X-UMetrics-Key`` or the body's ``api_key``.
+    Ingestion may also carry its write key in ``X-UMetrics-Key`` or the body's ``api_key``; the
+    GrowthBook SDK payload its client key in the path (passed as ``body_key``).
     """
     token = _bearer_token()
     if token is None and permission == "ingest":
         token = request.headers.get("X-UMetrics-Key") or body_key or None
+    elif token is None and permission == "client":
+        token = body_key
     if token is not None:
         info = verify_api_key(token)
         if info is None:

@@ -3,12 +3,17 @@ definitions, serves every subject what the server serves (issue 15's agreement c
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
-from growthbook import GrowthBook
+from growthbook import GrowthBook, feature_repo
+from werkzeug.serving import make_server
 
 from flask_umetrics import (
+    create_api_key,
     create_experiment,
     resolve_variant,
     set_killed,
@@ -85,8 +90,7 @@ def attributes(i: int) -> dict[str, Any]:
     }
 
 
-def test_growthbook_sdk_serves_what_the_server_serves(make_app: AppFactory) -> None:
-    app: Flask = make_app()
+def define_all(app: Flask) -> None:
     with app.app_context():
         for definition in DEFINITIONS:
             create_experiment(definition)
@@ -94,6 +98,12 @@ def test_growthbook_sdk_serves_what_the_server_serves(make_app: AppFactory) -> N
                 start_experiment(definition["key"])
         set_killed("killed", True)
         stop_experiment("shipped", shipped_variant="new")
+
+
+def test_growthbook_sdk_serves_what_the_server_serves(make_app: AppFactory) -> None:
+    app: Flask = make_app()
+    define_all(app)
+    with app.app_context():
         definitions = app.extensions["umetrics"].flag_cache.definitions("default")
         payload = growthbook_features(definitions, utcnow())
         assert payload.left_out == {}
@@ -143,3 +153,54 @@ def test_what_needs_the_database_is_left_out_and_said(make_app: AppFactory) -> N
             "rules.1: the experiment's conditions use segments",
         ]
     }
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_growthbook_sdk_loaded_from_the_endpoint_agrees_with_get_value(
+    make_app: AppFactory,
+) -> None:
+    app: Flask = make_app()
+    define_all(app)
+    with app.app_context():
+        client_key = create_api_key("default", "client")
+        other_scope = create_api_key("another", "client")
+    feature_repo.clear_cache()
+    with serving(app) as base:
+        sdk = GrowthBook(api_host=f"{base}/umetrics/api/growthbook", client_key=client_key)
+        sdk.load_features()
+        keys = [d["key"] for d in DEFINITIONS]
+        assert sorted(sdk.get_features()) == sorted(keys)
+        with app.app_context():
+            for i in range(SUBJECTS):
+                subject, attrs = f"user-{i}", attributes(i)
+                sdk.set_attributes({**attrs, "id": subject})
+                for key in keys:
+                    ours = resolve_variant(key, subject_id=subject, consent=False, attributes=attrs)
+                    assert ours.value == sdk.eval_feature(key).value, (key, subject)
+        sdk.destroy()
+    client = app.test_client()
+    path = "/umetrics/api/growthbook/features/"
+    answer = client.get(path + client_key)
+    assert answer.status_code == 200
+    assert sorted(answer.json) == ["experiments", "features", "savedGroups"]
+    assert answer.json["features"]["shipped"] == {"defaultValue": "new", "rules": []}
+    # The key decides the scope: another scope's client key reads that scope (no flags there).
+    assert client.get(path + other_scope).json["features"] == {}
+    # A client key reads nothing else, and a bad key is refused.
+    refused = client.get(
+        "/umetrics/api/experiments", headers={"Authorization": f"Bearer {client_key}"}
+    )
+    assert refused.status_code == 403
+    assert client.get(path + "umk_0123456789abcdef_forged").status_code == 401
+    assert client.get(path + "not-a-key").status_code == 401

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
-from ..auth import ApiKeyInfo, issue_api_key, list_api_keys, revoke_api_key
+from ..auth import ApiKeyInfo, Permission, issue_api_key, list_api_keys, revoke_api_key
 from ..errors import APIError
 from .models import ScopedModel
 from .router import APICall
@@ -37,7 +35,7 @@ def keys_list(call: APICall) -> KeysResponse:
 
 
 class CreateKeyBody(ScopedModel):
-    permission: Literal["ingest", "metrics.view", "metrics.manage"]
+    permission: Permission
     name: str = Field("", max_length=200)
 
 

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..auth import Principal, authorize
+from ..auth import KEY_PREFIX, Principal, authorize
 from ..db.outage import is_database_unavailable, outage_log
 from ..errors import APIError, ValidationError
 from ..state import current_state
@@ -93,7 +93,10 @@ def _raw_scope() -> str:
 
 def _body_key(permission: str) -> str | None:
     """An ingestion write key sent as the body's ``api_key`` (browsers cannot set headers on
-    ``sendBeacon``)."""
+    ``sendBeacon``), or a client key in the path (GrowthBook SDKs put it there)."""
+    if permission == "client":
+        key = (request.view_args or {}).get("client_key")
+        return key if isinstance(key, str) and key.startswith(f"{KEY_PREFIX}_") else None
     if permission != "ingest" or request.method != "POST":
         return None
     body = _json_body(optional=True)
