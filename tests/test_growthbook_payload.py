@@ -172,8 +172,12 @@ def test_growthbook_sdk_loaded_from_the_endpoint_agrees_with_get_value(
 ) -> None:
     app: Flask = make_app()
     define_all(app)
+    created = app.test_cli_runner().invoke(
+        args=["umetrics", "keys", "create", "--permission", "client"]
+    )
+    assert created.exit_code == 0, created.output
+    client_key = created.output.strip()
     with app.app_context():
-        client_key = create_api_key("default", "client")
         other_scope = create_api_key("another", "client")
     feature_repo.clear_cache()
     with serving(app) as base:
