@@ -448,3 +448,74 @@ def _columns(connection: Any) -> list[dict[str, Any]]:
     from sqlalchemy import inspect
 
     return list(inspect(connection).get_columns(experiments.name))
+
+
+# -- consent across devices -------------------------------------------------------------------
+
+
+def device_app(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    """Subjects log in with ``X-User``; consent comes from the consent cookie only."""
+    monkeypatch.setenv("UMETRICS_COOKIE_KEY_CURRENT", "k1")
+    monkeypatch.setenv("UMETRICS_COOKIE_KEY_k1", base64.b64encode(b"k" * 32).decode())
+    extension = UMetrics()
+    extension.subject_loader(lambda: (request.headers.get("X-User"), {}))
+    app = make_app(extension)
+
+    @app.get("/variant/<key>")
+    def variant(key: str) -> Any:
+        return jsonify(variant=get_variant(key))
+
+    with app.app_context():
+        create_experiment({"key": "pricing", "variants": [{"key": "control"}, {"key": "b"}]})
+        start_experiment("pricing")
+    return app
+
+
+def subject_in(app: Flask, variant: str) -> str:
+    return next(s for s in SUBJECTS if resolve(app, s, "pricing").variant == variant)
+
+
+def test_stored_assignment_is_served_on_a_second_device_without_consent(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = device_app(make_app, monkeypatch)
+    anna, bert = subject_in(app, "b"), subject_in(app, "control")
+    laptop = app.test_client()
+    laptop.post(f"{BASE}/consent", json={"consent": True}, headers={"X-User": anna})
+    assert laptop.get("/variant/pricing", headers={"X-User": anna}).json == {"variant": "b"}
+    assert rows(app, assignments) == rows(app, exposures) == 1
+    # Everyone would now hash to control: only a stored assignment keeps Anna on b.
+    with app.app_context():
+        update_experiment("pricing", {"variants": [{"key": "control"}, {"key": "b", "weight": 0}]})
+    phone = app.test_client()  # no consent cookie here
+    served = phone.get("/variant/pricing", headers={"X-User": anna})
+    assert served.json == {"variant": "b"}
+    assert "Set-Cookie" not in served.headers
+    assert phone.get("/variant/pricing", headers={"X-User": bert}).json == {"variant": "control"}
+    assert rows(app, assignments) == rows(app, exposures) == 1  # nothing new without consent
+
+
+def test_withdrawing_consent_deletes_the_subjects_assignments(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = device_app(make_app, monkeypatch)
+    anna, bert = subject_in(app, "b"), subject_in(app, "control")
+    for subject in (anna, bert):
+        device = app.test_client()
+        device.post(f"{BASE}/consent", json={"consent": True}, headers={"X-User": subject})
+        device.get("/variant/pricing", headers={"X-User": subject})
+    assert rows(app, assignments) == 2
+    with app.app_context():
+        update_experiment("pricing", {"variants": [{"key": "control"}, {"key": "b", "weight": 0}]})
+    laptop = app.test_client()
+    laptop.post(f"{BASE}/consent", json={"consent": True}, headers={"X-User": anna})
+    withdrawn = laptop.post(f"{BASE}/consent", json={"consent": False}, headers={"X-User": anna})
+    assert withdrawn.json == {"consent": False, "cookie": False, "anonymous_id": None}
+    with app.extensions["umetrics"].engine.connect() as connection:
+        left = connection.execute(select(assignments.c.subject_id)).scalars().all()
+    assert left == [bert]  # only Anna's are gone
+    assert rows(app, exposures) == 2  # the record of what was shown stays
+    # Without a stored assignment, Anna gets the hash (now control) on every device.
+    phone = app.test_client()
+    assert phone.get("/variant/pricing", headers={"X-User": anna}).json == {"variant": "control"}
+    assert rows(app, assignments) == 1

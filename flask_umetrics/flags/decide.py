@@ -174,7 +174,8 @@ def _experiment(
     ):
         return _fixed(experiment, experiment.control, "namespace")
     keys = experiment.variant_keys
-    if consent and stored is not None and stored in keys:
+    if stored is not None and stored in keys:
+        # Stored with consent (maybe on another device): served with or without consent now.
         return _served(experiment, stored, "sticky", record=False)
     if consent and carried is not None and carried in keys:
         return _served(experiment, carried, "cookie", record=True)

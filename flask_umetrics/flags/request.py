@@ -20,7 +20,14 @@ from ..state import UMetricsState, current_state
 from .cookie import ConsentCookie, decode_cookie, encode_cookie
 from .decide import Resolution, decide, subject_key, unknown
 from .query_force import FORCE_PARAMETER, parse_force
-from .recording import Served, StoredAssignments, in_segment, load_assignments, write_served
+from .recording import (
+    Served,
+    StoredAssignments,
+    forget_assignments,
+    in_segment,
+    load_assignments,
+    write_served,
+)
 
 _G_KEY = "umetrics_flags"
 
@@ -75,6 +82,8 @@ class RequestFlags:
         self.results: dict[str, Resolution] = {}
         #: Database round trips for sticky lookups in this request (at most one).
         self.sticky_queries = 0
+        #: Consent was withdrawn by a known subject: delete their assignments at the end.
+        self.forget_assignments = False
 
     # -- subject ---------------------------------------------------------------------------
 
@@ -108,6 +117,11 @@ class RequestFlags:
             self.cookie = None
             self.cookie_cleared = True
             self.cookie_dirty = False
+            # A known subject who withdraws consent loses their stored assignments too (on
+            # every device); the hash decides again, and nothing is stored without consent.
+            self.forget_assignments = self.known_subject is not None
+            self._stored = None
+            self.served = []
         self.results.clear()
 
     # -- evaluation ------------------------------------------------------------------------
@@ -155,13 +169,14 @@ class RequestFlags:
         attributes: Mapping[str, Any] = self.attributes
         if subject is not None and "id" not in attributes:
             attributes = {**attributes, "id": subject}
-        if self.consent and subject is not None and serving:
-            if self.cookie is not None:
-                entry = self.cookie.assignments.get(key)
-                if entry is not None and entry.bucket_version == version:
-                    carried = entry.variant
-            if self.known_subject is not None:
-                stored = self._stored_assignments().get((key, version))
+        if self.consent and subject is not None and serving and self.cookie is not None:
+            entry = self.cookie.assignments.get(key)
+            if entry is not None and entry.bucket_version == version:
+                carried = entry.variant
+        if self.known_subject is not None and serving and not self.forget_assignments:
+            # A known subject's stored assignment (made with consent, maybe on another device)
+            # is served even without consent here: reading it stores and logs nothing.
+            stored = self._stored_assignments().get((key, version))
         result = decide(
             experiment,
             subject_id=subject,
@@ -220,6 +235,10 @@ class RequestFlags:
 
     def finish(self, response: Response) -> Response:
         """Write what was served and (re)issue or clear the cookie."""
+        if self.forget_assignments and self.known_subject is not None:
+            with self.state.engine.begin() as connection:
+                forget_assignments(connection, self.scope_id, self.known_subject)
+            self.forget_assignments = False
         self._carry_cookie_assignments()
         if self.served:
             with self.state.engine.begin() as connection:
