@@ -11,8 +11,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# `make test` and friends need the development toolchain (.[dev]); `make demo` only what the
+# example app runs on (.[demo]). Both share .venv: .[dev] includes everything .[demo] needs.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[demo]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -26,9 +32,9 @@ bench-flags: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/flags.py $(BENCH_ARGS)
 
-demo: install
+demo: $(VENV)/.installed-demo
 	$(BIN)/flask --app example_app umetrics db upgrade
-	$(BIN)/flask --app example_app seed-demo
+	$(BIN)/flask --app example_app seed-demo --port $(DEMO_PORT)
 	@echo "Demo app: http://127.0.0.1:$(DEMO_PORT)/  (log in as admin@example.com / demo)"
 	$(BIN)/flask --app example_app run --host 127.0.0.1 --port $(DEMO_PORT)
 

@@ -1,10 +1,13 @@
-"""Demo event history that exercises every report.
+"""Demo event history that exercises every report, derived from what the seed simulated.
 
-From the seeded users and their notes and plans it derives what the site would have tracked:
+From the seeded users, their notes and plans it derives what the site would have tracked:
 anonymous page views arriving through acquisition channels (search, ads, social, newsletter,
 referrals, direct), the sign-up that identifies the visitor (merging the anonymous history),
-the activation (first note) and purchase (upgrade) funnel, weekly returns, plus visitors who
-never sign up. Written through the ingestion path in batches, like any client's events.
+the activation (first note), purchase (upgrade, with the pricing-page view before it) and
+cancellation, the pricing-page views the experiment logged exposures for, plus visitors who
+never sign up. Events that need an account (sign-ups, notes, plan changes) are only ever sent
+under the user's id; anonymous ids only view pages. Written through the ingestion path in
+batches, like any client's events; every timestamp is before the seed's ``now``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import delete
 
 from flask_umetrics import identify
 from flask_umetrics.db.tables import events, person_distinct_ids, persons
@@ -24,8 +27,9 @@ from flask_umetrics.events.ingest import ingest_events
 from flask_umetrics.state import current_state
 
 from .analytics import SCOPE
-from .database import db
-from .models import PLANS, Note, Organization, Subscription, User
+from .demo_experiment import PRICING_BEFORE_UPGRADE
+from .demo_people import Member
+from .models import PLANS
 
 BATCH = 1000
 
@@ -67,19 +71,24 @@ def _landing(rng: random.Random) -> dict[str, Any]:
     return properties
 
 
-def _visit(rng: random.Random, visitor: str, at: datetime) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Visit:
+    """One anonymous visit: its events, and when it showed the pricing page (if it did)."""
+
+    rows: list[dict[str, Any]]
+    pricing_at: datetime | None
+
+
+def _visit(rng: random.Random, visitor: str, at: datetime) -> Visit:
     """A short anonymous visit: a landing page view, maybe the pricing page after it."""
-    rows = [event_row(visitor, "$pageview", at, _landing(rng))]
+    landing = _landing(rng)
+    rows = [event_row(visitor, "$pageview", at, landing)]
+    pricing_at = at if landing["$pathname"] == "/pricing" else None
     if rng.random() < 0.4:
-        rows.append(
-            event_row(
-                visitor,
-                "$pageview",
-                at + timedelta(seconds=rng.uniform(10, 120)),
-                {"$pathname": "/pricing"},
-            )
-        )
-    return rows
+        then = at + timedelta(seconds=rng.uniform(10, 120))
+        rows.append(event_row(visitor, "$pageview", then, {"$pathname": "/pricing"}))
+        pricing_at = pricing_at or then
+    return Visit(rows, pricing_at)
 
 
 def anonymous_visitor(number: int) -> str:
@@ -101,32 +110,33 @@ def event_row(
 
 
 def _user_rows(
-    rng: random.Random, user: User, notes: list[datetime], upgrades: list[Subscription]
+    rng: random.Random, member: Member, exposed_at: datetime | None
 ) -> Iterator[dict[str, Any]]:
+    user = member.user
     visitor = f"v-demo-{user.id}"
     arrived = user.created_at - timedelta(minutes=rng.uniform(3, 60 * 24 * 3))
-    yield from _visit(rng, visitor, arrived)
+    yield from _visit(rng, visitor, arrived).rows
     yield event_row(
         visitor, "$pageview", user.created_at - timedelta(seconds=30), {"$pathname": "/signup"}
     )
     user_id = str(user.id)
     yield event_row(user_id, "signed_up", user.created_at, {"plan": "free"})
-    for at in notes:
+    for at in member.notes:
         yield event_row(user_id, "$pageview", at - timedelta(seconds=20), {"$pathname": "/app"})
         yield event_row(user_id, "note_created", at, {"length": rng.randint(20, 2000)})
-    for subscription in upgrades:
-        yield event_row(
-            user_id,
-            "$pageview",
-            subscription.started_at - timedelta(seconds=40),
-            {"$pathname": "/pricing"},
-        )
-        yield event_row(
-            user_id,
-            "plan_upgraded",
-            subscription.started_at,
-            {"plan": subscription.plan, "value": PLANS[subscription.plan].price_usd},
-        )
+    pricing_views = {exposed_at} if exposed_at is not None else set()
+    subscriptions = sorted(user.organization.subscriptions, key=lambda s: s.started_at)
+    for previous, subscription in pairwise(subscriptions):
+        plan = subscription.plan
+        if plan == "free":
+            cancelled = {"plan": plan, "previous_plan": previous.plan}
+            yield event_row(user_id, "plan_cancelled", subscription.started_at, cancelled)
+            continue
+        pricing_views.add(subscription.started_at - PRICING_BEFORE_UPGRADE)
+        upgraded = {"plan": plan, "value": PLANS[plan].price_usd}
+        yield event_row(user_id, "plan_upgraded", subscription.started_at, upgraded)
+    for at in sorted(pricing_views):
+        yield event_row(user_id, "$pageview", at, {"$pathname": "/pricing"})
 
 
 def ingest(rows: list[dict[str, Any]]) -> int:
@@ -146,27 +156,37 @@ def wipe_events() -> None:
             connection.execute(delete(table).where(table.c.scope_id == SCOPE))
 
 
-def seed_events(rng: random.Random, start: datetime, end: datetime, visitors: int) -> int:
-    """Track the history of every seeded user plus ``visitors`` who never sign up."""
-    # Organizations and subscriptions come in two queries, not two per user.
-    users = db.session.scalars(
-        select(User)
-        .options(selectinload(User.organization).selectinload(Organization.subscriptions))
-        .order_by(User.id)
-    ).all()
-    note_times: dict[int, list[datetime]] = {}
-    for user_id, created_at in db.session.execute(select(Note.user_id, Note.created_at)):
-        note_times.setdefault(user_id, []).append(created_at)
+def visitor_visits(
+    rng: random.Random, start: datetime, now: datetime, visitors: int
+) -> dict[str, Visit]:
+    """One visit by each of ``visitors`` people who never sign up, spread over the history."""
+    span = (now - start - timedelta(minutes=5)).total_seconds()
+    return {
+        anonymous_visitor(number): _visit(
+            rng, anonymous_visitor(number), start + timedelta(seconds=span * rng.random())
+        )
+        for number in range(visitors)
+    }
+
+
+def seed_events(
+    rng: random.Random,
+    members: list[Member],
+    visits: dict[str, Visit],
+    exposed_at: dict[str, datetime],
+) -> int:
+    """Track every member's history and the anonymous ``visits``; identify each member.
+
+    ``exposed_at``: when each exposed user (by id) saw the pricing page of the experiment.
+    """
     rows: list[dict[str, Any]] = []
-    for user in users:
-        paid = [s for s in user.organization.subscriptions if s.plan != "free"]
-        rows.extend(_user_rows(rng, user, sorted(note_times.get(user.id, [])), paid))
-    span = (end - start).total_seconds()
-    for number in range(visitors):
-        at = start + timedelta(seconds=span * rng.random())
-        rows.extend(_visit(rng, anonymous_visitor(number), at))
-    stored = ingest([row for row in rows if row["timestamp"] < end.isoformat()])
-    for user in users:  # the sign-up identified each visitor: merge their anonymous history
+    for member in members:
+        rows.extend(_user_rows(rng, member, exposed_at.get(str(member.user.id))))
+    for visit in visits.values():
+        rows.extend(visit.rows)
+    stored = ingest(rows)
+    for member in members:  # the sign-up identified each visitor: merge their anonymous history
+        user = member.user
         identify(
             str(user.id),
             anon_id=f"v-demo-{user.id}",

@@ -48,8 +48,9 @@ def active_users_7d(at: datetime | None = None) -> int:
     """Users seen in the 7 days up to ``at``.
 
     Live, that is ``last_seen_at``. A past day has no stored visits, so there a user counts as
-    active when they signed up or wrote a note in the window; ``seed-demo`` sets each user's
-    ``last_seen_at`` to their last such activity, so both readings agree on the seeded data.
+    active when they signed up, wrote a note or changed plan in the window; ``seed-demo`` sets
+    each user's ``last_seen_at`` to their last such activity, so both readings agree on the
+    seeded data.
     """
     end = at or utcnow()
     if at is None:
@@ -61,7 +62,12 @@ def active_users_7d(at: datetime | None = None) -> int:
     joined = select(User.id.label("user_id")).where(
         User.created_at > end - WINDOW, User.created_at <= end
     )
-    active = union(wrote, joined).subquery()
+    changed = (
+        select(User.id.label("user_id"))
+        .join(Subscription, Subscription.organization_id == User.organization_id)
+        .where(Subscription.started_at > end - WINDOW, Subscription.started_at <= end)
+    )
+    active = union(wrote, joined, changed).subquery()
     return db.session.scalar(select(func.count()).select_from(active)) or 0
 
 

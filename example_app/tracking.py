@@ -21,7 +21,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
-from flask_umetrics import identify, track
+from flask_umetrics import identify, set_person_properties, track
 from flask_umetrics.events.ingest import is_bot
 
 from . import consent
@@ -73,6 +73,13 @@ def identified(user_id: int, **traits: Any) -> None:
         experiment_id = consent.anonymous_id()
         if experiment_id is not None:
             identify(str(user_id), anon_id=experiment_id, scope_id=SCOPE)
+
+
+def plan_changed(user_id: int, plan: str) -> None:
+    """The workspace is on ``plan`` now: so is the user's person (its ``plan`` property, which
+    the sign-up set to ``free``), so people searches and breakdowns by plan stay right."""
+    if _tracking_allowed():
+        set_person_properties(str(user_id), {"plan": plan}, scope_id=SCOPE)
 
 
 def write_browser_key(instance_path: str, key: str) -> str:

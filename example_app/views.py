@@ -163,5 +163,6 @@ def upgrade() -> ResponseReturnValue:
     user.organization.change_plan(plan)
     db.session.commit()
     tracking.event("plan_upgraded", plan=plan, value=PLANS[plan].price_usd)
+    tracking.plan_changed(user.id, plan)
     flash(f"You are now on {PLANS[plan].name}. Thank you!", "success")
     return redirect(url_for("pages.notes"))

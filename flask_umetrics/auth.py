@@ -3,6 +3,12 @@
 A request is allowed when it carries a valid API key for the scope whose permission covers the
 one required, or, without a key, when the host's ``@umetrics.authorizer`` says yes. With neither,
 everything is denied (and a warning is logged once).
+
+Some routes need more for some inputs: ``/api/identify`` needs ``ingest``, but merging two
+identified persons or changing an identified person's properties also needs ``identify``. The
+view asks :func:`holds` for it (a key: its grants; a host user: the authorizer is asked
+``("identify", scope_id)``) and declares it with :func:`may_require`, so the authorization
+matrix test finds it.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 from flask import g, request
 from sqlalchemy import and_, insert, select, update
@@ -27,15 +34,20 @@ from .state import current_state, resolve_scope
 
 logger = logging.getLogger("flask_umetrics")
 
-Permission = Literal["ingest", "metrics.view", "metrics.manage", "client"]
+Permission = Literal["ingest", "identify", "metrics.view", "metrics.manage", "client"]
 PERMISSIONS: tuple[str, ...] = get_args(Permission)
+#: Merging identified persons and changing identified persons' properties (see events/identity).
+IDENTIFY = "identify"
 
-#: What each key permission lets its holder do. An ingest key can only write events; a client
-#: key can only read its scope's GrowthBook SDK payload (features, as an SDK evaluates them).
+#: What each key permission lets its holder do. An ingest key (public: the browser's write key)
+#: writes events and links fresh anonymous ids to a user, nothing more; ``identify`` (server-side
+#: keys) may also rewrite identified persons; a client key can only read its scope's GrowthBook
+#: SDK payload (features, as an SDK evaluates them).
 GRANTS: dict[str, frozenset[str]] = {
     "ingest": frozenset({"ingest"}),
+    "identify": frozenset({"identify", "ingest"}),
     "metrics.view": frozenset({"metrics.view", "client"}),
-    "metrics.manage": frozenset({"metrics.manage", "metrics.view", "ingest", "client"}),
+    "metrics.manage": frozenset({"metrics.manage", "metrics.view", "ingest", "identify", "client"}),
     "client": frozenset({"client"}),
 }
 
@@ -65,6 +77,8 @@ class Principal:
     kind: Literal["key", "user"]
     identifier: str
     scope_id: str
+    #: A key's granted permissions; None for a host user (the authorizer is asked each time).
+    grants: frozenset[str] | None = None
 
     @property
     def actor(self) -> str:
@@ -89,7 +103,12 @@ def create_api_key(
     name: str = "",
     created_by: str | None = None,
 ) -> str:
-    """Create a key for ``scope_id`` with ``permission`` and return it; it is shown only once."""
+    """Create a key for ``scope_id`` with ``permission`` and return it; it is shown only once.
+
+    ``permission``: ``ingest`` (a write key, public in browsers), ``identify`` (server-side:
+    also merges identified persons and sets their properties), ``metrics.view`` or
+    ``metrics.manage`` (everything); see :data:`GRANTS`.
+    """
     return issue_api_key(scope_id, permission, name=name, created_by=created_by)[0]
 
 
@@ -222,17 +241,26 @@ def _bearer_token() -> str | None:
     return token.strip() or None
 
 
+def presented_api_key(permission: str, *, body_key: str | None = None) -> str | None:
+    """The API key the current request presents for ``permission``, if any: a bearer token, or
+    for ingestion also ``X-UMetrics-Key`` or the body's ``api_key``. Without one the request
+    acts with the host's cookies (the authorizer), which a page on another site can make the
+    browser send (see ``api/origin.py``)."""
+    token = _bearer_token()
+    if token is None and permission == "ingest":
+        token = request.headers.get("X-UMetrics-Key") or body_key or None
+    elif token is None and permission == "client":
+        token = body_key  # the GrowthBook SDK payload's client key, from the path
+    return token
+
+
 def authorize(permission: str, scope_id: str, *, body_key: str | None = None) -> Principal:
     """Allow the current request ``permission`` on ``scope_id`` or raise a 401/403 ``APIError``.
 
     Ingestion may also carry its write key in ``X-UMetrics-Key`` or the body's ``api_key``; the
     GrowthBook SDK payload its client key in the path (passed as ``body_key``).
     """
-    token = _bearer_token()
-    if token is None and permission == "ingest":
-        token = request.headers.get("X-UMetrics-Key") or body_key or None
-    elif token is None and permission == "client":
-        token = body_key
+    token = presented_api_key(permission, body_key=body_key)
     if token is not None:
         info = verify_api_key(token)
         if info is None:
@@ -248,13 +276,14 @@ def authorize(permission: str, scope_id: str, *, body_key: str | None = None) ->
                 "wrong_scope",
                 f"This API key belongs to another scope and cannot access scope {scope_id!r}.",
             )
-        if permission not in GRANTS.get(info.permission, frozenset()):
+        grants = GRANTS.get(info.permission, frozenset())
+        if permission not in grants:
             raise APIError(
                 403,
                 "insufficient_permission",
                 f"This API key has {info.permission!r}; the request needs {permission!r}.",
             )
-        principal = Principal("key", info.key_id, scope_id)
+        principal = Principal("key", info.key_id, scope_id, grants)
         g.umetrics_principal = principal
         return principal
 
@@ -289,3 +318,29 @@ def authorize(permission: str, scope_id: str, *, body_key: str | None = None) ->
     principal = Principal("user", subject_id or "anonymous", scope_id)
     g.umetrics_principal = principal
     return principal
+
+
+def holds(principal: Principal, permission: str) -> bool:
+    """Whether the already authorized caller also holds ``permission`` on its scope.
+
+    A key holds what :data:`GRANTS` gives its permission; a host user what the host's
+    ``@umetrics.authorizer`` answers for ``(permission, scope_id)``, asked now.
+    """
+    if principal.grants is not None:
+        return permission in principal.grants
+    authorizer = current_state().extension.authorizer_callback
+    return authorizer is not None and bool(authorizer(permission, principal.scope_id))
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def may_require(*permissions: str) -> Callable[[F], F]:
+    """Mark a route whose view needs ``permissions`` too for some inputs (and checks them with
+    :func:`holds`); the authorization matrix test sends such a route those inputs."""
+
+    def mark(endpoint: F) -> F:
+        endpoint.umetrics_may_require = permissions  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark

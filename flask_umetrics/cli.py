@@ -5,20 +5,47 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
+from sqlalchemy.exc import SQLAlchemyError
 
 from .auth import PERMISSIONS, list_api_keys, revoke_api_key
 from .auth import create_api_key as _create_api_key
 from .config import CONFIG_KEYS
 from .db import migrate
+from .db.errors import describe_database_error
 from .errors import UMetricsError
 from .pruning import prune
-from .state import current_state
+from .state import EXTENSION_KEY, current_state
 from .stats import get_latest_stat, get_stat_series, record_stat, run_stat_snapshot
 
-umetrics_cli = AppGroup("umetrics", help="flask-umetrics: analytics, stats, flags and GA4.")
+
+class UMetricsGroup(AppGroup):
+    """``flask umetrics``: a database that is unreachable, missing or not migrated is reported
+    in one sentence with what to check, not as a SQLAlchemy traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:
+            # The command's app context is gone by now: the app comes from Flask's ScriptInfo.
+            info = ctx.find_object(ScriptInfo)
+            state = info.load_app().extensions.get(EXTENSION_KEY) if info else None
+            what = (
+                describe_database_error(state.engine, exc)
+                if state is not None
+                else f"Cannot use the umetrics database: {type(exc).__name__}."
+            )
+            raise click.ClickException(
+                what + " Check UMETRICS_DATABASE_URL (or the db given to init_app), that the "
+                "server runs and that the database exists; a missing table means `flask umetrics "
+                "db upgrade` has not run. `flask umetrics doctor` lists every gap."
+            ) from exc
+
+
+umetrics_cli = UMetricsGroup("umetrics", help="flask-umetrics: analytics, stats, flags and GA4.")
 
 
 def _fail(message: str) -> None:
@@ -36,12 +63,21 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Create or migrate the tables."""
-    engine = current_state().engine
+    """Create or migrate the tables (and the ClickHouse schema when events live there)."""
+    state = current_state()
+    engine = state.engine
     before = migrate.current_revision(engine)
     migrate.upgrade(engine, revision)
     after = migrate.current_revision(engine)
     click.echo(f"umetrics schema: {before or 'empty'} -> {after}")
+    if state.settings["UMETRICS_EVENT_STORE"] == "clickhouse":
+        from .engines.clickhouse import upgrade_schema
+
+        try:
+            old, new = upgrade_schema(state.event_store)
+        except UMetricsError as exc:
+            _fail(str(exc))
+        click.echo(f"umetrics ClickHouse schema: version {old or 'empty'} -> {new}")
 
 
 @db_group.command("downgrade")
@@ -60,10 +96,26 @@ def db_current() -> None:
 
 
 @db_group.command("sql")
-@click.option("--dialect", type=click.Choice(["sqlite", "postgresql"]), required=True)
+@click.option("--dialect", type=click.Choice(["sqlite", "postgresql", "clickhouse"]), required=True)
 @click.option("--revision", default="head", show_default=True)
-def db_sql(dialect: str, revision: str) -> None:
+@click.option(
+    "--cluster",
+    default=None,
+    help="clickhouse: render ON CLUSTER replicated tables for this cluster "
+    "(default: UMETRICS_CLICKHOUSE_CLUSTER).",
+)
+def db_sql(dialect: str, revision: str, cluster: str | None) -> None:
     """Print the DDL of the migrations for DIALECT without touching a database."""
+    if dialect == "clickhouse":
+        from .engines.clickhouse import schema
+
+        if revision != "head":
+            _fail("--revision: the ClickHouse schema is printed at its newest version only")
+        name = cluster or current_state().settings["UMETRICS_CLICKHOUSE_CLUSTER"]
+        click.echo(schema.ddl_script(name), nl=False)
+        return
+    if cluster is not None:
+        _fail("--cluster applies to --dialect clickhouse only")
     click.echo(migrate.sql(dialect, revision), nl=False)
 
 
@@ -142,7 +194,13 @@ def keys_group() -> None:
 
 @keys_group.command("create")
 @click.option("--scope", default=None, help="Scope (default: UMETRICS_DEFAULT_SCOPE).")
-@click.option("--permission", type=click.Choice(PERMISSIONS), required=True)
+@click.option(
+    "--permission",
+    type=click.Choice(PERMISSIONS),
+    required=True,
+    help="ingest: write key (events, links of new visitors); identify: also merges and "
+    "properties of identified persons (server-side); metrics.view; metrics.manage: all.",
+)
 @click.option("--name", default="", help="A label to recognise the key by.")
 def keys_create(scope: str | None, permission: str, name: str) -> None:
     """Create a key and print it (it cannot be shown again)."""
@@ -245,8 +303,15 @@ def config_command() -> None:
             from sqlalchemy.engine import make_url
 
             value = make_url(value).render_as_string(hide_password=True)
+        if key.name == "UMETRICS_CLICKHOUSE_URL" and value:
+            from .engines.clickhouse.client import parse_clickhouse_url
+
+            try:
+                value = parse_clickhouse_url(value).redacted()
+            except UMetricsError:
+                value = "(invalid; not shown)"
         click.echo(f"{key.name} = {value!r}")
 
 
 # Registers the event, flag and experiment commands on umetrics_cli.
-from . import cli_events, cli_flags, cli_ga4  # noqa: E402, F401
+from . import cli_doctor, cli_events, cli_flags, cli_ga4  # noqa: E402, F401

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigurationError
@@ -41,6 +42,27 @@ def _int_at_least(minimum: int) -> Callable[[Any], int]:
         return number
 
     return parse
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds")
+    number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("must be a finite number of seconds, at least 0")
+    return number
+
+
+def _rate_limits(value: Any) -> str:
+    """Flask-Limiter limit strings (``100 per minute;1000/hour``), checked at start-up."""
+    from limits import parse_many
+
+    text = str(value).strip()
+    try:
+        parse_many(text)
+    except ValueError as exc:
+        raise ValueError(f"is not a rate limit like '100 per minute': {exc}") from None
+    return text
 
 
 def _optional_str(value: Any) -> str | None:
@@ -95,6 +117,37 @@ def _scope_list(value: Any) -> list[str]:
     return [_scope_id(item) for item in items if str(item).strip()]
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(text: str) -> str:
+    """``scheme://host[:port]`` as a browser writes it in ``Origin``: lower case, no default
+    port. Raises ValueError for anything that is not exactly an http(s) origin."""
+    raw = text.strip()
+    parts = urlsplit(raw.removesuffix("/"))
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{raw!r} is not an origin like https://app.example.com")
+    if parts.path or parts.query or parts.fragment or "@" in parts.netloc or "*" in raw:
+        raise ValueError(
+            f"{raw!r} is not an origin: scheme://host[:port] only, no path, wildcard or user"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{raw!r} has an invalid port") from exc
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _origin_list(value: Any) -> list[str]:
+    items = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+    return list(dict.fromkeys(normalize_origin(str(item)) for item in items if str(item).strip()))
+
+
 def _schedule(value: Any) -> str:
     # Imported lazily: parsing a schedule needs APScheduler's trigger classes.
     from .scheduler.schedules import Schedule
@@ -103,6 +156,13 @@ def _schedule(value: Any) -> str:
     if text and text.lower() != "off":
         Schedule.parse(text, "UTC")
     return "" if text.lower() == "off" else text
+
+
+def _cluster_name(value: Any) -> str | None:
+    text = _optional_str(value)
+    if text is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", text):
+        raise ValueError("must be a ClickHouse cluster name (letters, digits, '_', '.', '-')")
+    return text
 
 
 @dataclass(frozen=True)
@@ -195,6 +255,79 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         _int_at_least(1),
         "`Retry-After` of the 503 `database_unavailable` answer a REST request gets while the "
         "database is down or unreachable (clients retry the same batch; uuids make it safe).",
+    ),
+    ConfigKey(
+        "UMETRICS_MAX_REPORT_DAYS",
+        "env",
+        "max_report_days",
+        3660,
+        _int_at_least(1),
+        "Longest range (`date_to - date_from`, in days) a report accepts; longer ones get 400 "
+        "naming `date_from`.",
+    ),
+    ConfigKey(
+        "UMETRICS_MAX_REPORT_BUCKETS",
+        "env",
+        "max_report_buckets",
+        5000,
+        _int_at_least(1),
+        "Most calendar buckets (hours, days, weeks, months) one report series may have; more "
+        "get 400 naming `interval` (or `period`). Breakdowns and retention may hold at most "
+        "20 times this many cells in all.",
+    ),
+    ConfigKey(
+        "UMETRICS_QUERY_TIMEOUT_SECONDS",
+        "env",
+        "query_timeout_seconds",
+        30,
+        _seconds,
+        "Statement timeout of report queries (not ingestion); a report that runs longer "
+        "answers 503 `query_timeout` with `Retry-After`. 0 = no timeout.",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_ENABLED",
+        "env",
+        "ratelimit_enabled",
+        True,
+        _parse_bool,
+        "Rate-limit the public endpoints (events, identify, flags, consent, compat ingest) per "
+        "client IP and per API key with Flask-Limiter; past a limit they answer 429.",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_STORAGE_URI",
+        "env",
+        "ratelimit_storage_uri",
+        "memory://",
+        _str,
+        "Where the rate-limit counters live: `memory://` (per process) or a shared store such "
+        "as `redis://127.0.0.1:6379` (needs the `redis` package) so several workers share one "
+        "budget.",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_INGEST",
+        "env",
+        "ratelimit_ingest",
+        "600 per minute",
+        _rate_limits,
+        "Limit per client IP on the ingestion endpoints (`/api/events`, `/api/identify`, togo "
+        "and open-metrics writes); `;` separates several limits.",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_PUBLIC",
+        "env",
+        "ratelimit_public",
+        "600 per minute",
+        _rate_limits,
+        "Limit per client IP on the anonymous endpoints (`/api/flags`, `/api/consent`).",
+    ),
+    ConfigKey(
+        "UMETRICS_RATELIMIT_PER_KEY",
+        "env",
+        "ratelimit_per_key",
+        "6000 per minute",
+        _rate_limits,
+        "Limit per API key (all client IPs together) on the ingestion endpoints: what one "
+        "leaked or public write key can send.",
     ),
     ConfigKey(
         "UMETRICS_ENABLE_TOGO_API",
@@ -350,7 +483,19 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         None,
         _optional_str,
         "Ingest key of the default scope written into pages by `{{ umetrics_snippet() }}` for "
-        "the browser client (public by nature: it can only write events).",
+        "the browser client (public by nature: it writes events and links visitors that are not "
+        "identified yet to users, and cannot rewrite identified persons).",
+    ),
+    ConfigKey(
+        "UMETRICS_ALLOWED_ORIGINS",
+        "env",
+        "allowed_origins",
+        [],
+        _origin_list,
+        "Other origins (`https://app.example.com`, comma-separated) whose pages may use the "
+        "browser endpoints (events, identify, flags, consent, compat ingestion) through CORS "
+        "with credentials, and whose cookie-authenticated writes are not refused as cross-site. "
+        "Default: this site's own origin only.",
     ),
     ConfigKey(
         "UMETRICS_RESPECT_DNT",
@@ -627,6 +772,36 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         3,
         _int_at_least(1),
         "How many past days each GA4 sync (re)reads (GA4 revises recent days).",
+    ),
+    # [clickhouse]
+    ConfigKey(
+        "UMETRICS_EVENT_STORE",
+        "clickhouse",
+        "event_store",
+        "sql",
+        _choice("sql", "clickhouse"),
+        "Where events live: `sql` (the umetrics SQL database) or `clickhouse` "
+        "(`UMETRICS_CLICKHOUSE_URL`; persons, flags, stats, keys and GA4 stay in SQL). "
+        "See docs/clickhouse.md.",
+    ),
+    ConfigKey(
+        "UMETRICS_CLICKHOUSE_URL",
+        "clickhouse",
+        "url",
+        None,
+        _optional_str,
+        "`clickhouse://user:password@host:8123/database`, `https://user:password@host:8443/"
+        "database` (a server or ClickHouse Cloud), or `chdb:///path/to/dir` (the embedded "
+        "engine: one process only). Checked by `init_app`; its password is never shown.",
+    ),
+    ConfigKey(
+        "UMETRICS_CLICKHOUSE_CLUSTER",
+        "clickhouse",
+        "cluster",
+        None,
+        _cluster_name,
+        "ClickHouse cluster name: the schema is created `ON CLUSTER` with replicated tables "
+        "and a Distributed events table (a server only, not chdb).",
     ),
 )
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from .admin.snippet import install_snippet_helper
 from .config import Settings, resolve_config
 from .db import migrate
 from .db.engine import create_umetrics_engine
+from .db.errors import describe_database_error
 from .errors import ConfigurationError
 from .events.buffer import EventBuffer, install_request_flush
 from .events.collectors import register_builtin_collectors
@@ -24,6 +26,10 @@ from .ga4.gtag import install_gtag_helper
 from .ga4.service import measurement_id_for
 from .state import EXTENSION_KEY, UMetricsState
 from .stats.collectors import CollectFunction, CollectorRegistry, StatCollector
+from .warn_once import install_startup_warnings
+
+if TYPE_CHECKING:
+    from .engines import EventStore
 
 AuthorizerCallback = Callable[[str, str], bool]
 SubjectLoader = Callable[[], "tuple[str | None, dict[str, Any]]"]
@@ -109,18 +115,14 @@ class UMetrics:
             app.config.setdefault(name, value)
         settings = Settings(values)
         engine, owns_engine = _choose_engine(app, db, settings)
+        event_store = _choose_event_store(settings)
         buffer = EventBuffer(
             engine,
+            event_store,
             size=settings["UMETRICS_TRACK_BUFFER_SIZE"],
             interval=settings["UMETRICS_TRACK_FLUSH_SECONDS"],
         )
         keyring = CookieKeyring.from_environ(os.environ)
-        if not keyring.can_write:
-            app.logger.warning(
-                "flask-umetrics: no consent-cookie key (UMETRICS_COOKIE_KEY_CURRENT); anonymous "
-                "visitors get control variants and no cookie is set. Create one with "
-                "`flask umetrics gen-cookie-key`."
-            )
         state = UMetricsState(
             extension=self,
             settings=settings,
@@ -134,17 +136,28 @@ class UMetrics:
                 settings["UMETRICS_FLAG_CACHE_SCOPES"],
             ),
             cookie_keyring=keyring,
+            event_store=event_store,
         )
         install_request_flush(app, buffer)
         install_flag_finish(app)
         install_template_helpers(app)
         install_gtag_helper(app, measurement_id_for)
         install_snippet_helper(app)
+        install_startup_warnings(app)
         app.extensions[EXTENSION_KEY] = state
         if settings["UMETRICS_BUILTIN_COLLECTORS"]:
             register_builtin_collectors(state.collectors)
         if settings["UMETRICS_AUTO_MIGRATE"]:
-            migrate.upgrade(engine)
+            try:
+                migrate.upgrade(engine)
+            except SQLAlchemyError as exc:
+                raise ConfigurationError(
+                    f"UMETRICS_AUTO_MIGRATE: {describe_database_error(engine, exc)}"
+                ) from exc
+            if settings["UMETRICS_EVENT_STORE"] == "clickhouse":
+                from .engines.clickhouse import upgrade_schema
+
+                upgrade_schema(event_store)
 
         from .api import create_api_blueprint
         from .cli import umetrics_cli
@@ -172,10 +185,33 @@ class UMetrics:
             app.register_blueprint(
                 openmetrics.create_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"]
             )
+        if (
+            settings["UMETRICS_ENABLE_API"]
+            or settings["UMETRICS_ENABLE_TOGO_API"]
+            or (settings["UMETRICS_ENABLE_OPENMETRICS_API"])
+        ):
+            from .api.cors import install_cors
+
+            install_cors(app, settings["UMETRICS_ALLOWED_ORIGINS"])
+
+        from .api.ratelimit import install_rate_limits
+
+        state.rate_limiter = install_rate_limits(app, settings)
         if "umetrics" not in app.cli.commands:
             app.cli.add_command(umetrics_cli)
         if settings["UMETRICS_SCHEDULER"] == "inprocess":
             start_in_process_scheduler(app)
+
+
+def _choose_event_store(settings: Settings) -> EventStore:
+    """Events in SQL (default), or in ClickHouse; nothing of ClickHouse is imported for SQL."""
+    if settings["UMETRICS_EVENT_STORE"] == "clickhouse":
+        from .engines.clickhouse import store_from_settings
+
+        return store_from_settings(settings)
+    from .engines.sql.store import SqlEventStore
+
+    return SqlEventStore()
 
 
 def _choose_engine(app: Flask, db: Any, settings: Settings) -> tuple[Engine, bool]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import Engine
@@ -12,6 +12,7 @@ from .config import Settings
 
 if TYPE_CHECKING:
     from .auth import ApiKeyInfo
+    from .engines import EventStore
     from .events.buffer import EventBuffer
     from .extension import UMetrics
     from .flags.cache import FlagCache
@@ -34,7 +35,11 @@ class UMetricsState:
     event_buffer: EventBuffer
     flag_cache: FlagCache
     cookie_keyring: CookieKeyring
+    #: Where events are written: the SQL database or ClickHouse (``UMETRICS_EVENT_STORE``).
+    event_store: EventStore
     scheduler: SchedulerRunner | None = None
+    #: Flask-Limiter's limiter of the public endpoints (``api/ratelimit.py``), None when off.
+    rate_limiter: Any = None
     warned: set[str] = field(default_factory=set)
     #: sha256 of a verified API key -> (trusted until, monotonic clock; the key's record)
     verified_keys: dict[str, tuple[float, ApiKeyInfo]] = field(default_factory=dict)

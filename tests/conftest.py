@@ -2,6 +2,11 @@
 
 ``UMETRICS_TEST_POSTGRES_URL`` points at a PostgreSQL database the suite may wipe; with
 ``UMETRICS_REQUIRE_POSTGRES=1`` (CI) a missing PostgreSQL fails the run instead of skipping.
+
+The ClickHouse event store tests (ids ``[clickhouse]``) run on the embedded engine (chdb) in a
+temporary directory, or on the server ``UMETRICS_TEST_CLICKHOUSE_URL`` names (its database is
+wiped of umetrics tables); ``UMETRICS_REQUIRE_CLICKHOUSE=1`` fails them instead of skipping
+when clickhouse-connect or chdb is missing. They run last (see ``pytest_collection_modifyitems``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from flask_umetrics import UMetrics
 from flask_umetrics.db import migrate
 from flask_umetrics.db.engine import create_umetrics_engine
 from flask_umetrics.db.tables import metadata
+from flask_umetrics.warn_once import forget_warnings
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -108,6 +114,12 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 AppFactory = Callable[..., Flask]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_warnings() -> None:
+    """Configuration warnings are logged once per process: each test starts with none logged."""
+    forget_warnings()
+
+
 @pytest.fixture
 def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
     """Build test apps on the test database: ``make_app(extension=None, **config)``."""
@@ -147,13 +159,108 @@ def allow_all(extension: UMetrics) -> None:
     extension.authorizer(lambda permission, scope_id: True)
 
 
+# -- ClickHouse ------------------------------------------------------------------------------
+
+#: The fixture every ClickHouse test uses (directly or through another fixture).
+CLICKHOUSE_FIXTURE = "clickhouse_url"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every ClickHouse test after all others. chdb, once loaded, makes a forked child hang
+    on its first chdb call, and other tests fork (gunicorn, multi-process scheduler runs): with
+    the ClickHouse tests last, no test forks after chdb is loaded. (The driver is imported only
+    when a ClickHouse client is first created, so collecting these tests loads nothing.)"""
+    items.sort(key=lambda item: CLICKHOUSE_FIXTURE in getattr(item, "fixturenames", ()))
+
+
+def _clickhouse_missing(reason: str) -> None:
+    if os.environ.get("UMETRICS_REQUIRE_CLICKHOUSE") == "1":
+        pytest.fail(f"UMETRICS_REQUIRE_CLICKHOUSE=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_session_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The ClickHouse of this run: ``UMETRICS_TEST_CLICKHOUSE_URL`` or chdb in a temp dir (one
+    directory per process: chdb opens one data directory per process)."""
+    import importlib.util
+
+    url = os.environ.get("UMETRICS_TEST_CLICKHOUSE_URL") or ""
+    if importlib.util.find_spec("clickhouse_connect") is None:
+        _clickhouse_missing("clickhouse-connect is not installed (pip install '.[clickhouse]')")
+    if not url:
+        if importlib.util.find_spec("chdb") is None:
+            _clickhouse_missing("chdb is not installed and UMETRICS_TEST_CLICKHOUSE_URL is unset")
+        url = f"chdb://{tmp_path_factory.mktemp('chdb')}"
+    return url
+
+
+def drop_clickhouse_tables(url: str) -> None:
+    """Drop every umetrics table of the test ClickHouse database (any schema version)."""
+    from flask_umetrics.engines.clickhouse.client import get_client, parse_clickhouse_url
+
+    client = get_client(parse_clickhouse_url(url))
+    names = client.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND startsWith(name, 'umetrics_')"
+    ).result_rows
+    for (name,) in names:
+        client.command(f"DROP TABLE IF EXISTS `{name}` SYNC")
+
+
+@pytest.fixture(params=["clickhouse"])
+def clickhouse_url(request: pytest.FixtureRequest, clickhouse_session_url: str) -> str:
+    """An empty ClickHouse database (no umetrics table) for one test; ids show [clickhouse]."""
+    drop_clickhouse_tables(clickhouse_session_url)
+    return clickhouse_session_url
+
+
+@pytest.fixture
+def make_clickhouse_app(
+    clickhouse_url: str, sqlite_template: Path, tmp_path: Path
+) -> Iterator[AppFactory]:
+    """Apps whose events live in ClickHouse (schema migrated) and whose persons, keys and flags
+    live in a fresh SQLite database: ``make_clickhouse_app(extension=None, **config)``."""
+    target = tmp_path / "umetrics.db"
+    shutil.copyfile(sqlite_template, target)
+    apps: list[Flask] = []
+
+    def factory(extension: UMetrics | None = None, **config: Any) -> Flask:
+        app = Flask(f"test_ch_app_{len(apps)}", instance_path=str(tmp_path / "instance"))
+        app.config.update(
+            TESTING=True,
+            UMETRICS_DATABASE_URL=f"sqlite:///{target}",
+            UMETRICS_BUILTIN_COLLECTORS=False,
+            UMETRICS_GA4_SYNC_SCHEDULE="off",
+            UMETRICS_EVENT_STORE="clickhouse",
+            UMETRICS_CLICKHOUSE_URL=clickhouse_url,
+        )
+        app.config.update(config)
+        (extension or UMetrics()).init_app(app)
+        from flask_umetrics.engines.clickhouse import upgrade_schema
+
+        upgrade_schema(app.extensions["umetrics"].event_store)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        state = app.extensions["umetrics"]
+        if state.owns_engine:
+            state.engine.dispose()
+
+
+#: The lines of the run summary: the SQL backends, and the ClickHouse event store.
+SUMMARY_BACKENDS = (*BACKENDS, "clickhouse")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """One line per backend, so a run shows at a glance that both databases were tested."""
-    counts: dict[str, Counter[str]] = {name: Counter() for name in BACKENDS}
+    """One line per backend, so a run shows at a glance that every database was tested."""
+    counts: dict[str, Counter[str]] = {name: Counter() for name in SUMMARY_BACKENDS}
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):
             nodeid = getattr(report, "nodeid", "")
-            for name in BACKENDS:
+            for name in SUMMARY_BACKENDS:
                 if f"[{name}" in nodeid or f"-{name}]" in nodeid or f"-{name}-" in nodeid:
                     counts[name][outcome] += 1
     terminalreporter.write_sep("=", "database backends")

@@ -297,7 +297,7 @@ def test_python_api(data_app: Flask) -> None:
         (
             {"select": ["day"], "date_from": "2000-01-01", "date_to": "2026-01-01"},
             "date_from",
-            "buckets",
+            "UMETRICS_MAX_REPORT_DAYS",
         ),
         (
             {"select": ["event"], "date_from": "2026-03-09", "date_to": "2026-03-01"},

@@ -240,6 +240,7 @@ def test_api_keys_open_the_dashboard_by_their_grants(make_app: AppFactory, permi
     expected_refused = {
         "ingest": total,  # an ingest key cannot even read
         "client": total,  # nor can a client key (it reads the GrowthBook SDK payload only)
+        "identify": total,  # nor can a server-side identify key
         "metrics.view": posts + len(MANAGE_ONLY_PAGES),
         "metrics.manage": 0,
     }[permission]

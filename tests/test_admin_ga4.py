@@ -220,3 +220,23 @@ def test_without_google_libraries_the_page_shows_the_install_hint(
     )
     assert refused.status_code == 501
     assert "pip install flask-umetrics[ga4]" in refused.get_data(as_text=True)
+
+
+def test_without_an_encryption_key_the_page_says_how_to_create_one(
+    make_app: AppFactory, users: Users, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_keys(monkeypatch, None)
+    extension = UMetrics()
+    extension.authorizer(users.allows)
+    extension.subject_loader(lambda: (users.current, {}))
+    app = make_app(extension, SECRET_KEY="admin-ga4-test")
+    page = app.test_client().get(ADMIN + "/ga4").get_data(as_text=True)
+    assert 'data-testid="ga4-no-encryption-key"' in page
+    assert "flask umetrics ga4 gen-encryption-key --key-id k1" in page
+    assert "export UMETRICS_ENCRYPTION_KEY_CURRENT=k1 UMETRICS_ENCRYPTION_KEY_k1=" in page
+    # With a key the hint is gone.
+    use_keys(monkeypatch, "k1", k1=b"d" * 32)
+    keyed = make_app(extension, SECRET_KEY="admin-ga4-test")
+    assert "ga4-no-encryption-key" not in keyed.test_client().get(ADMIN + "/ga4").get_data(
+        as_text=True
+    )

@@ -139,7 +139,7 @@ def test_funnel_table_and_window_units(client: FlaskClient) -> None:
     ]
     page = client.get(ADMIN + path).text
     assert '<strong data-testid="funnel-window">14 days</strong>' in page
-    assert "<td>2. signup</td>" in page and "12h 15m" in page  # 44,100 s
+    assert "<td>2. signup</td>" in page and "12 h 15 min" in page  # 44,100 s
 
     # One hour: a's purchase (3 h after the view) and b's sign-up (next day) fall outside.
     hour = f"{path}&window_value=1&window_unit=hours"
@@ -207,7 +207,7 @@ def test_retention_counts_and_heat_map(client: FlaskClient) -> None:
     stylesheet = client.get(ADMIN + "/assets/admin.css")
     assert all(f".um-heat td.um-heat-{n} " in stylesheet.text for n in range(21))
     stylesheet.close()
-    assert '<span class="um-count">2</span><span class="um-share">100.0%</span>' in page
+    assert '<span class="um-count">2</span><span class="um-share">100%</span>' in page
     assert '<a href="/umetrics/admin/retention?' in page and "period=week" in page
 
 

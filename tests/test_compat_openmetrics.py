@@ -83,11 +83,23 @@ def test_ping_answers_pong_to_anyone(keyed_app: Flask) -> None:
     answer = keyed_app.test_client().get(f"{V1}/ping")
     assert answer.status_code == 200 and answer.get_data(as_text=True) == "pong"
     assert answer.mimetype == "text/plain"
-    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    # CORS only for UMETRICS_ALLOWED_ORIGINS (tests/test_cross_site.py), never "*".
+    assert "Access-Control-Allow-Origin" not in answer.headers
     assert stored(keyed_app) == []
 
 
-def test_the_browser_clients_flow_merges_and_counts_one_person(open_app: Flask) -> None:
+@pytest.mark.parametrize("identify_granted", [False, True], ids=["ingest", "ingest+identify"])
+def test_the_browser_clients_flow_merges_and_counts_one_person(
+    make_app: AppFactory, identify_granted: bool
+) -> None:
+    """The unmodified client's flow. Its setUserProps after setUserId sets properties of an
+    identified user: the host's authorizer must grant ``identify`` too, else 403 and nothing."""
+    extension = UMetrics()
+    granted = {"ingest", "identify"} if identify_granted else {"ingest"}
+    extension.authorizer(lambda permission, scope_id: permission in granted)
+    open_app = make_app(
+        extension, UMETRICS_ENABLE_OPENMETRICS_API=True, UMETRICS_MAX_EVENT_AGE_DAYS=0
+    )
     client = open_app.test_client()
     first = raw_get(
         client,
@@ -106,7 +118,6 @@ def test_the_browser_clients_flow_merges_and_counts_one_person(open_app: Flask) 
         },
     )
     assert first.status_code == 200 and first.get_data(as_text=True) == "ok"
-    assert first.headers["Access-Control-Allow-Origin"] == "*"
     # A second device of the same user, and seconds instead of milliseconds.
     raw_get(
         client,
@@ -116,7 +127,13 @@ def test_the_browser_clients_flow_merges_and_counts_one_person(open_app: Flask) 
     assert raw_get(client, "setUserId", {"sessionId": "abc", "uid": "myUserId"}).data == b"ok"
     assert raw_get(client, "setUserId", {"sessionId": "xyz", "userId": "myUserId"}).data == b"ok"
     props = {"sessionId": "xyz", "props": {"first-name": "barack", "last-name": "obama"}}
-    assert encoded_get(client, "setUserProps", props).data == b"ok"
+    answer = encoded_get(client, "setUserProps", props)
+    if identify_granted:
+        assert answer.status_code == 200 and answer.data == b"ok"
+    else:
+        assert answer.status_code == 403
+        assert answer.json["error"]["code"] == "identify_permission_required"
+        assert answer.json["error"]["details"][0]["field"] == "props"
 
     rows = stored(open_app)
     assert [(r.event, r.distinct_id, r.ts, r.active) for r in rows] == [
@@ -126,9 +143,8 @@ def test_the_browser_clients_flow_merges_and_counts_one_person(open_app: Flask) 
         ("like", "xyz", to_micros(T0) + 60_000_000, True),
     ]
     assert rows[0].properties == {"q": "a&b=c+d 50%"}  # raw '&' and '+' survive
-    assert groups(open_app) == [
-        ({"abc", "myUserId", "xyz"}, {"first-name": "barack", "last-name": "obama"})
-    ]
+    expected_props = {"first-name": "barack", "last-name": "obama"} if identify_granted else {}
+    assert groups(open_app) == [({"abc", "myUserId", "xyz"}, expected_props)]
     with open_app.app_context():
         ctx = report_context(date_from=T0, date_to=datetime(2026, 3, 3, tzinfo=timezone.utc))
         assert active_users(ctx).count == 1  # both devices' past counts under the user

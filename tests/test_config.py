@@ -105,7 +105,14 @@ def test_sample_ini_has_every_key_with_its_default() -> None:
     parser.read_string(re.sub(r"^;\s?(\w+ =)", r"\1", text, flags=re.MULTILINE))
     for key in CONFIG_KEYS:
         assert parser.has_option(key.section, key.option), key.name
-    assert sorted(parser.sections()) == ["ab_cookie", "env", "ga4", "retention", "stats"]
+    assert sorted(parser.sections()) == [
+        "ab_cookie",
+        "clickhouse",
+        "env",
+        "ga4",
+        "retention",
+        "stats",
+    ]
     values = resolve_config({}, environ={})
     defaults = resolve_config({}, environ={})
     for key in CONFIG_KEYS:

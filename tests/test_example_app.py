@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -177,18 +177,13 @@ def users_by_plan(app: Flask) -> list[tuple[int, str, str]]:
 def plan_at(app: Flask, moment: datetime) -> dict[int, str]:
     """Each user's plan at ``moment``, from the subscription history."""
     from example_app.database import db
+    from example_app.demo_people import plan_at as workspace_plan_at
     from example_app.models import User
 
-    plans = {}
     with app.app_context():
-        for user in db.session.query(User):
-            (current,) = [
-                s
-                for s in user.organization.subscriptions
-                if s.started_at <= moment and (s.cancelled_at is None or s.cancelled_at > moment)
-            ]
-            plans[user.id] = current.plan
-    return plans
+        return {
+            user.id: workspace_plan_at(user.organization, moment) for user in db.session.query(User)
+        }
 
 
 def log_in(client: FlaskClient, email: str) -> None:
@@ -197,10 +192,12 @@ def log_in(client: FlaskClient, email: str) -> None:
 
 
 def test_pricing_experiment_has_exposures_conversions_and_no_srm(demo: Flask) -> None:
+    """The results page's numbers follow from the stored exposures and events, exposures are
+    spread over the running days, and the built-in lift shows."""
     from sqlalchemy import select
 
-    from example_app.demo_experiment import UPGRADE_RATES
-    from flask_umetrics.db.tables import events
+    from example_app.demo_experiment import UPGRADE_LIFT
+    from flask_umetrics.db.tables import events, exposures
 
     with demo.app_context():
         experiment = get_experiment("pricing-page", scope_id="acme")
@@ -208,41 +205,69 @@ def test_pricing_experiment_has_exposures_conversions_and_no_srm(demo: Flask) ->
         assert experiment.started_at is not None
         results = experiment_results(experiment)
         with demo.extensions["umetrics"].engine.connect() as connection:
-            values = connection.execute(
-                select(events.c.properties).where(
-                    events.c.event == "plan_upgraded",
-                    events.c.ts >= int(experiment.started_at.timestamp() * 1_000_000),
-                )
+            exposed = connection.execute(
+                select(exposures.c.subject_id, exposures.c.variant, exposures.c.ts)
             ).all()
-    # Who was in the experiment: Free workspaces when it started, and every anonymous visitor.
-    free = [
-        f"{uid}" for uid, plan in plan_at(demo, experiment.started_at).items() if plan == "free"
-    ]
-    visitors = [f"v-anon-{n}" for n in range(DEMO_USERS * 4)]
-    expected = {key: 0 for key in PRICING_VARIANTS}
-    for subject in free + visitors:
-        expected[PRICING_VARIANTS[weighted_bucket("pricing-page", subject, WEIGHTS)]] += 1
-    assert len(free) < DEMO_USERS  # some workspaces were paying, so targeting left them out
+            rows = connection.execute(
+                select(events.c.distinct_id, events.c.event, events.c.ts, events.c.properties)
+            ).all()
+    started = int(experiment.started_at.timestamp() * 1_000_000)
+    now = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
+    # Two weeks of a running experiment (half the fixture's 30 days), exposures all along it.
+    assert 14.9 < (now - started) / 86_400e6 < 15.1
+    days = {(ts - started) // 86_400_000_000 for _s, _v, ts in exposed}
+    assert len(days) >= 10 and all(started <= ts <= now for _s, _v, ts in exposed)
+    # Every subject got the variant its hash gives, once; a user was on Free when exposed, and
+    # their pricing-page view is a tracked page view at that moment.
+    assert len({subject for subject, _v, _ts in exposed}) == len(exposed)
+    users = [(int(s), ts) for s, _v, ts in exposed if not s.startswith("v-")]
+    visitors = [s for s, _v, _ts in exposed if s.startswith("v-")]
+    assert users and visitors and all(s.startswith("v-anon-") for s in visitors)
+    for subject, variant, _ts in exposed:
+        assert variant == PRICING_VARIANTS[weighted_bucket("pricing-page", subject, WEIGHTS)]
+    for user_id, ts in users:
+        moment = datetime.fromtimestamp(ts / 1_000_000, timezone.utc)
+        assert plan_at(demo, moment)[user_id] == "free"
+    views = {
+        (d, ts)
+        for d, name, ts, props in rows
+        if name == "$pageview" and props.get("$pathname") == "/pricing"
+    }
+    assert all((str(user_id), ts) in views for user_id, ts in users)
 
     variants = results["variants"]
     assert [v["key"] for v in variants] == PRICING_VARIANTS
-    assert {v["key"]: v["exposures"] for v in variants} == expected
-    assert sum(v["exposures"] for v in variants) == len(free) + len(visitors)
-    assert all(v["exposures"] > 0 for v in variants)
+    assert {v["key"]: v["exposures"] for v in variants} == {
+        key: sum(1 for _s, v, _ts in exposed if v == key) for key in PRICING_VARIANTS
+    }
     assert results["srm"]["flagged"] is False and results["srm"]["p_value"] > 0.001
-    # Exactly the simulated share upgraded, and every upgrade came after its exposure.
+    # Conversions: exposed users who upgraded after their exposure (visitors never do).
+    first = {subject: (variant, ts) for subject, variant, ts in exposed}
+    upgrades = [(d, ts, props) for d, name, ts, props in rows if name == "plan_upgraded"]
+    assert all(not d.startswith("v-") for d, _ts, _p in upgrades)
+    converted = {key: set() for key in PRICING_VARIANTS}
+    revenue = dict.fromkeys(PRICING_VARIANTS, 0.0)
+    for distinct_id, ts, props in upgrades:
+        if distinct_id in first and ts >= first[distinct_id][1]:
+            converted[first[distinct_id][0]].add(distinct_id)
+            revenue[first[distinct_id][0]] += props["value"]
     for row in variants:
-        upgraded = round(UPGRADE_RATES[row["key"]] * row["exposures"])
-        assert row["total"] == upgraded
-        assert row["mean"] == pytest.approx(upgraded / row["exposures"])
-    assert variants[0]["abs_lift"] is None and variants[1]["abs_lift"] > 0
+        assert row["total"] == len(converted[row["key"]])
+        assert row["mean"] == pytest.approx(row["total"] / row["exposures"])
+    exposed_users = {
+        key: sum(1 for s, v, _ts in exposed if v == key and not s.startswith("v-"))
+        for key in PRICING_VARIANTS
+    }
+    rate = {key: len(converted[key]) / exposed_users[key] for key in PRICING_VARIANTS}
+    assert rate["annual-first"] >= rate["control"] and variants[1]["abs_lift"] > 0
+    assert UPGRADE_LIFT > 1
     assert [m["key"] for m in results["metrics"]] == [
         "plan_upgraded",
         "value:plan_upgraded",
         "note_created",
     ]
-    revenue = results["metrics"][1]
-    assert sum(v["total"] for v in revenue["variants"]) == sum(p["value"] for (p,) in values)
+    value = results["metrics"][1]
+    assert {v["key"]: v["total"] for v in value["variants"]} == revenue
     assert results["metrics"][2]["guardrail"] is True
 
 
@@ -276,20 +301,42 @@ def test_new_editor_flag_changes_the_notes_page(demo: Flask) -> None:
         assert html.count("data-editor=") == 1
         return "new" if 'data-editor="new"' in html else "classic"
 
+    def bucket(uid: int) -> int:
+        return weighted_bucket("new-editor", str(uid), WEIGHTS)
+
+    # Paying workspaces are in the rollout: their bucket decides.
     paying = [(uid, email) for uid, email, plan in users if plan != "free"]
-    on = next(e for uid, e in paying if weighted_bucket("new-editor", str(uid), WEIGHTS) == 1)
-    off = next(e for uid, e in paying if weighted_bucket("new-editor", str(uid), WEIGHTS) == 0)
-    assert editor(on) == "new"
-    assert editor(off) == "classic"
-    # A Free workspace outside Acme is not targeted, whatever its bucket says.
-    free_on = next(
-        email
-        for uid, email, plan in users
-        if plan == "free"
-        and not email.endswith("@example.com")
-        and weighted_bucket("new-editor", str(uid), WEIGHTS) == 1
-    )
-    assert editor(free_on) == "classic"
+    assert paying
+    for uid, email in paying[:4]:  # each login hashes a password: a few make the point
+        assert editor(email) == ("new" if bucket(uid) == 1 else "classic"), email
+    # A Free workspace outside Acme is not targeted, whatever its bucket says...
+    free = [(u, e) for u, e, plan in users if plan == "free" and not e.endswith("@example.com")]
+    on = next((uid, email) for uid, email in free if bucket(uid) == 1)
+    off = next((uid, email) for uid, email in free if bucket(uid) == 0)
+    assert editor(on[1]) == editor(off[1]) == "classic"
+    # ...until it upgrades through the app: then its bucket decides, and its person's plan
+    # property follows the upgrade (the sign-up had set it to free).
+    for uid, email in (on, off):
+        client = demo.test_client()
+        log_in(client, email)
+        assert post_form(client, "/upgrade", {"plan": "pro"}, page="/app").status_code == 302
+        assert person_properties(demo, str(uid))["plan"] == "pro"
+    assert editor(on[1]) == "new"
+    assert editor(off[1]) == "classic"
+
+
+def person_properties(app: Flask, distinct_id: str) -> dict[str, object]:
+    from sqlalchemy import select
+
+    from flask_umetrics.db.tables import person_distinct_ids, persons
+
+    with app.app_context(), app.extensions["umetrics"].engine.connect() as connection:
+        properties = connection.execute(
+            select(persons.c.properties)
+            .join(person_distinct_ids, person_distinct_ids.c.person_id == persons.c.id)
+            .where(person_distinct_ids.c.distinct_id == distinct_id)
+        ).scalar_one()
+    return dict(properties)
 
 
 @pytest.fixture(scope="module")

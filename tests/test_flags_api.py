@@ -109,6 +109,8 @@ def test_create_start_stop_and_audit(api: tuple[Flask, dict[str, str]]) -> None:
         ({"conditions": {"email": {"$regexi": "^(?!admin)"}}}, "conditions.email.$regexi"),
         ({"conditions": {"email": {"$regex": "\ud800"}}}, "conditions.email.$regex"),
         ({"goal": {"event": ""}}, "goal.event"),
+        # Found by the fuzz test: a goal filter without "key" was a 500.
+        ({"goal": {"event": "buy", "filters": [{"x": {"y": 1}}]}}, "goal.filters.0"),
         ({"metrics": [{"event": "x", "kind": "mean"}]}, "metrics.0"),
         ({"start_at": "2026-12-01T00:00:00Z", "stop_at": "2026-11-01T00:00:00Z"}, "stop_at"),
         ({"namespace": {"name": "n", "start": 0.6, "end": 0.2}}, "namespace"),

@@ -149,7 +149,8 @@ def test_a_concurrent_writer_wins_the_race_to_create_a_distinct_id(app: Flask) -
         )
         with engine.begin() as connection:  # as if "a" was still missing when we looked
             now = datetime.now(timezone.utc)
-            result = create(connection, "default", ["a", "b"], {"a": now, "b": now})
+            result, mine = create(connection, "default", ["a", "b"], {"a": now, "b": now})
         assert result["a"] == theirs["a"] and result["b"] != theirs["a"]
+        assert mine == ["b"]  # only "b" is reported created (mirrored to ClickHouse)
         assert person_count(app) == 2  # our person for "a" was deleted again
         assert partition(app) == {frozenset({"a"}), frozenset({"b"})}

@@ -96,6 +96,7 @@ def test_scopes_are_separate(app: Flask) -> None:
         ({"limit": 0}, "limit"),
         ({"limit": 201}, "limit"),
         ({"offset": -1}, "offset"),
+        ({"offset": 1_000_001}, "offset"),
         ({"property": "plan"}, "value"),
         ({"value": "pro"}, "property"),
         ({"property": 'a"b', "value": "x"}, "property"),
@@ -123,6 +124,9 @@ def test_rest_route_answers_the_same(make_app: AppFactory) -> None:
     bad = client.get("/umetrics/api/persons?value=pro")
     assert bad.status_code == 400 and "property" in bad.json["error"]["message"]
     assert client.get("/umetrics/api/persons?limit=0").status_code == 400
+    # Found by the fuzz test: an offset past SQLite's integers was a 500.
+    huge = client.get(f"/umetrics/api/persons?offset={2**64}")
+    assert huge.status_code == 400 and huge.json["error"]["details"][0]["field"] == "offset"
 
 
 def test_statements_with_another_property_key_are_not_served_from_the_cache(

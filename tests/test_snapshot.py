@@ -105,6 +105,27 @@ def test_collector_registration_is_validated() -> None:
         extension.register_stat_collector("bad key", lambda scope: 1)
 
 
+def test_count_format_is_the_hazo_spelling_of_integer(
+    make_app: AppFactory, extension: UMetrics
+) -> None:
+    """hazo_umetrics registers counters with ``format="count"``: accepted, stored as integer."""
+    extension.authorizer(lambda permission, scope_id: True)
+    counted = extension.register_stat_collector("signups", lambda scope: 7, format="count")
+    assert counted.format == "integer"
+
+    @extension.stat_collector("orders", label="Orders", format="count")
+    def orders(scope_id: str) -> int:
+        return 3
+
+    client = make_app(extension).test_client()
+    overview = client.get("/umetrics/api/stats?scope_id=acme").json
+    formats = {c["key"]: c["format"] for c in overview["collectors"]}
+    assert formats["signups"] == formats["orders"] == "integer"
+    with pytest.raises(ValidationError) as error:
+        extension.register_stat_collector("c", lambda scope: 1, format="counts")
+    assert error.value.field == "format"
+
+
 def test_app_level_collectors_stay_in_their_app(make_app: AppFactory) -> None:
     from flask_umetrics import register_stat_collector
 

@@ -104,10 +104,10 @@ def test_a_failed_flush_keeps_the_events_for_the_next_one(
     real = buffer_module.write_events
     failures = iter([True])
 
-    def flaky(engine: Any, rows: Any) -> Any:
+    def flaky(engine: Any, rows: Any, store: Any = None) -> Any:
         if next(failures, False):
             raise ConnectionError("database restarting")
-        return real(engine, rows)
+        return real(engine, rows, store)
 
     monkeypatch.setattr(buffer_module, "write_events", flaky)
     with app.app_context():

@@ -23,6 +23,8 @@ SECTIONS = {
     "; UMETRICS_COOKIE_KEY_v1=<base64 of 32 bytes>.",
     "ga4": "Google Analytics 4 connector. Credentials and the OAuth client secret come only\n"
     "; from the environment, never from this file.",
+    "clickhouse": "The event store: events in the SQL database or in ClickHouse\n"
+    "; (docs/clickhouse.md).",
 }
 BEGIN, END = "<!-- config-table:begin -->", "<!-- config-table:end -->"
 

@@ -14,11 +14,14 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
+from ..api.router import retry_after_timeout
 from ..errors import APIError, UMetricsError
+from ..queries.connection import QueryTimeout
 from ..state import current_state
 from . import formatting
 from .access import can_manage, current_scope, require
 from .csrf import FIELD_NAME, check_csrf, csrf_token
+from .date_presets import date_presets, preset_url
 from .errors import AdminError
 from .pages import PAGES
 
@@ -45,14 +48,27 @@ def create_admin_blueprint() -> Blueprint:
     bp.register_error_handler(APIError, _api_error_page)
     bp.register_error_handler(AdminError, _admin_error_page)
     bp.register_error_handler(UMetricsError, _library_error_page)
+    bp.register_error_handler(QueryTimeout, _query_timeout_page)
     for page in PAGES:
         page.register(bp)
     return bp
 
 
+#: The 500 page of a dashboard without ``SECRET_KEY`` (its forms and the host's login need it).
+MISSING_SECRET_KEY = (
+    "The dashboard needs the app's SECRET_KEY, which is not set: its forms are signed with it, "
+    "and the login session of the host app needs it too. Set app.config['SECRET_KEY'] to a "
+    "random secret kept outside the code (e.g. the output of "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), then restart the app."
+)
+
+
 def _gate() -> Response | None:
     if request.endpoint == "umetrics_admin.static":
         return None
+    if not current_app.secret_key:
+        # Checked per request, so a host that sets SECRET_KEY after init_app is fine.
+        return _error_page(500, MISSING_SECRET_KEY)
     try:
         require("metrics.view")
     except APIError as error:
@@ -149,14 +165,19 @@ def _template_context() -> dict[str, Any]:
         "csrf_field": _csrf_field,
         "can_manage": can_manage,
         "stat_value": formatting.stat_value,
+        "date_presets": date_presets,
+        "preset_url": preset_url,
+        "time_zone_name": state.settings.timezone,
     }
 
 
-def _error_page(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error_page(
+    status: int, message: str, headers: dict[str, str] | None = None, title: str | None = None
+) -> Response:
     titles = {400: "Bad request", 401: "Log in required", 403: "Forbidden", 404: "Not found"}
     body = render_template(
         "umetrics_admin/error.html",
-        title=titles.get(status, "Error"),
+        title=title or titles.get(status, "Error"),
         status=status,
         message=message,
     )
@@ -172,6 +193,15 @@ def _api_error_page(error: APIError) -> Response:
 
 def _admin_error_page(error: AdminError) -> Response:
     return _error_page(error.status, error.message)
+
+
+def _query_timeout_page(error: QueryTimeout) -> Response:
+    """A report that ran past ``UMETRICS_QUERY_TIMEOUT_SECONDS``: a page saying so (503)."""
+    logger.warning(
+        "flask-umetrics: dashboard %s ran past the %g s report timeout", request.path, error.seconds
+    )
+    headers = {"Retry-After": retry_after_timeout(error)}
+    return _error_page(503, str(error), headers, title="Report timed out")
 
 
 def _library_error_page(error: UMetricsError) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from flask import Response, render_template, request
 
 from .errors import AdminError
+from .formatting import column_label
 
 #: Cells starting with these are formulas to a spreadsheet; they are quoted with a leading '
 #: (OWASP "CSV injection"). Header cells too: a breakdown's column names are ingested values.
@@ -87,18 +89,24 @@ def series_chart(
         [label_column, *names],
         [[label, *(series[name][i] for name in names)] for i, label in enumerate(labels)],
     )
-    datasets = [{"label": name, "data": list(values)} for name, values in series.items()]
+    datasets = [
+        {"label": column_label(name), "data": list(values)} for name, values in series.items()
+    ]
     return Chart(key, title, kind, list(labels), datasets, table, percent=percent)
 
 
 def _csv_cell(value: Any) -> Any:
-    """One CSV cell (header or body): whole floats as integers, formula-like text quoted.
+    """One CSV cell (header or body): whole floats as integers, objects as JSON, formula-like
+    text quoted. Headers are the machine column names (the REST API's field names), not the
+    labels the page shows, so scripts reading a download keep working when a label changes.
 
     Numbers are written as numbers even when negative; only text is quoted, so ``-3`` stays a
     number and ``-3 OR 1`` or ``=HYPERLINK(...)`` cannot run in the reader's spreadsheet.
     """
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, (dict, list)):  # properties: the REST API's JSON, keys sorted
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value

@@ -3,7 +3,8 @@
 Ingest keys are stored hashed, so the page's write key cannot be read back from the database: it
 comes from ``UMETRICS_BROWSER_WRITE_KEY`` (or the ``write_key`` argument). Without one the helper
 raises :class:`ConfigurationError` naming the setting when the app runs in debug or testing mode;
-in production it renders an HTML comment and logs a warning, so a missing key never breaks a page.
+in production it renders an HTML comment and logs a warning (once per process, not per page), so
+a missing key never breaks a page.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from markupsafe import Markup, escape
 from ..errors import ConfigurationError, ValidationError
 from ..flags.request import current_flags
 from ..state import current_state, resolve_scope
+from ..warn_once import warn_once
 
 SETTING = "UMETRICS_BROWSER_WRITE_KEY"
 #: CSP nonces are base64 / base64url text.
@@ -100,7 +102,7 @@ def umetrics_snippet(
         )
         if current_app.debug or current_app.testing:
             raise ConfigurationError(message)
-        current_app.logger.warning("flask-umetrics: %s", message)
+        warn_once(SETTING, "%s", message)
         return Markup(f"<!-- umetrics: browser client off, {SETTING} is not set -->")
     if not settings["UMETRICS_ENABLE_API"] or not settings["UMETRICS_ENABLE_ADMIN"]:
         raise ConfigurationError(

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from flask import request
 from pydantic import BaseModel, Field
 
+from ..auth import IDENTIFY, may_require
 from ..errors import APIError
 from ..events import IngestResult, identify, ingest_events
 from ..state import current_state
@@ -95,10 +96,12 @@ class IdentifyResponse(BaseModel):
     merged: bool
 
 
+@may_require(IDENTIFY)
 @router.route(
     "/identify",
     methods=("POST",),
-    summary="Link an anonymous id to a known user (retroactive merge) and set traits",
+    summary="Link an anonymous id to a known user (retroactive merge) and set traits; merging "
+    "identified persons or changing an identified person's traits needs 'identify' too",
     permission="ingest",
     tag=TAG,
     body=IdentifyBody,
@@ -110,5 +113,6 @@ def identify_person(call: APICall) -> IdentifyResponse:
         anon_id=call.body.anon_id,
         traits=call.body.traits,
         scope_id=call.scope_id,
+        caller=call.principal,
     )
     return IdentifyResponse(distinct_id=call.body.distinct_id, merged=call.body.anon_id is not None)

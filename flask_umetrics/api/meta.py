@@ -55,7 +55,7 @@ def openapi_document(call: APICall) -> dict[str, Any]:
 _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-@router.blueprint.route("/<path:unknown>", methods=list(_ALL_METHODS))
+@router.blueprint.route("/<anypath:unknown>", methods=list(_ALL_METHODS))
 def unknown_route(unknown: str) -> Any:
     """A JSON 404 (or 405 with ``Allow``) instead of the host app's HTML page."""
     adapter = current_app.url_map.bind("", url_scheme=request.scheme)

@@ -54,11 +54,17 @@ ERROR_DESCRIPTIONS = {
     404: "No such resource in this scope.",
     409: "The request conflicts with the current state (already exists, not connected...).",
     413: "The body is larger than allowed (`UMETRICS_MAX_BODY_BYTES`).",
+    415: "Without an API key (cookie authority), the body must be `application/json`.",
     429: "An upstream quota is exhausted; retry after `Retry-After` seconds.",
     501: "An optional dependency of this feature is not installed.",
     502: "An upstream service answered with an error.",
-    503: "The database or an upstream service is unavailable; retry after `Retry-After` seconds.",
+    503: "The database or an upstream service is unavailable (`database_unavailable`), or a "
+    "report ran past `UMETRICS_QUERY_TIMEOUT_SECONDS` (`query_timeout`); retry after "
+    "`Retry-After` seconds.",
 }
+#: The 429 of the rate-limited public routes (``ratelimit.py``).
+RATE_LIMITED = "Rate limit reached (`rate_limited`); retry after `Retry-After` seconds."
+_RATE_LIMITED_VIEWS = {"flags_for_subject", "consent"}
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -96,24 +102,33 @@ def build_openapi(specs: list[RouteSpec], prefix: str) -> dict[str, Any]:
             errors = set(spec.errors) | {503}  # the database may be unreachable on any route
             if method in _BODY_METHODS:  # the router reads a body's scope_id on these methods
                 errors.add(413)
+                errors.add(415)  # without a key: JSON only (api/origin.py)
             if _PATH_ARG.search(spec.rule):
                 errors.add(404)
             for code in sorted(errors):
                 operation["responses"][str(code)] = _error(ERROR_DESCRIPTIONS[code])
+            if spec.permission == "ingest" or spec.endpoint in _RATE_LIMITED_VIEWS:
+                operation["responses"]["429"] = _error(RATE_LIMITED)
             success: dict[str, Any] = {"description": "Success"}
             if spec.response is not None:
                 success["content"] = {
                     "application/json": {"schema": _schema(spec.response, components)}
                 }
             operation["responses"][str(spec.status)] = success
+            cross_site = (
+                "Without an API key, a request from a page on another site (`cross_site_request`)."
+            )
             if spec.permission is None:
                 operation["security"] = []
+                if method in _BODY_METHODS:
+                    operation["responses"]["403"] = _error(cross_site)
             else:
                 operation["x-umetrics-permission"] = spec.permission
                 operation["responses"]["401"] = _error(ERROR_DESCRIPTIONS[401])
-                operation["responses"]["403"] = _error(
-                    f"The caller lacks {spec.permission} on the scope."
-                )
+                refused = f"The caller lacks {spec.permission} on the scope."
+                if method in _BODY_METHODS:
+                    refused += " " + cross_site
+                operation["responses"]["403"] = _error(refused)
             operation["responses"] = dict(sorted(operation["responses"].items()))
             paths.setdefault(path, {})[method.lower()] = operation
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..queries.people import MAX_LIMIT as MAX_SEARCH_LIMIT
+from ..queries.people import MAX_OFFSET as MAX_SEARCH_OFFSET
 from ..queries.people import PersonSearchResult, search_persons
 from ..queries.timeline import MAX_LIMIT, Timeline, timeline
 from .models import ScopedModel
@@ -20,7 +21,7 @@ class TimelineQuery(ScopedModel):
 
 
 @router.route(
-    "/persons/<path:distinct_id>/timeline",
+    "/persons/<anypath:distinct_id>/timeline",
     summary="A person's events (all merged distinct ids), newest first, with sessions",
     permission="metrics.view",
     tag="persons",
@@ -43,7 +44,7 @@ class PersonSearchQuery(ScopedModel):
         None, max_length=1000, description="The property's value as text (`pro`, `5`, `true`)."
     )
     limit: int = Field(50, ge=1, le=MAX_SEARCH_LIMIT)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_SEARCH_OFFSET)
 
 
 @router.route(

@@ -28,7 +28,7 @@ def _not_found(distinct_id: str) -> APIError:
 
 
 @router.route(
-    "/persons/<path:distinct_id>",
+    "/persons/<anypath:distinct_id>",
     methods=("DELETE",),
     summary="Delete a person, all their distinct ids and all their events",
     permission="metrics.manage",
@@ -44,7 +44,7 @@ def person_delete(call: APICall, distinct_id: str) -> DeletionReport:
 
 
 @router.route(
-    "/persons/<path:distinct_id>/anonymize",
+    "/persons/<anypath:distinct_id>/anonymize",
     methods=("POST",),
     summary="Replace a person's distinct ids, clear their properties and PII event properties",
     permission="metrics.manage",
@@ -86,7 +86,7 @@ class PersonExport(BaseModel):
 
 
 @router.route(
-    "/persons/<path:distinct_id>/export",
+    "/persons/<anypath:distinct_id>/export",
     summary="Everything stored about a person, as a JSON download",
     permission="metrics.manage",
     tag=TAG,

@@ -1,8 +1,10 @@
 """One decorator for every REST route: authorize, validate with pydantic, answer JSON, document.
 
 Every route declares the permission it needs (or ``public=True``), its query and body models and
-its response model. The order is fixed: the scope is read first, the caller is authorized on it,
-then the rest of the input is validated, so an anonymous caller learns nothing but 401/403.
+its response model. The order is fixed: a state-changing request without an API key (one that
+acts with the host's or the visitor's cookies) must come from this site with a JSON body
+(``origin.py``); then the scope is read, the caller is authorized on it, then the rest of the
+input is validated, so an anonymous caller learns nothing but 401/403.
 """
 
 from __future__ import annotations
@@ -10,20 +12,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_origin
 
 import pydantic
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from flask_limiter.errors import RateLimitExceeded
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import PathConverter
 
-from ..auth import KEY_PREFIX, Principal, authorize
+from ..auth import KEY_PREFIX, Principal, authorize, presented_api_key
 from ..db.outage import is_database_unavailable, outage_log
 from ..errors import APIError, ValidationError
+from ..queries.connection import QueryTimeout
 from ..state import current_state
 from ..validation import validate_scope_id
+from .origin import refuse_cross_site_write
 
 logger = logging.getLogger("flask_umetrics")
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -213,15 +221,31 @@ def to_json(result: Any) -> Any:
     return result
 
 
+class AnyPathConverter(PathConverter):
+    """``<anypath:x>``: like ``path`` but also matching newlines, which an id may hold. With
+    werkzeug's ``path`` a distinct id holding ``\\n`` matches no rule of ours, so the host app's
+    HTML 404 would answer instead of our JSON."""
+
+    regex = "(?s:[^/].*?)"
+
+
+def _add_anypath_converter(setup: BlueprintSetupState) -> None:
+    setup.app.url_map.converters.setdefault("anypath", AnyPathConverter)
+
+
 class ApiRouter:
     """A blueprint whose routes all go through :func:`route`'s checks, plus their specs."""
 
     def __init__(self, name: str, import_name: str) -> None:
         self.blueprint = Blueprint(name, import_name)
+        # Recorded before any route, so the converter exists when the rules are bound.
+        self.blueprint.record_once(_add_anypath_converter)
         self.specs: list[RouteSpec] = []
         self.blueprint.register_error_handler(APIError, _api_error_response)
         self.blueprint.register_error_handler(ValidationError, _validation_error_response)
         self.blueprint.register_error_handler(HTTPException, _http_error_response)
+        self.blueprint.register_error_handler(QueryTimeout, query_timeout_response)
+        self.blueprint.register_error_handler(RateLimitExceeded, _rate_limited_response)
         self.blueprint.register_error_handler(Exception, _unexpected_error_response)
         self.blueprint.after_request(_note_success)
 
@@ -252,12 +276,13 @@ class ApiRouter:
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(view)
             def endpoint(**path_args: Any) -> Response:
+                body_key = _body_key(permission) if permission else None
+                if permission is None or presented_api_key(permission, body_key=body_key) is None:
+                    refuse_cross_site_write()  # cookie authority: same site and JSON only
                 resolved = scope_resolver() if scope_resolver is not None else None
                 scope_id = resolved if resolved is not None else _raw_scope()
                 principal = (
-                    authorize(permission, scope_id, body_key=_body_key(permission))
-                    if permission
-                    else None
+                    authorize(permission, scope_id, body_key=body_key) if permission else None
                 )
                 refuse_nul(path_args)
                 call = APICall(
@@ -330,6 +355,21 @@ def _http_error_response(error: HTTPException) -> Response:
     return answer
 
 
+def _rate_limited_response(error: RateLimitExceeded) -> Response:
+    """429 ``rate_limited`` with ``Retry-After`` (see ``ratelimit.py``)."""
+    from .ratelimit import retry_after
+
+    seconds = retry_after()
+    return error_response(
+        APIError(
+            429,
+            "rate_limited",
+            f"Too many requests: the limit is {error.description}; retry in {seconds} seconds.",
+            headers={"Retry-After": seconds},
+        )
+    )
+
+
 def _note_success(response: Response) -> Response:
     """A success after database failures ends the outage (logged once, see ``db/outage.py``)."""
     if response.status_code < 300:
@@ -350,6 +390,30 @@ def database_unavailable_response(error: BaseException) -> Response:
             "database_unavailable",
             f"The analytics database is unavailable; retry in {seconds} seconds.",
             headers={"Retry-After": str(seconds)},
+        )
+    )
+
+
+def retry_after_timeout(error: QueryTimeout) -> str:
+    """``Retry-After`` of a timed-out report: as long as the report was allowed to run."""
+    return str(max(1, math.ceil(error.seconds)))
+
+
+def query_timeout_response(error: QueryTimeout) -> Response:
+    """503 ``query_timeout``: the report ran past ``UMETRICS_QUERY_TIMEOUT_SECONDS``. Not an
+    outage (the database answered), so it is logged as one line, not as a failure streak."""
+    logger.warning(
+        "flask-umetrics: %s %s ran past the %g s report timeout",
+        request.method,
+        request.path,
+        error.seconds,
+    )
+    return error_response(
+        APIError(
+            503,
+            "query_timeout",
+            str(error),
+            headers={"Retry-After": retry_after_timeout(error)},
         )
     )
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from flask import Flask
 from sqlalchemy import exc as sa_exc
 
+from ..errors import EventStoreUnavailable
+
 logger = logging.getLogger("flask_umetrics")
 
 #: SQLite's own "try again" answers; any other SQLite OperationalError (a missing table, a
@@ -36,7 +38,7 @@ def _driver_operational_errors() -> tuple[type[BaseException], ...]:
 def is_database_unavailable(error: BaseException) -> bool:
     """True when ``error`` means the database cannot answer now (connection refused or lost,
     server shutting down, pool exhausted, SQLite busy), so retrying later may succeed."""
-    if isinstance(error, (sa_exc.DisconnectionError, sa_exc.TimeoutError)):
+    if isinstance(error, (sa_exc.DisconnectionError, sa_exc.TimeoutError, EventStoreUnavailable)):
         return True
     if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated:

@@ -164,6 +164,17 @@ events = Table(
     Index(None, "scope_id", "distinct_id", "ts"),
 )
 
+#: Events dropped on purpose at ingestion, counted per scope, calendar day (``YYYY-MM-DD`` in
+#: ``UMETRICS_TIMEZONE``) and reason (``bot``, ``dnt``): the overview shows what was filtered.
+filtered_events = Table(
+    "umetrics_filtered_events",
+    metadata,
+    Column("scope_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("reason", String(16), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+)
+
 #: People: every distinct id belongs to exactly one person (via ``person_distinct_ids``).
 persons = Table(
     "umetrics_persons",
@@ -244,7 +255,7 @@ experiments = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("revision", Integer, nullable=False),
-    # Features with rules (issue 15); the defaults are what migration 0007 gave older rows.
+    # Features with rules (issue 15); the defaults are what migration 0008 gave older rows.
     Column("value_type", String(16), nullable=False, server_default="string"),
     Column("hash_version", Integer, nullable=False, server_default="2"),
     Column("rules", JSONType, nullable=False, server_default='[{"type": "experiment", "id": ""}]'),

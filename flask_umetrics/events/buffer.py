@@ -15,22 +15,26 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g
 from sqlalchemy import Engine
 
 from .writer import write_events
 
+if TYPE_CHECKING:
+    from ..engines import EventStore
+
 logger = logging.getLogger("flask_umetrics")
 _REQUEST_KEY = "_umetrics_pending_events"
 
 
 class EventBuffer:
-    """A thread-safe, fork-safe batch of event rows for one app's engine."""
+    """A thread-safe, fork-safe batch of event rows for one app's engine and event store."""
 
-    def __init__(self, engine: Engine, size: int, interval: float) -> None:
+    def __init__(self, engine: Engine, store: EventStore, size: int, interval: float) -> None:
         self.engine = engine
+        self.store = store
         self._size = size
         self._interval = interval
         self._reset()
@@ -78,7 +82,7 @@ class EventBuffer:
         if not rows:
             return 0
         try:
-            return write_events(self.engine, rows).stored
+            return write_events(self.engine, rows, self.store).stored
         except Exception:  # kept and retried, never lost silently
             logger.exception(
                 "flask-umetrics: could not write %d buffered events; will retry", len(rows)
@@ -106,7 +110,7 @@ def flush_request(buffer: EventBuffer) -> int:
     if not pending:
         return 0
     try:
-        return write_events(buffer.engine, pending).stored
+        return write_events(buffer.engine, pending, buffer.store).stored
     except Exception:  # the process buffer retries them
         logger.exception(
             "flask-umetrics: could not write %d events of this request; buffering them for retry",

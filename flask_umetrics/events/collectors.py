@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from ..db.tables import events, person_distinct_ids
 from ..db.types import utcnow
+from ..engines import require_sql_events
 from ..queries.active import WINDOWS, active_users
 from ..queries.context import report_context
 from ..queries.sql import person_events
@@ -63,6 +64,7 @@ def mau(scope_id: str) -> float:
 
 def events_today(scope_id: str) -> float:
     """Events (active or not) stored for today so far."""
+    require_sql_events("The events.events_today collector")
     start, end = (to_micros(moment) for moment in _days(1))
     query = select(func.count()).where(
         events.c.scope_id == resolve_scope(scope_id), events.c.ts >= start, events.c.ts < end
@@ -74,6 +76,7 @@ def events_today(scope_id: str) -> float:
 def new_persons_today(scope_id: str) -> float:
     """Persons with an event (active or not) today and none before today, across all their
     merged distinct ids."""
+    require_sql_events("The events.new_persons_today collector")
     scope = resolve_scope(scope_id)
     start, end = (to_micros(moment) for moment in _days(1))
     today = person_events(scope).where(events.c.ts >= start, events.c.ts < end).subquery()

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, and_, or_, select
 
 from ..db.tables import events
+from ..engines import require_sql_events
 from ..errors import ValidationError
 from ..state import current_state, resolve_scope
 from .ingest import ingest_events
@@ -152,6 +153,7 @@ def export_events(
     returned. ``progress(rows_so_far)`` is called after each batch.
     """
     scope = resolve_scope(scope_id)
+    require_sql_events("The event export")
     _check_format(fmt)
     if batch_size < 1:
         raise ValidationError("batch_size", "must be at least 1")

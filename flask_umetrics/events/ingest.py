@@ -10,6 +10,7 @@ from typing import Any
 from ..db.types import utcnow
 from ..errors import ValidationError
 from ..state import current_state
+from .filtered import record_filtered
 from .validation import Limits, normalize_event
 from .writer import write_events
 
@@ -59,6 +60,7 @@ def ingest_events(
     result = IngestResult()
     if do_not_track and settings["UMETRICS_RESPECT_DNT"]:
         result.filtered = len(raw_events)
+        record_filtered(state.engine, scope_id, "dnt", result.filtered, settings.timezone)
         return result
     limits = Limits.from_settings(settings, any_age=any_age)
     now = utcnow()
@@ -74,6 +76,7 @@ def ingest_events(
             result.filtered += 1
             continue
         rows.append(row)
-    written = write_events(state.engine, rows)
+    record_filtered(state.engine, scope_id, "bot", result.filtered, settings.timezone)
+    written = write_events(state.engine, rows, state.event_store)
     result.accepted, result.duplicates = written.stored, written.duplicates
     return result

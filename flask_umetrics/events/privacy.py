@@ -14,21 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    Connection,
-    String,
-    Text,
-    case,
-    cast,
-    delete,
-    func,
-    literal,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Connection, delete, select, update
 
 from ..audit import record_audit
 from ..db.tables import (
@@ -40,6 +26,8 @@ from ..db.tables import (
     segment_members,
     segments,
 )
+from ..engines import require_sql_events
+from ..engines.sql.store import ANONYMIZED_UUID_PREFIX  # noqa: F401 - its documented home
 from ..state import current_state, resolve_scope
 from .export import event_record
 from .tracking import flush
@@ -58,8 +46,6 @@ PII_KEYS: tuple[str, ...] = (
     "user_agent",
     "address",
 )
-#: Anonymised events get the uuid ``anon-event-<row id>``: a client uuid may embed an id.
-ANONYMIZED_UUID_PREFIX = "anon-event-"
 _CHUNK = 500
 
 
@@ -162,6 +148,7 @@ def delete_person(distinct_id: str, *, scope_id: str | None = None) -> DeletionR
     """
     scope = resolve_scope(scope_id)
     flush()
+    store = current_state().event_store
     with current_state().engine.begin() as connection:
         person_id = _person_of(connection, scope, distinct_id)
         if person_id is None:
@@ -180,11 +167,7 @@ def delete_person(distinct_id: str, *, scope_id: str | None = None) -> DeletionR
         _lock_person(connection, person_id)
         ids = _distinct_ids(connection, scope, person_id)
         flag_counts = _delete_flag_rows(connection, scope, ids)
-        removed_events = 0
-        for chunk in _chunks(ids):
-            removed_events += connection.execute(
-                delete(events).where(events.c.scope_id == scope, events.c.distinct_id.in_(chunk))
-            ).rowcount
+        removed_events = store.delete_person_events(connection, scope, ids)
         for chunk in _chunks(ids):  # static segments list distinct ids too
             connection.execute(
                 delete(segment_members).where(
@@ -203,6 +186,7 @@ def delete_person(distinct_id: str, *, scope_id: str | None = None) -> DeletionR
         removed_persons = connection.execute(
             delete(persons).where(persons.c.id == person_id)
         ).rowcount
+        store.mirror_persons(connection, scope, [person_id], gone_distinct_ids=ids)
         counts = {
             "distinct_ids": removed_ids,
             "events": removed_events,
@@ -226,17 +210,6 @@ def anonymous_id(salt: bytes, distinct_id: str) -> str:
     return "anon-" + hashlib.sha256(salt + distinct_id.encode("utf-8")).hexdigest()[:16]
 
 
-def _without_pii(connection: Connection) -> ColumnElement[Any]:
-    """The event's properties minus :data:`PII_KEYS`, computed row by row in SQL."""
-    if connection.dialect.name == "postgresql":
-        keys = cast(postgresql.array(PII_KEYS), ARRAY(Text))
-        removed = events.c.properties.op("-", return_type=events.c.properties.type)(keys)
-        is_object = func.jsonb_typeof(events.c.properties) == "object"
-        return case((is_object, removed), else_=events.c.properties)
-    paths = ['$."' + key.replace('"', '\\"') + '"' for key in PII_KEYS]
-    return func.json_remove(events.c.properties, *paths)
-
-
 def anonymize_person(distinct_id: str, *, scope_id: str | None = None) -> AnonymizationReport:
     """Keep the person's events for aggregate reports but remove who they are.
 
@@ -248,6 +221,7 @@ def anonymize_person(distinct_id: str, *, scope_id: str | None = None) -> Anonym
     scope = resolve_scope(scope_id)
     flush()
     salt = secrets.token_bytes(32)
+    store = current_state().event_store
     with current_state().engine.begin() as connection:
         person_id = _person_of(connection, scope, distinct_id)
         if person_id is None:
@@ -266,19 +240,10 @@ def anonymize_person(distinct_id: str, *, scope_id: str | None = None) -> Anonym
             return AnonymizationReport(True, None, 1, 0)
         _lock_person(connection, person_id)
         ids = _distinct_ids(connection, scope, person_id)
-        rewritten = 0
-        for old in ids:
-            new = anonymous_id(salt, old)
+        renames = {old: anonymous_id(salt, old) for old in ids}
+        rewritten = store.anonymize_person_events(connection, scope, renames, PII_KEYS)
+        for old, new in renames.items():
             _rename_flag_rows(connection, scope, old, new)
-            rewritten += connection.execute(
-                update(events)
-                .where(events.c.scope_id == scope, events.c.distinct_id == old)
-                .values(
-                    distinct_id=new,
-                    uuid=literal(ANONYMIZED_UUID_PREFIX, String) + cast(events.c.id, String),
-                    properties=_without_pii(connection),
-                )
-            ).rowcount
             connection.execute(
                 update(person_distinct_ids)
                 .where(
@@ -298,6 +263,7 @@ def anonymize_person(distinct_id: str, *, scope_id: str | None = None) -> Anonym
                 .values(distinct_id=new)
             )
         connection.execute(update(persons).where(persons.c.id == person_id).values(properties={}))
+        store.mirror_persons(connection, scope, [person_id], gone_distinct_ids=ids)
         record_audit(
             connection,
             scope_id=scope,
@@ -311,6 +277,7 @@ def anonymize_person(distinct_id: str, *, scope_id: str | None = None) -> Anonym
 def export_person(distinct_id: str, *, scope_id: str | None = None) -> dict[str, Any] | None:
     """Everything stored about the person of ``distinct_id`` (events newest first), or None."""
     scope = resolve_scope(scope_id)
+    require_sql_events("The person export")
     flush()
     with current_state().engine.connect() as connection:
         person_id = _person_of(connection, scope, distinct_id)

@@ -41,7 +41,7 @@ def track(
         raw, resolve_scope(scope_id), Limits.from_settings(state.settings), utcnow()
     )
     if state.settings["UMETRICS_TRACK_SYNC"]:
-        write_events(state.engine, [row])
+        write_events(state.engine, [row], state.event_store)
     elif has_request_context():
         add_to_request([row])
     else:

@@ -1,20 +1,21 @@
-"""Writing validated event rows: persons for new distinct ids, then insert-or-skip by uuid."""
+"""Writing validated event rows: persons for new distinct ids in SQL, then the events into the
+app's event store (SQL or ClickHouse), insert-or-skip by uuid, all in one SQL transaction."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
 
 from ..db.planner_stats import note_events_written
-from ..db.tables import events
-from ..db.upsert import insert_ignoring_conflicts
 from .identity import ensure_persons
 from .validation import from_micros
+
+if TYPE_CHECKING:
+    from ..engines import EventStore, NewPerson
 
 
 @dataclass(frozen=True)
@@ -23,69 +24,40 @@ class WriteResult:
     duplicates: int
 
 
-def write_events(engine: Engine, rows: Sequence[dict[str, Any]]) -> WriteResult:
-    """Store ``rows`` (from ``normalize_event``) in one transaction.
+def write_events(
+    engine: Engine, rows: Sequence[dict[str, Any]], store: EventStore | None = None
+) -> WriteResult:
+    """Store ``rows`` (from ``normalize_event``): persons first, then the events.
 
     An event whose ``(scope_id, uuid)`` is already stored is skipped and counted as a duplicate,
-    so client retries and re-flushed buffers never double-count.
+    so client retries and re-flushed buffers never double-count. ``store`` is the app's event
+    store (default: events in the SQL database). A failure of either raises, and the persons
+    the batch created are rolled back with it, so the caller retries the whole batch.
     """
     if not rows:
         return WriteResult(0, 0)
+    if store is None:
+        from ..engines.sql.store import SqlEventStore
+
+        store = SqlEventStore()
     by_scope: dict[str, dict[str, Any]] = defaultdict(dict)
     for row in rows:
         seen = by_scope[row["scope_id"]]
         first = seen.get(row["distinct_id"])
         if first is None or row["ts"] < first:
             seen[row["distinct_id"]] = row["ts"]
-    stored = 0
     with engine.begin() as connection:
+        new_persons: dict[str, dict[str, NewPerson]] = {}
         for scope_id, first_ts in by_scope.items():
-            ensure_persons(connection, scope_id, {d: from_micros(ts) for d, ts in first_ts.items()})
-        if connection.dialect.name == "postgresql":
-            stored = _insert_postgresql(connection, rows)
-        else:
-            inserted = connection.execute(
-                insert_ignoring_conflicts(connection, events, "scope_id", "uuid").returning(
-                    events.c.id
-                ),
-                list(rows),
+            created: dict[str, NewPerson] = {}
+            ensure_persons(
+                connection,
+                scope_id,
+                {d: from_micros(ts) for d, ts in first_ts.items()},
+                created=created,
             )
-            stored = len(inserted.all())
-    note_events_written(engine, stored)
+            new_persons[scope_id] = created
+        stored = store.insert_events(connection, rows, new_persons)
+    if store.name == "sql":
+        note_events_written(engine, stored)
     return WriteResult(stored, len(rows) - stored)
-
-
-#: One statement text whatever the batch size: PostgreSQL parses and plans it once per
-#: connection, instead of a new multi-row VALUES text (hundreds of placeholders) per batch.
-_UNNEST_INSERT = text(
-    "INSERT INTO umetrics_events "
-    "(scope_id, uuid, event, distinct_id, ts, session_id, active, properties) "
-    "SELECT s, u, e, d, t, si, a, CAST(p AS JSONB) FROM unnest("
-    "CAST(:scope AS TEXT[]), CAST(:uuid AS TEXT[]), CAST(:event AS TEXT[]), "
-    "CAST(:distinct_id AS TEXT[]), CAST(:ts AS BIGINT[]), CAST(:session_id AS TEXT[]), "
-    "CAST(:active AS BOOLEAN[]), CAST(:properties AS TEXT[])) AS r(s, u, e, d, t, si, a, p) "
-    "ON CONFLICT (scope_id, uuid) DO NOTHING RETURNING 1"
-)
-
-
-def _insert_postgresql(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    columns: dict[str, list[Any]] = {
-        "scope": [],
-        "uuid": [],
-        "event": [],
-        "distinct_id": [],
-        "ts": [],
-        "session_id": [],
-        "active": [],
-        "properties": [],
-    }
-    for row in rows:
-        columns["scope"].append(row["scope_id"])
-        columns["uuid"].append(row["uuid"])
-        columns["event"].append(row["event"])
-        columns["distinct_id"].append(row["distinct_id"])
-        columns["ts"].append(row["ts"])
-        columns["session_id"].append(row["session_id"])
-        columns["active"].append(row["active"])
-        columns["properties"].append(json.dumps(row["properties"], separators=(",", ":")))
-    return len(connection.execute(_UNNEST_INSERT, columns).all())

@@ -26,6 +26,7 @@ from ..db.tables import assignments, experiments, exposures, flag_generations
 from ..db.types import utcnow
 from ..db.upsert import insert_ignoring_conflicts
 from ..errors import APIError, ValidationError
+from ..queries.filters import PropertyFilter
 from ..state import current_state, resolve_scope
 from .conditions import SEGMENT_KEY_PATTERN, validate_condition
 from .model import (
@@ -54,7 +55,8 @@ class GoalSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event: str = Field(min_length=1, max_length=200)
     window_seconds: int | None = Field(None, gt=0)
-    filters: list[dict[str, Any]] = Field(default_factory=list)
+    # Validated here (400 naming ``goal.filters.N.key``), not first inside MetricSpec (a 500).
+    filters: list[PropertyFilter] = Field(default_factory=list)
 
 
 class ExperimentChanges(BaseModel):

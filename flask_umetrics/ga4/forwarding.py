@@ -31,6 +31,7 @@ from sqlalchemy.sql import ColumnElement
 
 from ..db.tables import events, ga4_connections, person_distinct_ids, persons
 from ..db.types import utcnow
+from ..engines import require_sql_events
 from ..errors import UMetricsError
 from ..events.privacy import PII_KEYS
 from ..events.tracking import flush
@@ -147,6 +148,7 @@ def forward_scope(
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
+    require_sql_events("GA4 Measurement Protocol forwarding")
     state = current_state()
     scope = resolve_scope(scope_id)
     result = ForwardResult(scope, dry_run=dry_run)

@@ -15,9 +15,8 @@ from sqlalchemy import case, func, literal, or_, select, union_all
 from ..db.tables import events
 from ..errors import ValidationError
 from ..events.validation import to_micros
-from .buckets import Buckets
 from .connection import report_connection
-from .context import ReportContext
+from .context import Count, ReportContext
 from .sql import person_events
 
 WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
@@ -25,14 +24,14 @@ WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
 
 @dataclass(frozen=True)
 class ActiveCount:
-    count: float
+    count: Count
     sampled: float | None = None
 
 
 @dataclass(frozen=True)
 class ActivePoint:
     time: str
-    value: float
+    value: Count
 
 
 @dataclass(frozen=True)
@@ -59,13 +58,12 @@ def active_user_series(ctx: ReportContext, *, window: str = "dau") -> ActiveSeri
     if window not in WINDOWS:
         raise ValidationError("series", f"must be one of {', '.join(WINDOWS)}")
     days = WINDOWS[window]
-    shown = Buckets.covering(ctx.date_from, ctx.date_to, "day", ctx.zone)
+    shown = ctx.buckets("day", field="date_from")
     lead = days - 1
-    reach = Buckets.covering(
-        shown.starts[0] - timedelta(days=lead) if shown.starts else ctx.date_from,
-        ctx.date_to,
+    reach = ctx.buckets(
         "day",
-        ctx.zone,
+        field="date_from",
+        date_from=shown.starts[0] - timedelta(days=lead) if shown.starts else ctx.date_from,
     )
     offset = len(reach.starts) - len(shown.starts)
     person_days = person_events(ctx.scope_id).where(

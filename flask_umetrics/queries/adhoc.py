@@ -22,10 +22,12 @@ from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from ..db.tables import events, person_distinct_ids, persons
+from ..engines import require_sql_events
 from ..errors import ValidationError
 from ..events.validation import from_micros, to_micros
 from ..state import current_state
 from .buckets import Buckets, floor_to, next_start
+from .connection import report_connection
 from .context import ReportContext, report_context
 from .filters import Operator, PropertyFilter
 from .sql import prop_number, prop_text
@@ -172,9 +174,7 @@ class _Compiler:
 
     def bucket(self, interval: str) -> Buckets:
         if interval not in self.buckets:
-            buckets = Buckets.covering(
-                self.ctx.date_from, self.ctx.date_to, interval, self.ctx.zone
-            )
+            buckets = self.ctx.buckets(interval, field="date_from")
             if len(buckets.starts) > MAX_BUCKETS:
                 raise ValidationError(
                     "date_from", f"the range holds more than {MAX_BUCKETS} {interval} buckets"
@@ -473,11 +473,12 @@ def compile_query(spec: QuerySpec, ctx: ReportContext) -> tuple[Select[Any], lis
 
 def run_query(spec: QuerySpec, *, scope_id: str | None = None) -> QueryResult:
     """Run a validated spec; ``ValidationError`` names the offending part of the spec."""
+    require_sql_events("The ad-hoc query")
     ctx = report_context(scope_id=scope_id, date_from=spec.date_from, date_to=spec.date_to)
     query, items, compiler = compile_query(spec, ctx)
     engine = current_state().engine
     params = len(query.compile(dialect=engine.dialect).params)
-    with engine.connect() as connection:
+    with report_connection() as connection:
         raw = connection.execute(query).all()
     rows = []
     for row in raw:

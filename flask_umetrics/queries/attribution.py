@@ -21,7 +21,7 @@ from sqlalchemy.sql.expression import FunctionElement
 from ..db.tables import events
 from ..errors import ValidationError
 from .connection import report_connection
-from .context import ReportContext
+from .context import Count, ReportContext
 from .sql import person_events, prop_number, prop_text
 
 MODELS: tuple[str, ...] = ("first_touch", "last_touch", "linear")
@@ -55,7 +55,7 @@ SEARCH_ENGINES = ("google", "bing", "duckduckgo", "yahoo", "baidu", "yandex", "e
 @dataclass(frozen=True)
 class AttributionRow:
     key: str
-    conversions: float
+    conversions: Count  # whole for first/last touch, fractions of credit for linear
     value: float
 
 
@@ -63,7 +63,7 @@ class AttributionRow:
 class AttributionResult:
     model: str
     group_by: str
-    conversions: float
+    conversions: Count
     rows: list[AttributionRow]
     lookback_days: int = 30
     sampled: float | None = None
@@ -306,6 +306,4 @@ def attribution(
         for key, (credited, credited_value) in totals.items()
     ]
     rows.sort(key=lambda row: (-row.conversions, row.key))
-    return AttributionResult(
-        model, group_by, float(ctx.scale(total)), rows, lookback_days, ctx.sample
-    )
+    return AttributionResult(model, group_by, ctx.scale(total), rows, lookback_days, ctx.sample)

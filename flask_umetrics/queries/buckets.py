@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, literal
 from sqlalchemy.sql import ColumnElement
 
+from ..errors import ValidationError
 from ..events.validation import to_micros
 
 Interval = Literal["hour", "day", "week", "month"]
@@ -63,13 +64,30 @@ class Buckets:
 
     @classmethod
     def covering(
-        cls, date_from: datetime, date_to: datetime, interval: str, zone: ZoneInfo, extra: int = 0
+        cls,
+        date_from: datetime,
+        date_to: datetime,
+        interval: str,
+        zone: ZoneInfo,
+        extra: int = 0,
+        *,
+        limit: int | None = None,
+        field: str = "interval",
     ) -> Buckets:
+        """With ``limit``, more than ``limit`` buckets (``extra`` included) raise a
+        ``ValidationError`` naming ``field``, before they are all built."""
         if interval not in INTERVALS:
             raise ValueError(f"interval must be one of {', '.join(INTERVALS)}")
         start = floor_to(date_from, interval, zone)
-        starts = []
+        starts: list[datetime] = []
+        most = None if limit is None else limit - extra
         while start < date_to:
+            if most is not None and len(starts) >= most:
+                raise ValidationError(
+                    field,
+                    f"the range holds more than {limit} {interval} buckets "
+                    "(UMETRICS_MAX_REPORT_BUCKETS); use a coarser one or a shorter range",
+                )
             starts.append(start)
             start = next_start(start, interval, zone)
         for _ in range(extra):

@@ -39,7 +39,7 @@ def first_seen_cohorts(ctx: ReportContext, *, period: str = "week") -> CohortsRe
     "seen" (a person's first matching event)."""
     if period not in PERIODS:
         raise ValidationError("period", f"must be one of {', '.join(PERIODS)}")
-    covering = Buckets.covering(ctx.date_from, ctx.date_to, period, ctx.zone)
+    covering = ctx.buckets(period, field="period")
     starts = tuple(start for start in covering.starts if start >= ctx.date_from)
     buckets = Buckets(period, ctx.zone, starts, covering.end)
     base = person_events(ctx.scope_id).where(*ctx.event_filters())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.sql import ColumnElement, Select, Subquery
@@ -14,12 +14,20 @@ from ..errors import ValidationError
 from ..events.validation import to_micros
 from ..state import current_state, resolve_scope
 from ..validation import as_utc
-from .buckets import floor_to, next_start
+from .buckets import Buckets, floor_to, next_start
 from .filters import PropertyFilter
 from .segments import Segment, get_segment
 from .sql import in_sample
 
 DEFAULT_DAYS = 30
+#: A report with several series (breakdowns) or a table (retention) may hold this many times
+#: ``UMETRICS_MAX_REPORT_BUCKETS`` numbers in all.
+CELLS_PER_BUCKET = 20
+
+
+#: A count in a report: an exact ``int``, or a ``float`` estimate when the report was sampled
+#: (and for credited fractions). Kept as a union so the JSON of an exact count has no ``.0``.
+Count: TypeAlias = int | float
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,8 @@ class ReportContext:
     filters: tuple[PropertyFilter, ...] = ()
     sample: float | None = None
     segment: Segment | None = None
+    #: ``UMETRICS_MAX_REPORT_BUCKETS``: most buckets in one series.
+    max_buckets: int = 5000
 
     @property
     def from_us(self) -> int:
@@ -60,9 +70,43 @@ class ReportContext:
         """``query`` (with a ``person_id`` column) limited to the sample, as a subquery."""
         return query.where(*self.sampled(query.selected_columns.person_id)).subquery(name)
 
-    def scale(self, count: float) -> float:
-        """Scale a sampled count back up (``1 / sample``)."""
-        return count if self.sample is None else count / self.sample
+    def buckets(
+        self,
+        interval: str,
+        *,
+        field: str = "interval",
+        date_from: datetime | None = None,
+        extra: int = 0,
+    ) -> Buckets:
+        """The calendar buckets of the range (from ``date_from`` when given), at most
+        ``max_buckets`` of them: more raise a ``ValidationError`` naming ``field``."""
+        return Buckets.covering(
+            self.date_from if date_from is None else date_from,
+            self.date_to,
+            interval,
+            self.zone,
+            extra=extra,
+            limit=self.max_buckets,
+            field=field,
+        )
+
+    def check_cells(self, cells: int, field: str, what: str) -> None:
+        """Refuse a report of more than ``CELLS_PER_BUCKET * max_buckets`` numbers (trends
+        breakdowns, retention tables) before it is computed."""
+        maximum = CELLS_PER_BUCKET * self.max_buckets
+        if cells > maximum:
+            raise ValidationError(
+                field,
+                f"the report would hold {cells} {what}, more than {maximum}; "
+                "shorten the range or use a coarser interval",
+            )
+
+    def scale(self, count: float) -> Count:
+        """Scale a sampled count back up (``1 / sample``); unsampled, a whole count is an
+        ``int``, so the JSON says ``7``, not ``7.0``."""
+        if self.sample is None:
+            return int(count) if float(count).is_integer() else count
+        return count / self.sample
 
 
 def report_context(
@@ -90,6 +134,12 @@ def report_context(
     date_from = as_utc(date_from, "date_from")
     if date_from >= date_to:
         raise ValidationError("date_from", "must be before date_to")
+    max_days = settings["UMETRICS_MAX_REPORT_DAYS"]
+    if date_to - date_from > timedelta(days=max_days):
+        raise ValidationError(
+            "date_from",
+            f"the range covers more than {max_days} days (UMETRICS_MAX_REPORT_DAYS)",
+        )
     if sample is not None and not 0 < sample <= 1:
         raise ValidationError("sample", "must be in (0, 1]")
     parsed = tuple(
@@ -110,4 +160,5 @@ def report_context(
         date_to=date_to,
         filters=parsed,
         sample=None if sample in (None, 1, 1.0) else sample,
+        max_buckets=settings["UMETRICS_MAX_REPORT_BUCKETS"],
     )

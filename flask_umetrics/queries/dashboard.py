@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from .active import active_user_series
 from .connection import report_connection
-from .context import ReportContext
+from .context import Count, ReportContext
 from .sessions import session_summary
 from .sql import person_events
 from .top import TopItem, top_events
@@ -26,12 +26,12 @@ TOP_EVENTS = 5
 
 @dataclass(frozen=True)
 class DashboardSummary:
-    total_events: float
-    dau: float
-    wau: float
-    mau: float
-    new_persons: float
-    sessions: float
+    total_events: Count
+    dau: Count
+    wau: Count
+    mau: Count
+    new_persons: Count
+    sessions: Count
     top_events: list[TopItem]
     sampled: float | None = None
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Integer, and_, func, literal, or_, select
+from sqlalchemy import Integer, case, func, literal, or_, select
+from sqlalchemy.sql import ColumnElement
 
 from ..errors import ValidationError
 from .connection import report_connection
@@ -72,40 +73,38 @@ def paths(
             .label("pos"),
         )
         .where(or_(marked_rows.c.prev.is_(None), marked_rows.c.prev != marked_rows.c.event))
-        .cte("collapsed")
+        .subquery("collapsed")
     )
-    if start_event is None:
-        starts = select(collapsed.c.person_id, literal(1, Integer).label("start")).where(
-            collapsed.c.pos == 1
+    # The start position per person as a window over the same rows (a join of the collapsed rows
+    # with their own per-person minimum was a nested loop on SQLite: quadratic in events).
+    start: ColumnElement[Any] = literal(1, Integer)
+    if start_event is not None:
+        start = func.min(case((collapsed.c.event == start_event, collapsed.c.pos))).over(
+            partition_by=collapsed.c.person_id
         )
-    else:
-        starts = (
-            select(collapsed.c.person_id, func.min(collapsed.c.pos).label("start"))
-            .where(collapsed.c.event == start_event)
-            .group_by(collapsed.c.person_id)
-        )
-    start_rows = starts.subquery("starts")
+    started = select(collapsed, start.label("start")).subquery("started")
+    # Each kept position with the event before it: positions are consecutive, so the previous
+    # row is step k - 1 (one window pass rather than a self-join).
     relative = (
         select(
-            collapsed.c.person_id,
-            (collapsed.c.pos - start_rows.c.start).label("k"),
-            collapsed.c.event,
+            (started.c.pos - started.c.start).label("k"),
+            func.lag(started.c.event)
+            .over(partition_by=started.c.person_id, order_by=started.c.pos)
+            .label("src"),
+            started.c.event.label("dst"),
         )
-        .join(start_rows, start_rows.c.person_id == collapsed.c.person_id)
-        .where(collapsed.c.pos >= start_rows.c.start, collapsed.c.pos <= start_rows.c.start + steps)
-        .cte("relative")
+        .where(started.c.pos >= started.c.start, started.c.pos <= started.c.start + steps)
+        .subquery("relative")
     )
-    before, after = relative.alias("prev_step"), relative.alias("next_step")
     counted = (
         select(
-            after.c.k.label("step"),
-            before.c.event.label("src"),
-            after.c.event.label("dst"),
+            relative.c.k.label("step"),
+            relative.c.src,
+            relative.c.dst,
             func.count().label("n"),
         )
-        .select_from(before)
-        .join(after, and_(after.c.person_id == before.c.person_id, after.c.k == before.c.k + 1))
-        .group_by(after.c.k, before.c.event, after.c.event)
+        .where(relative.c.k >= 1)
+        .group_by(relative.c.k, relative.c.src, relative.c.dst)
         .subquery("counted")
     )
     ranked = select(

@@ -22,6 +22,8 @@ from .connection import report_connection
 from .sql import by_codepoint, check_property_key, prop_text
 
 MAX_LIMIT = 200
+#: Deepest page: the database walks every skipped row (and SQLite cannot bind past 2**63).
+MAX_OFFSET = 1_000_000
 #: Distinct ids listed per person (a person merged from thousands of ids shows the first ones).
 IDS_SHOWN = 20
 
@@ -77,8 +79,8 @@ def search_persons(
     scope = resolve_scope(scope_id)
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
-    if offset < 0:
-        raise ValidationError("offset", "must be 0 or more")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError("offset", f"must be between 0 and {MAX_OFFSET}")
     if distinct_id is not None and not 1 <= len(distinct_id) <= 200:
         raise ValidationError("distinct_id", "must be 1-200 characters")
     if property is not None:

@@ -68,7 +68,7 @@ def _periods(ctx: ReportContext, period: str, periods: int) -> tuple[Buckets, in
     first = floor_to(ctx.date_from, period, ctx.zone)
     if first < ctx.date_from:  # the period containing date_from started before the range
         first = next_start(first, period, ctx.zone)
-    buckets = Buckets.covering(first, ctx.date_to, period, ctx.zone, extra=periods)
+    buckets = ctx.buckets(period, field="period", date_from=first, extra=periods)
     return buckets, len(buckets.starts) - periods
 
 
@@ -95,6 +95,7 @@ def retention(
     )
     if shown < 1:
         return result
+    ctx.check_cells(shown * (periods + 1), "periods", "cells")
     query = _cells(ctx, buckets, shown, start_event, return_event, periods, mode, bounded)
     with report_connection() as connection:
         rows = {row.cohort: row for row in connection.execute(query)}

@@ -22,7 +22,7 @@ from ..errors import ValidationError
 from ..events.validation import from_micros
 from ..state import current_state
 from .connection import report_connection
-from .context import ReportContext
+from .context import Count, ReportContext
 from .sql import person_events
 
 MICROS = 1_000_000
@@ -114,7 +114,7 @@ def session_table(
 
 @dataclass(frozen=True)
 class SessionSummary:
-    count: float
+    count: Count
     median_duration: float
     mean_duration: float
     bounce_rate: float

@@ -9,14 +9,14 @@ from sqlalchemy import func, select
 from ..db.tables import events
 from ..errors import ValidationError
 from .connection import report_connection
-from .context import ReportContext
+from .context import Count, ReportContext
 from .sql import by_codepoint, person_events, prop_text
 
 
 @dataclass(frozen=True)
 class TopItem:
     key: str
-    count: float
+    count: Count
 
 
 @dataclass(frozen=True)

@@ -15,27 +15,28 @@ from sqlalchemy.sql import ColumnElement
 
 from ..db.tables import events
 from ..errors import ValidationError
-from .buckets import INTERVALS, Buckets
+from .buckets import INTERVALS
 from .connection import report_connection
-from .context import ReportContext
+from .context import Count, ReportContext
 from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
 
 Math = Literal["total", "unique_persons", "sum", "avg", "min", "max"]
 MATHS: tuple[str, ...] = ("total", "unique_persons", "sum", "avg", "min", "max")
 OTHER = "$other"
+MAX_BREAKDOWN_LIMIT = 100
 
 
 @dataclass(frozen=True)
 class Point:
     time: str
-    value: float
+    value: Count  # an int for exact counts; a float for averages, min/max and samples
 
 
 @dataclass(frozen=True)
 class TrendSeries:
     breakdown_value: str | None
     series: list[Point]
-    total: float | None = None  # sum over buckets, for additive maths (total, sum)
+    total: Count | None = None  # sum over buckets, for additive maths (total, sum)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,11 @@ def trends(
         raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
     if math not in MATHS:
         raise ValidationError("math", f"must be one of {', '.join(MATHS)}")
-    buckets = Buckets.covering(ctx.date_from, ctx.date_to, interval, ctx.zone)
+    if not 1 <= breakdown_limit <= MAX_BREAKDOWN_LIMIT:
+        raise ValidationError("breakdown_limit", f"must be between 1 and {MAX_BREAKDOWN_LIMIT}")
+    buckets = ctx.buckets(interval)
+    if breakdown is not None:  # the top values and "$other": one series each
+        ctx.check_cells(len(buckets.starts) * (breakdown_limit + 1), "breakdown_limit", "points")
     # Persons are only needed to count them or to limit the report to some of them; plain
     # event counts and sums skip the join with the distinct-id map.
     needs_persons = math == "unique_persons" or ctx.sample is not None or ctx.segment is not None

@@ -13,6 +13,9 @@ from ..validation import validate_metric_key
 CollectFunction = Callable[[str], "float | int | None"]
 
 _FORMAT_PATTERN = re.compile(r"^(integer|number|percent|duration|currency(:[A-Z]{3})?)$")
+#: Other spellings of a format, stored as the canonical one: hazo_umetrics names ``integer``
+#: ``count``, so its collector definitions register unchanged.
+FORMAT_ALIASES = {"count": "integer"}
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,11 @@ class CollectorRegistry:
         validate_metric_key(key, "key")
         if not callable(collect):
             raise ValidationError("collect", "must be callable")
+        format = FORMAT_ALIASES.get(format, format)
         if not _FORMAT_PATTERN.match(format):
             raise ValidationError(
-                "format", "must be integer, number, percent, duration, currency or currency:XYZ"
+                "format",
+                "must be integer (or count), number, percent, duration, currency or currency:XYZ",
             )
         if key in self._collectors:
             raise ValidationError("key", f"a collector named {key!r} is already registered")

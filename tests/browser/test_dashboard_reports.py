@@ -25,21 +25,23 @@ def _cell(text: str) -> float | None:
 
 
 def _seconds(text: str) -> float | None:
-    """``1h 02m`` / ``3m 05s`` / ``42s`` back to seconds (as the page rounds them)."""
+    """``1 h 2 min`` / ``3 min 5 s`` / ``42 s`` back to seconds (as the page rounds them)."""
     if text == "\u2014":
         return None
-    total = 0
-    for part in text.split():
-        unit = {"h": 3600, "m": 60, "s": 1}[part[-1]]
-        total += int(part[:-1]) * unit
-    return total
+    parts = text.split()
+    units = {"d": 86400, "h": 3600, "min": 60, "s": 1}
+    return sum(
+        int(n.replace(",", "")) * units[u] for n, u in zip(parts[::2], parts[1::2], strict=True)
+    )
 
 
 def _shown_duration(seconds: float | None) -> float | None:
-    """What the page shows for ``seconds``: rounded to minutes past an hour, else seconds."""
+    """What the page shows for ``seconds``: to the hour past a day, to the minute past an hour."""
     if seconds is None:
         return None
     whole = round(seconds)
+    if whole >= 86400:
+        return whole - whole % 3600
     return whole - whole % 60 if whole >= 3600 else whole
 
 
@@ -54,7 +56,7 @@ def test_events_trends_and_top_values_match_the_api(page: Page, live_app: LiveAp
     headers = page.eval_on_selector_all(
         "[data-testid='table-trends'] thead th", "cells => cells.map(c => c.textContent)"
     )
-    assert headers == ["time", *names]
+    assert headers == ["Time", *names]
     assert [row[0] for row in rows] == [p["time"][:10] for p in trends["results"][0]["series"]]
     for column, result in enumerate(trends["results"], start=1):
         assert [number(row[column]) for row in rows] == [p["value"] for p in result["series"]]
@@ -187,7 +189,8 @@ def test_retention_matches_the_api(page: Page, live_app: LiveApp) -> None:
             row["cells"], cohort["counts"], cohort["fractions"], strict=True
         ):
             if not cell["future"]:
-                assert cell["shown"] == [f"{count:,.0f}", f"{fraction * 100:.1f}%"]
+                share = f"{fraction * 100:,.1f}".rstrip("0").rstrip(".")  # 100.0 -> 100
+                assert cell["shown"] == [f"{count:,.0f}", f"{share}%"]
     assert grid[0]["cells"][0]["future"] is False and grid[-1]["cells"][-1]["future"] is True
     # The curve: persons retained over persons of the cohorts that reached the period.
     curve = table_rows(page, "retention-curve")
@@ -225,7 +228,7 @@ def test_html_in_event_names_and_values_is_shown_as_text(page: Page, live_app: L
     headers = page.eval_on_selector_all(
         "[data-testid='table-trends'] thead th", "cells => cells.map(c => c.textContent)"
     )
-    assert headers == ["time", value]
+    assert headers == ["Time", value]
     assert page.eval_on_selector("select[name=event] option:checked", "o => o.textContent") == name
     expect(page.locator("canvas[data-drawn]")).to_have_count(3)
     _assert_nothing_injected(page)

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from ...api.reports.attribution import AttributionQuery, query_attribution
 from ...api.reports.basic import TopQuery, query_top
 from ...errors import APIError, ValidationError
+from ..formatting import column_label
 from ..page import Chart, Table, render_page
 from ..reports import run_report
 from . import Page
@@ -35,9 +36,10 @@ def attribution_chart(result: dict[str, Any]) -> Chart:
         [[row["key"], row["conversions"], row["value"]] for row in rows],
     )
     datasets: list[dict[str, Any]] = [
-        {"label": "conversions", "data": [row["conversions"] for row in rows]}
+        {"label": "Conversions", "data": [row["conversions"] for row in rows]}
     ]
-    return Chart("attribution", table.title, "bar", [row["key"] for row in rows], datasets, table)
+    labels = [column_label(row["key"]) if group == "channel" else row["key"] for row in rows]
+    return Chart("attribution", table.title, "bar", labels, datasets, table)
 
 
 def attribution() -> ResponseReturnValue:

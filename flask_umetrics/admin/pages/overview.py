@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -13,12 +13,16 @@ from ...api.reports.attribution import LiveQuery, query_live
 from ...api.reports.basic import ActiveQuery, query_active
 from ...api.reports.params import ReportQuery
 from ...api.reports.sessions import query_dashboard
+from ...api.router import parse_query_args
 from ...api.stats import stats_overview
+from ...events.filtered import filtered_totals
+from ...state import current_state
 from ...stats import StatReading, get_stat_series
 from ...stats.store import get_recent_stats
 from ..access import current_scope
+from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart
-from ..reports import run_report
+from ..reports import report_args, run_report
 from . import Page
 
 #: A card's change compares the latest reading with the last one at least this much older.
@@ -36,6 +40,9 @@ class StatCard:
     previous: float | None
     captured_at: str | None
     sparkline: Chart
+    #: Whole days between the latest reading and the one it is compared with.
+    compared_days: int | None = None
+    first_captured_at: str | None = None
 
     @property
     def change(self) -> float | None:
@@ -51,12 +58,18 @@ class StatCard:
 
 
 def _previous(readings: list[StatReading]) -> StatReading | None:
-    """The newest reading at least :data:`COMPARE_PERIOD` older than the latest one."""
+    """The newest reading at least :data:`COMPARE_PERIOD` older than the latest one; for a
+    collector with less history, its oldest reading when that is at least a day older (the
+    card then says how many days it compares)."""
     if not readings:
         return None
     cutoff = readings[-1].captured_at - COMPARE_PERIOD
     older = [reading for reading in readings if reading.captured_at <= cutoff]
-    return older[-1] if older else None
+    if older:
+        return older[-1]
+    if readings[-1].captured_at - readings[0].captured_at >= timedelta(days=1):
+        return readings[0]
+    return None
 
 
 def _stat_cards(scope_id: str, collectors: list[dict[str, Any]]) -> list[StatCard]:
@@ -73,7 +86,7 @@ def _stat_cards(scope_id: str, collectors: list[dict[str, Any]]) -> list[StatCar
         sparkline = series_chart(
             f"stat-{collector['key']}",
             collector["label"],
-            [r.captured_at.isoformat() for r in shown],
+            [local_label(r.captured_at) for r in shown],
             {collector["label"]: [r.value for r in shown]},
             kind="sparkline",
         )
@@ -87,21 +100,35 @@ def _stat_cards(scope_id: str, collectors: list[dict[str, Any]]) -> list[StatCar
                 previous=previous.value if previous else None,
                 captured_at=latest["captured_at"] if latest else None,
                 sparkline=sparkline,
+                compared_days=(
+                    (readings[-1].captured_at - previous.captured_at).days if previous else None
+                ),
+                first_captured_at=(
+                    readings[0].captured_at.isoformat() if len(readings) > 1 else None
+                ),
             )
         )
     return cards
 
 
-def _stat_trend(scope_id: str, metrics: list[str]) -> tuple[str | None, Chart | None]:
+def local_label(moment: datetime) -> str:
+    """A reading's time as a chart label, in the app's time zone, to the minute."""
+    return moment.astimezone(time_zone()).strftime("%Y-%m-%d %H:%M")
+
+
+def _stat_trend(
+    scope_id: str, metrics: list[str], labels: dict[str, str]
+) -> tuple[str | None, Chart | None]:
     key = request.args.get("stat") or (metrics[0] if metrics else None)
     if key is None:
         return None, None
     readings = get_stat_series(key, scope_id=scope_id, limit=TREND_READINGS)
+    label = labels.get(key, key)
     chart = series_chart(
         "stat-trend",
-        f"Stat: {key}",
-        [r.captured_at.strftime("%Y-%m-%d %H:%M") for r in readings],
-        {key: [r.value for r in readings]},
+        f"{label} over time",
+        [local_label(r.captured_at) for r in readings],
+        {label: [r.value for r in readings]},
     )
     return key, chart
 
@@ -129,13 +156,29 @@ def _top_events_chart(summary: dict[str, Any]) -> Chart:
     return chart
 
 
+def filtered_counts(scope_id: str) -> dict[str, Any]:
+    """Events the ingestion filters dropped (bots, Do-Not-Track) in the page's date range."""
+    ctx = parse_query_args(ReportQuery, report_args(ReportQuery)).context(scope_id)
+    first = ctx.date_from.astimezone(ctx.zone).date()
+    last = (ctx.date_to - timedelta(microseconds=1)).astimezone(ctx.zone).date()
+    totals = filtered_totals(current_state().engine, scope_id, first, last)
+    settings = current_state().settings
+    return {
+        "bot": totals["bot"],
+        "dnt": totals["dnt"],
+        "filter_bots": settings["UMETRICS_FILTER_BOTS"],
+        "respect_dnt": settings["UMETRICS_RESPECT_DNT"],
+    }
+
+
 def overview() -> Response | str:
     scope_id = current_scope()
     summary = run_report(query_dashboard, ReportQuery)
     stats = run_report(stats_overview, ScopedModel)
     cards = _stat_cards(scope_id, stats["collectors"])
     metrics = stats["metrics"]
-    stat_key, trend = _stat_trend(scope_id, metrics)
+    stat_labels = {collector["key"]: collector["label"] for collector in stats["collectors"]}
+    stat_key, trend = _stat_trend(scope_id, metrics, stat_labels)
     live = run_report(query_live, LiveQuery)
     totals = Table(
         "summary",
@@ -162,7 +205,9 @@ def overview() -> Response | str:
         summary_table=totals,
         cards=cards,
         metrics=metrics,
+        stat_labels=stat_labels,
         stat_key=stat_key,
+        filtered=filtered_counts(scope_id),
         trend=trend,
         active_chart=charts[-2],
         top_chart=charts[-1],

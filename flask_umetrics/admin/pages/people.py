@@ -116,7 +116,7 @@ def _person_page(distinct_id: str, *, delete_error: str | None = None) -> Respon
                 event["event"],
                 event["distinct_id"],
                 event["session_id"] or "",
-                properties_text(event["properties"]),
+                event["properties"],
             ]
             for event in data["events"]
         ],

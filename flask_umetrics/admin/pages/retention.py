@@ -4,13 +4,14 @@ curve, from ``/api/query/retention``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, Response, request, url_for
 
 from ...api.reports.funnels import RetentionQuery, query_retention
 from ...queries.retention import MODES, PERIODS
+from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart
 from . import Page
 from .report_forms import (
@@ -107,6 +108,34 @@ def _curve(answer: dict[str, Any], cohorts: list[CohortRow]) -> Chart:
     )
 
 
+#: Without a date range, the page shows this many cohorts of a week or month period (the REST
+#: route's own default, the last 30 days, would give a monthly grid one cohort).
+DEFAULT_COHORTS = {"week": 12, "month": 12}
+
+
+def default_range(period: str, today: date | None = None) -> dict[str, Any]:
+    """The page's parameters when its query string names no dates: the last 12 weeks or 12
+    months (today included, days in ``UMETRICS_TIMEZONE``) with a column for each; nothing
+    for days, whose default is the REST route's (30 days)."""
+    cohorts = DEFAULT_COHORTS.get(period)
+    if cohorts is None or request.args.get("date_from") or request.args.get("date_to"):
+        return {}
+    today = today or datetime.now(time_zone()).date()
+    if period == "week":
+        monday = today - timedelta(days=today.weekday())  # weeks start on Monday (buckets)
+        first = monday - timedelta(weeks=cohorts - 1)
+    else:
+        index = today.year * 12 + today.month - 1 - (cohorts - 1)
+        first = date(index // 12, index % 12 + 1, 1)
+    overrides: dict[str, Any] = {
+        "date_from": first.isoformat(),
+        "date_to": (today + timedelta(days=1)).isoformat(),
+    }
+    if not request.args.get("periods"):
+        overrides["periods"] = cohorts - 1
+    return overrides
+
+
 def _period_links() -> list[tuple[str, str]]:
     """This page with each period, the other parameters kept."""
     links = []
@@ -128,8 +157,12 @@ def view() -> Response | str:
         filters = filters_param(rows)
     except FormError as exc:
         error, filters = str(exc), None
+    period = request.args.get("period") or "week"
+    defaults = default_range(period)
     if error is None:
-        answer, error = try_report(query_retention, RetentionQuery, {"filters": filters})
+        answer, error = try_report(
+            query_retention, RetentionQuery, {"filters": filters, **defaults}
+        )
     if answer is not None:
         cohorts = _cohort_rows(answer, datetime.now(timezone.utc))
         charts.append(_curve(answer, cohorts))
@@ -150,7 +183,13 @@ def view() -> Response | str:
         events=event_choices([start_event, return_event]),
         start_event=start_event,
         return_event=return_event,
-        period=answer["period"] if answer else request.args.get("period", "week"),
+        period=answer["period"] if answer else period,
+        default_range_note=(
+            f"Showing the last {DEFAULT_COHORTS[period]} {period}s (today included); "
+            "choose dates or a preset for another range."
+            if defaults
+            else None
+        ),
         period_links=_period_links(),
         modes=MODES,
         operators=OPERATORS,

@@ -34,6 +34,15 @@
       };
     });
     var horizontal = kind === "hbar" || kind === "interval";
+    if (kind === "hbar") {
+      // A path transition "a → b" on two lines, so long event names are not cut off; a bar
+      // of a small count stays visible (at least 3 pixels).
+      datasets.forEach(function (d) { d.minBarLength = 3; });
+    }
+    var labels = kind === "hbar" ? spec.labels.map(function (label) {
+      var text = String(label);
+      return text.indexOf(" \u2192 ") > 0 ? text.replace(" \u2192 ", " \u2192\n").split("\n") : text;
+    }) : spec.labels;
     var options = {
       responsive: true,
       maintainAspectRatio: false,
@@ -51,7 +60,15 @@
       options.scales[horizontal ? "y" : "x"] = { stacked: spec.stacked };
       if (spec.percent) options.scales[valueAxis].ticks = { callback: percentTick };
     }
-    return { type: type, data: { labels: spec.labels, datasets: datasets }, options: options };
+    if (kind !== "sparkline") {
+      options.plugins.tooltip = { callbacks: { label: function (ctx) {
+        var v = ctx.parsed[horizontal ? "x" : "y"];
+        var shown = spec.percent ? percentTick(v) : (typeof v === "number" ? v.toLocaleString("en-US") : v);
+        return (ctx.dataset.label ? ctx.dataset.label + ": " : "") + shown;
+      } } };
+      if (kind === "interval") delete options.plugins.tooltip;
+    }
+    return { type: type, data: { labels: labels, datasets: datasets }, options: options };
   }
 
   function drawCharts(root) {
@@ -79,6 +96,29 @@
     row.appendChild(td);
   }
 
+  // "2026-12-04 21:54:10" in the app's time zone (UMETRICS_TIMEZONE), like the server renders.
+  function localTime(iso) {
+    var zone = document.body.dataset.timeZone || "UTC";
+    try {
+      return new Intl.DateTimeFormat("sv-SE", {
+        timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false
+      }).format(new Date(iso));
+    } catch (err) {
+      return iso.slice(0, 19).replace("T", " ");
+    }
+  }
+
+  function timeCell(row, iso) {
+    var td = document.createElement("td");
+    var time = document.createElement("time");
+    time.dateTime = iso;
+    time.title = iso;
+    time.textContent = localTime(iso);
+    td.appendChild(time);
+    row.appendChild(td);
+  }
+
   function startLiveFeed() {
     var table = document.getElementById("um-live");
     if (!table) return;
@@ -94,7 +134,7 @@
           var rows = document.createDocumentFragment();
           feed.events.slice(0, 50).forEach(function (e) {
             var tr = document.createElement("tr");
-            cell(tr, e.timestamp); cell(tr, e.event); cell(tr, e.distinct_id);
+            timeCell(tr, e.timestamp); cell(tr, e.event); cell(tr, e.distinct_id);
             rows.appendChild(tr);
           });
           tbody.replaceChildren(rows);

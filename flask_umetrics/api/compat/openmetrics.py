@@ -9,7 +9,11 @@ may also come as a POST JSON body.
 Scope: ``scope_id`` in the payload, else the ``scope_id`` query parameter, else
 ``UMETRICS_DEFAULT_SCOPE``. Authentication: the scope's write key (``ingest``) as ``api_key`` in
 the payload or the ``X-UMetrics-Key`` header; unmodified clients send no key, so a host that
-wants them lets the ``@umetrics.authorizer`` grant ``ingest`` on that scope.
+wants them lets the ``@umetrics.authorizer`` grant ``ingest`` on that scope. With ``ingest``
+alone, ``setUserId`` may link a visitor that is not identified yet, and ``setUserProps`` may set
+properties of a visitor that is not identified yet; anything more (a session that already
+belongs to another user, properties of an identified user) needs ``identify`` as well (403
+``identify_permission_required``), exactly as on the native API.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Response, jsonify, request
 
-from ...auth import authorize
+from ...auth import IDENTIFY, Principal, authorize, may_require, presented_api_key
 from ...db.types import utcnow
-from ...errors import APIError, ValidationError
+from ...errors import APIError, PermissionRequired, ValidationError
 from ...events import identify, ingest_events, set_person_properties
 from ...events.validation import MAX_ID_LENGTH, Limits, normalize_event
 from ...state import current_state
 from ...validation import validate_scope_id
+from ..origin import refuse_cross_site, refuse_cross_site_write
 from ..router import ApiRouter, _json_body, refuse_nul
 
 router = ApiRouter("umetrics_openmetrics", __name__)
@@ -123,11 +128,26 @@ def _scope(payload: dict[str, Any]) -> str:
 
 def _authorized(payload: dict[str, Any]) -> str:
     """Authorize ``ingest`` on the payload's scope; the scope."""
-    scope_id = _scope(payload)
+    return _caller(payload).scope_id
+
+
+def _caller(payload: dict[str, Any]) -> Principal:
+    """Authorize ``ingest`` on the payload's scope; who the caller is.
+
+    Every route here writes, GET included: without a key (the authorizer decides, with the
+    host's cookies) the request must come from this site or an allowed origin, and a JSON body
+    must say so in its ``Content-Type`` (``api/origin.py``)."""
     key = payload.get("api_key")
-    authorize("ingest", scope_id, body_key=key if isinstance(key, str) else None)
+    body_key = key if isinstance(key, str) else None
+    if presented_api_key("ingest", body_key=body_key) is None:
+        if request.method == "POST" and "q" not in request.args:
+            refuse_cross_site_write()
+        else:
+            refuse_cross_site()
+    scope_id = _scope(payload)
+    principal = authorize("ingest", scope_id, body_key=body_key)
     refuse_nul(payload)  # PostgreSQL cannot store or compare text with NUL
-    return scope_id
+    return principal
 
 
 def _text(body: str) -> Response:
@@ -164,9 +184,7 @@ def _route(
     def decorator(view: Callable[[dict[str, Any]], Response]) -> Callable[[], Response]:
         @functools.wraps(view)
         def endpoint() -> Response:
-            answer = view(_payload())
-            answer.headers["Access-Control-Allow-Origin"] = "*"
-            return answer
+            return view(_payload())  # CORS: UMETRICS_ALLOWED_ORIGINS (api/cors.py)
 
         endpoint.umetrics_permission = None if public else "ingest"  # type: ignore[attr-defined]
         router.blueprint.add_url_rule(rule, view.__name__, endpoint, methods=["GET", "POST"])
@@ -279,27 +297,34 @@ def log_events(payload: dict[str, Any]) -> Response:
     return _text("ok")
 
 
+@may_require(IDENTIFY)
 @_route("/v1/setUserId")
 def set_user_id(payload: dict[str, Any]) -> Response:
     """Link the visitor ``sessionId`` to the user ``uid`` (or ``userId``): a retroactive
     merge, so the visitor's earlier events count under the user."""
-    scope_id = _authorized(payload)
+    caller = _caller(payload)
     session = _id(payload, "sessionId")
     user_id = _id(payload, "uid", "userId")
-    identify(user_id, anon_id=session, scope_id=scope_id)
+    try:
+        identify(user_id, anon_id=session, scope_id=caller.scope_id, caller=caller)
+    except PermissionRequired as exc:
+        raise exc.for_field("sessionId") if exc.field == "anon_id" else exc from None
     return _text("ok")
 
 
+@may_require(IDENTIFY)
 @_route("/v1/setUserProps")
 def set_user_props(payload: dict[str, Any]) -> Response:
     """Set ``props`` on the visitor's person (after a merge: the user's)."""
-    scope_id = _authorized(payload)
+    caller = _caller(payload)
     session = _id(payload, "sessionId")
     props = payload.get("props")
     if not isinstance(props, dict):
         raise _bad("props", "must be a JSON object")
     try:
-        set_person_properties(session, set=props, scope_id=scope_id)
+        set_person_properties(session, set=props, scope_id=caller.scope_id, caller=caller)
+    except PermissionRequired as exc:
+        raise exc.for_field(exc.field.replace("set", "props", 1)) from None
     except ValidationError as exc:
         raise _bad("props", exc.message) from exc
     return _text("ok")

@@ -15,9 +15,12 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint
 from pydantic import BaseModel, Field, field_validator
 
+from ...auth import IDENTIFY, may_require
+from ...db.types import utcnow
 from ...errors import ValidationError
 from ...events import identify
-from ...events.validation import MAX_ID_LENGTH
+from ...events.identity import link_anonymous_ids
+from ...events.validation import MAX_ID_LENGTH, Limits, normalize_event
 from ...queries.active import active_users
 from ...queries.buckets import floor_to, next_start
 from ...queries.context import ReportContext, report_context
@@ -118,6 +121,7 @@ def to_event(raw: Any) -> tuple[dict[str, Any], str | None]:
     return event, merge
 
 
+@may_require(IDENTIFY)
 @router.route(
     "/analytics/events",
     methods=("POST",),
@@ -143,17 +147,30 @@ def togo_events(call: APICall) -> EventsResponse:
             merges[len(batch)] = (event["distinct_id"], merge)
         batch.append(event)
         positions.append(index)
+    # An event carrying both ids links them, as togo does: the anonymous past joins the user.
+    # The links go first, in one transaction: one the caller may not make (an identified
+    # person, without 'identify') refuses the request before any event is stored.
+    link_anonymous_ids(
+        {pair for i, pair in merges.items() if _valid(batch[i], call.scope_id)},
+        scope_id=call.scope_id,
+        caller=call.principal,
+    )
     result = ingest_request_batch(batch, call.scope_id)
     for item in result.rejected:
         rejected.append(
             Rejected(index=positions[item["index"]], field=item["field"], error=item["error"])
         )
-    refused = {item["index"] for item in result.rejected}
-    # An event carrying both ids links them, as togo does: the anonymous past joins the user.
-    for user_id, anon_id in sorted({pair for i, pair in merges.items() if i not in refused}):
-        identify(user_id, anon_id=anon_id, scope_id=call.scope_id)
     rejected.sort(key=lambda r: r.index)
     return EventsResponse(accepted=result.accepted, duplicates=result.duplicates, rejected=rejected)
+
+
+def _valid(event: dict[str, Any], scope_id: str) -> bool:
+    """Whether ingestion will accept ``event`` (only an accepted event links its ids)."""
+    try:
+        normalize_event(event, scope_id, Limits.from_settings(current_state().settings), utcnow())
+    except ValidationError:
+        return False
+    return True
 
 
 class IdentifyBody(ScopedModel):
@@ -168,6 +185,7 @@ class IdentifyResponse(BaseModel):
     merged: bool
 
 
+@may_require(IDENTIFY)
 @router.route(
     "/analytics/identify",
     methods=("POST",),
@@ -179,7 +197,13 @@ class IdentifyResponse(BaseModel):
 )
 def togo_identify(call: APICall) -> IdentifyResponse:
     body = call.body
-    identify(body.user_id, anon_id=body.anon_id, traits=body.traits, scope_id=call.scope_id)
+    identify(
+        body.user_id,
+        anon_id=body.anon_id,
+        traits=body.traits,
+        scope_id=call.scope_id,
+        caller=call.principal,
+    )
     return IdentifyResponse(user_id=body.user_id, merged=body.anon_id is not None)
 
 

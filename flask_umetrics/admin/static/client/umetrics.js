@@ -122,12 +122,15 @@
   const withKey = (body) => Object.assign(
     { api_key: opts.writeKey }, opts.scopeId ? { scope_id: opts.scopeId } : {}, body);
 
-  function post(path, body) {
+  // JSON, so the server knows this is no cross-site form post; with credentials, so the consent
+  // cookie also reaches an API on another origin the server allows (UMETRICS_ALLOWED_ORIGINS).
+  function post(path, body, keepalive) {
     return window.fetch(opts.api + path, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
-      credentials: "same-origin",
+      credentials: "include",
+      keepalive: !!keepalive,
     });
   }
 
@@ -190,7 +193,14 @@
     }
   }
 
+  // A beacon is text/plain (no preflight) and carries the write key in its body. Without a key
+  // the host's authorizer decides from cookies, and the server takes that only as JSON: then a
+  // keepalive fetch, which outlives the page as a beacon does.
   function beacon(path, body) {
+    if (!opts.writeKey) {
+      post(path, withKey(body), true).catch(() => {});
+      return;
+    }
     const data = JSON.stringify(withKey(body));
     const blob = new window.Blob([data], { type: "text/plain;charset=UTF-8" });
     if (nav.sendBeacon && nav.sendBeacon(opts.api + path, blob)) return;
@@ -296,7 +306,7 @@
     // with UMETRICS_ALLOW_URL_FORCE).
     const force = new URLSearchParams(window.location.search).get("umetrics_force");
     if (force) url += "&umetrics_force=" + encodeURIComponent(force);
-    window.fetch(url, { credentials: "same-origin" })
+    window.fetch(url, { credentials: "include" })
       .then((res) => (res.ok ? res.json() : {}))
       .catch(() => ({}))
       .then((body) => {

@@ -1,0 +1,117 @@
+"""Copying persons and the distinct-id map from SQL into ClickHouse as versioned rows.
+
+SQL stays the source of truth. Each change (a new person, identify, merge, properties, delete,
+anonymise) is mirrored by reading the *current* SQL state of the persons it touched, inside the
+transaction that changed them, and inserting it with a newer version: ``ReplacingMergeTree``
+keeps the highest version per key, and reads take ``argMax(..., version)``. Because the state
+is copied rather than the change, mirroring the same person again is always safe, and a later
+mirror repairs an earlier one that was lost. No event is rewritten by a merge.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from ...db.tables import person_distinct_ids, persons
+from ...events.validation import to_micros
+from .. import NewPerson
+from .schema import DISTINCT_IDS, PERSONS
+from .sequence import next_value
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+PERSON_COLUMNS = [
+    "scope_id",
+    "id",
+    "properties",
+    "is_identified",
+    "created_at",
+    "is_deleted",
+    "version",
+]
+MAP_COLUMNS = ["scope_id", "distinct_id", "person_id", "is_deleted", "version"]
+_CHUNK = 500
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value if value is not None else {}, separators=(",", ":"), sort_keys=True)
+
+
+def mirror_new_persons(
+    client: Client, new_persons: Mapping[str, Mapping[str, NewPerson]], settings: dict[str, Any]
+) -> None:
+    """The persons an event batch created: empty, anonymous, one distinct id each."""
+    version = next_value()
+    person_rows: list[list[Any]] = []
+    map_rows: list[list[Any]] = []
+    for scope_id, created in new_persons.items():
+        for distinct_id, person in created.items():
+            person_rows.append(
+                [scope_id, person.person_id, "{}", False, to_micros(person.created_at), 0, version]
+            )
+            map_rows.append([scope_id, distinct_id, person.person_id, 0, version])
+    if person_rows:
+        client.insert(PERSONS, person_rows, column_names=PERSON_COLUMNS, settings=settings)
+        client.insert(DISTINCT_IDS, map_rows, column_names=MAP_COLUMNS, settings=settings)
+
+
+def mirror_persons(
+    client: Client,
+    connection: Connection,
+    scope_id: str,
+    person_ids: Collection[int],
+    gone_distinct_ids: Collection[str],
+    settings: dict[str, Any],
+) -> None:
+    """Insert the SQL state of ``person_ids`` as a new version: a person missing from SQL (merged
+    away, deleted) becomes ``is_deleted``; every distinct id still mapped to one of them points
+    at it; a distinct id of ``gone_distinct_ids`` mapped nowhere any more becomes ``is_deleted``."""
+    wanted = sorted(set(person_ids))
+    if not wanted and not gone_distinct_ids:
+        return
+    found: dict[int, Any] = {}
+    mapped: dict[str, int] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        found.update(
+            (row.id, row)
+            for row in connection.execute(select(persons).where(persons.c.id.in_(chunk)))
+        )
+        mapped.update(
+            (row.distinct_id, row.person_id)
+            for row in connection.execute(
+                select(person_distinct_ids.c.distinct_id, person_distinct_ids.c.person_id).where(
+                    person_distinct_ids.c.scope_id == scope_id,
+                    person_distinct_ids.c.person_id.in_(chunk),
+                )
+            )
+        )
+    version = next_value()  # stamped after the change, while the transaction holds its locks
+    person_rows: list[list[Any]] = []
+    for person_id in wanted:
+        row = found.get(person_id)
+        if row is None:
+            person_rows.append([scope_id, person_id, "{}", False, 0, 1, version])
+        else:
+            person_rows.append(
+                [
+                    scope_id,
+                    person_id,
+                    _json(row.properties),
+                    bool(row.is_identified),
+                    to_micros(row.created_at),
+                    0,
+                    version,
+                ]
+            )
+    map_rows: list[list[Any]] = [[scope_id, d, p, 0, version] for d, p in sorted(mapped.items())]
+    map_rows += [[scope_id, d, 0, 1, version] for d in sorted(set(gone_distinct_ids) - set(mapped))]
+    if person_rows:
+        client.insert(PERSONS, person_rows, column_names=PERSON_COLUMNS, settings=settings)
+    if map_rows:
+        client.insert(DISTINCT_IDS, map_rows, column_names=MAP_COLUMNS, settings=settings)

@@ -1,0 +1,302 @@
+"""Events in ClickHouse: batched synchronous inserts, stored once per ``(scope_id, uuid)``.
+
+Exactly-once, in two layers:
+
+1. Before inserting, the batch is deduplicated by ``(scope_id, uuid)`` (first row wins, as the
+   SQL insert keeps the first) and the uuids already stored are looked up (``uuid IN [...]`` per
+   scope, in chunks, helped by a bloom-filter index on ``uuid``) and skipped. Those are the
+   duplicates ``WriteResult`` counts, exactly, when one process writes. A re-send with the same
+   uuid and another timestamp is found here too, wherever its first copy landed.
+2. The insert carries an ``insert_deduplication_token`` made from the batch's uuids, and the
+   table remembers recent tokens, so a retried insert whose first attempt did land (a timeout
+   after the server wrote the part) is dropped by ClickHouse itself.
+
+Within a process, look-up and insert hold one lock, so concurrent threads (a threaded gunicorn
+worker, the buffer's timer) cannot both miss the same uuid: with chdb, which is one process, the
+promise is exact. Two *processes* inserting the same uuid at the same instant can both miss it;
+that case is not deduplicated at write (see docs/clickhouse.md: reads will ``LIMIT 1 BY uuid``).
+
+Inserts are synchronous (``async_insert=0``; on a cluster ``insert_distributed_sync=1``): the
+call returns after ClickHouse wrote the rows, and a failure raises, so the caller (REST: 503;
+the ``track()`` buffer: keeps the rows) never acknowledges an event that is not stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from ...errors import EventStoreUnavailable
+from .. import NewPerson
+from . import mirror
+from .client import ClickHouseURL, get_client
+from .schema import EVENTS, EVENTS_LOCAL, quote
+from .sequence import next_values
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+logger = logging.getLogger("flask_umetrics")
+
+EVENT_COLUMNS = [
+    "scope_id",
+    "uuid",
+    "event",
+    "distinct_id",
+    "ts",
+    "session_id",
+    "active",
+    "properties",
+    "seq",
+]
+#: The prefix of an anonymised event's uuid; the rest is its ingestion sequence number.
+ANONYMIZED_UUID_PREFIX = "anon-event-"
+LOOKUP_CHUNK = 1000
+#: Attempts of one insert on a connection error (same rows, same deduplication token).
+INSERT_ATTEMPTS = 3
+
+
+class ClickHouseEventStore:
+    """The event store of ``UMETRICS_EVENT_STORE=clickhouse``; the client is created on first
+    use, in the process that uses it (never in a pre-fork parent by ``init_app``)."""
+
+    name = "clickhouse"
+
+    def __init__(self, url: ClickHouseURL, cluster: str | None = None) -> None:
+        self.url = url
+        self.cluster = cluster
+        #: Held from the uuid look-up to the end of the insert (see the module docstring).
+        self._insert_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ClickHouseEventStore({self.url.redacted()!r}, cluster={self.cluster!r})"
+
+    @property
+    def client(self) -> Client:
+        return get_client(self.url)
+
+    @property
+    def _write_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"async_insert": 0}
+        if self.cluster:
+            settings["insert_distributed_sync"] = 1
+        return settings
+
+    # -- events -----------------------------------------------------------------------------
+
+    def insert_events(
+        self,
+        connection: Connection,
+        rows: Sequence[Mapping[str, Any]],
+        new_persons: Mapping[str, Mapping[str, NewPerson]],
+    ) -> int:
+        unique: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for row in rows:
+            unique.setdefault((row["scope_id"], row["uuid"]), row)
+        client = self.client
+        self._retrying(
+            "mirror new persons",
+            lambda: mirror.mirror_new_persons(client, new_persons, self._write_settings),
+        )
+        with self._insert_lock:
+            return self._insert_fresh(client, unique)
+
+    def _insert_fresh(
+        self, client: Client, unique: Mapping[tuple[str, str], Mapping[str, Any]]
+    ) -> int:
+        stored = self._stored(client, unique)
+        fresh = [row for key, row in unique.items() if key not in stored]
+        if not fresh:
+            return 0
+        sequence = next_values(len(fresh))
+        data = [
+            [
+                row["scope_id"],
+                row["uuid"],
+                row["event"],
+                row["distinct_id"],
+                row["ts"],
+                row["session_id"],
+                bool(row["active"]),
+                json.dumps(row["properties"], separators=(",", ":")),
+                seq,
+            ]
+            for row, seq in zip(fresh, sequence, strict=True)
+        ]
+        token = _token(fresh)
+        settings = {**self._write_settings, "insert_deduplication_token": token}
+        self._retrying(
+            "insert events",
+            lambda: client.insert(EVENTS, data, column_names=EVENT_COLUMNS, settings=settings),
+        )
+        return len(fresh)
+
+    def _stored(self, client: Client, keys: Mapping[tuple[str, str], Any]) -> set[tuple[str, str]]:
+        """Which of ``keys`` (scope, uuid) are stored already."""
+        by_scope: dict[str, list[str]] = {}
+        for scope_id, uuid in keys:
+            by_scope.setdefault(scope_id, []).append(uuid)
+        found: set[tuple[str, str]] = set()
+        for scope_id, uuids in by_scope.items():
+            for start in range(0, len(uuids), LOOKUP_CHUNK):
+                chunk = uuids[start : start + LOOKUP_CHUNK]
+                result = self._retrying(
+                    "look up uuids",
+                    lambda chunk=chunk, scope_id=scope_id: client.query(
+                        f"SELECT DISTINCT uuid FROM {EVENTS} "
+                        "WHERE scope_id = {scope:String} AND uuid IN {uuids:Array(String)}",
+                        parameters={"scope": scope_id, "uuids": chunk},
+                    ),
+                )
+                found.update((scope_id, uuid) for (uuid,) in result.result_rows)
+        return found
+
+    def _retrying(self, what: str, call: Any) -> Any:
+        """Run ``call``; on a connection error try again (twice), then raise
+        ``EventStoreUnavailable``. Errors ClickHouse answers (bad SQL, bad data) raise at once."""
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        for attempt in range(1, INSERT_ATTEMPTS + 1):
+            try:
+                return call()
+            except OperationalError as exc:
+                if attempt == INSERT_ATTEMPTS:
+                    raise EventStoreUnavailable(
+                        f"ClickHouse at {self.url.redacted()} did not answer ({what}): "
+                        f"{type(exc).__name__}"
+                    ) from None
+                logger.warning(
+                    "flask-umetrics: ClickHouse %s failed (attempt %d of %d); retrying",
+                    what,
+                    attempt,
+                    INSERT_ATTEMPTS,
+                )
+                time.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")
+
+    # -- privacy ----------------------------------------------------------------------------
+
+    def _person_filter(self) -> str:
+        return "scope_id = {scope:String} AND distinct_id IN {ids:Array(String)}"
+
+    def _count(self, scope_id: str, distinct_ids: Sequence[str]) -> int:
+        result = self.client.query(
+            f"SELECT count() FROM {EVENTS} WHERE {self._person_filter()}",
+            parameters={"scope": scope_id, "ids": list(distinct_ids)},
+        )
+        return int(result.result_rows[0][0])
+
+    def _delete(self, scope_id: str, distinct_ids: Sequence[str]) -> None:
+        """A lightweight delete: rows vanish from every query at once (the command waits for
+        it), and are physically removed when their parts are next merged."""
+        table = f"{EVENTS_LOCAL} ON CLUSTER {quote(self.cluster)}" if self.cluster else EVENTS
+        self.client.command(
+            f"DELETE FROM {table} WHERE {self._person_filter()}",
+            parameters={"scope": scope_id, "ids": list(distinct_ids)},
+            settings={"lightweight_deletes_sync": 2},
+        )
+
+    def delete_person_events(
+        self, connection: Connection, scope_id: str, distinct_ids: Sequence[str]
+    ) -> int:
+        if not distinct_ids:
+            return 0
+        return int(
+            self._retrying("delete events", lambda: self._delete_counted(scope_id, distinct_ids))
+        )
+
+    def _delete_counted(self, scope_id: str, distinct_ids: Sequence[str]) -> int:
+        removed = self._count(scope_id, distinct_ids)
+        if removed:
+            self._delete(scope_id, distinct_ids)
+        return removed
+
+    def anonymize_person_events(
+        self,
+        connection: Connection,
+        scope_id: str,
+        renames: Mapping[str, str],
+        pii_keys: Collection[str],
+    ) -> int:
+        """Re-insert the person's events renamed and without ``pii_keys``, then delete the
+        originals (ClickHouse cannot edit a JSON string in place). Insert first: a failure in
+        between leaves both copies and raises, so the SQL transaction rolls back and the
+        anonymisation can be run again; it never leaves the originals unnoticed. A retry after a
+        lost connection inserts the same rows with the same token, which ClickHouse drops."""
+        if not renames:
+            return 0
+        return int(
+            self._retrying("anonymise events", lambda: self._anonymize(scope_id, renames, pii_keys))
+        )
+
+    def _anonymize(
+        self, scope_id: str, renames: Mapping[str, str], pii_keys: Collection[str]
+    ) -> int:
+        old_ids = list(renames)
+        result = self.client.query(
+            f"SELECT {', '.join(EVENT_COLUMNS[:-1])}, seq, toUnixTimestamp64Micro(ts) "
+            f"FROM {EVENTS} WHERE {self._person_filter()} ORDER BY seq",
+            parameters={"scope": scope_id, "ids": old_ids},
+        )
+        data = []
+        for row in result.result_rows:
+            properties = json.loads(row[7])
+            if isinstance(properties, dict):
+                properties = {k: v for k, v in properties.items() if k not in pii_keys}
+            seq = row[8]
+            data.append(
+                [
+                    scope_id,
+                    f"{ANONYMIZED_UUID_PREFIX}{seq}",
+                    row[2],
+                    renames[row[3]],
+                    row[9],
+                    row[5],
+                    row[6],
+                    json.dumps(properties, separators=(",", ":")),
+                    seq,
+                ]
+            )
+        if data:
+            settings = {**self._write_settings, "insert_deduplication_token": _token_of(data)}
+            self.client.insert(EVENTS, data, column_names=EVENT_COLUMNS, settings=settings)
+            self._delete(scope_id, old_ids)
+        return len(data)
+
+    # -- persons ----------------------------------------------------------------------------
+
+    def mirror_persons(
+        self,
+        connection: Connection,
+        scope_id: str,
+        person_ids: Collection[int],
+        gone_distinct_ids: Collection[str] = (),
+    ) -> None:
+        client, settings = self.client, self._write_settings
+        self._retrying(
+            "mirror persons",
+            lambda: mirror.mirror_persons(
+                client, connection, scope_id, person_ids, gone_distinct_ids, settings
+            ),
+        )
+
+
+def _token(rows: Sequence[Mapping[str, Any]]) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(f"{row['scope_id']}\x1f{row['uuid']}\x1e".encode())
+    return "umetrics-events-" + digest.hexdigest()
+
+
+def _token_of(data: Sequence[Sequence[Any]]) -> str:
+    digest = hashlib.sha256()
+    for row in data:
+        digest.update(f"{row[0]}\x1f{row[1]}\x1f{row[3]}\x1e".encode())
+    return "umetrics-anonymized-" + digest.hexdigest()

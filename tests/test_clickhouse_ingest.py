@@ -1,0 +1,343 @@
+"""Ingestion into the ClickHouse event store: REST batches, track(), import; exactly once."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from flask_umetrics import create_api_key, flush, track
+from flask_umetrics.db.tables import events, person_distinct_ids, persons
+from flask_umetrics.engines.clickhouse.client import get_client, parse_clickhouse_url
+from flask_umetrics.events.export import format_timestamp, import_events
+from flask_umetrics.events.validation import to_micros
+from flask_umetrics.state import current_state
+
+from .conftest import AppFactory
+
+API = "/umetrics/api"
+BASE = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
+
+
+def ch_rows(url: str, sql: str, **parameters: Any) -> list[tuple[Any, ...]]:
+    client = get_client(parse_clickhouse_url(url))
+    return [tuple(row) for row in client.query(sql, parameters=parameters).result_rows]
+
+
+def stored(url: str) -> list[tuple[Any, ...]]:
+    """Every stored event as (uuid, event, distinct_id, ts in µs, session_id, active, props)."""
+    return ch_rows(
+        url,
+        "SELECT uuid, event, distinct_id, toUnixTimestamp64Micro(ts), session_id, active, "
+        "properties FROM umetrics_events ORDER BY seq",
+    )
+
+
+def sql_count(app: Flask, table: Any) -> int:
+    with app.app_context(), current_state().engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+@pytest.fixture
+def app(make_clickhouse_app: AppFactory) -> Flask:
+    return make_clickhouse_app()
+
+
+@pytest.fixture
+def key(app: Flask) -> str:
+    with app.app_context():
+        return create_api_key("site", "ingest")
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def send(client: FlaskClient, key: str, batch: list[Any]):  # type: ignore[no-untyped-def]
+    return client.post(
+        f"{API}/events?scope_id=site", json={"events": batch}, headers={"X-UMetrics-Key": key}
+    )
+
+
+def batch_of(n: int, shift: timedelta = timedelta(0)) -> list[dict[str, Any]]:
+    """``n`` events whose timestamps carry microseconds and whose properties nest."""
+    return [
+        {
+            "event": "pageview" if i % 2 else "signup",
+            "distinct_id": f"user-{i % 4}",
+            "uuid": f"ev-{i}",
+            "timestamp": (
+                BASE + timedelta(minutes=i, microseconds=i * 1001 + 7) + shift
+            ).isoformat(),
+            "session_id": f"s-{i % 3}" if i % 5 else None,
+            "active": i % 7 != 0,
+            "properties": {"$current_url": f"/p/{i}", "n": i, "tags": ["a", i], "o": {"k": i}},
+        }
+        for i in range(n)
+    ]
+
+
+def expected(batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            e["uuid"],
+            e["event"],
+            e["distinct_id"],
+            to_micros(datetime.fromisoformat(e["timestamp"])),
+            e["session_id"],
+            e["active"],
+            e["properties"],
+        )
+        for e in batch
+    ]
+
+
+def decoded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [(*row[:6], json.loads(row[6])) for row in rows]
+
+
+def test_a_rest_batch_is_stored_once_with_exact_values(
+    app: Flask, client: FlaskClient, key: str, clickhouse_url: str
+) -> None:
+    batch = batch_of(40)
+    response = send(client, key, batch)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"accepted": 40, "duplicates": 0, "rejected": [], "filtered": 0}
+    assert decoded(stored(clickhouse_url)) == expected(batch)
+    # Events went to ClickHouse only; persons and their ids were created in SQL as always.
+    assert sql_count(app, events) == 0
+    assert sql_count(app, persons) == 4
+    assert sql_count(app, person_distinct_ids) == 4
+
+
+def test_resending_stores_nothing_and_counts_duplicates(
+    client: FlaskClient, key: str, clickhouse_url: str
+) -> None:
+    batch = batch_of(30)
+    assert send(client, key, batch).get_json()["accepted"] == 30
+    again = send(client, key, batch).get_json()
+    assert (again["accepted"], again["duplicates"]) == (0, 30)
+    moved = send(client, key, batch_of(30, shift=timedelta(minutes=17))).get_json()
+    assert (moved["accepted"], moved["duplicates"]) == (0, 30)  # same uuids, other timestamps
+    assert decoded(stored(clickhouse_url)) == expected(batch)  # the first copies, untouched
+    mixed = batch_of(35)[25:]  # 5 stored already, 5 new
+    answer = send(client, key, mixed).get_json()
+    assert (answer["accepted"], answer["duplicates"]) == (5, 5)
+    assert ch_rows(clickhouse_url, "SELECT count(), uniqExact(uuid) FROM umetrics_events") == [
+        (35, 35)
+    ]
+
+
+def test_a_uuid_twice_in_one_batch_keeps_the_first(
+    client: FlaskClient, key: str, clickhouse_url: str
+) -> None:
+    first, second = batch_of(2)
+    second = {**second, "uuid": first["uuid"]}
+    answer = send(client, key, [first, second]).get_json()
+    assert (answer["accepted"], answer["duplicates"]) == (1, 1)
+    assert decoded(stored(clickhouse_url)) == expected([first])
+
+
+def test_the_same_uuid_in_two_scopes_is_two_events(
+    app: Flask, client: FlaskClient, key: str, clickhouse_url: str
+) -> None:
+    with app.app_context():
+        other = create_api_key("other", "ingest")
+    event = batch_of(1)
+    assert send(client, key, event).get_json()["accepted"] == 1
+    answer = client.post(
+        f"{API}/events?scope_id=other", json={"events": event}, headers={"X-UMetrics-Key": other}
+    ).get_json()
+    assert answer["accepted"] == 1
+    assert ch_rows(clickhouse_url, "SELECT scope_id FROM umetrics_events ORDER BY scope_id") == [
+        ("other",),
+        ("site",),
+    ]
+
+
+def test_ties_keep_the_insertion_order(client: FlaskClient, key: str, clickhouse_url: str) -> None:
+    """Equal timestamps are ordered by seq, the order rows were written (SQL: events.id)."""
+    moment = (BASE + timedelta(minutes=1)).isoformat()
+    batch = [
+        {"event": name, "distinct_id": "d", "uuid": f"t-{name}", "timestamp": moment}
+        for name in ("c", "a", "b")
+    ]
+    send(client, key, batch)
+    send(client, key, [{**batch[0], "event": "z", "uuid": "t-z"}])
+    rows = ch_rows(clickhouse_url, "SELECT event FROM umetrics_events ORDER BY ts, seq")
+    assert rows == [("c",), ("a",), ("b",), ("z",)]
+
+
+def test_new_persons_are_mirrored_to_the_distinct_id_map(
+    app: Flask, client: FlaskClient, key: str, clickhouse_url: str
+) -> None:
+    send(client, key, batch_of(8))
+    with app.app_context(), current_state().engine.connect() as connection:
+        in_sql = dict(
+            connection.execute(
+                select(person_distinct_ids.c.distinct_id, person_distinct_ids.c.person_id)
+            ).all()
+        )
+    mapped = ch_rows(
+        clickhouse_url,
+        "SELECT distinct_id, argMax(person_id, version), argMax(is_deleted, version) "
+        "FROM umetrics_person_distinct_ids WHERE scope_id = 'site' GROUP BY distinct_id",
+    )
+    assert {d: p for d, p, deleted in mapped if not deleted} == in_sql
+    assert len(in_sql) == 4
+    send(client, key, batch_of(8, shift=timedelta(seconds=1)))  # known ids: nothing mirrored
+    assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_person_distinct_ids") == [(4,)]
+    assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_persons FINAL") == [(4,)]
+
+
+def test_track_buffer_and_import_write_to_clickhouse(
+    make_clickhouse_app: AppFactory, clickhouse_url: str
+) -> None:
+    app = make_clickhouse_app(UMETRICS_TRACK_BUFFER_SIZE=100, UMETRICS_TRACK_FLUSH_SECONDS=60)
+    with app.app_context():
+        uuids = [track("clicked", distinct_id="t1", properties={"i": i}) for i in range(3)]
+        assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(0,)]
+        assert flush() == 3
+        lines = "".join(
+            json.dumps(
+                {
+                    "event": "imported",
+                    "distinct_id": "i1",
+                    "uuid": f"imp-{i}",
+                    "timestamp": format_timestamp(to_micros(BASE) + i),
+                }
+            )
+            + "\n"
+            for i in range(5)
+        )
+        report = import_events(io.StringIO(lines), fmt="jsonl", scope_id="site")
+        assert (report.accepted, report.duplicates) == (5, 0), report
+        report = import_events(io.StringIO(lines), fmt="jsonl", scope_id="site")
+        assert (report.accepted, report.duplicates) == (0, 5)
+    rows = ch_rows(
+        clickhouse_url,
+        "SELECT uuid, event, toUnixTimestamp64Micro(ts) FROM umetrics_events ORDER BY seq",
+    )
+    assert [r[0] for r in rows[:3]] == uuids
+    assert rows[3:] == [(f"imp-{i}", "imported", to_micros(BASE) + i) for i in range(5)]
+
+
+def test_a_failed_insert_is_not_acknowledged_and_a_retry_stores_once(
+    app: Flask, client: FlaskClient, key: str, clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ClickHouse unreachable: the batch answers 503 with Retry-After (after the store's own
+    retries), the persons it created are rolled back, and the client's retry stores it once."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    from flask_umetrics.engines.clickhouse import store as store_module
+
+    ch_client = get_client(parse_clickhouse_url(clickhouse_url))
+    real_insert = ch_client.insert
+    attempts: list[str] = []
+
+    def unreachable(table: str, *args: Any, **kwargs: Any) -> Any:
+        attempts.append(table)
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(store_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(ch_client, "insert", unreachable)
+    batch = batch_of(10)
+    response = send(client, key, batch)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"]["code"] == "database_unavailable"
+    assert attempts == ["umetrics_persons"] * 3  # the new persons' mirror, tried three times
+    assert sql_count(app, persons) == 0  # rolled back with the failed batch
+    assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(0,)]
+    monkeypatch.setattr(ch_client, "insert", real_insert)
+    answer = send(client, key, batch).get_json()
+    assert (answer["accepted"], answer["duplicates"]) == (10, 0)
+    assert decoded(stored(clickhouse_url)) == expected(batch)
+    assert sql_count(app, persons) == 4
+
+
+def test_a_retried_insert_that_had_landed_is_dropped_by_its_token(
+    app: Flask, clickhouse_url: str
+) -> None:
+    """The second layer: the same rows inserted again with the same deduplication token (a
+    retry after a timeout whose first attempt was written) are dropped by ClickHouse."""
+    from flask_umetrics.engines.clickhouse.store import EVENT_COLUMNS, _token
+
+    rows = [
+        {"scope_id": "site", "uuid": f"tok-{i}", "event": "e", "distinct_id": "d", "ts": i}
+        for i in range(3)
+    ]
+    data = [
+        [r["scope_id"], r["uuid"], "e", "d", 1_000_000 + i, None, True, "{}", i]
+        for i, r in enumerate(rows)
+    ]
+    client = get_client(parse_clickhouse_url(clickhouse_url))
+    settings = {"insert_deduplication_token": _token(rows)}
+    client.insert("umetrics_events", data, column_names=EVENT_COLUMNS, settings=settings)
+    client.insert("umetrics_events", data, column_names=EVENT_COLUMNS, settings=settings)
+    assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(3,)]
+
+
+def test_pruning_leaves_clickhouse_events_alone_and_says_so(
+    app: Flask, client: FlaskClient, key: str, clickhouse_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retention pruning is not built for ClickHouse: it must not claim "events: 0 deleted"."""
+    from flask_umetrics.pruning import prune
+
+    send(client, key, batch_of(3))
+    with app.app_context():
+        result = prune(now=BASE + timedelta(days=10_000))
+    assert "events" not in result and "stat_readings" in result
+    assert "events in the clickhouse event store are not pruned yet" in caplog.text
+    assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(3,)]
+
+
+def test_concurrent_batches_sharing_uuids_store_each_once(
+    app: Flask, key: str, clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads of one process (a threaded worker) send overlapping batches at once: each
+    look-up is slowed so both would run before either insert if nothing serialised them."""
+    import threading
+
+    from flask_umetrics.engines.clickhouse.store import ClickHouseEventStore
+
+    real_stored = ClickHouseEventStore._stored
+
+    def slow_stored(self: ClickHouseEventStore, *args: Any) -> Any:
+        found = real_stored(self, *args)
+        time.sleep(0.3)
+        return found
+
+    # The persons exist already: the batches write nothing in SQL, so SQLite's write lock does
+    # not serialise them either.
+    send(app.test_client(), key, [dict(e, uuid="pre-" + e["uuid"]) for e in batch_of(4)])
+    monkeypatch.setattr(ClickHouseEventStore, "_stored", slow_stored)
+    events_all = batch_of(15)
+    answers: list[dict[str, Any]] = []
+    start = threading.Barrier(2)
+
+    def sender(batch: list[dict[str, Any]]) -> None:
+        start.wait()
+        answers.append(send(app.test_client(), key, batch).get_json())
+
+    threads = [
+        threading.Thread(target=sender, args=(events_all[:10],)),
+        threading.Thread(target=sender, args=(events_all[5:],)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a["accepted"] for a in answers) == [5, 10]
+    assert sum(a["duplicates"] for a in answers) == 5
+    assert ch_rows(clickhouse_url, "SELECT count(), uniqExact(uuid) FROM umetrics_events") == [
+        (19, 19)
+    ]

@@ -1,0 +1,105 @@
+"""Until reports are ported, every report asked of a ClickHouse event store answers 501
+``not_available_on_clickhouse`` naming it, in REST and on the dashboard; never numbers computed
+from the (empty) SQL events table, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from flask_umetrics import UMetrics, track
+from flask_umetrics.errors import NotAvailableOnClickHouse
+from flask_umetrics.events.collectors import events_today
+from flask_umetrics.events.privacy import export_person
+from flask_umetrics.queries.context import report_context
+from flask_umetrics.queries.top import top_events
+
+from .conftest import AppFactory, allow_all
+
+API = "/umetrics/api"
+DAY = "date_from=2026-03-01&date_to=2026-03-08"
+
+
+@pytest.fixture
+def app(make_clickhouse_app: AppFactory) -> Flask:
+    extension = UMetrics()
+    allow_all(extension)
+    app = make_clickhouse_app(extension, UMETRICS_TRACK_SYNC=True)
+    with app.app_context():
+        track("signup", distinct_id="d")  # an event in ClickHouse: the SQL table has none
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "feature"),
+    [
+        (f"/query/volume?{DAY}", "The trends report"),  # volume is a trends query
+        (f"/query/trends?{DAY}&event=signup", "The trends report"),
+        (f"/query/top?{DAY}", "The top report"),
+        (f"/query/active?{DAY}", "The active report"),
+        (f"/query/funnel?{DAY}&step=signup&step=paid", "The funnel report"),
+        (f"/query/retention?{DAY}", "The retention report"),
+        (f"/query/sessions?{DAY}", "The sessions report"),
+        (f"/query/paths?{DAY}", "The paths report"),
+        (f"/query/dashboard?{DAY}", "The dashboard report"),
+        ("/query/live", "The live report"),
+        (f"/query/cohorts?{DAY}", "The cohorts report"),
+        (f"/query/attribution?{DAY}&conversion_event=signup", "The attribution report"),
+        ("/persons", "The people report"),
+        ("/persons/d/timeline", "The timeline report"),
+        ("/export/events", "The event export"),
+        ("/persons/d/export", "The person export"),
+    ],
+)
+def test_a_report_answers_501_naming_itself(app: Flask, path: str, feature: str) -> None:
+    response = app.test_client().get(API + path)
+    assert response.status_code == 501, response.get_json()
+    assert response.get_json()["error"] == {
+        "code": "not_available_on_clickhouse",
+        "message": f"{feature} is not available on the ClickHouse event store yet "
+        "(UMETRICS_EVENT_STORE=clickhouse): its ClickHouse SQL is not written yet, and the SQL "
+        "database holds no events to answer from.",
+        "details": {"feature": feature, "event_store": "clickhouse"},
+    }
+
+
+def test_the_adhoc_query_answers_501(app: Flask) -> None:
+    response = app.test_client().post(
+        f"{API}/query", json={"select": [{"expr": "count()"}], "date_from": "2026-03-01T00:00:00Z"}
+    )
+    assert response.status_code == 501, response.get_json()
+    assert response.get_json()["error"]["details"]["feature"] == "The ad-hoc query"
+
+
+@pytest.mark.parametrize(
+    ("page", "feature"),
+    [("/", "The dashboard report"), ("/funnels?step=signup&step=paid", "The funnel report")],
+)
+def test_the_dashboard_shows_the_message_not_a_500(app: Flask, page: str, feature: str) -> None:
+    response = app.test_client().get("/umetrics/admin" + page)
+    assert response.status_code == 501
+    text = response.get_data(as_text=True)
+    assert f"{feature} is not available on the ClickHouse event store yet" in text
+
+
+def test_python_calls_raise_the_same_error(app: Flask) -> None:
+    with app.app_context():
+        with pytest.raises(NotAvailableOnClickHouse, match="The top report"):
+            top_events(report_context())
+        with pytest.raises(NotAvailableOnClickHouse, match="events_today collector"):
+            events_today("default")
+        with pytest.raises(NotAvailableOnClickHouse, match="The person export"):
+            export_person("d")
+
+
+def test_experiment_results_answer_501(app: Flask) -> None:
+    from flask_umetrics.flags.store import create_experiment
+
+    with app.app_context():
+        create_experiment({"key": "exp", "variants": [{"key": "a"}, {"key": "b"}]})
+    response = app.test_client().get(f"{API}/experiments/exp/results")
+    assert response.status_code == 501, response.get_json()
+    assert response.get_json()["error"]["details"]["feature"] == "The results report"
+    page = app.test_client().get("/umetrics/admin/experiments/exp")
+    assert page.status_code == 501
+    assert "is not available on the ClickHouse event store yet" in page.get_data(as_text=True)
