@@ -59,6 +59,8 @@ from flask_umetrics import (
 from flask_umetrics.db import migrate
 from flask_umetrics.db.engine import create_umetrics_engine
 from flask_umetrics.db.tables import assignments, exposures
+from flask_umetrics.db.types import utcnow
+from flask_umetrics.flags.growthbook_payload import growthbook_features
 from flask_umetrics.flags.request import current_flags
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +81,19 @@ CONDITION: dict[str, Any] = {
 #: The 10 flags a request evaluates: the experiment above and 9 more with the same targeting.
 OTHER_FLAGS = tuple(f"flag-{i}" for i in range(1, 10))
 REQUEST_FLAGS = (KEY, *OTHER_FLAGS)
+#: A feature with three rules (row 6): a force for a condition, a rollout, then an experiment.
+FEATURE_KEY = "new-checkout"
+FEATURE: dict[str, Any] = {
+    "key": FEATURE_KEY,
+    "kind": "flag",
+    "coverage": 0.5,
+    "conditions": CONDITION,
+    "rules": [
+        {"type": "force", "condition": {"plan": "enterprise"}, "variant": "on"},
+        {"type": "rollout", "condition": {"country": "AT"}, "variant": "on", "coverage": 0.2},
+        {"type": "experiment"},
+    ],
+}
 
 COUNTRIES = (("DE", 60), ("AT", 15), ("CH", 15), ("FR", 5), ("US", 5))
 #: "1.9.12" and the pre-release "2.0.0-beta.2" fail ``$vgte 2.0.0``; the others pass.
@@ -374,6 +389,8 @@ def make_target(name: str, url: str) -> Target:
                 )
             create_experiment(spec)
             start_experiment(key)
+        create_experiment(FEATURE)
+        start_experiment(FEATURE_KEY)
     return Target(name, app, holder)
 
 
@@ -800,6 +817,60 @@ def core_rows(
     return baseline
 
 
+def feature_rows(report: Report, app: Flask, subjects: list[Subject], repeat: int) -> None:
+    """Row 6: the three-rule feature, ours against the GrowthBook SDK's ``eval_feature`` on the
+    same feature (our definition translated to GrowthBook's JSON); exits on any disagreement."""
+    with app.app_context():
+        definitions = app.extensions["umetrics"].flag_cache.definitions("default")
+        features = growthbook_features({FEATURE_KEY: definitions[FEATURE_KEY]}, utcnow())
+    gb = growthbook.GrowthBook(features=features.features)
+    sources: Counter[str] = Counter()
+    with app.app_context():
+        for s in subjects:
+            ours = resolve_variant(
+                FEATURE_KEY, subject_id=s.id, consent=False, attributes=s.attributes
+            )
+            gb.set_attributes(s.gb_attributes)
+            theirs = gb.eval_feature(FEATURE_KEY)
+            if ours.value != theirs.value:
+                fail(f"feature {FEATURE_KEY}: {s.id!r} gets {ours.value} from us, {theirs.value}")
+            sources[theirs.source] += 1
+
+    def gb_pass() -> float:
+        began = time.perf_counter()
+        for s in subjects:
+            gb.set_attributes(s.gb_attributes)
+            gb.eval_feature(FEATURE_KEY)
+        return time.perf_counter() - began
+
+    def ours_pass() -> float:
+        with app.app_context():
+            began = time.perf_counter()
+            for s in subjects:
+                resolve_variant(
+                    FEATURE_KEY, subject_id=s.id, consent=False, attributes=s.attributes
+                )
+            return time.perf_counter() - began
+
+    n = len(subjects)
+    log(f"row 6: a feature with three rules, {repeat} interleaved passes over {n:,} subjects")
+    passes: dict[str, Pass] = {"6a": gb_pass, "6b": ours_pass}
+    for run in passes.values():
+        run()
+    timings = measure(passes, repeat, n)
+    label = "GrowthBook SDK `eval_feature()`, a feature with 3 rules, one reused instance"
+    report.lines.append(Line("6a", label, timings["6a"], None))
+    report.lines.append(
+        Line("6b", "`resolve_variant(consent=False)`, the same feature", timings["6b"], "6a")
+    )
+    split = ", ".join(f"{k} {v:,}" for k, v in sorted(sources.items()))
+    report.checks.append(
+        f"- Feature `{FEATURE_KEY}` (force for `plan = enterprise`, a 20% rollout for `country = "
+        f"AT`, then the experiment): our value equals GrowthBook's `eval_feature` for "
+        f"**{n:,}/{n:,}** subjects (GrowthBook's sources: {split})."
+    )
+
+
 def _median(timing: Timing) -> float:
     median = timing.median
     if median is None:
@@ -1011,6 +1082,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline = core_rows(report, first.app, subjects, experiment, posthog_pass, posthog, repeat)
     sticky_rows(report, targets, subjects[:m], hashed[:m], experiment, repeat)
     request_rows(report, targets, subjects[:m], hashed[:m], baseline, repeat)
+    feature_rows(report, first.app, subjects, repeat)
     report.lines.append(
         Line(
             "5",

@@ -11,7 +11,13 @@ from .events.privacy import anonymize_person, delete_person, export_person
 from .extension import UMetrics
 from .flags import hash_v2, weighted_bucket
 from .flags.decide import Resolution
-from .flags.evaluate import current_anonymous_id, get_variant, is_enabled, resolve_variant
+from .flags.evaluate import (
+    current_anonymous_id,
+    get_value,
+    get_variant,
+    is_enabled,
+    resolve_variant,
+)
 from .flags.results import experiment_results
 from .flags.store import (
     create_experiment,
@@ -69,6 +75,7 @@ __all__ = [
     "get_experiment",
     "get_latest_stat",
     "get_stat_series",
+    "get_value",
     "get_variant",
     "hash_v2",
     "identify",

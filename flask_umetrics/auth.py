@@ -34,19 +34,21 @@ from .state import current_state, resolve_scope
 
 logger = logging.getLogger("flask_umetrics")
 
-Permission = Literal["ingest", "identify", "metrics.view", "metrics.manage"]
+Permission = Literal["ingest", "identify", "metrics.view", "metrics.manage", "client"]
 PERMISSIONS: tuple[str, ...] = get_args(Permission)
 #: Merging identified persons and changing identified persons' properties (see events/identity).
 IDENTIFY = "identify"
 
 #: What each key permission lets its holder do. An ingest key (public: the browser's write key)
 #: writes events and links fresh anonymous ids to a user, nothing more; ``identify`` (server-side
-#: keys) may also rewrite identified persons.
+#: keys) may also rewrite identified persons; a client key can only read its scope's GrowthBook
+#: SDK payload (features, as an SDK evaluates them).
 GRANTS: dict[str, frozenset[str]] = {
     "ingest": frozenset({"ingest"}),
     "identify": frozenset({"identify", "ingest"}),
-    "metrics.view": frozenset({"metrics.view"}),
-    "metrics.manage": frozenset({"metrics.manage", "metrics.view", "ingest", "identify"}),
+    "metrics.view": frozenset({"metrics.view", "client"}),
+    "metrics.manage": frozenset({"metrics.manage", "metrics.view", "ingest", "identify", "client"}),
+    "client": frozenset({"client"}),
 }
 
 KEY_PREFIX = "umk"
@@ -247,13 +249,16 @@ def presented_api_key(permission: str, *, body_key: str | None = None) -> str | 
     token = _bearer_token()
     if token is None and permission == "ingest":
         token = request.headers.get("X-UMetrics-Key") or body_key or None
+    elif token is None and permission == "client":
+        token = body_key  # the GrowthBook SDK payload's client key, from the path
     return token
 
 
 def authorize(permission: str, scope_id: str, *, body_key: str | None = None) -> Principal:
     """Allow the current request ``permission`` on ``scope_id`` or raise a 401/403 ``APIError``.
 
-    Ingestion may also carry its write key in ``X-UMetrics-Key`` or the body's ``api_key``.
+    Ingestion may also carry its write key in ``X-UMetrics-Key`` or the body's ``api_key``; the
+    GrowthBook SDK payload its client key in the path (passed as ``body_key``).
     """
     token = presented_api_key(permission, body_key=body_key)
     if token is not None:

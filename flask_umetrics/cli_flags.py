@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+import pydantic
 
 from .cli import umetrics_cli
 from .errors import APIError, UMetricsError
@@ -38,6 +39,11 @@ def _run(action: object) -> None:
         raise click.ClickException(exc.message) from exc
     except UMetricsError as exc:
         raise click.ClickException(str(exc)) from exc
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        raise click.ClickException(f"invalid: {problems}") from exc
     if result is not None:
         click.echo(json.dumps(result, indent=2, default=str))
 
@@ -63,6 +69,29 @@ def experiments_create(definition: click.File, scope: str | None) -> None:
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"not valid JSON: {exc}") from exc
     _run(lambda: store.create_experiment(body, scope_id=scope, actor="cli").to_json())
+
+
+@experiments_group.command("update")
+@click.argument("key")
+@click.argument("changes", type=click.File("r"))
+@click.option("--scope", default=None)
+def experiments_update(key: str, changes: click.File, scope: str | None) -> None:
+    """Change a definition from a JSON file (``-`` for stdin) with the body of PATCH
+    /api/experiments/<key>: e.g. ``{"rules": [...]}`` or ``{"overrides": [...]}``."""
+    try:
+        body = json.load(changes)  # type: ignore[arg-type]
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"not valid JSON: {exc}") from exc
+    _run(lambda: store.update_experiment(key, body, scope_id=scope, actor="cli").to_json())
+
+
+@experiments_group.command("toggle")
+@click.argument("key")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--scope", default=None)
+def experiments_toggle(key: str, state: str, scope: str | None) -> None:
+    """Turn a feature on or off (off is the kill switch)."""
+    _run(lambda: not store.set_killed(key, state == "off", scope_id=scope, actor="cli").killed)
 
 
 @experiments_group.command("show")

@@ -652,6 +652,16 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "How often a process checks whether flag definitions changed in another process.",
     ),
     ConfigKey(
+        "UMETRICS_ALLOW_URL_FORCE",
+        "ab_cookie",
+        "allow_url_force",
+        False,
+        _parse_bool,
+        "QA: let ?umetrics_force=<key>:<variant> on a page or on /api/flags force a variant for "
+        "that request (never stored, never an exposure; the kill switch still wins). Off by "
+        "default: anyone who can open a URL could pick their variant.",
+    ),
+    ConfigKey(
         "UMETRICS_FLAG_CACHE_SCOPES",
         "ab_cookie",
         "flag_cache_scopes",

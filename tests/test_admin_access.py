@@ -239,6 +239,7 @@ def test_api_keys_open_the_dashboard_by_their_grants(make_app: AppFactory, permi
     posts = sum(1 for _, method, _ in admin_requests(app) if method == "POST")
     expected_refused = {
         "ingest": total,  # an ingest key cannot even read
+        "client": total,  # nor can a client key (it reads the GrowthBook SDK payload only)
         "identify": total,  # nor can a server-side identify key
         "metrics.view": posts + len(MANAGE_ONLY_PAGES),
         "metrics.manage": 0,

@@ -315,3 +315,33 @@ def test_results_page_shows_the_api_numbers(app: Flask) -> None:
     ]
     bad = client.get(ADMIN + "/experiments/exp?alpha=0.9")
     assert bad.status_code == 400 and "alpha" in bad.get_data(as_text=True)
+
+
+def test_a_page_without_exposures_says_why(app: Flask) -> None:
+    with app.app_context():
+        create_experiment(
+            {
+                "key": "quiet",
+                "kind": "flag",
+                "rules": [{"type": "rollout", "variant": "on", "coverage": 0.5}],
+            }
+        )
+    html = app.test_client().get(ADMIN + "/experiments/quiet").get_data(as_text=True)
+    warning = html[html.index('data-testid="no-exposures"') :]
+    warning = warning[: warning.index("</div>")]
+    assert "not running (status draft)" in warning
+    assert "no experiment rule" in warning
+    # This app has a subject loader but neither a consent loader nor a cookie key.
+    assert "No consent" in warning and "@umetrics.consent_loader" in warning
+    assert "No consent-cookie key" in warning
+    assert "No @umetrics.subject_loader" not in warning
+    with app.app_context():
+        start_experiment("quiet")
+    running = app.test_client().get(ADMIN + "/experiments/quiet").get_data(as_text=True)
+    assert "not running" not in running and "no experiment rule" in running
+
+
+def test_a_page_with_exposures_has_no_such_warning(app: Flask) -> None:
+    seed_results(app)
+    html = app.test_client().get(ADMIN + "/experiments/exp").get_data(as_text=True)
+    assert 'data-testid="no-exposures"' not in html

@@ -30,6 +30,7 @@ SAMPLE_ARGS = {
     "key_id": "0123456789abcdef",
     "unknown": "no-such-route",
     "key": "pro-users",
+    "client_key": "no-such-client-key",
     "distinct_id": "someone",
     "name": "traffic",
 }

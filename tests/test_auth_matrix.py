@@ -43,6 +43,7 @@ SAMPLE_ARGS = {
     "key_id": "0123456789abcdef",
     "unknown": "no-such-route",
     "key": "no-such-experiment",
+    "client_key": "no-such-client-key",
     "distinct_id": "someone",
     "name": "traffic",
 }
@@ -338,10 +339,11 @@ def test_the_write_cases_cover_every_blueprint(make_app: AppFactory) -> None:
         "umetrics_togo",
         "umetrics_openmetrics",
     }
-    # ``identify`` is never a route's own permission: it is asked for by the operation.
-    assert {case.permission for case in writes} == {None, *GRANTS} - {"identify"}
+    # ``identify`` is never a route's own permission: it is asked for by the operation; ``client``
+    # only reads (the GrowthBook SDK payload).
+    assert {case.permission for case in writes} == {None, *GRANTS} - {"identify", "client"}
     assert {case.operation for case in writes if case.operation} >= {"identify"}
-    assert {case.method for case in writes} == {"GET", "POST", "PATCH", "DELETE"}
+    assert {case.method for case in writes} == {"GET", "POST", "PUT", "PATCH", "DELETE"}
     assert len(writes) >= 38
 
 

@@ -184,9 +184,14 @@ def test_flags_endpoint_shape_and_cookie(api: tuple[Flask, dict[str, str]]) -> N
     assert before.json == {
         "consent": False,
         "flags": {
-            "new-nav": {"variant": "off", "enabled": False, "in_experiment": False},
-            "pricing": {"variant": "control", "enabled": False, "in_experiment": False},
-            "missing": {"variant": None, "enabled": False, "in_experiment": False},
+            "new-nav": {"variant": "off", "enabled": False, "in_experiment": False, "value": False},
+            "pricing": {
+                "variant": "control",
+                "enabled": False,
+                "in_experiment": False,
+                "value": "control",
+            },
+            "missing": {"variant": None, "enabled": False, "in_experiment": False, "value": None},
         },
     }
     assert "Set-Cookie" not in before.headers
@@ -203,7 +208,7 @@ def test_flags_endpoint_shape_and_cookie(api: tuple[Flask, dict[str, str]]) -> N
     after = visitor.get(f"{BASE}/flags?keys=new-nav")
     flag = after.json["flags"]["new-nav"]
     assert flag["in_experiment"] is True and flag["variant"] in ("off", "on")
-    assert flag["enabled"] == (flag["variant"] == "on")
+    assert flag["enabled"] == (flag["variant"] == "on") == flag["value"]
     everything = visitor.get(f"{BASE}/flags").json["flags"]
     assert sorted(everything) == ["new-nav"]  # "pricing" is a draft: not listed
     assert visitor.get(f"{BASE}/flags?keys=a%20b").status_code == 400

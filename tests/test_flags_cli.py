@@ -51,3 +51,39 @@ def test_experiment_lifecycle_from_the_cli(app: Flask) -> None:
         assert experiment is not None and experiment.shipped_variant == "new"
     missing = runner.invoke(args=["umetrics", "experiments", "start", "ghost"])
     assert missing.exit_code == 1 and "ghost" in missing.output
+
+
+def test_feature_rules_and_toggle_from_the_cli(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    created = runner.invoke(
+        args=["umetrics", "experiments", "create", "-"], input='{"key": "nav", "kind": "flag"}'
+    )
+    assert created.exit_code == 0, created.output
+    assert runner.invoke(args=["umetrics", "experiments", "start", "nav"]).exit_code == 0
+    changes = json.dumps(
+        {
+            "rules": [{"type": "force", "variant": "on"}],
+            "overrides": [{"subject_ids": ["qa"], "variant": "off"}],
+        }
+    )
+    updated = runner.invoke(args=["umetrics", "experiments", "update", "nav", "-"], input=changes)
+    assert updated.exit_code == 0, updated.output
+    assert json.loads(updated.output)["rules"][0]["type"] == "force"
+    with app.app_context():
+        assert resolve_variant("nav", subject_id="anyone", consent=False).variant == "on"
+        assert resolve_variant("nav", subject_id="qa", consent=False).variant == "off"
+    off = runner.invoke(args=["umetrics", "experiments", "toggle", "nav", "off"])
+    assert (off.exit_code, off.output.strip()) == (0, "false")
+    with app.app_context():
+        assert resolve_variant("nav", subject_id="anyone", consent=False).reason == "killed"
+    on = runner.invoke(args=["umetrics", "experiments", "toggle", "nav", "on"])
+    assert (on.exit_code, on.output.strip()) == (0, "true")
+    bad = runner.invoke(
+        args=["umetrics", "experiments", "update", "nav", "-"],
+        input='{"rules": [{"type": "force", "variant": "maybe"}]}',
+    )
+    assert bad.exit_code == 1 and "rules.0.variant" in bad.output
+    invalid = runner.invoke(
+        args=["umetrics", "experiments", "update", "nav", "-"], input='{"rules": [{"type": 1}]}'
+    )
+    assert invalid.exit_code == 1 and "invalid: rules.0" in invalid.output

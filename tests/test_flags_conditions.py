@@ -94,10 +94,6 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     (S, {"age": {"$lt": 31.5}}, True),
     (S, {"age": {"$lte": 30}}, False),
     (S, {"age": {"$gt": 18, "$lt": 65}}, True),
-    (S, {"age": {"$gt": "30"}}, False),
-    (S, {"missing": {"$lt": 100}}, False),
-    (S, {"nickname": {"$gte": 0}}, False),
-    (S, {"verified": {"$gt": 0}}, False),
     (S, {"tags": {"$gt": "a"}}, False),
     (S, {"country": {"$gt": "CH"}}, True),
     (S, {"country": {"$lt": "de"}}, True),
@@ -275,6 +271,17 @@ def _has_segment_operator(node: Any) -> bool:
     return False
 
 
+def _has_relational_operator(node: Any) -> bool:
+    if isinstance(node, Mapping):
+        return any(
+            k in ("$lt", "$lte", "$gt", "$gte") or _has_relational_operator(v)
+            for k, v in node.items()
+        )
+    if isinstance(node, list):
+        return any(_has_relational_operator(item) for item in node)
+    return False
+
+
 def test_table_is_large_and_mixed() -> None:
     assert len(CASES) >= 60
     assert sum(expected for _, _, expected in CASES) not in (0, len(CASES))
@@ -287,6 +294,45 @@ def test_case_equals_literal_and_growthbook(
     assert eval_condition(attributes, condition) is expected
     assert evalCondition(attributes, condition) is expected
     assert validate_condition(condition) == (condition or None)
+
+
+#: Comparisons of a number with a non-number: GrowthBook's JS reference (and its conformance
+#: vectors) compares the other side as a number (missing/null as 0, numeric strings, booleans);
+#: growthbook-python 4 refuses mixed types. We follow the reference (issue 15).
+#: (attributes, condition, ours and the JS reference, growthbook-python)
+NUMBER_COERCION: list[tuple[dict[str, Any], dict[str, Any], bool, bool]] = [
+    (S, {"age": {"$gt": "30"}}, True, False),
+    (S, {"age": {"$gt": "31"}}, False, False),
+    (S, {"age": {"$lt": "31.5"}}, True, False),
+    (S, {"missing": {"$lt": 100}}, True, False),
+    (S, {"missing": {"$gt": 0}}, False, False),
+    (S, {"missing": {"$gte": 0}}, True, False),
+    (S, {"nickname": {"$gte": 0}}, True, False),
+    (S, {"verified": {"$gt": 0}}, True, False),
+    (S, {"verified": {"$gt": 1}}, False, False),
+    ({"n": "8"}, {"n": {"$gt": 5, "$lt": 10}}, True, False),
+    ({"n": 8}, {"n": {"$gt": "5", "$lt": "10"}}, True, False),
+    ({"n": "eight"}, {"n": {"$lt": 10}}, False, False),
+    ({"n": "eight"}, {"n": {"$gte": 10}}, False, False),
+    ({"n": ""}, {"n": {"$lt": 10}}, False, False),
+    ({"n": "1e400"}, {"n": {"$gt": 10}}, False, False),
+    (S, {"tags": {"$gt": 0}}, False, False),
+    (S, {"company": {"$lt": 10}}, False, False),
+]
+
+
+@pytest.mark.parametrize(("attributes", "condition", "expected", "python_sdk"), NUMBER_COERCION)
+def test_numbers_compare_with_non_numbers_as_growthbook_js(
+    attributes: dict[str, Any], condition: dict[str, Any], expected: bool, python_sdk: bool
+) -> None:
+    assert eval_condition(attributes, condition) is expected
+    assert evalCondition(attributes, condition) is python_sdk
+    assert validate_condition(condition) == condition
+
+
+def _strict_comparisons(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our evaluator as growthbook-python 4 compares: a number only with a number."""
+    monkeypatch.setattr(conditions_module, "_as_number", lambda value: None)
 
 
 @pytest.mark.parametrize(("condition", "expected"), MALFORMED)
@@ -601,6 +647,13 @@ def test_random_conditions_validate_or_agree_with_growthbook(
     lookup = FakeSegments("beta")
     ours = eval_condition(attributes, condition, in_segment=lookup)
     assert isinstance(ours, bool)
+    # growthbook-python does not coerce mixed types in comparisons (NUMBER_COERCION): it is
+    # compared with our evaluator made as strict, which must equal ours without comparisons.
+    with pytest.MonkeyPatch.context() as patch:
+        _strict_comparisons(patch)
+        strict = eval_condition(attributes, condition, in_segment=lookup)
+    if not _has_relational_operator(condition):
+        assert strict is ours
     try:
         validated = validate_condition(condition)
     except ValidationError as error:
@@ -609,6 +662,6 @@ def test_random_conditions_validate_or_agree_with_growthbook(
     else:
         assert eval_condition(attributes, validated, in_segment=lookup) is ours
     if not _has_segment_operator(condition):
-        assert ours is evalCondition(attributes, condition)
+        assert strict is evalCondition(attributes, condition)
         if validated is not None:
-            assert evalCondition(attributes, validated) is ours
+            assert evalCondition(attributes, validated) is strict

@@ -194,8 +194,18 @@ def test_anonymous_listing_names_only_live_flags(make_app: AppFactory) -> None:
     assert listed.status_code == 200
     assert sorted(listed.json["flags"]) == ["killed", "running", "shipped"]
     flags = listed.json["flags"]
-    assert flags["shipped"] == {"variant": "on", "enabled": True, "in_experiment": False}
-    assert flags["killed"] == {"variant": "off", "enabled": False, "in_experiment": False}
+    assert flags["shipped"] == {
+        "variant": "on",
+        "enabled": True,
+        "in_experiment": False,
+        "value": True,
+    }
+    assert flags["killed"] == {
+        "variant": "off",
+        "enabled": False,
+        "in_experiment": False,
+        "value": False,
+    }
     assert flags["running"]["in_experiment"] is True
 
 

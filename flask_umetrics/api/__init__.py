@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     export,
     flags,
     ga4,
+    growthbook,
     ingest,
     keys,
     meta,

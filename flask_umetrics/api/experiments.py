@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from ..errors import APIError
 from ..flags import store
-from ..flags.model import Experiment
+from ..flags.model import MAX_RULES, Experiment, OverrideSpec, RuleSpec
 from ..flags.results import experiment_results
 from .models import ScopedModel
 from .router import APICall
@@ -182,6 +182,62 @@ class KillBody(ScopedModel):
 def experiments_kill(call: APICall, key: str) -> dict[str, Any]:
     return store.set_killed(
         key, call.body.killed, scope_id=call.scope_id, actor=_actor(call)
+    ).to_json()
+
+
+class RulesBody(ScopedModel):
+    rules: list[RuleSpec] = Field(max_length=MAX_RULES)
+
+
+@router.route(
+    "/experiments/<key>/rules",
+    methods=("PUT",),
+    summary="Replace a feature's ordered rules (force, rollout, experiment)",
+    permission="metrics.manage",
+    tag=TAG,
+    body=RulesBody,
+)
+def experiments_rules(call: APICall, key: str) -> dict[str, Any]:
+    changes = store.ExperimentChanges.model_validate({"rules": call.body.rules})
+    return store.update_experiment(
+        key, changes, scope_id=call.scope_id, actor=_actor(call)
+    ).to_json()
+
+
+class OverridesBody(ScopedModel):
+    overrides: list[OverrideSpec] = Field(max_length=MAX_RULES)
+
+
+@router.route(
+    "/experiments/<key>/overrides",
+    methods=("PUT",),
+    summary="Replace a feature's overrides (subject ids or a segment that always get a variant)",
+    permission="metrics.manage",
+    tag=TAG,
+    body=OverridesBody,
+)
+def experiments_overrides(call: APICall, key: str) -> dict[str, Any]:
+    changes = store.ExperimentChanges.model_validate({"overrides": call.body.overrides})
+    return store.update_experiment(
+        key, changes, scope_id=call.scope_id, actor=_actor(call)
+    ).to_json()
+
+
+class ToggleBody(ScopedModel):
+    on: StrictBool
+
+
+@router.route(
+    "/experiments/<key>/toggle",
+    methods=("POST",),
+    summary="Turn a feature on or off (off is the kill switch: control for everyone)",
+    permission="metrics.manage",
+    tag=TAG,
+    body=ToggleBody,
+)
+def experiments_toggle(call: APICall, key: str) -> dict[str, Any]:
+    return store.set_killed(
+        key, not call.body.on, scope_id=call.scope_id, actor=_actor(call)
     ).to_json()
 
 

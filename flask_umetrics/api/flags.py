@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, Field, StrictBool, field_validator
+from pydantic import BaseModel, Field, JsonValue, StrictBool, field_validator
 
 from ..db.types import utcnow
 from ..flags.request import current_flags
@@ -26,6 +26,13 @@ class FlagsQuery(ScopedModel):
         None,
         description="Comma-separated keys; when absent, every live flag (running, or stopped "
         "with a shipped variant). Drafts, paused and stopped flags are not listed.",
+    )
+
+    umetrics_force: str | None = Field(
+        None,
+        max_length=2000,
+        description="QA, only with UMETRICS_ALLOW_URL_FORCE: key:variant[,key:variant] served "
+        "for this request (never stored, never an exposure); ignored otherwise.",
     )
 
     @field_validator("keys")
@@ -46,6 +53,7 @@ class FlagValue(BaseModel):
     variant: str | None
     enabled: bool
     in_experiment: bool
+    value: JsonValue = Field(None, description="The variant's value (get_value).")
 
 
 class FlagsResponse(BaseModel):

@@ -37,7 +37,8 @@ def keys_list(call: APICall) -> KeysResponse:
 class CreateKeyBody(ScopedModel):
     permission: Permission = Field(
         description="ingest (write key: events, links of fresh anonymous ids), identify (also "
-        "merges and properties of identified persons), metrics.view, or metrics.manage (all)."
+        "merges and properties of identified persons), metrics.view, metrics.manage (all), or "
+        "client (reads only the GrowthBook SDK payload)."
     )
     name: str = Field("", max_length=200)
 

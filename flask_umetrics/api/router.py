@@ -25,7 +25,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import PathConverter
 
-from ..auth import Principal, authorize, presented_api_key
+from ..auth import KEY_PREFIX, Principal, authorize, presented_api_key
 from ..db.outage import is_database_unavailable, outage_log
 from ..errors import APIError, ValidationError
 from ..queries.connection import QueryTimeout
@@ -101,7 +101,10 @@ def _raw_scope() -> str:
 
 def _body_key(permission: str) -> str | None:
     """An ingestion write key sent as the body's ``api_key`` (browsers cannot set headers on
-    ``sendBeacon``)."""
+    ``sendBeacon``), or a client key in the path (GrowthBook SDKs put it there)."""
+    if permission == "client":
+        key = (request.view_args or {}).get("client_key")
+        return key if isinstance(key, str) and key.startswith(f"{KEY_PREFIX}_") else None
     if permission != "ingest" or request.method != "POST":
         return None
     body = _json_body(optional=True)

@@ -255,6 +255,11 @@ experiments = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("revision", Integer, nullable=False),
+    # Features with rules (issue 15); the defaults are what migration 0008 gave older rows.
+    Column("value_type", String(16), nullable=False, server_default="string"),
+    Column("hash_version", Integer, nullable=False, server_default="2"),
+    Column("rules", JSONType, nullable=False, server_default='[{"type": "experiment", "id": ""}]'),
+    Column("overrides", JSONType, nullable=False, server_default="[]"),
     UniqueConstraint("scope_id", "key"),
 )
 

@@ -33,7 +33,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import ValidationError
@@ -60,6 +62,17 @@ _CONDITION_OPERATORS = frozenset({"$or", "$nor", "$and", "$savedGroup"})
 _EVAL_ERRORS = (TypeError, ValueError, AttributeError, IndexError, RecursionError)
 
 
+@dataclass(frozen=True, slots=True)
+class _Lookups:
+    """What evaluation may ask besides the attributes: segment membership and saved groups."""
+
+    in_segment: SegmentLookup | None
+    saved_groups: Mapping[str, Any]
+
+
+_NO_GROUPS: Mapping[str, Any] = MappingProxyType({})
+
+
 class _LookupFailed(Exception):
     """Carries an exception raised by ``in_segment`` past the malformed-condition handler."""
 
@@ -78,18 +91,22 @@ def eval_condition(
     condition: Condition | None,
     *,
     in_segment: SegmentLookup | None = None,
+    saved_groups: Mapping[str, Any] | None = None,
 ) -> bool:
     """Whether ``attributes`` satisfy ``condition``; no condition (None or ``{}``) means everyone.
 
     A malformed or unsupported part makes the whole condition False, never an exception (as in
     GrowthBook, so ``$not`` cannot turn an error into a match). Exceptions raised by
     ``in_segment`` itself do propagate: a failing membership lookup is not a non-member.
+    ``saved_groups`` are GrowthBook's (group id -> list of attribute values) for ``$inGroup`` /
+    ``$notInGroup``; an unknown group has no members.
     """
     if condition is None:
         return True
     attrs = attributes if isinstance(attributes, dict) else dict(attributes)
     try:
-        return _condition(attrs, condition, in_segment) is True
+        lookups = _Lookups(in_segment, saved_groups if saved_groups is not None else _NO_GROUPS)
+        return _condition(attrs, condition, lookups) is True
     except _LookupFailed as failed:
         raise failed.error from None
     except _EVAL_ERRORS:
@@ -100,28 +117,28 @@ def _not(result: CondResult) -> CondResult:
     return None if result is None else not result
 
 
-def _condition(attributes: Any, condition: Any, in_segment: SegmentLookup | None) -> CondResult:
+def _condition(attributes: Any, condition: Any, lookups: _Lookups) -> CondResult:
     result: CondResult = True
     for key, value in condition.items():
         r: CondResult
         if not key.startswith("$"):
-            r = _value(value, _get_path(attributes, key), in_segment, False)
+            r = _value(value, _get_path(attributes, key), lookups, False)
         elif key == "$or":
-            r = _or(attributes, value, in_segment)
+            r = _or(attributes, value, lookups)
         elif key == "$and":
-            r = _and(attributes, value, in_segment)
+            r = _and(attributes, value, lookups)
         elif key == "$not":
-            r = _not(_condition(attributes, value, in_segment))
+            r = _not(_condition(attributes, value, lookups))
         elif key == "$nor":
-            r = _not(_or(attributes, value, in_segment))
+            r = _not(_or(attributes, value, lookups))
         elif key == "$inSegment" or key == "$notInSegment":
-            r = _segment(key, value, in_segment)
+            r = _segment(key, value, lookups)
         elif key == "$savedGroup" or key == "$savedGroups":
             # GrowthBook's saved groups; without any defined (we have none) they never match.
             r = False
         else:
             # An attribute whose name starts with "$" (validate_condition rejects those).
-            r = _value(value, _get_path(attributes, key), in_segment, False)
+            r = _value(value, _get_path(attributes, key), lookups, False)
         if r is False:
             return False
         if r is None:
@@ -129,7 +146,8 @@ def _condition(attributes: Any, condition: Any, in_segment: SegmentLookup | None
     return result
 
 
-def _segment(operator: str, key: Any, in_segment: SegmentLookup | None) -> bool:
+def _segment(operator: str, key: Any, lookups: _Lookups) -> bool:
+    in_segment = lookups.in_segment
     if not isinstance(key, str):
         return False
     if in_segment is None:
@@ -142,12 +160,12 @@ def _segment(operator: str, key: Any, in_segment: SegmentLookup | None) -> bool:
     return member if operator == "$inSegment" else not member
 
 
-def _or(attributes: Any, conditions: Any, in_segment: SegmentLookup | None) -> CondResult:
+def _or(attributes: Any, conditions: Any, lookups: _Lookups) -> CondResult:
     if len(conditions) == 0:
         return True
     result: CondResult = False
     for condition in conditions:
-        r = _condition(attributes, condition, in_segment)
+        r = _condition(attributes, condition, lookups)
         if r is True:
             return True
         if r is None:
@@ -155,10 +173,10 @@ def _or(attributes: Any, conditions: Any, in_segment: SegmentLookup | None) -> C
     return result
 
 
-def _and(attributes: Any, conditions: Any, in_segment: SegmentLookup | None) -> CondResult:
+def _and(attributes: Any, conditions: Any, lookups: _Lookups) -> CondResult:
     result: CondResult = True
     for condition in conditions:
-        r = _condition(attributes, condition, in_segment)
+        r = _condition(attributes, condition, lookups)
         if r is False:
             return False
         if r is None:
@@ -229,9 +247,7 @@ def _get_type(value: Any) -> str:
     return "unknown"
 
 
-def _value(
-    expected: Any, actual: Any, in_segment: SegmentLookup | None, insensitive: bool
-) -> CondResult:
+def _value(expected: Any, actual: Any, lookups: _Lookups, insensitive: bool) -> CondResult:
     """One attribute against a literal (strict deep equality) or an operator object."""
     if isinstance(expected, str):  # the common case first: no type dispatch needed
         if not isinstance(actual, str):
@@ -245,7 +261,7 @@ def _value(
                 # Known on a condition, never matching on a value; anything else is unknown.
                 r: CondResult = False if operator in _CONDITION_OPERATORS else None
             else:
-                r = handler(actual, operand, in_segment)
+                r = handler(actual, operand, lookups)
             if r is False:
                 return False
             if r is None:
@@ -314,8 +330,30 @@ def _compare(a: Any, b: Any) -> int:
     return 0
 
 
+_NUMBER_TEXT = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$")
+
+
+def _as_number(value: Any) -> float | None:
+    """How GrowthBook compares a non-number with a number: a missing attribute is 0, a numeric
+    string its number, a boolean 0/1; anything else cannot be ordered (None)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and len(value) <= 100 and _NUMBER_TEXT.match(value):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
 def _ordered(actual: Any, expected: Any) -> int | None:
-    if not _is_orderable(actual, expected):
+    if _is_numeric(actual) != _is_numeric(expected):
+        # One side is a number: GrowthBook (JS and Python) compares the other as a number.
+        actual = actual if _is_numeric(actual) else _as_number(actual)
+        expected = expected if _is_numeric(expected) else _as_number(expected)
+        if actual is None or expected is None:
+            return None
+    elif not _is_orderable(actual, expected):
         return None
     try:
         return _compare(actual, expected)
@@ -323,30 +361,30 @@ def _ordered(actual: Any, expected: Any) -> int | None:
         return None
 
 
-def _op_eq(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_eq(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     return _strict_equal(actual, operand)
 
 
-def _op_ne(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_ne(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     return not _strict_equal(actual, operand)
 
 
-def _op_lt(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_lt(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     order = _ordered(actual, operand)
     return order is not None and order < 0
 
 
-def _op_lte(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_lte(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     order = _ordered(actual, operand)
     return order is not None and order <= 0
 
 
-def _op_gt(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_gt(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     order = _ordered(actual, operand)
     return order is not None and order > 0
 
 
-def _op_gte(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_gte(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     order = _ordered(actual, operand)
     return order is not None and order >= 0
 
@@ -357,72 +395,72 @@ def _versions(actual: Any, operand: Any) -> tuple[str, str] | None:
     return padded_version_string(actual), padded_version_string(operand)
 
 
-def _op_veq(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_veq(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     pair = _versions(actual, operand)
     return pair is not None and pair[0] == pair[1]
 
 
-def _op_vne(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_vne(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     # The negation of $veq, so it matches on a type mismatch (GrowthBook).
     pair = _versions(actual, operand)
     return pair is None or pair[0] != pair[1]
 
 
-def _op_vlt(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_vlt(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     pair = _versions(actual, operand)
     return pair is not None and pair[0] < pair[1]
 
 
-def _op_vlte(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_vlte(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     pair = _versions(actual, operand)
     return pair is not None and pair[0] <= pair[1]
 
 
-def _op_vgt(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_vgt(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     pair = _versions(actual, operand)
     return pair is not None and pair[0] > pair[1]
 
 
-def _op_vgte(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_vgte(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     pair = _versions(actual, operand)
     return pair is not None and pair[0] >= pair[1]
 
 
-def _op_regex(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_regex(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     return regex_search(operand, False, actual) is True
 
 
-def _op_regexi(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_regexi(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     return regex_search(operand, True, actual) is True
 
 
-def _op_not_regex(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_not_regex(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     # A missing or non-string attribute "does not match", so it passes (GrowthBook).
     return regex_search(operand, False, actual) is not True
 
 
-def _op_not_regexi(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_not_regexi(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     return regex_search(operand, True, actual) is not True
 
 
-def _op_in(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_in(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     return isinstance(operand, list) and _is_in(operand, actual, False)
 
 
-def _op_nin(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_nin(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     # A non-list operand fails both $in and $nin (GrowthBook).
     return isinstance(operand, list) and not _is_in(operand, actual, False)
 
 
-def _op_ini(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_ini(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     return isinstance(operand, list) and _is_in(operand, actual, True)
 
 
-def _op_nini(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_nini(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     return isinstance(operand, list) and not _is_in(operand, actual, True)
 
 
-def _op_elem_match(actual: Any, operand: Any, in_segment: SegmentLookup | None) -> CondResult:
+def _op_elem_match(actual: Any, operand: Any, lookups: _Lookups) -> CondResult:
     if not isinstance(actual, list):
         return False
     # Operators test each element itself; a condition (also one using only $or/$and/$nor)
@@ -433,9 +471,9 @@ def _op_elem_match(actual: Any, operand: Any, in_segment: SegmentLookup | None) 
         if item is None:
             continue
         if on_value:
-            r = _value(operand, item, in_segment, False)
+            r = _value(operand, item, lookups, False)
         else:
-            r = _condition(item, operand, in_segment)
+            r = _condition(item, operand, lookups)
         if r is True:
             return True
         if r is None:
@@ -443,44 +481,48 @@ def _op_elem_match(actual: Any, operand: Any, in_segment: SegmentLookup | None) 
     return result
 
 
-def _op_size(actual: Any, operand: Any, in_segment: SegmentLookup | None) -> CondResult:
+def _op_size(actual: Any, operand: Any, lookups: _Lookups) -> CondResult:
     if not isinstance(actual, list):
         return False
-    return _value(operand, len(actual), in_segment, False)
+    return _value(operand, len(actual), lookups, False)
 
 
-def _op_all(actual: Any, operand: Any, in_segment: SegmentLookup | None) -> CondResult:
-    return _is_in_all(operand, actual, in_segment, False) if isinstance(operand, list) else False
+def _op_all(actual: Any, operand: Any, lookups: _Lookups) -> CondResult:
+    return _is_in_all(operand, actual, lookups, False) if isinstance(operand, list) else False
 
 
-def _op_alli(actual: Any, operand: Any, in_segment: SegmentLookup | None) -> CondResult:
-    return _is_in_all(operand, actual, in_segment, True) if isinstance(operand, list) else False
+def _op_alli(actual: Any, operand: Any, lookups: _Lookups) -> CondResult:
+    return _is_in_all(operand, actual, lookups, True) if isinstance(operand, list) else False
 
 
-def _op_exists(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_exists(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     # A null attribute counts as missing (the Python SDK cannot tell them apart).
     return actual is not None if operand else actual is None
 
 
-def _op_type(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
+def _op_type(actual: Any, operand: Any, _: _Lookups) -> CondResult:
     return bool(_get_type(actual) == operand)
 
 
-def _op_not(actual: Any, operand: Any, in_segment: SegmentLookup | None) -> CondResult:
-    return _not(_value(operand, actual, in_segment, False))
+def _op_not(actual: Any, operand: Any, lookups: _Lookups) -> CondResult:
+    return _not(_value(operand, actual, lookups, False))
 
 
-def _op_in_group(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
-    # GrowthBook's saved-group operators, evaluated as GrowthBook does with no groups defined:
-    # nobody is in an unknown group. validate_condition rejects them in favour of $inSegment.
-    return False
+def _op_in_group(actual: Any, operand: Any, lookups: _Lookups) -> CondResult:
+    # GrowthBook's saved groups: the attribute's value is one of the group's values (an unknown
+    # group has none). validate_condition rejects them in stored definitions ($inSegment instead).
+    members = lookups.saved_groups.get(operand) if isinstance(operand, str) else None
+    return isinstance(members, list) and _is_in(members, actual, False)
 
 
-def _op_not_in_group(actual: Any, operand: Any, _: SegmentLookup | None) -> CondResult:
-    return isinstance(operand, str)
+def _op_not_in_group(actual: Any, operand: Any, lookups: _Lookups) -> CondResult:
+    if not isinstance(operand, str):
+        return False
+    members = lookups.saved_groups.get(operand)
+    return not (isinstance(members, list) and _is_in(members, actual, False))
 
 
-_OPERATORS: dict[str, Callable[[Any, Any, SegmentLookup | None], CondResult]] = {
+_OPERATORS: dict[str, Callable[[Any, Any, _Lookups], CondResult]] = {
     "$eq": _op_eq,
     "$ne": _op_ne,
     "$lt": _op_lt,
@@ -562,7 +604,7 @@ def _contains_exactly(values: list[Any], value: Any) -> bool:
 
 
 def _is_in_all(
-    expected: list[Any], actual: Any, in_segment: SegmentLookup | None, insensitive: bool
+    expected: list[Any], actual: Any, lookups: _Lookups, insensitive: bool
 ) -> CondResult:
     """``$all``: every entry of ``expected`` (a value condition) matches some element."""
     if not isinstance(actual, list):
@@ -571,7 +613,7 @@ def _is_in_all(
     for condition in expected:
         passed: CondResult = False
         for element in actual:
-            r = _value(condition, element, in_segment, insensitive)
+            r = _value(condition, element, lookups, insensitive)
             if r is True:
                 passed = True
                 break

@@ -12,16 +12,19 @@ from datetime import datetime
 from typing import Any
 
 from .conditions import eval_condition
-from .hashing import choose_variant, hash_v2, in_namespace
-from .model import Experiment
+from .feature_eval import js_string, truthy
+from .hashing import choose_variant, gb_hash, in_namespace
+from .model import Experiment, RolloutRule
 
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """What a subject gets for one flag or experiment, and why.
 
-    ``reason`` is one of ``unknown``, ``killed``, ``shipped``, ``not_running``, ``scheduled``,
+    ``reason`` is one of ``unknown``, ``killed``, ``forced``, ``shipped``, ``not_running``,
+    ``scheduled``, ``override``, ``force``, ``rollout``, ``default`` (no rule applied),
     ``no_subject``, ``targeting``, ``namespace``, ``coverage``, ``sticky``, ``cookie``, ``hash``.
+    ``value`` is what ``get_value`` returns (the variant's value).
     """
 
     key: str
@@ -32,12 +35,14 @@ class Resolution:
     bucket_version: int = 0
     #: True when the variant should be remembered (assignment stored, exposure logged).
     record: bool = False
+    value: Any = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
             "enabled": self.enabled,
             "in_experiment": self.in_experiment,
+            "value": self.value,
         }
 
 
@@ -47,15 +52,38 @@ def unknown(key: str) -> Resolution:
 
 def _fixed(experiment: Experiment, variant: str, reason: str) -> Resolution:
     enabled = variant != experiment.control
-    return Resolution(experiment.key, variant, False, reason, enabled, experiment.bucket_version)
+    return Resolution(
+        experiment.key,
+        variant,
+        False,
+        reason,
+        enabled,
+        experiment.bucket_version,
+        value=experiment.value_of(variant),
+    )
 
 
 def _served(experiment: Experiment, variant: str, reason: str, *, record: bool) -> Resolution:
     """A variant the subject gets as a member of the experiment."""
     enabled = variant != experiment.control
     return Resolution(
-        experiment.key, variant, True, reason, enabled, experiment.bucket_version, record
+        experiment.key,
+        variant,
+        True,
+        reason,
+        enabled,
+        experiment.bucket_version,
+        record,
+        experiment.value_of(variant),
     )
+
+
+def subject_key(value: Any) -> str | None:
+    """A subject id as flags see it, as GrowthBook does: an empty or falsy id (``""``, ``0``,
+    None) is no subject; a number is its JavaScript text (``42``, not ``42.0``)."""
+    if not truthy(value):
+        return None
+    return js_string(value)
 
 
 def decide(
@@ -68,14 +96,20 @@ def decide(
     stored: str | None = None,
     carried: str | None = None,
     in_segment: Callable[[str], bool] | None = None,
+    forced: str | None = None,
 ) -> Resolution:
-    """Apply the rules in order: kill switch, status and schedule, subject, targeting,
-    namespace, the stored assignment, the cookie's assignment, and finally the hash.
+    """Apply the rules in order: kill switch, a variant forced for QA (``forced``), status and
+    schedule, overrides (subject ids, then segments), then the feature's rules in order: force,
+    rollout, and the experiment (targeting, namespace, stored assignment, cookie, hash).
 
     ``stored`` / ``carried`` are variants already assigned under the current bucket version.
+    Only the experiment rule puts a subject in the experiment (stored, exposure logged).
     """
     if experiment.killed:
         return _fixed(experiment, experiment.control, "killed")
+    keys = experiment.variant_keys
+    if forced is not None and forced in keys:
+        return _fixed(experiment, forced, "forced")
     status = experiment.effective_status(now)
     if status != "running":
         if status == "stopped" and experiment.shipped_variant is not None:
@@ -83,6 +117,51 @@ def decide(
         return _fixed(
             experiment, experiment.control, "scheduled" if status == "scheduled" else "not_running"
         )
+    if experiment.overrides and subject_id is not None:
+        override = experiment.override_subjects.get(subject_id)
+        if override is not None:
+            return _fixed(experiment, override, "override")
+        for spec in experiment.overrides:
+            if spec.segment is not None and in_segment is not None and in_segment(spec.segment):
+                return _fixed(experiment, spec.variant, "override")
+    excluded: Resolution | None = None
+    for rule in experiment.rules:
+        if rule.type == "experiment":
+            result = _experiment(
+                experiment, subject_id, consent, attributes, stored, carried, in_segment
+            )
+            if result.in_experiment:
+                return result
+            excluded = result
+        elif not eval_condition(attributes, rule.condition, in_segment=in_segment):
+            continue
+        elif rule.type == "force":
+            return _fixed(experiment, rule.variant, "force")
+        elif _in_rollout(experiment, rule, attributes):
+            return _fixed(experiment, rule.variant, "rollout")
+    return excluded or _fixed(experiment, experiment.control, "default")
+
+
+def _in_rollout(experiment: Experiment, rule: RolloutRule, attributes: Mapping[str, Any]) -> bool:
+    """GrowthBook's ``isIncludedInRollout``: hash at most ``coverage`` (so a higher coverage
+    keeps everyone a lower one had)."""
+    value = attributes.get(rule.hash_attribute)
+    if rule.coverage <= 0 or not truthy(value):
+        return False
+    n = gb_hash(rule.seed or experiment.key, js_string(value), experiment.hash_version)
+    return n is not None and n <= rule.coverage
+
+
+def _experiment(
+    experiment: Experiment,
+    subject_id: str | None,
+    consent: bool,
+    attributes: Mapping[str, Any],
+    stored: str | None,
+    carried: str | None,
+    in_segment: Callable[[str], bool] | None,
+) -> Resolution:
+    """The experiment rule: DESIGN.md §5's assignment rules."""
     if subject_id is None:
         return _fixed(experiment, experiment.control, "no_subject")
     if experiment.conditions and not eval_condition(
@@ -95,11 +174,13 @@ def decide(
     ):
         return _fixed(experiment, experiment.control, "namespace")
     keys = experiment.variant_keys
-    if consent and stored is not None and stored in keys:
+    if stored is not None and stored in keys:
+        # Stored with consent (maybe on another device): served with or without consent now.
         return _served(experiment, stored, "sticky", record=False)
     if consent and carried is not None and carried in keys:
         return _served(experiment, carried, "cookie", record=True)
-    index = choose_variant(hash_v2(experiment.seed, subject_id), experiment.ranges)
+    n = gb_hash(experiment.seed, subject_id, experiment.hash_version)
+    index = choose_variant(n, experiment.ranges) if n is not None else -1
     if index < 0:
         return _fixed(experiment, experiment.control, "coverage")
     return _served(experiment, keys[index], "hash", record=consent)

@@ -9,7 +9,7 @@ from flask import has_request_context
 
 from ..db.types import utcnow
 from ..state import current_state, resolve_scope
-from .decide import Resolution, decide, unknown
+from .decide import Resolution, decide, subject_key, unknown
 from .recording import Served, in_segment, load_assignments, write_served
 from .request import current_flags
 
@@ -20,7 +20,7 @@ def resolve_variant(
     experiment_key: str,
     *,
     scope_id: str | None = None,
-    subject_id: str | None,
+    subject_id: Any,
     consent: bool,
     attributes: Mapping[str, Any] | None = None,
 ) -> Resolution:
@@ -28,7 +28,11 @@ def resolve_variant(
 
     With ``consent=True`` the stored assignment wins, else the hash decides and the result is
     stored with an exposure. With ``consent=False`` the hash decides and nothing is written.
+    ``subject_id`` may be a string or a number (hashed as its decimal text, as GrowthBook);
+    an empty or falsy id is no subject.
     """
+    raw_subject = subject_id
+    subject_id = subject_key(raw_subject)
     state = current_state()
     scope = resolve_scope(scope_id)
     experiment = state.flag_cache.get(scope, experiment_key)
@@ -36,7 +40,7 @@ def resolve_variant(
         return unknown(experiment_key)
     attrs: Mapping[str, Any] = attributes or {}
     if subject_id is not None and "id" not in attrs:
-        attrs = {**attrs, "id": subject_id}
+        attrs = {**attrs, "id": raw_subject}
     stored = None
     now = utcnow()
     needs_lookup = consent and subject_id is not None and experiment.status == "running"
@@ -91,6 +95,18 @@ def get_variant(key: str, *, scope_id: str | None = None) -> str | None:
             "resolve_variant(key, subject_id=..., consent=...)"
         )
     return current_flags(scope_id).resolve(key).variant
+
+
+def get_value(key: str, default: Any = None, *, scope_id: str | None = None) -> Any:
+    """In a request: the value the current subject gets for feature ``key`` (its variant's
+    value), or ``default`` for an unknown key."""
+    if not has_request_context():
+        raise RuntimeError(
+            "get_value(key) needs a request; elsewhere call "
+            "resolve_variant(key, subject_id=..., consent=...).value"
+        )
+    result = current_flags(scope_id).resolve(key)
+    return default if result.reason == "unknown" else result.value
 
 
 def is_enabled(

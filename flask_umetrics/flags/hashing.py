@@ -37,13 +37,32 @@ def hash_v1(seed: str, value: str) -> float:
     return (fnv1a32(value + seed) % 1000) / 1000
 
 
+def gb_hash(seed: str, value: str, version: int) -> float | None:
+    """GrowthBook's ``hash`` of either version; None for another version (subject left out)."""
+    if version == 2:
+        return hash_v2(seed, value)
+    if version == 1:
+        return hash_v1(seed, value)
+    return None
+
+
+def equal_weights(count: int) -> list[float]:
+    """GrowthBook's ``getEqualWeights``: ``count`` equal shares (none for ``count <= 0``)."""
+    return [1 / count] * count if count > 0 else []
+
+
+def in_range(n: float, bounds: Sequence[float]) -> bool:
+    """Whether ``n`` is in the half-open range ``[start, end)``."""
+    return bounds[0] <= n < bounds[1]
+
+
 def normalized_weights(count: int, weights: Sequence[float] | None) -> list[float]:
     """The weights bucketing uses: as given when they are valid and sum to 1 ± 0.01, else equal."""
     if weights is not None and len(weights) == count:
         numbers = [float(w) for w in weights]
         if all(math.isfinite(w) and w >= 0 for w in numbers) and 0.99 <= sum(numbers) <= 1.01:
             return numbers
-    return [1 / count for _ in range(count)] if count > 0 else []
+    return equal_weights(count)
 
 
 def bucket_ranges(

@@ -6,11 +6,13 @@ immutable definition the resolver reads on every evaluation, with its bucket ran
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from ..queries.filters import PropertyFilter
 from ..queries.sql import check_property_key
@@ -21,6 +23,9 @@ Kind = Literal["experiment", "flag"]
 Status = Literal["draft", "running", "paused", "stopped"]
 STATUSES: tuple[str, ...] = ("draft", "running", "paused", "stopped")
 BOOLEAN_VARIANTS = ("off", "on")
+ValueType = Literal["boolean", "string", "number", "json"]
+MAX_RULES = 50
+MAX_OVERRIDE_SUBJECTS = 1000
 
 
 class VariantSpec(BaseModel):
@@ -30,6 +35,66 @@ class VariantSpec(BaseModel):
     key: str = Field(min_length=1, max_length=100, pattern=KEY_PATTERN)
     weight: float = Field(1.0, ge=0, allow_inf_nan=False)
     name: str = Field("", max_length=200)
+    #: What ``get_value`` returns for this variant (None: the variant's key; for an off/on
+    #: boolean flag, False/True).
+    value: JsonValue = None
+
+
+class ForceRule(BaseModel):
+    """Serve ``variant`` to every subject the condition matches (no subject needed)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["force"]
+    id: str = Field(default="", max_length=100)
+    condition: dict[str, Any] | None = None
+    variant: str = Field(min_length=1, max_length=100)
+
+
+class RolloutRule(BaseModel):
+    """Serve ``variant`` to ``coverage`` of the matching subjects, hashed on ``hash_attribute``.
+
+    The hash of a subject does not depend on ``coverage``, so raising it (10% -> 25%) keeps
+    everyone who had the variant (GrowthBook's ``isIncludedInRollout``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["rollout"]
+    id: str = Field(default="", max_length=100)
+    condition: dict[str, Any] | None = None
+    variant: str = Field(min_length=1, max_length=100)
+    coverage: float = Field(ge=0, le=1, allow_inf_nan=False)
+    hash_attribute: str = Field("id", min_length=1, max_length=200)
+    seed: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ExperimentRule(BaseModel):
+    """The feature's experiment (its variants, weights, coverage, targeting, namespace)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["experiment"]
+    id: str = Field(default="", max_length=100)
+
+
+RuleSpec = Annotated[ForceRule | RolloutRule | ExperimentRule, Field(discriminator="type")]
+#: The rules a definition has before any were set: its experiment (every flag before issue 15).
+EXPERIMENT_ONLY: tuple[RuleSpec, ...] = (ExperimentRule(type="experiment"),)
+
+
+class OverrideSpec(BaseModel):
+    """Subjects (a list of ids, or a saved segment) that always get ``variant``: QA, betas."""
+
+    model_config = ConfigDict(extra="forbid")
+    variant: str = Field(min_length=1, max_length=100)
+    subject_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=MAX_OVERRIDE_SUBJECTS
+    )
+    segment: str | None = Field(None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> OverrideSpec:
+        if (self.subject_ids is None) == (self.segment is None):
+            raise ValueError("give either 'subject_ids' or 'segment'")
+        return self
 
 
 class MetricSpec(BaseModel):
@@ -103,13 +168,39 @@ class Experiment:
     created_at: datetime
     updated_at: datetime
     revision: int
+    value_type: str = "string"
+    hash_version: int = 2
+    rules: tuple[RuleSpec, ...] = EXPERIMENT_ONLY
+    overrides: tuple[OverrideSpec, ...] = ()
     ranges: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
     variant_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    override_subjects: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ranges = bucket_ranges(len(self.variants), self.coverage, self.weights)
         object.__setattr__(self, "ranges", tuple(ranges))
         object.__setattr__(self, "variant_keys", tuple(v.key for v in self.variants))
+        subjects: dict[str, str] = {}
+        for override in self.overrides:
+            for subject in override.subject_ids or ():
+                subjects.setdefault(subject, override.variant)
+        object.__setattr__(self, "override_subjects", MappingProxyType(subjects))
+
+    def value_of(self, variant: str | None) -> Any:
+        """What ``get_value`` returns for ``variant`` (None for no variant)."""
+        for spec in self.variants:
+            if spec.key == variant:
+                if spec.value is not None:
+                    return spec.value
+                if self.value_type == "boolean" and self.variant_keys == BOOLEAN_VARIANTS:
+                    return variant == "on"
+                return spec.key
+        return None
+
+    @property
+    def has_experiment(self) -> bool:
+        """Whether the experiment is one of the rules (else only rules and overrides serve)."""
+        return any(rule.type == "experiment" for rule in self.rules)
 
     @property
     def weights(self) -> list[float]:
@@ -178,6 +269,10 @@ class Experiment:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "revision": self.revision,
+            "value_type": self.value_type,
+            "hash_version": self.hash_version,
+            "rules": [rule.model_dump() for rule in self.rules],
+            "overrides": [o.model_dump(exclude_none=True) for o in self.overrides],
         }
 
 

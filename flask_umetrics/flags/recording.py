@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy import Connection, and_, bindparam, delete, select
 
 from ..db.tables import assignments, exposures, person_distinct_ids, persons
 from ..db.upsert import insert_ignoring_conflicts
@@ -42,6 +42,17 @@ def load_assignments(connection: Connection, scope_id: str, subject_id: str) -> 
     """Every stored assignment of one subject: the single sticky lookup of a request."""
     rows = connection.execute(_LOAD_ASSIGNMENTS, {"scope_id": scope_id, "subject_id": subject_id})
     return {(row.experiment_key, row.bucket_version): row.variant for row in rows}
+
+
+def forget_assignments(connection: Connection, scope_id: str, subject_id: str) -> int:
+    """Delete one subject's stored assignments (consent withdrawn); exposures stay, as the
+    record of what was shown. Returns how many were deleted."""
+    result = connection.execute(
+        delete(assignments).where(
+            assignments.c.scope_id == scope_id, assignments.c.subject_id == subject_id
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 def write_served(connection: Connection, scope_id: str, served: Iterable[Served]) -> None:

@@ -18,8 +18,16 @@ from flask import Flask, Response, g, request
 from ..db.types import utcnow
 from ..state import UMetricsState, current_state
 from .cookie import ConsentCookie, decode_cookie, encode_cookie
-from .decide import Resolution, decide, unknown
-from .recording import Served, StoredAssignments, in_segment, load_assignments, write_served
+from .decide import Resolution, decide, subject_key, unknown
+from .query_force import FORCE_PARAMETER, parse_force
+from .recording import (
+    Served,
+    StoredAssignments,
+    forget_assignments,
+    in_segment,
+    load_assignments,
+    write_served,
+)
 
 _G_KEY = "umetrics_flags"
 
@@ -58,14 +66,24 @@ class RequestFlags:
             self.consent = bool(decided)
         loader = state.extension.subject_loader_callback
         subject_id, attributes = loader() if loader is not None else (None, {})
-        self.known_subject: str | None = subject_id
+        self.known_subject: str | None = subject_key(subject_id)
         self.attributes: dict[str, Any] = dict(attributes or {})
+        if self.known_subject is not None and "id" not in self.attributes:
+            self.attributes["id"] = subject_id
+        #: Variants forced for QA by ``?umetrics_force=`` (only with UMETRICS_ALLOW_URL_FORCE).
+        self.forced: dict[str, str] = (
+            parse_force(request.args.getlist(FORCE_PARAMETER))
+            if settings["UMETRICS_ALLOW_URL_FORCE"]
+            else {}
+        )
         self._stored: StoredAssignments | None = None
         self._segments: dict[str, bool] = {}
         self.served: list[Served] = []
         self.results: dict[str, Resolution] = {}
         #: Database round trips for sticky lookups in this request (at most one).
         self.sticky_queries = 0
+        #: Consent was withdrawn by a known subject: delete their assignments at the end.
+        self.forget_assignments = False
 
     # -- subject ---------------------------------------------------------------------------
 
@@ -99,6 +117,11 @@ class RequestFlags:
             self.cookie = None
             self.cookie_cleared = True
             self.cookie_dirty = False
+            # A known subject who withdraws consent loses their stored assignments too (on
+            # every device); the hash decides again, and nothing is stored without consent.
+            self.forget_assignments = self.known_subject is not None
+            self._stored = None
+            self.served = []
         self.results.clear()
 
     # -- evaluation ------------------------------------------------------------------------
@@ -134,20 +157,26 @@ class RequestFlags:
         now = utcnow()
         # Only a flag being served needs the subject: asking for a draft, paused, stopped or
         # killed flag issues an anonymous visitor no cookie (decide answers those first anyway).
-        serving = not experiment.killed and experiment.effective_status(now) == "running"
+        # A variant forced for QA needs no subject either (nothing is stored for it).
+        serving = (
+            not experiment.killed
+            and experiment.effective_status(now) == "running"
+            and key not in self.forced
+        )
         subject = self.subject_id if serving else self.known_subject
         version = experiment.bucket_version
         stored = carried = None
         attributes: Mapping[str, Any] = self.attributes
         if subject is not None and "id" not in attributes:
             attributes = {**attributes, "id": subject}
-        if self.consent and subject is not None and serving:
-            if self.cookie is not None:
-                entry = self.cookie.assignments.get(key)
-                if entry is not None and entry.bucket_version == version:
-                    carried = entry.variant
-            if self.known_subject is not None:
-                stored = self._stored_assignments().get((key, version))
+        if self.consent and subject is not None and serving and self.cookie is not None:
+            entry = self.cookie.assignments.get(key)
+            if entry is not None and entry.bucket_version == version:
+                carried = entry.variant
+        if self.known_subject is not None and serving and not self.forget_assignments:
+            # A known subject's stored assignment (made with consent, maybe on another device)
+            # is served even without consent here: reading it stores and logs nothing.
+            stored = self._stored_assignments().get((key, version))
         result = decide(
             experiment,
             subject_id=subject,
@@ -157,6 +186,7 @@ class RequestFlags:
             stored=stored,
             carried=carried,
             in_segment=self._in_segment,
+            forced=self.forced.get(key),
         )
         if self.known_subject is None and result.in_experiment and self.consent:
             # Anonymous stickiness lives in the cookie; the exposure is logged once, when the
@@ -205,6 +235,10 @@ class RequestFlags:
 
     def finish(self, response: Response) -> Response:
         """Write what was served and (re)issue or clear the cookie."""
+        if self.forget_assignments and self.known_subject is not None:
+            with self.state.engine.begin() as connection:
+                forget_assignments(connection, self.scope_id, self.known_subject)
+            self.forget_assignments = False
         self._carry_cookie_assignments()
         if self.served:
             with self.state.engine.begin() as connection:

@@ -9,9 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import Connection, delete, insert, select, update
 
 from ..audit import record_audit
@@ -21,18 +28,24 @@ from ..db.upsert import insert_ignoring_conflicts
 from ..errors import APIError, ValidationError
 from ..queries.filters import PropertyFilter
 from ..state import current_state, resolve_scope
-from .conditions import validate_condition
+from .conditions import SEGMENT_KEY_PATTERN, validate_condition
 from .model import (
     BOOLEAN_VARIANTS,
+    EXPERIMENT_ONLY,
     KEY_PATTERN,
+    MAX_RULES,
     Experiment,
     Kind,
     MetricSpec,
     NamespaceSpec,
+    OverrideSpec,
+    RuleSpec,
+    ValueType,
     VariantSpec,
 )
 
 MAX_VARIANTS = 20
+_RULES: TypeAdapter[RuleSpec] = TypeAdapter(RuleSpec)
 MAX_METRICS = 20
 
 
@@ -62,6 +75,10 @@ class ExperimentChanges(BaseModel):
     metrics: list[MetricSpec] | None = Field(None, max_length=MAX_METRICS)
     start_at: datetime | None = None
     stop_at: datetime | None = None
+    value_type: ValueType | None = None
+    hash_version: Literal[1, 2] | None = None
+    rules: list[RuleSpec] | None = Field(None, max_length=MAX_RULES)
+    overrides: list[OverrideSpec] | None = Field(None, max_length=MAX_RULES)
 
     @field_validator("variants")
     @classmethod
@@ -114,6 +131,67 @@ def _metrics(changes: ExperimentChanges, current: tuple[MetricSpec, ...]) -> tup
     return tuple(metrics)
 
 
+def _default_value_type(variants: list[VariantSpec] | tuple[VariantSpec, ...]) -> str:
+    keys = tuple(v.key for v in variants)
+    plain = all(v.value is None for v in variants)
+    return "boolean" if keys == BOOLEAN_VARIANTS and plain else "string"
+
+
+def _value_matches(value_type: str, value: Any) -> bool:
+    if value_type == "boolean":
+        return isinstance(value, bool)
+    if value_type == "string":
+        return isinstance(value, str)
+    if value_type == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return True
+
+
+def _check_values(value_type: str, variants: list[VariantSpec] | tuple[VariantSpec, ...]) -> None:
+    """Every variant's value is of the feature's type (the key is a string value)."""
+    keys = tuple(v.key for v in variants)
+    for index, variant in enumerate(variants):
+        if variant.value is None:
+            if value_type == "boolean" and keys == BOOLEAN_VARIANTS:
+                continue
+            if value_type in ("string", "json"):
+                continue
+            raise ValidationError(f"variants.{index}.value", f"needs a {value_type} value")
+        if not _value_matches(value_type, variant.value):
+            raise ValidationError(f"variants.{index}.value", f"must be a {value_type}")
+
+
+def _check_rules(
+    rules: list[RuleSpec] | tuple[RuleSpec, ...], keys: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Rules as stored: variants that exist, valid conditions, at most one experiment rule."""
+    stored: list[dict[str, Any]] = []
+    experiments_seen = 0
+    for index, rule in enumerate(rules):
+        data = rule.model_dump()
+        if rule.type == "experiment":
+            experiments_seen += 1
+            if experiments_seen > 1:
+                raise ValidationError(f"rules.{index}.type", "only one experiment rule per feature")
+        else:
+            if rule.variant not in keys:
+                raise ValidationError(f"rules.{index}.variant", f"must be one of {', '.join(keys)}")
+            data["condition"] = validate_condition(rule.condition, field=f"rules.{index}.condition")
+        stored.append(data)
+    return stored
+
+
+def _check_overrides(
+    overrides: list[OverrideSpec] | tuple[OverrideSpec, ...], keys: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    for index, override in enumerate(overrides):
+        if override.variant not in keys:
+            raise ValidationError(f"overrides.{index}.variant", f"must be one of {', '.join(keys)}")
+        if override.segment is not None and not SEGMENT_KEY_PATTERN.match(override.segment):
+            raise ValidationError(f"overrides.{index}.segment", "is not a segment key")
+    return [o.model_dump(exclude_none=True) for o in overrides]
+
+
 def _to_experiment(row: Any) -> Experiment:
     return Experiment(
         scope_id=row.scope_id,
@@ -138,6 +216,10 @@ def _to_experiment(row: Any) -> Experiment:
         created_at=row.created_at,
         updated_at=row.updated_at,
         revision=row.revision,
+        value_type=row.value_type,
+        hash_version=row.hash_version,
+        rules=tuple(_RULES.validate_python(rule) for rule in row.rules),
+        overrides=tuple(OverrideSpec.model_validate(o) for o in row.overrides),
     )
 
 
@@ -203,6 +285,11 @@ def create_experiment(
     conditions = _check_conditions(spec.conditions)
     _check_schedule(spec.start_at, spec.stop_at)
     metrics = _metrics(spec, ())
+    keys = tuple(v.key for v in spec.variants)
+    value_type = spec.value_type or _default_value_type(spec.variants)
+    _check_values(value_type, spec.variants)
+    rules = _check_rules(spec.rules if spec.rules is not None else EXPERIMENT_ONLY, keys)
+    overrides = _check_overrides(spec.overrides or [], keys)
     now = utcnow()
     with _change(scope) as connection:
         if _row(connection, scope, spec.key) is not None:
@@ -229,6 +316,10 @@ def create_experiment(
                 created_at=now,
                 updated_at=now,
                 revision=1,
+                value_type=value_type,
+                hash_version=spec.hash_version or 2,
+                rules=rules,
+                overrides=overrides,
             )
         )
         created = _row(connection, scope, spec.key)
@@ -319,6 +410,17 @@ def update_experiment(
             keys = {v["key"] for v in values["variants"]}
             if before.shipped_variant not in keys:
                 raise ValidationError("variants", "the shipped variant must stay")
+        variants = changes.variants if changes.variants is not None else before.variants
+        variant_keys = tuple(v.key for v in variants)
+        if "value_type" in sent and changes.value_type is not None:
+            values["value_type"] = changes.value_type
+        _check_values(values.get("value_type", before.value_type), variants)
+        if "hash_version" in sent and changes.hash_version is not None:
+            values["hash_version"] = changes.hash_version
+        rules = changes.rules if changes.rules is not None else before.rules
+        values["rules"] = _check_rules(rules, variant_keys)
+        overrides = changes.overrides if changes.overrides is not None else before.overrides
+        values["overrides"] = _check_overrides(overrides, variant_keys)
         return values
 
     return _apply(key, scope_id, actor, "experiment.update", values_for)

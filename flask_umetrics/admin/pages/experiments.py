@@ -16,9 +16,11 @@ from flask import Blueprint, Response, flash, make_response, redirect, request
 from ...api.experiments import ListQuery, ResultsQuery, experiments_list, experiments_results
 from ...errors import APIError, ValidationError
 from ...flags import store
+from ...flags.diagnostics import no_exposure_reasons
 from ...flags.metrics import exposure_counts
 from ...flags.model import Experiment
 from ...queries.connection import report_connection
+from ...state import current_state
 from ..access import actor, current_scope
 from ..errors import AdminError
 from ..page import Chart, Table, render_page
@@ -307,6 +309,11 @@ def results(key: str) -> Response | str:
         experiment=experiment,
         definition=experiment.to_json(),
         effective_status=experiment.effective_status(datetime.now(timezone.utc)),
+        no_exposure_reasons=(
+            no_exposure_reasons(experiment, current_state(), datetime.now(timezone.utc))
+            if not any(v["exposures"] for v in answer["variants"])
+            else []
+        ),
         answer=answer,
         exposures_chart=exposures_chart,
         sections=sections,

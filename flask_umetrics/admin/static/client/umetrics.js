@@ -17,6 +17,7 @@
  *   reset()                        forget the user (at logout): new anonymous id and session
  *   getVariant(key, callback?)     Promise of a flag's variant (GET {api}/api/flags, kept in memory)
  *   isEnabled(key, callback?)      Promise of whether a flag is on
+ *   getValue(key, fallback, cb?)   Promise of a feature's value (fallback for an unknown key)
  *   setConsent(bool, callback?)    POST {api}/api/consent; true: keep ids in localStorage and send
  *                                  what is queued; false: drop the queue and clear the storage
  *   flush()                        send everything queued now (Promise)
@@ -311,6 +312,10 @@
     const keys = Object.keys(pending);
     let url = opts.api + "/api/flags?keys=" + keys.map(encodeURIComponent).join(",");
     if (opts.scopeId) url += "&scope_id=" + encodeURIComponent(opts.scopeId);
+    // QA: the page's ?umetrics_force=key:variant reaches the server (which honours it only
+    // with UMETRICS_ALLOW_URL_FORCE).
+    const force = new URLSearchParams(window.location.search).get("umetrics_force");
+    if (force) url += "&umetrics_force=" + encodeURIComponent(force);
     window.fetch(url, { credentials: "include" })
       .then((res) => (res.ok ? res.json() : {}))
       .catch(() => ({}))
@@ -336,6 +341,8 @@
   }
   const getVariant = (key, fn) => callback(flag(key).then((f) => (f ? f.variant : null)), fn);
   const isEnabled = (key, fn) => callback(flag(key).then((f) => !!(f && f.enabled)), fn);
+  const getValue = (key, fallback, fn) =>
+    callback(flag(key).then((f) => (f && f.variant !== null ? f.value : fallback)), fn);
 
   // The server's anonymous id (its consent cookie's, which experiments bucket by) replaces an
   // anonymous one made here, so exposures and events are one person before any sign-up.
@@ -373,7 +380,7 @@
   }
 
   const api = {
-    track, page, identify, reset, getVariant, isEnabled, setConsent, flush: drain,
+    track, page, identify, reset, getVariant, isEnabled, getValue, setConsent, flush: drain,
     init: (options) => { Object.assign(opts, options || {}); },
   };
   function run(command) {
