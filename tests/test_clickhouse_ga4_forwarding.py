@@ -95,4 +95,6 @@ def test_events_older_than_72_hours_are_stepped_over(
         result = forward_scope(SCOPE, now=now + timedelta(minutes=1))
         assert counts(result) == (1, 0, {SKIP_TOO_OLD: 3}, 0)
         assert result.watermark == seqs(clickhouse_url)[-1]
-    assert [[e["params"] for e in batch] for _, batch in sent_events(fake)] == [[{"value": 1, **ENGAGED}]]
+    assert [[e["params"] for e in batch] for _, batch in sent_events(fake)] == [
+        [{"value": 1, **ENGAGED}]
+    ]

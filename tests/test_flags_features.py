@@ -425,7 +425,7 @@ def test_existing_flags_become_features_with_one_experiment_rule(make_app: AppFa
         key: [resolve(app, s, key).variant for s in SUBJECTS[:300]] for key in ("nav", "pricing")
     }
     engine = app.extensions["umetrics"].engine
-    migrate.downgrade(engine, "0007")
+    migrate.downgrade(engine, "0008")
     with engine.connect() as connection:
         assert "rules" not in {c["name"] for c in _columns(connection)}
     migrate.upgrade(engine)

@@ -5,8 +5,8 @@ weights, coverage, targeting and namespace, as before) and no overrides; an off/
 boolean value type, everything else the string type (its values are its variant keys). Hashing
 stays version 2, which every existing definition used.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04
 """
 
@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql
 
 JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
