@@ -181,9 +181,21 @@ EVENT_STORE_MARKER = "event_stores"
 EVENT_STORE_BACKENDS = (*BACKENDS, "clickhouse")
 
 #: The ONE list of what does not run on ClickHouse yet: test node-id prefixes (file, or
-#: file::test) -> why. Their ``[clickhouse]`` variants are marked xfail (strict: a test that
-#: starts passing fails the run until its line is removed here), so progress is visible.
-CLICKHOUSE_NOT_PORTED: dict[str, str] = {}
+#: file::test) -> why. Their ``[clickhouse]`` variants are reported as xfail, not run (they
+#: would only answer 501, and a failing hypothesis test spends minutes shrinking): progress
+#: is this list getting shorter. Removing a line runs those tests on ClickHouse.
+CLICKHOUSE_NOT_PORTED: dict[str, str] = {
+    "tests/test_funnel.py": "the funnel report",
+    "tests/test_retention.py": "the retention report",
+    "tests/test_paths.py": "the paths report",
+    "tests/test_attribution.py": "the attribution report",
+    "tests/test_live_cohorts.py::test_routes_need_metrics_view_on_the_scope": "attribution",
+    "tests/test_timeline.py": "the timeline report",
+    "tests/test_people_search.py": "the people report",
+    "tests/test_adhoc_query.py": "the ad-hoc query",
+    "tests/test_flags_metrics.py": "experiment metrics",
+    "tests/test_flags_results.py": "experiment results",
+}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -220,7 +232,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         for prefix, reason in CLICKHOUSE_NOT_PORTED.items():
             if item.nodeid.startswith(prefix):
-                item.add_marker(pytest.mark.xfail(reason=f"not ported: {reason}", strict=True))
+                item.add_marker(
+                    pytest.mark.xfail(reason=f"not ported to ClickHouse: {reason}", run=False)
+                )
                 break
     items.sort(key=_on_clickhouse)
 
@@ -315,7 +329,7 @@ SUMMARY_BACKENDS = (*BACKENDS, "clickhouse")
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """One line per backend, so a run shows at a glance that every database was tested."""
     counts: dict[str, Counter[str]] = {name: Counter() for name in SUMMARY_BACKENDS}
-    for outcome in ("passed", "failed", "skipped", "error"):
+    for outcome in ("passed", "failed", "skipped", "error", "xfailed"):
         for report in terminalreporter.stats.get(outcome, []):
             nodeid = getattr(report, "nodeid", "")
             for name in SUMMARY_BACKENDS:

@@ -33,6 +33,8 @@ from flask_umetrics.state import current_state
 
 from .events_data import at, load
 
+pytestmark = pytest.mark.event_stores
+
 VARIANTS = ["control", "treat"]
 BUY = MetricSpec(event="buy")
 AMOUNT = MetricSpec(kind="mean", event="buy", property="amount")

@@ -23,6 +23,8 @@ from .conftest import AppFactory, allow_all
 from .events_data import at, load
 from .reference_models import ref_retention, stored_events
 
+pytestmark = pytest.mark.event_stores
+
 
 def run(app: Flask, date_from: str, date_to: str, **options: Any) -> RetentionResult:
     with app.app_context():

@@ -26,7 +26,7 @@ def active_counts(ctx: ReportContext, reach: Buckets, days: int) -> dict[int, in
     counted once per day (``uniqExact``)."""
     params = Params()
     source = person_events(
-        ctx, params, from_us=reach.start_us, to_us=to_micros(reach.end), where=["active"]
+        ctx, params, bounds=(reach.start_us, to_micros(reach.end)), where=["active"]
     )
     index = bucket_index(reach, "us", params)
     window = params.bind(days, "Int64")

@@ -133,20 +133,18 @@ def scoped_events(
     ctx: ReportContext,
     params: Params,
     *,
-    from_us: int | None = None,
-    to_us: int | None = None,
+    bounds: tuple[int | None, int | None] | None = None,
     where: Sequence[str] = (),
 ) -> str:
-    """A subquery: the scope's events in ``[from_us, to_us)`` (the report's range by default),
-    one row per uuid, with ``us`` (µs integer ts). ``where`` are extra conditions on raw
-    columns (``event = ...``, property filters of the report are added here)."""
+    """A subquery: the scope's events in the report's range (or in ``bounds``, ``[from, to)``
+    in µs, ``None`` for no bound), matching the report's property filters, one row per uuid,
+    with ``us`` (the µs integer of ``ts``). ``where`` are extra conditions on raw columns."""
     scope = scope_param(ctx, params)
-    start = ctx.from_us if from_us is None else from_us
-    stop = ctx.to_us if to_us is None else to_us
+    start, stop = (ctx.from_us, ctx.to_us) if bounds is None else bounds
     conditions = [
         f"scope_id = {scope}",
-        f"ts >= {micros(start, params)}",
-        f"ts < {micros(stop, params)}",
+        *([] if start is None else [f"ts >= {micros(start, params)}"]),
+        *([] if stop is None else [f"ts < {micros(stop, params)}"]),
         *(property_condition(f, "properties", params) for f in ctx.filters),
         *where,
     ]
@@ -172,13 +170,12 @@ def person_events(
     ctx: ReportContext,
     params: Params,
     *,
-    from_us: int | None = None,
-    to_us: int | None = None,
+    bounds: tuple[int | None, int | None] | None = None,
     where: Sequence[str] = (),
 ) -> str:
     """A subquery: :func:`scoped_events` with ``person_id``, limited to the report's segment
     and sample (``ReportContext.rows`` of the SQL path)."""
-    evs = scoped_events(ctx, params, from_us=from_us, to_us=to_us, where=where)
+    evs = scoped_events(ctx, params, bounds=bounds, where=where)
     mapping = person_map(ctx, params)
     conditions = person_conditions(ctx, params, "person_id")
     return (
@@ -239,6 +236,18 @@ def static_members(segment: Segment) -> list[str]:
     query = select(segment_members.c.distinct_id).where(segment_members.c.segment_id == segment.id)
     with current_state().engine.connect() as connection:
         return list(connection.execute(query).scalars())
+
+
+def bare_context(scope_id: str) -> ReportContext:
+    """A context of one scope without range, filters, segment or sample, for readers that have
+    no report context (a person's sessions on the timeline); always pass ``bounds``."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from ...queries.context import ReportContext
+
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return ReportContext(scope_id, ZoneInfo("UTC"), epoch, epoch)
 
 
 def bucket_index(buckets: Buckets, us: str, params: Params) -> str:
