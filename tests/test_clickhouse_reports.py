@@ -1,7 +1,7 @@
 """A report not ported to ClickHouse yet (``CLICKHOUSE_NOT_PORTED`` in tests/conftest.py)
 answers 501 ``not_available_on_clickhouse`` naming it, in REST and on the dashboard; never
 numbers computed from the (empty) SQL events table, never a 500. Ported: volume, trends, top,
-active, sessions, live, cohorts, dashboard, retention."""
+active, sessions, live, cohorts, dashboard, retention, paths, timeline."""
 
 from __future__ import annotations
 
@@ -36,10 +36,8 @@ def app(make_clickhouse_app: AppFactory) -> Flask:
     ("path", "feature"),
     [
         (f"/query/funnel?{DAY}&step=signup&step=paid", "The funnel report"),
-        (f"/query/paths?{DAY}", "The paths report"),
         (f"/query/attribution?{DAY}&conversion_event=signup", "The attribution report"),
         ("/persons", "The people report"),
-        ("/persons/d/timeline", "The timeline report"),
         ("/export/events", "The event export"),
         ("/persons/d/export", "The person export"),
     ],
@@ -68,7 +66,7 @@ def test_the_adhoc_query_answers_501(app: Flask) -> None:
     ("page", "feature"),
     [
         ("/funnels?step=signup&step=paid", "The funnel report"),
-        ("/paths", "The paths report"),
+        ("/people", "The people report"),
     ],
 )
 def test_the_dashboard_shows_the_message_not_a_500(app: Flask, page: str, feature: str) -> None:
