@@ -188,7 +188,6 @@ CLICKHOUSE_NOT_PORTED: dict[str, str] = {
     "tests/test_funnel.py": "the funnel report",
     "tests/test_attribution.py": "the attribution report",
     "tests/test_live_cohorts.py::test_routes_need_metrics_view_on_the_scope": "attribution",
-    "tests/test_people_search.py": "the people report",
     "tests/test_adhoc_query.py": "the ad-hoc query",
     "tests/test_flags_metrics.py": "experiment metrics",
     "tests/test_flags_results.py": "experiment results",

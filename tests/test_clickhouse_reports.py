@@ -1,7 +1,7 @@
 """A report not ported to ClickHouse yet (``CLICKHOUSE_NOT_PORTED`` in tests/conftest.py)
 answers 501 ``not_available_on_clickhouse`` naming it, in REST and on the dashboard; never
 numbers computed from the (empty) SQL events table, never a 500. Ported: volume, trends, top,
-active, sessions, live, cohorts, dashboard, retention, paths, timeline."""
+active, sessions, live, cohorts, dashboard, retention, paths, timeline, people search."""
 
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ def app(make_clickhouse_app: AppFactory) -> Flask:
     [
         (f"/query/funnel?{DAY}&step=signup&step=paid", "The funnel report"),
         (f"/query/attribution?{DAY}&conversion_event=signup", "The attribution report"),
-        ("/persons", "The people report"),
         ("/export/events", "The event export"),
         ("/persons/d/export", "The person export"),
     ],
@@ -66,7 +65,6 @@ def test_the_adhoc_query_answers_501(app: Flask) -> None:
     ("page", "feature"),
     [
         ("/funnels?step=signup&step=paid", "The funnel report"),
-        ("/people", "The people report"),
     ],
 )
 def test_the_dashboard_shows_the_message_not_a_500(app: Flask, page: str, feature: str) -> None:
