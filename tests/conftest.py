@@ -189,8 +189,6 @@ CLICKHOUSE_NOT_PORTED: dict[str, str] = {
     "tests/test_attribution.py": "the attribution report",
     "tests/test_live_cohorts.py::test_routes_need_metrics_view_on_the_scope": "attribution",
     "tests/test_adhoc_query.py": "the ad-hoc query",
-    "tests/test_flags_metrics.py": "experiment metrics",
-    "tests/test_flags_results.py": "experiment results",
 }
 
 

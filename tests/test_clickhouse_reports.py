@@ -1,7 +1,7 @@
 """A report not ported to ClickHouse yet (``CLICKHOUSE_NOT_PORTED`` in tests/conftest.py)
 answers 501 ``not_available_on_clickhouse`` naming it, in REST and on the dashboard; never
 numbers computed from the (empty) SQL events table, never a 500. Ported: volume, trends, top,
-active, sessions, live, cohorts, dashboard, retention, paths, timeline, people search."""
+active, sessions, live, cohorts, dashboard, retention, paths, timeline, people search, experiment metrics and results."""
 
 from __future__ import annotations
 
@@ -84,14 +84,11 @@ def test_python_calls_raise_the_same_error(app: Flask) -> None:
             export_person("d")
 
 
-def test_experiment_results_answer_501(app: Flask) -> None:
+def test_experiment_results_are_answered_from_clickhouse(app: Flask) -> None:
+    """Ported: no 501 (the numbers are checked by tests/test_flags_results.py[clickhouse])."""
     from flask_umetrics.flags.store import create_experiment
 
     with app.app_context():
         create_experiment({"key": "exp", "variants": [{"key": "a"}, {"key": "b"}]})
     response = app.test_client().get(f"{API}/experiments/exp/results")
-    assert response.status_code == 501, response.get_json()
-    assert response.get_json()["error"]["details"]["feature"] == "The results report"
-    page = app.test_client().get("/umetrics/admin/experiments/exp")
-    assert page.status_code == 501
-    assert "is not available on the ClickHouse event store yet" in page.get_data(as_text=True)
+    assert response.status_code == 200, response.get_json()

@@ -18,7 +18,7 @@ from ...errors import APIError, ValidationError
 from ...flags import store
 from ...flags.metrics import exposure_counts
 from ...flags.model import Experiment
-from ...queries.connection import report_connection
+from ...queries.connection import metadata_connection
 from ..access import actor, current_scope
 from ..errors import AdminError
 from ..page import Chart, Table, render_page
@@ -75,7 +75,7 @@ def _experiment(key: str) -> Experiment:
 
 
 def _exposures(experiment: Experiment) -> int:
-    with report_connection() as connection:
+    with metadata_connection() as connection:
         counts = exposure_counts(
             connection,
             scope_id=experiment.scope_id,
