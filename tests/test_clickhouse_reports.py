@@ -1,7 +1,8 @@
 """A report not ported to ClickHouse yet (``CLICKHOUSE_NOT_PORTED`` in tests/conftest.py)
 answers 501 ``not_available_on_clickhouse`` naming it, in REST and on the dashboard; never
 numbers computed from the (empty) SQL events table, never a 500. Ported: volume, trends, top,
-active, sessions, live, cohorts, dashboard, retention, paths, timeline, people search, experiment metrics and results."""
+active, sessions, live, cohorts, dashboard, retention, paths, timeline, people search,
+experiment metrics and results."""
 
 from __future__ import annotations
 
