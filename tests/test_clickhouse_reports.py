@@ -2,7 +2,7 @@
 answers 501 ``not_available_on_clickhouse`` naming it, in REST and on the dashboard; never
 numbers computed from the (empty) SQL events table, never a 500. Ported: volume, trends, top,
 active, sessions, live, cohorts, dashboard, retention, paths, timeline, people search,
-experiment metrics and results."""
+experiment metrics and results, attribution."""
 
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ def app(make_clickhouse_app: AppFactory) -> Flask:
     ("path", "feature"),
     [
         (f"/query/funnel?{DAY}&step=signup&step=paid", "The funnel report"),
-        (f"/query/attribution?{DAY}&conversion_event=signup", "The attribution report"),
         ("/export/events", "The event export"),
         ("/persons/d/export", "The person export"),
     ],
