@@ -24,7 +24,16 @@ def app(make_clickhouse_app: AppFactory) -> Flask:
     return make_clickhouse_app(extension)
 
 
-def test_a_duplicate_row_of_one_uuid_is_counted_once(app: Flask) -> None:
+def test_a_duplicate_row_of_one_uuid_is_counted_once(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a server (several writing processes) reports read each uuid once; the test suite's
+    chdb is told to read as a server does."""
+    from flask_umetrics.engines.clickhouse import expressions
+
+    with app.app_context():
+        assert expressions.reads_deduplicate() is False  # chdb: one process, no duplicate
+    monkeypatch.setattr(expressions, "reads_deduplicate", lambda: True)
     load(app, [("a", "view", "2026-03-01T10:00:00"), ("b", "view", "2026-03-01T11:00:00")])
     with app.app_context():
         client = current_state().event_store.client  # type: ignore[attr-defined]

@@ -5,9 +5,10 @@ Every value from a request goes to the server as a bound parameter (``{p0:String
 clickhouse-connect's server-side binding), never formatted into the SQL text; only names this
 module chooses (parameter names, table names) are. The rules that keep numbers identical:
 
-- **Events are read once per ``(scope_id, uuid)``** (:func:`scoped_events`): the store can hold
-  a duplicate when two processes insert the same uuid at the same instant; the copy with the
-  lowest ingestion ``seq`` is kept, as the SQL store keeps the first insert.
+- **Events are read once per ``(scope_id, uuid)``** (:func:`scoped_events`) on a server: the
+  store can hold a duplicate when two processes insert the same uuid at the same instant; the
+  copy with the lowest ingestion ``seq`` is kept, as the SQL store keeps the first insert
+  (:func:`reads_deduplicate`: not needed on the embedded engine, one process).
 - **Persons** come from the versioned distinct-id map, the newest row per distinct id
   (``argMax(..., version)``), deleted rows left out; events whose distinct id maps to no live
   person are left out, as the SQL inner join leaves them out (:func:`person_map`).
@@ -148,11 +149,22 @@ def scoped_events(
         *(property_condition(f, "properties", params) for f in ctx.filters),
         *where,
     ]
+    once = " ORDER BY seq LIMIT 1 BY uuid" if reads_deduplicate() else ""
     return (
         "(SELECT uuid, event, distinct_id, ts, toUnixTimestamp64Micro(ts) AS us, session_id, "
-        f"active, properties, seq FROM {EVENTS} WHERE {' AND '.join(conditions)} "
-        "ORDER BY seq LIMIT 1 BY uuid)"
+        f"active, properties, seq FROM {EVENTS} WHERE {' AND '.join(conditions)}{once})"
     )
+
+
+def reads_deduplicate() -> bool:
+    """Whether reports must read events once per uuid themselves: on a server, where several
+    processes may insert one uuid at the same instant. The embedded engine is one process whose
+    look-up and insert share a lock, so its store never holds a duplicate, and the read skips
+    the cost (measured: 0.45 s per million events in range for ``ORDER BY seq LIMIT 1 BY uuid``
+    against 0.003 s for a plain count)."""
+    from ...state import current_state
+
+    return not current_state().event_store.url.embedded  # type: ignore[attr-defined]
 
 
 def person_map(ctx: ReportContext, params: Params) -> str:
