@@ -101,7 +101,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty umetrics database of the requested backend."""
-    if backend == "sqlite":
+    if backend in ("sqlite", "clickhouse"):  # clickhouse: metadata in SQLite
         template: Path = request.getfixturevalue("sqlite_template")
         target = tmp_path / "umetrics.db"
         shutil.copyfile(template, target)
@@ -121,9 +121,19 @@ def _fresh_warnings() -> None:
 
 
 @pytest.fixture
-def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
-    """Build test apps on the test database: ``make_app(extension=None, **config)``."""
+def make_app(
+    database_url: str, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[AppFactory]:
+    """Build test apps on the test database: ``make_app(extension=None, **config)``. On the
+    ``clickhouse`` backend (report modules only, see ``EVENT_STORE_MARKER``) the metadata is in
+    SQLite and the events in ClickHouse (its schema migrated)."""
     apps: list[Flask] = []
+    event_store: dict[str, Any] = {}
+    if backend == "clickhouse":
+        event_store = {
+            "UMETRICS_EVENT_STORE": "clickhouse",
+            "UMETRICS_CLICKHOUSE_URL": request.getfixturevalue("empty_clickhouse_url"),
+        }
 
     def factory(extension: UMetrics | None = None, **config: Any) -> Flask:
         app = Flask(f"test_app_{len(apps)}", instance_path=str(tmp_path / "instance"))
@@ -134,9 +144,14 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
             UMETRICS_DATABASE_URL=database_url,
             UMETRICS_BUILTIN_COLLECTORS=False,
             UMETRICS_GA4_SYNC_SCHEDULE="off",
+            **event_store,
         )
         app.config.update(config)
         (extension or UMetrics()).init_app(app)
+        if event_store and app.config.get("UMETRICS_EVENT_STORE") == "clickhouse":
+            from flask_umetrics.engines.clickhouse import upgrade_schema
+
+            upgrade_schema(app.extensions["umetrics"].event_store)
         apps.append(app)
         return app
 
@@ -165,12 +180,62 @@ def allow_all(extension: UMetrics) -> None:
 CLICKHOUSE_FIXTURE = "clickhouse_url"
 
 
+#: A module marked with this (``pytestmark = pytest.mark.event_stores``) runs its tests that
+#: use the ``backend`` fixture on a third backend, ``clickhouse``: metadata in SQLite, events in
+#: ClickHouse. Report and ingestion modules opt in; flag/key/GA4 modules do not (they would
+#: only run the same SQL a third time).
+EVENT_STORE_MARKER = "event_stores"
+EVENT_STORE_BACKENDS = (*BACKENDS, "clickhouse")
+
+#: The ONE list of what does not run on ClickHouse yet: test node-id prefixes (file, or
+#: file::test) -> why. Their ``[clickhouse]`` variants are reported as xfail, not run (they
+#: would only answer 501, and a failing hypothesis test spends minutes shrinking): progress
+#: is this list getting shorter. Removing a line runs those tests on ClickHouse.
+CLICKHOUSE_NOT_PORTED: dict[str, str] = {
+    "tests/test_funnel.py": "the funnel report",
+    "tests/test_adhoc_query.py": "the ad-hoc query",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Add ``clickhouse`` to ``backend`` in modules marked ``event_stores``. Runs before the
+    fixture manager, which then leaves ``backend`` to this parametrize mark."""
+    if (
+        metafunc.definition.get_closest_marker(EVENT_STORE_MARKER) is not None
+        and "backend" in metafunc.fixturenames
+        and not any(
+            "backend" in str(mark.args[0])
+            for mark in metafunc.definition.iter_markers("parametrize")
+        )
+    ):
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize("backend", EVENT_STORE_BACKENDS, indirect=True)
+        )
+
+
+def _on_clickhouse(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    on_backend = callspec is not None and callspec.params.get("backend") == "clickhouse"
+    return on_backend or CLICKHOUSE_FIXTURE in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run every ClickHouse test after all others. chdb, once loaded, makes a forked child hang
     on its first chdb call, and other tests fork (gunicorn, multi-process scheduler runs): with
     the ClickHouse tests last, no test forks after chdb is loaded. (The driver is imported only
-    when a ClickHouse client is first created, so collecting these tests loads nothing.)"""
-    items.sort(key=lambda item: CLICKHOUSE_FIXTURE in getattr(item, "fixturenames", ()))
+    when a ClickHouse client is first created, so collecting these tests loads nothing.)
+    Tests of reports not ported yet are marked xfail on ClickHouse (``CLICKHOUSE_NOT_PORTED``)."""
+    for item in items:
+        if not _on_clickhouse(item):
+            continue
+        for prefix, reason in CLICKHOUSE_NOT_PORTED.items():
+            if item.nodeid.startswith(prefix):
+                item.add_marker(
+                    pytest.mark.xfail(reason=f"not ported to ClickHouse: {reason}", run=False)
+                )
+                break
+    items.sort(key=_on_clickhouse)
 
 
 def _clickhouse_missing(reason: str) -> None:
@@ -208,11 +273,17 @@ def drop_clickhouse_tables(url: str) -> None:
         client.command(f"DROP TABLE IF EXISTS `{name}` SYNC")
 
 
-@pytest.fixture(params=["clickhouse"])
-def clickhouse_url(request: pytest.FixtureRequest, clickhouse_session_url: str) -> str:
-    """An empty ClickHouse database (no umetrics table) for one test; ids show [clickhouse]."""
+@pytest.fixture
+def empty_clickhouse_url(clickhouse_session_url: str) -> str:
+    """An empty ClickHouse database (no umetrics table) for one test."""
     drop_clickhouse_tables(clickhouse_session_url)
     return clickhouse_session_url
+
+
+@pytest.fixture(params=["clickhouse"])
+def clickhouse_url(empty_clickhouse_url: str) -> str:
+    """:func:`empty_clickhouse_url` for the ClickHouse-only tests; ids show [clickhouse]."""
+    return empty_clickhouse_url
 
 
 @pytest.fixture
@@ -257,7 +328,7 @@ SUMMARY_BACKENDS = (*BACKENDS, "clickhouse")
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """One line per backend, so a run shows at a glance that every database was tested."""
     counts: dict[str, Counter[str]] = {name: Counter() for name in SUMMARY_BACKENDS}
-    for outcome in ("passed", "failed", "skipped", "error"):
+    for outcome in ("passed", "failed", "skipped", "error", "xfailed"):
         for report in terminalreporter.stats.get(outcome, []):
             nodeid = getattr(report, "nodeid", "")
             for name in SUMMARY_BACKENDS:

@@ -39,3 +39,24 @@ def load(app: Flask, rows: Iterable[tuple[Any, ...]], scope_id: str = "default")
         result = ingest_events(batch, scope_id=scope_id, any_age=True)
     assert not result.rejected, result.rejected
     return result.accepted
+
+
+def clear_events(app: Flask) -> None:
+    """Remove every event, person and distinct id (between hypothesis examples), from the SQL
+    database and, on a ClickHouse event store, from ClickHouse too."""
+    from sqlalchemy import delete
+
+    from flask_umetrics.db.tables import events, person_distinct_ids, persons
+    from flask_umetrics.state import current_state
+
+    with app.app_context():
+        state = current_state()
+        with state.engine.begin() as connection:
+            for table in (events, person_distinct_ids, persons):
+                connection.execute(delete(table))
+        if state.event_store.name == "clickhouse":
+            from flask_umetrics.engines.clickhouse.schema import DISTINCT_IDS, EVENTS, PERSONS
+
+            client = state.event_store.client  # type: ignore[attr-defined]
+            for name in (EVENTS, DISTINCT_IDS, PERSONS):
+                client.command(f"TRUNCATE TABLE {name}")

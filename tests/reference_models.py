@@ -31,7 +31,11 @@ class Ev:
 
 
 def stored_events(scope_id: str = "default") -> list[Ev]:
-    """Every stored event with its (current, merged) person: read back for the reference."""
+    """Every stored event with its (current, merged) person: read back for the reference.
+    On a ClickHouse store: read from ClickHouse, with the ingestion ``seq`` as the id (it orders
+    ties as ``events.id`` does in SQL)."""
+    if current_state().event_store.name == "clickhouse":
+        return _clickhouse_events(scope_id)
     query = (
         select(
             events.c.id,
@@ -50,6 +54,25 @@ def stored_events(scope_id: str = "default") -> list[Ev]:
     )
     with current_state().engine.connect() as connection:
         return [Ev(r[0], r[1], r[2], r[3], r[4], r[5] or {}) for r in connection.execute(query)]
+
+
+def _clickhouse_events(scope_id: str) -> list[Ev]:
+    import json
+
+    client = current_state().event_store.client  # type: ignore[attr-defined]
+    result = client.query(
+        "SELECT e.seq, m.person_id, e.event, toUnixTimestamp64Micro(e.ts), e.active, "
+        "e.properties FROM umetrics_events AS e INNER JOIN ("
+        "SELECT distinct_id, argMax(person_id, version) AS person_id, "
+        "argMax(is_deleted, version) AS gone FROM umetrics_person_distinct_ids "
+        "WHERE scope_id = {scope:String} GROUP BY distinct_id) AS m "
+        "ON e.distinct_id = m.distinct_id WHERE e.scope_id = {scope:String} AND m.gone = 0",
+        parameters={"scope": scope_id},
+    )
+    return [
+        Ev(int(r[0]), int(r[1]), r[2], int(r[3]), bool(r[4]), json.loads(r[5] or "{}"))
+        for r in result.result_rows
+    ]
 
 
 # A step for the reference: an event name and a predicate on the properties.

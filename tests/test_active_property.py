@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete
 
-from flask_umetrics.db.tables import events, person_distinct_ids, persons
 from flask_umetrics.queries.active import WINDOWS, active_user_series
 from flask_umetrics.queries.context import report_context
-from flask_umetrics.state import current_state
 
-from .events_data import at, load
+from .events_data import at, clear_events, load
+
+pytestmark = pytest.mark.event_stores
 
 FIRST = date(2026, 3, 1)
 
@@ -32,10 +32,8 @@ FIRST = date(2026, 3, 1)
 def test_active_series_matches_reference(
     app: Flask, activity: list[tuple[int, int, bool]], shown_days: int, window: str
 ) -> None:
+    clear_events(app)
     with app.app_context():
-        with current_state().engine.begin() as connection:
-            for table in (events, person_distinct_ids, persons):
-                connection.execute(delete(table))
         rows = [
             (f"p{person}", "e", f"{FIRST + timedelta(days=day)}T12:00", None, is_active)
             for person, day, is_active in activity

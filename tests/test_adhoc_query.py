@@ -19,6 +19,8 @@ from flask_umetrics.state import current_state
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
 
+pytestmark = pytest.mark.event_stores
+
 RANGE = {"date_from": "2026-03-01", "date_to": "2026-03-09"}
 ROWS = [
     ("anon1", "view", "2026-03-01T10:00", {"plan": "free", "amount": 5}),

@@ -15,6 +15,8 @@ from flask_umetrics.queries.context import report_context
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
 
+pytestmark = pytest.mark.event_stores
+
 DAY = ("2026-03-10", "2026-03-11")
 
 

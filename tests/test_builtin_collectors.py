@@ -13,6 +13,8 @@ from flask_umetrics.events.collectors import register_builtin_collectors
 from .conftest import AppFactory
 from .events_data import at, load
 
+pytestmark = pytest.mark.event_stores
+
 #: 2026-03-10 13:00 in Berlin; "today" is [2026-03-09T23:00Z, 2026-03-10T23:00Z).
 NOW = at("2026-03-10T12:00:00")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 
 from flask_umetrics import UMetrics, identify
@@ -10,6 +11,8 @@ from flask_umetrics.queries.dashboard import DashboardSummary, dashboard_summary
 
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
+
+pytestmark = pytest.mark.event_stores
 
 ROWS = [
     ("a", "view", "2026-03-01T10:00"),  # a's first event ever: a is new

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
 from flask_umetrics import identify
-from flask_umetrics.db.tables import events, exposures, person_distinct_ids, persons
+from flask_umetrics.db.tables import exposures, person_distinct_ids
 from flask_umetrics.errors import ValidationError
 from flask_umetrics.events.validation import to_micros
 from flask_umetrics.flags.metrics import (
@@ -27,11 +27,13 @@ from flask_umetrics.flags.metrics import (
     metric_summaries,
 )
 from flask_umetrics.flags.model import MetricSpec
-from flask_umetrics.queries.connection import report_connection
+from flask_umetrics.queries.connection import metadata_connection
 from flask_umetrics.queries.filters import PropertyFilter
 from flask_umetrics.state import current_state
 
-from .events_data import at, load
+from .events_data import at, clear_events, load
+
+pytestmark = pytest.mark.event_stores
 
 VARIANTS = ["control", "treat"]
 BUY = MetricSpec(event="buy")
@@ -69,7 +71,7 @@ def expose(
 def summaries(
     app: Flask, metric: MetricSpec, variant_keys: Sequence[str] = VARIANTS, **options: Any
 ) -> list[MetricSummary]:
-    with app.app_context(), report_connection() as connection:
+    with app.app_context(), metadata_connection() as connection:
         return metric_summaries(
             connection,
             scope_id=options.pop("scope_id", "default"),
@@ -82,7 +84,7 @@ def summaries(
 
 
 def counts(app: Flask, variant_keys: Sequence[str] = VARIANTS, **options: Any) -> ExposureCounts:
-    with app.app_context(), report_connection() as connection:
+    with app.app_context(), metadata_connection() as connection:
         return exposure_counts(
             connection,
             scope_id=options.pop("scope_id", "default"),
@@ -329,7 +331,7 @@ def test_bad_arguments_name_the_field(app: Flask, options: dict[str, Any], field
         "variant_keys": VARIANTS,
         "metric": BUY,
     } | options
-    with app.app_context(), report_connection() as connection:
+    with app.app_context(), metadata_connection() as connection:
         with pytest.raises(ValidationError) as caught:
             metric_summaries(connection, **arguments)
         assert caught.value.field == field
@@ -474,9 +476,9 @@ def test_matches_the_reference(
     until: int | None,
 ) -> None:
     exposed, noise, rows, links = scenario
+    clear_events(app)
     with app.app_context(), current_state().engine.begin() as connection:
-        for table in (exposures, events, person_distinct_ids, persons):
-            connection.execute(delete(table))
+        connection.execute(delete(exposures))
     second = 1_000_000
     base = to_micros(BASE)
     target = [(subject, variant, base + ts * second) for subject, (variant, ts) in exposed.items()]

@@ -18,6 +18,8 @@ from flask_umetrics.db.tables import exposures
 from .conftest import AppFactory
 from .events_data import load
 
+pytestmark = pytest.mark.event_stores
+
 T0 = 1_780_000_000_000_000  # µs
 
 

@@ -26,6 +26,8 @@ from .conftest import AppFactory, allow_all
 from .events_data import at, load
 from .reference_models import RefStep, ref_funnel, stored_events
 
+pytestmark = pytest.mark.event_stores
+
 HOUR = 3600
 
 

@@ -15,6 +15,8 @@ from flask_umetrics.queries.live import live
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
 
+pytestmark = pytest.mark.event_stores
+
 NOW = "2026-03-01T10:30:00"
 
 

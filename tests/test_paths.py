@@ -13,6 +13,8 @@ from flask_umetrics.queries.paths import PathsResult, paths
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
 
+pytestmark = pytest.mark.event_stores
+
 Table = dict[int, list[tuple[str, str, float]]]
 
 SEQUENCES = {

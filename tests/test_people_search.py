@@ -12,6 +12,8 @@ from flask_umetrics.queries.people import PersonSearchResult, search_persons
 from .conftest import AppFactory, allow_all
 from .events_data import load
 
+pytestmark = pytest.mark.event_stores
+
 ROWS = [
     ("anon-1", "$pageview", "2026-03-01T10:00"),  # becomes u1's: u1 is first seen here
     ("u1", "signed_up", "2026-03-02T10:00"),

@@ -17,6 +17,8 @@ from flask_umetrics.state import current_state
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
 
+pytestmark = pytest.mark.event_stores
+
 
 def counts(result) -> list[int]:  # type: ignore[no-untyped-def]
     return [point.count for point in result.series]

@@ -10,18 +10,17 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
-from sqlalchemy import delete
 
 from flask_umetrics import UMetrics, identify
-from flask_umetrics.db.tables import events, person_distinct_ids, persons
 from flask_umetrics.errors import ValidationError
 from flask_umetrics.queries.context import report_context
 from flask_umetrics.queries.retention import RetentionResult, retention
-from flask_umetrics.state import current_state
 
 from .conftest import AppFactory, allow_all
-from .events_data import at, load
+from .events_data import at, clear_events, load
 from .reference_models import ref_retention, stored_events
+
+pytestmark = pytest.mark.event_stores
 
 
 def run(app: Flask, date_from: str, date_to: str, **options: Any) -> RetentionResult:
@@ -288,10 +287,7 @@ def test_retention_matches_the_reference(
     berlin_app: Flask, rows: list[Any], links: list[tuple[int, int]], data: st.DataObject
 ) -> None:
     app = berlin_app
-    with app.app_context(), current_state().engine.begin() as connection:
-        connection.execute(delete(events))
-        connection.execute(delete(person_distinct_ids))
-        connection.execute(delete(persons))
+    clear_events(app)
     load(
         app,
         [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 
 from flask_umetrics import UMetrics, identify, set_person_properties
@@ -17,6 +18,8 @@ from flask_umetrics.queries.trends import volume
 
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
+
+pytestmark = pytest.mark.event_stores
 
 ROWS = [
     ("alice", "view", "2026-03-01T10:00"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 
 from flask_umetrics import UMetrics, identify
@@ -12,6 +13,8 @@ from flask_umetrics.state import current_state
 
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
+
+pytestmark = pytest.mark.event_stores
 
 PV = "$pageview"
 

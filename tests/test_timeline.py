@@ -11,6 +11,8 @@ from flask_umetrics.queries.timeline import timeline
 from .conftest import AppFactory, allow_all
 from .events_data import load
 
+pytestmark = pytest.mark.event_stores
+
 SAME = "2026-03-01T10:05:00"
 ROWS = [
     ("anon", "$pageview", "2026-03-01T10:00:00", {"path": "/"}),

@@ -16,9 +16,9 @@ from sqlalchemy.orm import aliased
 
 from ..db.tables import events, person_distinct_ids
 from ..db.types import utcnow
-from ..engines import require_sql_events
+from ..engines.clickhouse.runner import is_clickhouse
 from ..queries.active import WINDOWS, active_users
-from ..queries.context import report_context
+from ..queries.context import ReportContext, report_context
 from ..queries.sql import person_events
 from ..state import current_state, resolve_scope
 from ..stats.collectors import CollectFunction, CollectorRegistry, StatCollector
@@ -47,6 +47,11 @@ def _active(scope_id: str, window: str) -> float:
     return float(active_users(ctx).count)
 
 
+def _today_context(scope_id: str) -> ReportContext:
+    date_from, date_to = _days(1)
+    return report_context(scope_id=scope_id, date_from=date_from, date_to=date_to)
+
+
 def dau(scope_id: str) -> float:
     """Persons with an active event today."""
     return _active(scope_id, "dau")
@@ -64,7 +69,10 @@ def mau(scope_id: str) -> float:
 
 def events_today(scope_id: str) -> float:
     """Events (active or not) stored for today so far."""
-    require_sql_events("The events.events_today collector")
+    if is_clickhouse():
+        from ..engines.clickhouse.cohorts import raw_events_in_range
+
+        return float(raw_events_in_range(_today_context(scope_id)))
     start, end = (to_micros(moment) for moment in _days(1))
     query = select(func.count()).where(
         events.c.scope_id == resolve_scope(scope_id), events.c.ts >= start, events.c.ts < end
@@ -76,7 +84,11 @@ def events_today(scope_id: str) -> float:
 def new_persons_today(scope_id: str) -> float:
     """Persons with an event (active or not) today and none before today, across all their
     merged distinct ids."""
-    require_sql_events("The events.new_persons_today collector")
+    if is_clickhouse():
+        # No event before today and one today: the person's first event ever is today.
+        from ..engines.clickhouse.cohorts import first_seen_in_range
+
+        return float(first_seen_in_range(_today_context(scope_id)))
     scope = resolve_scope(scope_id)
     start, end = (to_micros(moment) for moment in _days(1))
     today = person_events(scope).where(events.c.ts >= start, events.c.ts < end).subquery()

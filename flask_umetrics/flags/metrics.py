@@ -17,7 +17,8 @@ Semantics (DESIGN.md §5 "Experiment results"):
   two-pass (mean first, then the sum of squared deviations), so it stays exact where
   ``sum(x^2) - sum(x)^2/n`` would cancel, and SQLite and PostgreSQL agree.
 
-Each function runs one statement; pass it a connection from ``report_connection()``.
+Each function runs one statement; pass it a connection from ``metadata_connection()``. On a
+ClickHouse event store the units are read on that connection and their events in ClickHouse.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import ColumnElement
 
 from ..db.tables import events, exposures, person_distinct_ids
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from ..queries.sql import prop_number
 from .model import MetricSpec
@@ -203,6 +205,8 @@ def metric_summaries(
         select(kept, kept.c.lone.label("distinct_id")).where(kept.c.person_id.is_(None)),
     ).cte("unit_ids")
 
+    if is_clickhouse():
+        return _summaries_from_clickhouse(connection, scope_id, keys, unit_ids, metric, until_ts)
     if metric.kind == "conversion":
         value: ColumnElement[Any] = case((func.count(events.c.id) > 0, 1), else_=0)
     else:
@@ -256,6 +260,59 @@ def metric_summaries(
         n = int(row.n)
         stddev = math.sqrt(float(row.squares) / (n - 1)) if n >= 2 else 0.0
         summaries.append(MetricSummary(key, n, float(row.mean), stddev, float(row.total)))
+    return summaries
+
+
+def _summaries_from_clickhouse(
+    connection: Connection,
+    scope_id: str,
+    keys: list[str],
+    unit_ids: CTE,
+    metric: MetricSpec,
+    until_ts: int | None,
+) -> list[MetricSummary]:
+    """The units from SQL, their events from ClickHouse; the two-pass mean and deviation per
+    variant as the SQL statement computes them."""
+    from ..engines.clickhouse.metrics import unit_values
+
+    numbering: dict[tuple[Any, Any], int] = {}
+    variants: list[str] = []
+    firsts: list[int] = []
+    distinct_ids: list[str] = []
+    owners: list[int] = []
+    query = select(
+        unit_ids.c.person_id,
+        unit_ids.c.lone,
+        unit_ids.c.variant,
+        unit_ids.c.first_ts,
+        unit_ids.c.distinct_id,
+    )
+    for person_id, lone, variant, first_ts, distinct_id in connection.execute(query):
+        unit = numbering.get((person_id, lone))
+        if unit is None:
+            unit = numbering[(person_id, lone)] = len(numbering) + 1
+            variants.append(variant)
+            firsts.append(int(first_ts))
+        distinct_ids.append(distinct_id)
+        owners.append(unit)
+    found = unit_values(scope_id, metric, distinct_ids, owners, firsts, until_ts)
+    values: dict[str, list[float]] = {}
+    for unit, variant in enumerate(variants, start=1):
+        hits, amount = found.get(unit, (0, 0.0))
+        x = (1.0 if hits > 0 else 0.0) if metric.kind == "conversion" else amount
+        values.setdefault(variant, []).append(x)
+    summaries = []
+    for key in keys:
+        xs = values.get(key, [])
+        if not xs:
+            summaries.append(MetricSummary(key, 0, 0.0, 0.0, 0.0))
+            continue
+        n = len(xs)
+        total = sum(xs)
+        mean = total / n
+        squares = sum((x - mean) * (x - mean) for x in xs)
+        stddev = math.sqrt(squares / (n - 1)) if n >= 2 else 0.0
+        summaries.append(MetricSummary(key, n, mean, stddev, total))
     return summaries
 
 

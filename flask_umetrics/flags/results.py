@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..queries.connection import report_connection
+from ..queries.connection import metadata_connection
 from .metrics import exposure_counts, metric_summaries
 from .model import Experiment, MetricSpec
 from .statistics import ExperimentStatistics, SRMResult, VariantSummary, analyze, srm_check
@@ -79,7 +79,7 @@ def experiment_results(
     keys = experiment.variant_keys
     weights = experiment.weights
     scope = experiment.scope_id
-    with report_connection() as connection:
+    with metadata_connection() as connection:
         counts = exposure_counts(
             connection,
             scope_id=scope,

@@ -13,8 +13,10 @@ from datetime import timedelta
 from sqlalchemy import case, func, literal, or_, select, union_all
 
 from ..db.tables import events
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from ..events.validation import to_micros
+from .buckets import Buckets
 from .connection import report_connection
 from .context import Count, ReportContext
 from .sql import person_events
@@ -42,6 +44,10 @@ class ActiveSeries:
 
 
 def active_users(ctx: ReportContext) -> ActiveCount:
+    if is_clickhouse():
+        from ..engines.clickhouse import active as clickhouse
+
+        return ActiveCount(ctx.scale(clickhouse.active_users(ctx)), ctx.sample)
     rows = ctx.rows(
         person_events(ctx.scope_id).where(
             *ctx.in_range(), events.c.active.is_(True), *ctx.event_filters()
@@ -66,6 +72,21 @@ def active_user_series(ctx: ReportContext, *, window: str = "dau") -> ActiveSeri
         date_from=shown.starts[0] - timedelta(days=lead) if shown.starts else ctx.date_from,
     )
     offset = len(reach.starts) - len(shown.starts)
+    if is_clickhouse():
+        from ..engines.clickhouse import active as clickhouse
+
+        per_day = clickhouse.active_counts(ctx, reach, days)
+        counts = {i: per_day.get(i + offset, 0) for i in range(len(shown.starts))}
+    else:
+        counts = _sql_counts(ctx, reach, days, offset)
+    series = [
+        ActivePoint(label, ctx.scale(counts.get(i, 0))) for i, label in enumerate(shown.labels())
+    ]
+    return ActiveSeries(series, window, ctx.sample)
+
+
+def _sql_counts(ctx: ReportContext, reach: Buckets, days: int, offset: int) -> dict[int, int]:
+    """The SQL engine's ``{shown day index: active persons}``."""
     person_days = person_events(ctx.scope_id).where(
         events.c.ts >= reach.start_us,
         events.c.ts < to_micros(reach.end),
@@ -117,7 +138,4 @@ def active_user_series(ctx: ReportContext, *, window: str = "dau") -> ActiveSeri
         running += changes.get(reach_day, 0)
         if reach_day >= offset:
             counts[reach_day - offset] = running
-    series = [
-        ActivePoint(label, ctx.scale(counts.get(i, 0))) for i, label in enumerate(shown.labels())
-    ]
-    return ActiveSeries(series, window, ctx.sample)
+    return counts

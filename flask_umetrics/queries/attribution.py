@@ -19,6 +19,7 @@ from sqlalchemy.sql import ColumnElement, Subquery
 from sqlalchemy.sql.expression import FunctionElement
 
 from ..db.tables import events
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from .connection import report_connection
 from .context import Count, ReportContext
@@ -235,6 +236,47 @@ def attribution(
     if any(not h for h in hosts):
         raise ValidationError("own_hosts", "must be host names")
     lookback_us = lookback_days * _DAY_US
+    totals: dict[str, list[float]] = {}
+    if is_clickhouse():
+        from ..engines.clickhouse.attribution import credits
+
+        total, grouped = credits(
+            ctx,
+            conversion_event=conversion_event,
+            model=model,
+            lookback_us=lookback_us,
+            value_property=value_property,
+            group_by=group_by,
+            hosts=hosts,
+        )
+        for key, share, credited, credited_value in grouped:
+            entry = totals.setdefault(key, [0.0, 0.0])
+            entry[0] += int(credited) / int(share)
+            entry[1] += float(credited_value or 0.0) / int(share)
+    else:
+        total = _sql_credits(
+            ctx, totals, conversion_event, model, lookback_us, value_property, group_by, hosts
+        )
+    rows = [
+        AttributionRow(key, ctx.scale(credited), ctx.scale(credited_value))
+        for key, (credited, credited_value) in totals.items()
+    ]
+    rows.sort(key=lambda row: (-row.conversions, row.key))
+    return AttributionResult(model, group_by, ctx.scale(total), rows, lookback_days, ctx.sample)
+
+
+def _sql_credits(
+    ctx: ReportContext,
+    totals: dict[str, list[float]],
+    conversion_event: str,
+    model: str,
+    lookback_us: int,
+    value_property: str | None,
+    group_by: str,
+    hosts: tuple[str, ...],
+) -> int:
+    """The SQL engine: adds each key's credited conversions and value to ``totals``; returns
+    the number of conversions."""
     touches = _touchpoints(ctx, lookback_us, group_by, hosts)
 
     zero = cast(literal(0.0), Float)
@@ -293,7 +335,6 @@ def attribution(
             .group_by(pairs.c.key)
             .order_by(pairs.c.key)
         )
-    totals: dict[str, list[float]] = {}
     with report_connection() as connection:
         total = connection.execute(select(func.count()).select_from(conversions)).scalar_one()
         for row in connection.execute(query):
@@ -301,9 +342,4 @@ def attribution(
             entry = totals.setdefault(row.key, [0.0, 0.0])
             entry[0] += row.credits / share
             entry[1] += float(row.value or 0.0) / share
-    rows = [
-        AttributionRow(key, ctx.scale(credited), ctx.scale(credited_value))
-        for key, (credited, credited_value) in totals.items()
-    ]
-    rows.sort(key=lambda row: (-row.conversions, row.key))
-    return AttributionResult(model, group_by, ctx.scale(total), rows, lookback_days, ctx.sample)
+    return int(total)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from .buckets import Buckets
 from .connection import report_connection
@@ -42,6 +43,20 @@ def first_seen_cohorts(ctx: ReportContext, *, period: str = "week") -> CohortsRe
     covering = ctx.buckets(period, field="period")
     starts = tuple(start for start in covering.starts if start >= ctx.date_from)
     buckets = Buckets(period, ctx.zone, starts, covering.end)
+    if is_clickhouse():
+        from ..engines.clickhouse.cohorts import first_seen_sizes
+
+        sizes = first_seen_sizes(ctx, buckets)
+    else:
+        sizes = _sql_sizes(ctx, buckets)
+    cohorts = [
+        Cohort(label, ctx.scale(sizes.get(i, 0))) for i, label in enumerate(buckets.labels())
+    ]
+    return CohortsResult(period, cohorts, ctx.sample)
+
+
+def _sql_sizes(ctx: ReportContext, buckets: Buckets) -> dict[int, int]:
+    """The SQL engine's ``{cohort index: persons first seen in it}``."""
     base = person_events(ctx.scope_id).where(*ctx.event_filters())
     seen = ctx.rows(base, "seen")
     first = (
@@ -56,8 +71,4 @@ def first_seen_cohorts(ctx: ReportContext, *, period: str = "week") -> CohortsRe
         .group_by(cohort)
     )
     with report_connection() as connection:
-        sizes = {row.cohort: row.n for row in connection.execute(query)}
-    cohorts = [
-        Cohort(label, ctx.scale(sizes.get(i, 0))) for i, label in enumerate(buckets.labels())
-    ]
-    return CohortsResult(period, cohorts, ctx.sample)
+        return {row.cohort: row.n for row in connection.execute(query)}

@@ -59,6 +59,15 @@ def report_connection() -> Iterator[Connection]:
     ClickHouse event store yet answers 501 ``not_available_on_clickhouse``, naming the report.
     """
     require_sql_events(_calling_report())
+    with metadata_connection() as connection:
+        yield connection
+
+
+@contextmanager
+def metadata_connection() -> Iterator[Connection]:
+    """A read connection to the SQL database under the report timeout, whatever the event
+    store: for reports whose SQL side reads only metadata (experiment exposures and units) and
+    whose events, on a ClickHouse store, are read from ClickHouse."""
     seconds = float(current_state().settings["UMETRICS_QUERY_TIMEOUT_SECONDS"])
     with current_state().engine.connect() as connection:
         raw: Any = None

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from ..engines.clickhouse.runner import is_clickhouse
 from .active import active_user_series
 from .connection import report_connection
 from .context import Count, ReportContext
@@ -37,19 +38,13 @@ class DashboardSummary:
 
 
 def dashboard_summary(ctx: ReportContext) -> DashboardSummary:
-    everything = ctx.rows(person_events(ctx.scope_id).where(*ctx.event_filters()))
-    total = select(func.count()).where(everything.c.ts >= ctx.from_us, everything.c.ts < ctx.to_us)
-    firsts = (
-        select(everything.c.person_id, func.min(everything.c.ts).label("first_ts"))
-        .group_by(everything.c.person_id)
-        .subquery("firsts")
-    )
-    new = select(func.count()).where(
-        firsts.c.first_ts >= ctx.from_us, firsts.c.first_ts < ctx.to_us
-    )
-    with report_connection() as connection:
-        total_events = connection.execute(total).scalar_one()
-        new_persons = connection.execute(new).scalar_one()
+    if is_clickhouse():
+        from ..engines.clickhouse import cohorts as clickhouse
+
+        total_events = clickhouse.events_in_range(ctx)
+        new_persons = clickhouse.first_seen_in_range(ctx)
+    else:
+        total_events, new_persons = _sql_counts(ctx)
     last_day = dataclasses.replace(ctx, date_from=ctx.date_to - timedelta(microseconds=1))
     active = {
         window: active_user_series(last_day, window=window).series[-1].value
@@ -65,3 +60,21 @@ def dashboard_summary(ctx: ReportContext) -> DashboardSummary:
         top_events=top_events(ctx, limit=TOP_EVENTS).items,
         sampled=ctx.sample,
     )
+
+
+def _sql_counts(ctx: ReportContext) -> tuple[int, int]:
+    """The SQL engine's events in range and persons first seen in range."""
+    everything = ctx.rows(person_events(ctx.scope_id).where(*ctx.event_filters()))
+    total = select(func.count()).where(everything.c.ts >= ctx.from_us, everything.c.ts < ctx.to_us)
+    firsts = (
+        select(everything.c.person_id, func.min(everything.c.ts).label("first_ts"))
+        .group_by(everything.c.person_id)
+        .subquery("firsts")
+    )
+    new = select(func.count()).where(
+        firsts.c.first_ts >= ctx.from_us, firsts.c.first_ts < ctx.to_us
+    )
+    with report_connection() as connection:
+        total_events = connection.execute(total).scalar_one()
+        new_persons = connection.execute(new).scalar_one()
+    return int(total_events), int(new_persons)

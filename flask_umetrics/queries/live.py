@@ -7,6 +7,7 @@ seconds from ``since``; the last slice also holds an event stamped exactly ``now
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import case, func, literal, select
 
 from ..db.tables import events
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from ..events.validation import from_micros, to_micros
 from ..state import resolve_scope
@@ -67,6 +69,28 @@ def live(scope_id: str | None = None, *, minutes: int = 30, limit: int = 100) ->
     scope = resolve_scope(scope_id)
     until_us = to_micros(now())
     since_us = until_us - minutes * _MINUTE_US
+    if is_clickhouse():
+        from ..engines.clickhouse.live import feed as clickhouse_feed
+
+        found, counts = clickhouse_feed(scope, since_us, until_us, minutes, limit)
+        rows: list[Any] = [
+            LiveEvent(uuid, event, distinct_id, _iso(us), json.loads(properties or "{}"))
+            for uuid, event, distinct_id, us, properties in found
+        ]
+    else:
+        rows, counts = _sql_feed(scope, since_us, until_us, minutes, limit)
+    start = from_micros(since_us)
+    series = [
+        MinuteCount((start + timedelta(minutes=i)).isoformat(), int(counts.get(i, 0)))
+        for i in range(minutes)
+    ]
+    return LiveFeed(_iso(since_us), _iso(until_us), sum(p.count for p in series), rows, series)
+
+
+def _sql_feed(
+    scope: str, since_us: int, until_us: int, minutes: int, limit: int
+) -> tuple[list[LiveEvent], dict[int, int]]:
+    """The SQL engine's newest events and ``{minute: count}``."""
     window = [events.c.scope_id == scope, events.c.ts >= since_us, events.c.ts <= until_us]
     slice_ = (events.c.ts - since_us) // _MINUTE_US
     minute = case((slice_ >= minutes, literal(minutes - 1)), else_=slice_).label("minute")
@@ -90,9 +114,4 @@ def live(scope_id: str | None = None, *, minutes: int = 30, limit: int = 100) ->
         LiveEvent(row.uuid, row.event, row.distinct_id, _iso(row.ts), dict(row.properties or {}))
         for row in rows
     ]
-    start = from_micros(since_us)
-    series = [
-        MinuteCount((start + timedelta(minutes=i)).isoformat(), int(counts.get(i, 0)))
-        for i in range(minutes)
-    ]
-    return LiveFeed(_iso(since_us), _iso(until_us), sum(p.count for p in series), feed, series)
+    return feed, counts

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Integer, case, func, literal, or_, select
 from sqlalchemy.sql import ColumnElement
 
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from .connection import report_connection
 from .context import ReportContext
@@ -56,6 +57,39 @@ def paths(
         raise ValidationError("steps", f"must be between 1 and {MAX_STEPS}")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
+    if is_clickhouse():
+        from ..engines.clickhouse.paths import transitions
+
+        found = [
+            _Transition(int(step), src, dst, n)
+            for step, src, dst, n in transitions(ctx, start_event, steps, limit)
+        ]
+    else:
+        found = _sql_transitions(ctx, start_event, steps, limit)
+    by_step: dict[int, list[PathTransition]] = {i: [] for i in range(1, steps + 1)}
+    for row in found:
+        by_step[row.step].append(
+            PathTransition.model_validate(
+                {"from": row.src, "to": row.dst, "persons": ctx.scale(row.n)}
+            )
+        )
+    return PathsResult(
+        start_event, [PathStep(i, items) for i, items in by_step.items()], ctx.sample
+    )
+
+
+@dataclass(frozen=True)
+class _Transition:
+    step: int
+    src: str
+    dst: str
+    n: int
+
+
+def _sql_transitions(
+    ctx: ReportContext, start_event: str | None, steps: int, limit: int
+) -> list[Any]:
+    """The SQL engine's ``(step, src, dst, n)`` rows."""
     rows = ctx.rows(person_events(ctx.scope_id).where(*ctx.in_range(), *ctx.event_filters()))
     order = (rows.c.ts, rows.c.id)
     previous = func.lag(rows.c.event).over(partition_by=rows.c.person_id, order_by=order)
@@ -121,15 +155,5 @@ def paths(
         .where(ranked.c.rank <= limit)
         .order_by(ranked.c.step, ranked.c.rank)
     )
-    by_step: dict[int, list[PathTransition]] = {i: [] for i in range(1, steps + 1)}
     with report_connection() as connection:
-        found: list[Any] = list(connection.execute(query))
-    for row in found:
-        by_step[row.step].append(
-            PathTransition.model_validate(
-                {"from": row.src, "to": row.dst, "persons": ctx.scale(row.n)}
-            )
-        )
-    return PathsResult(
-        start_event, [PathStep(i, items) for i, items in by_step.items()], ctx.sample
-    )
+        return list(connection.execute(query))

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.sql import ColumnElement
 
 from ..db.tables import events, person_distinct_ids, persons
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from ..events.validation import from_micros
-from ..state import resolve_scope
+from ..state import current_state, resolve_scope
 from .connection import report_connection
 from .sql import by_codepoint, check_property_key, prop_text
 
@@ -90,59 +91,18 @@ def search_persons(
     elif value is not None:
         raise ValidationError("property", "is required with a value")
     conditions = _conditions(scope, distinct_id, property, value)
-    with report_connection() as connection:
-        total = connection.execute(
-            select(func.count()).select_from(persons).where(*conditions)
-        ).scalar_one()
-        rows: list[Any] = list(
-            connection.execute(
-                select(persons)
-                .where(*conditions)
-                .order_by(persons.c.created_at.desc(), persons.c.id.desc())
-                .limit(limit)
-                .offset(offset)
-            )
+    if is_clickhouse():
+        from ..engines.clickhouse.people import person_activity
+
+        with current_state().engine.connect() as connection:
+            rows, ids, total = _persons(connection, scope, conditions, limit, offset)
+        activity: dict[int, tuple[int, int | None]] = dict(
+            person_activity(scope, [row.id for row in rows])
         )
-        person_ids = [row.id for row in rows]
-        numbered = select(
-            person_distinct_ids.c.person_id,
-            person_distinct_ids.c.distinct_id,
-            func.row_number()
-            .over(
-                partition_by=person_distinct_ids.c.person_id,
-                order_by=by_codepoint(person_distinct_ids.c.distinct_id),
-            )
-            .label("n"),
-        ).where(
-            person_distinct_ids.c.scope_id == scope,
-            person_distinct_ids.c.person_id.in_(person_ids),
-        )
-        ranked = numbered.subquery("ranked")
-        ids: dict[int, list[str]] = {}
-        for person_id, known_id in connection.execute(
-            select(ranked.c.person_id, ranked.c.distinct_id)
-            .where(ranked.c.n <= IDS_SHOWN)
-            .order_by(ranked.c.person_id, ranked.c.n)
-        ):
-            ids.setdefault(person_id, []).append(known_id)
-        activity = {
-            row.person_id: (row.events, row.last_ts)
-            for row in connection.execute(
-                select(
-                    person_distinct_ids.c.person_id,
-                    func.count(events.c.id).label("events"),
-                    func.max(events.c.ts).label("last_ts"),
-                )
-                .select_from(events)
-                .join(
-                    person_distinct_ids,
-                    (person_distinct_ids.c.scope_id == events.c.scope_id)
-                    & (person_distinct_ids.c.distinct_id == events.c.distinct_id),
-                )
-                .where(events.c.scope_id == scope, person_distinct_ids.c.person_id.in_(person_ids))
-                .group_by(person_distinct_ids.c.person_id)
-            )
-        }
+    else:
+        with report_connection() as connection:
+            rows, ids, total = _persons(connection, scope, conditions, limit, offset)
+            activity = _sql_activity(connection, scope, [row.id for row in rows])
     found = []
     for row in rows:
         count, last_ts = activity.get(row.id, (0, None))
@@ -158,3 +118,72 @@ def search_persons(
             )
         )
     return PersonSearchResult(persons=found, total=int(total), offset=offset, limit=limit)
+
+
+def _persons(
+    connection: Connection,
+    scope: str,
+    conditions: list[ColumnElement[bool]],
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], dict[int, list[str]], int]:
+    """The page of persons (SQL, whatever the event store), their first distinct ids, the total."""
+    total = connection.execute(
+        select(func.count()).select_from(persons).where(*conditions)
+    ).scalar_one()
+    rows: list[Any] = list(
+        connection.execute(
+            select(persons)
+            .where(*conditions)
+            .order_by(persons.c.created_at.desc(), persons.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+    person_ids = [row.id for row in rows]
+    numbered = select(
+        person_distinct_ids.c.person_id,
+        person_distinct_ids.c.distinct_id,
+        func.row_number()
+        .over(
+            partition_by=person_distinct_ids.c.person_id,
+            order_by=by_codepoint(person_distinct_ids.c.distinct_id),
+        )
+        .label("n"),
+    ).where(
+        person_distinct_ids.c.scope_id == scope,
+        person_distinct_ids.c.person_id.in_(person_ids),
+    )
+    ranked = numbered.subquery("ranked")
+    ids: dict[int, list[str]] = {}
+    for person_id, known_id in connection.execute(
+        select(ranked.c.person_id, ranked.c.distinct_id)
+        .where(ranked.c.n <= IDS_SHOWN)
+        .order_by(ranked.c.person_id, ranked.c.n)
+    ):
+        ids.setdefault(person_id, []).append(known_id)
+    return rows, ids, int(total)
+
+
+def _sql_activity(
+    connection: Connection, scope: str, person_ids: list[int]
+) -> dict[int, tuple[int, int | None]]:
+    """The SQL engine's ``{person id: (events, last event µs)}``."""
+    return {
+        row.person_id: (row.events, row.last_ts)
+        for row in connection.execute(
+            select(
+                person_distinct_ids.c.person_id,
+                func.count(events.c.id).label("events"),
+                func.max(events.c.ts).label("last_ts"),
+            )
+            .select_from(events)
+            .join(
+                person_distinct_ids,
+                (person_distinct_ids.c.scope_id == events.c.scope_id)
+                & (person_distinct_ids.c.distinct_id == events.c.distinct_id),
+            )
+            .where(events.c.scope_id == scope, person_distinct_ids.c.person_id.in_(person_ids))
+            .group_by(person_distinct_ids.c.person_id)
+        )
+    }

@@ -26,6 +26,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from ..db.tables import events
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from ..events.validation import to_micros
 from .buckets import Buckets, floor_to, next_start
@@ -96,13 +97,23 @@ def retention(
     if shown < 1:
         return result
     ctx.check_cells(shown * (periods + 1), "periods", "cells")
-    query = _cells(ctx, buckets, shown, start_event, return_event, periods, mode, bounded)
-    with report_connection() as connection:
-        rows = {row.cohort: row for row in connection.execute(query)}
+    args = (ctx, buckets, shown, start_event, return_event, periods, mode, bounded)
+    if is_clickhouse():
+        from ..engines.clickhouse.retention import cells as clickhouse_cells
+
+        found = clickhouse_cells(*args)
+    else:
+        query = _cells(*args)
+        with report_connection() as connection:
+            found = {
+                row.cohort: (
+                    int(row.size),
+                    [int(row._mapping[f"k{k}"]) for k in range(periods + 1)],
+                )
+                for row in connection.execute(query)
+            }
     for p, label in enumerate(buckets.labels()[:shown]):
-        row = rows.get(p)
-        size = int(row.size) if row is not None else 0
-        raw = [int(row._mapping[f"k{k}"]) if row else 0 for k in range(periods + 1)]
+        size, raw = found.get(p, (0, [0] * (periods + 1)))
         result.cohorts.append(
             RetentionCohort(
                 label,

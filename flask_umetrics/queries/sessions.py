@@ -18,6 +18,7 @@ from sqlalchemy import String, case, cast, func, null, or_, select, union_all
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from ..db.tables import events, person_distinct_ids
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from ..events.validation import from_micros
 from ..state import current_state
@@ -127,6 +128,28 @@ def session_summary(ctx: ReportContext, *, pageview_event: str = "$pageview") ->
     one-event sessions, and ``pageview_event`` events per session (zeros when there are none)."""
     if not pageview_event:
         raise ValidationError("pageview_event", "must not be empty")
+    if is_clickhouse():
+        from ..engines.clickhouse import sessions as clickhouse
+
+        count, total_us, bounces, pageviews, middle_us, middle_n = clickhouse.summary(
+            ctx, timeout_us=session_timeout_us(), pageview_event=pageview_event
+        )
+    else:
+        count, total_us, bounces, pageviews, middle_us, middle_n = _sql_summary(ctx, pageview_event)
+    if not count:
+        return SessionSummary(0, 0.0, 0.0, 0.0, 0.0, ctx.sample)
+    return SessionSummary(
+        count=ctx.scale(count),
+        median_duration=int(middle_us) / middle_n / MICROS,
+        mean_duration=int(total_us) / count / MICROS,
+        bounce_rate=int(bounces) / count,
+        pageviews_per_session=int(pageviews) / count,
+        sampled=ctx.sample,
+    )
+
+
+def _sql_summary(ctx: ReportContext, pageview_event: str) -> tuple[Any, ...]:
+    """The SQL engine's ``(count, total µs, bounces, pageviews, middle µs, middle count)``."""
     sessions = session_table(
         ctx.scope_id,
         conditions=[*ctx.event_filters(), *ctx.sampled(person_distinct_ids.c.person_id)],
@@ -158,16 +181,7 @@ def session_summary(ctx: ReportContext, *, pageview_event: str = "$pageview") ->
     with report_connection() as connection:
         count, total_us, bounces, pageviews = connection.execute(totals).one()
         middle_us, middle_n = connection.execute(middle).one()
-    if not count:
-        return SessionSummary(0, 0.0, 0.0, 0.0, 0.0, ctx.sample)
-    return SessionSummary(
-        count=ctx.scale(count),
-        median_duration=int(middle_us) / middle_n / MICROS,
-        mean_duration=int(total_us) / count / MICROS,
-        bounce_rate=int(bounces) / count,
-        pageviews_per_session=int(pageviews) / count,
-        sampled=ctx.sample,
-    )
+    return (count, total_us, bounces, pageviews, middle_us, middle_n)
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,26 @@ def sessions_of_person(
 ) -> list[PersonSession]:
     """A person's most recent ``limit`` sessions (over all time), newest first; with
     ``started_by_us``, only those that started at or before it (a timeline page's cursor)."""
+    if is_clickhouse():
+        from ..engines.clickhouse import sessions as clickhouse
+
+        found = clickhouse.person_sessions(
+            scope_id,
+            person_id,
+            timeout_us=session_timeout_us(),
+            limit=limit,
+            started_by_us=started_by_us,
+        )
+        return [
+            PersonSession(
+                start=from_micros(start).isoformat(),
+                end=from_micros(end).isoformat(),
+                duration=(end - start) / MICROS,
+                events=int(count),
+                session_id=session_id,
+            )
+            for start, end, count, session_id in found
+        ]
     sessions = session_table(scope_id, conditions=[person_distinct_ids.c.person_id == person_id])
     query = select(sessions).order_by(
         sessions.c.start_ts.desc(),

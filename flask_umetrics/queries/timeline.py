@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Connection, and_, or_, select
 
 from ..db.tables import events, person_distinct_ids, persons
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import APIError, ValidationError
 from ..events.validation import from_micros
-from ..state import resolve_scope
+from ..state import current_state, resolve_scope
 from .connection import report_connection
 from .sessions import PersonSession, sessions_of_person
 from .sql import by_codepoint, person_events
@@ -66,6 +68,57 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
         raise ValidationError("before", "is not a cursor from a previous page") from exc
 
 
+@dataclass(frozen=True)
+class _Row:
+    uuid: str | None
+    event: str
+    distinct_id: str
+    ts: int
+    session_id: str | None
+    properties: dict[str, Any]
+    active: bool
+    id: int
+
+
+def _person(connection: Connection, scope: str, distinct_id: str) -> tuple[int, Any, list[str]]:
+    """The person owning ``distinct_id`` (404 if none), its row and its distinct ids (SQL)."""
+    person_id = connection.execute(
+        select(person_distinct_ids.c.person_id).where(
+            person_distinct_ids.c.scope_id == scope,
+            person_distinct_ids.c.distinct_id == distinct_id,
+        )
+    ).scalar_one_or_none()
+    if person_id is None:
+        raise APIError(404, "not_found", f"No person has the distinct id {distinct_id!r}.")
+    person = connection.execute(select(persons).where(persons.c.id == person_id)).one()
+    ids = connection.execute(
+        select(person_distinct_ids.c.distinct_id)
+        .where(
+            person_distinct_ids.c.scope_id == scope,
+            person_distinct_ids.c.person_id == person_id,
+        )
+        .order_by(by_codepoint(person_distinct_ids.c.distinct_id))
+    ).scalars()
+    return int(person_id), person, list(ids)
+
+
+def _sql_page(
+    connection: Connection,
+    scope: str,
+    person_id: int,
+    cursor: tuple[int, int] | None,
+    limit: int,
+) -> list[Any]:
+    """The SQL engine's newest ``limit`` events of the person before ``cursor``."""
+    query = person_events(scope).add_columns(events.c.uuid)
+    query = query.where(person_distinct_ids.c.person_id == person_id)
+    if cursor is not None:
+        ts, event_id = cursor
+        query = query.where(or_(events.c.ts < ts, and_(events.c.ts == ts, events.c.id < event_id)))
+    query = query.order_by(events.c.ts.desc(), events.c.id.desc()).limit(limit)
+    return list(connection.execute(query))
+
+
 def timeline(
     distinct_id: str, *, scope_id: str | None = None, limit: int = 50, before: str | None = None
 ) -> Timeline:
@@ -78,34 +131,21 @@ def timeline(
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
     cursor = decode_cursor(before) if before is not None else None
-    with report_connection() as connection:
-        person_id = connection.execute(
-            select(person_distinct_ids.c.person_id).where(
-                person_distinct_ids.c.scope_id == scope,
-                person_distinct_ids.c.distinct_id == distinct_id,
+    if is_clickhouse():
+        with current_state().engine.connect() as connection:
+            person_id, person, distinct_ids = _person(connection, scope, distinct_id)
+        from ..engines.clickhouse.timeline import person_page
+
+        rows = [
+            _Row(uuid, event, did, ts, session, json.loads(props or "{}"), bool(active), seq)
+            for uuid, event, did, ts, session, props, active, seq in person_page(
+                scope, person_id, cursor, limit + 1
             )
-        ).scalar_one_or_none()
-        if person_id is None:
-            raise APIError(404, "not_found", f"No person has the distinct id {distinct_id!r}.")
-        person = connection.execute(select(persons).where(persons.c.id == person_id)).one()
-        ids = connection.execute(
-            select(person_distinct_ids.c.distinct_id)
-            .where(
-                person_distinct_ids.c.scope_id == scope,
-                person_distinct_ids.c.person_id == person_id,
-            )
-            .order_by(by_codepoint(person_distinct_ids.c.distinct_id))
-        ).scalars()
-        distinct_ids = list(ids)
-        query = person_events(scope).add_columns(events.c.uuid)
-        query = query.where(person_distinct_ids.c.person_id == person_id)
-        if cursor is not None:
-            ts, event_id = cursor
-            query = query.where(
-                or_(events.c.ts < ts, and_(events.c.ts == ts, events.c.id < event_id))
-            )
-        query = query.order_by(events.c.ts.desc(), events.c.id.desc()).limit(limit + 1)
-        rows: list[Any] = list(connection.execute(query))
+        ]
+    else:
+        with report_connection() as connection:
+            person_id, person, distinct_ids = _person(connection, scope, distinct_id)
+            rows = _sql_page(connection, scope, person_id, cursor, limit + 1)
     page, more = rows[:limit], len(rows) > limit
     shown = [
         TimelineEvent(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from ..db.tables import events
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from .connection import report_connection
 from .context import Count, ReportContext
@@ -26,6 +27,11 @@ class TopResult:
 
 
 def top_events(ctx: ReportContext, *, limit: int = 10) -> TopResult:
+    if is_clickhouse():
+        from ..engines.clickhouse import top as clickhouse
+
+        found = clickhouse.top_events(ctx, limit)
+        return TopResult([TopItem(key, ctx.scale(n)) for key, n in found], ctx.sample)
     rows = ctx.rows(person_events(ctx.scope_id).where(*ctx.in_range(), *ctx.event_filters()))
     query = (
         select(rows.c.event, func.count().label("n"))
@@ -42,6 +48,11 @@ def top_property_values(
     ctx: ReportContext, *, event: str, property: str, limit: int = 10
 ) -> TopResult:
     """Values of ``property`` on ``event``; events without the property are left out."""
+    if is_clickhouse():
+        from ..engines.clickhouse import top as clickhouse
+
+        found = clickhouse.top_property_values(ctx, event, property, limit)
+        return TopResult([TopItem(key, ctx.scale(n)) for key, n in found], ctx.sample)
     value = prop_text(events.c.properties, property)
     rows = ctx.rows(
         person_events(ctx.scope_id)

@@ -14,8 +14,9 @@ from sqlalchemy import case, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
 from ..db.tables import events
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
-from .buckets import INTERVALS
+from .buckets import INTERVALS, Buckets
 from .connection import report_connection
 from .context import Count, ReportContext
 from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
@@ -81,9 +82,52 @@ def trends(
         raise ValidationError("math", f"must be one of {', '.join(MATHS)}")
     if not 1 <= breakdown_limit <= MAX_BREAKDOWN_LIMIT:
         raise ValidationError("breakdown_limit", f"must be between 1 and {MAX_BREAKDOWN_LIMIT}")
+    if math not in {"total", "unique_persons"} and property is None:
+        raise ValidationError("property", f"math '{math}' needs a numeric property")
     buckets = ctx.buckets(interval)
     if breakdown is not None:  # the top values and "$other": one series each
         ctx.check_cells(len(buckets.starts) * (breakdown_limit + 1), "breakdown_limit", "points")
+    if is_clickhouse():
+        from ..engines.clickhouse.trends import cells as clickhouse_cells
+
+        top, cells = clickhouse_cells(
+            ctx,
+            buckets,
+            event=event,
+            math=math,
+            property=property,
+            breakdown=breakdown,
+            breakdown_limit=breakdown_limit,
+            other=OTHER,
+        )
+    else:
+        top, cells = _sql_cells(ctx, buckets, event, math, property, breakdown, breakdown_limit)
+    groups = list(top) + ([OTHER] if any(g == OTHER for g, _ in cells) else [])
+    scaled = math in {"total", "unique_persons", "sum"}
+    additive = math in {"total", "sum"}
+    labels = buckets.labels()
+    results = []
+    for value in groups:
+        series = []
+        for index, label in enumerate(labels):
+            raw = cells.get((value, index))
+            cell = 0.0 if raw is None else float(raw)
+            series.append(Point(label, ctx.scale(cell) if scaled else cell))
+        total = sum(point.value for point in series) if additive else None
+        results.append(TrendSeries(value, series, total))
+    return TrendsResult(interval, math, results, property, breakdown, ctx.sample)
+
+
+def _sql_cells(
+    ctx: ReportContext,
+    buckets: Buckets,
+    event: str | None,
+    math: str,
+    property: str | None,
+    breakdown: str | None,
+    breakdown_limit: int,
+) -> tuple[list[str | None], dict[tuple[Any, int], Any]]:
+    """The SQL engine's ``(top breakdown values, {(group, bucket): value})``."""
     # Persons are only needed to count them or to limit the report to some of them; plain
     # event counts and sums skip the join with the distinct-id map.
     needs_persons = math == "unique_persons" or ctx.sample is not None or ctx.segment is not None
@@ -120,20 +164,7 @@ def trends(
             grp.label("grp"), rows.c.bucket, _aggregate(math, property, rows).label("value")
         ).group_by(grp, rows.c.bucket)
         cells = {(row.grp, row.bucket): row.value for row in connection.execute(query)}
-    groups = list(top) + ([OTHER] if any(g == OTHER for g, _ in cells) else [])
-    scaled = math in {"total", "unique_persons", "sum"}
-    additive = math in {"total", "sum"}
-    labels = buckets.labels()
-    results = []
-    for value in groups:
-        series = []
-        for index, label in enumerate(labels):
-            raw = cells.get((value, index))
-            cell = 0.0 if raw is None else float(raw)
-            series.append(Point(label, ctx.scale(cell) if scaled else cell))
-        total = sum(point.value for point in series) if additive else None
-        results.append(TrendSeries(value, series, total))
-    return TrendsResult(interval, math, results, property, breakdown, ctx.sample)
+    return top, cells
 
 
 @dataclass(frozen=True)

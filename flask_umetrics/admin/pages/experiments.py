@@ -19,7 +19,7 @@ from ...flags import store
 from ...flags.diagnostics import no_exposure_reasons
 from ...flags.metrics import exposure_counts
 from ...flags.model import Experiment
-from ...queries.connection import report_connection
+from ...queries.connection import metadata_connection
 from ...state import current_state
 from ..access import actor, current_scope
 from ..errors import AdminError
@@ -77,7 +77,7 @@ def _experiment(key: str) -> Experiment:
 
 
 def _exposures(experiment: Experiment) -> int:
-    with report_connection() as connection:
+    with metadata_connection() as connection:
         counts = exposure_counts(
             connection,
             scope_id=experiment.scope_id,

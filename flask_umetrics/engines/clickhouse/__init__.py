@@ -3,7 +3,8 @@
 ``client.py`` connects (a server over HTTP(S), or chdb in-process), ``schema.py`` owns the DDL
 and its migrations, ``store.py`` writes events, ``mirror.py`` copies persons and the distinct-id
 map from SQL, ``sequence.py`` orders rows. Importing this package imports no driver: the
-driver is loaded on first use. Reports do not run here yet (they answer 501); see
+driver is loaded on first use. Reports run here through ``expressions.py`` and one module per
+report (funnels and the ad-hoc query answer 501 so far); see
 docs/clickhouse.md.
 """
 
