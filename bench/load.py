@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import random
+import secrets
 import socket
 import statistics
 import subprocess
@@ -57,6 +58,9 @@ def create_app() -> Flask:
         # of a browser (UMETRICS_RATELIMIT_INGEST), which is not what this test measures.
         UMETRICS_RATELIMIT_INGEST="1000000 per minute",
         UMETRICS_RATELIMIT_PER_KEY="1000000 per minute",
+        # The dashboard refuses to serve without one; clients use API keys, never sessions, so
+        # each worker may have its own.
+        SECRET_KEY=secrets.token_hex(32),
     )
     UMetrics(app)
     return app
