@@ -341,10 +341,10 @@ class RetentionQuery(ScopedModel):
 
 
 class RetentionRow(BaseModel):
-    offset: int
-    cohort_size: int
-    retained: int
-    rate: float
+    """togo's ``RetentionRow``: persons of the cohort active again ``offset_days`` later."""
+
+    offset_days: int
+    returned: int
 
 
 @router.route(
@@ -371,19 +371,13 @@ def togo_retention(call: APICall) -> list[dict[str, Any]]:
         mode="first_time",
         bounded=True,
     )
-    size = sum(_count(cohort.size) for cohort in result.cohorts)
-    rows = []
-    for offset in offsets:
-        retained = sum(_count(cohort.counts[offset]) for cohort in result.cohorts)
-        rows.append(
-            {
-                "offset": offset,
-                "cohort_size": size,
-                "retained": retained,
-                "rate": retained / size if size else 0.0,
-            }
-        )
-    return rows
+    return [
+        {
+            "offset_days": offset,
+            "returned": sum(_count(cohort.counts[offset]) for cohort in result.cohorts),
+        }
+        for offset in offsets
+    ]
 
 
 def _zone() -> ZoneInfo:
@@ -396,22 +390,17 @@ def _next_day(moment: datetime) -> datetime:
     return next_start(floor_to(moment, "day", zone), "day", zone)
 
 
-class ActiveResponse(BaseModel):
-    active_users: int
-    count: int = Field(description="The same number, under the native API's name.")
-
-
 @router.route(
     "/analytics/active",
     summary="togo: distinct persons with an active event in [from, to)",
     permission="metrics.view",
     tag=TAG,
     query=RangeQuery,
-    response=ActiveResponse,
+    response=int,
 )
-def togo_active(call: APICall) -> ActiveResponse:
-    count = _count(active_users(call.query.context(call.scope_id)).count)
-    return ActiveResponse(active_users=count, count=count)
+def togo_active(call: APICall) -> int:
+    """A bare JSON number: togo's client decodes the answer into an ``int``."""
+    return _count(active_users(call.query.context(call.scope_id)).count)
 
 
 class DashboardQuery(ScopedModel):
