@@ -41,6 +41,7 @@ V1_PAYLOADS: dict[str, dict[str, Any]] = {
     "events": {"sessionId": "v1", "events": [{"name": "e", "props": {"p": 1}}]},
     "setUserId": {"sessionId": "v1", "uid": "user-1"},
     "setUserProps": {"sessionId": "v1", "props": {"p": 1}},
+    "setSessionProps": {"sessionId": "v1", "props": {"p": 1}},
 }
 
 

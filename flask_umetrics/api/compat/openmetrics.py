@@ -34,6 +34,7 @@ from ...db.types import utcnow
 from ...errors import APIError, PermissionRequired, ValidationError
 from ...events import identify, ingest_events, set_person_properties
 from ...events.validation import MAX_ID_LENGTH, Limits, normalize_event
+from ...queries.sessions import SESSION_PROPS_EVENT
 from ...state import current_state
 from ...validation import validate_scope_id
 from ..origin import refuse_cross_site, refuse_cross_site_write
@@ -267,8 +268,10 @@ def _ingest(batch: list[dict[str, Any]], scope_id: str, what: str) -> None:
         try:
             normalize_event(event, scope_id, limits, now)
         except ValidationError as error:
-            if what == "sessionId" and error.field == "distinct_id":
+            if what != "events" and error.field == "distinct_id":
                 raise _bad("sessionId", error.message) from error
+            if what == "props":
+                raise _bad("props", error.message) from error
             name = _EVENT_FIELD_NAMES.get(error.field, error.field)
             raise _bad(f"events[{index}].{name}", error.message) from error
     browser = "Origin" in request.headers or "Sec-Fetch-Site" in request.headers
@@ -327,4 +330,27 @@ def set_user_props(payload: dict[str, Any]) -> Response:
         raise exc.for_field(exc.field.replace("set", "props", 1)) from None
     except ValidationError as exc:
         raise _bad("props", exc.message) from exc
+    return _text("ok")
+
+
+@_route("/v1/setSessionProps")
+def set_session_props(payload: dict[str, Any]) -> Response:
+    """Set ``props`` on the visitor's current session: stored as an inactive
+    ``$session_props`` event (it neither starts nor extends a session), shown in the person
+    timeline and merged into that session's ``properties``. Empty or missing ``props``: a
+    no-op, as in open-metrics."""
+    scope_id = _authorized(payload)
+    session = _id(payload, "sessionId")
+    props = payload.get("props")
+    if props is None or props == {}:
+        return _text("ok")
+    if not isinstance(props, dict):
+        raise _bad("props", "must be a JSON object")
+    event = {
+        "event": SESSION_PROPS_EVENT,
+        "distinct_id": session,
+        "properties": props,
+        "active": False,
+    }
+    _ingest([event], scope_id, "props")
     return _text("ok")
