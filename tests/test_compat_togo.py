@@ -242,7 +242,6 @@ def test_bad_events_are_rejected_by_index_and_the_rest_stored(
         ("GET", "retention", {"offsets": "0,x"}, "offsets"),
         ("GET", "retention", {"offsets": "-1"}, "offsets"),
         ("GET", "dashboard", {"days": "0"}, "days"),
-        ("GET", "active", {"colour": "red"}, "colour"),
         ("POST", "events", {"events": "nope"}, "events"),
         ("POST", "events", {}, "events"),
         ("POST", "identify", {"traits": {}}, "user_id"),

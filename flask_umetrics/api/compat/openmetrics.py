@@ -286,7 +286,9 @@ def _ingest(batch: list[dict[str, Any]], scope_id: str, what: str) -> None:
 
 @_route("/v1/events")
 def log_events(payload: dict[str, Any]) -> Response:
-    """Log ``events`` for the visitor ``sessionId``; all or nothing."""
+    """Log ``events`` for the visitor ``sessionId``. Each event is checked on its own: the
+    valid ones are stored and the others listed (``{"accepted", "rejected"}``); when none is
+    valid, a 400 naming the first bad field."""
     scope_id = _authorized(payload)
     session = _id(payload, "sessionId")
     raw_events = payload.get("events")
@@ -295,9 +297,36 @@ def log_events(payload: dict[str, Any]) -> Response:
     limit = current_state().settings["UMETRICS_MAX_BATCH_EVENTS"]
     if len(raw_events) > limit:
         raise _bad("events", f"at most {limit} events per request")
-    batch = [_event(raw, index, session) for index, raw in enumerate(raw_events)]
-    _ingest(batch, scope_id, "events")
+    batch: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            event = _event(raw, index, session)
+            _check(event, scope_id, index)
+        except APIError as error:
+            detail = error.details[0] if error.details else {"field": f"events[{index}]"}
+            rejected.append({"index": index, **detail})
+            continue
+        batch.append(event)
+    if rejected and not batch:  # nothing to store: the first event's error, as a 400
+        raise _bad(rejected[0]["field"], rejected[0]["message"])
+    if batch:
+        _ingest(batch, scope_id, "events")
+    if rejected:  # the valid events are stored; the client learns which were not
+        return jsonify({"accepted": len(batch), "rejected": rejected})
     return _text("ok")
+
+
+def _check(event: dict[str, Any], scope_id: str, index: int) -> None:
+    """Refuse ``event`` (a 400 naming its open-metrics field) if ingestion would."""
+    settings = current_state().settings
+    try:
+        normalize_event(event, scope_id, Limits.from_settings(settings), utcnow())
+    except ValidationError as error:
+        if error.field == "distinct_id":
+            raise _bad("sessionId", error.message) from error
+        name = _EVENT_FIELD_NAMES.get(error.field, error.field)
+        raise _bad(f"events[{index}].{name}", error.message) from error
 
 
 @may_require(IDENTIFY)
@@ -322,6 +351,8 @@ def set_user_props(payload: dict[str, Any]) -> Response:
     caller = _caller(payload)
     session = _id(payload, "sessionId")
     props = payload.get("props")
+    if props is None or props == {}:
+        return _text("ok")  # nothing to set: a no-op, as in open-metrics
     if not isinstance(props, dict):
         raise _bad("props", "must be a JSON object")
     try:

@@ -9,11 +9,11 @@ ranges in ``UMETRICS_TIMEZONE``). Writes need the scope's write key (``ingest``)
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...auth import IDENTIFY, may_require
 from ...db.types import utcnow
@@ -56,7 +56,14 @@ def _count(value: float) -> int:
     return round(value)
 
 
-class RangeQuery(ScopedModel):
+class ReportQuery(ScopedModel):
+    """A togo report's query: unknown parameters (a client's cache-buster ``_=``) are ignored,
+    as togo ignores them; the known ones are checked as strictly as ever."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RangeQuery(ReportQuery):
     """togo's ``from`` / ``to`` (RFC 3339 or a date; half-open; default the last 30 days)."""
 
     date_from: DateTimeParam | None = Field(None, alias="from")
@@ -70,6 +77,8 @@ class RangeQuery(ScopedModel):
 
 
 class EventsBody(ScopedModel):
+    #: A bare JSON array body is the events list, as togo's handler takes it.
+    bare_list_field: ClassVar[str] = "events"
     events: list[Any] = Field(
         description="togo events: name, user_id and/or anon_id, properties, timestamp."
     )
@@ -107,7 +116,10 @@ def to_event(raw: Any) -> tuple[dict[str, Any], str | None]:
     user_id, anon_id = _check_id(raw, "user_id"), _check_id(raw, "anon_id")
     distinct_id = user_id or anon_id
     if distinct_id is None:
-        raise ValidationError("user_id", "user_id or anon_id is required")
+        # Not stored: a generated id would count each such event as a new person.
+        raise ValidationError(
+            "user_id", "user_id or anon_id is required (an event of nobody is not stored)"
+        )
     event: dict[str, Any] = {"event": raw.get("name"), "distinct_id": distinct_id}
     timestamp = raw.get("timestamp")
     if timestamp not in (None, "", GO_ZERO_TIME):
@@ -318,7 +330,7 @@ def togo_funnel(call: APICall) -> list[dict[str, Any]]:
     ]
 
 
-class RetentionQuery(ScopedModel):
+class RetentionQuery(ReportQuery):
     date_from: DateTimeParam | None = Field(None, alias="from")
     date_to: DateTimeParam | None = Field(None, alias="to")
     offset: list[int] = Field(default_factory=list, description="Day offsets; repeat.")
@@ -403,7 +415,7 @@ def togo_active(call: APICall) -> int:
     return _count(active_users(call.query.context(call.scope_id)).count)
 
 
-class DashboardQuery(ScopedModel):
+class DashboardQuery(ReportQuery):
     days: int = Field(7, ge=1, le=366)
     date_to: DateTimeParam | None = Field(
         None, alias="to", description="End of the window (default: tomorrow's midnight)."
