@@ -1,4 +1,4 @@
-"""open-metrics' logging API (``gsabran/open-metrics``) under ``{prefix}/v1/...``.
+"""open-metrics' logging API (``gsabran/open-metrics``) at ``UMETRICS_OPENMETRICS_PATH``.
 
 Its clients send ``GET /v1/<route>?q=<JSON>`` (the browser client does not even URL-encode the
 JSON) with a ``sessionId`` that is really a long-lived anonymous id, and read ``ok`` / ``pong``
@@ -47,7 +47,7 @@ _MILLISECONDS_FROM = 1e11
 
 
 def create_blueprint() -> Blueprint:
-    """The blueprint to register under ``{UMETRICS_URL_PREFIX}``."""
+    """The blueprint to register at ``UMETRICS_OPENMETRICS_PATH`` (default ``{prefix}/v1``)."""
     return router.blueprint
 
 
@@ -194,7 +194,7 @@ def _route(
     return decorator
 
 
-@_route("/v1/ping", public=True)
+@_route("/ping", public=True)
 def ping(payload: dict[str, Any]) -> Response:
     """``pong``. With a ``sessionId`` (and the write key) it also extends that visitor's
     session by an active ``$ping`` event."""
@@ -205,7 +205,7 @@ def ping(payload: dict[str, Any]) -> Response:
     return _text("pong")
 
 
-@_route("/v1/createUser")
+@_route("/createUser")
 def create_user(payload: dict[str, Any]) -> Response:
     """Start tracking a visitor: the given ``sessionId``, or a new random one; answers
     ``{"sessionId": id}``."""
@@ -284,7 +284,7 @@ def _ingest(batch: list[dict[str, Any]], scope_id: str, what: str) -> None:
     )
 
 
-@_route("/v1/events")
+@_route("/events")
 def log_events(payload: dict[str, Any]) -> Response:
     """Log ``events`` for the visitor ``sessionId``. Each event is checked on its own: the
     valid ones are stored and the others listed (``{"accepted", "rejected"}``); when none is
@@ -330,7 +330,7 @@ def _check(event: dict[str, Any], scope_id: str, index: int) -> None:
 
 
 @may_require(IDENTIFY)
-@_route("/v1/setUserId")
+@_route("/setUserId")
 def set_user_id(payload: dict[str, Any]) -> Response:
     """Link the visitor ``sessionId`` to the user ``uid`` (or ``userId``): a retroactive
     merge, so the visitor's earlier events count under the user."""
@@ -345,7 +345,7 @@ def set_user_id(payload: dict[str, Any]) -> Response:
 
 
 @may_require(IDENTIFY)
-@_route("/v1/setUserProps")
+@_route("/setUserProps")
 def set_user_props(payload: dict[str, Any]) -> Response:
     """Set ``props`` on the visitor's person (after a merge: the user's)."""
     caller = _caller(payload)
@@ -364,7 +364,7 @@ def set_user_props(payload: dict[str, Any]) -> Response:
     return _text("ok")
 
 
-@_route("/v1/setSessionProps")
+@_route("/setSessionProps")
 def set_session_props(payload: dict[str, Any]) -> Response:
     """Set ``props`` on the visitor's current session: stored as an inactive
     ``$session_props`` event (it neither starts nor extends a session), shown in the person

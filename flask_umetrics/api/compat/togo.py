@@ -1,4 +1,4 @@
-"""togo analytics' REST API (``togo-framework/analytics``) under ``{prefix}/api/analytics/...``.
+"""togo analytics' REST API (``togo-framework/analytics``) at ``UMETRICS_TOGO_API_PATH``.
 
 Existing togo clients (its JS snippet, scripts reading its reports) keep working: the request
 and response shapes are togo's, the numbers are ours (persons after identity merges, half-open
@@ -48,7 +48,7 @@ GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def create_blueprint() -> Blueprint:
-    """The blueprint to register under ``{UMETRICS_URL_PREFIX}/api``."""
+    """The blueprint to register at ``UMETRICS_TOGO_API_PATH`` (``{prefix}/api/analytics``)."""
     return router.blueprint
 
 
@@ -135,7 +135,7 @@ def to_event(raw: Any) -> tuple[dict[str, Any], str | None]:
 
 @may_require(IDENTIFY)
 @router.route(
-    "/analytics/events",
+    "/events",
     methods=("POST",),
     summary="togo: batch ingest {events: [{name, user_id, anon_id, properties, timestamp}]}",
     permission="ingest",
@@ -199,7 +199,7 @@ class IdentifyResponse(BaseModel):
 
 @may_require(IDENTIFY)
 @router.route(
-    "/analytics/identify",
+    "/identify",
     methods=("POST",),
     summary="togo: identify {user_id, traits} (with anon_id: merge the anonymous user)",
     permission="ingest",
@@ -233,7 +233,7 @@ class VolumePoint(BaseModel):
 
 
 @router.route(
-    "/analytics/volume",
+    "/volume",
     summary="togo: events per bucket (every bucket present)",
     permission="metrics.view",
     tag=TAG,
@@ -273,7 +273,7 @@ def _counts(result: TopResult) -> list[dict[str, Any]]:
 
 
 @router.route(
-    "/analytics/top",
+    "/top",
     summary="togo: top events, or top values of an event's property",
     permission="metrics.view",
     tag=TAG,
@@ -305,7 +305,7 @@ class FunnelStepOut(BaseModel):
 
 
 @router.route(
-    "/analytics/funnel",
+    "/funnel",
     summary="togo: ordered conversion (?step=a&step=b&...)",
     permission="metrics.view",
     tag=TAG,
@@ -360,7 +360,7 @@ class RetentionRow(BaseModel):
 
 
 @router.route(
-    "/analytics/retention",
+    "/retention",
     summary="togo: day-N retention of the persons first seen on the day 'from' (or in [from, to))",
     permission="metrics.view",
     tag=TAG,
@@ -403,7 +403,7 @@ def _next_day(moment: datetime) -> datetime:
 
 
 @router.route(
-    "/analytics/active",
+    "/active",
     summary="togo: distinct persons with an active event in [from, to)",
     permission="metrics.view",
     tag=TAG,
@@ -430,7 +430,7 @@ class DashboardOut(BaseModel):
 
 
 @router.route(
-    "/analytics/dashboard",
+    "/dashboard",
     summary="togo: overview of the last 'days' days (total events, DAU, WAU, top events)",
     permission="metrics.view",
     tag=TAG,
