@@ -106,6 +106,16 @@ def _url_prefix(value: Any) -> str:
     return text
 
 
+def _mount_path(value: Any) -> str | None:
+    """A URL path to mount routes at: ``/a/b`` (``/`` is the root); empty or None: default."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    if not text.startswith("/") or any(c in text for c in "?#<> \\"):
+        raise ValueError("must be a URL path starting with '/', e.g. /v1")
+    return text.rstrip("/")
+
+
 def _timezone(value: Any) -> str:
     text = str(value).strip()
     try:
@@ -357,6 +367,24 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         False,
         _parse_bool,
         "Serve open-metrics' `/v1/...` API under `{prefix}/v1/...`.",
+    ),
+    ConfigKey(
+        "UMETRICS_TOGO_API_PATH",
+        "env",
+        "togo_api_path",
+        None,
+        _mount_path,
+        "Where togo's routes are served (default `{prefix}/api/analytics`); `/api/analytics` "
+        "serves them where unmodified togo clients call them.",
+    ),
+    ConfigKey(
+        "UMETRICS_OPENMETRICS_PATH",
+        "env",
+        "openmetrics_path",
+        None,
+        _mount_path,
+        "Where open-metrics' routes are served (default `{prefix}/v1`); `/v1` serves them at "
+        "the root, where open-metrics' node client (which drops its server URL's path) calls.",
     ),
     ConfigKey(
         "UMETRICS_API_KEY_CACHE_SECONDS",

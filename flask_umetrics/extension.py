@@ -176,15 +176,17 @@ class UMetrics:
         if settings["UMETRICS_ENABLE_TOGO_API"]:
             from .api.compat import togo
 
-            app.register_blueprint(
-                togo.create_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"] + "/api"
-            )
+            togo_path = settings["UMETRICS_TOGO_API_PATH"]
+            if togo_path is None:
+                togo_path = settings["UMETRICS_URL_PREFIX"] + "/api/analytics"
+            app.register_blueprint(togo.create_blueprint(), url_prefix=togo_path)
         if settings["UMETRICS_ENABLE_OPENMETRICS_API"]:
             from .api.compat import openmetrics
 
-            app.register_blueprint(
-                openmetrics.create_blueprint(), url_prefix=settings["UMETRICS_URL_PREFIX"]
-            )
+            v1_path = settings["UMETRICS_OPENMETRICS_PATH"]
+            if v1_path is None:
+                v1_path = settings["UMETRICS_URL_PREFIX"] + "/v1"
+            app.register_blueprint(openmetrics.create_blueprint(), url_prefix=v1_path)
         if (
             settings["UMETRICS_ENABLE_API"]
             or settings["UMETRICS_ENABLE_TOGO_API"]

@@ -41,6 +41,7 @@ V1_PAYLOADS: dict[str, dict[str, Any]] = {
     "events": {"sessionId": "v1", "events": [{"name": "e", "props": {"p": 1}}]},
     "setUserId": {"sessionId": "v1", "uid": "user-1"},
     "setUserProps": {"sessionId": "v1", "props": {"p": 1}},
+    "setSessionProps": {"sessionId": "v1", "props": {"p": 1}},
 }
 
 
@@ -284,9 +285,9 @@ TOGO_READ_PARAMS = togo_read_params()
 def test_the_injection_matrix_covers_togo_reads() -> None:
     rules = {rule for rule, _ in TOGO_READ_PARAMS}
     assert len(rules) == 6
-    assert ("/analytics/top", "property") in TOGO_READ_PARAMS
-    assert ("/analytics/retention", "offsets") in TOGO_READ_PARAMS
-    assert ("/analytics/funnel", "step") in TOGO_READ_PARAMS
+    assert ("/top", "property") in TOGO_READ_PARAMS
+    assert ("/retention", "offsets") in TOGO_READ_PARAMS
+    assert ("/funnel", "step") in TOGO_READ_PARAMS
     assert len(TOGO_READ_PARAMS) == 30  # scope_id included
 
 
@@ -298,10 +299,10 @@ def test_injections_in_every_togo_query_parameter_never_give_a_500(
     for rule, name in TOGO_READ_PARAMS:
         for injection in INJECTIONS:
             query: dict[str, Any] = {k: v for k, v in RANGE.items() if k != name}
-            if rule == "/analytics/funnel" and name != "step":
+            if rule == "/funnel" and name != "step":
                 query["step"] = "view"
             query[name] = injection
-            answer = client.get("/umetrics/api" + rule, query_string=query)
+            answer = client.get(TOGO + rule, query_string=query)
             assert answer.status_code < 500, (rule, name, injection, answer.json)
             if "\x00" in injection:
                 assert_error(answer, 400, "validation_error")
@@ -334,7 +335,7 @@ def test_togo_reports_of_an_injected_name_are_empty(
         f"{TOGO}/retention",
         query_string={"from": "2026-03-01", "start_event": injection, "offsets": "0,1"},
     )
-    assert [(r["cohort_size"], r["retained"]) for r in retained.json] == [(0, 0), (0, 0)]
+    assert retained.json == [{"offset_days": 0, "returned": 0}, {"offset_days": 1, "returned": 0}]
     everything = client.get(f"{TOGO}/volume", query_string=RANGE)
     assert [point["count"] for point in everything.json] == [2, 1, 0]
 
@@ -424,5 +425,5 @@ def test_every_open_metrics_route_is_covered(compat: tuple[Flask, FlaskClient]) 
     }
     assert rules == set(V1_PAYLOADS)
     togo = {r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("umetrics_togo.")}
-    covered = {"/umetrics/api" + rule for rule, _ in TOGO_READ_PARAMS}
+    covered = {TOGO + rule for rule, _ in TOGO_READ_PARAMS}
     assert togo - covered == {f"{TOGO}/events", f"{TOGO}/identify"}  # the ingest tests' routes

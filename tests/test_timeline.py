@@ -121,6 +121,7 @@ def test_timeline_route(make_app: AppFactory) -> None:
         "duration": 0.0,
         "events": 1,
         "session_id": None,
+        "properties": {},
     }
     following = client.get(f"/umetrics/api/persons/anon/timeline?before={answer['next']}").json
     assert len(following["events"]) == 6 and following["next"] is None

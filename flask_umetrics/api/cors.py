@@ -31,6 +31,7 @@ BROWSER_ENDPOINTS = frozenset(
         "umetrics_openmetrics.log_events",
         "umetrics_openmetrics.set_user_id",
         "umetrics_openmetrics.set_user_props",
+        "umetrics_openmetrics.set_session_props",
     }
 )
 #: Request headers a browser page may send (``Authorization`` is for server-side keys).

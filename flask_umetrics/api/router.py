@@ -197,6 +197,10 @@ def _parse_query(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
 
 def _parse_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     body = _json_body()
+    # A route whose original accepts a bare JSON array (togo's events) takes it as that field.
+    bare_list_field = getattr(model, "bare_list_field", None)
+    if isinstance(body, list) and bare_list_field is not None:
+        body = {bare_list_field: body}
     if not isinstance(body, dict):
         raise APIError(
             400,

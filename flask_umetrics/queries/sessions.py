@@ -11,7 +11,7 @@ to a report when its first event is in ``[date_from, date_to)``; its later event
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import String, case, cast, func, null, or_, select, union_all
@@ -191,6 +191,13 @@ class PersonSession:
     duration: float
     events: int
     session_id: str | None
+    #: Set with ``$session_props`` events (open-metrics' ``setSessionProps``), later wins.
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+#: The event that carries session properties: inactive, so it never forms or extends a session;
+#: it belongs to the session whose span, widened by the session timeout, holds its time.
+SESSION_PROPS_EVENT = "$session_props"
 
 
 def sessions_of_person(
@@ -228,6 +235,7 @@ def sessions_of_person(
         query = query.where(sessions.c.start_ts <= started_by_us)
     with report_connection() as connection:
         rows: list[Any] = list(connection.execute(query.limit(limit)))
+        props = _session_props(connection, scope_id, person_id, rows)
     return [
         PersonSession(
             start=from_micros(row.start_ts).isoformat(),
@@ -235,6 +243,37 @@ def sessions_of_person(
             duration=(row.end_ts - row.start_ts) / MICROS,
             events=row.events,
             session_id=row.session_id,
+            properties=props[index],
         )
-        for row in rows
+        for index, row in enumerate(rows)
     ]
+
+
+def _session_props(
+    connection: Any, scope_id: str, person_id: int, rows: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """Each session's properties: the ``$session_props`` events within its span widened by the
+    session timeout (the newest session first, as ``rows`` are), merged oldest first."""
+    merged: list[dict[str, Any]] = [{} for _ in rows]
+    if not rows:
+        return merged
+    timeout = session_timeout_us()
+    low = min(row.start_ts for row in rows) - timeout
+    high = max(row.end_ts for row in rows) + timeout
+    query = (
+        person_events(scope_id)
+        .where(
+            person_distinct_ids.c.person_id == person_id,
+            events.c.event == SESSION_PROPS_EVENT,
+            events.c.ts >= low,
+            events.c.ts <= high,
+        )
+        .order_by(events.c.ts, events.c.id)
+    )
+    for prop_row in connection.execute(query):
+        for index, row in enumerate(rows):
+            if row.start_ts - timeout <= prop_row.ts <= row.end_ts + timeout:
+                if isinstance(prop_row.properties, dict):
+                    merged[index].update(prop_row.properties)
+                break
+    return merged

@@ -1,4 +1,4 @@
-"""open-metrics' logging API (``gsabran/open-metrics``) under ``{prefix}/v1/...``.
+"""open-metrics' logging API (``gsabran/open-metrics``) at ``UMETRICS_OPENMETRICS_PATH``.
 
 Its clients send ``GET /v1/<route>?q=<JSON>`` (the browser client does not even URL-encode the
 JSON) with a ``sessionId`` that is really a long-lived anonymous id, and read ``ok`` / ``pong``
@@ -34,6 +34,7 @@ from ...db.types import utcnow
 from ...errors import APIError, PermissionRequired, ValidationError
 from ...events import identify, ingest_events, set_person_properties
 from ...events.validation import MAX_ID_LENGTH, Limits, normalize_event
+from ...queries.sessions import SESSION_PROPS_EVENT
 from ...state import current_state
 from ...validation import validate_scope_id
 from ..origin import refuse_cross_site, refuse_cross_site_write
@@ -46,7 +47,7 @@ _MILLISECONDS_FROM = 1e11
 
 
 def create_blueprint() -> Blueprint:
-    """The blueprint to register under ``{UMETRICS_URL_PREFIX}``."""
+    """The blueprint to register at ``UMETRICS_OPENMETRICS_PATH`` (default ``{prefix}/v1``)."""
     return router.blueprint
 
 
@@ -193,7 +194,7 @@ def _route(
     return decorator
 
 
-@_route("/v1/ping", public=True)
+@_route("/ping", public=True)
 def ping(payload: dict[str, Any]) -> Response:
     """``pong``. With a ``sessionId`` (and the write key) it also extends that visitor's
     session by an active ``$ping`` event."""
@@ -204,7 +205,7 @@ def ping(payload: dict[str, Any]) -> Response:
     return _text("pong")
 
 
-@_route("/v1/createUser")
+@_route("/createUser")
 def create_user(payload: dict[str, Any]) -> Response:
     """Start tracking a visitor: the given ``sessionId``, or a new random one; answers
     ``{"sessionId": id}``."""
@@ -267,8 +268,10 @@ def _ingest(batch: list[dict[str, Any]], scope_id: str, what: str) -> None:
         try:
             normalize_event(event, scope_id, limits, now)
         except ValidationError as error:
-            if what == "sessionId" and error.field == "distinct_id":
+            if what != "events" and error.field == "distinct_id":
                 raise _bad("sessionId", error.message) from error
+            if what == "props":
+                raise _bad("props", error.message) from error
             name = _EVENT_FIELD_NAMES.get(error.field, error.field)
             raise _bad(f"events[{index}].{name}", error.message) from error
     browser = "Origin" in request.headers or "Sec-Fetch-Site" in request.headers
@@ -281,9 +284,11 @@ def _ingest(batch: list[dict[str, Any]], scope_id: str, what: str) -> None:
     )
 
 
-@_route("/v1/events")
+@_route("/events")
 def log_events(payload: dict[str, Any]) -> Response:
-    """Log ``events`` for the visitor ``sessionId``; all or nothing."""
+    """Log ``events`` for the visitor ``sessionId``. Each event is checked on its own: the
+    valid ones are stored and the others listed (``{"accepted", "rejected"}``); when none is
+    valid, a 400 naming the first bad field."""
     scope_id = _authorized(payload)
     session = _id(payload, "sessionId")
     raw_events = payload.get("events")
@@ -292,13 +297,40 @@ def log_events(payload: dict[str, Any]) -> Response:
     limit = current_state().settings["UMETRICS_MAX_BATCH_EVENTS"]
     if len(raw_events) > limit:
         raise _bad("events", f"at most {limit} events per request")
-    batch = [_event(raw, index, session) for index, raw in enumerate(raw_events)]
-    _ingest(batch, scope_id, "events")
+    batch: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            event = _event(raw, index, session)
+            _check(event, scope_id, index)
+        except APIError as error:
+            detail = error.details[0] if error.details else {"field": f"events[{index}]"}
+            rejected.append({"index": index, **detail})
+            continue
+        batch.append(event)
+    if rejected and not batch:  # nothing to store: the first event's error, as a 400
+        raise _bad(rejected[0]["field"], rejected[0]["message"])
+    if batch:
+        _ingest(batch, scope_id, "events")
+    if rejected:  # the valid events are stored; the client learns which were not
+        return jsonify({"accepted": len(batch), "rejected": rejected})
     return _text("ok")
 
 
+def _check(event: dict[str, Any], scope_id: str, index: int) -> None:
+    """Refuse ``event`` (a 400 naming its open-metrics field) if ingestion would."""
+    settings = current_state().settings
+    try:
+        normalize_event(event, scope_id, Limits.from_settings(settings), utcnow())
+    except ValidationError as error:
+        if error.field == "distinct_id":
+            raise _bad("sessionId", error.message) from error
+        name = _EVENT_FIELD_NAMES.get(error.field, error.field)
+        raise _bad(f"events[{index}].{name}", error.message) from error
+
+
 @may_require(IDENTIFY)
-@_route("/v1/setUserId")
+@_route("/setUserId")
 def set_user_id(payload: dict[str, Any]) -> Response:
     """Link the visitor ``sessionId`` to the user ``uid`` (or ``userId``): a retroactive
     merge, so the visitor's earlier events count under the user."""
@@ -313,12 +345,14 @@ def set_user_id(payload: dict[str, Any]) -> Response:
 
 
 @may_require(IDENTIFY)
-@_route("/v1/setUserProps")
+@_route("/setUserProps")
 def set_user_props(payload: dict[str, Any]) -> Response:
     """Set ``props`` on the visitor's person (after a merge: the user's)."""
     caller = _caller(payload)
     session = _id(payload, "sessionId")
     props = payload.get("props")
+    if props is None or props == {}:
+        return _text("ok")  # nothing to set: a no-op, as in open-metrics
     if not isinstance(props, dict):
         raise _bad("props", "must be a JSON object")
     try:
@@ -327,4 +361,27 @@ def set_user_props(payload: dict[str, Any]) -> Response:
         raise exc.for_field(exc.field.replace("set", "props", 1)) from None
     except ValidationError as exc:
         raise _bad("props", exc.message) from exc
+    return _text("ok")
+
+
+@_route("/setSessionProps")
+def set_session_props(payload: dict[str, Any]) -> Response:
+    """Set ``props`` on the visitor's current session: stored as an inactive
+    ``$session_props`` event (it neither starts nor extends a session), shown in the person
+    timeline and merged into that session's ``properties``. Empty or missing ``props``: a
+    no-op, as in open-metrics."""
+    scope_id = _authorized(payload)
+    session = _id(payload, "sessionId")
+    props = payload.get("props")
+    if props is None or props == {}:
+        return _text("ok")
+    if not isinstance(props, dict):
+        raise _bad("props", "must be a JSON object")
+    event = {
+        "event": SESSION_PROPS_EVENT,
+        "distinct_id": session,
+        "properties": props,
+        "active": False,
+    }
+    _ingest([event], scope_id, "props")
     return _text("ok")

@@ -1,4 +1,4 @@
-"""togo analytics' REST API (``togo-framework/analytics``) under ``{prefix}/api/analytics/...``.
+"""togo analytics' REST API (``togo-framework/analytics``) at ``UMETRICS_TOGO_API_PATH``.
 
 Existing togo clients (its JS snippet, scripts reading its reports) keep working: the request
 and response shapes are togo's, the numbers are ours (persons after identity merges, half-open
@@ -9,11 +9,11 @@ ranges in ``UMETRICS_TIMEZONE``). Writes need the scope's write key (``ingest``)
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...auth import IDENTIFY, may_require
 from ...db.types import utcnow
@@ -48,7 +48,7 @@ GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def create_blueprint() -> Blueprint:
-    """The blueprint to register under ``{UMETRICS_URL_PREFIX}/api``."""
+    """The blueprint to register at ``UMETRICS_TOGO_API_PATH`` (``{prefix}/api/analytics``)."""
     return router.blueprint
 
 
@@ -56,7 +56,14 @@ def _count(value: float) -> int:
     return round(value)
 
 
-class RangeQuery(ScopedModel):
+class ReportQuery(ScopedModel):
+    """A togo report's query: unknown parameters (a client's cache-buster ``_=``) are ignored,
+    as togo ignores them; the known ones are checked as strictly as ever."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RangeQuery(ReportQuery):
     """togo's ``from`` / ``to`` (RFC 3339 or a date; half-open; default the last 30 days)."""
 
     date_from: DateTimeParam | None = Field(None, alias="from")
@@ -70,6 +77,8 @@ class RangeQuery(ScopedModel):
 
 
 class EventsBody(ScopedModel):
+    #: A bare JSON array body is the events list, as togo's handler takes it.
+    bare_list_field: ClassVar[str] = "events"
     events: list[Any] = Field(
         description="togo events: name, user_id and/or anon_id, properties, timestamp."
     )
@@ -107,7 +116,10 @@ def to_event(raw: Any) -> tuple[dict[str, Any], str | None]:
     user_id, anon_id = _check_id(raw, "user_id"), _check_id(raw, "anon_id")
     distinct_id = user_id or anon_id
     if distinct_id is None:
-        raise ValidationError("user_id", "user_id or anon_id is required")
+        # Not stored: a generated id would count each such event as a new person.
+        raise ValidationError(
+            "user_id", "user_id or anon_id is required (an event of nobody is not stored)"
+        )
     event: dict[str, Any] = {"event": raw.get("name"), "distinct_id": distinct_id}
     timestamp = raw.get("timestamp")
     if timestamp not in (None, "", GO_ZERO_TIME):
@@ -123,7 +135,7 @@ def to_event(raw: Any) -> tuple[dict[str, Any], str | None]:
 
 @may_require(IDENTIFY)
 @router.route(
-    "/analytics/events",
+    "/events",
     methods=("POST",),
     summary="togo: batch ingest {events: [{name, user_id, anon_id, properties, timestamp}]}",
     permission="ingest",
@@ -187,7 +199,7 @@ class IdentifyResponse(BaseModel):
 
 @may_require(IDENTIFY)
 @router.route(
-    "/analytics/identify",
+    "/identify",
     methods=("POST",),
     summary="togo: identify {user_id, traits} (with anon_id: merge the anonymous user)",
     permission="ingest",
@@ -221,7 +233,7 @@ class VolumePoint(BaseModel):
 
 
 @router.route(
-    "/analytics/volume",
+    "/volume",
     summary="togo: events per bucket (every bucket present)",
     permission="metrics.view",
     tag=TAG,
@@ -261,7 +273,7 @@ def _counts(result: TopResult) -> list[dict[str, Any]]:
 
 
 @router.route(
-    "/analytics/top",
+    "/top",
     summary="togo: top events, or top values of an event's property",
     permission="metrics.view",
     tag=TAG,
@@ -293,7 +305,7 @@ class FunnelStepOut(BaseModel):
 
 
 @router.route(
-    "/analytics/funnel",
+    "/funnel",
     summary="togo: ordered conversion (?step=a&step=b&...)",
     permission="metrics.view",
     tag=TAG,
@@ -318,7 +330,7 @@ def togo_funnel(call: APICall) -> list[dict[str, Any]]:
     ]
 
 
-class RetentionQuery(ScopedModel):
+class RetentionQuery(ReportQuery):
     date_from: DateTimeParam | None = Field(None, alias="from")
     date_to: DateTimeParam | None = Field(None, alias="to")
     offset: list[int] = Field(default_factory=list, description="Day offsets; repeat.")
@@ -341,14 +353,14 @@ class RetentionQuery(ScopedModel):
 
 
 class RetentionRow(BaseModel):
-    offset: int
-    cohort_size: int
-    retained: int
-    rate: float
+    """togo's ``RetentionRow``: persons of the cohort active again ``offset_days`` later."""
+
+    offset_days: int
+    returned: int
 
 
 @router.route(
-    "/analytics/retention",
+    "/retention",
     summary="togo: day-N retention of the persons first seen on the day 'from' (or in [from, to))",
     permission="metrics.view",
     tag=TAG,
@@ -371,19 +383,13 @@ def togo_retention(call: APICall) -> list[dict[str, Any]]:
         mode="first_time",
         bounded=True,
     )
-    size = sum(_count(cohort.size) for cohort in result.cohorts)
-    rows = []
-    for offset in offsets:
-        retained = sum(_count(cohort.counts[offset]) for cohort in result.cohorts)
-        rows.append(
-            {
-                "offset": offset,
-                "cohort_size": size,
-                "retained": retained,
-                "rate": retained / size if size else 0.0,
-            }
-        )
-    return rows
+    return [
+        {
+            "offset_days": offset,
+            "returned": sum(_count(cohort.counts[offset]) for cohort in result.cohorts),
+        }
+        for offset in offsets
+    ]
 
 
 def _zone() -> ZoneInfo:
@@ -396,25 +402,20 @@ def _next_day(moment: datetime) -> datetime:
     return next_start(floor_to(moment, "day", zone), "day", zone)
 
 
-class ActiveResponse(BaseModel):
-    active_users: int
-    count: int = Field(description="The same number, under the native API's name.")
-
-
 @router.route(
-    "/analytics/active",
+    "/active",
     summary="togo: distinct persons with an active event in [from, to)",
     permission="metrics.view",
     tag=TAG,
     query=RangeQuery,
-    response=ActiveResponse,
+    response=int,
 )
-def togo_active(call: APICall) -> ActiveResponse:
-    count = _count(active_users(call.query.context(call.scope_id)).count)
-    return ActiveResponse(active_users=count, count=count)
+def togo_active(call: APICall) -> int:
+    """A bare JSON number: togo's client decodes the answer into an ``int``."""
+    return _count(active_users(call.query.context(call.scope_id)).count)
 
 
-class DashboardQuery(ScopedModel):
+class DashboardQuery(ReportQuery):
     days: int = Field(7, ge=1, le=366)
     date_to: DateTimeParam | None = Field(
         None, alias="to", description="End of the window (default: tomorrow's midnight)."
@@ -429,7 +430,7 @@ class DashboardOut(BaseModel):
 
 
 @router.route(
-    "/analytics/dashboard",
+    "/dashboard",
     summary="togo: overview of the last 'days' days (total events, DAU, WAU, top events)",
     permission="metrics.view",
     tag=TAG,
