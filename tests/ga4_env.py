@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from .ga4_fake_oauth import FakeGoogleOAuth
-from .ga4_fake_server import FakeGA4
+from .ga4_fake_server import FakeGA4, running_fake
 
 
 def use_keys(monkeypatch: pytest.MonkeyPatch, current: str | None, **keys: bytes) -> None:
@@ -44,3 +46,12 @@ def fake_google_config(oauth: FakeGoogleOAuth, ga4: FakeGA4, client_id: str) -> 
         "UMETRICS_GA4_GRPC_INSECURE": True,
         "UMETRICS_GA4_CACHE_TTL": 0,
     }
+
+
+@contextmanager
+def fake_google(client_id: str, client_secret: str) -> Iterator[tuple[FakeGoogleOAuth, FakeGA4]]:
+    """The fake OAuth server and the fake GA4 server, running, with account 100 ("Acme")."""
+    oauth = FakeGoogleOAuth(client_id=client_id, client_secret=client_secret)
+    with oauth, running_fake() as ga4:
+        ga4.add_account("100", "Acme")
+        yield oauth, ga4
