@@ -25,6 +25,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
+from ..demo_env import seeded_demo
+
 CHROMIUM = os.environ.get("UMETRICS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -101,14 +103,7 @@ def serving(app: Flask) -> Iterator[LiveApp]:
 
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
-    from example_app import create_app
-
-    instance = tmp_path_factory.mktemp("browser-instance")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance)})
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["umetrics", "db", "upgrade"]).exit_code == 0
-    seeded = runner.invoke(args=["seed-demo", "--days", "30", "--users", "60"])
-    assert seeded.exit_code == 0, seeded.output
+    app = seeded_demo(tmp_path_factory.mktemp("browser-instance"), days=30, users=60)
     with serving(app) as live:
         yield live
 
