@@ -9,6 +9,7 @@ is the schema current, has the scheduler run, can stored GA4 secrets be read).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -136,14 +137,23 @@ def static_findings(app: Flask, environ: dict[str, str] | None = None) -> list[F
     return found
 
 
+def _wants_ga4(app: Flask, env: Mapping[str, str]) -> bool:
+    """Whether the host configured GA4 (OAuth client or forwarding): then the static checks
+    cover the libraries and the encryption key."""
+    settings = _state(app).settings
+    return bool(
+        settings["UMETRICS_GA4_OAUTH_CLIENT_ID"]
+        or env.get(GA4_CLIENT_SECRET_ENV, "").strip()
+        or settings["UMETRICS_GA4_FORWARD_EVENTS"].strip()
+    )
+
+
 def _ga4_findings(app: Flask, env: dict[str, str]) -> list[Finding]:
     settings = _state(app).settings
     client_id = settings["UMETRICS_GA4_OAUTH_CLIENT_ID"]
     client_secret = env.get(GA4_CLIENT_SECRET_ENV, "").strip()
-    forwarding = bool(settings["UMETRICS_GA4_FORWARD_EVENTS"].strip())
-    wants_ga4 = bool(client_id or client_secret or forwarding)
     found: list[Finding] = []
-    if not wants_ga4:
+    if not _wants_ga4(app, env):
         return found
     from .ga4.service import ga4_available
 
@@ -268,7 +278,8 @@ def database_findings(app: Flask) -> list[Finding]:
                     "elected), or set UMETRICS_SCHEDULER=inprocess for a single small app.",
                 )
             )
-    if stored_ga4 and not any(f.code == "encryption_key" for f in static_findings(app)):
+    # With GA4 configured, a missing or invalid key is already the static "encryption_key".
+    if stored_ga4 and not _wants_ga4(app, os.environ):
         try:
             readable = KeyRing.from_environ(os.environ).can_write
         except ConfigurationError:

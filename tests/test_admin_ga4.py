@@ -18,9 +18,9 @@ from flask_umetrics.ga4 import service
 
 from .admin_html import as_number, csrf_token, table_cells
 from .conftest import AppFactory
-from .ga4_env import fake_google_config, use_keys, use_oauth_client
+from .ga4_env import fake_google, fake_google_config, use_keys, use_oauth_client
 from .ga4_fake_oauth import FakeGoogleOAuth, FakeServiceAccount, make_service_account
-from .ga4_fake_server import DATA_SERVICE, FakeGA4, running_fake
+from .ga4_fake_server import DATA_SERVICE, FakeGA4
 
 CLIENT_ID = "dash-client.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-dashboard-test-secret"
@@ -43,10 +43,8 @@ def account_key() -> FakeServiceAccount:
 
 @pytest.fixture
 def google() -> Iterator[tuple[FakeGoogleOAuth, FakeGA4]]:
-    oauth = FakeGoogleOAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    with oauth, running_fake() as ga4:
-        ga4.add_account("100", "Acme")
-        yield oauth, ga4
+    with fake_google(CLIENT_ID, CLIENT_SECRET) as servers:
+        yield servers
 
 
 @pytest.fixture

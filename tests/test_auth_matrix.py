@@ -157,6 +157,17 @@ def identity_body(app: Flask, endpoint: str) -> dict[str, Any]:
     return body if fields is None else {k: v for k, v in body.items() if k in fields}
 
 
+def plain_request(case: Case) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body and query string sent to an endpoint that is not a query operation."""
+    body: dict[str, Any] = {"scope_id": SCOPE, "value": 1, "permission": "ingest"}
+    query: dict[str, str] = {"scope_id": SCOPE}
+    if case.query == "sessionId":
+        body["sessionId"] = "visitor-1"
+        if case.method == "GET":
+            query["q"] = '{"sessionId": "visitor-1"}'
+    return body, query
+
+
 def send(app: Flask, case: Case, headers: dict[str, str]) -> TestResponse:
     client = app.test_client()
     if case.operation is not None:
@@ -164,12 +175,7 @@ def send(app: Flask, case: Case, headers: dict[str, str]) -> TestResponse:
         if case.method == "GET":  # open-metrics: the payload as ?q=
             return client.get(case.path, query_string={"q": json.dumps(body)}, headers=headers)
         return client.post(case.path, json=body, headers=headers)
-    body: dict[str, Any] = {"scope_id": SCOPE, "value": 1, "permission": "ingest"}
-    query: dict[str, str] = {"scope_id": SCOPE}
-    if case.query == "sessionId":
-        body["sessionId"] = "visitor-1"
-        if case.method == "GET":
-            query["q"] = '{"sessionId": "visitor-1"}'
+    body, query = plain_request(case)
     json_body = None if case.method == "GET" else body
     return client.open(
         case.path, method=case.method, query_string=query, json=json_body, headers=headers
@@ -302,12 +308,7 @@ def has_body(case: Case) -> bool:
 
 def send_as(client: FlaskClient, case: Case, headers: dict[str, str], content_type: str) -> Any:
     """:func:`send`'s request with its body (if any) sent as ``content_type``."""
-    body: dict[str, Any] = {"scope_id": SCOPE, "value": 1, "permission": "ingest"}
-    query: dict[str, str] = {"scope_id": SCOPE}
-    if case.query == "sessionId":
-        body["sessionId"] = "visitor-1"
-        if case.method == "GET":
-            query["q"] = '{"sessionId": "visitor-1"}'
+    body, query = plain_request(case)
     if not has_body(case):
         return client.open(case.path, method=case.method, query_string=query, headers=headers)
     return client.open(

@@ -270,3 +270,35 @@ def test_auto_migrate_on_an_unreachable_database_is_a_configuration_error(tmp_pa
         f"UMETRICS_AUTO_MIGRATE: Cannot use the umetrics database at sqlite:///{tmp_path}/missing/"
         "um.db: unable to open database file."
     )
+
+
+def test_doctor_names_unreadable_stored_ga4_secrets_once(
+    make_app: AppFactory, cookie_key: None
+) -> None:
+    """A stored GA4 connection with no encryption key is "ga4_secrets"; when GA4 is also
+    configured, the static "encryption_key" says it and "ga4_secrets" does not repeat it."""
+    from flask_umetrics.db.tables import ga4_connections
+    from flask_umetrics.db.types import utcnow
+    from flask_umetrics.state import EXTENSION_KEY
+
+    extension = UMetrics()
+    allow_all(extension)
+    extension.consent_loader(lambda: None)
+    base = {"SECRET_KEY": "s", "UMETRICS_BROWSER_WRITE_KEY": "um_x"}
+    app = make_app(extension, **base)
+    row = {
+        "scope_id": "default",
+        "auth_kind": "oauth",
+        "credentials_encrypted": "k1:opaque",
+        "connected_by": "test",
+        "connected_at": utcnow(),
+        "updated_at": utcnow(),
+    }
+    with app.extensions[EXTENSION_KEY].engine.begin() as connection:
+        connection.execute(ga4_connections.insert().values(**row))
+    codes = _codes(app.test_cli_runner().invoke(args=["umetrics", "doctor"]).output)
+    assert "ga4_secrets" in codes and "encryption_key" not in codes
+    # (The same database, so the same stored connection.)
+    configured = make_app(extension, UMETRICS_GA4_OAUTH_CLIENT_ID="id.apps.example", **base)
+    codes = _codes(configured.test_cli_runner().invoke(args=["umetrics", "doctor"]).output)
+    assert "encryption_key" in codes and "ga4_secrets" not in codes

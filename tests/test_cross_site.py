@@ -26,6 +26,7 @@ from flask_umetrics.errors import ConfigurationError
 
 from .admin_html import csrf_token
 from .conftest import AppFactory
+from .demo_env import seeded_demo
 
 API = "/umetrics/api"
 EVIL = "https://evil.example"
@@ -520,15 +521,7 @@ def test_a_bad_allowed_origin_stops_start_up_naming_the_key(
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    from example_app import create_app
-
-    instance = tmp_path_factory.mktemp("cross-site-demo")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance)})
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["umetrics", "db", "upgrade"]).exit_code == 0
-    seeded = runner.invoke(args=["seed-demo", "--days", "3", "--users", "5"])
-    assert seeded.exit_code == 0, seeded.output
-    return app
+    return seeded_demo(tmp_path_factory.mktemp("cross-site-demo"), days=3, users=5)
 
 
 def demo_admin_client(demo: Flask) -> Any:

@@ -17,16 +17,12 @@ from flask.testing import FlaskClient
 from example_app import create_app
 from flask_umetrics import experiment_results, get_experiment, get_stat_series, weighted_bucket
 
+from .demo_env import seeded_demo
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    instance = tmp_path_factory.mktemp("demo-instance")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance)})
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["umetrics", "db", "upgrade"]).exit_code == 0
-    seeded = runner.invoke(args=["seed-demo", "--days", "30", "--users", "60"])
-    assert seeded.exit_code == 0, seeded.output
-    return app
+    return seeded_demo(tmp_path_factory.mktemp("demo-instance"), days=30, users=60)
 
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')

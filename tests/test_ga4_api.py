@@ -18,9 +18,9 @@ from flask_umetrics import create_api_key, get_stat_series
 from flask_umetrics.db.tables import ga4_connections
 
 from .conftest import AppFactory
-from .ga4_env import fake_google_config, use_keys, use_oauth_client
+from .ga4_env import fake_google, fake_google_config, use_keys, use_oauth_client
 from .ga4_fake_oauth import FakeGoogleOAuth
-from .ga4_fake_server import FakeGA4, running_fake
+from .ga4_fake_server import FakeGA4
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-rest-test-secret"
@@ -29,10 +29,8 @@ BASE = "/umetrics/api/ga4"
 
 @pytest.fixture
 def google() -> Iterator[tuple[FakeGoogleOAuth, FakeGA4]]:
-    oauth = FakeGoogleOAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    with oauth, running_fake() as ga4:
-        ga4.add_account("100", "Acme")
-        yield oauth, ga4
+    with fake_google(CLIENT_ID, CLIENT_SECRET) as servers:
+        yield servers
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from flask_umetrics.ga4.sync import sync_scope
 from flask_umetrics.state import current_state
 
 from .conftest import AppFactory
-from .ga4_env import fake_google_config, use_keys, use_oauth_client
+from .ga4_env import fake_google, fake_google_config, use_keys, use_oauth_client
 from .ga4_fake_oauth import FakeGoogleOAuth
-from .ga4_fake_server import FakeGA4, running_fake
+from .ga4_fake_server import FakeGA4
 
 CLIENT_ID = "calendar-client.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-calendar-secret"
@@ -30,10 +30,8 @@ NOW = dt.datetime(2024, 3, 2, 5, 0, tzinfo=dt.timezone.utc)
 
 @pytest.fixture
 def google() -> Iterator[tuple[FakeGoogleOAuth, FakeGA4]]:
-    oauth = FakeGoogleOAuth(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    with oauth, running_fake() as ga4:
-        ga4.add_account("100", "Acme")
-        yield oauth, ga4
+    with fake_google(CLIENT_ID, CLIENT_SECRET) as servers:
+        yield servers
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from flask_umetrics.ga4 import admin, reports
 from flask_umetrics.state import current_state
 
 from .conftest import AppFactory
+from .ga4_env import fake_property_id as property_id
+from .ga4_env import run_fake_report
 from .ga4_fake_server import FakeGA4, running_fake
 
 T0 = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
@@ -57,23 +59,8 @@ def app(make_app: AppFactory, fake: FakeGA4) -> Flask:
     )
 
 
-def property_id(fake: FakeGA4) -> str:
-    return next(iter(fake.properties)).split("/")[1]
-
-
 def run(app: Flask, fake: FakeGA4, params: dict[str, Any], now: dt.datetime = T0) -> Any:
-    with app.app_context():
-        state = current_state()
-        return reports.run_report(
-            "traffic",
-            "default",
-            params,
-            credentials=AnonymousCredentials(),
-            property_id=property_id(fake),
-            settings=state.settings,
-            engine=state.engine,
-            now=now,
-        )
+    return run_fake_report(app, fake, "traffic", params, now)
 
 
 def refused(app: Flask, fake: FakeGA4, params: dict[str, Any] = MARCH) -> APIError:

@@ -17,7 +17,6 @@ import pytest
 from flask import Flask
 from google.analytics.data_v1alpha import types as alpha
 from google.analytics.data_v1beta import types as data
-from google.auth.credentials import AnonymousCredentials
 from sqlalchemy import select
 
 from flask_umetrics.db.tables import ga4_report_cache
@@ -26,6 +25,8 @@ from flask_umetrics.ga4 import reports
 from flask_umetrics.state import current_state
 
 from .conftest import AppFactory
+from .ga4_env import fake_property_id as property_id
+from .ga4_env import run_fake_report
 from .ga4_fake_server import ALPHA_SERVICE, DATA_SERVICE, FakeGA4, running_fake
 
 T0 = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
@@ -52,10 +53,6 @@ def fake() -> Iterator[FakeGA4]:
         yield server
 
 
-def property_id(fake: FakeGA4) -> str:
-    return next(iter(fake.properties)).split("/")[1]
-
-
 @pytest.fixture
 def app(make_app: AppFactory, fake: FakeGA4) -> Flask:
     return make_app(
@@ -68,18 +65,7 @@ def app(make_app: AppFactory, fake: FakeGA4) -> Flask:
 def run(
     app: Flask, fake: FakeGA4, name: str, params: dict[str, Any], now: dt.datetime = T0
 ) -> dict[str, Any]:
-    with app.app_context():
-        state = current_state()
-        return reports.run_report(
-            name,
-            "default",
-            params,
-            credentials=AnonymousCredentials(),
-            property_id=property_id(fake),
-            settings=state.settings,
-            engine=state.engine,
-            now=now,
-        )
+    return run_fake_report(app, fake, name, params, now)
 
 
 def test_traffic_report(app: Flask, fake: FakeGA4) -> None:

@@ -119,6 +119,12 @@ def v1(client: FlaskClient, route: str, payload: dict[str, Any], headers: dict[s
     return client.get(f"{V1}/{route}?q={quote(json.dumps(payload))}", headers=headers)
 
 
+def set_plan_pro_anonymously(client: FlaskClient, session: str, write: dict[str, str]) -> None:
+    """A fresh anonymous session records plan=pro through open-metrics (allowed: its own)."""
+    answer = v1(client, "setUserProps", {"sessionId": session, "props": {"plan": "pro"}}, write)
+    assert answer.data == b"ok"
+
+
 # --- merging two identified persons -----------------------------------------------------------
 
 #: Each API's way of asking "merge alice into bob": (method, path or open-metrics route, body,
@@ -328,10 +334,7 @@ def test_anonymous_properties_cannot_be_merged_into_an_identified_person(
     before = people(app)
     write = key(app, "ingest")
     client = app.test_client()
-    assert (
-        v1(client, "setUserProps", {"sessionId": "s-9", "props": {"plan": "pro"}}, write).data
-        == b"ok"
-    )
+    set_plan_pro_anonymously(client, "s-9", write)
     with_session = people(app)
     assert with_session[len(before) :][0][1:] == (("s-9",), {"plan": "pro"}, False)
     assert_refused(
@@ -354,10 +357,7 @@ def test_values_the_host_recorded_before_identify_are_not_overwritten(
         set_person_properties("u-2", set={"plan": "free"})
     write = key(app, "ingest")
     client = app.test_client()
-    assert (
-        v1(client, "setUserProps", {"sessionId": "evil", "props": {"plan": "pro"}}, write).data
-        == b"ok"
-    )
+    set_plan_pro_anonymously(client, "evil", write)
     before = people(app)
     pro = {"plan": "pro"}
     attempts = [

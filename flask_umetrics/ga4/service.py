@@ -6,10 +6,13 @@ The REST routes and the CLI are thin layers over these functions.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import APIError
 from ..state import current_state, resolve_scope
+
+if TYPE_CHECKING:
+    from .connections import Connection
 
 
 def ga4_available() -> bool:
@@ -227,54 +230,46 @@ def provision(
     return {"provisioned": result.public(), "connection": connection_json(get_connection(scope))}
 
 
+def _linked_report_arguments(scope: str, connection: Connection) -> dict[str, Any]:
+    """What ``run_report``/``run_reports`` need beyond the request: the linked property, its
+    credentials, time zone and currency (a 409 when no property is linked yet)."""
+    from .connections import load_credentials
+
+    if connection.property_id is None:
+        raise APIError(409, "ga4_not_linked", "Link or provision a GA4 property first.")
+    state = current_state()
+    return {
+        "credentials": load_credentials(scope),
+        "property_id": connection.property_id,
+        "settings": state.settings,
+        "engine": state.engine,
+        "time_zone": connection.time_zone,
+        "currency": connection.currency,
+    }
+
+
 def report(name: str, scope_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
     """A Data API report for the scope's linked property (cached; stale on quota errors)."""
     require_libraries()
-    from .connections import load_credentials, require_connection
+    from .connections import require_connection
     from .reports import run_report, validate_params
 
-    state = current_state()
     scope = resolve_scope(scope_id)
     connection = require_connection(scope)
-    validate_params(name, params, state.settings, time_zone=connection.time_zone)
-    if connection.property_id is None:
-        raise APIError(409, "ga4_not_linked", "Link or provision a GA4 property first.")
-    return run_report(
-        name,
-        scope,
-        params,
-        credentials=load_credentials(scope),
-        property_id=connection.property_id,
-        settings=state.settings,
-        engine=state.engine,
-        time_zone=connection.time_zone,
-        currency=connection.currency,
-    )
+    validate_params(name, params, current_state().settings, time_zone=connection.time_zone)
+    return run_report(name, scope, params, **_linked_report_arguments(scope, connection))
 
 
 def reports(names: list[str], scope_id: str | None, params: dict[str, Any]) -> dict[str, Any]:
     """Several dated reports in one ``batchRunReports`` call (the dashboard's three); each
     value is the report's answer or the :class:`APIError` it failed with."""
     require_libraries()
-    from .connections import load_credentials, require_connection
+    from .connections import require_connection
     from .reports import run_reports
 
-    state = current_state()
     scope = resolve_scope(scope_id)
     connection = require_connection(scope)
-    if connection.property_id is None:
-        raise APIError(409, "ga4_not_linked", "Link or provision a GA4 property first.")
-    return run_reports(
-        names,
-        scope,
-        params,
-        credentials=load_credentials(scope),
-        property_id=connection.property_id,
-        settings=state.settings,
-        engine=state.engine,
-        time_zone=connection.time_zone,
-        currency=connection.currency,
-    )
+    return run_reports(names, scope, params, **_linked_report_arguments(scope, connection))
 
 
 def measurement_id_for(scope_id: str) -> str | None:

@@ -13,7 +13,8 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
+from ..demo_env import seeded_demo
+
 CHROMIUM = os.environ.get("UMETRICS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -33,6 +36,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+#: An ordinary Chrome's user agent: the server drops events from "HeadlessChrome" as a bot's.
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Safari/537.36"
+)
 ADMIN = ("admin@example.com", "demo")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -95,16 +103,22 @@ def serving(app: Flask) -> Iterator[LiveApp]:
 
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
-    from example_app import create_app
-
-    instance = tmp_path_factory.mktemp("browser-instance")
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance)})
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["umetrics", "db", "upgrade"]).exit_code == 0
-    seeded = runner.invoke(args=["seed-demo", "--days", "30", "--users", "60"])
-    assert seeded.exit_code == 0, seeded.output
+    app = seeded_demo(tmp_path_factory.mktemp("browser-instance"), days=30, users=60)
     with serving(app) as live:
         yield live
+
+
+def restarted(live: LiveApp, **config: Any) -> Flask:
+    """The seeded example app created again on ``live``'s instance folder (as ``flask run`` after
+    ``seed-demo``, so it loads the browser write key seeding wrote), with ``config`` on top."""
+    from example_app import create_app
+
+    saved = dict(os.environ)
+    try:
+        return create_app({"TESTING": True, "INSTANCE_PATH": live.app.instance_path, **config})
+    finally:  # create_app copies the demo's cookie key into os.environ: keep other tests' view
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +137,34 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     yield ctx
     ctx.close()
+
+
+@pytest.fixture(scope="module")
+def chromium(browser: Browser) -> Iterator[Browser]:
+    """Chromium with an ordinary user agent everywhere (a command-line switch, so beacons sent
+    while a page unloads carry it too)."""
+    launched = browser.browser_type.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--user-agent={USER_AGENT}"], headless=True
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def ctx(chromium: Browser) -> Iterator[BrowserContext]:
+    context = chromium.new_context()
+    yield context
+    context.close()
+
+
+def wait_for(page: Page, check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll ``check`` while Playwright keeps dispatching (route handlers run meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        page.wait_for_timeout(100)
 
 
 @pytest.fixture

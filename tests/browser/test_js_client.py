@@ -10,9 +10,7 @@ too): the server drops events from "HeadlessChrome" as a bot's.
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,12 +23,8 @@ from flask_umetrics.db.tables import events, exposures, person_distinct_ids
 from flask_umetrics.events.validation import to_micros
 from flask_umetrics.state import current_state
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, LiveApp, serving
+from .conftest import LiveApp, restarted, serving, wait_for
 
-USER_AGENT = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/130.0.0.0 Safari/537.36"
-)
 TEST_PAGE = "/js-test/"
 #: ``(content type, DNT header)`` of every ``POST /umetrics/api/events`` the server received.
 INGESTED: list[tuple[str, str | None]] = []
@@ -51,35 +45,11 @@ def recording(wsgi_app: Any) -> Any:
 @pytest.fixture(scope="module")
 def client_app(live_app: LiveApp) -> Iterator[LiveApp]:
     """The seeded example app restarted with its write key, as ``flask run`` after seeding."""
-    from example_app import create_app
-
-    saved = dict(os.environ)
-    try:
-        app = create_app({"TESTING": True, "INSTANCE_PATH": live_app.app.instance_path})
-    finally:  # create_app copies the demo's cookie key into os.environ: keep other tests' view
-        os.environ.clear()
-        os.environ.update(saved)
+    app = restarted(live_app)
     assert app.config["UMETRICS_BROWSER_WRITE_KEY"]
     app.wsgi_app = recording(app.wsgi_app)  # type: ignore[method-assign]
     with serving(app) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def chromium(browser: Browser) -> Iterator[Browser]:
-    """Chromium with an ordinary user agent everywhere."""
-    launched = browser.browser_type.launch(
-        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--user-agent={USER_AGENT}"], headless=True
-    )
-    yield launched
-    launched.close()
-
-
-@pytest.fixture
-def ctx(chromium: Browser) -> Iterator[BrowserContext]:
-    context = chromium.new_context()
-    yield context
-    context.close()
 
 
 def now_micros() -> int:
@@ -105,16 +75,6 @@ def client_events(live: LiveApp, since: int) -> list[dict[str, Any]]:
 def event_count(live: LiveApp) -> int:
     with live.app.app_context(), live.app.extensions["umetrics"].engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
-
-
-def wait_for(page: Page, check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``check`` while Playwright keeps dispatching (route handlers run meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        page.wait_for_timeout(100)
 
 
 def record_requests(page: Page) -> list[Request]:

@@ -12,20 +12,18 @@ like ``app.example.com`` and ``metrics.example.com``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import BrowserContext, Page
 from sqlalchemy import select
 
 from flask_umetrics.admin.snippet import STUB
 from flask_umetrics.db.tables import events
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, LiveApp, serving
-from .test_js_client import USER_AGENT, wait_for
+from .conftest import LiveApp, restarted, serving, wait_for
 
 #: The HTML the front-end servers answer on ``/``.
 PAGE: dict[str, str] = {"html": ""}
@@ -60,45 +58,16 @@ def fronts() -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def cors_app(live_app: LiveApp, fronts: tuple[str, str]) -> Iterator[LiveApp]:
     """The seeded example app, restarted with one other origin allowed."""
-    from example_app import create_app
-
-    saved = dict(os.environ)
-    try:
-        app = create_app(
-            {
-                "TESTING": True,
-                "INSTANCE_PATH": live_app.app.instance_path,
-                "UMETRICS_ALLOWED_ORIGINS": fronts[0],
-            }
-        )
-    finally:  # create_app copies the demo's cookie key into os.environ
-        os.environ.clear()
-        os.environ.update(saved)
+    app = restarted(live_app, UMETRICS_ALLOWED_ORIGINS=fronts[0])
     app.wsgi_app = recording(app.wsgi_app)  # type: ignore[method-assign]
     with serving(app) as live:
         yield live
 
 
-@pytest.fixture(scope="module")
-def chromium(browser: Browser) -> Iterator[Browser]:
-    """Chromium with an ordinary user agent (the server drops "HeadlessChrome" as a bot)."""
-    launched = browser.browser_type.launch(
-        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--user-agent={USER_AGENT}"], headless=True
-    )
-    yield launched
-    launched.close()
-
-
-@pytest.fixture
-def ctx(chromium: Browser) -> Iterator[BrowserContext]:
-    context = chromium.new_context()
-    yield context
-    context.close()
-
-
-def front_end(page: Page, live: LiveApp, origin: str) -> None:
-    """Open a page at ``origin`` that loads the client from the app, as a front end on another
-    domain does: its own stub and options, ``api`` pointing at the app."""
+def front_end(ctx: BrowserContext, live: LiveApp, origin: str) -> Page:
+    """A page opened at ``origin`` that loads the client from the app, as a front end on another
+    domain does: its own stub and options, ``api`` pointing at the app. ``RECEIVED`` then starts
+    empty."""
     config = {
         "api": live.url + "/umetrics",
         "writeKey": live.app.config["UMETRICS_BROWSER_WRITE_KEY"],
@@ -112,8 +81,11 @@ def front_end(page: Page, live: LiveApp, origin: str) -> None:
         f"<script async src='{live.url}/umetrics/static/umetrics.js'></script></head>"
         "<body><a id='away' href='/away'>away</a></body></html>"
     )
+    page = ctx.new_page()
     page.goto(origin + "/")
     page.wait_for_function("window.umetrics && window.umetrics.loaded === true")
+    RECEIVED.clear()
+    return page
 
 
 def stored(live: LiveApp, name: str) -> list[str]:
@@ -133,9 +105,7 @@ def test_an_allowed_front_end_sends_events_reads_flags_and_sets_consent(
     ctx: BrowserContext, cors_app: LiveApp, fronts: tuple[str, str]
 ) -> None:
     front = fronts[0]
-    page = ctx.new_page()
-    front_end(page, cors_app, front)
-    RECEIVED.clear()
+    page = front_end(ctx, cors_app, front)
     consent = page.evaluate("umetrics.setConsent(true)")
     # The server's own answer was readable (the client's fallback has only ``consent``).
     assert consent["consent"] is True and isinstance(consent["anonymous_id"], str)
@@ -160,9 +130,7 @@ def test_another_origin_is_blocked_but_its_keyed_beacon_is_stored(
     ctx: BrowserContext, cors_app: LiveApp, fronts: tuple[str, str]
 ) -> None:
     other = fronts[1]
-    page = ctx.new_page()
-    front_end(page, cors_app, other)
-    RECEIVED.clear()
+    page = front_end(ctx, cors_app, other)
     assert page.evaluate("umetrics.getVariant('pricing-page')") is None  # answer unreadable
     page.evaluate(TRACK_AND_FLUSH, "cors_refused")
     page.wait_for_timeout(500)
