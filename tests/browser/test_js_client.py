@@ -167,8 +167,10 @@ def test_a_funnel_click_through_is_one_person_and_one_session(
     assert views[0]["utm_source"] == "newsletter" and views[0]["utm_medium"] == "email"
     assert "utm_source" not in views[1]
     assert [v["$title"] for v in views][:2] == ["Acme Notes", "Pricing · Acme Notes"]
-    assert sent[1]["properties"] == {"cta": "pricing"}
-    assert sent[3]["properties"] == {"plan": "pro"}
+    # The visitor accepted the consent banner: the server stamps the recorded choice on each event
+    # (events/request_marks.py), which GA4 forwarding's opt-in reads.
+    assert sent[1]["properties"] == {"cta": "pricing", "$consent": True}
+    assert sent[3]["properties"] == {"plan": "pro", "$consent": True}
 
     # Sign-up: the page after it identifies the user, and the anonymous history merges into them.
     user_id = sent[6]["distinct_id"]
