@@ -1,6 +1,6 @@
 """Configuration: every ``UMETRICS_*`` key, its default, and where a value may come from.
 
-Precedence (DESIGN.md §7): explicit ``app.config`` > environment > INI file > default.
+Precedence: explicit ``app.config`` > environment > INI file > default.
 The resolved value is written back with ``app.config.setdefault`` so the host can read it.
 Secrets (cookie keys, encryption keys, OAuth client secret) are never config keys: they are
 read from the environment by the feature that needs them.

@@ -1,4 +1,5 @@
-"""Straightforward pure-Python funnel and retention, written from DESIGN.md §5, to check the SQL.
+"""Straightforward pure-Python funnel and retention, written from the definitions in
+docs/funnels-retention.md, to check the SQL.
 
 Deliberately naive (brute force over chains and matchings); only for small event sets in tests.
 """

@@ -1,4 +1,4 @@
-"""REST for flags and experiments (DESIGN.md §6): shapes, validation, permissions, audit."""
+"""REST for flags and experiments (README, "REST API"): shapes, validation, permissions, audit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Assignment, stickiness and consent (DESIGN.md §5 "Assignment and consent", "Consent cookie")."""
+"""Assignment, stickiness and consent (docs/flags-experiments.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The encrypted consent cookie (DESIGN.md §5 "Consent cookie"): tokens round-trip, any change to
+"""The encrypted consent cookie (docs/flags-experiments.md): tokens round-trip, any change to
 a token, a wrong key, a wrong cookie name or an old date makes it "no cookie", and keys come from
 the environment with errors that name the variable but never the key."""
 

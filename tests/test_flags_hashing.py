@@ -1,4 +1,4 @@
-"""Bucketing equals the GrowthBook Python SDK's, id for id (DESIGN.md §5 "Bucketing")."""
+"""Bucketing equals the GrowthBook Python SDK's, id for id (docs/flags-experiments.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GDPR operations reach flag assignments and exposures (DESIGN.md §1 "Privacy and lifecycle")."""
+"""GDPR operations reach flag assignments and exposures (docs/privacy-export.md)."""
 
 from __future__ import annotations
 

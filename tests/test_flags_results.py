@@ -1,5 +1,5 @@
 """End to end: exposures and events in the database -> SQL metrics -> statistics equal scipy's
-on the same per-subject values (DESIGN.md §5 "Experiment results")."""
+on the same per-subject values (docs/flags-experiments.md, "Results")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Experiment statistics (DESIGN.md §5 "Experiment results"): Welch, relative lift, SRM, Holm,
+"""Experiment statistics (docs/flags-experiments.md, "Results"): Welch, relative lift, SRM, Holm,
 sequential confidence sequences; checked against scipy on generated data and against the
 published expectations of GrowthBook's gbstats 0.8.0.
 

@@ -1,4 +1,4 @@
-"""The REST API blueprint (DESIGN.md §6)."""
+"""The REST API blueprint (README, "REST API")."""
 
 from __future__ import annotations
 

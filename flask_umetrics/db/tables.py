@@ -1,4 +1,4 @@
-"""The umetrics tables: one ``MetaData``, every table prefixed ``umetrics_`` (DESIGN.md §4).
+"""The umetrics tables: one ``MetaData``, every table prefixed ``umetrics_`` (docs/architecture.md).
 
 Every change here ships as a new Alembic migration in ``db/migrations/versions``; a test checks that
 the migrations produce exactly these tables.
@@ -226,7 +226,7 @@ segment_members = Table(
     Column("distinct_id", String(200), primary_key=True),
 )
 
-#: Feature flags and experiments per scope (DESIGN.md §5 "Bucketing", "Assignment and consent").
+#: Feature flags and experiments per scope (docs/flags-experiments.md).
 #: ``variants`` is a list of ``{"key", "weight", "name"}``; ``conditions`` a GrowthBook-style
 #: condition on subject attributes; ``metrics`` the goal and guardrail metrics.
 experiments = Table(

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-#: JSON on SQLite, JSONB on PostgreSQL (DESIGN.md §4).
+#: JSON on SQLite, JSONB on PostgreSQL (docs/architecture.md).
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 #: 64-bit ids on PostgreSQL; SQLite only autoincrements an ``INTEGER PRIMARY KEY``.

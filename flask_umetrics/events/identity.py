@@ -1,4 +1,4 @@
-"""Identity: distinct ids, persons, merging on identify, and person properties (DESIGN.md §5).
+"""Identity: distinct ids, persons, merging on identify, and person properties.
 
 Every distinct id maps to one person through ``umetrics_person_distinct_ids``. A merge re-points
 the merged person's ids at the surviving person and deletes the merged one; events are never

@@ -1,4 +1,4 @@
-"""The encrypted consent cookie: payload, key ring and token format (DESIGN.md §5 "Consent cookie").
+"""The encrypted consent cookie: payload, key ring and token format (docs/flags-experiments.md).
 
 The cookie carries an anonymous visitor's consent and experiment assignments, so a visitor who
 comes back, or logs in later, keeps the variant they saw. It is encrypted and authenticated with

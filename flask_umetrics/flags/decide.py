@@ -1,4 +1,4 @@
-"""The assignment rules of DESIGN.md §5 "Assignment and consent", as one pure function.
+"""The assignment rules (docs/flags-experiments.md), as one pure function.
 
 No database and no request here: callers pass what they looked up (a stored assignment, an
 assignment carried in the consent cookie) and act on what comes back (store, log an exposure).
@@ -161,7 +161,7 @@ def _experiment(
     carried: str | None,
     in_segment: Callable[[str], bool] | None,
 ) -> Resolution:
-    """The experiment rule: DESIGN.md §5's assignment rules."""
+    """The experiment rule: the assignment rules of docs/flags-experiments.md."""
     if subject_id is None:
         return _fixed(experiment, experiment.control, "no_subject")
     if experiment.conditions and not eval_condition(

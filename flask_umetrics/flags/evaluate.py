@@ -24,7 +24,8 @@ def resolve_variant(
     consent: bool,
     attributes: Mapping[str, Any] | None = None,
 ) -> Resolution:
-    """The variant a known subject gets, with DESIGN.md's stickiness and consent rules.
+    """The variant a known subject gets, with the stickiness and consent rules
+    (docs/flags-experiments.md).
 
     With ``consent=True`` the stored assignment wins, else the hash decides and the result is
     stored with an exposure. With ``consent=False`` the hash decides and nothing is written.

@@ -1,4 +1,4 @@
-"""GrowthBook-compatible bucketing (DESIGN.md §5 "Bucketing").
+"""GrowthBook-compatible bucketing (docs/flags-experiments.md).
 
 The hash and the bucket ranges are GrowthBook's, bit for bit, so any GrowthBook SDK given the same
 key, seed, weights and coverage puts a subject in the same variant as the server does.

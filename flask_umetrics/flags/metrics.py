@@ -1,6 +1,6 @@
 """Per-variant metric summaries of an experiment, computed in SQL from exposures and events.
 
-Semantics (DESIGN.md §5 "Experiment results"):
+Semantics (docs/flags-experiments.md, "Results"):
 
 - The unit is the *person*: each exposure's ``subject_id`` is resolved through
   ``umetrics_person_distinct_ids`` (a subject without a person row is its own unit). A person

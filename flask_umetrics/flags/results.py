@@ -1,4 +1,5 @@
-"""Experiment results: per-variant metrics from SQL, then the statistics of DESIGN.md §5."""
+"""Experiment results: per-variant metrics from SQL, then the statistics
+(docs/flags-experiments.md, "Results")."""
 
 from __future__ import annotations
 

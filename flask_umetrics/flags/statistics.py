@@ -1,4 +1,4 @@
-"""Experiment statistics from per-variant summaries (DESIGN.md §5 "Experiment results").
+"""Experiment statistics from per-variant summaries (docs/flags-experiments.md, "Results").
 
 Everything here is a pure function of ``(n, mean, sample stddev)`` per variant, so the results
 endpoint can aggregate in SQL and never load per-subject values into Python.

@@ -376,7 +376,7 @@ def update_experiment(
     actor: str | None = None,
 ) -> Experiment:
     """Change a definition. New weights never move assigned subjects; a higher
-    ``bucket_version`` re-buckets everyone (DESIGN.md §5)."""
+    ``bucket_version`` re-buckets everyone."""
     if not isinstance(changes, ExperimentChanges):
         changes = ExperimentChanges.model_validate(changes)
     sent = changes.model_fields_set

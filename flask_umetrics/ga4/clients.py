@@ -1,7 +1,7 @@
 """Building the Google Analytics API clients from the app's settings, and mapping their errors.
 
 Endpoint overrides and the transport are settings so the real client libraries can talk to a
-local fake server in tests (DESIGN.md §5 "GA4"). Callers own the clients they get and should use
+local fake server in tests (README, "Connect GA4"). Callers own the clients they get and should use
 them as context managers so channels and HTTP sessions are closed.
 
 A Google error must never become a 500: :func:`google_errors` turns every Google API error into

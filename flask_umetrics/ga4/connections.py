@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 ANALYTICS_READONLY = "https://www.googleapis.com/auth/analytics.readonly"
 ANALYTICS_EDIT = "https://www.googleapis.com/auth/analytics.edit"
-#: Where the OAuth client secret comes from (never a config key: DESIGN.md §7).
+#: Where the OAuth client secret comes from (never a config key).
 CLIENT_SECRET_ENV = "UMETRICS_GA4_OAUTH_CLIENT_SECRET"
 
 SERVICE_ACCOUNT = "service_account"

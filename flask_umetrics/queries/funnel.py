@@ -1,6 +1,6 @@
 """Funnels: how many persons go through a sequence of steps within a conversion window.
 
-Semantics (DESIGN.md §5 "Funnel"); docs/funnels-retention.md has the long version.
+Semantics: docs/funnels-retention.md has the long version.
 
 - A person *enters* with any step-1 event inside ``[date_from, date_to)``. For one entry ``e1``
   the chain ``e1, e2, ..., ek`` has non-decreasing timestamps, each step a distinct event row, and

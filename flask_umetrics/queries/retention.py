@@ -1,6 +1,6 @@
 """Retention cohorts: of the persons who started in a period, how many came back k periods later.
 
-Semantics (DESIGN.md §5 "Retention"); docs/funnels-retention.md has the long version.
+Semantics: docs/funnels-retention.md has the long version.
 
 - Periods are calendar days, Monday weeks or months in ``UMETRICS_TIMEZONE`` (DST-correct). A
   cohort period is shown when its start lies inside ``[date_from, date_to)``; its membership and

@@ -1,4 +1,4 @@
-"""Sessions: a person's visits, built in SQL from their active events (DESIGN.md §5).
+"""Sessions: a person's visits, built in SQL from their active events.
 
 Events carrying a client ``session_id`` form one session per (person, session_id), whatever the
 gaps. A person's active events without one are split where the gap to the previous such event

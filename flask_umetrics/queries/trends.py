@@ -181,7 +181,7 @@ class VolumeResult:
 
 
 def volume(ctx: ReportContext, *, event: str | None = None, interval: str = "day") -> VolumeResult:
-    """Events per bucket (DESIGN.md: every bucket present, zero-filled)."""
+    """Events per bucket (every bucket present, zero-filled)."""
     result = trends(ctx, event=event, interval=interval, math="total")
     series = [VolumePoint(p.time, round(p.value)) for p in result.results[0].series]
     return VolumeResult(interval, series, ctx.sample)

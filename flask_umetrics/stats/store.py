@@ -1,4 +1,4 @@
-"""The stat store: append-only numeric readings per scope and metric (DESIGN.md §5)."""
+"""The stat store: append-only numeric readings per scope and metric."""
 
 from __future__ import annotations
 
