@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ...api.reports.funnels import FunnelQuery, query_funnel
+from ...api.reports.funnel import FunnelQuery, query_funnel
 from ...queries.funnel import DEFAULT_WINDOW_SECONDS, MAX_STEPS, MIN_STEPS, ORDERS
 from ..page import Chart, Table, render_page, series_chart
 from . import Page

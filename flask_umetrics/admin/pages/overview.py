@@ -9,10 +9,10 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ...api.models import ScopedModel
-from ...api.reports.attribution import LiveQuery, query_live
 from ...api.reports.basic import ActiveQuery, query_active
+from ...api.reports.dashboard import query_dashboard
+from ...api.reports.live import LiveQuery, query_live
 from ...api.reports.params import ReportQuery
-from ...api.reports.sessions import query_dashboard
 from ...api.router import parse_query_args
 from ...api.stats import stats_overview
 from ...events.filtered import filtered_totals

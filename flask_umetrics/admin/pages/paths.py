@@ -12,7 +12,7 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from ...api.reports.basic import TopQuery, query_top
-from ...api.reports.sessions import PathsQuery, query_paths
+from ...api.reports.paths import PathsQuery, query_paths
 from ...errors import APIError, ValidationError
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import run_report

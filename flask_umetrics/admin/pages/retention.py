@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request, url_for
 
-from ...api.reports.funnels import RetentionQuery, query_retention
+from ...api.reports.retention import RetentionQuery, query_retention
 from ...queries.retention import MODES, PERIODS
 from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart

@@ -1,3 +1,15 @@
-"""Report routes under ``/api/query/...``; importing each module registers its routes."""
+"""Report routes under ``/api/query/...``, one module per report; importing each registers its
+routes."""
 
-from . import adhoc, attribution, basic, funnels, sessions  # noqa: F401
+from . import (  # noqa: F401
+    adhoc,
+    attribution,
+    basic,
+    cohorts,
+    dashboard,
+    funnel,
+    live,
+    paths,
+    retention,
+    sessions,
+)

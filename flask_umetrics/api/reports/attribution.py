@@ -1,4 +1,4 @@
-"""Routes of the attribution, live feed and first-seen cohorts reports."""
+"""Report route: attribution (``/api/query/attribution``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ...queries.attribution import MAX_LOOKBACK_DAYS, AttributionResult, attribution
-from ...queries.cohorts import CohortsResult, first_seen_cohorts
-from ...queries.live import MAX_LIMIT, MAX_MINUTES, LiveFeed, live
-from ..models import ScopedModel
 from ..router import APICall
 from ..routes import router
 from .params import ReportQuery
@@ -59,38 +56,3 @@ def query_attribution(call: APICall) -> AttributionResult:
         group_by=q.group_by,
         own_hosts=tuple(q.own_hosts),
     )
-
-
-class LiveQuery(ScopedModel):
-    minutes: int = Field(30, ge=1, le=MAX_MINUTES)
-    limit: int = Field(100, ge=1, le=MAX_LIMIT)
-
-
-@router.route(
-    "/query/live",
-    summary="Events of the last minutes, newest first, with a per-minute count",
-    permission="metrics.view",
-    tag=TAG,
-    query=LiveQuery,
-    response=LiveFeed,
-)
-def query_live(call: APICall) -> LiveFeed:
-    q = call.query
-    return live(call.scope_id, minutes=q.minutes, limit=q.limit)
-
-
-class CohortsQuery(ReportQuery):
-    period: Literal["day", "week", "month"] = "week"
-
-
-@router.route(
-    "/query/cohorts",
-    summary="Persons by the period they were first seen in",
-    permission="metrics.view",
-    tag=TAG,
-    query=CohortsQuery,
-    response=CohortsResult,
-)
-def query_cohorts(call: APICall) -> CohortsResult:
-    q = call.query
-    return first_seen_cohorts(q.context(call.scope_id), period=q.period)
