@@ -438,6 +438,21 @@ def test_injection_attempts_are_plain_values_or_refused(data_app: Flask, evil: s
     assert rows(data_app, select=["count()"]) == [[6]]  # every event still there
 
 
+@pytest.mark.parametrize("field", ["event", "distinct_id", "properties.plan", "timestamp"])
+def test_a_lone_surrogate_in_a_value_is_refused_not_a_500(data_app: Flask, field: str) -> None:
+    data_app.config["PROPAGATE_EXCEPTIONS"] = False
+    body = (
+        '{"select": ["count()"], "where": [{"field": "%s", "op": "eq", "value": "a\\ud800"}]}'
+        % field
+    )
+    response = data_app.test_client().post(
+        "/umetrics/api/query", data=body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["details"][0]["field"] == "where[0].value"
+    assert "surrogate" in response.json["error"]["message"]
+
+
 def test_keys_with_quotes_and_spaces_reach_the_right_property(data_app: Flask) -> None:
     assert rows(
         data_app,

@@ -322,8 +322,19 @@ def _check_shape(cond: Condition, where: str) -> None:
             raise ValidationError(where, f"strings are at most {MAX_VALUE_LENGTH} characters")
         if isinstance(value, str) and "\x00" in value:
             raise ValidationError(where, "strings must not contain NUL characters")
+        if isinstance(value, str) and not _is_unicode(value):
+            # A lone surrogate ("\\ud800" in the JSON) cannot be sent to any database.
+            raise ValidationError(where, "strings must be valid Unicode (no lone surrogates)")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValidationError(where, "numbers must be finite")
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _as_text(value: Any) -> str:
