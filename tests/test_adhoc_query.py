@@ -139,6 +139,66 @@ def test_numeric_aggregates_use_only_json_numbers(data_app: Flask) -> None:
     ]
 
 
+def test_aggregates_over_no_numbers_are_null_and_types_are_exact(data_app: Flask) -> None:
+    # No event has a numeric "plan": NULL, never 0 (ClickHouse's sum/min/max/avg over no
+    # value would be 0 or nan without -OrNull).
+    assert rows(
+        data_app,
+        select=[
+            "sum(properties.plan)",
+            "avg(properties.plan)",
+            "min(properties.plan)",
+            "max(properties.plan)",
+            "count()",
+        ],
+    ) == [[None, None, None, None, 6]]
+    nothing = [{"field": "event", "op": "eq", "value": "nothing"}]
+    assert rows(
+        data_app,
+        select=["count()", "count_distinct(person_id)", "sum(properties.amount)"],
+        where=nothing,
+    ) == [[0, 0, None]]
+    assert rows(data_app, select=["event", "count()"], where=nothing) == []
+    # JSON types as on SQL: counts are integers, numeric aggregates floats (7.0, not 7).
+    ((count, distinct_days, low, total, person),) = rows(
+        data_app,
+        select=[
+            "count()",
+            "count_distinct(day)",
+            "min(properties.amount)",
+            "sum(properties.amount)",
+            "person_id",
+        ],
+        where=[
+            {"field": "event", "op": "eq", "value": "buy"},
+            {"field": "distinct_id", "op": "eq", "value": "u2"},
+        ],
+    )
+    assert (count, distinct_days, low, total) == (1, 1, 7.0, 7.0)
+    assert [type(v) for v in (count, distinct_days, low, total, person)] == [
+        int,
+        int,
+        float,
+        float,
+        int,
+    ]
+
+
+def test_an_alias_named_like_a_column_is_only_a_label(data_app: Flask) -> None:
+    # On ClickHouse an alias shadows a column of the same name, even inside aggregates.
+    result = query(
+        data_app,
+        select=[
+            {"expr": "event", "alias": "person_id"},
+            {"expr": "count_distinct(distinct_id)", "alias": "distinct_id"},
+            {"expr": "max(properties.amount)", "alias": "properties"},
+        ],
+        order_by=[{"field": "person_id", "dir": "desc"}],
+    )
+    assert result["columns"] == ["person_id", "distinct_id", "properties"]
+    assert result["rows"] == [["view", 3, 5.0], ["buy", 3, 20.5]]
+
+
 def test_person_properties_are_joined_through_the_merged_ids(data_app: Flask) -> None:
     assert rows(data_app, select=["person.properties.country", "count()"]) == [
         ["DE", 4],  # anon1's two events count under u1 since the merge
@@ -375,6 +435,20 @@ def test_injection_attempts_are_plain_values_or_refused(data_app: Flask, evil: s
     with data_app.app_context():
         names = set(inspect(current_state().engine).get_table_names())
     assert {"umetrics_events", "umetrics_persons", "umetrics_api_keys"} <= names
+    assert rows(data_app, select=["count()"]) == [[6]]  # every event still there
+
+
+@pytest.mark.parametrize("field", ["event", "distinct_id", "properties.plan", "timestamp"])
+def test_a_lone_surrogate_in_a_value_is_refused_not_a_500(data_app: Flask, field: str) -> None:
+    data_app.config["PROPAGATE_EXCEPTIONS"] = False
+    where = '[{"field": "' + field + '", "op": "eq", "value": "a\\ud800"}]'
+    body = '{"select": ["count()"], "where": ' + where + "}"
+    response = data_app.test_client().post(
+        "/umetrics/api/query", data=body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["details"][0]["field"] == "where[0].value"
+    assert "surrogate" in response.json["error"]["message"]
 
 
 def test_keys_with_quotes_and_spaces_reach_the_right_property(data_app: Flask) -> None:

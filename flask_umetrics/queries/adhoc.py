@@ -4,6 +4,10 @@ Only whitelisted fields, operators and aggregates are accepted; everything the c
 (property keys, values) reaches the database as a bound parameter, never as SQL text or an
 identifier. The inner query picks the fields (so an expression with bound parameters appears
 once) and the outer one groups, aggregates, orders and limits over its columns.
+
+This module is the one definition (validation into a :class:`Plan`, limits, shaping of rows);
+only the SQL differs by engine: :func:`compile_query` here for SQLite and PostgreSQL,
+``engines/clickhouse/adhoc.py`` for a ClickHouse event store.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any, Literal
@@ -22,7 +27,7 @@ from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from ..db.tables import events, person_distinct_ids, persons
-from ..engines import require_sql_events
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from ..events.validation import from_micros, to_micros
 from ..state import current_state
@@ -42,6 +47,7 @@ AGGREGATES = ("count", "count_distinct", "sum", "avg", "min", "max")
 _AGGREGATE = re.compile(r"^(count|count_distinct|sum|avg|min|max)\((.*)\)$", re.DOTALL)
 _TEXT_OPS = {"contains", "not_contains"}
 _ORDER_OPS = {"gt", "gte", "lt", "lte"}
+TEXT_COLUMNS = ("event", "distinct_id", "session_id")
 
 Scalar = str | int | float | bool
 
@@ -164,8 +170,40 @@ def parse_item(item: SelectItem, where: str) -> Item:
     return Item(text, name, aggregate, field)
 
 
+@dataclass(frozen=True)
+class Where:
+    """A validated ``where`` condition, the same for every engine. ``values`` are converted
+    for the field: texts (event, distinct_id, session_id), integers (person_id), µs
+    (timestamp) or ``(low, high)`` µs ranges (day, week, month); empty for is_set/is_not_set.
+    Properties carry their ``PropertyFilter`` instead."""
+
+    field: FieldRef
+    op: str
+    values: tuple[Any, ...] = ()
+    filter: PropertyFilter | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated spec: the select items, the grouped item indexes, the order (item index,
+    descending), the conditions and the limit."""
+
+    items: list[Item]
+    grouped: list[int]
+    order: list[tuple[int, bool]]
+    conditions: list[Where]
+    limit: int
+
+    @property
+    def needs_persons(self) -> bool:
+        """Whether a person property is read (the persons join is needed)."""
+        fields = [item.field for item in self.items] + [w.field for w in self.conditions]
+        return any(f is not None and f.kind == "person_property" for f in fields)
+
+
 class _Compiler:
-    """Turns fields into SQL over one scope and range; remembers which joins are needed."""
+    """Validates conditions and buckets over one scope and range, turns fields into SQL and
+    prints values; remembers which joins are needed."""
 
     def __init__(self, ctx: ReportContext) -> None:
         self.ctx = ctx
@@ -204,7 +242,8 @@ class _Compiler:
             "timestamp": events.c.ts,
         }[field.kind]
 
-    def condition(self, cond: Condition, where: str) -> ColumnElement[bool]:
+    def resolve(self, cond: Condition, where: str) -> Where:
+        """Validate a condition and convert its values (``ValidationError`` naming ``where``)."""
         field = parse_field(cond.field, f"{where}.field")
         _check_shape(cond, f"{where}.value")
         if field.kind in {"property", "person_property"}:
@@ -212,50 +251,44 @@ class _Compiler:
                 spec = PropertyFilter(key=field.key or "", op=cond.op, value=cond.value)
             except PydanticValidationError as exc:
                 raise ValidationError(f"{where}.value", exc.errors()[0]["msg"]) from exc
-            return spec.condition(self.properties(field))
-        if field.kind in {"event", "distinct_id", "session_id"}:
+            return Where(field, cond.op, filter=spec)
+        if field.kind in TEXT_COLUMNS:
             if cond.op in _ORDER_OPS:
                 raise ValidationError(f"{where}.op", f"'{cond.op}' does not apply to {field.kind}")
-            return _text_condition(self.value_of(field), cond)
-        if cond.op in _TEXT_OPS:
+            convert: Any = _as_text
+        elif cond.op in _TEXT_OPS:
             raise ValidationError(f"{where}.op", f"'{cond.op}' does not apply to {field.kind}")
-        if field.kind == "person_id":
-            return _ordered_condition(
-                person_distinct_ids.c.person_id, cond, lambda v: _integer(v, where)
-            )
-        if field.kind == "timestamp":
-            return _ordered_condition(events.c.ts, cond, lambda v: self.micros(v, where))
-        return self.calendar_condition(field.kind, cond, where)
+        elif field.kind == "person_id":
+            convert = lambda v: _integer(v, where)  # noqa: E731
+        elif field.kind == "timestamp":
+            convert = lambda v: self.micros(v, where)  # noqa: E731
+        else:
+            convert = lambda v: self.calendar_bounds(field.kind, v, where)  # noqa: E731
+        if cond.op in {"is_set", "is_not_set"}:
+            return Where(field, cond.op)
+        raw = cond.value if isinstance(cond.value, list) else [cond.value]
+        return Where(field, cond.op, tuple(convert(v) for v in raw))
+
+    def condition(self, cond: Where) -> ColumnElement[bool]:
+        """The SQL of a resolved condition."""
+        if cond.filter is not None:
+            return cond.filter.condition(self.properties(cond.field))
+        kind = cond.field.kind
+        if kind in TEXT_COLUMNS:
+            return _text_condition(self.value_of(cond.field), cond)
+        if kind == "person_id":
+            return _ordered_condition(person_distinct_ids.c.person_id, cond)
+        if kind == "timestamp":
+            return _ordered_condition(events.c.ts, cond)
+        return _calendar_condition(cond)
 
     def micros(self, value: Any, where: str) -> int:
         return to_micros(_moment(value, self.ctx.zone, f"{where}.value"))
 
-    def calendar_condition(self, interval: str, cond: Condition, where: str) -> ColumnElement[bool]:
-        """``day``/``week``/``month`` compare bucket starts, as time ranges on ``ts``."""
-
-        def bounds(value: Any) -> tuple[int, int]:
-            start = floor_to(
-                _moment(value, self.ctx.zone, f"{where}.value"), interval, self.ctx.zone
-            )
-            return to_micros(start), to_micros(next_start(start, interval, self.ctx.zone))
-
-        ts = events.c.ts
-        if cond.op in {"is_set", "is_not_set"}:
-            return ts.is_not(None) if cond.op == "is_set" else ts.is_(None)
-        if cond.op in {"in", "not_in"}:
-            ranges = [bounds(v) for v in cond.value]  # type: ignore[union-attr]
-            inside = or_(*(and_(ts >= lo, ts < hi) for lo, hi in ranges))
-            return inside if cond.op == "in" else not_(inside)
-        low, high = bounds(cond.value)
-        conditions: dict[str, ColumnElement[bool]] = {
-            "eq": and_(ts >= low, ts < high),
-            "neq": or_(ts < low, ts >= high),
-            "gt": ts >= high,
-            "gte": ts >= low,
-            "lt": ts < low,
-            "lte": ts < high,
-        }
-        return conditions[cond.op]
+    def calendar_bounds(self, interval: str, value: Any, where: str) -> tuple[int, int]:
+        """``day``/``week``/``month`` compare bucket starts: the µs range of ``value``'s bucket."""
+        start = floor_to(_moment(value, self.ctx.zone, f"{where}.value"), interval, self.ctx.zone)
+        return to_micros(start), to_micros(next_start(start, interval, self.ctx.zone))
 
     def output(self, field: FieldRef | None, value: Any) -> Any:
         """A database value as the JSON the caller sees (ISO times, bucket starts)."""
@@ -289,8 +322,19 @@ def _check_shape(cond: Condition, where: str) -> None:
             raise ValidationError(where, f"strings are at most {MAX_VALUE_LENGTH} characters")
         if isinstance(value, str) and "\x00" in value:
             raise ValidationError(where, "strings must not contain NUL characters")
+        if isinstance(value, str) and not _is_unicode(value):
+            # A lone surrogate ("\\ud800" in the JSON) cannot be sent to any database.
+            raise ValidationError(where, "strings must be valid Unicode (no lone surrogates)")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValidationError(where, "numbers must be finite")
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _as_text(value: Any) -> str:
@@ -299,7 +343,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _text_condition(column: ColumnElement[Any], cond: Condition) -> ColumnElement[bool]:
+def _text_condition(column: ColumnElement[Any], cond: Where) -> ColumnElement[bool]:
     """Same semantics as ``PropertyFilter`` on a text column (NULL counts as "not equal")."""
     op = cond.op
     if op == "is_set":
@@ -307,9 +351,9 @@ def _text_condition(column: ColumnElement[Any], cond: Condition) -> ColumnElemen
     if op == "is_not_set":
         return column.is_(None)
     if op in {"in", "not_in"}:
-        inside = column.in_([_as_text(v) for v in cond.value])  # type: ignore[union-attr]
+        inside = column.in_(list(cond.values))
         return inside if op == "in" else or_(column.is_(None), not_(inside))
-    value = _as_text(cond.value)
+    value: str = cond.values[0]
     if op == "eq":
         return column == value
     if op == "neq":
@@ -319,16 +363,16 @@ def _text_condition(column: ColumnElement[Any], cond: Condition) -> ColumnElemen
     return contains if op == "contains" else or_(column.is_(None), not_(contains))
 
 
-def _ordered_condition(column: Any, cond: Condition, convert: Any) -> ColumnElement[bool]:
+def _ordered_condition(column: Any, cond: Where) -> ColumnElement[bool]:
     op = cond.op
     if op == "is_set":
         return column.is_not(None)  # type: ignore[no-any-return]
     if op == "is_not_set":
         return column.is_(None)  # type: ignore[no-any-return]
     if op in {"in", "not_in"}:
-        inside = column.in_([convert(v) for v in cond.value])  # type: ignore[union-attr]
+        inside = column.in_(list(cond.values))
         return inside if op == "in" else not_(inside)  # type: ignore[no-any-return]
-    bound = convert(cond.value)
+    bound = cond.values[0]
     return {  # type: ignore[no-any-return]
         "eq": column == bound,
         "neq": column != bound,
@@ -337,6 +381,26 @@ def _ordered_condition(column: Any, cond: Condition, convert: Any) -> ColumnElem
         "lt": column < bound,
         "lte": column <= bound,
     }[op]
+
+
+def _calendar_condition(cond: Where) -> ColumnElement[bool]:
+    """Bucket comparisons as time ranges on ``ts`` (``cond.values`` are µs ranges)."""
+    ts = events.c.ts
+    if cond.op in {"is_set", "is_not_set"}:
+        return ts.is_not(None) if cond.op == "is_set" else ts.is_(None)
+    if cond.op in {"in", "not_in"}:
+        inside = or_(*(and_(ts >= lo, ts < hi) for lo, hi in cond.values))
+        return inside if cond.op == "in" else not_(inside)
+    low, high = cond.values[0]
+    conditions: dict[str, ColumnElement[bool]] = {
+        "eq": and_(ts >= low, ts < high),
+        "neq": or_(ts < low, ts >= high),
+        "gt": ts >= high,
+        "gte": ts >= low,
+        "lt": ts < low,
+        "lte": ts < high,
+    }
+    return conditions[cond.op]
 
 
 def _integer(value: Any, where: str) -> int:
@@ -419,11 +483,23 @@ def _plan(spec: QuerySpec) -> tuple[list[Item], list[int], list[tuple[int, bool]
     return items, grouped, order
 
 
-def compile_query(spec: QuerySpec, ctx: ReportContext) -> tuple[Select[Any], list[Item], _Compiler]:
-    """The SQL of a spec, its items, and the compiler that knows how to print the values."""
+def prepare(spec: QuerySpec, ctx: ReportContext) -> tuple[Plan, _Compiler]:
+    """Validate a spec for either engine: its plan, and the compiler that holds its buckets
+    and prints the values."""
     items, grouped, order = _plan(spec)
     compiler = _Compiler(ctx)
-    conditions = [compiler.condition(c, f"where[{i}]") for i, c in enumerate(spec.where)]
+    conditions = [compiler.resolve(c, f"where[{i}]") for i, c in enumerate(spec.where)]
+    for item in items:
+        if item.field is not None and item.field.kind in CALENDAR:
+            compiler.bucket(item.field.kind)  # refuses a range with too many buckets
+    return Plan(items, grouped, order, conditions, spec.limit), compiler
+
+
+def compile_query(plan: Plan, compiler: _Compiler) -> Select[Any]:
+    """The SQLite / PostgreSQL statement of a plan."""
+    ctx = compiler.ctx
+    items = plan.items
+    conditions = [compiler.condition(c) for c in plan.conditions]
     inner_columns = []
     for index, item in enumerate(items):
         if item.field is not None:
@@ -459,31 +535,36 @@ def compile_query(spec: QuerySpec, ctx: ReportContext) -> tuple[Select[Any], lis
             value = getattr(func, item.aggregate)(column)
         outer_columns.append(value.label(f"c{index}"))
     query = select(*outer_columns).select_from(inner)
-    if grouped:
-        query = query.group_by(*(inner.c[f"f{i}"] for i in grouped))
+    if plan.grouped:
+        query = query.group_by(*(inner.c[f"f{i}"] for i in plan.grouped))
     labels = {f"c{i}": outer_columns[i] for i in range(len(items))}
-    query = query.order_by(
+    return query.order_by(
         *(
             (labels[f"c{i}"].desc() if desc else labels[f"c{i}"].asc()).nulls_last()
-            for i, desc in order
+            for i, desc in plan.order
         )
-    ).limit(spec.limit)
-    return query, items, compiler
+    ).limit(plan.limit)
 
 
 def run_query(spec: QuerySpec, *, scope_id: str | None = None) -> QueryResult:
-    """Run a validated spec; ``ValidationError`` names the offending part of the spec."""
-    require_sql_events("The ad-hoc query")
+    """Run a validated spec; ``ValidationError`` names the offending part of the spec.
+    ``sql_params`` counts the statement's bound parameters on the engine that ran it."""
     ctx = report_context(scope_id=scope_id, date_from=spec.date_from, date_to=spec.date_to)
-    query, items, compiler = compile_query(spec, ctx)
-    engine = current_state().engine
-    params = len(query.compile(dialect=engine.dialect).params)
-    with report_connection() as connection:
-        raw = connection.execute(query).all()
+    plan, compiler = prepare(spec, ctx)
+    raw: Sequence[Sequence[Any]]
+    if is_clickhouse():
+        from ..engines.clickhouse.adhoc import adhoc_rows
+
+        raw, params = adhoc_rows(plan, ctx, compiler.buckets)
+    else:
+        query = compile_query(plan, compiler)
+        params = len(query.compile(dialect=current_state().engine.dialect).params)
+        with report_connection() as connection:
+            raw = connection.execute(query).all()
     rows = []
     for row in raw:
         values: list[Any] = []
-        for item, value in zip(items, row, strict=True):
+        for item, value in zip(plan.items, row, strict=True):
             if item.aggregate == "count" or item.aggregate == "count_distinct":
                 values.append(int(value))
             elif item.aggregate is not None:
@@ -491,4 +572,4 @@ def run_query(spec: QuerySpec, *, scope_id: str | None = None) -> QueryResult:
             else:
                 values.append(compiler.output(item.field, value))
         rows.append(values)
-    return QueryResult([item.name for item in items], rows, params)
+    return QueryResult([item.name for item in plan.items], rows, params)

@@ -101,22 +101,33 @@ def property_condition(flt: PropertyFilter, properties: str, params: Params) -> 
         number = prop_number(properties, flt.key, params)
         bound = params.bind(float(flt.value), "Float64")  # type: ignore[arg-type]
         return f"ifNull({number} {_NUMERIC[flt.op]} {bound}, 0)"
-    if flt.op in {"in", "not_in"}:
-        values = params.bind([_as_text(v) for v in flt.value], "Array(String)")  # type: ignore[union-attr]
+    return text_condition(text, flt.op, flt.value, params)
+
+
+def text_condition(text: str, op: str, value: Any, params: Params) -> str:
+    """A comparison of the Nullable(String) expression ``text`` (``eq``, ``neq``, ``in``,
+    ``not_in``, ``contains``, ``not_contains``, ``is_set``, ``is_not_set``) with the SQL NULL
+    semantics: NULL never equals, is never in, and always "does not contain"."""
+    if op == "is_set":
+        return f"({text} IS NOT NULL)"
+    if op == "is_not_set":
+        return f"({text} IS NULL)"
+    if op in {"in", "not_in"}:
+        values = params.bind([_as_text(v) for v in value], "Array(String)")
         inside = f"has({values}, assumeNotNull({text}))"
-        if flt.op == "in":
+        if op == "in":
             return f"({text} IS NOT NULL AND {inside})"
         return f"({text} IS NULL OR NOT {inside})"
-    value = _as_text(flt.value)
-    if flt.op == "eq":
+    value = _as_text(value)
+    if op == "eq":
         return f"ifNull({text} = {params.bind(value, 'String')}, 0)"
-    if flt.op == "neq":
+    if op == "neq":
         return f"({text} IS NULL OR {text} != {params.bind(value, 'String')})"
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = params.bind("%" + escaped + "%", "String")
     # Case-insensitive, as on PostgreSQL (lower() on both sides; UTF-8 aware).
     contains = f"lowerUTF8(assumeNotNull({text})) LIKE lowerUTF8({pattern})"
-    if flt.op == "contains":
+    if op == "contains":
         return f"({text} IS NOT NULL AND {contains})"
     return f"({text} IS NULL OR NOT ({contains}))"
 
