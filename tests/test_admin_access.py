@@ -27,13 +27,16 @@ SAMPLE_QUERIES = {
 }
 #: Old link shapes that answer with a permanent redirect to the new one.
 REDIRECTS = {"umetrics_admin.people_legacy_person"}
-#: GET pages for managers only: an export of personal data, Google account listings, and the
-#: OAuth callback that stores a refresh token.
+#: GET pages for managers only: an export of personal data and Google account listings. (The
+#: OAuth callback is authorized by its signed, one-time state, which only a manager's start can
+#: issue: tests/test_admin_ga4.py::test_one_callback_url_completes_the_dashboard_and_the_rest_flow_
+#: for_another_scope; without a valid state it connects nothing and redirects.)
 MANAGE_ONLY_PAGES = {
     "umetrics_admin.people_export",
     "umetrics_admin.ga4_accounts",
-    "umetrics_admin.ga4_oauth_callback",
 }
+#: Callbacks that, without a valid signed state, connect nothing and send the browser back.
+STATE_CALLBACKS = {"umetrics_admin.ga4_oauth_callback"}
 ROLES = {"viewer": {"metrics.view"}, "manager": {"metrics.view", "metrics.manage"}, "nobody": set()}
 
 
@@ -93,6 +96,8 @@ def test_view_only_sees_pages_but_cannot_post(make_app: AppFactory) -> None:
             assert b"metrics.manage" in answer.data
         elif method == "GET" and endpoint in REDIRECTS:
             assert answer.status_code == 301, endpoint
+        elif method == "GET" and endpoint in STATE_CALLBACKS:
+            assert answer.status_code == 302, endpoint
         elif method == "GET":
             # Sample path arguments name nothing that exists: 404 is an answer, 5xx is a bug.
             assert answer.status_code in (200, 404), (endpoint, answer.status_code)

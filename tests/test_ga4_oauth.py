@@ -121,9 +121,18 @@ def flip_one_char(token: str) -> str:
 
 
 def test_oauth_flow_end_to_end_stores_the_refresh_token_encrypted_and_never_logs_it(
-    app: Flask, fake: FakeGoogleOAuth, caplog: pytest.LogCaptureFixture, http: requests.Session
+    app: Flask,
+    fake: FakeGoogleOAuth,
+    caplog: pytest.LogCaptureFixture,
+    http: requests.Session,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, urllib3 and google included
+    # Another test or library in the same run may have given urllib3's logger a level of its own
+    # or switched it off (logging.config's disable_existing_loggers); this test needs its debug
+    # lines to see what would be logged.
+    caplog.set_level(logging.DEBUG, logger="urllib3.connectionpool")
+    monkeypatch.setattr(logging.getLogger("urllib3.connectionpool"), "disabled", False)
     url = start(app)
 
     parts = urllib.parse.urlsplit(url)

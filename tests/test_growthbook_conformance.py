@@ -1,8 +1,9 @@
 """GrowthBook's cross-SDK conformance vectors, run against our engine (issue 15).
 
 The vectors are GrowthBook's data files in ``shared/conformance/growthbook/`` beside the checkout
-(found by walking up from this file); they are never copied into the repository. Without them the
-test skips, unless ``UMETRICS_REQUIRE_CONFORMANCE=1`` (CI) makes that a failure.
+(``UMETRICS_CONFORMANCE_DIR``, else found by walking up from this file); they are never copied
+into the repository. Without them the test skips, unless ``UMETRICS_REQUIRE_CONFORMANCE=1`` (CI)
+makes that a failure.
 
 Every case of every section runs, except the sections and cases listed in
 ``UNSUPPORTED_SECTIONS`` / ``UNSUPPORTED_CASES`` (each with its reason, also in
@@ -69,6 +70,11 @@ SECTIONS = (
 
 
 def _folder() -> Path | None:
+    """``UMETRICS_CONFORMANCE_DIR`` when set (``.ci/run`` sets it), else the first
+    ``shared/conformance/growthbook`` above this file."""
+    given = os.environ.get("UMETRICS_CONFORMANCE_DIR")
+    if given:
+        return Path(given) if (Path(given) / CASES_FILE).is_file() else None
     for parent in Path(__file__).resolve().parents:
         candidate = parent / "shared" / "conformance" / "growthbook"
         if (candidate / CASES_FILE).is_file():
