@@ -192,7 +192,6 @@ EVENT_STORE_BACKENDS = (*BACKENDS, "clickhouse")
 #: would only answer 501, and a failing hypothesis test spends minutes shrinking): progress
 #: is this list getting shorter. Removing a line runs those tests on ClickHouse.
 CLICKHOUSE_NOT_PORTED: dict[str, str] = {
-    "tests/test_funnel.py": "the funnel report",
     "tests/test_adhoc_query.py": "the ad-hoc query",
 }
 
