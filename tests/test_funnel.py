@@ -11,13 +11,13 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
+
 from flask_umetrics import UMetrics, identify
 from flask_umetrics.errors import ValidationError
 from flask_umetrics.events.validation import to_micros
 from flask_umetrics.queries.context import report_context
 from flask_umetrics.queries.filters import PropertyFilter
 from flask_umetrics.queries.funnel import FunnelResult, FunnelStep, funnel
-from flask_umetrics.state import current_state
 
 from .conftest import AppFactory, allow_all
 from .events_data import at, clear_events, load

@@ -155,9 +155,7 @@ def _ordered(
     for s in range(2, n + 1):
         d = of[s - 1]
         previous = f"tt{s - 1}"
-        reused = " + ".join(
-            f"(tt{k} = {previous} AND fa{d}[cc{k}] = 1)" for k in range(1, s)
-        )
+        reused = " + ".join(f"(tt{k} = {previous} AND fa{d}[cc{k}] = 1)" for k in range(1, s))
         key = f"(arrayCount(i -> tsa[i] < {previous}, pa{d}) + 1 + {reused})"
         stage = (
             f"SELECT *, if(cc{s - 1} > 0, {key}, 0) AS kk{s}, "
@@ -225,6 +223,4 @@ def _any(
         columns.append(f"if(length(moments) >= {s - 1}, 1, 0) AS cc{s}")
         columns.append(f"moments[{s - 1}] AS tt{s}")
     inner = f"SELECT *, {', '.join(arrays)} FROM ({entries})"
-    return (
-        f"SELECT *, {matched}, {', '.join(columns)}, {_level(n)} AS level FROM ({inner})"
-    )
+    return f"SELECT *, {matched}, {', '.join(columns)}, {_level(n)} AS level FROM ({inner})"
