@@ -83,8 +83,8 @@ def summary_rows(
     width = params.bind(window, "Int64")
     entries = (
         f"SELECT *, ei AS entry_at, tsa[ei] AS tt1, sqa[ei] AS entry_seq, bda[ei] AS entry_bd "
-        f"FROM ({people}) ARRAY JOIN arrayFilter(i -> fa{of[0]}[i] = 1 AND tsa[i] >= {start} "
-        f"AND tsa[i] < {stop}, arrayEnumerate(tsa)) AS ei"
+        f"FROM ({people}) ARRAY JOIN arrayFilter((i, t, f) -> f = 1 AND t >= {start} "
+        f"AND t < {stop}, arrayEnumerate(tsa), tsa, fa{of[0]}) AS ei"
     )
     build = {"ordered": _ordered, "strict": _strict, "any": _any}[order]
     chains = build(entries, steps, of, width, _clusters(steps))
@@ -93,9 +93,12 @@ def summary_rows(
         f"SELECT person_id, level, entry_bd, [{times}] AS chain_times FROM ({chains}) "
         "ORDER BY person_id, level DESC, tt1, entry_seq LIMIT 1 BY person_id"
     )
+    # Breakdown groups: values by persons at step 1, ties by value, the missing value last.
     ranked = (
         "SELECT *, dense_rank() OVER (ORDER BY bd_n DESC, entry_bd ASC NULLS LAST) AS grank "
         f"FROM (SELECT *, count() OVER (PARTITION BY entry_bd) AS bd_n FROM ({best}))"
+        if breakdown_limit is not None
+        else f"SELECT *, 1 AS grank FROM ({best})"
     )
     reached = (
         "SELECT step, grank, entry_bd, if(step = 1, NULL, "
@@ -148,18 +151,21 @@ def _ordered(
 ) -> str:
     n = len(steps)
     definitions = sorted(set(of))
+    # Lambdas capture no array column (ClickHouse would copy it for every element).
     positions = ", ".join(
-        f"arrayFilter(i -> fa{d}[i] = 1, arrayEnumerate(tsa)) AS pa{d}" for d in definitions
+        f"arrayFilter((i, f) -> f = 1, arrayEnumerate(tsa), fa{d}) AS pa{d}, "
+        f"arrayFilter((t, f) -> f = 1, tsa, fa{d}) AS td{d}"
+        for d in definitions
     )
     stage = f"SELECT *, entry_at AS cc1, {positions} FROM ({entries})"
     for s in range(2, n + 1):
         d = of[s - 1]
         previous = f"tt{s - 1}"
         reused = " + ".join(f"(tt{k} = {previous} AND fa{d}[cc{k}] = 1)" for k in range(1, s))
-        key = f"(arrayCount(i -> tsa[i] < {previous}, pa{d}) + 1 + {reused})"
+        key = f"(arrayCount(t -> t < {previous}, td{d}) + 1 + {reused})"
         stage = (
             f"SELECT *, if(cc{s - 1} > 0, {key}, 0) AS kk{s}, "
-            f"if(kk{s} > 0 AND kk{s} <= length(pa{d}) AND tsa[pa{d}[kk{s}]] <= tt1 + {width}, "
+            f"if(kk{s} > 0 AND kk{s} <= length(pa{d}) AND td{d}[kk{s}] <= tt1 + {width}, "
             f"pa{d}[kk{s}], 0) AS cc{s}, tsa[cc{s}] AS tt{s} FROM ({stage})"
         )
     return f"SELECT *, {_level(n)} AS level FROM ({stage})"
@@ -198,8 +204,10 @@ def _any(
     arrays = []
     occurrences: dict[tuple[int, int], str] = {}
     for a, (_, chosen, steps_in, size) in enumerate(subsets):
-        own = " OR ".join(f"fa{d}[i] = 1" for d in chosen)
-        arrays.append(f"arrayFilter((t, i) -> {own}, tsa, arrayEnumerate(tsa)) AS ta{a}")
+        own = " OR ".join(f"f{d} = 1" for d in chosen)
+        lambda_args = ", ".join(f"f{d}" for d in chosen)
+        flag_arrays = ", ".join(f"fa{d}" for d in chosen)
+        arrays.append(f"arrayFilter((t, {lambda_args}) -> {own}, tsa, {flag_arrays}) AS ta{a}")
         mine = " OR ".join(f"fa{d}[entry_at] = 1" for d in chosen)
         for q in range(max(1, steps_in - size + 1), steps_in + 1):
             key = f"(arrayCount(t -> t < tt1, ta{a}) + ({mine}) + {q})"
