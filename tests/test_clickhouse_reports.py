@@ -73,3 +73,20 @@ def test_experiment_results_are_answered_from_clickhouse(app: Flask) -> None:
         create_experiment({"key": "exp", "variants": [{"key": "a"}, {"key": "b"}]})
     response = app.test_client().get(f"{API}/experiments/exp/results")
     assert response.status_code == 200, response.get_json()
+
+
+def test_the_largest_funnels_fit_in_one_statement(app: Flask) -> None:
+    """20 steps, 19 of one name: in ``any`` order with six differently filtered definitions
+    (63 sets of definitions spelled out), and ``ordered``: the statement stays within
+    ClickHouse's query size and query tree limits, and counts exactly."""
+    from flask_umetrics.queries.filters import PropertyFilter
+    from flask_umetrics.queries.funnel import FunnelStep, funnel
+
+    with app.app_context():
+        track("view", distinct_id="d", properties={"k": 1})
+        ctx = report_context()
+        filtered = [FunnelStep("view", (PropertyFilter(key="k", value=i % 6),)) for i in range(19)]
+        anyway = funnel(ctx, [FunnelStep("signup"), *filtered], order="any")
+        ordered = funnel(ctx, [FunnelStep("signup"), *[FunnelStep("view")] * 19])
+    assert [s.count for s in anyway.steps] == [1, 1] + [0] * 18
+    assert [s.count for s in ordered.steps] == [1, 1] + [0] * 18

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from ...queries.funnel import FunnelStep
 
 _NEVER = 2**62  # a time after every event: "not found"
+#: Room for the longest statement (20 steps, ``any``, six definitions of one name).
+_MAX_QUERY_BYTES = 4 * 1024 * 1024
 
 
 def summary_rows(
@@ -128,7 +130,8 @@ def summary_rows(
         f"FROM ({' UNION ALL '.join(labelled)}) GROUP BY kind, g, v, step) "
         "ORDER BY kind, g, step"
     )
-    return [_Row(*r) for r in rows(query, params)]
+    # Many steps sharing one name in ``any`` order spell out many sets (up to 63 per name).
+    return [_Row(*r) for r in rows(query, params, {"max_query_size": _MAX_QUERY_BYTES})]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,8 +212,10 @@ def _any(
         flag_arrays = ", ".join(f"fa{d}" for d in chosen)
         arrays.append(f"arrayFilter((t, {lambda_args}) -> {own}, tsa, {flag_arrays}) AS ta{a}")
         mine = " OR ".join(f"fa{d}[entry_at] = 1" for d in chosen)
+        # How many A-events precede the entry's time, plus the entry itself when it is one.
+        arrays.append(f"arrayCount(t -> t < tt1, ta{a}) + ({mine}) AS la{a}")
         for q in range(max(1, steps_in - size + 1), steps_in + 1):
-            key = f"(arrayCount(t -> t < tt1, ta{a}) + ({mine}) + {q})"
+            key = f"(la{a} + {q})"
             occurrences[(a, q)] = (
                 f"if({key} <= length(ta{a}) AND ta{a}[{key}] <= tt1 + {width}, "
                 f"ta{a}[{key}], {_NEVER})"
@@ -230,5 +235,10 @@ def _any(
     for s in range(2, n + 1):
         columns.append(f"if(length(moments) >= {s - 1}, 1, 0) AS cc{s}")
         columns.append(f"moments[{s - 1}] AS tt{s}")
-    inner = f"SELECT *, {', '.join(arrays)} FROM ({entries})"
-    return f"SELECT *, {matched}, {', '.join(columns)}, {_level(n)} AS level FROM ({inner})"
+    inner = f"SELECT * FROM (SELECT *, {', '.join(arrays)} FROM ({entries}))"
+    # One subquery per stage: an alias used in the same SELECT would be spelled out each time.
+    with_moments = f"SELECT *, {matched} FROM ({inner})"
+    return (
+        f"SELECT *, {_level(n)} AS level FROM "
+        f"(SELECT *, {', '.join(columns)} FROM ({with_moments}))"
+    )
