@@ -191,9 +191,7 @@ EVENT_STORE_BACKENDS = (*BACKENDS, "clickhouse")
 #: file::test) -> why. Their ``[clickhouse]`` variants are reported as xfail, not run (they
 #: would only answer 501, and a failing hypothesis test spends minutes shrinking): progress
 #: is this list getting shorter. Removing a line runs those tests on ClickHouse.
-CLICKHOUSE_NOT_PORTED: dict[str, str] = {
-    "tests/test_funnel.py": "the funnel report",
-}
+CLICKHOUSE_NOT_PORTED: dict[str, str] = {}
 
 
 @pytest.hookimpl(tryfirst=True)

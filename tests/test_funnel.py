@@ -11,19 +11,16 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
-from sqlalchemy import delete
 
 from flask_umetrics import UMetrics, identify
-from flask_umetrics.db.tables import events, person_distinct_ids, persons
 from flask_umetrics.errors import ValidationError
 from flask_umetrics.events.validation import to_micros
 from flask_umetrics.queries.context import report_context
 from flask_umetrics.queries.filters import PropertyFilter
 from flask_umetrics.queries.funnel import FunnelResult, FunnelStep, funnel
-from flask_umetrics.state import current_state
 
 from .conftest import AppFactory, allow_all
-from .events_data import at, load
+from .events_data import at, clear_events, load
 from .reference_models import RefStep, ref_funnel, stored_events
 
 pytestmark = pytest.mark.event_stores
@@ -466,13 +463,6 @@ BASE = "2026-03-02T00:00:00"
 NAMES = ("a", "b", "c")
 
 
-def _reset(app: Flask) -> None:
-    with current_state().engine.begin() as connection:
-        connection.execute(delete(events))
-        connection.execute(delete(person_distinct_ids))
-        connection.execute(delete(persons))
-
-
 event_rows = st.lists(
     st.tuples(
         st.integers(0, 3),  # distinct id
@@ -497,8 +487,7 @@ def _load_random(app: Flask, rows: list[Any], links: list[tuple[int, int]]) -> N
     for distinct, name, n, p, active in rows:
         properties = {} if p is None else {"p": p}
         stored.append((f"d{distinct}", name, slot(n).isoformat(), properties, active))
-    with app.app_context():
-        _reset(app)
+    clear_events(app)
     if stored:
         load(app, stored)
     with app.app_context():

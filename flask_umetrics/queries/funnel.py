@@ -57,6 +57,7 @@ from sqlalchemy.sql import ColumnElement, Select, Subquery
 from sqlalchemy.sql.expression import FunctionElement
 
 from ..db.tables import events
+from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from .connection import report_connection
 from .context import ReportContext
@@ -649,6 +650,25 @@ def _step_results(
     return results
 
 
+def _summary_rows(
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    window: int,
+    order: str,
+    breakdown: str | None,
+    breakdown_limit: int | None,
+) -> list[Any]:
+    """The summary rows ``kind, g, v, step, n, mid_sum, mid_n`` from the event store's SQL."""
+    if is_clickhouse():
+        from ..engines.clickhouse.funnel import summary_rows
+
+        return summary_rows(ctx, steps, window, order, breakdown, breakdown_limit)
+    build = {"ordered": _ordered_chains, "strict": _strict_chains, "any": _any_chains}[order]
+    chains = build(ctx, steps, window, breakdown)
+    with report_connection() as connection:
+        return list(connection.execute(_summary(chains, len(steps), breakdown_limit)))
+
+
 def funnel(
     ctx: ReportContext,
     steps: list[FunnelStep],
@@ -663,17 +683,14 @@ def funnel(
     chain (top ``breakdown_limit`` values by step-1 persons, then ``$other``)."""
     _validate(steps, window_seconds, order, breakdown_limit)
     window = window_seconds * _MICROS
-    build = {"ordered": _ordered_chains, "strict": _strict_chains, "any": _any_chains}[order]
-    chains = build(ctx, steps, window, breakdown)
-    query = _summary(chains, len(steps), breakdown_limit if breakdown is not None else None)
+    limit = breakdown_limit if breakdown is not None else None
     groups: dict[tuple[int, int], tuple[str | None, dict[int, tuple[int, float | None]]]] = {}
-    with report_connection() as connection:
-        for row in connection.execute(query):
-            median = None
-            if row.mid_sum is not None and row.mid_n:
-                median = int(row.mid_sum) / int(row.mid_n) / _MICROS
-            _, cells = groups.setdefault((row.kind, row.g), (row.v, {}))
-            cells[row.step] = (int(row.n), median)
+    for row in _summary_rows(ctx, steps, window, order, breakdown, limit):
+        median = None
+        if row.mid_sum is not None and row.mid_n:
+            median = int(row.mid_sum) / int(row.mid_n) / _MICROS
+        _, cells = groups.setdefault((row.kind, row.g), (row.v, {}))
+        cells[row.step] = (int(row.n), median)
     overall = _step_results(ctx, steps, groups.get((0, 0), (None, {}))[1])
     breakdowns = None
     if breakdown is not None:

@@ -10,6 +10,7 @@ to a report when its first event is in ``[date_from, date_to)``; its later event
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,6 +216,8 @@ def sessions_of_person(
             limit=limit,
             started_by_us=started_by_us,
         )
+        spans = [(int(start), int(end)) for start, end, _, _ in found]
+        props = _assign_props(spans, clickhouse_session_props(scope_id, person_id, spans))
         return [
             PersonSession(
                 start=from_micros(start).isoformat(),
@@ -222,8 +225,9 @@ def sessions_of_person(
                 duration=(end - start) / MICROS,
                 events=int(count),
                 session_id=session_id,
+                properties=props[index],
             )
-            for start, end, count, session_id in found
+            for index, (start, end, count, session_id) in enumerate(found)
         ]
     sessions = session_table(scope_id, conditions=[person_distinct_ids.c.person_id == person_id])
     query = select(sessions).order_by(
@@ -249,17 +253,20 @@ def sessions_of_person(
     ]
 
 
+def _props_window(spans: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The time range holding every ``$session_props`` event of ``spans`` (widened)."""
+    timeout = session_timeout_us()
+    return min(s for s, _ in spans) - timeout, max(e for _, e in spans) + timeout
+
+
 def _session_props(
     connection: Any, scope_id: str, person_id: int, rows: Sequence[Any]
 ) -> list[dict[str, Any]]:
-    """Each session's properties: the ``$session_props`` events within its span widened by the
-    session timeout (the newest session first, as ``rows`` are), merged oldest first."""
-    merged: list[dict[str, Any]] = [{} for _ in rows]
-    if not rows:
-        return merged
-    timeout = session_timeout_us()
-    low = min(row.start_ts for row in rows) - timeout
-    high = max(row.end_ts for row in rows) + timeout
+    """Each session's properties from the SQL store (see :func:`_assign_props`)."""
+    spans = [(int(row.start_ts), int(row.end_ts)) for row in rows]
+    if not spans:
+        return []
+    low, high = _props_window(spans)
     query = (
         person_events(scope_id)
         .where(
@@ -270,10 +277,35 @@ def _session_props(
         )
         .order_by(events.c.ts, events.c.id)
     )
-    for prop_row in connection.execute(query):
-        for index, row in enumerate(rows):
-            if row.start_ts - timeout <= prop_row.ts <= row.end_ts + timeout:
-                if isinstance(prop_row.properties, dict):
-                    merged[index].update(prop_row.properties)
+    found = [(int(r.ts), r.properties) for r in connection.execute(query)]
+    return _assign_props(spans, found)
+
+
+def clickhouse_session_props(
+    scope_id: str, person_id: int, spans: Sequence[tuple[int, int]]
+) -> list[tuple[int, Any]]:
+    """The person's ``$session_props`` events around ``spans`` from ClickHouse, oldest first."""
+    if not spans:
+        return []
+    from ..engines.clickhouse.sessions import person_session_props
+
+    low, high = _props_window(spans)
+    found = person_session_props(scope_id, person_id, SESSION_PROPS_EVENT, low, high)
+    return [(int(us), json.loads(text) if text else None) for us, text in found]
+
+
+def _assign_props(
+    spans: Sequence[tuple[int, int]], found: Sequence[tuple[int, Any]]
+) -> list[dict[str, Any]]:
+    """Each session's properties: the ``$session_props`` events (``found``, oldest first)
+    within its span widened by the session timeout (the newest session first, as ``spans``
+    are; an event goes to the first session holding it), merged oldest first."""
+    merged: list[dict[str, Any]] = [{} for _ in spans]
+    timeout = session_timeout_us()
+    for ts, properties in found:
+        for index, (start, end) in enumerate(spans):
+            if start - timeout <= ts <= end + timeout:
+                if isinstance(properties, dict):
+                    merged[index].update(properties)
                 break
     return merged

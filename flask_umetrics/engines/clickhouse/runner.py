@@ -18,13 +18,15 @@ def is_clickhouse() -> bool:
     return bool(current_state().event_store.name == "clickhouse")
 
 
-def rows(sql: str, params: Params) -> list[tuple[Any, ...]]:
-    """The result rows of ``sql`` with ``params`` bound server-side."""
+def rows(
+    sql: str, params: Params, extra_settings: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """The result rows of ``sql`` with ``params`` bound server-side (and ``extra_settings``)."""
     from ...queries.connection import QueryTimeout
 
     state = current_state()
     seconds = float(state.settings["UMETRICS_QUERY_TIMEOUT_SECONDS"])
-    settings = dict(REPORT_SETTINGS)
+    settings = dict(REPORT_SETTINGS, **(extra_settings or {}))
     if seconds > 0:
         settings["max_execution_time"] = seconds
     client = state.event_store.client  # type: ignore[attr-defined]

@@ -126,3 +126,23 @@ def person_sessions(
         f"LIMIT {params.bind(limit, 'UInt32')}",
         params,
     )
+
+
+def person_session_props(
+    scope_id: str, person_id: int, event: str, low_us: int, high_us: int
+) -> list[tuple[int, str]]:
+    """``(ts_us, properties JSON)`` of a person's ``event`` events (``$session_props``) in
+    ``[low_us, high_us]``, in ``(ts, seq)`` order (SQL orders them by ``(ts, id)``)."""
+    params = Params()
+    ctx = bare_context(scope_id)
+    source = person_events(
+        ctx,
+        params,
+        bounds=(low_us, high_us + 1),
+        where=[f"event = {params.bind(event, 'String')}"],
+    )
+    return rows(
+        f"SELECT us, properties FROM {source} "
+        f"WHERE person_id = {params.bind(person_id, 'Int64')} ORDER BY us, seq",
+        params,
+    )

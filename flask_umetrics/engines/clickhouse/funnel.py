@@ -1,0 +1,244 @@
+"""Funnels in ClickHouse SQL, with the semantics of ``queries/funnel.py`` and the same summary
+rows (``kind, g, v, step, n, mid_sum, mid_n``) its shaping reads.
+
+Each person's candidate events become one array sorted by ``(ts, seq)`` (``seq`` orders ties
+as ``events.id`` does in SQL), with a 0/1 flag per distinct step definition; one row per entry
+(``ARRAY JOIN`` over the step-1 events in range) then finds its chain with array functions:
+
+- ``ordered``: step ``s`` (definition ``d``) is the ``(lt + 1 + u)``-th ``d``-event of the
+  person, ``lt`` the ``d``-events strictly before the previous step's time and ``u`` the chain
+  events at that time matching ``d`` (the rank look-up of the SQL path, corner included); one
+  subquery per step, so no alias is expanded inside another.
+- ``strict``: step ``s`` is the event ``s - 1`` places after the entry among all the person's
+  events (any name, active or not, whatever the report's filters).
+- ``any``: per event name, the moment of the ``r``-th match is the latest, over every set ``A``
+  of its definitions, of the time of the ``(|A| - |S| + r)``-th ``A``-event at or after the
+  entry (the entry left out), within the window (Hall's condition, as in SQL); step ``j`` is
+  reached at the ``(j - 1)``-th smallest moment.
+
+Then, as in SQL: each person's best entry (level, then earliest ``(ts, seq)``), breakdown
+groups ranked by step-1 persons then value (missing last), and the two middle values of the
+sorted deltas per cell (no ``median``: ClickHouse's is sampled).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from itertools import combinations
+from typing import TYPE_CHECKING, Any
+
+from .expressions import Params, person_events, prop_text, property_condition
+from .runner import rows
+
+if TYPE_CHECKING:
+    from ...queries.context import ReportContext
+    from ...queries.funnel import FunnelStep
+
+_NEVER = 2**62  # a time after every event: "not found"
+#: Room for the longest statement (20 steps, ``any``, six definitions of one name).
+_MAX_QUERY_BYTES = 4 * 1024 * 1024
+
+
+def summary_rows(
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    window: int,
+    order: str,
+    breakdown: str | None,
+    breakdown_limit: int | None,
+) -> list[Any]:
+    """The summary rows of ``queries/funnel.py:_summary`` (``window`` in µs)."""
+    from ...queries.funnel import OTHER, _clusters, _definitions
+
+    definitions, of = _definitions(steps)
+    n = len(steps)
+    params = Params()
+    # Read without the report's filters (strict needs every event); they go into each flag.
+    bare = dataclasses.replace(ctx, filters=())
+    flags = []
+    for d in definitions:
+        conditions = [
+            f"event = {params.bind(d.event, 'String')}",
+            *(property_condition(f, "properties", params) for f in (*d.filters, *ctx.filters)),
+        ]
+        flags.append("(" + " AND ".join(conditions) + ")")
+    where = [] if order == "strict" else ["(" + " OR ".join(flags) + ")"]
+    source = person_events(bare, params, bounds=(ctx.from_us, ctx.to_us + window + 1), where=where)
+    group = prop_text("properties", breakdown, params) if breakdown else "NULL"
+    columns = ", ".join(
+        ["us", "seq", *(f"toUInt8({c})" for c in flags), f"CAST({group} AS Nullable(String))"]
+    )
+    unpack = ", ".join(
+        [
+            "arrayMap(x -> x.1, evs) AS tsa",
+            "arrayMap(x -> x.2, evs) AS sqa",
+            *(f"arrayMap(x -> x.{3 + d}, evs) AS fa{d}" for d in range(len(definitions))),
+            f"arrayMap(x -> x.{3 + len(definitions)}, evs) AS bda",
+        ]
+    )
+    people = (
+        f"SELECT person_id, {unpack} FROM (SELECT person_id, "
+        f"arraySort(groupArray(({columns}))) AS evs FROM {source} GROUP BY person_id)"
+    )
+    start = params.bind(ctx.from_us, "Int64")
+    stop = params.bind(ctx.to_us, "Int64")
+    width = params.bind(window, "Int64")
+    entries = (
+        f"SELECT *, ei AS entry_at, tsa[ei] AS tt1, sqa[ei] AS entry_seq, bda[ei] AS entry_bd "
+        f"FROM ({people}) ARRAY JOIN arrayFilter((i, t, f) -> f = 1 AND t >= {start} "
+        f"AND t < {stop}, arrayEnumerate(tsa), tsa, fa{of[0]}) AS ei"
+    )
+    build = {"ordered": _ordered, "strict": _strict, "any": _any}[order]
+    chains = build(entries, steps, of, width, _clusters(steps))
+    times = ", ".join(f"tt{s}" for s in range(1, n + 1))
+    best = (
+        f"SELECT person_id, level, entry_bd, [{times}] AS chain_times FROM ({chains}) "
+        "ORDER BY person_id, level DESC, tt1, entry_seq LIMIT 1 BY person_id"
+    )
+    # Breakdown groups: values by persons at step 1, ties by value, the missing value last.
+    ranked = (
+        "SELECT *, dense_rank() OVER (ORDER BY bd_n DESC, entry_bd ASC NULLS LAST) AS grank "
+        f"FROM (SELECT *, count() OVER (PARTITION BY entry_bd) AS bd_n FROM ({best}))"
+        if breakdown_limit is not None
+        else f"SELECT *, 1 AS grank FROM ({best})"
+    )
+    reached = (
+        "SELECT step, grank, entry_bd, if(step = 1, NULL, "
+        "chain_times[step] - chain_times[step - 1]) AS delta "
+        f"FROM ({ranked}) ARRAY JOIN range(1, toUInt64(level) + 1) AS step"
+    )
+    labelled = [
+        "SELECT 0 AS kind, toInt64(0) AS g, CAST(NULL AS Nullable(String)) AS v, step, delta "
+        f"FROM ({reached})"
+    ]
+    if breakdown_limit is not None:
+        limit = params.bind(breakdown_limit, "Int64")
+        other = params.bind(OTHER, "String")
+        labelled.append(
+            f"SELECT 1 AS kind, toInt64(if(grank <= {limit}, grank, {limit} + 1)) AS g, "
+            f"if(grank <= {limit}, entry_bd, toNullable({other})) AS v, step, delta "
+            f"FROM ({reached})"
+        )
+    middle = (
+        "if(length(deltas) = 0, NULL, if(length(deltas) % 2 = 1, "
+        "deltas[intDiv(length(deltas) + 1, 2)], "
+        "deltas[intDiv(length(deltas), 2)] + deltas[intDiv(length(deltas), 2) + 1]))"
+    )
+    query = (
+        f"SELECT kind, g, v, step, n, {middle} AS mid_sum, if(n % 2 = 1, 1, 2) AS mid_n "
+        "FROM (SELECT kind, g, v, step, count() AS n, arraySort(groupArray(delta)) AS deltas "
+        f"FROM ({' UNION ALL '.join(labelled)}) GROUP BY kind, g, v, step) "
+        "ORDER BY kind, g, step"
+    )
+    # Many steps sharing one name in ``any`` order spell out many sets (up to 63 per name).
+    return [_Row(*r) for r in rows(query, params, {"max_query_size": _MAX_QUERY_BYTES})]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Row:
+    kind: int
+    g: int
+    v: str | None
+    step: int
+    n: int
+    mid_sum: int | None
+    mid_n: int
+
+
+def _level(n: int) -> str:
+    return "1" + "".join(f" + (cc{s} > 0)" for s in range(2, n + 1))
+
+
+def _ordered(
+    entries: str, steps: list[FunnelStep], of: list[int], width: str, _: dict[str, Any]
+) -> str:
+    n = len(steps)
+    definitions = sorted(set(of))
+    # Lambdas capture no array column (ClickHouse would copy it for every element).
+    positions = ", ".join(
+        f"arrayFilter((i, f) -> f = 1, arrayEnumerate(tsa), fa{d}) AS pa{d}, "
+        f"arrayFilter((t, f) -> f = 1, tsa, fa{d}) AS td{d}"
+        for d in definitions
+    )
+    stage = f"SELECT *, entry_at AS cc1, {positions} FROM ({entries})"
+    for s in range(2, n + 1):
+        d = of[s - 1]
+        previous = f"tt{s - 1}"
+        reused = " + ".join(f"(tt{k} = {previous} AND fa{d}[cc{k}] = 1)" for k in range(1, s))
+        key = f"(arrayCount(t -> t < {previous}, td{d}) + 1 + {reused})"
+        stage = (
+            f"SELECT *, if(cc{s - 1} > 0, {key}, 0) AS kk{s}, "
+            f"if(kk{s} > 0 AND kk{s} <= length(pa{d}) AND td{d}[kk{s}] <= tt1 + {width}, "
+            f"pa{d}[kk{s}], 0) AS cc{s}, tsa[cc{s}] AS tt{s} FROM ({stage})"
+        )
+    return f"SELECT *, {_level(n)} AS level FROM ({stage})"
+
+
+def _strict(
+    entries: str, steps: list[FunnelStep], of: list[int], width: str, _: dict[str, Any]
+) -> str:
+    n = len(steps)
+    fits: list[str] = []
+    columns = []
+    for s in range(2, n + 1):
+        at = f"entry_at + {s - 1}"
+        fits.append(
+            f"({at} <= length(tsa) AND fa{of[s - 1]}[{at}] = 1 AND tsa[{at}] <= tt1 + {width})"
+        )
+        columns.append(f"if({' AND '.join(fits)}, {at}, 0) AS cc{s}")
+        columns.append(f"tsa[cc{s}] AS tt{s}")
+    return f"SELECT *, {', '.join(columns)}, {_level(n)} AS level FROM ({entries})"
+
+
+def _any(
+    entries: str,
+    steps: list[FunnelStep],
+    of: list[int],
+    width: str,
+    clusters: dict[str, dict[int, int]],
+) -> str:
+    n = len(steps)
+    subsets: list[tuple[str, tuple[int, ...], int, int]] = []  # name, definitions, |A|, |S|
+    for name, members in clusters.items():
+        size = sum(members.values())
+        for count in range(1, len(members) + 1):
+            for chosen in combinations(sorted(members), count):
+                subsets.append((name, chosen, sum(members[d] for d in chosen), size))
+    arrays = []
+    occurrences: dict[tuple[int, int], str] = {}
+    for a, (_, chosen, steps_in, size) in enumerate(subsets):
+        own = " OR ".join(f"f{d} = 1" for d in chosen)
+        lambda_args = ", ".join(f"f{d}" for d in chosen)
+        flag_arrays = ", ".join(f"fa{d}" for d in chosen)
+        arrays.append(f"arrayFilter((t, {lambda_args}) -> {own}, tsa, {flag_arrays}) AS ta{a}")
+        mine = " OR ".join(f"fa{d}[entry_at] = 1" for d in chosen)
+        # How many A-events precede the entry's time, plus the entry itself when it is one.
+        arrays.append(f"arrayCount(t -> t < tt1, ta{a}) + ({mine}) AS la{a}")
+        for q in range(max(1, steps_in - size + 1), steps_in + 1):
+            key = f"(la{a} + {q})"
+            occurrences[(a, q)] = (
+                f"if({key} <= length(ta{a}) AND ta{a}[{key}] <= tt1 + {width}, "
+                f"ta{a}[{key}], {_NEVER})"
+            )
+    moments = []
+    for name, members in clusters.items():
+        size = sum(members.values())
+        for r in range(1, size + 1):
+            needs = [
+                occurrences[(a, steps_in - size + r)]
+                for a, (cluster, _, steps_in, _) in enumerate(subsets)
+                if cluster == name and steps_in - size + r >= 1
+            ]
+            moments.append(needs[0] if len(needs) == 1 else f"greatest({', '.join(needs)})")
+    matched = f"arraySort(arrayFilter(m -> m < {_NEVER}, [{', '.join(moments)}])) AS moments"
+    columns = []
+    for s in range(2, n + 1):
+        columns.append(f"if(length(moments) >= {s - 1}, 1, 0) AS cc{s}")
+        columns.append(f"moments[{s - 1}] AS tt{s}")
+    inner = f"SELECT * FROM (SELECT *, {', '.join(arrays)} FROM ({entries}))"
+    # One subquery per stage: an alias used in the same SELECT would be spelled out each time.
+    with_moments = f"SELECT *, {matched} FROM ({inner})"
+    return (
+        f"SELECT *, {_level(n)} AS level FROM "
+        f"(SELECT *, {', '.join(columns)} FROM ({with_moments}))"
+    )
