@@ -42,22 +42,12 @@ from bench.analytics import (
     send_rest,
 )
 from flask_umetrics import UMetrics, create_api_key
+from flask_umetrics.engines.clickhouse.store import EVENT_COLUMNS
 
 CH_REST_SCOPE = "bench-rest-ch"
 CH_RAW_SCOPE = "bench-raw-ch"
 #: Threads of the one gunicorn worker serving chdb.
 WORKER_THREADS = 8
-EVENT_COLUMNS = [
-    "scope_id",
-    "uuid",
-    "event",
-    "distinct_id",
-    "ts",
-    "session_id",
-    "active",
-    "properties",
-    "seq",
-]
 
 
 def chdb_url(directory: Path) -> str:
