@@ -1,11 +1,10 @@
-"""Privacy and lifecycle on the ClickHouse event store: event export and import, the person
-export, retention pruning by partition drop plus a lightweight delete. The same data and the
-same expected answers as the SQL stores' tests (tests/test_export_import.py,
-tests/test_privacy.py), so the two stores are held to one standard."""
+"""Privacy and lifecycle on the ClickHouse event store: the person export and deletion, retention
+pruning by partition drop plus a lightweight delete. The same data and expected answers as the
+SQL stores' tests (tests/test_privacy.py). Event export and import are tests/test_export_import.py
+itself, which runs on all three stores."""
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,32 +12,20 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_umetrics import create_api_key, delete_person
+from flask_umetrics import delete_person
 from flask_umetrics.engines.clickhouse.client import get_client, parse_clickhouse_url
-from flask_umetrics.events.export import export_events, import_events
+from flask_umetrics.events.export import export_events
 from flask_umetrics.events.privacy import export_person
 from flask_umetrics.pruning import prune
 
-from . import test_export_import as sql_export
 from . import test_privacy as sql_privacy
 from .conftest import AppFactory, allow_all
-from .events_data import at, load
+from .events_data import load
 
 
 def ch_rows(url: str, sql: str, **parameters: Any) -> list[tuple[Any, ...]]:
     client = get_client(parse_clickhouse_url(url))
     return [tuple(row) for row in client.query(sql, parameters=parameters).result_rows]
-
-
-def ch_stored(url: str, scope_id: str) -> list[tuple[Any, ...]]:
-    """Every stored column but seq, in (ts, seq) order, properties decoded."""
-    rows = ch_rows(
-        url,
-        "SELECT uuid, event, distinct_id, toUnixTimestamp64Micro(ts), session_id, active, "
-        "properties FROM umetrics_events WHERE scope_id = {s:String} ORDER BY ts, seq",
-        s=scope_id,
-    )
-    return [(*row[:6], json.loads(row[6])) for row in rows]
 
 
 @pytest.fixture
@@ -48,107 +35,6 @@ def app(make_clickhouse_app: AppFactory) -> Flask:
     extension = UMetrics()
     allow_all(extension)
     return make_clickhouse_app(extension)
-
-
-@pytest.fixture
-def source(app: Flask) -> Flask:
-    load(app, sql_export.ROWS, scope_id="src")
-    load(app, [("z", "view", "2026-03-01T10:00:00")], scope_id="elsewhere")
-    return app
-
-
-def export_text(app: Flask, **kwargs: Any) -> str:
-    with app.app_context():
-        chunks = export_events("src", **kwargs)
-    return "".join(chunks)
-
-
-# -- event export and import ------------------------------------------------------------------
-
-
-def test_csv_export_from_clickhouse_is_the_sql_stores_text(source: Flask) -> None:
-    lines = export_text(source, fmt="csv", event="view", date_to=at("2026-03-02")).splitlines()
-    assert lines == [
-        "uuid,event,distinct_id,timestamp,session_id,active,properties",
-        'src-0-a-view-2026-03-01T10:00:00,view,a,2026-03-01T10:00:00.000000Z,s1,true,"{""path"":""/""}"',
-        "src-1-b-view-2026-03-01T10:00:00,view,b,2026-03-01T10:00:00.000000Z,,true,"
-        + '"{""nested"":{""list"":[1,2.5,null,true]},""text"":""comma, \\""quote\\""\\nnew line"",'
-        + '""ü"":""ß""}"',
-        "src-3-c-view-2026-03-01T23:59:59.999999,view,c,2026-03-01T23:59:59.999999Z,,true,{}",
-    ]
-
-
-def test_jsonl_export_pages_by_ts_and_seq_keeping_every_row_once(source: Flask) -> None:
-    batches: list[int] = []
-    text = export_text(source, fmt="jsonl", batch_size=2, progress=batches.append)
-    records = [json.loads(line) for line in text.splitlines()]
-    assert batches == [2, 4, 6]  # three rows share one instant and straddle a page boundary
-    assert [(r["distinct_id"], r["event"]) for r in records] == [
-        ("a", "view"),
-        ("b", "view"),
-        ("a", "click"),
-        ("c", "view"),
-        ("c", "buy"),
-        ("b", "view"),
-    ]
-    assert records[1]["properties"] == sql_export.ODD
-    assert records[2] == {
-        "uuid": "src-2-a-click-2026-03-01T10:00:00",
-        "event": "click",
-        "distinct_id": "a",
-        "timestamp": "2026-03-01T10:00:00.000000Z",
-        "session_id": None,
-        "active": False,
-        "properties": {},
-    }
-    half_open = export_text(
-        source, fmt="jsonl", date_from=at("2026-03-01T23:59:59.999999"), date_to=at("2026-03-03")
-    )
-    assert [json.loads(line)["event"] for line in half_open.splitlines()] == ["view", "buy"]
-
-
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_round_trip_into_another_scope_and_reimport(
-    source: Flask, fmt: str, clickhouse_url: str
-) -> None:
-    text = export_text(source, fmt=fmt, batch_size=4)
-    with source.app_context():
-        first = import_events(io.StringIO(text, newline=""), fmt=fmt, scope_id="dst", batch_size=4)
-    assert (first.read, first.accepted, first.duplicates, first.rejected) == (6, 6, 0, [])
-    assert ch_stored(clickhouse_url, "dst") == ch_stored(clickhouse_url, "src")
-    assert len(ch_stored(clickhouse_url, "src")) == 6
-    with source.app_context():
-        again = import_events(io.StringIO(text, newline=""), fmt=fmt, scope_id="dst")
-    assert (again.accepted, again.duplicates, again.rejected) == (0, 6, [])
-    assert len(ch_stored(clickhouse_url, "dst")) == 6
-
-
-def test_a_lone_carriage_return_round_trips_through_csv(app: Flask, clickhouse_url: str) -> None:
-    load(app, [("a\rb", "view", "2026-03-01T10:00:00", {"k": "x\ry"})], "src")
-    text = export_text(app, fmt="csv")
-    assert ',"a\rb",' in text
-    with app.app_context():
-        report = import_events(io.StringIO(text, newline=""), fmt="csv", scope_id="dst")
-    assert (report.read, report.accepted, report.rejected) == (1, 1, [])
-    assert ch_stored(clickhouse_url, "dst") == ch_stored(clickhouse_url, "src")
-    assert ch_stored(clickhouse_url, "dst")[0][2] == "a\rb"
-
-
-def test_rest_and_cli_export_read_clickhouse(source: Flask) -> None:
-    with source.app_context():
-        key = create_api_key("src", "metrics.view")
-    answer = source.test_client().get(
-        "/umetrics/api/export/events?scope_id=src&format=csv",
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    assert answer.status_code == 200, answer.get_json()
-    assert answer.get_data(as_text=True) == export_text(source, fmt="csv")
-    assert len(answer.get_data(as_text=True).splitlines()) == 7
-    out = source.test_cli_runner().invoke(
-        args=["umetrics", "export", "--format", "jsonl", "--scope", "src"]
-    )
-    assert out.exit_code == 0, out.output
-    assert out.stdout == export_text(source, fmt="jsonl")
 
 
 # -- the person export and deletion -----------------------------------------------------------

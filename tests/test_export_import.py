@@ -28,9 +28,23 @@ ROWS = [
     ("b", "view", "2026-03-03T12:30:00.000001"),
 ]
 
+#: The same export and import tests on SQLite, PostgreSQL and the ClickHouse event store.
+pytestmark = pytest.mark.event_stores
+
 
 def stored(app: Flask, scope_id: str) -> list[tuple[Any, ...]]:
-    """Every stored column except the row id and scope, in (ts, id) order."""
+    """Every stored column except the row id and scope, in (ts, id) order (on ClickHouse
+    (ts, seq), the ingestion sequence that orders ties as the SQL id does)."""
+    with app.app_context():
+        store = current_state().event_store
+        if store.name == "clickhouse":
+            rows = store.client.query(  # type: ignore[attr-defined]
+                "SELECT uuid, event, distinct_id, toUnixTimestamp64Micro(ts), session_id, "
+                "active, properties FROM umetrics_events WHERE scope_id = {scope:String} "
+                "ORDER BY ts, seq",
+                parameters={"scope": scope_id},
+            ).result_rows
+            return [(*row[:5], bool(row[5]), json.loads(row[6])) for row in rows]
     query = (
         select(
             events.c.uuid,
