@@ -117,7 +117,7 @@ def test_create_a_boolean_feature_then_rules_switch_and_overrides(app: Flask) ->
     assert served(app, "u1", plan="enterprise") == "off"
     cells = table_cells(client.get(ADMIN + "/features").get_data(as_text=True), "features")
     assert [[" ".join(cell.split()) for cell in row] for row in cells] == [
-        ["On", "beta Beta nav", "On", "2", "100%", "0", "0"]
+        ["On", "beta Beta nav", "On: serving its rules", "2", "100%", "0", "0"]
     ]
 
     # The list's switch in place: JSON in, JSON out.
@@ -131,7 +131,7 @@ def test_create_a_boolean_feature_then_rules_switch_and_overrides(app: Flask) ->
     assert off.get_json() == {
         "key": "beta",
         "on": False,
-        "state": "Off (switched off: everyone gets off)",
+        "state": "Off (switched off: everyone gets the default value)",
     }
     assert served(app, "u1", plan="pro") == "off"
     on = client.post(

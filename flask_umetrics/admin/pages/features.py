@@ -60,10 +60,10 @@ def is_on(feature: Experiment, now: datetime) -> bool:
 def state_text(feature: Experiment, now: datetime) -> str:
     """The feature's state in a few words, for the list and the feature page."""
     if feature.killed:
-        return f"Off (switched off: everyone gets {feature.control})"
+        return "Off (switched off: everyone gets the default value)"
     status = feature.effective_status(now)
     if status == "running":
-        return "On"
+        return "On: serving its rules"
     if status == "stopped" and feature.shipped_variant is not None:
         return f"Off (stopped; everyone gets the shipped {feature.shipped_variant})"
     return {
