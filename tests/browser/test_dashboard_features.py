@@ -95,7 +95,53 @@ def test_a_feature_built_switched_and_overridden_in_the_ui(
     expect(rule.locator("[data-attr]")).to_have_value("email_domain")
     expect(rule.locator("[data-op]")).to_have_value("eq")
     screenshot(page, "feature")
+    # Every operator of the rows, compiled as typed; then the same JSON read back into rows.
+    rows = [
+        ("plan", "in", "pro, team"),
+        ("plan", "nin", "free"),
+        ("email", "contains", "a.b+c"),
+        ("email", "regex", "^ad"),
+        ("seats", "gt", "5"),
+        ("seats", "lt", "50.5"),
+        ("company", "exists", ""),
+        ("", "segment", "beta-testers"),
+        ("country", "ne", "DE"),
+    ]
+    for attribute, operator, value in rows:
+        rule.locator("[data-add-condition]").click()
+        row = rule.locator(".um-cond-row").last
+        row.locator("[data-op]").select_option(operator)
+        if attribute:
+            row.locator("[data-attr]").fill(attribute)
+        if value:
+            row.locator("[data-value]").fill(value)
+    compiled = {
+        "$and": [
+            {"email_domain": "example.com"},
+            {"plan": {"$in": ["pro", "team"]}},
+            {"plan": {"$nin": ["free"]}},
+            {"email": {"$regex": "a\\.b\\+c"}},
+            {"email": {"$regex": "^ad"}},
+            {"seats": {"$gt": 5}},
+            {"seats": {"$lt": 50.5}},
+            {"company": {"$exists": True}},
+            {"$inSegment": "beta-testers"},
+            {"country": {"$ne": "DE"}},
+        ]
+    }
+    assert json.loads(rule.locator("[data-condition]").input_value()) == compiled
     rule.locator("summary").click()
+    rule.locator("[data-condition]").fill(json.dumps(compiled))
+    derived = rule.locator(".um-cond-row")
+    expect(derived).to_have_count(10)
+    assert [
+        (
+            derived.nth(i).locator("[data-attr]").input_value(),
+            derived.nth(i).locator("[data-op]").input_value(),
+            derived.nth(i).locator("[data-value]").input_value(),
+        )
+        for i in range(1, 10)
+    ] == [("", "segment", v) if o == "segment" else (a, o, v) for a, o, v in rows]
     rule.locator("[data-condition]").fill('{"$or": [{"a": 1}, {"b": 2}]}')
     expect(rule.locator("[data-targeting-summary]")).to_contain_text("edited as JSON")
     expect(rule.locator("[data-attr]")).to_have_count(0)

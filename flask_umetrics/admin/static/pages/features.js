@@ -52,7 +52,10 @@
       typed.querySelectorAll("[data-typed]").forEach(function (input) {
         input.type = type === "number" ? "number" : "text";
         if (type === "number") input.step = "any";
-        input.placeholder = { string: "blue", number: "10", json: '{"limit": 10}' }[type] || "";
+        var examples = input.name === "default_value"
+          ? { string: "blue", number: "10", json: '{"limit": 10}' }
+          : { string: "green", number: "20", json: '{"limit": 20}' };
+        input.placeholder = examples[type] || "";
         input.required = type !== "boolean";
       });
     }
