@@ -17,24 +17,14 @@ from flask_umetrics.db.tables import audit_log
 
 from .admin_html import csrf_token, table_cells
 from .conftest import AppFactory
+from .test_admin_experiments import Users
 
 ADMIN = "/umetrics/admin"
 
 
-class Users:
-    """Who is logged in: ``admin`` may manage, ``viewer`` may only view, None is nobody."""
-
-    def __init__(self) -> None:
-        self.current: str | None = "admin"
-
-    def allows(self, permission: str, scope_id: str) -> bool:
-        if self.current == "admin":
-            return True
-        return self.current == "viewer" and permission == "metrics.view"
-
-
 @pytest.fixture
 def users() -> Users:
+    """Who is logged in (``admin`` may manage, ``viewer`` may only view, None is nobody)."""
     return Users()
 
 

@@ -24,6 +24,7 @@ from ..errors import AdminError
 from ..page import Table, render_page
 from . import Page
 from .experiments import _exposures as exposure_total
+from .experiments import page_url
 from .feature_form import (
     RULE_KINDS,
     VALUE_TYPES,
@@ -36,13 +37,6 @@ from .feature_form import (
     validate_new,
     values_of,
 )
-
-
-def page_url(endpoint: str, **args: Any) -> str:
-    """The blueprint's ``page_url`` (imported late: the blueprint imports this module)."""
-    from ..blueprint import page_url as blueprint_page_url
-
-    return blueprint_page_url(endpoint, **args)
 
 
 def _feature(key: str) -> Experiment:
