@@ -191,6 +191,34 @@ def test_typed_values_and_their_errors(app: Flask) -> None:
     page = client.get(ADMIN + "/features/color").get_data(as_text=True)
     assert '<option value="value-1" selected>dark red</option>' in page  # values, not keys
 
+    # The values form: edit a value, add one (weight 0), never two equal ones.
+    edited = post(
+        client, "/features/color", "/features/color/values", value=["navy", "dark red", "green"]
+    )
+    assert edited.status_code == 302
+    with app.app_context():
+        color = get_experiment("color")
+        assert color is not None
+        assert [(v.key, v.value, v.weight) for v in color.variants] == [
+            ("blue", "navy", 0.5),
+            ("value-1", "dark red", 0.5),
+            ("green", "green", 0.0),
+        ]
+    same_twice = post(
+        client, "/features/color", "/features/color/values", value=["a", "a", "b", ""]
+    )
+    assert same_twice.status_code == 400
+    assert "every value must be different" in same_twice.get_data(as_text=True)
+    not_a_number = post(client, "/features/limit", "/features/limit/values", value=["1", "x", ""])
+    assert not_a_number.status_code == 400
+    assert "values.1: must be a number" in not_a_number.get_data(as_text=True)
+    assert new_feature(client, key="dark-mode", value_type="boolean").status_code == 302
+    boolean = post(client, "/features/dark-mode", "/features/dark-mode/values", value=["true"])
+    assert boolean.status_code == 400 and "values are false and true" in boolean.get_data(
+        as_text=True
+    )
+    assert "edit-values" not in client.get(ADMIN + "/features/dark-mode").get_data(as_text=True)
+
 
 @pytest.mark.parametrize(
     ("fields", "field", "message"),

@@ -227,6 +227,29 @@ def override_payload(
         return None
 
 
+def variants_payload(
+    form: MultiDict[str, str], experiment: Experiment, errors: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The feature's variants with the values typed in the values form (keys and weights kept);
+    a filled-in extra row adds a value (weight 0: the experiment does not serve it until its
+    weights say so)."""
+    texts = form.getlist("value")
+    variants = [v.model_dump() for v in experiment.variants]
+    taken = set(experiment.variant_keys)
+    for index, text in enumerate(texts):
+        name = f"values.{index}"
+        if index < len(variants):
+            variants[index]["value"] = parse_value(experiment.value_type, text, name, errors)
+        elif text.strip():
+            value = parse_value(experiment.value_type, text.strip(), name, errors)
+            key = _variant_key(value, index, taken)
+            variants.append({"key": key, "weight": 0.0, "name": "", "value": value})
+    values = [json.dumps(v["value"], sort_keys=True) for v in variants]
+    if not errors and len(set(values)) != len(values):
+        errors["values"] = "every value must be different"
+    return variants
+
+
 def values_of(experiment: Experiment) -> list[tuple[str, str]]:
     """Each variant's key and the value it serves, as text (what a rule's value select shows)."""
     return [

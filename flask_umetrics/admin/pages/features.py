@@ -36,6 +36,7 @@ from .feature_form import (
     rules_payload,
     validate_new,
     values_of,
+    variants_payload,
 )
 
 
@@ -138,6 +139,7 @@ def _render_feature(
     rules: list[dict[str, str]] | None = None,
     errors: dict[str, str] | None = None,
     override_errors: dict[str, str] | None = None,
+    value_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
     now = datetime.now(timezone.utc)
@@ -158,6 +160,7 @@ def _render_feature(
         segments=[s.key for s in list_segments(scope_id=current_scope())],
         errors=errors or {},
         override_errors=override_errors or {},
+        value_errors=value_errors or {},
     )
     return make_response(body, status)
 
@@ -208,6 +211,25 @@ def save_rules(key: str) -> Response:
     return redirect(page_url("umetrics_admin.features_feature", key=key))  # type: ignore[return-value]
 
 
+def save_values(key: str) -> Response:
+    feature = _feature(key)
+    if is_boolean(feature):
+        raise AdminError(400, "value: an on/off feature's values are false and true")
+    errors: dict[str, str] = {}
+    variants = variants_payload(request.form, feature, errors)
+    if not errors:
+        try:
+            store.update_experiment(
+                key, {"variants": variants}, scope_id=current_scope(), actor=actor()
+            )
+        except ValidationError as error:
+            errors[error.field] = error.message
+    if errors:
+        return _render_feature(feature, value_errors=errors, status=400)
+    flash(f"Saved the values of {key!r}.", "info")
+    return redirect(page_url("umetrics_admin.features_feature", key=key))  # type: ignore[return-value]
+
+
 def add_override(key: str) -> Response:
     feature = _feature(key)
     errors: dict[str, str] = {}
@@ -246,6 +268,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/features/<key>", "features_feature", feature_page)
     bp.add_url_rule("/features/<key>/toggle", "features_toggle", toggle, methods=["POST"])
     bp.add_url_rule("/features/<key>/rules", "features_rules", save_rules, methods=["POST"])
+    bp.add_url_rule("/features/<key>/values", "features_values", save_values, methods=["POST"])
     bp.add_url_rule(
         "/features/<key>/overrides", "features_add_override", add_override, methods=["POST"]
     )
