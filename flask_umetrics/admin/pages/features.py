@@ -195,20 +195,30 @@ def toggle(key: str) -> Response:
     return redirect(page_url(target, key=key if back else None))  # type: ignore[return-value]
 
 
+def _update(key: str, changes: dict[str, Any], errors: dict[str, str], prefix: str = "") -> None:
+    """Save ``changes`` through the store; a refusal goes to ``errors`` by field path."""
+    try:
+        store.update_experiment(key, changes, scope_id=current_scope(), actor=actor())
+    except ValidationError as error:
+        errors[error.field.removeprefix(prefix)] = error.message
+
+
+def _saved(key: str, message: str) -> Response:
+    flash(message, "info")
+    return redirect(page_url("umetrics_admin.features_feature", key=key))  # type: ignore[return-value]
+
+
 def save_rules(key: str) -> Response:
     feature = _feature(key)
     rows = read_rules(request.form)
     errors: dict[str, str] = {}
     rules = rules_payload(rows, errors)
     if rules is not None:
-        try:
-            store.update_experiment(key, {"rules": rules}, scope_id=current_scope(), actor=actor())
-        except ValidationError as error:
-            errors[error.field] = error.message
+        _update(key, {"rules": rules}, errors)
     if errors:
         return _render_feature(feature, rules=rows, errors=errors, status=400)
-    flash(f"Saved the rules of {key!r} ({len(rows)} rule{'s' if len(rows) != 1 else ''}).", "info")
-    return redirect(page_url("umetrics_admin.features_feature", key=key))  # type: ignore[return-value]
+    rules_text = "1 rule" if len(rows) == 1 else f"{len(rows)} rules"
+    return _saved(key, f"Saved the rules of {key!r} ({rules_text}).")
 
 
 def save_values(key: str) -> Response:
@@ -218,16 +228,10 @@ def save_values(key: str) -> Response:
     errors: dict[str, str] = {}
     variants = variants_payload(request.form, feature, errors)
     if not errors:
-        try:
-            store.update_experiment(
-                key, {"variants": variants}, scope_id=current_scope(), actor=actor()
-            )
-        except ValidationError as error:
-            errors[error.field] = error.message
+        _update(key, {"variants": variants}, errors)
     if errors:
         return _render_feature(feature, value_errors=errors, status=400)
-    flash(f"Saved the values of {key!r}.", "info")
-    return redirect(page_url("umetrics_admin.features_feature", key=key))  # type: ignore[return-value]
+    return _saved(key, f"Saved the values of {key!r}.")
 
 
 def add_override(key: str) -> Response:
@@ -236,16 +240,10 @@ def add_override(key: str) -> Response:
     override = override_payload(request.form, feature, errors)
     if override is not None:
         overrides = [*feature.overrides, override]
-        try:
-            store.update_experiment(
-                key, {"overrides": overrides}, scope_id=current_scope(), actor=actor()
-            )
-        except ValidationError as error:
-            errors[error.field.removeprefix(f"overrides.{len(overrides) - 1}.")] = error.message
+        _update(key, {"overrides": overrides}, errors, f"overrides.{len(overrides) - 1}.")
     if errors:
         return _render_feature(feature, override_errors=errors, status=400)
-    flash(f"Added an override to {key!r}.", "info")
-    return redirect(page_url("umetrics_admin.features_feature", key=key))  # type: ignore[return-value]
+    return _saved(key, f"Added an override to {key!r}.")
 
 
 def remove_override(key: str) -> Response:
@@ -258,8 +256,7 @@ def remove_override(key: str) -> Response:
         raise AdminError(400, "index: no such override (reload the page: it may have changed)")
     overrides = [o for i, o in enumerate(feature.overrides) if i != index]
     store.update_experiment(key, {"overrides": overrides}, scope_id=current_scope(), actor=actor())
-    flash(f"Removed an override from {key!r}.", "info")
-    return redirect(page_url("umetrics_admin.features_feature", key=key))  # type: ignore[return-value]
+    return _saved(key, f"Removed an override from {key!r}.")
 
 
 def register(bp: Blueprint) -> None:
