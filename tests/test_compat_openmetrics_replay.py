@@ -58,8 +58,10 @@ from werkzeug.serving import make_server
 
 from example_app import create_app, openmetrics
 from flask_umetrics import create_api_key
-from flask_umetrics.db.tables import events, person_distinct_ids, persons
+from flask_umetrics.db.tables import events
 from flask_umetrics.state import current_state
+
+from .test_compat_openmetrics import groups as people
 
 SCOPE = "acme"
 #: The browser client's ``_metricId`` cookie and the node client's random session id: 10
@@ -149,19 +151,6 @@ def stored(app: Flask) -> list[tuple[str, str, int, bool, Any]]:
         ).all()
     assert {row.scope_id for row in rows} <= {SCOPE}
     return [(r.event, r.distinct_id, r.ts // 1000, r.active, r.properties) for r in rows]
-
-
-def people(app: Flask) -> list[tuple[set[str], dict[str, Any]]]:
-    """Each person as (its distinct ids, its properties), sorted."""
-    with app.app_context(), current_state().engine.connect() as connection:
-        ids = connection.execute(
-            select(person_distinct_ids.c.person_id, person_distinct_ids.c.distinct_id)
-        ).all()
-        props = dict(connection.execute(select(persons.c.id, persons.c.properties)).all())
-    found: dict[int, set[str]] = {}
-    for person_id, distinct_id in ids:
-        found.setdefault(person_id, set()).add(distinct_id)
-    return sorted(((d, props[p] or {}) for p, d in found.items()), key=lambda g: sorted(g[0]))
 
 
 def test_both_clients_replayed_byte_for_byte_are_stored(example: Flask, served: int) -> None:
