@@ -9,7 +9,8 @@ events all of that implies (:mod:`example_app.demo_events`); then one reading pe
 every day before ``now``, asked of :mod:`example_app.metrics` as of that moment, and a live
 snapshot, so the charts agree with the rows and run on into today without a step. A
 consent-cookie key is written to ``instance/`` once (:mod:`example_app.consent`), and a new
-ingest key for the browser client to ``instance/write-key.txt`` (:mod:`example_app.tracking`).
+ingest key for the browser client to ``instance/write-key.txt`` (:mod:`example_app.tracking`), and
+a new open-metrics key to ``instance/openmetrics-key.txt`` (:mod:`example_app.openmetrics`).
 The summary at the end is read back from the database, so it is what the dashboard shows.
 """
 
@@ -37,7 +38,16 @@ from flask_umetrics.db.tables import collector_runs, snapshot_runs, stat_reading
 from flask_umetrics.queries.adhoc import QuerySpec, SelectItem, run_query
 from flask_umetrics.state import current_state
 
-from . import consent, demo_events, demo_experiment, demo_people, experiments, metrics, tracking
+from . import (
+    consent,
+    demo_events,
+    demo_experiment,
+    demo_people,
+    experiments,
+    metrics,
+    openmetrics,
+    tracking,
+)
 from .analytics import SCOPE
 from .database import db
 from .demo_people import ADMIN_EMAIL, DEMO_PASSWORD
@@ -45,6 +55,7 @@ from .models import PLANS, Note, Organization, User
 
 API_KEY_NAME = "demo"
 BROWSER_KEY_NAME = "browser"
+OPENMETRICS_KEY_NAME = "open-metrics"
 CREDENTIALS_FILE = "demo-credentials.txt"
 DEFAULT_SEED = 42
 #: Where `make demo` serves the app unless ``DEMO_PORT`` says otherwise (Flask's own default).
@@ -162,6 +173,9 @@ def seed(
     write_key = create_api_key(SCOPE, "ingest", name=BROWSER_KEY_NAME, created_by="seed-demo")
     write_key_path = tracking.write_browser_key(current_app.instance_path, write_key)
     click.echo(f"browser write key (ingest on {SCOPE!r}): {write_key_path} (loaded at start)")
+    om_key = create_api_key(SCOPE, "openmetrics", name=OPENMETRICS_KEY_NAME, created_by="seed-demo")
+    om_key_path = openmetrics.write_key(current_app.instance_path, om_key)
+    click.echo(f"open-metrics key (openmetrics on {SCOPE!r}): {om_key_path} (loaded at start)")
 
     api_key = create_api_key(SCOPE, "metrics.view", name=API_KEY_NAME, created_by="seed-demo")
     click.echo(f"API key (metrics.view on {SCOPE!r}): {api_key}")
@@ -187,7 +201,7 @@ def _wipe() -> None:
     demo_events.wipe_events()
     experiments.delete_all_flags()
     for key in list_api_keys(SCOPE):
-        if key.name in (API_KEY_NAME, BROWSER_KEY_NAME):
+        if key.name in (API_KEY_NAME, BROWSER_KEY_NAME, OPENMETRICS_KEY_NAME):
             revoke_api_key(key.key_id, scope_id=SCOPE, actor="seed-demo")
 
 

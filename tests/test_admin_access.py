@@ -246,6 +246,7 @@ def test_api_keys_open_the_dashboard_by_their_grants(make_app: AppFactory, permi
         "ingest": total,  # an ingest key cannot even read
         "client": total,  # nor can a client key (it reads the GrowthBook SDK payload only)
         "identify": total,  # nor can a server-side identify key
+        "openmetrics": total,  # nor an open-metrics key (open-metrics' calls only)
         "metrics.view": posts + len(MANAGE_ONLY_PAGES),
         "metrics.manage": 0,
     }[permission]
