@@ -20,10 +20,12 @@ class Page:
 def _all_pages() -> list[Page]:
     from . import (
         attribution,
+        dashboards,
         events,
         experiments,
         funnels,
         ga4,
+        insights,
         overview,
         paths,
         people,
@@ -33,6 +35,8 @@ def _all_pages() -> list[Page]:
 
     modules = [
         overview,
+        dashboards,
+        insights,
         events,
         funnels,
         retention,
