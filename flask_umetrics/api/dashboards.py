@@ -4,7 +4,6 @@ create, change (tiles: add, remove, reorder, resize), delete (manage)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -13,7 +12,7 @@ from ..errors import APIError
 from ..insights import Dashboard, dashboard_results
 from ..insights import store as insight_store
 from ..queries.filters import PropertyFilter
-from .insights import Deleted, InsightOut, actor, insight_out, not_found, path_id
+from .insights import Deleted, actor, not_found, path_id
 from .models import ScopedModel
 from .params import DateTimeParam
 from .router import APICall
@@ -22,54 +21,15 @@ from .routes import router
 TAG = "dashboards"
 
 
-class TileOut(BaseModel):
-    id: int
-    insight_id: int
-    position: int
-    width: int
-    height: int
-    insight: InsightOut
-    result: Any = None
-    error: dict[str, Any] | None = None
-
-
-class DashboardOut(BaseModel):
-    id: int
-    scope_id: str
-    name: str
-    description: str
-    date_range: str | None
-    date_from: datetime | None
-    date_to: datetime | None
-    filters: list[dict[str, Any]]
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-    tiles: list[TileOut]
-
-
 class DashboardList(BaseModel):
-    dashboards: list[DashboardOut]
+    dashboards: list[Dashboard]
 
 
-def dashboard_out(dashboard: Dashboard, results: bool = False) -> DashboardOut:
-    answers = dashboard_results(dashboard) if results else [{} for _ in dashboard.tiles]
-    tiles = [
-        TileOut(
-            id=tile.id,
-            insight_id=tile.insight_id,
-            position=tile.position,
-            width=tile.width,
-            height=tile.height,
-            insight=insight_out(tile.insight),
-            **answer,
-        )
-        for tile, answer in zip(dashboard.tiles, answers, strict=True)
-    ]
-    fields = {
-        name: getattr(dashboard, name) for name in DashboardOut.model_fields if name != "tiles"
-    }
-    return DashboardOut(tiles=tiles, **fields)
+def with_results(dashboard: Dashboard) -> Dashboard:
+    """The dashboard with every tile's answer (or error) under its overrides."""
+    answers = dashboard_results(dashboard)
+    tiles = [replace(tile, **answer) for tile, answer in zip(dashboard.tiles, answers, strict=True)]
+    return replace(dashboard, tiles=tiles)
 
 
 def _number(dashboard_id: str) -> int:
@@ -90,7 +50,7 @@ def _missing(dashboard_id: str) -> APIError:
 )
 def dashboards_list(call: APICall) -> DashboardList:
     found = insight_store.list_dashboards(scope_id=call.scope_id)
-    return DashboardList(dashboards=[dashboard_out(d) for d in found])
+    return DashboardList(dashboards=found)
 
 
 class TileIn(BaseModel):
@@ -129,13 +89,13 @@ def _values(body: BaseModel, names: set[str]) -> dict[str, Any]:
     permission="metrics.manage",
     tag=TAG,
     body=DashboardBody,
-    response=DashboardOut,
+    response=Dashboard,
     status=201,
 )
-def dashboards_create(call: APICall) -> DashboardOut:
+def dashboards_create(call: APICall) -> Dashboard:
     values = _values(call.body, set(DashboardBody.model_fields))
     dashboard = insight_store.create_dashboard(scope_id=call.scope_id, actor=actor(call), **values)
-    return dashboard_out(dashboard)
+    return dashboard
 
 
 class DashboardQuery(ScopedModel):
@@ -153,9 +113,9 @@ class DashboardQuery(ScopedModel):
     permission="metrics.view",
     tag=TAG,
     query=DashboardQuery,
-    response=DashboardOut,
+    response=Dashboard,
 )
-def dashboards_get(call: APICall, dashboard_id: str) -> DashboardOut:
+def dashboards_get(call: APICall, dashboard_id: str) -> Dashboard:
     dashboard = insight_store.get_dashboard(_number(dashboard_id), scope_id=call.scope_id)
     if dashboard is None:
         raise _missing(dashboard_id)
@@ -163,7 +123,7 @@ def dashboards_get(call: APICall, dashboard_id: str) -> DashboardOut:
         dashboard = replace(
             dashboard, date_range=call.query.date_range, date_from=None, date_to=None
         )
-    return dashboard_out(dashboard, results=call.query.results)
+    return with_results(dashboard) if call.query.results else dashboard
 
 
 class DashboardChanges(ScopedModel):
@@ -186,9 +146,9 @@ class DashboardChanges(ScopedModel):
     permission="metrics.manage",
     tag=TAG,
     body=DashboardChanges,
-    response=DashboardOut,
+    response=Dashboard,
 )
-def dashboards_update(call: APICall, dashboard_id: str) -> DashboardOut:
+def dashboards_update(call: APICall, dashboard_id: str) -> Dashboard:
     given = set(call.body.model_fields_set)
     if given & {"date_range", "date_from", "date_to"}:
         given |= {"date_range", "date_from", "date_to"}
@@ -201,7 +161,7 @@ def dashboards_update(call: APICall, dashboard_id: str) -> DashboardOut:
     )
     if dashboard is None:
         raise _missing(dashboard_id)
-    return dashboard_out(dashboard)
+    return dashboard
 
 
 @router.route(

@@ -3,7 +3,6 @@ and the JSON export (view) and import (manage) of a scope's insights and dashboa
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -23,24 +22,8 @@ TAG = "insights"
 KINDS = ", ".join(INSIGHT_KINDS)
 
 
-class InsightOut(BaseModel):
-    id: int
-    scope_id: str
-    name: str
-    description: str
-    kind: str
-    params: dict[str, Any]
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-
-
 class InsightList(BaseModel):
-    insights: list[InsightOut]
-
-
-def insight_out(insight: Insight) -> InsightOut:
-    return InsightOut.model_validate(insight, from_attributes=True)
+    insights: list[Insight]
 
 
 def path_id(text: str, what: str) -> int:
@@ -77,7 +60,7 @@ def actor(call: APICall) -> str | None:
 )
 def insights_list(call: APICall) -> InsightList:
     found = insight_store.list_insights(scope_id=call.scope_id)
-    return InsightList(insights=[insight_out(i) for i in found])
+    return InsightList(insights=found)
 
 
 class InsightBody(ScopedModel):
@@ -98,10 +81,10 @@ class InsightBody(ScopedModel):
     permission="metrics.manage",
     tag=TAG,
     body=InsightBody,
-    response=InsightOut,
+    response=Insight,
     status=201,
 )
-def insights_create(call: APICall) -> InsightOut:
+def insights_create(call: APICall) -> Insight:
     body = call.body
     insight = insight_store.create_insight(
         body.kind,
@@ -111,7 +94,7 @@ def insights_create(call: APICall) -> InsightOut:
         scope_id=call.scope_id,
         actor=actor(call),
     )
-    return insight_out(insight)
+    return insight
 
 
 @router.route(
@@ -120,10 +103,10 @@ def insights_create(call: APICall) -> InsightOut:
     permission="metrics.view",
     tag=TAG,
     query=ScopedModel,
-    response=InsightOut,
+    response=Insight,
 )
-def insights_get(call: APICall, insight_id: str) -> InsightOut:
-    return insight_out(found_insight(call, insight_id))
+def insights_get(call: APICall, insight_id: str) -> Insight:
+    return found_insight(call, insight_id)
 
 
 class InsightChanges(ScopedModel):
@@ -140,9 +123,9 @@ class InsightChanges(ScopedModel):
     permission="metrics.manage",
     tag=TAG,
     body=InsightChanges,
-    response=InsightOut,
+    response=Insight,
 )
-def insights_update(call: APICall, insight_id: str) -> InsightOut:
+def insights_update(call: APICall, insight_id: str) -> Insight:
     changes = {
         name: getattr(call.body, name)
         for name in call.body.model_fields_set - {"scope_id"}
@@ -154,7 +137,7 @@ def insights_update(call: APICall, insight_id: str) -> InsightOut:
     )
     if insight is None:
         raise not_found("insight", insight_id)
-    return insight_out(insight)
+    return insight
 
 
 class Deleted(BaseModel):

@@ -54,7 +54,8 @@ class Insight:
 
 @dataclass(frozen=True)
 class Tile:
-    """One insight on a dashboard, at ``position`` (0-based), ``width`` x ``height``."""
+    """One insight on a dashboard, at ``position`` (0-based), ``width`` x ``height``; with the
+    dashboard's results asked for, the insight's ``result`` (its route's JSON) or ``error``."""
 
     id: int
     insight_id: int
@@ -62,6 +63,8 @@ class Tile:
     width: int
     height: int
     insight: Insight
+    result: Any = None
+    error: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
