@@ -14,6 +14,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from flask_umetrics import (
+    UMetrics,
     create_api_key,
     create_dashboard,
     create_insight,
@@ -412,3 +413,32 @@ def test_the_kind_registry_takes_a_new_report(site: Flask) -> None:
             )
     finally:
         INSIGHT_KINDS.pop("volume_again")
+
+
+def test_who_may_read_and_write(make_app: AppFactory, frozen: list[str]) -> None:
+    """The matrix (tests/test_auth_matrix.py) checks every route; here the story in one place:
+    anonymous 401, a view key reads but cannot write, a manage key writes, another scope's key
+    is refused, and a page of another site cannot write with the host's cookies."""
+    extension = UMetrics()
+    extension.authorizer(lambda permission, scope_id: scope_id == "default")
+    app = make_app(extension)
+    client = app.test_client()
+    body = {"name": "n", "kind": "trends", "params": {}}
+    assert client.get(f"{API}/insights", headers={}).status_code == 200  # the host's authorizer
+    keyless = make_app()
+    assert keyless.test_client().get(f"{API}/insights").status_code == 401
+    view = headers(keyless, "metrics.view")
+    assert keyless.test_client().get(f"{API}/dashboards", headers=view).status_code == 200
+    refused = keyless.test_client().post(f"{API}/insights", json=body, headers=view)
+    assert refused.status_code == 403
+    manage = headers(keyless)
+    assert (
+        keyless.test_client().post(f"{API}/insights", json=body, headers=manage).status_code == 201
+    )
+    other = headers(keyless, scope="other")
+    assert keyless.test_client().get(f"{API}/insights", headers=other).status_code == 403
+    forged = client.post(
+        f"{API}/dashboards", json={"name": "x"}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert forged.status_code == 403 and forged.json["error"]["code"] == "cross_site_request"
+    assert client.post(f"{API}/dashboards", json={"name": "x"}).status_code == 201

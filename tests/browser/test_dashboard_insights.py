@@ -5,6 +5,8 @@ ships its "Product" and "Web" dashboards."""
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,9 +19,18 @@ API = "/umetrics/api"
 FUNNEL = ["$pageview", "signed_up", "note_created"]
 
 
-def _save_as_insight(page: Page, name: str) -> None:
+def _look(page: Page, name: str) -> None:
+    """A picture to look at while working (never a README picture: those are the demo's)."""
+    folder = Path(tempfile.gettempdir()) / "umetrics-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def _save_as_insight(page: Page, name: str, picture: str | None = None) -> None:
     page.click("[data-testid=save-insight] summary")
     page.fill("[data-testid=insight-name]", name)
+    if picture:
+        _look(page, picture)
     page.click("[data-testid=save-insight-button]")
     page.wait_for_load_state()
 
@@ -38,8 +49,9 @@ def test_a_saved_funnel_and_trend_on_a_new_dashboard_match_rest(
     # click below once the funnel page has them.)
     query = urlencode([("scope_id", "acme"), *(("step", s) for s in FUNNEL)])
     page.goto(f"{live_app.url}{ADMIN}/funnels?{query}")
-    _save_as_insight(page, "Browser funnel")
+    _save_as_insight(page, "Browser funnel", "funnel-save-insight")
     expect(page.locator(".um-flash")).to_contain_text("Saved insight")
+    _look(page, "insights")
     page.goto(f"{live_app.url}{ADMIN}/events?scope_id=acme&event=signed_up")
     _save_as_insight(page, "Browser sign-ups")
     insights = {i["name"]: i for i in live_app.api(f"{API}/insights?scope_id=acme")["insights"]}
@@ -73,7 +85,7 @@ def test_a_saved_funnel_and_trend_on_a_new_dashboard_match_rest(
     assert _tile_numbers(page, trend_tile) == [point["value"] for point in series]
     rest = live_app.api(f"{API}/insights/{insights['Browser funnel']['id']}/result?scope_id=acme")
     assert rest == funnel_tile["result"]
-    screenshot(page, "dashboard-new")
+    _look(page, "dashboard-new")
 
     # A dashboard-wide preset replaces each tile's range: "Last 7 days" = REST's -7d.
     page.click("[data-testid=dashboard-presets] >> text=Last 7 days")
