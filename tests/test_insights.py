@@ -5,12 +5,14 @@ override its tiles', and everything is checked, scoped, audited, exported and im
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from flask_umetrics import (
@@ -137,11 +139,33 @@ def test_report_routes_take_a_relative_range_in_the_app_zone(
     assert values(get(site, "/query/trends", event="view", date_range="-7d")) == [
         0, 0, 0, 0, 0, 3, 1,
     ]  # fmt: skip
+    frozen[0] = "2026-03-10T03:00"  # 9 March in New York; clocks went forward on 8 March
+    times = [p["time"] for p in get(site, "/query/volume", date_range="-7d")["series"]]
+    assert times[0] == "2026-03-03T00:00:00-05:00" and times[-1] == "2026-03-09T00:00:00-04:00"
+    assert len(times) == 7
     both = site.test_client().get(
         f"{API}/query/trends?date_range=-7d&date_from=2026-03-01", headers=headers(site)
     )
     assert both.status_code == 400
     assert both.json["error"]["details"][0]["field"] == "date_range"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    today=st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31)),
+    n=st.integers(min_value=1, max_value=400),
+)
+def test_counted_ranges_against_a_day_by_day_reference(today: date, n: int) -> None:
+    """-Nd and -Nw hold exactly N (7N) days ending today; -Nm starts on the 1st of the month
+    reached by stepping back N - 1 months one at a time."""
+    first, end = relative_range(f"-{n}d", today)
+    assert (end - first).days == n and end == today + timedelta(days=1)
+    first, end = relative_range(f"-{n}w", today)
+    assert (end - first).days == 7 * n
+    month = today.replace(day=1)
+    for _ in range(n - 1):
+        month = (month - timedelta(days=1)).replace(day=1)
+    assert relative_range(f"-{n}m", today) == (month, end)
 
 
 # -- insights -------------------------------------------------------------------------------

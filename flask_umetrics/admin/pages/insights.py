@@ -13,7 +13,9 @@ from ...api.insights import not_found, path_id
 from ...errors import ValidationError
 from ...insights import INSIGHT_KINDS, Insight, Overrides, run_insight
 from ...insights import store as insight_store
+from ...queries.relative_dates import local_today, relative_range
 from ..access import actor, current_scope
+from ..formatting import time_zone
 from ..page import Chart, render_page
 from ..tiles import TileView, tile_view
 from . import Page
@@ -38,8 +40,9 @@ def report_link(insight: Insight) -> str | None:
             args["step"] = [s["event"] if not s.get("filters") else json.dumps(s) for s in value]
         elif isinstance(value, (str, int, float, bool)):
             args[name] = str(value).lower() if isinstance(value, bool) else value
-    if "date_range" in args:
-        args.pop("date_range")  # the pages show dates; the preset links set them
+    if "date_range" in args:  # the pages take dates: today's dates of the relative range
+        first, end = relative_range(args.pop("date_range"), local_today(time_zone()))
+        args.update(date_from=first.isoformat(), date_to=end.isoformat())
     return url_for(f"umetrics_admin.{page}", scope_id=scope_arg(), **args)
 
 
