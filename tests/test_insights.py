@@ -406,8 +406,20 @@ def test_export_and_import_into_another_scope(site: Flask, tmp_path: Path) -> No
     refused = client.post(f"{API}/import/insights", json=bad, headers=target)
     assert refused.status_code == 400
     assert refused.json["error"]["details"][0]["field"] == "insights.2.params.interval"
+    for broken, field in (
+        ({"insights": [{"ref": [1], "name": "x", "kind": "trends"}]}, "insights.0.ref"),
+        ({"dashboards": [{"name": "d", "date_range": ["x"]}]}, "dashboards.0.date_range"),
+        (
+            {"dashboards": [{"name": "d", "tiles": [{"insight": 5}]}]},
+            "dashboards.0.tiles.0.insight",
+        ),
+    ):
+        answer = client.post(
+            f"{API}/import/insights", json={**broken, "scope_id": "copy"}, headers=target
+        )
+        assert answer.json["error"]["details"][0]["field"] == field, answer.json
     with site.app_context():
-        assert len(list_insights(scope_id="copy")) == 2  # nothing of the refused document
+        assert len(list_insights(scope_id="copy")) == 2  # nothing of the refused documents
     # The CLI writes and reads the same document.
     path = tmp_path / "insights.json"
     runner = site.test_cli_runner()

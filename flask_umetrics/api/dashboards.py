@@ -12,6 +12,7 @@ from ..errors import APIError
 from ..insights import Dashboard, dashboard_results
 from ..insights import store as insight_store
 from ..queries.filters import PropertyFilter
+from ..queries.relative_dates import check_token
 from .insights import Deleted, actor, not_found, path_id
 from .models import ScopedModel
 from .params import DateTimeParam
@@ -120,6 +121,7 @@ def dashboards_get(call: APICall, dashboard_id: str) -> Dashboard:
     if dashboard is None:
         raise _missing(dashboard_id)
     if call.query.date_range is not None:
+        check_token(call.query.date_range)
         dashboard = replace(
             dashboard, date_range=call.query.date_range, date_from=None, date_to=None
         )

@@ -91,6 +91,7 @@ def import_insights(
     if document.get("version", FORMAT_VERSION) != FORMAT_VERSION:
         raise ValidationError("version", f"must be {FORMAT_VERSION}")
     planned: list[tuple[Any, dict[str, Any]]] = []
+    refs: list[Any] = []
     for index, item in enumerate(_list(document, "insights")):
         where = f"insights.{index}"
         if not isinstance(item, Mapping):
@@ -107,8 +108,11 @@ def import_insights(
             }
         except ValidationError as exc:
             raise ValidationError(f"{where}.{exc.field}", exc.message) from None
-        planned.append((item.get("ref", index), values))
-    refs = [ref for ref, _ in planned]
+        ref = item.get("ref", index)
+        if isinstance(ref, bool) or not isinstance(ref, (int, str)) or ref in refs:
+            raise ValidationError(f"{where}.ref", "must be a number or text, once per document")
+        refs.append(ref)
+        planned.append((ref, values))
     boards = _list(document, "dashboards")
     for index, board in enumerate(boards):
         if not isinstance(board, Mapping) or not isinstance(board.get("tiles", []), list):

@@ -42,8 +42,10 @@ def _month_start(day: date, months_back: int = 0) -> date:
 def relative_range(token: str, today: date, field: str = "date_range") -> tuple[date, date]:
     """The first day and the exclusive end day of ``token`` as of ``today``; an unknown token
     raises a ``ValidationError`` naming ``field``."""
+    if not isinstance(token, str):
+        raise ValidationError(field, f"must be one of {GRAMMAR}")
     tomorrow = today + timedelta(days=1)
-    counted = _COUNTED.match(token.strip()) if isinstance(token, str) else None
+    counted = _COUNTED.match(token.strip())
     if counted and int(counted.group(1)) < 1:
         raise ValidationError(field, "the count must be at least 1")
     try:
