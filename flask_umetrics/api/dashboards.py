@@ -9,8 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import APIError
-from ..insights import Dashboard, dashboard_results
-from ..insights import store as insight_store
+from ..insights import Dashboard, boards, dashboard_results
 from ..queries.filters import PropertyFilter
 from ..queries.relative_dates import check_token
 from .insights import Deleted, actor, not_found, path_id
@@ -50,14 +49,14 @@ def _missing(dashboard_id: str) -> APIError:
     response=DashboardList,
 )
 def dashboards_list(call: APICall) -> DashboardList:
-    found = insight_store.list_dashboards(scope_id=call.scope_id)
+    found = boards.list_dashboards(scope_id=call.scope_id)
     return DashboardList(dashboards=found)
 
 
 class TileIn(BaseModel):
     insight_id: int = Field(ge=1)
-    width: int = Field(insight_store.DEFAULT_WIDTH, ge=1, le=insight_store.GRID_COLUMNS)
-    height: int = Field(insight_store.DEFAULT_HEIGHT, ge=1, le=insight_store.MAX_HEIGHT)
+    width: int = Field(boards.DEFAULT_WIDTH, ge=1, le=boards.GRID_COLUMNS)
+    height: int = Field(boards.DEFAULT_HEIGHT, ge=1, le=boards.MAX_HEIGHT)
 
 
 class DashboardBody(ScopedModel):
@@ -71,7 +70,7 @@ class DashboardBody(ScopedModel):
     filters: list[PropertyFilter] = Field(
         default_factory=list, description="Override the tiles' filters on the same keys."
     )
-    tiles: list[TileIn] = Field(default_factory=list, max_length=insight_store.MAX_TILES)
+    tiles: list[TileIn] = Field(default_factory=list, max_length=boards.MAX_TILES)
 
 
 def _values(body: BaseModel, names: set[str]) -> dict[str, Any]:
@@ -95,7 +94,7 @@ def _values(body: BaseModel, names: set[str]) -> dict[str, Any]:
 )
 def dashboards_create(call: APICall) -> Dashboard:
     values = _values(call.body, set(DashboardBody.model_fields))
-    dashboard = insight_store.create_dashboard(scope_id=call.scope_id, actor=actor(call), **values)
+    dashboard = boards.create_dashboard(scope_id=call.scope_id, actor=actor(call), **values)
     return dashboard
 
 
@@ -117,7 +116,7 @@ class DashboardQuery(ScopedModel):
     response=Dashboard,
 )
 def dashboards_get(call: APICall, dashboard_id: str) -> Dashboard:
-    dashboard = insight_store.get_dashboard(_number(dashboard_id), scope_id=call.scope_id)
+    dashboard = boards.get_dashboard(_number(dashboard_id), scope_id=call.scope_id)
     if dashboard is None:
         raise _missing(dashboard_id)
     if call.query.date_range is not None:
@@ -138,7 +137,7 @@ class DashboardChanges(ScopedModel):
     date_from: DateTimeParam | None = None
     date_to: DateTimeParam | None = None
     filters: list[PropertyFilter] | None = None
-    tiles: list[TileIn] | None = Field(None, max_length=insight_store.MAX_TILES)
+    tiles: list[TileIn] | None = Field(None, max_length=boards.MAX_TILES)
 
 
 @router.route(
@@ -158,7 +157,7 @@ def dashboards_update(call: APICall, dashboard_id: str) -> Dashboard:
     for name in ("name", "description", "filters", "tiles"):
         if name in values and values[name] is None:
             values.pop(name)
-    dashboard = insight_store.update_dashboard(
+    dashboard = boards.update_dashboard(
         _number(dashboard_id), scope_id=call.scope_id, actor=actor(call), **values
     )
     if dashboard is None:
@@ -177,6 +176,6 @@ def dashboards_update(call: APICall, dashboard_id: str) -> Dashboard:
 )
 def dashboards_delete(call: APICall, dashboard_id: str) -> Deleted:
     number = _number(dashboard_id)
-    if not insight_store.delete_dashboard(number, scope_id=call.scope_id, actor=actor(call)):
+    if not boards.delete_dashboard(number, scope_id=call.scope_id, actor=actor(call)):
         raise _missing(dashboard_id)
     return Deleted(id=number, deleted=True)

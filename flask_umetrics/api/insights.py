@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from ..errors import APIError
 from ..insights import INSIGHT_KINDS, Insight, Overrides, run_insight
 from ..insights import store as insight_store
+from ..insights.checks import MAX_ID
 from ..insights.transfer import export_insights, import_insights
 from ..queries.filters import PropertyFilter
 from .models import ScopedModel
@@ -30,7 +31,7 @@ def path_id(text: str, what: str) -> int:
     """A path's numeric id; anything else (or one past 64 bits) is a 404 like a missing one."""
     if text.isascii() and text.isdigit() and 0 < len(text) <= 19:
         number = int(text)
-        if 1 <= number <= insight_store.MAX_ID:
+        if 1 <= number <= MAX_ID:
             return number
     raise not_found(what, text)
 

@@ -1,29 +1,31 @@
 """Saved insights (a report query with a name) and dashboards (a grid of them).
 
-See docs/insights-dashboards.md. Storage and checks are in ``store.py``, running them through
-their report routes in ``run.py``, the kinds of report that can be saved in ``kinds.py``, and
-the JSON export and import in ``transfer.py``.
+See docs/insights-dashboards.md. ``kinds.py``: the reports that can be saved; ``checks.py``:
+what is checked on save; ``store.py``: insights; ``boards.py``: dashboards; ``run.py``: running
+them through their report routes; ``transfer.py``: the JSON export and import.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .boards import (
+    Dashboard,
+    Tile,
+    create_dashboard,
+    delete_dashboard,
+    get_dashboard,
+    list_dashboards,
+    update_dashboard,
+)
 from .kinds import INSIGHT_KINDS, InsightKind, register_insight_kind
 from .run import Overrides, dashboard_results, run_insight
 from .store import (
-    Dashboard,
     Insight,
-    Tile,
-    create_dashboard,
     create_insight,
-    delete_dashboard,
     delete_insight,
-    get_dashboard,
     get_insight,
-    list_dashboards,
     list_insights,
-    update_dashboard,
     update_insight,
 )
 from .transfer import export_insights, import_insights

@@ -23,8 +23,10 @@ from flask import g, has_request_context
 from ..api.router import APICall, run_view, to_json
 from ..errors import APIError, ValidationError
 from ..queries.filters import PropertyFilter
+from .boards import Dashboard
+from .checks import check_filters, check_range, validated_query
 from .kinds import insight_kind
-from .store import Dashboard, Insight, check_filters, check_range, validated_query
+from .store import Insight
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,9 @@ from typing import Any
 from ..audit import current_actor
 from ..errors import ValidationError
 from ..state import current_state, resolve_scope
-from .store import (
-    MAX_DESCRIPTION,
-    MAX_NAME,
-    check_params,
-    check_text,
-    insert_dashboard,
-    insert_insight,
-    list_dashboards,
-    list_insights,
-)
+from .boards import insert_dashboard, list_dashboards
+from .checks import MAX_DESCRIPTION, MAX_NAME, check_params, check_text
+from .store import insert_insight, list_insights
 
 FORMAT_VERSION = 1
 

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ...api.insights import not_found, path_id
-from ...insights import Dashboard, Overrides, Tile
+from ...insights import Dashboard, Overrides, Tile, boards
 from ...insights import store as insight_store
 from ...insights.run import tile_answer
 from ..access import actor, current_scope
@@ -45,9 +45,7 @@ class ShownTile:
 
 
 def _dashboard(dashboard_id: str) -> Dashboard:
-    dashboard = insight_store.get_dashboard(
-        path_id(dashboard_id, "dashboard"), scope_id=current_scope()
-    )
+    dashboard = boards.get_dashboard(path_id(dashboard_id, "dashboard"), scope_id=current_scope())
     if dashboard is None:
         raise not_found("dashboard", dashboard_id)
     return dashboard
@@ -83,12 +81,12 @@ def listing() -> Response | str:
     return render_page(
         "dashboards.html",
         title="Dashboards",
-        dashboards=insight_store.list_dashboards(scope_id=current_scope()),
+        dashboards=boards.list_dashboards(scope_id=current_scope()),
     )
 
 
 def create() -> ResponseReturnValue:
-    dashboard = insight_store.create_dashboard(
+    dashboard = boards.create_dashboard(
         request.form.get("name", ""),
         description=request.form.get("description", ""),
         scope_id=current_scope(),
@@ -158,9 +156,7 @@ def _change_tiles(dashboard_id: str, change: Any) -> ResponseReturnValue:
     dashboard = _dashboard(dashboard_id)
     tiles = tile_specs(dashboard)
     change(tiles)
-    insight_store.update_dashboard(
-        dashboard.id, scope_id=current_scope(), actor=actor(), tiles=tiles
-    )
+    boards.update_dashboard(dashboard.id, scope_id=current_scope(), actor=actor(), tiles=tiles)
     return redirect(_here(dashboard.id))
 
 
@@ -186,8 +182,8 @@ def add_tile(dashboard_id: str) -> ResponseReturnValue:
         tiles.append(
             {
                 "insight_id": path_id(request.form.get("insight_id", ""), "insight"),
-                "width": _size("width", insight_store.DEFAULT_WIDTH),
-                "height": _size("height", insight_store.DEFAULT_HEIGHT),
+                "width": _size("width", boards.DEFAULT_WIDTH),
+                "height": _size("height", boards.DEFAULT_HEIGHT),
             }
         )
 
@@ -217,7 +213,7 @@ def save_settings(dashboard_id: str) -> ResponseReturnValue:
     """Keep the page's range and filter rows (from its query string) as the dashboard's own."""
     dashboard = _dashboard(dashboard_id)
     filters = _page_filters() or []
-    insight_store.update_dashboard(
+    boards.update_dashboard(
         dashboard.id,
         scope_id=current_scope(),
         actor=actor(),
@@ -230,7 +226,7 @@ def save_settings(dashboard_id: str) -> ResponseReturnValue:
 
 def delete(dashboard_id: str) -> ResponseReturnValue:
     dashboard = _dashboard(dashboard_id)
-    insight_store.delete_dashboard(dashboard.id, scope_id=current_scope(), actor=actor())
+    boards.delete_dashboard(dashboard.id, scope_id=current_scope(), actor=actor())
     flash(f"Deleted dashboard \u201c{dashboard.name}\u201d (its insights stay).", "info")
     return redirect(url_for("umetrics_admin.dashboards", scope_id=scope_arg()))
 

@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from ...api.insights import not_found, path_id
 from ...errors import ValidationError
-from ...insights import INSIGHT_KINDS, Insight, Overrides, run_insight
+from ...insights import INSIGHT_KINDS, Insight, Overrides, boards, run_insight
 from ...insights import store as insight_store
 from ...queries.relative_dates import local_today, relative_range
 from ..access import actor, current_scope
@@ -65,7 +65,7 @@ def view() -> Response | str:
         charts=charts,
         shown=shown,
         kinds=INSIGHT_KINDS,
-        dashboards=insight_store.list_dashboards(scope_id=current_scope()),
+        dashboards=boards.list_dashboards(scope_id=current_scope()),
         report_link=report_link,
     )
 
@@ -90,11 +90,11 @@ def save() -> ResponseReturnValue:
     target = form.get("dashboard_id") or ""
     if target:
         number = path_id(target, "dashboard")
-        dashboard = insight_store.get_dashboard(number, scope_id=current_scope())
+        dashboard = boards.get_dashboard(number, scope_id=current_scope())
         if dashboard is None:
             raise not_found("dashboard", target)
         tiles = [*tile_specs(dashboard), {"insight_id": insight.id}]
-        insight_store.update_dashboard(number, scope_id=current_scope(), actor=actor(), tiles=tiles)
+        boards.update_dashboard(number, scope_id=current_scope(), actor=actor(), tiles=tiles)
         return redirect(
             url_for("umetrics_admin.dashboards_view", dashboard_id=number, scope_id=scope_arg())
         )
