@@ -33,9 +33,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: config, the app's tables, umetrics on the same database, pages, CLI.
 
     ``test_config`` overrides every setting. Its optional ``INSTANCE_PATH`` (absolute) moves the
-    instance folder, so a test's ``seed-demo`` does not overwrite ``instance/`` files.
+    instance folder, so a test's ``seed-demo`` does not overwrite ``instance/`` files; so does
+    ``EXAMPLE_INSTANCE_PATH`` in the environment (``make demo-clickhouse`` keeps its own SQLite
+    file, keys and credentials apart from ``make demo``'s).
     """
-    instance_path = (test_config or {}).get("INSTANCE_PATH")
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get(
+        "EXAMPLE_INSTANCE_PATH"
+    )
     app = Flask(__name__, instance_path=instance_path)
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "example.db"),

@@ -33,7 +33,8 @@ from flask_umetrics import (
     revoke_api_key,
     run_stat_snapshot,
 )
-from flask_umetrics.db.tables import collector_runs, events, snapshot_runs, stat_readings
+from flask_umetrics.db.tables import collector_runs, snapshot_runs, stat_readings
+from flask_umetrics.queries.adhoc import QuerySpec, SelectItem, run_query
 from flask_umetrics.state import current_state
 
 from . import (
@@ -272,10 +273,13 @@ def _write_credentials(api_key: str, url: str) -> str:
 def _stored_summary() -> list[str]:
     """What the database holds now, one ``name: number`` line each."""
     count = db.session.scalar
+    # Counted by a report, so in the store that holds the events (SQL or ClickHouse).
+    until = datetime.now(timezone.utc) + timedelta(days=1)
+    everything = QuerySpec(  # ten years: the longest range a report may cover
+        select=[SelectItem(expr="count()")], date_from=until - timedelta(days=3650), date_to=until
+    )
+    tracked = run_query(everything, scope_id=SCOPE).rows[0][0]
     with current_state().engine.connect() as connection:
-        tracked = connection.execute(
-            select(func.count()).select_from(events).where(events.c.scope_id == SCOPE)
-        ).scalar_one()
         readings = connection.execute(
             select(func.count()).select_from(stat_readings).where(stat_readings.c.scope_id == SCOPE)
         ).scalar_one()
@@ -292,6 +296,9 @@ def _stored_summary() -> list[str]:
 def _print_summary(api_key: str, path: str, url: str, port: int) -> None:
     stats_url = f"{url}/umetrics/api/stats?scope_id={SCOPE}"
     run = "flask --app example_app run" + ("" if port == DEFAULT_PORT else f" --port {port}")
+    if current_state().event_store.name == "clickhouse":
+        # One process (chdb), in the environment that seeded it (make demo-clickhouse does both).
+        run += " --no-reload  (same environment: UMETRICS_EVENT_STORE, UMETRICS_CLICKHOUSE_URL)"
     click.echo("")
     click.echo("Stored: " + "; ".join(_stored_summary()))
     click.echo(f"Acme Notes demo is ready. Start it with: {run}")
