@@ -40,6 +40,28 @@ def _tile_numbers(page: Page, tile: dict[str, Any]) -> list[float]:
     return [number(row[1]) for row in table_rows(page, f"tile-{tile['id']}")]
 
 
+def test_the_demo_ships_product_and_web_dashboards(page: Page, live_app: LiveApp) -> None:
+    login(page, live_app)
+    boards = {d["name"]: d for d in live_app.api(f"{API}/dashboards?scope_id=acme")["dashboards"]}
+    assert {"Product", "Web"} <= set(boards)
+    web = boards["Web"]
+    names = [t["insight"]["name"] for t in web["tiles"]]
+    assert names[:5] == ["Page views", "Sessions", "Top pages", "Referrers", "UTM sources"]
+    for name in ("Product", "Web"):
+        page.goto(f"{live_app.url}{ADMIN}/dashboards/{boards[name]['id']}?scope_id=acme")
+        tiles = boards[name]["tiles"]
+        expect(page.locator("[data-testid^=tile-]")).to_have_count(len(tiles))
+        expect(page.locator(".um-tile .um-error")).to_have_count(0)
+        screenshot(page, f"dashboard-{name.lower()}")
+    answer = live_app.api(f"{API}/dashboards/{web['id']}?scope_id=acme&results=true")
+    top_pages = answer["tiles"][2]
+    shown = [[row[0], number(row[1])] for row in table_rows(page, f"tile-{top_pages['id']}")]
+    assert shown == [[i["key"], i["count"]] for i in top_pages["result"]["items"]]
+    sessions = answer["tiles"][1]["result"]
+    shown_sessions = page.locator(f"[data-testid=numbers-tile-{answer['tiles'][1]['id']}] dd")
+    assert number(shown_sessions.first.inner_text()) == sessions["count"]
+
+
 def test_a_saved_funnel_and_trend_on_a_new_dashboard_match_rest(
     page: Page, live_app: LiveApp
 ) -> None:
@@ -106,25 +128,3 @@ def test_a_saved_funnel_and_trend_on_a_new_dashboard_match_rest(
     page.wait_for_load_state()
     left = live_app.api(f"{API}/dashboards/{dashboard_id}?scope_id=acme")["tiles"]
     assert [t["insight"]["name"] for t in left] == ["Browser funnel"]
-
-
-def test_the_demo_ships_product_and_web_dashboards(page: Page, live_app: LiveApp) -> None:
-    login(page, live_app)
-    boards = {d["name"]: d for d in live_app.api(f"{API}/dashboards?scope_id=acme")["dashboards"]}
-    assert {"Product", "Web"} <= set(boards)
-    web = boards["Web"]
-    names = [t["insight"]["name"] for t in web["tiles"]]
-    assert names[:5] == ["Page views", "Sessions", "Top pages", "Referrers", "UTM sources"]
-    for name in ("Product", "Web"):
-        page.goto(f"{live_app.url}{ADMIN}/dashboards/{boards[name]['id']}?scope_id=acme")
-        tiles = boards[name]["tiles"]
-        expect(page.locator("[data-testid^=tile-]")).to_have_count(len(tiles))
-        expect(page.locator(".um-tile .um-error")).to_have_count(0)
-        screenshot(page, f"dashboard-{name.lower()}")
-    answer = live_app.api(f"{API}/dashboards/{web['id']}?scope_id=acme&results=true")
-    top_pages = answer["tiles"][2]
-    shown = [[row[0], number(row[1])] for row in table_rows(page, f"tile-{top_pages['id']}")]
-    assert shown == [[i["key"], i["count"]] for i in top_pages["result"]["items"]]
-    sessions = answer["tiles"][1]["result"]
-    shown_sessions = page.locator(f"[data-testid=numbers-tile-{answer['tiles'][1]['id']}] dd")
-    assert number(shown_sessions.first.inner_text()) == sessions["count"]
