@@ -40,6 +40,7 @@ from flask_umetrics.state import current_state
 
 from . import (
     consent,
+    demo_dashboards,
     demo_events,
     demo_experiment,
     demo_people,
@@ -155,6 +156,9 @@ def seed(
     )
     click.echo(f"events: {tracked} (page views, sign-ups, notes, plan changes; anonymous visits)")
 
+    dashboards = demo_dashboards.create_demo_dashboards()
+    click.echo(f"dashboards: {', '.join(dashboards)} (from saved insights)")
+
     readings = _backfill(start, days)
     click.echo(f"stat readings: {readings} over {days} days")
     _print_experiment(traffic)
@@ -199,6 +203,7 @@ def _wipe() -> None:
         connection.execute(delete(collector_runs).where(collector_runs.c.scope_id == SCOPE))
         connection.execute(delete(snapshot_runs).where(snapshot_runs.c.scope_id == SCOPE))
     demo_events.wipe_events()
+    demo_dashboards.wipe_dashboards()
     experiments.delete_all_flags()
     for key in list_api_keys(SCOPE):
         if key.name in (API_KEY_NAME, BROWSER_KEY_NAME, OPENMETRICS_KEY_NAME):

@@ -48,6 +48,8 @@ SAMPLE_ARGS = {
     "client_key": "no-such-client-key",
     "distinct_id": "someone",
     "name": "traffic",
+    "insight_id": "1",
+    "dashboard_id": "1",
 }
 #: Callers: None (no credentials), "other-scope" (a manage key of another scope), or a key of
 #: the route's scope with that permission.

@@ -20,11 +20,13 @@ class Page:
 def _all_pages() -> list[Page]:
     from . import (
         attribution,
+        dashboards,
         events,
         experiments,
         features,
         funnels,
         ga4,
+        insights,
         overview,
         paths,
         people,
@@ -34,6 +36,8 @@ def _all_pages() -> list[Page]:
 
     modules = [
         overview,
+        dashboards,
+        insights,
         events,
         funnels,
         retention,

@@ -8,7 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ...api.reports.basic import TopQuery, TrendsQuery, query_top, query_trends
+from ...insights import list_dashboards
+from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
+from ..reports import saved_params
 from . import Page
 from .report_forms import (
     BLANK_FILTER_ROWS,
@@ -80,6 +83,7 @@ def view() -> Response | str:
     charts: list[Chart] = []
     tables: list[Table] = []
     trends = totals = top_events = top_values = None
+    saved: dict[str, Any] | None = None
     error: str | None = None
     try:
         filters = filters_param(rows)
@@ -88,6 +92,7 @@ def view() -> Response | str:
     if error is None:
         answer, error = try_report(query_trends, TrendsQuery, {"filters": filters})
         if answer is not None:
+            saved = saved_params(TrendsQuery, {"filters": filters})
             trends, totals = _trends_chart(answer)
             charts.append(trends)
             tables.append(totals)
@@ -128,6 +133,8 @@ def view() -> Response | str:
         totals=totals,
         top_events=top_events,
         top_values=top_values,
+        insight_params=saved,
+        dashboards=list_dashboards(scope_id=current_scope()) if saved else [],
     )
     return form_answer(body, error)
 

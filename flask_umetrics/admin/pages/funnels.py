@@ -8,8 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ...api.reports.funnel import FunnelQuery, query_funnel
+from ...insights import list_dashboards
 from ...queries.funnel import DEFAULT_WINDOW_SECONDS, MAX_STEPS, MIN_STEPS, ORDERS
+from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
+from ..reports import saved_params
 from . import Page
 from .report_forms import (
     BLANK_FILTER_ROWS,
@@ -165,6 +168,7 @@ def view() -> Response | str:
     answer: dict[str, Any] | None = None
     chart: Chart | None = None
     extra: list[Chart] = []
+    saved: dict[str, Any] | None = None
     try:
         window = _window()
         filters = filters_param(rows)
@@ -177,6 +181,7 @@ def view() -> Response | str:
         answer, error = try_report(query_funnel, FunnelQuery, overrides)
         if answer is not None:
             chart, extra = _charts(answer)
+            saved = saved_params(FunnelQuery, overrides)
     shown_window = window or _int(request.args.get("window")) or DEFAULT_WINDOW_SECONDS
     window_value, window_unit = _window_fields(shown_window)
     events = event_choices(list(steps))
@@ -204,6 +209,8 @@ def view() -> Response | str:
         operators=OPERATORS,
         rows=rows,
         blank_rows=BLANK_FILTER_ROWS,
+        insight_params=saved,
+        dashboards=list_dashboards(scope_id=current_scope()) if saved else [],
     )
     return form_answer(body, error)
 
