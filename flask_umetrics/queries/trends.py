@@ -2,7 +2,8 @@
 
 ``math``: ``total`` events, ``unique_persons``, or ``sum|avg|min|max`` of a numeric property;
 optional ``breakdown`` by an event property into its top ``breakdown_limit`` values plus
-``$other``. Events without the breakdown property form the ``null`` group.
+``$other``. Events without the breakdown property form the ``null`` group. ``compare="previous"``
+adds the same report over the previous range (``compare.py``) as ``previous``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from .buckets import INTERVALS, Buckets
+from .compare import check_compare, previous_context
 from .connection import report_connection
 from .context import Count, ReportContext
 from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
@@ -48,6 +50,9 @@ class TrendsResult:
     property: str | None = None
     breakdown: str | None = None
     sampled: float | None = None
+    #: With ``compare="previous"``: this report over the previous range, bucket ``i`` of its
+    #: series aligned with bucket ``i`` here (its own ``time`` labels).
+    previous: TrendsResult | None = None
 
 
 def _aggregate(math: str, prop: str | None, rows: Any) -> ColumnElement[Any]:
@@ -74,8 +79,10 @@ def trends(
     property: str | None = None,  # the numeric property of sum/avg/min/max
     breakdown: str | None = None,
     breakdown_limit: int = 10,
+    compare: str | None = None,
 ) -> TrendsResult:
     """One series per breakdown value (one series without a breakdown)."""
+    check_compare(compare)
     if interval not in INTERVALS:
         raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
     if math not in MATHS:
@@ -115,7 +122,18 @@ def trends(
             series.append(Point(label, ctx.scale(cell) if scaled else cell))
         total = sum(point.value for point in series) if additive else None
         results.append(TrendSeries(value, series, total))
-    return TrendsResult(interval, math, results, property, breakdown, ctx.sample)
+    previous = None
+    if compare == "previous":
+        previous = trends(
+            previous_context(ctx, interval),
+            event=event,
+            interval=interval,
+            math=math,
+            property=property,
+            breakdown=breakdown,
+            breakdown_limit=breakdown_limit,
+        )
+    return TrendsResult(interval, math, results, property, breakdown, ctx.sample, previous)
 
 
 def _sql_cells(
@@ -178,10 +196,22 @@ class VolumeResult:
     interval: str
     series: list[VolumePoint]
     sampled: float | None = None
+    previous: VolumeResult | None = None  # with compare="previous", as in TrendsResult
 
 
-def volume(ctx: ReportContext, *, event: str | None = None, interval: str = "day") -> VolumeResult:
+def volume(
+    ctx: ReportContext,
+    *,
+    event: str | None = None,
+    interval: str = "day",
+    compare: str | None = None,
+) -> VolumeResult:
     """Events per bucket (every bucket present, zero-filled)."""
-    result = trends(ctx, event=event, interval=interval, math="total")
+    result = trends(ctx, event=event, interval=interval, math="total", compare=compare)
+    return _volume(result, ctx.sample)
+
+
+def _volume(result: TrendsResult, sample: float | None) -> VolumeResult:
     series = [VolumePoint(p.time, round(p.value)) for p in result.results[0].series]
-    return VolumeResult(interval, series, ctx.sample)
+    previous = None if result.previous is None else _volume(result.previous, sample)
+    return VolumeResult(result.interval, series, sample, previous)

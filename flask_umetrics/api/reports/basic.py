@@ -32,6 +32,9 @@ def _property_key(value: str | None, info: ValidationInfo) -> str | None:
 class VolumeQuery(ReportQuery):
     event: str | None = Field(None, max_length=200, description="Only this event (default all).")
     interval: Interval = "day"
+    compare: Literal["previous"] | None = Field(
+        None, description="previous: add the same report over the previous range as `previous`."
+    )
 
 
 @router.route(
@@ -44,7 +47,7 @@ class VolumeQuery(ReportQuery):
 )
 def query_volume(call: APICall) -> VolumeResult:
     q = call.query
-    return volume(q.context(call.scope_id), event=q.event, interval=q.interval)
+    return volume(q.context(call.scope_id), event=q.event, interval=q.interval, compare=q.compare)
 
 
 class TrendsQuery(VolumeQuery):
@@ -76,6 +79,7 @@ def query_trends(call: APICall) -> TrendsResult:
         property=q.property,
         breakdown=q.breakdown,
         breakdown_limit=q.breakdown_limit,
+        compare=q.compare,
     )
 
 
