@@ -24,11 +24,13 @@ def _all_pages() -> list[Page]:
         experiments,
         funnels,
         ga4,
+        lifecycle,
         overview,
         paths,
         people,
         retention,
         settings,
+        stickiness,
     )
 
     modules = [
@@ -36,6 +38,8 @@ def _all_pages() -> list[Page]:
         events,
         funnels,
         retention,
+        lifecycle,
+        stickiness,
         people,
         paths,
         attribution,
