@@ -1,17 +1,21 @@
 """Volume and trends: a number per calendar bucket, every bucket present (zero-filled).
 
-``math``: ``total`` events, ``unique_persons``, or ``sum|avg|min|max`` of a numeric property;
-optional ``breakdown`` by an event property into its top ``breakdown_limit`` values plus
-``$other``. Events without the breakdown property form the ``null`` group. ``compare="previous"``
-adds the same report over the previous range (``compare.py``) as ``previous``.
+``math``: ``total`` events, ``unique_persons``, ``unique_sessions``, ``per_person_avg`` (events
+per person), or ``sum|avg|min|max|median|p75|p90|p95|p99`` of a numeric property (exact
+percentiles, linear interpolation between closest ranks: ``percentiles.py``); ``cumulative``
+turns the series of an additive math into running totals; optional ``breakdown`` by an event
+property into its top ``breakdown_limit`` values plus ``$other``. Events without the breakdown
+property form the ``null`` group. ``compare="previous"`` adds the same report over the previous
+range (``compare.py``) as ``previous``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from itertools import accumulate
+from typing import Any, Literal, get_args
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import Float, case, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
 from ..db.tables import events
@@ -21,10 +25,29 @@ from .buckets import INTERVALS, Buckets
 from .compare import check_compare, previous_context
 from .connection import report_connection
 from .context import Count, ReportContext
+from .percentiles import PERCENTILES, percentile_cells
 from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
 
-Math = Literal["total", "unique_persons", "sum", "avg", "min", "max"]
-MATHS: tuple[str, ...] = ("total", "unique_persons", "sum", "avg", "min", "max")
+Math = Literal[
+    "total",
+    "unique_persons",
+    "unique_sessions",
+    "per_person_avg",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "median",
+    "p75",
+    "p90",
+    "p95",
+    "p99",
+]
+MATHS: tuple[str, ...] = get_args(Math)
+#: Maths of a numeric property.
+PROPERTY_MATHS = frozenset({"sum", "avg", "min", "max", *PERCENTILES})
+#: Maths whose values add up over buckets (a total, and ``cumulative`` running sums).
+ADDITIVE = frozenset({"total", "sum"})
 OTHER = "$other"
 MAX_BREAKDOWN_LIMIT = 100
 
@@ -60,6 +83,10 @@ def _aggregate(math: str, prop: str | None, rows: Any) -> ColumnElement[Any]:
         return func.count()
     if math == "unique_persons":
         return func.count(rows.c.person_id.distinct())
+    if math == "unique_sessions":
+        return func.count(rows.c.session.distinct())
+    if math == "per_person_avg":
+        return func.count().cast(Float) / func.count(rows.c.person_id.distinct())
     if prop is None:
         raise ValidationError("property", f"math '{math}' needs a numeric property")
     number = rows.c.number
@@ -80,16 +107,19 @@ def trends(
     breakdown: str | None = None,
     breakdown_limit: int = 10,
     compare: str | None = None,
+    cumulative: bool = False,
 ) -> TrendsResult:
     """One series per breakdown value (one series without a breakdown)."""
     check_compare(compare)
+    if cumulative and math not in ADDITIVE:
+        raise ValidationError("cumulative", f"needs math {' or '.join(sorted(ADDITIVE))}")
     if interval not in INTERVALS:
         raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
     if math not in MATHS:
         raise ValidationError("math", f"must be one of {', '.join(MATHS)}")
     if not 1 <= breakdown_limit <= MAX_BREAKDOWN_LIMIT:
         raise ValidationError("breakdown_limit", f"must be between 1 and {MAX_BREAKDOWN_LIMIT}")
-    if math not in {"total", "unique_persons"} and property is None:
+    if math in PROPERTY_MATHS and property is None:
         raise ValidationError("property", f"math '{math}' needs a numeric property")
     buckets = ctx.buckets(interval)
     if breakdown is not None:  # the top values and "$other": one series each
@@ -110,8 +140,7 @@ def trends(
     else:
         top, cells = _sql_cells(ctx, buckets, event, math, property, breakdown, breakdown_limit)
     groups = list(top) + ([OTHER] if any(g == OTHER for g, _ in cells) else [])
-    scaled = math in {"total", "unique_persons", "sum"}
-    additive = math in {"total", "sum"}
+    scaled = math in {"total", "unique_persons", "unique_sessions", "sum"}
     labels = buckets.labels()
     results = []
     for value in groups:
@@ -120,7 +149,10 @@ def trends(
             raw = cells.get((value, index))
             cell = 0.0 if raw is None else float(raw)
             series.append(Point(label, ctx.scale(cell) if scaled else cell))
-        total = sum(point.value for point in series) if additive else None
+        total = sum(point.value for point in series) if math in ADDITIVE else None
+        if cumulative:
+            running = list(accumulate(point.value for point in series))
+            series = [Point(point.time, sum_) for point, sum_ in zip(series, running, strict=True)]
         results.append(TrendSeries(value, series, total))
     previous = None
     if compare == "previous":
@@ -132,6 +164,7 @@ def trends(
             property=property,
             breakdown=breakdown,
             breakdown_limit=breakdown_limit,
+            cumulative=cumulative,
         )
     return TrendsResult(interval, math, results, property, breakdown, ctx.sample, previous)
 
@@ -148,7 +181,11 @@ def _sql_cells(
     """The SQL engine's ``(top breakdown values, {(group, bucket): value})``."""
     # Persons are only needed to count them or to limit the report to some of them; plain
     # event counts and sums skip the join with the distinct-id map.
-    needs_persons = math == "unique_persons" or ctx.sample is not None or ctx.segment is not None
+    needs_persons = (
+        math in {"unique_persons", "per_person_avg"}
+        or ctx.sample is not None
+        or ctx.segment is not None
+    )
     base = person_events(ctx.scope_id) if needs_persons else events_of(ctx.scope_id)
     base = base.where(events.c.ts >= ctx.from_us, events.c.ts < ctx.to_us, *ctx.event_filters())
     if event is not None:
@@ -158,7 +195,10 @@ def _sql_cells(
         group = prop_text(events.c.properties, breakdown)
     number = prop_number(events.c.properties, property) if property else literal(None)
     query = base.add_columns(
-        buckets.index(events.c.ts).label("bucket"), group.label("grp"), number.label("number")
+        buckets.index(events.c.ts).label("bucket"),
+        group.label("grp"),
+        number.label("number"),
+        events.c.session_id.label("session"),
     )
     rows = ctx.rows(query) if needs_persons else query.subquery("rows")
     with report_connection() as connection:
@@ -178,9 +218,12 @@ def _sql_cells(
             # Values outside the top N (and a missing value, unless it is in the top N) -> other.
             keep_missing = [(rows.c.grp.is_(None), literal(None))] if None in top else []
             grp = case((rows.c.grp.in_(named), rows.c.grp), *keep_missing, else_=literal(OTHER))
-        query = select(
-            grp.label("grp"), rows.c.bucket, _aggregate(math, property, rows).label("value")
-        ).group_by(grp, rows.c.bucket)
+        if math in PERCENTILES:
+            query = percentile_cells(grp, rows, PERCENTILES[math])
+        else:
+            query = select(
+                grp.label("grp"), rows.c.bucket, _aggregate(math, property, rows).label("value")
+            ).group_by(grp, rows.c.bucket)
         cells = {(row.grp, row.bucket): row.value for row in connection.execute(query)}
     return top, cells
 

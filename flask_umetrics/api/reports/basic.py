@@ -10,7 +10,7 @@ from ...errors import ValidationError
 from ...queries.active import ActiveCount, ActiveSeries, active_user_series, active_users
 from ...queries.sql import check_property_key
 from ...queries.top import TopResult, top
-from ...queries.trends import TrendsResult, VolumeResult, trends, volume
+from ...queries.trends import Math, TrendsResult, VolumeResult, trends, volume
 from ..router import APICall
 from ..routes import router
 from .params import ReportQuery
@@ -51,10 +51,13 @@ def query_volume(call: APICall) -> VolumeResult:
 
 
 class TrendsQuery(VolumeQuery):
-    math: Literal["total", "unique_persons", "sum", "avg", "min", "max"] = "total"
+    math: Math = "total"
     property: str | None = Field(
-        None, max_length=200, description="Numeric property of sum/avg/min/max."
+        None,
+        max_length=200,
+        description="Numeric property of sum/avg/min/max/median/p75/p90/p95/p99.",
     )
+    cumulative: bool = Field(False, description="Running totals (math total or sum).")
     breakdown: str | None = Field(None, max_length=200, description="Event property to split by.")
     breakdown_limit: int = Field(10, ge=1, le=100)
 
@@ -80,6 +83,7 @@ def query_trends(call: APICall) -> TrendsResult:
         breakdown=q.breakdown,
         breakdown_limit=q.breakdown_limit,
         compare=q.compare,
+        cumulative=q.cumulative,
     )
 
 

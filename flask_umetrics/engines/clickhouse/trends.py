@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...queries.percentiles import PERCENTILES, clickhouse_percentile
 from .expressions import Params, bucket_index, person_events, prop_number, prop_text, scoped_events
 from .runner import rows
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 _AGGREGATES = {
     "total": "count()",
     "unique_persons": "uniqExact(person_id)",
+    "unique_sessions": "uniqExact(session)",
+    "per_person_avg": "count() / uniqExact(person_id)",
     "sum": "sum(number)",
     "avg": "avg(number)",
     "min": "min(number)",
@@ -38,7 +41,11 @@ def cells(
 ) -> tuple[list[str | None], dict[tuple[Any, int], Any]]:
     """``(top breakdown values, {(group, bucket index): value})``."""
     params = Params()
-    needs_persons = math == "unique_persons" or ctx.sample is not None or ctx.segment is not None
+    needs_persons = (
+        math in {"unique_persons", "per_person_avg"}
+        or ctx.sample is not None
+        or ctx.segment is not None
+    )
     where = [] if event is None else [f"event = {params.bind(event, 'String')}"]
     source = (person_events if needs_persons else scoped_events)(ctx, params, where=where)
     group = "CAST(NULL AS Nullable(String))"
@@ -48,7 +55,7 @@ def cells(
     person = "person_id" if needs_persons else "0"
     base = (
         f"(SELECT {bucket_index(buckets, 'us', params)} AS bucket, {group} AS grp, "
-        f"{number} AS number, {person} AS person_id FROM {source})"
+        f"{number} AS number, {person} AS person_id, session_id AS session FROM {source})"
     )
     top: list[str | None] = [None]
     if breakdown is not None:
@@ -66,8 +73,12 @@ def cells(
             f"multiIf(grp IS NOT NULL AND has({named}, assumeNotNull(grp)), grp, {missing}"
             f"toNullable({params.bind(other, 'String')}))"
         )
+    if math in PERCENTILES:
+        aggregate = clickhouse_percentile("number", PERCENTILES[math])
+    else:
+        aggregate = _AGGREGATES[math]
     result = rows(
-        f"SELECT {grouped} AS cell_group, bucket, {_AGGREGATES[math]} AS cell_value "
+        f"SELECT {grouped} AS cell_group, bucket, {aggregate} AS cell_value "
         f"FROM {base} GROUP BY cell_group, bucket",
         params,
     )
