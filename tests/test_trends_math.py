@@ -79,6 +79,40 @@ def test_cumulative(app: Flask) -> None:
     assert error.value.field == "property"
 
 
+def test_first_time_counts_each_person_at_their_first_event(app: Flask) -> None:
+    load(
+        app,
+        [
+            ("a", "view", "2026-02-20T10:00"),  # before the range: a is never first in it
+            ("a", "view", "2026-03-01T10:00"),
+            ("b", "view", "2026-03-01T10:00", {"plan": "pro"}),
+            ("b", "view", "2026-03-02T10:00"),
+            ("c", "view", "2026-03-02T10:00", {"plan": "free"}),
+            ("e", "view", "2026-03-02T12:00", {"plan": "x"}),  # same instant: the first to
+            ("e", "view", "2026-03-02T12:00", {"plan": "y"}),  # arrive is the first event
+            ("f", "click", "2026-03-01T10:00"),
+            ("f", "view", "2026-03-03T00:00"),  # after the range
+        ],
+    )
+    result = run(app, math="first_time")
+    assert series(result) == [1, 2] and result.results[0].total == 3
+    assert series(run(app, math="first_time", cumulative=True)) == [1, 3]
+    split = run(app, math="first_time", breakdown="plan")
+    assert {s.breakdown_value: series(split, i) for i, s in enumerate(split.results)} == {
+        "pro": [1, 0],
+        "free": [0, 1],
+        "x": [0, 1],
+    }
+    with app.app_context():
+        ctx = report_context(
+            date_from=at("2026-03-01"),
+            date_to=at("2026-03-03"),
+            filters=[{"key": "plan", "value": "y"}],
+        )
+        # The first event matching the filters: e's second event.
+        assert series(trends(ctx, event="view", math="first_time")) == [0, 1]
+
+
 def test_trends_math_route(make_app: AppFactory) -> None:
     extension = UMetrics()
     allow_all(extension)
@@ -95,6 +129,7 @@ def test_trends_math_route(make_app: AppFactory) -> None:
     assert values("math=median&property=price") == [2.5, 10.0]
     assert values("math=unique_sessions") == [3, 1]
     assert values("cumulative=true") == [5, 6]
+    assert values("math=first_time") == [3, 0]  # a, b, c
     for bad, field in [
         ("math=p42", "math"),
         ("math=p75", "property"),

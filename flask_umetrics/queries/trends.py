@@ -16,7 +16,7 @@ from itertools import accumulate
 from typing import Any, Literal, get_args
 
 from sqlalchemy import Float, case, func, literal, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Subquery
 
 from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
@@ -42,12 +42,15 @@ Math = Literal[
     "p90",
     "p95",
     "p99",
+    "first_time",
 ]
 MATHS: tuple[str, ...] = get_args(Math)
 #: Maths of a numeric property.
 PROPERTY_MATHS = frozenset({"sum", "avg", "min", "max", *PERCENTILES})
 #: Maths whose values add up over buckets (a total, and ``cumulative`` running sums).
-ADDITIVE = frozenset({"total", "sum"})
+ADDITIVE = frozenset({"total", "sum", "first_time"})
+#: Maths that count persons: they join the distinct-id map.
+PERSON_MATHS = frozenset({"unique_persons", "per_person_avg", "first_time"})
 OTHER = "$other"
 MAX_BREAKDOWN_LIMIT = 100
 
@@ -79,7 +82,7 @@ class TrendsResult:
 
 
 def _aggregate(math: str, prop: str | None, rows: Any) -> ColumnElement[Any]:
-    if math == "total":
+    if math in {"total", "first_time"}:  # first_time: one row per person
         return func.count()
     if math == "unique_persons":
         return func.count(rows.c.person_id.distinct())
@@ -140,7 +143,7 @@ def trends(
     else:
         top, cells = _sql_cells(ctx, buckets, event, math, property, breakdown, breakdown_limit)
     groups = list(top) + ([OTHER] if any(g == OTHER for g, _ in cells) else [])
-    scaled = math in {"total", "unique_persons", "unique_sessions", "sum"}
+    scaled = math in {"total", "unique_persons", "unique_sessions", "sum", "first_time"}
     labels = buckets.labels()
     results = []
     for value in groups:
@@ -181,13 +184,11 @@ def _sql_cells(
     """The SQL engine's ``(top breakdown values, {(group, bucket): value})``."""
     # Persons are only needed to count them or to limit the report to some of them; plain
     # event counts and sums skip the join with the distinct-id map.
-    needs_persons = (
-        math in {"unique_persons", "per_person_avg"}
-        or ctx.sample is not None
-        or ctx.segment is not None
-    )
+    needs_persons = math in PERSON_MATHS or ctx.sample is not None or ctx.segment is not None
     base = person_events(ctx.scope_id) if needs_persons else events_of(ctx.scope_id)
-    base = base.where(events.c.ts >= ctx.from_us, events.c.ts < ctx.to_us, *ctx.event_filters())
+    # first_time reads each person's earlier events too, to find their first one.
+    since = [] if math == "first_time" else [events.c.ts >= ctx.from_us]
+    base = base.where(*since, events.c.ts < ctx.to_us, *ctx.event_filters())
     if event is not None:
         base = base.where(events.c.event == event)
     group: ColumnElement[Any] = literal(None)
@@ -201,6 +202,8 @@ def _sql_cells(
         events.c.session_id.label("session"),
     )
     rows = ctx.rows(query) if needs_persons else query.subquery("rows")
+    if math == "first_time":
+        rows = _first_events(rows, ctx)
     with report_connection() as connection:
         top: list[str | None] = [None]
         if breakdown is not None:
@@ -226,6 +229,17 @@ def _sql_cells(
             ).group_by(grp, rows.c.bucket)
         cells = {(row.grp, row.bucket): row.value for row in connection.execute(query)}
     return top, cells
+
+
+def _first_events(rows: Subquery, ctx: ReportContext) -> Subquery:
+    """Each person's first event (by time, then arrival) when it lies in the range."""
+    nth = func.row_number().over(partition_by=rows.c.person_id, order_by=(rows.c.ts, rows.c.id))
+    numbered = select(rows, nth.label("nth")).subquery("numbered")
+    return (
+        select(numbered)
+        .where(numbered.c.nth == 1, numbered.c.ts >= ctx.from_us)
+        .subquery("first_events")
+    )
 
 
 @dataclass(frozen=True)

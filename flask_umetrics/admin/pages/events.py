@@ -29,6 +29,7 @@ MATH_LABELS = {
     "unique_persons": "Unique persons",
     "unique_sessions": "Unique sessions",
     "per_person_avg": "Events per person",
+    "first_time": "Persons doing it the first time",
     "sum": "Sum of property",
     "avg": "Average of property",
     "min": "Minimum of property",

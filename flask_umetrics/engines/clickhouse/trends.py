@@ -21,6 +21,7 @@ _AGGREGATES = {
     "unique_persons": "uniqExact(person_id)",
     "unique_sessions": "uniqExact(session)",
     "per_person_avg": "count() / uniqExact(person_id)",
+    "first_time": "count()",  # one row per person: their first event
     "sum": "sum(number)",
     "avg": "avg(number)",
     "min": "min(number)",
@@ -42,12 +43,20 @@ def cells(
     """``(top breakdown values, {(group, bucket index): value})``."""
     params = Params()
     needs_persons = (
-        math in {"unique_persons", "per_person_avg"}
+        math in {"unique_persons", "per_person_avg", "first_time"}
         or ctx.sample is not None
         or ctx.segment is not None
     )
     where = [] if event is None else [f"event = {params.bind(event, 'String')}"]
-    source = (person_events if needs_persons else scoped_events)(ctx, params, where=where)
+    if math == "first_time":  # each person's first event (by time, then arrival) in the range
+        earlier = person_events(ctx, params, bounds=(None, ctx.to_us), where=where)
+        since = params.bind(ctx.from_us, "Int64")
+        source = (
+            f"(SELECT * FROM (SELECT * FROM {earlier} ORDER BY us, seq LIMIT 1 BY person_id) "
+            f"WHERE us >= {since})"
+        )
+    else:
+        source = (person_events if needs_persons else scoped_events)(ctx, params, where=where)
     group = "CAST(NULL AS Nullable(String))"
     if breakdown is not None:
         group = prop_text("properties", breakdown, params)
