@@ -189,3 +189,52 @@ def exact_percentile(numbers: list[float], p: int) -> float:
     k = (len(xs) - 1) * p
     f = (k % 100) / 100.0
     return xs[k // 100] * (1 - f) + xs[(k + 99) // 100] * f
+
+
+WINDOW_EVENTS = [
+    ("a", "view", "2026-03-02T10:00"),  # counts for Mar 2 .. Mar 8 in a 7-day window
+    ("b", "view", "2026-03-01T10:00"),  # Mar 1 .. Mar 7: not in the range
+    ("c", "view", "2026-03-09T10:00", {"plan": "pro"}),
+    ("c", "view", "2026-03-10T10:00", {"plan": "free"}),
+    ("a", "view", "2026-03-10T23:59", {"plan": "pro"}),
+    ("d", "view", "2026-03-11T00:00"),  # date_to is exclusive
+]
+
+
+def test_rolling_active_persons(app: Flask) -> None:
+    load(app, WINDOW_EVENTS)
+    with app.app_context():
+        ctx = report_context(date_from=at("2026-03-08"), date_to=at("2026-03-11"))
+        assert series(trends(ctx, event="view", math="wau")) == [1, 1, 2]
+        assert series(trends(ctx, event="view", math="mau")) == [2, 3, 3]
+        assert series(trends(ctx, event="view", math="dau")) == [0, 1, 2]
+        split = trends(ctx, event="view", math="wau", breakdown="plan")
+        assert [(s.breakdown_value, series(split, i)) for i, s in enumerate(split.results)] == [
+            ("pro", [0, 1, 2]),
+            ("free", [0, 0, 1]),
+            (None, [1, 0, 0]),  # a's event in the window before the range has no plan
+        ]
+        with pytest.raises(ValidationError) as error:
+            trends(ctx, math="wau", interval="week")
+    assert error.value.field == "interval"
+
+
+def test_rolling_maths_equal_the_active_users_series(make_app: AppFactory) -> None:
+    """Another implementation (``queries/active.py``) of the same windows, in local days."""
+    from flask_umetrics.queries.active import active_user_series
+
+    app = make_app(UMETRICS_TIMEZONE="Europe/Berlin")
+    load(
+        app,
+        [
+            (f"p{i % 7}", "view", f"2026-03-{1 + (i * 5) % 31:02d}T{(i * 7) % 24:02d}:30")
+            for i in range(60)
+        ],
+    )
+    with app.app_context():
+        ctx = report_context(
+            date_from=at("2026-03-20T00:00+01:00"), date_to=at("2026-04-02T00:00+02:00")
+        )
+        for window in ("dau", "wau", "mau"):
+            expected = [p.value for p in active_user_series(ctx, window=window).series]
+            assert series(trends(ctx, math=window)) == expected, window

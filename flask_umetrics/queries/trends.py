@@ -12,11 +12,12 @@ range (``compare.py``) as ``previous``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import accumulate
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Float, case, func, literal, select
-from sqlalchemy.sql import ColumnElement, Subquery
+from sqlalchemy import Float, case, func, literal, literal_column, select, true, union_all
+from sqlalchemy.sql import ColumnElement, Select, Subquery
 
 from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
@@ -43,6 +44,9 @@ Math = Literal[
     "p95",
     "p99",
     "first_time",
+    "dau",
+    "wau",
+    "mau",
 ]
 MATHS: tuple[str, ...] = get_args(Math)
 #: Maths of a numeric property.
@@ -50,7 +54,10 @@ PROPERTY_MATHS = frozenset({"sum", "avg", "min", "max", *PERCENTILES})
 #: Maths whose values add up over buckets (a total, and ``cumulative`` running sums).
 ADDITIVE = frozenset({"total", "sum", "first_time"})
 #: Maths that count persons: they join the distinct-id map.
-PERSON_MATHS = frozenset({"unique_persons", "per_person_avg", "first_time"})
+PERSON_MATHS = frozenset({"unique_persons", "per_person_avg", "first_time", "dau", "wau", "mau"})
+#: Rolling active persons: on day ``d``, the persons who did the event in the ``n`` local days
+#: ending with ``d`` (``dau`` is ``unique_persons``).
+WINDOWS: dict[str, int] = {"wau": 7, "mau": 30}
 OTHER = "$other"
 MAX_BREAKDOWN_LIMIT = 100
 
@@ -84,7 +91,7 @@ class TrendsResult:
 def _aggregate(math: str, prop: str | None, rows: Any) -> ColumnElement[Any]:
     if math in {"total", "first_time"}:  # first_time: one row per person
         return func.count()
-    if math == "unique_persons":
+    if math in {"unique_persons", "dau"}:
         return func.count(rows.c.person_id.distinct())
     if math == "unique_sessions":
         return func.count(rows.c.session.distinct())
@@ -127,23 +134,28 @@ def trends(
     buckets = ctx.buckets(interval)
     if breakdown is not None:  # the top values and "$other": one series each
         ctx.check_cells(len(buckets.starts) * (breakdown_limit + 1), "breakdown_limit", "points")
+    read = _read_buckets(ctx, buckets, math)
     if is_clickhouse():
         from ..engines.clickhouse.trends import cells as clickhouse_cells
 
         top, cells = clickhouse_cells(
             ctx,
-            buckets,
+            read,
             event=event,
             math=math,
             property=property,
             breakdown=breakdown,
             breakdown_limit=breakdown_limit,
             other=OTHER,
+            window=WINDOWS.get(math),
         )
     else:
-        top, cells = _sql_cells(ctx, buckets, event, math, property, breakdown, breakdown_limit)
+        top, cells = _sql_cells(ctx, read, event, math, property, breakdown, breakdown_limit)
+    lead = len(read.starts) - len(buckets.starts)  # the days before the range wau/mau read
+    if lead:
+        cells = {(group, index - lead): value for (group, index), value in cells.items()}
     groups = list(top) + ([OTHER] if any(g == OTHER for g, _ in cells) else [])
-    scaled = math in {"total", "unique_persons", "unique_sessions", "sum", "first_time"}
+    scaled = math in {"total", "unique_sessions", "sum", *PERSON_MATHS} - {"per_person_avg"}
     labels = buckets.labels()
     results = []
     for value in groups:
@@ -172,6 +184,17 @@ def trends(
     return TrendsResult(interval, math, results, property, breakdown, ctx.sample, previous)
 
 
+def _read_buckets(ctx: ReportContext, buckets: Buckets, math: str) -> Buckets:
+    """The buckets to read: the range's, or for ``wau``/``mau`` (days only) the days before
+    it too, so that its first day has its whole window."""
+    days = WINDOWS.get(math)
+    if days is None:
+        return buckets
+    if buckets.interval != "day":
+        raise ValidationError("interval", f"math '{math}' needs interval day")
+    return ctx.buckets("day", date_from=buckets.starts[0] - timedelta(days=days - 1))
+
+
 def _sql_cells(
     ctx: ReportContext,
     buckets: Buckets,
@@ -186,8 +209,10 @@ def _sql_cells(
     # event counts and sums skip the join with the distinct-id map.
     needs_persons = math in PERSON_MATHS or ctx.sample is not None or ctx.segment is not None
     base = person_events(ctx.scope_id) if needs_persons else events_of(ctx.scope_id)
-    # first_time reads each person's earlier events too, to find their first one.
-    since = [] if math == "first_time" else [events.c.ts >= ctx.from_us]
+    # wau/mau read whole days from the window before the range; first_time each person's
+    # earlier events too, to find their first one.
+    start = buckets.start_us if math in WINDOWS else ctx.from_us
+    since = [] if math == "first_time" else [events.c.ts >= start]
     base = base.where(*since, events.c.ts < ctx.to_us, *ctx.event_filters())
     if event is not None:
         base = base.where(events.c.event == event)
@@ -223,12 +248,36 @@ def _sql_cells(
             grp = case((rows.c.grp.in_(named), rows.c.grp), *keep_missing, else_=literal(OTHER))
         if math in PERCENTILES:
             query = percentile_cells(grp, rows, PERCENTILES[math])
+        elif math in WINDOWS:
+            query = _window_cells(grp, rows, WINDOWS[math], len(buckets.starts))
         else:
             query = select(
                 grp.label("grp"), rows.c.bucket, _aggregate(math, property, rows).label("value")
             ).group_by(grp, rows.c.bucket)
         cells = {(row.grp, row.bucket): row.value for row in connection.execute(query)}
     return top, cells
+
+
+def _window_cells(grp: ColumnElement[Any], rows: Subquery, days: int, count: int) -> Select[Any]:
+    """Persons per (group, day) active on that day or the ``days - 1`` before: each distinct
+    (group, day, person) is spread over the ``days`` days it counts for."""
+    activity = (
+        select(grp.label("grp"), rows.c.bucket.label("day"), rows.c.person_id)
+        .distinct()
+        .subquery("activity")
+    )
+    each: list[Select[Any]] = [select(literal_column(str(j)).label("j")) for j in range(days)]
+    ahead = union_all(*each).subquery("offsets")
+    target = activity.c.day + ahead.c.j
+    spread = (
+        select(activity.c.grp, target.label("bucket"), activity.c.person_id)
+        .select_from(activity.join(ahead, true()))
+        .where(target < count)
+        .subquery("spread")
+    )
+    return select(
+        spread.c.grp, spread.c.bucket, func.count(spread.c.person_id.distinct()).label("value")
+    ).group_by(spread.c.grp, spread.c.bucket)
 
 
 def _first_events(rows: Subquery, ctx: ReportContext) -> Subquery:

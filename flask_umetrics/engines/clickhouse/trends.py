@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 _AGGREGATES = {
     "total": "count()",
     "unique_persons": "uniqExact(person_id)",
+    "dau": "uniqExact(person_id)",
     "unique_sessions": "uniqExact(session)",
     "per_person_avg": "count() / uniqExact(person_id)",
     "first_time": "count()",  # one row per person: their first event
@@ -39,11 +40,12 @@ def cells(
     breakdown: str | None,
     breakdown_limit: int,
     other: str,
+    window: int | None = None,
 ) -> tuple[list[str | None], dict[tuple[Any, int], Any]]:
     """``(top breakdown values, {(group, bucket index): value})``."""
     params = Params()
     needs_persons = (
-        math in {"unique_persons", "per_person_avg", "first_time"}
+        math in {"unique_persons", "per_person_avg", "first_time", "dau", "wau", "mau"}
         or ctx.sample is not None
         or ctx.segment is not None
     )
@@ -55,8 +57,11 @@ def cells(
             f"(SELECT * FROM (SELECT * FROM {earlier} ORDER BY us, seq LIMIT 1 BY person_id) "
             f"WHERE us >= {since})"
         )
-    else:
-        source = (person_events if needs_persons else scoped_events)(ctx, params, where=where)
+    else:  # wau/mau: from the first day read (buckets start before the range)
+        bounds = (ctx.from_us if window is None else buckets.start_us, ctx.to_us)
+        source = (person_events if needs_persons else scoped_events)(
+            ctx, params, bounds=bounds, where=where
+        )
     group = "CAST(NULL AS Nullable(String))"
     if breakdown is not None:
         group = prop_text("properties", breakdown, params)
@@ -64,7 +69,8 @@ def cells(
     person = "person_id" if needs_persons else "0"
     base = (
         f"(SELECT {bucket_index(buckets, 'us', params)} AS bucket, {group} AS grp, "
-        f"{number} AS number, {person} AS person_id, session_id AS session FROM {source})"
+        f"{number} AS number, {person} AS person_id, session_id AS session "
+        f"FROM {source})"
     )
     top: list[str | None] = [None]
     if breakdown is not None:
@@ -82,6 +88,16 @@ def cells(
             f"multiIf(grp IS NOT NULL AND has({named}, assumeNotNull(grp)), grp, {missing}"
             f"toNullable({params.bind(other, 'String')}))"
         )
+    if window is not None:  # each (group, day, person) counts for the window's days
+        last = params.bind(len(buckets.starts), "Int64")
+        result = rows(
+            f"SELECT cell_group, spread_bucket, uniqExact(person_id) FROM (SELECT {grouped} "
+            f"AS cell_group, bucket + arrayJoin(range({params.bind(window, 'UInt8')})) AS "
+            f"spread_bucket, person_id FROM {base}) WHERE spread_bucket < {last} "
+            "GROUP BY cell_group, spread_bucket",
+            params,
+        )
+        return top, {(g, int(bucket)): value for g, bucket, value in result}
     if math in PERCENTILES:
         aggregate = clickhouse_percentile("number", PERCENTILES[math])
     else:
