@@ -73,6 +73,8 @@ class TrendSeries:
     breakdown_value: str | None
     series: list[Point]
     total: Count | None = None  # sum over buckets, for additive maths (total, sum)
+    #: With several series (``trends_series.py``): the series' letter, or the formula.
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class TrendsResult:
     #: With ``compare="previous"``: this report over the previous range, bucket ``i`` of its
     #: series aligned with bucket ``i`` here (its own ``time`` labels).
     previous: TrendsResult | None = None
+    formula: str | None = None  # with several series: the formula of the results
 
 
 def _aggregate(math: str, prop: str | None, rows: Any) -> ColumnElement[Any]:
