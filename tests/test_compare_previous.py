@@ -165,3 +165,33 @@ def test_compare_routes(make_app: AppFactory) -> None:
     for report in ("trends", "volume"):
         bad = client.get(base.format(report).replace("previous", "last_year"))
         assert bad.status_code == 400 and "compare" in bad.json["error"]["message"]
+
+
+def test_lifecycle_and_stickiness_compare_with_the_previous_local_days(berlin: Flask) -> None:
+    from flask_umetrics.queries.lifecycle import lifecycle
+    from flask_umetrics.queries.stickiness import stickiness
+
+    with berlin.app_context():
+        ctx = report_context(
+            date_from=at("2026-03-30T00:00+02:00"), date_to=at("2026-04-06T00:00+02:00")
+        )
+        life = lifecycle(ctx, event="view", compare="previous")
+        sticky = stickiness(ctx, event="view", compare="previous")
+    assert life.previous is not None and sticky.previous is not None
+    assert [p.time[:10] for p in life.previous.periods] == [
+        "2026-03-23",
+        "2026-03-24",
+        "2026-03-25",
+        "2026-03-26",
+        "2026-03-27",
+        "2026-03-28",
+        "2026-03-29",
+    ]
+    # Mar 23: a is new; b appeared on Mar 22 (its event there is the period before): dormant.
+    first = life.previous.periods[0]
+    assert (first.new, first.dormant) == (1, 1)
+    last = life.previous.periods[-1]  # Mar 29: a resurrecting, b resurrecting
+    assert (last.resurrecting, last.active) == (2, 2)
+    assert life.periods[0].returning == 1  # a, active on Mar 29 and Mar 30
+    assert [bar.persons for bar in sticky.previous.bars][:2] == [1, 1]  # b: 1 day, a: 2 days
+    assert [bar.persons for bar in sticky.bars][:2] == [2, 0]  # a: Mar 30, c: Apr 5

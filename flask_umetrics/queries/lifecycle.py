@@ -28,6 +28,7 @@ from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from .buckets import INTERVALS, Buckets, floor_to
+from .compare import check_compare, previous_context
 from .connection import report_connection
 from .context import Count, ReportContext
 from .sql import person_events
@@ -51,6 +52,8 @@ class LifecycleResult:
     periods: list[LifecyclePeriod]
     event: str | None = None
     sampled: float | None = None
+    #: With ``compare="previous"``: this report over the previous range (``compare.py``).
+    previous: LifecycleResult | None = None
 
 
 def with_period_before(ctx: ReportContext, interval: str) -> Buckets:
@@ -63,9 +66,14 @@ def with_period_before(ctx: ReportContext, interval: str) -> Buckets:
 
 
 def lifecycle(
-    ctx: ReportContext, *, event: str | None = None, interval: str = "day"
+    ctx: ReportContext,
+    *,
+    event: str | None = None,
+    interval: str = "day",
+    compare: str | None = None,
 ) -> LifecycleResult:
     """One entry per period of the range (every period present, zero-filled)."""
+    check_compare(compare)
     if interval not in INTERVALS:
         raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
     buckets = with_period_before(ctx, interval)
@@ -93,7 +101,10 @@ def lifecycle(
                 ctx.scale(new + returning + resurrecting),
             )
         )
-    return LifecycleResult(interval, periods, event, ctx.sample)
+    previous = None
+    if compare == "previous":
+        previous = lifecycle(previous_context(ctx, interval), event=event, interval=interval)
+    return LifecycleResult(interval, periods, event, ctx.sample, previous)
 
 
 def _cells(ctx: ReportContext, buckets: Buckets, event: str | None) -> Select[Any]:

@@ -17,6 +17,7 @@ from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from .buckets import INTERVALS
+from .compare import check_compare, previous_context
 from .connection import report_connection
 from .context import Count, ReportContext
 from .sql import person_events
@@ -35,12 +36,19 @@ class StickinessResult:
     persons: Count  # who did the event at all: the sum of the bars
     event: str | None = None
     sampled: float | None = None
+    #: With ``compare="previous"``: this report over the previous range (``compare.py``).
+    previous: StickinessResult | None = None
 
 
 def stickiness(
-    ctx: ReportContext, *, event: str | None = None, interval: str = "day"
+    ctx: ReportContext,
+    *,
+    event: str | None = None,
+    interval: str = "day",
+    compare: str | None = None,
 ) -> StickinessResult:
     """Every bar ``1..N`` present (zero-filled)."""
+    check_compare(compare)
     if interval not in INTERVALS:
         raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
     buckets = ctx.buckets(interval)
@@ -64,4 +72,8 @@ def stickiness(
         with report_connection() as connection:
             found = {int(n): int(persons) for n, persons in connection.execute(query)}
     bars = [StickinessBar(n, ctx.scale(found.get(n, 0))) for n in range(1, len(buckets.starts) + 1)]
-    return StickinessResult(interval, bars, ctx.scale(sum(found.values())), event, ctx.sample)
+    previous = None
+    if compare == "previous":
+        previous = stickiness(previous_context(ctx, interval), event=event, interval=interval)
+    persons = ctx.scale(sum(found.values()))
+    return StickinessResult(interval, bars, persons, event, ctx.sample, previous)

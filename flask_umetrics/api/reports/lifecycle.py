@@ -19,6 +19,9 @@ class LifecycleQuery(ReportQuery):
         None, min_length=1, max_length=200, description="Default: any active event."
     )
     interval: Literal["hour", "day", "week", "month"] = "day"
+    compare: Literal["previous"] | None = Field(
+        None, description="previous: add the same report over the previous range as `previous`."
+    )
 
 
 @router.route(
@@ -31,4 +34,6 @@ class LifecycleQuery(ReportQuery):
 )
 def query_lifecycle(call: APICall) -> LifecycleResult:
     q = call.query
-    return lifecycle(q.context(call.scope_id), event=q.event, interval=q.interval)
+    return lifecycle(
+        q.context(call.scope_id), event=q.event, interval=q.interval, compare=q.compare
+    )

@@ -19,6 +19,9 @@ class StickinessQuery(ReportQuery):
         None, min_length=1, max_length=200, description="Default: any active event."
     )
     interval: Literal["hour", "day", "week", "month"] = "day"
+    compare: Literal["previous"] | None = Field(
+        None, description="previous: add the same report over the previous range as `previous`."
+    )
 
 
 @router.route(
@@ -31,4 +34,6 @@ class StickinessQuery(ReportQuery):
 )
 def query_stickiness(call: APICall) -> StickinessResult:
     q = call.query
-    return stickiness(q.context(call.scope_id), event=q.event, interval=q.interval)
+    return stickiness(
+        q.context(call.scope_id), event=q.event, interval=q.interval, compare=q.compare
+    )
