@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import Flask
+from hypothesis import strategies as st
+
+from flask_umetrics import identify
+
+from .events_data import clear_events, load
 from .reference_models import MICROS, Ev
 
 
@@ -108,3 +115,36 @@ def ref_stickiness(
     for found in periods.values():
         counts[len(found) - 1] += 1
     return counts
+
+
+# --- what the lifecycle and stickiness hypothesis tests share -----------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+START = datetime(2026, 3, 23, tzinfo=BERLIN)  # a Monday; DST starts on Sunday Mar 29
+GRID = timedelta(hours=7)  # crosses midnights at varying local hours
+
+#: ``(person, event name, 7-hour slot, active)`` rows, and ``(user, anon)`` identify links.
+ROWS = st.lists(
+    st.tuples(st.integers(0, 4), st.sampled_from(["a", "b"]), st.integers(0, 60), st.booleans()),
+    min_size=1,
+    max_size=24,
+)
+LINKS = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), max_size=3)
+
+
+def load_drawn(app: Flask, rows: list[Any], links: list[tuple[int, int]]) -> None:
+    """Replace the stored events by the drawn ones, then merge the drawn identities."""
+    clear_events(app)
+    load(app, [(f"d{d}", name, (START + n * GRID).isoformat(), None, a) for d, name, n, a in rows])
+    with app.app_context():
+        for user, anon in links:
+            identify(f"d{user}", anon_id=f"d{anon}")
+
+
+def draw_report(data: st.DataObject) -> tuple[str, datetime, datetime, str | None]:
+    """A period, a range of local days (starting at midnight or at 10:00) and an event."""
+    period = data.draw(st.sampled_from(["day", "week"]))
+    first_day = data.draw(st.integers(0, 12))
+    date_from = START + timedelta(days=first_day, hours=data.draw(st.sampled_from([0, 10])))
+    date_to = START + timedelta(days=first_day + data.draw(st.integers(1, 9)))
+    return period, date_from, date_to, data.draw(st.sampled_from([None, "a"]))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -17,8 +15,8 @@ from flask_umetrics.queries.context import report_context
 from flask_umetrics.queries.stickiness import StickinessResult, stickiness
 
 from .conftest import AppFactory, allow_all
-from .events_data import at, clear_events, load
-from .reference_lifecycle import ref_stickiness
+from .events_data import at, load
+from .reference_lifecycle import BERLIN, LINKS, ROWS, draw_report, load_drawn, ref_stickiness
 from .reference_models import stored_events
 
 pytestmark = pytest.mark.event_stores
@@ -116,47 +114,21 @@ def test_stickiness_route(make_app: AppFactory) -> None:
         assert field in response.json["error"]["message"], (bad, response.json)
 
 
-BERLIN = ZoneInfo("Europe/Berlin")
-START = datetime(2026, 3, 23, tzinfo=BERLIN)  # a Monday; DST starts on Sunday Mar 29
-GRID = timedelta(hours=7)
-
-
 @pytest.fixture
 def berlin_app(make_app: AppFactory) -> Flask:
-    return make_app(UMETRICS_TIMEZONE="Europe/Berlin")
+    return make_app(UMETRICS_TIMEZONE=BERLIN.key)
 
 
 @settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
-    rows=st.lists(
-        st.tuples(
-            st.integers(0, 4), st.sampled_from(["a", "b"]), st.integers(0, 60), st.booleans()
-        ),
-        min_size=1,
-        max_size=24,
-    ),
-    links=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), max_size=3),
-    data=st.data(),
-)
+@given(rows=ROWS, links=LINKS, data=st.data())
 def test_stickiness_matches_the_reference(
     berlin_app: Flask, rows: list[Any], links: list[tuple[int, int]], data: st.DataObject
 ) -> None:
     app = berlin_app
-    clear_events(app)
-    load(
-        app,
-        [(f"d{d}", name, (START + n * GRID).isoformat(), None, a) for d, name, n, a in rows],
-    )
-    with app.app_context():
-        for user, anon in links:
-            identify(f"d{user}", anon_id=f"d{anon}")
-    period = data.draw(st.sampled_from(["day", "week"]))
-    first_day = data.draw(st.integers(0, 12))
-    date_from = START + timedelta(days=first_day, hours=data.draw(st.sampled_from([0, 10])))
-    date_to = START + timedelta(days=first_day + data.draw(st.integers(1, 9)))
-    event = data.draw(st.sampled_from([None, "a"]))
+    load_drawn(app, rows, links)
+    period, date_from, date_to, event = draw_report(data)
     with app.app_context():
         ctx = report_context(date_from=date_from, date_to=date_to)
         result = stickiness(ctx, event=event, interval=period)

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
 from ...queries.stickiness import StickinessResult, stickiness
 from ..router import APICall
 from ..routes import router
-from .params import ReportQuery
+from .lifecycle import LifecycleQuery
 
 TAG = "reports"
 
 
-class StickinessQuery(ReportQuery):
-    event: str | None = Field(
-        None, min_length=1, max_length=200, description="Default: any active event."
-    )
-    interval: Literal["hour", "day", "week", "month"] = "day"
-    compare: Literal["previous"] | None = Field(
-        None, description="previous: add the same report over the previous range as `previous`."
-    )
+class StickinessQuery(LifecycleQuery):
+    """The same inputs as lifecycle: one event, an interval, ``compare``."""
 
 
 @router.route(
