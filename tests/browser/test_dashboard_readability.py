@@ -24,6 +24,8 @@ DEEP_PAGES = [
     "/funnels?step=%24pageview&step=signed_up&step=note_created&step=plan_upgraded",
     "/retention?period=day",
     "/retention?period=month",
+    "/lifecycle?interval=week&event=%24pageview",
+    "/stickiness?interval=week",
     "/events?event=%24pageview&breakdown=%24pathname",
     "/events?event=plan_upgraded&breakdown=plan&math=unique_persons",
     "/paths?start_event=%24pageview",
@@ -97,7 +99,7 @@ def test_every_page_reads_like_a_page_for_people(browser: Browser, live_app: Liv
         login(page, live_app)
         page.goto(live_app.url + ADMIN + "/")
         links = page.eval_on_selector_all(".um-nav a", "links => links.map(a => a.href)")
-        assert len(links) == 13  # with Features, Dashboards and Insights
+        assert len(links) == 15  # with Features, Dashboards, Insights, Lifecycle and Stickiness
         problems: dict[str, list[str]] = {}
         for link in links + [live_app.url + ADMIN + path for path in DEEP_PAGES]:
             response = page.goto(link)

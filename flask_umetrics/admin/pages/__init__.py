@@ -27,11 +27,13 @@ def _all_pages() -> list[Page]:
         funnels,
         ga4,
         insights,
+        lifecycle,
         overview,
         paths,
         people,
         retention,
         settings,
+        stickiness,
     )
 
     modules = [
@@ -41,6 +43,8 @@ def _all_pages() -> list[Page]:
         events,
         funnels,
         retention,
+        lifecycle,
+        stickiness,
         people,
         paths,
         attribution,

@@ -27,15 +27,26 @@ from .report_forms import (
 )
 
 INTERVALS = ("hour", "day", "week", "month")
-MATHS = ("total", "unique_persons", "sum", "avg", "min", "max")
 MATH_LABELS = {
     "total": "Total events",
     "unique_persons": "Unique persons",
+    "unique_sessions": "Unique sessions",
+    "per_person_avg": "Events per person",
+    "first_time": "Persons doing it the first time",
+    "dau": "Daily active persons",
+    "wau": "Weekly active persons (7 days)",
+    "mau": "Monthly active persons (30 days)",
     "sum": "Sum of property",
     "avg": "Average of property",
     "min": "Minimum of property",
     "max": "Maximum of property",
+    "median": "Median of property",
+    "p75": "75th percentile of property",
+    "p90": "90th percentile of property",
+    "p95": "95th percentile of property",
+    "p99": "99th percentile of property",
 }
+MATHS = tuple(MATH_LABELS)
 TOP_LIMIT = 10
 
 

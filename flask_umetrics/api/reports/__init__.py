@@ -8,8 +8,10 @@ from . import (  # noqa: F401
     cohorts,
     dashboard,
     funnel,
+    lifecycle,
     live,
     paths,
     retention,
     sessions,
+    stickiness,
 )
