@@ -10,15 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import case, func, literal, or_, select, true
 from sqlalchemy.sql import ColumnElement
 
 from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
+from ..events.validation import to_micros
 from .buckets import INTERVALS, Buckets
 from .connection import report_connection
 from .context import Count, ReportContext
+from .persons import PersonSource
 from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
 
 Math = Literal["total", "unique_persons", "sum", "avg", "min", "max"]
@@ -185,3 +187,70 @@ def volume(ctx: ReportContext, *, event: str | None = None, interval: str = "day
     result = trends(ctx, event=event, interval=interval, math="total")
     series = [VolumePoint(p.time, round(p.value)) for p in result.results[0].series]
     return VolumeResult(interval, series, ctx.sample)
+
+
+def trend_persons(
+    ctx: ReportContext,
+    *,
+    time: str,
+    event: str | None = None,
+    interval: str = "day",
+    breakdown: str | None = None,
+    breakdown_limit: int = 10,
+    breakdown_value: str | None = None,
+) -> PersonSource:
+    """The persons behind point ``time`` (a bucket start as the report labels it) of the
+    series ``breakdown_value`` (``None``: the missing-value group; ``$other``: every value
+    outside the report's top ``breakdown_limit``): the persons with an event counted there —
+    the ``unique_persons`` count of that point. ``at``: their first such event."""
+    if interval not in INTERVALS:
+        raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
+    if not 1 <= breakdown_limit <= MAX_BREAKDOWN_LIMIT:
+        raise ValidationError("breakdown_limit", f"must be between 1 and {MAX_BREAKDOWN_LIMIT}")
+    if breakdown is None and breakdown_value is not None:
+        raise ValidationError("breakdown_value", "needs a breakdown")
+    buckets = ctx.buckets(interval)
+    labels = buckets.labels()
+    if time not in labels:
+        raise ValidationError("time", "must be the start of a point the report shows")
+    index = labels.index(time)
+    bounds = [to_micros(start) for start in buckets.starts] + [buckets.end_us]
+    span = (max(bounds[index], ctx.from_us), min(bounds[index + 1], ctx.to_us))
+    top: list[str | None] | None = None
+    if breakdown is not None and breakdown_value == OTHER:  # the report's own top values
+        shown = trends(
+            ctx,
+            event=event,
+            interval=interval,
+            breakdown=breakdown,
+            breakdown_limit=breakdown_limit,
+        )
+        top = [
+            series.breakdown_value for series in shown.results if series.breakdown_value != OTHER
+        ]
+    if is_clickhouse():
+        from ..engines.clickhouse.trends import persons_sql
+
+        return PersonSource.clickhouse(
+            *persons_sql(ctx, span, event, breakdown, breakdown_value, top)
+        )
+    base = person_events(ctx.scope_id).where(
+        events.c.ts >= span[0], events.c.ts < span[1], *ctx.event_filters()
+    )
+    if event is not None:
+        base = base.where(events.c.event == event)
+    if breakdown is not None:
+        value = prop_text(events.c.properties, breakdown)
+        if top is not None:
+            named = [v for v in top if v is not None]
+            base = base.where(or_(value.is_(None), value.not_in(named)) if named else true())
+            if None in top:
+                base = base.where(value.is_not(None))
+        elif breakdown_value is None:
+            base = base.where(value.is_(None))
+        else:
+            base = base.where(value == breakdown_value)
+    rows = ctx.rows(base)
+    return PersonSource.sql(
+        select(rows.c.person_id, func.min(rows.c.ts).label("at")).group_by(rows.c.person_id)
+    )

@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     funnel,
     live,
     paths,
+    persons,
     retention,
     sessions,
 )
