@@ -27,6 +27,7 @@ def _all_pages() -> list[Page]:
         overview,
         paths,
         people,
+        persons_behind,
         retention,
         settings,
     )
@@ -42,6 +43,7 @@ def _all_pages() -> list[Page]:
         experiments,
         ga4,
         settings,
+        persons_behind,
     ]
     return [module.PAGE for module in modules]
 

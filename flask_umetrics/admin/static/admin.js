@@ -68,6 +68,20 @@
       } } };
       if (kind === "interval") delete options.plugins.tooltip;
     }
+    if (spec.links) {
+      // A bar opens the persons behind it (only this dashboard's own paths are followed).
+      var linkAt = function (elements) {
+        var url = elements.length ? spec.links[elements[0].index] : null;
+        return typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/" ? url : null;
+      };
+      options.onClick = function (event, elements) {
+        var url = linkAt(elements);
+        if (url) window.location.assign(url);
+      };
+      options.onHover = function (event, elements) {
+        event.native.target.style.cursor = linkAt(elements) ? "pointer" : "";
+      };
+    }
     return { type: type, data: { labels: labels, datasets: datasets }, options: options };
   }
 
