@@ -64,7 +64,9 @@ def _title(report: str) -> str:
             return f"Persons who dropped off before funnel step {step}"
         return f"Persons who reached funnel step {step}"
     if report == "retention":
-        return f"Cohort {args.get('cohort', '?')}: persons back in period {_column()}"
+        names = [v for v in args.getlist("period") if not v.isdigit()]
+        cohort = args.get("cohort", "?")[:10]  # the cohort's first day
+        return f"Cohort of {cohort}: persons back in {(names or ['week'])[0]} {_column()}"
     value = args.get("breakdown_value")
     return f"Persons behind the point {args.get('time', '?')}" + (f" ({value})" if value else "")
 
