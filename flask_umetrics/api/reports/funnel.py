@@ -21,7 +21,7 @@ from ...queries.funnel import (
 )
 from ..router import APICall
 from ..routes import router
-from .params import ReportQuery
+from .params import ReportQuery, json_objects
 
 TAG = "reports"
 
@@ -79,19 +79,7 @@ class FunnelQuery(ReportQuery):
     @classmethod
     def _parse_exclude(cls, value: Any) -> Any:
         """``exclude=`` is a JSON list (or one object); repeats add up."""
-        texts = [value] if isinstance(value, str) else value
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            return value
-        parsed: list[Any] = []
-        for text in texts:
-            try:
-                item = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(
-                    'must be a JSON list of {"event", "from_step", "to_step"}'
-                ) from exc
-            parsed.extend(item if isinstance(item, list) else [item])
-        return parsed
+        return json_objects(value, 'must be a JSON list of {"event", "from_step", "to_step"}')
 
     def exclusions(self) -> list[FunnelExclusion]:
         return [

@@ -13,6 +13,22 @@ from ..models import ScopedModel
 from ..params import DateTimeParam
 
 
+def json_objects(value: Any, message: str) -> Any:
+    """Query-string text (one or repeated) holding a JSON object or a list of them, as one
+    list; anything else (already parsed) is left to the field's validation."""
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        return value
+    parsed: list[Any] = []
+    for text in texts:
+        try:
+            item = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(message) from exc
+        parsed.extend(item if isinstance(item, list) else [item])
+    return parsed
+
+
 class ReportQuery(ScopedModel):
     """``date_from`` (inclusive) and ``date_to`` (exclusive), ISO 8601, a date alone meaning
     midnight in ``UMETRICS_TIMEZONE`` (default: the last 30 days including today);
@@ -30,17 +46,7 @@ class ReportQuery(ScopedModel):
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         """Each ``filters=`` parameter is a JSON object or list of objects; repeats add up."""
-        texts = [value] if isinstance(value, str) else value
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            return value
-        parsed: list[Any] = []
-        for text in texts:
-            try:
-                item = json.loads(text)
-            except ValueError as exc:
-                raise ValueError("must be a JSON list of {key, op, value} objects") from exc
-            parsed.extend(item if isinstance(item, list) else [item])
-        return parsed
+        return json_objects(value, "must be a JSON list of {key, op, value} objects")
 
     def context(self, scope_id: str) -> ReportContext:
         return report_context(
