@@ -21,7 +21,9 @@ from flask_umetrics.queries.funnel import (
     FunnelStep,
     _validate_exclusions,
     funnel,
+    funnel_persons,
 )
+from flask_umetrics.queries.persons import persons_behind
 
 from .conftest import AppFactory, allow_all
 from .events_data import load
@@ -249,3 +251,20 @@ def test_exclusions_match_the_reference(
     target(float(sum(expected.counts[1:])))
     assert counts(result) == expected.counts
     assert [s.median_seconds_from_previous for s in result.steps] == expected.medians
+    # The persons behind each step are exactly as many as the step counts.
+    with app.app_context():
+        behind = [
+            persons_behind(
+                funnel_persons(
+                    ctx,
+                    funnel_steps,
+                    funnel_step=n,
+                    window_seconds=window,
+                    order=order,
+                    exclusions=exclusions,
+                ),
+                limit=200,
+            ).total
+            for n in range(1, len(funnel_steps) + 1)
+        ]
+    assert behind == expected.counts
