@@ -4,6 +4,7 @@ them, and a list can be saved as a static segment."""
 from __future__ import annotations
 
 import html
+import json
 import re
 
 from flask import Flask
@@ -97,3 +98,26 @@ def test_save_the_list_as_a_static_segment(make_app: AppFactory) -> None:
         assert segment is not None and segment.kind == "static"
     refused = client.post(action, data={"segment_key": "x"})
     assert refused.status_code in (400, 403)
+
+
+def test_trend_points_open_their_persons(make_app: AppFactory) -> None:
+    app = _app(make_app, {"metrics.view"})
+    load(
+        app,
+        [
+            ("a", "signup", "2026-03-02T09:00", {"plan": "pro"}),
+            ("b", "signup", "2026-03-02T10:00", {"plan": "free"}),
+            ("a", "signup", "2026-03-03T09:00", {"plan": "pro"}),
+        ],
+    )
+    client = app.test_client()
+    query = "date_from=2026-03-02&date_to=2026-03-04&event=signup&breakdown=plan"
+    page = html.unescape(client.get(f"{ADMIN}/events?{query}").text)
+    spec = json.loads(re.findall(r'"links": (\[\[.*?\]\])', page)[0])
+    assert len(spec) == 2 and all(len(series) == 2 for series in spec)  # 2 values x 2 days
+    listed = {
+        (i, j): _ids(client.get(link).text)
+        for i, series in enumerate(spec)
+        for j, link in enumerate(series)
+    }
+    assert sorted(listed.values()) == [[], ["a"], ["a"], ["b"]]

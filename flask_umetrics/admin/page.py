@@ -60,8 +60,9 @@ class Chart:
     table: Table
     stacked: bool = False
     percent: bool = False
-    #: Per label, a dashboard URL a click on its bar opens (the persons behind it).
-    links: list[str] | None = None
+    #: Per label (or per dataset, then per label), a dashboard URL a click on its bar or point
+    #: opens (the persons behind it).
+    links: list[Any] | None = None
 
     def spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {

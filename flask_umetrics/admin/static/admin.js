@@ -69,9 +69,12 @@
       if (kind === "interval") delete options.plugins.tooltip;
     }
     if (spec.links) {
-      // A bar opens the persons behind it (only this dashboard's own paths are followed).
+      // A bar or point opens the persons behind it (only this dashboard's own paths).
       var linkAt = function (elements) {
-        var url = elements.length ? spec.links[elements[0].index] : null;
+        if (!elements.length) return null;
+        var hit = elements[0];
+        var row = Array.isArray(spec.links[0]) ? spec.links[hit.datasetIndex] : spec.links;
+        var url = row ? row[hit.index] : null;
         return typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/" ? url : null;
       };
       options.onClick = function (event, elements) {
