@@ -162,6 +162,32 @@ def _any_times(steps: Sequence[RefStep], evs: list[Ev], e1: Ev, window: int) -> 
 
 
 @dataclass(frozen=True)
+class RefExclusion:
+    """An excluded event between 0-based steps ``from_step`` and ``to_step``."""
+
+    step: RefStep
+    from_step: int
+    to_step: int
+
+
+def _excluded(
+    times: list[int], evs: list[Ev], exclusions: Sequence[RefExclusion], window: int
+) -> bool:
+    """An excluded event strictly after the chain's from-step and strictly before its to-step,
+    or (to-step not reached) at most ``window`` after the entry."""
+    for x in exclusions:
+        if len(times) <= x.from_step:
+            continue
+        low = times[x.from_step]
+        for e in evs:
+            if not x.step.matches(e) or e.ts <= low:
+                continue
+            if e.ts < times[x.to_step] if len(times) > x.to_step else e.ts <= times[0] + window:
+                return True
+    return False
+
+
+@dataclass(frozen=True)
 class RefFunnel:
     counts: list[int]
     medians: list[float | None]
@@ -176,6 +202,7 @@ def ref_funnel(
     window: int,
     order: str = "ordered",
     breakdown: str | None = None,
+    exclusions: Sequence[RefExclusion] = (),
 ) -> RefFunnel:
     """Counts per step (persons with level >= j) and medians from the previous step."""
     reached: list[list[int]] = []  # per person: times of their chosen chain
@@ -192,6 +219,8 @@ def ref_funnel(
                 level = _longest_chain(steps, person_events, e1, window)
                 times = [e.ts for e in _greedy_chain(steps, person_events, e1, window)]
                 assert len(times) == level, "greedy differs from the longest chain"
+            if _excluded(times, person_events, exclusions, window):
+                continue
             if best is None or len(times) > best[0]:
                 best = (len(times), times, e1.properties.get(breakdown) if breakdown else None)
         if best is not None:

@@ -232,6 +232,12 @@ def test_the_matrix_covers_every_blueprint_and_permission(make_app: AppFactory) 
         ("umetrics_openmetrics.set_user_props", "GET"),
         ("umetrics_openmetrics.set_user_props", "POST"),
     }
+    # The persons behind a number read what the report reads: metrics.view, GET only.
+    persons = {(c.path, c.method, c.permission) for c in cases if c.path.endswith("/persons")}
+    assert {
+        (f"/umetrics/api/query/{report}/persons", "GET", "metrics.view")
+        for report in ("funnel", "retention", "trends")
+    } <= persons
     # Each key passes somewhere; it is refused somewhere unless it holds every permission.
     for caller, granted in GRANTS.items():
         outcomes = {expected_status(case.permission, caller, case.operation) for case in cases}

@@ -16,17 +16,19 @@ from datetime import timedelta
 from itertools import accumulate
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Float, case, func, literal, literal_column, select, true, union_all
+from sqlalchemy import Float, case, func, literal, literal_column, or_, select, true, union_all
 from sqlalchemy.sql import ColumnElement, Select, Subquery
 
 from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
+from ..events.validation import to_micros
 from .buckets import INTERVALS, Buckets
 from .compare import check_compare, previous_context
 from .connection import report_connection
 from .context import Count, ReportContext
 from .percentiles import PERCENTILES, percentile_cells
+from .persons import PersonSource
 from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
 
 Math = Literal[
@@ -324,3 +326,70 @@ def _volume(result: TrendsResult, sample: float | None) -> VolumeResult:
     series = [VolumePoint(p.time, round(p.value)) for p in result.results[0].series]
     previous = None if result.previous is None else _volume(result.previous, sample)
     return VolumeResult(result.interval, series, sample, previous)
+
+
+def trend_persons(
+    ctx: ReportContext,
+    *,
+    time: str,
+    event: str | None = None,
+    interval: str = "day",
+    breakdown: str | None = None,
+    breakdown_limit: int = 10,
+    breakdown_value: str | None = None,
+) -> PersonSource:
+    """The persons behind point ``time`` (a bucket start as the report labels it) of the
+    series ``breakdown_value`` (``None``: the missing-value group; ``$other``: every value
+    outside the report's top ``breakdown_limit``): the persons with an event counted there —
+    the ``unique_persons`` count of that point. ``at``: their first such event."""
+    if interval not in INTERVALS:
+        raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
+    if not 1 <= breakdown_limit <= MAX_BREAKDOWN_LIMIT:
+        raise ValidationError("breakdown_limit", f"must be between 1 and {MAX_BREAKDOWN_LIMIT}")
+    if breakdown is None and breakdown_value is not None:
+        raise ValidationError("breakdown_value", "needs a breakdown")
+    buckets = ctx.buckets(interval)
+    labels = buckets.labels()
+    if time not in labels:
+        raise ValidationError("time", "must be the start of a point the report shows")
+    index = labels.index(time)
+    bounds = [to_micros(start) for start in buckets.starts] + [buckets.end_us]
+    span = (max(bounds[index], ctx.from_us), min(bounds[index + 1], ctx.to_us))
+    top: list[str | None] | None = None
+    if breakdown is not None and breakdown_value == OTHER:  # the report's own top values
+        shown = trends(
+            ctx,
+            event=event,
+            interval=interval,
+            breakdown=breakdown,
+            breakdown_limit=breakdown_limit,
+        )
+        top = [
+            series.breakdown_value for series in shown.results if series.breakdown_value != OTHER
+        ]
+    if is_clickhouse():
+        from ..engines.clickhouse.trends import persons_sql
+
+        return PersonSource.clickhouse(
+            *persons_sql(ctx, span, event, breakdown, breakdown_value, top)
+        )
+    base = person_events(ctx.scope_id).where(
+        events.c.ts >= span[0], events.c.ts < span[1], *ctx.event_filters()
+    )
+    if event is not None:
+        base = base.where(events.c.event == event)
+    if breakdown is not None:
+        value = prop_text(events.c.properties, breakdown)
+        if top is not None:
+            named = [v for v in top if v is not None]
+            base = base.where(or_(value.is_(None), value.not_in(named)) if named else true())
+            if None in top:
+                base = base.where(value.is_not(None))
+        elif breakdown_value is None:
+            base = base.where(value.is_(None))
+        else:
+            base = base.where(value == breakdown_value)
+    rows = ctx.rows(base)
+    return PersonSource.sql(
+        select(rows.c.person_id, func.min(rows.c.ts).label("at")).group_by(rows.c.person_id)
+    )

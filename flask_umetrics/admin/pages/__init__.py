@@ -31,6 +31,7 @@ def _all_pages() -> list[Page]:
         overview,
         paths,
         people,
+        persons_behind,
         retention,
         settings,
         stickiness,
@@ -52,6 +53,7 @@ def _all_pages() -> list[Page]:
         experiments,
         ga4,
         settings,
+        persons_behind,
     ]
     return [module.PAGE for module in modules]
 

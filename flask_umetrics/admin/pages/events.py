@@ -13,6 +13,7 @@ from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
+from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
     OPERATORS,
@@ -75,6 +76,18 @@ def _trends_chart(answer: dict[str, Any]) -> tuple[Chart, Table]:
     return chart, Table("trend-totals", "Totals over the range", [column, "total"], totals)
 
 
+def _point_links(answer: dict[str, Any], filters: list[str] | None) -> list[Any]:
+    """Per series, per point: the persons behind it (its unique persons)."""
+    links = []
+    for result in answer["results"]:
+        value = result["breakdown_value"]
+        picked = {"filters": filters, "breakdown_value": value}
+        links.append(
+            [persons_url("trends", {**picked, "time": p["time"]}) for p in result["series"]]
+        )
+    return links
+
+
 def _top_chart(key: str, title: str, items: list[dict[str, Any]], column: str) -> Chart:
     return series_chart(
         key,
@@ -105,6 +118,7 @@ def view() -> Response | str:
         if answer is not None:
             saved = saved_params(TrendsQuery, {"filters": filters})
             trends, totals = _trends_chart(answer)
+            trends.links = _point_links(answer, filters)
             charts.append(trends)
             tables.append(totals)
     if error is None:

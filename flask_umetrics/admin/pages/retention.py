@@ -17,6 +17,7 @@ from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
+from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
     OPERATORS,
@@ -169,11 +170,19 @@ def view() -> Response | str:
             query_retention, RetentionQuery, {"filters": filters, **defaults}
         )
     saved: dict[str, Any] | None = None
+    cell_links: dict[tuple[str, int], str] = {}
     if answer is not None:
         saved = saved_params(
             RetentionQuery, {"filters": filters, **defaults}, SAVED_DEFAULT_RANGE[period]
         )
         cohorts = _cohort_rows(answer, datetime.now(timezone.utc))
+        picked = {"filters": filters, **defaults, "periods": answer["periods"]}
+        for row in cohorts:
+            for k in range(len(row.cells)):
+                cell_links[(row.start, k)] = persons_url(
+                    "retention",
+                    {**picked, "cohort": row.start, "period": [answer["period"], str(k)]},
+                )
         charts.append(_curve(answer, cohorts))
         tables.append(_counts_table(answer))
     start_event = request.args.get("start_event") or None
@@ -186,6 +195,7 @@ def view() -> Response | str:
         error=error,
         answer=answer,
         cohorts=cohorts,
+        cell_links=cell_links,
         label=_label,
         curve=charts[0] if charts else None,
         counts=tables[0] if tables else None,

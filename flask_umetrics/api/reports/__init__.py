@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     lifecycle,
     live,
     paths,
+    persons,
     retention,
     sessions,
     stickiness,

@@ -17,8 +17,9 @@ from ..models import ScopedModel
 from ..params import DateTimeParam
 
 
-def json_filters(value: Any) -> Any:
-    """Each ``filters=`` parameter is a JSON object or list of objects; repeats add up."""
+def json_objects(value: Any, message: str) -> Any:
+    """Query-string text (one or repeated) holding a JSON object or a list of them, as one
+    list; anything else (already parsed) is left to the field's validation."""
     texts = [value] if isinstance(value, str) else value
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         return value
@@ -27,9 +28,14 @@ def json_filters(value: Any) -> Any:
         try:
             item = json.loads(text)
         except ValueError as exc:
-            raise ValueError("must be a JSON list of {key, op, value} objects") from exc
+            raise ValueError(message) from exc
         parsed.extend(item if isinstance(item, list) else [item])
     return parsed
+
+
+def json_filters(value: Any) -> Any:
+    """Each ``filters=`` parameter is a JSON object or list of objects; repeats add up."""
+    return json_objects(value, "must be a JSON list of {key, op, value} objects")
 
 
 class ReportQuery(ScopedModel):

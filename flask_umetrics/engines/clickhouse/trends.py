@@ -108,3 +108,30 @@ def cells(
         params,
     )
     return top, {(group_value, int(bucket)): value for group_value, bucket, value in result}
+
+
+def persons_sql(
+    ctx: ReportContext,
+    span: tuple[int, int],
+    event: str | None,
+    breakdown: str | None,
+    breakdown_value: str | None,
+    top: list[str | None] | None,
+) -> tuple[str, Params]:
+    """``person_id, at`` of the persons behind one point (``queries/trends.py:trend_persons``):
+    events in ``span`` (µs) of the series' group, first event time per person."""
+    params = Params()
+    where = [] if event is None else [f"event = {params.bind(event, 'String')}"]
+    if breakdown is not None:
+        value = prop_text("properties", breakdown, params)
+        if top is not None:
+            named = params.bind([v for v in top if v is not None], "Array(String)")
+            where.append(f"({value} IS NULL OR NOT has({named}, assumeNotNull({value})))")
+            if None in top:
+                where.append(f"{value} IS NOT NULL")
+        elif breakdown_value is None:
+            where.append(f"{value} IS NULL")
+        else:
+            where.append(f"{value} = {params.bind(breakdown_value, 'String')}")
+    source = person_events(ctx, params, bounds=span, where=where)
+    return f"SELECT person_id, min(us) AS at FROM {source} GROUP BY person_id", params
