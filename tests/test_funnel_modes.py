@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import HealthCheck, given, settings, target
+from hypothesis import strategies as st
 
 from flask_umetrics import UMetrics
 from flask_umetrics.errors import ValidationError
+from flask_umetrics.events.validation import to_micros
 from flask_umetrics.queries.context import report_context
-from flask_umetrics.queries.funnel import FunnelExclusion, FunnelStep
+from flask_umetrics.queries.filters import PropertyFilter
+from flask_umetrics.queries.funnel import FunnelExclusion, FunnelStep, funnel
 from flask_umetrics.queries.funnel_modes import (
     FunnelTimeToConvertResult,
     FunnelTrendsResult,
@@ -20,8 +25,21 @@ from flask_umetrics.queries.funnel_modes import (
 )
 
 from .conftest import AppFactory, allow_all
-from .events_data import at, load
-from .test_funnel import run, steps
+from .events_data import at, clear_events, load
+from .reference_models import ref_funnel, ref_funnel_trends, ref_time_to_convert, stored_events
+from .test_funnel import (
+    BASE,
+    GRID,
+    NAMES,
+    _load_random,
+    _ref_step,
+    event_rows,
+    merges,
+    run,
+    slot,
+    step_filter,
+    steps,
+)
 
 pytestmark = pytest.mark.event_stores
 
@@ -236,6 +254,21 @@ def test_funnel_route_modes(make_app: AppFactory) -> None:
     assert timed.status_code == 200, timed.json
     assert (timed.json["converted"], timed.json["median_seconds"]) == (4, 900.0)
     assert timed.json["histogram"][0] == {"start_seconds": 300, "end_seconds": 1200, "count": 2}
+    load(app, [("a", "signup", "2026-03-02T10:00", {"src": "ads"})])
+    last = client.get(
+        f"{base}&{three}&breakdown=src&breakdown_attribution=step&breakdown_attribution_step=0"
+    )
+    assert last.status_code == 200, last.json
+    assert (last.json["breakdown_attribution"], last.json["breakdown_attribution_step"]) == (
+        "step",
+        0,
+    )
+    assert [b["value"] for b in last.json["breakdowns"]] == [None]  # a's chosen attempt: the first
+    touch = client.get(f"{base}&{three}&breakdown=src&breakdown_attribution=last_touch").json
+    assert [(b["value"], b["steps"][0]["count"]) for b in touch["breakdowns"]] == [
+        (None, 4),
+        ("ads", 1),
+    ]
     for bad, field in [
         ("mode=sideways", "mode"),
         ("mode=trends&interval=hour", "interval"),
@@ -243,6 +276,13 @@ def test_funnel_route_modes(make_app: AppFactory) -> None:
         ("mode=time_to_convert&to_step=5", "to_step"),
         ("mode=time_to_convert&bins=0", "bins"),
         ("mode=trends&breakdown=plan", "breakdown"),
+        ("breakdown_attribution=first_touch", "breakdown_attribution"),
+        ("breakdown=src&breakdown_attribution=middle", "breakdown_attribution"),
+        ("breakdown=src&breakdown_attribution=step", "breakdown_attribution_step"),
+        (
+            "breakdown=src&breakdown_attribution=step&breakdown_attribution_step=3",
+            "breakdown_attribution_step",
+        ),
     ]:
         response = client.get(f"{base}&{three}&{bad}")
         assert response.status_code == 400, (bad, response.json)
@@ -262,3 +302,241 @@ def test_openapi_documents_the_modes(make_app: AppFactory) -> None:
         "FunnelTrendsResult",
         "FunnelTimeToConvertResult",
     ]
+
+
+# --- breakdown attribution ----------------------------------------------------------------
+
+
+def _load_sources(app: Flask) -> None:
+    load(
+        app,
+        [
+            ("a", "signup", "2026-03-01T10:00", {"src": "ads"}),
+            ("a", "view", "2026-03-01T10:10", {"src": "mail"}),
+            ("a", "buy", "2026-03-01T10:20"),
+            ("b", "pageview", "2026-03-01T09:00", {"src": "x"}),  # no step: never attributed
+            ("b", "signup", "2026-03-01T10:00"),
+            ("b", "view", "2026-03-01T10:10", {"src": "seo"}),
+            ("b", "buy", "2026-03-01T10:20", {"src": "ads"}),
+            ("c", "signup", "2026-03-01T10:00", {"src": "mail"}),
+            ("c", "view", "2026-03-01T10:10"),
+        ],
+    )
+
+
+def split(app: Flask, order: str, **options: Any) -> list[tuple[str | None, list[Any]]]:
+    result = run(app, SIGNUP_VIEW_BUY, order=order, breakdown="src", **options)
+    assert result.breakdowns is not None
+    return [(b.value, [s.count for s in b.steps]) for b in result.breakdowns]
+
+
+@pytest.mark.parametrize("order", ["ordered", "strict", "any"])
+@pytest.mark.parametrize(
+    ("attribution", "expected"),
+    [
+        ("entry", [("ads", [1, 1, 1]), ("mail", [1, 1, 0]), (None, [1, 1, 1])]),
+        ("first_touch", [("ads", [1, 1, 1]), ("mail", [1, 1, 0]), ("seo", [1, 1, 1])]),
+        ("last_touch", [("mail", [2, 2, 1]), ("ads", [1, 1, 1])]),
+    ],
+)
+def test_breakdown_attribution_touch(
+    app: Flask, order: str, attribution: str, expected: list[Any]
+) -> None:
+    _load_sources(app)
+    assert split(app, order, breakdown_attribution=attribution) == expected
+
+
+@pytest.mark.parametrize("order", ["ordered", "strict"])
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (0, [("ads", [1, 1, 1]), ("mail", [1, 1, 0]), (None, [1, 1, 1])]),
+        (1, [("mail", [1, 1, 1]), ("seo", [1, 1, 1]), (None, [1, 1, 0])]),
+        # c never bought: no value; a's buy has none
+        (2, [(None, [2, 2, 1]), ("ads", [1, 1, 1])]),
+    ],
+)
+def test_breakdown_attribution_step(app: Flask, order: str, step: int, expected: list[Any]) -> None:
+    _load_sources(app)
+    result = run(
+        app,
+        SIGNUP_VIEW_BUY,
+        order=order,
+        breakdown="src",
+        breakdown_attribution="step",
+        breakdown_attribution_step=step,
+    )
+    assert result.breakdown_attribution == "step" and result.breakdown_attribution_step == step
+    assert split(app, order, breakdown_attribution="step", breakdown_attribution_step=step) == (
+        expected
+    )
+
+
+def test_step_attribution_finds_the_chains_own_event(app: Flask) -> None:
+    load(
+        app,
+        [
+            # Two views: the chain's is the first one after the signup, not the earlier view.
+            ("a", "view", "2026-03-01T09:00", {"src": "early"}),
+            ("a", "signup", "2026-03-01T10:00"),
+            ("a", "view", "2026-03-01T10:10", {"src": "chain"}),
+            ("a", "view", "2026-03-01T10:20", {"src": "late"}),
+        ],
+    )
+    for order in ("ordered", "strict"):
+        result = run(
+            app,
+            steps("signup", "view"),
+            order=order,
+            breakdown="src",
+            breakdown_attribution="step",
+            breakdown_attribution_step=1,
+        )
+        assert result.breakdowns is not None
+        assert [(b.value, [s.count for s in b.steps]) for b in result.breakdowns] == [
+            ("chain", [1, 1])
+        ]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"breakdown_attribution": "middle"}, "breakdown_attribution"),
+        ({"breakdown_attribution": "step"}, "breakdown_attribution_step"),
+        (
+            {"breakdown_attribution": "step", "breakdown_attribution_step": 3},
+            "breakdown_attribution_step",
+        ),
+        (
+            {"breakdown_attribution": "first_touch", "breakdown_attribution_step": 1},
+            "breakdown_attribution_step",
+        ),
+        (
+            {"breakdown_attribution": "step", "breakdown_attribution_step": 1, "order": "any"},
+            "breakdown_attribution",
+        ),
+        ({"breakdown_attribution": "last_touch", "breakdown": None}, "breakdown_attribution"),
+    ],
+)
+def test_breakdown_attribution_bad_arguments(
+    app: Flask, options: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as error:
+        run(app, SIGNUP_VIEW_BUY, **{"breakdown": "src", **options})
+    assert error.value.field == field
+
+
+# --- property tests against the reference model -------------------------------------------
+
+SPREAD = 10 * 3600  # seconds between grid slots here: the entries fall on several days
+
+
+def _random_steps(data: st.DataObject, order: str) -> list[FunnelStep]:
+    names = data.draw(st.lists(st.sampled_from(NAMES), min_size=2, max_size=3))
+    shared = {name: data.draw(step_filter) for name in NAMES}
+    funnel_steps = []
+    for name in names:
+        wanted = data.draw(step_filter) if order == "any" else shared[name]
+        filters = () if wanted is None else (PropertyFilter(key="p", value=wanted),)
+        funnel_steps.append(FunnelStep(name, filters))
+    return funnel_steps
+
+
+def _spread(app: Flask, rows: list[Any]) -> None:
+    clear_events(app)
+    stored = []
+    for distinct, name, n, p, active in rows:
+        moment = at(BASE) + timedelta(seconds=n * SPREAD)
+        stored.append(
+            (f"d{distinct}", name, moment.isoformat(), {} if p is None else {"p": p}, active)
+        )
+    load(app, stored)
+
+
+@pytest.mark.parametrize("order", ["ordered", "strict", "any"])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=event_rows, data=st.data())
+def test_modes_match_the_reference(
+    app: Flask, rows: list[Any], data: st.DataObject, order: str
+) -> None:
+    _spread(app, rows)
+    funnel_steps = _random_steps(data, order)
+    window = data.draw(st.sampled_from([1, 2, 5])) * SPREAD
+    first = data.draw(st.integers(0, 3))
+    last = data.draw(st.integers(first + 1, 7))
+    to_step = data.draw(st.integers(1, len(funnel_steps) - 1))
+    from_step = data.draw(st.integers(0, to_step - 1))
+    bins = data.draw(st.integers(1, 4))
+    start, stop = (
+        at(BASE) + timedelta(seconds=first * SPREAD),
+        at(BASE) + timedelta(seconds=last * SPREAD),
+    )
+    ref = [_ref_step(s) for s in funnel_steps]
+    options: dict[str, Any] = {"window_seconds": window, "order": order}
+    with app.app_context():
+        ctx = report_context(date_from=start, date_to=stop)
+        trend = funnel_trends(ctx, funnel_steps, **options)
+        timed = funnel_time_to_convert(
+            ctx, funnel_steps, from_step=from_step, to_step=to_step, bins=bins, **options
+        )
+        buckets = ctx.buckets("day")
+        bounds = [to_micros(b) for b in buckets.starts] + [buckets.end_us]
+        evs = stored_events()
+    span = (to_micros(start), to_micros(stop), window * 1_000_000)
+    expected = ref_funnel_trends(evs, ref, bounds, *span, order)
+    target(float(sum(c for _, c in expected)))
+    assert [(p.entered, p.converted) for p in trend.points] == expected
+    converted, average, median, histogram = ref_time_to_convert(
+        evs, ref, *span, order, from_step, to_step, bins
+    )
+    assert (timed.converted, timed.average_seconds, timed.median_seconds) == (
+        converted,
+        average,
+        median,
+    )
+    assert [(b.start_seconds, b.end_seconds, b.count) for b in timed.histogram] == histogram
+
+
+@pytest.mark.parametrize("order", ["ordered", "strict", "any"])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=event_rows, links=merges, data=st.data())
+def test_attribution_matches_the_reference(
+    app: Flask, rows: list[Any], links: list[tuple[int, int]], data: st.DataObject, order: str
+) -> None:
+    _load_random(app, rows, links)
+    funnel_steps = _random_steps(data, order)
+    kinds = ["entry", "first_touch", "last_touch"] + ([] if order == "any" else ["step"])
+    kind = data.draw(st.sampled_from(kinds))
+    step = data.draw(st.integers(0, len(funnel_steps) - 1)) if kind == "step" else None
+    window = data.draw(st.sampled_from([1, 2, 3, 20])) * GRID
+    first = data.draw(st.integers(0, 3))
+    last = data.draw(st.integers(first + 1, 7))
+    with app.app_context():
+        ctx = report_context(date_from=slot(first), date_to=slot(last))
+        result = funnel(
+            ctx,
+            funnel_steps,
+            window_seconds=window,
+            order=order,
+            breakdown="p",
+            breakdown_limit=100,
+            breakdown_attribution=kind,
+            breakdown_attribution_step=step,
+        )
+        expected = ref_funnel(
+            stored_events(),
+            [_ref_step(s) for s in funnel_steps],
+            to_micros(slot(first)),
+            to_micros(slot(last)),
+            window * 1_000_000,
+            order,
+            breakdown="p",
+            attribution=(kind, step or 0),
+        )
+    assert result.breakdowns is not None
+    got = {b.value: [s.count for s in b.steps] for b in result.breakdowns}
+    assert got == {None if v is None else str(v): c for v, c in expected.breakdown.items()}

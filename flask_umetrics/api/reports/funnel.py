@@ -73,6 +73,18 @@ class FunnelQuery(ReportQuery):
         None, max_length=200, description="Property of the step-1 event to split by."
     )
     breakdown_limit: int = Field(10, ge=1, le=100)
+    breakdown_attribution: Literal["entry", "first_touch", "last_touch", "step"] = Field(
+        "entry",
+        description=(
+            "Which event's value a person is counted under: entry (the step-1 event of their "
+            "chosen attempt), first_touch / last_touch (the first / last value present over "
+            "their events matching any step), step (the event of breakdown_attribution_step "
+            "in their chosen attempt; not in order=any)."
+        ),
+    )
+    breakdown_attribution_step: int | None = Field(
+        None, ge=0, lt=MAX_STEPS, description="0-based step, with breakdown_attribution=step."
+    )
     exclude: list[ExclusionParam] = Field(
         default_factory=list,
         max_length=MAX_EXCLUSIONS,
@@ -155,6 +167,8 @@ def query_funnel(call: APICall) -> FunnelResult | FunnelTrendsResult | FunnelTim
     ctx = q.context(call.scope_id)
     if q.mode != "steps" and q.breakdown is not None:
         raise ValidationError("breakdown", "only with mode=steps")
+    if q.breakdown_attribution != "entry" and q.breakdown is None:
+        raise ValidationError("breakdown_attribution", "needs a breakdown")
     if q.mode == "trends":
         return funnel_trends(
             ctx,
@@ -183,4 +197,6 @@ def query_funnel(call: APICall) -> FunnelResult | FunnelTrendsResult | FunnelTim
         breakdown=q.breakdown,
         breakdown_limit=q.breakdown_limit,
         exclusions=q.exclusions(),
+        breakdown_attribution=q.breakdown_attribution,
+        breakdown_attribution_step=q.breakdown_attribution_step,
     )
