@@ -540,3 +540,49 @@ def test_attribution_matches_the_reference(
     assert result.breakdowns is not None
     got = {b.value: [s.count for s in b.steps] for b in result.breakdowns}
     assert got == {None if v is None else str(v): c for v, c in expected.breakdown.items()}
+
+
+# --- the dashboard's Funnels page -----------------------------------------------------------
+
+
+def test_funnels_page_switches_mode(make_app: AppFactory) -> None:
+    extension = UMetrics()
+    allow_all(extension)
+    app = make_app(extension, SECRET_KEY="test-secret")
+    load(
+        app,
+        [
+            ("a", "view", "2026-03-02T10:00"),
+            ("a", "signup", "2026-03-02T10:30"),
+            ("a", "buy", "2026-03-02T13:00"),
+            ("b", "view", "2026-03-02T11:00"),
+            ("b", "signup", "2026-03-03T11:00"),
+            ("c", "view", "2026-03-03T09:00"),
+            ("a", "view", "2026-03-03T12:00"),
+        ],
+    )
+    client = app.test_client()
+    path = "/umetrics/admin/funnels?date_from=2026-03-02&date_to=2026-03-04&step=view&step=signup"
+
+    def table(query: str, name: str) -> list[str]:
+        answer = client.get(f"{path}&{query}&format=csv&table={name}")
+        assert answer.status_code == 200, answer.text
+        return answer.text.splitlines()
+
+    assert table("step=buy&mode=trends", "funnel-trends") == [
+        "time,entered,converted,conversion_rate",
+        "2026-03-02,2,1,0.5",
+        "2026-03-03,2,0,0",
+    ]
+    assert table("mode=time_to_convert&bins=2", "funnel-time") == [
+        "seconds,persons",
+        "1800 to 44100 s,1",
+        "44100 to 86400 s,1",
+    ]
+    page = client.get(f"{path}&mode=time_to_convert&bins=2").text
+    assert 'data-testid="funnel-median">12 h 15 min</strong>' in page
+    assert 'data-testid="funnel-persons"' not in page
+    assert '<option value="time_to_convert" selected>' in page
+    steps_page = client.get(path).text
+    assert 'data-testid="funnel-persons"' in steps_page
+    assert '<option value="steps" selected>' in steps_page
