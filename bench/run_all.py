@@ -2,8 +2,9 @@
 
     python -m bench.run_all [--events N] [--persons P] [--days D] [--repeat R]
                             [--ingest-events M] [--evaluations F] [--stat-metrics K]
-                            [--stat-readings J] [--skip-postgres] [--skip-ingest]
-                            [--pg-url URL] [--output PATH] [--work-dir DIR]
+                            [--stat-readings J] [--stores LIST] [--skip-postgres]
+                            [--skip-clickhouse] [--skip-ingest] [--pg-url URL]
+                            [--output PATH] [--work-dir DIR]
 
 It drives the parts in ``bench/analytics.py`` (reports against DuckDB, REST ingestion against a
 raw ``executemany``), ``bench/flags.py`` (``resolve_variant`` against the GrowthBook SDK),
@@ -18,6 +19,7 @@ from the raw SELECT's, ingestion not exactly once). **The PostgreSQL database is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sqlite3
 import sys
@@ -37,6 +39,8 @@ DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.md"
 #: Passes of the µs rows (flags, stat store): at least this many, whatever ``--repeat`` says.
 MIN_PASSES = 5
 DATABASES = ("SQLite", "PostgreSQL")
+#: ``--stores`` names: the stores whose rows the run measures.
+STORES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "clickhouse": "ClickHouse"}
 
 
 @dataclass
@@ -254,9 +258,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--evaluations", type=int, default=2000, help="flag subjects")
     parser.add_argument("--stat-metrics", type=int, default=100, help="metrics in the stat store")
     parser.add_argument("--stat-readings", type=int, default=1000, help="readings per metric")
-    parser.add_argument("--skip-postgres", action="store_true", help="SQLite and DuckDB only")
+    parser.add_argument(
+        "--stores",
+        default=",".join(STORES),
+        help="comma-separated stores to measure against DuckDB (default: all): "
+        f"{', '.join(STORES)}. Leaving a store out skips its load, report, stat store and "
+        "ingestion rows; 'clickhouse' alone keeps persons in a SQLite file with no events",
+    )
+    parser.add_argument("--skip-postgres", action="store_true", help="as if --stores lacked it")
     parser.add_argument("--skip-ingest", action="store_true", help="no REST or memory rows")
-    parser.add_argument("--skip-clickhouse", action="store_true", help="no ClickHouse (chdb) rows")
+    parser.add_argument("--skip-clickhouse", action="store_true", help="as if --stores lacked it")
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("UMETRICS_BENCH_DATABASE_URL", analytics.DEFAULT_PG_URL),
@@ -272,6 +283,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="scratch files (SQLite, CSV, logs)",
     )
     args = parser.parse_args(argv)
+    stores = [name.strip().lower() for name in args.stores.split(",") if name.strip()]
+    unknown = sorted(set(stores) - set(STORES))
+    if unknown or not stores:
+        parser.error(f"--stores takes some of {', '.join(STORES)} (got {args.stores!r})")
+    args.stores = {
+        name
+        for name in stores
+        if not (name == "postgresql" and args.skip_postgres)
+        and not (name == "clickhouse" and args.skip_clickhouse)
+    }
     if args.persons is None:
         args.persons = max(1, args.events // 20)
     if args.days < 7:
@@ -288,11 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     work_dir: Path = args.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
-    pg_url: str | None = None if args.skip_postgres else args.pg_url
-    databases = DATABASES if pg_url else DATABASES[:1]
-    use_clickhouse = not args.skip_clickhouse
-    if use_clickhouse:
-        databases = (*databases, "ClickHouse")
+    pg_url: str | None = args.pg_url if "postgresql" in args.stores else None
+    use_sqlite = "sqlite" in args.stores
+    use_clickhouse = "clickhouse" in args.stores
+    databases = tuple(STORES[name] for name in STORES if name in args.stores)
     passes = max(args.repeat, MIN_PASSES)
     load_average = os.getloadavg()[0]
 
@@ -301,9 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"  {analytics.describe(data)}")
     load = Row(f"load {len(data.events):,} events + persons + ids", Cell(), Cell(), Cell())
     sqlite_path = work_dir / "analytics.sqlite"
-    log(f"loading SQLite {sqlite_path}")
-    load.sqlite = Cell(analytics.load_sqlite(data, sqlite_path))
-    sqlite_app = analytics.make_app(f"sqlite:///{sqlite_path}", "bench_sqlite")
+    sqlite_app = None
+    if use_sqlite:
+        log(f"loading SQLite {sqlite_path}")
+        load.sqlite = Cell(analytics.load_sqlite(data, sqlite_path))
+        sqlite_app = analytics.make_app(f"sqlite:///{sqlite_path}", "bench_sqlite")
+    else:  # the ClickHouse app still keeps persons and keys in a SQL database
+        analytics.load_sqlite(dataclasses.replace(data, events=[]), sqlite_path)
     ch_app = None
     if use_clickhouse:
         ch_url = clickhouse.chdb_url(work_dir / "chdb-reports")
@@ -329,14 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     del data
     table = report_rows(load, questions, databases)
 
-    log(f"stat store: {args.stat_metrics} metrics x {args.stat_readings:,} readings")
-    stats.seed_sqlite(str(sqlite_path), args.stat_metrics, args.stat_readings, args.seed)
-    connection = sqlite3.connect(sqlite_path)
-    try:
-        execute = stats.sqlite_execute(connection)
-        table += stat_rows("SQLite", sqlite_app, execute, args.stat_metrics, passes)
-    finally:
-        connection.close()
+    if sqlite_app is not None:
+        log(f"stat store: {args.stat_metrics} metrics x {args.stat_readings:,} readings")
+        stats.seed_sqlite(str(sqlite_path), args.stat_metrics, args.stat_readings, args.seed)
+        connection = sqlite3.connect(sqlite_path)
+        try:
+            execute = stats.sqlite_execute(connection)
+            table += stat_rows("SQLite", sqlite_app, execute, args.stat_metrics, passes)
+        finally:
+            connection.close()
     if pg_url and pg_app is not None:
         stats.seed_postgres(pg_url, args.stat_metrics, args.stat_readings, args.seed)
         dsn = analytics.plain_dsn(pg_url)

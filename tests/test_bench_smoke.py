@@ -107,3 +107,16 @@ def test_bench_driver_prints_every_row_with_a_ratio(tmp_path: Path) -> None:
         "40/40 same variant"
     ]
     assert output.read_text(encoding="utf-8") == done.stdout
+
+
+def test_stores_option_picks_the_stores_measured() -> None:
+    from bench import run_all
+
+    assert run_all.parse_args([]).stores == {"sqlite", "postgresql", "clickhouse"}
+    assert run_all.parse_args(["--stores", "ClickHouse"]).stores == {"clickhouse"}
+    both = run_all.parse_args(["--stores", "sqlite,clickhouse", "--skip-clickhouse"])
+    assert both.stores == {"sqlite"}
+    assert run_all.parse_args(["--skip-postgres"]).stores == {"sqlite", "clickhouse"}
+    for wrong in ("duckdb", ",", "sqlite,mysql"):
+        with pytest.raises(SystemExit):
+            run_all.parse_args(["--stores", wrong])
