@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from ..queries.filters import PropertyFilter
 from ..queries.sql import check_property_key
 from .hashing import bucket_ranges
+from .sample_size import DEFAULT_MDE
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 Kind = Literal["experiment", "flag"]
@@ -68,11 +69,19 @@ class RolloutRule(BaseModel):
 
 
 class ExperimentRule(BaseModel):
-    """The feature's experiment (its variants, weights, coverage, targeting, namespace)."""
+    """The feature's experiment (its variants, weights, coverage, targeting, namespace), with
+    how its results are analysed and which stored assignments it still honours."""
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["experiment"]
     id: str = Field(default="", max_length=100)
+    #: Test "treatment beats control" one-sided instead of "differs from control".
+    one_sided: bool = False
+    #: The minimum detectable effect (relative) the sample-size estimate plans for.
+    mde: float = Field(default=DEFAULT_MDE, gt=0, le=10, allow_inf_nan=False)
+    #: Stored assignments of older bucket versions no longer count (GrowthBook's
+    #: ``minBucketVersion``): a subject holding one is left out of the experiment.
+    min_bucket_version: int = Field(default=0, ge=0)
 
 
 RuleSpec = Annotated[ForceRule | RolloutRule | ExperimentRule, Field(discriminator="type")]
@@ -201,6 +210,14 @@ class Experiment:
     def has_experiment(self) -> bool:
         """Whether the experiment is one of the rules (else only rules and overrides serve)."""
         return any(rule.type == "experiment" for rule in self.rules)
+
+    @property
+    def experiment_rule(self) -> ExperimentRule:
+        """The experiment rule (its analysis settings), or the defaults when it has none."""
+        for rule in self.rules:
+            if isinstance(rule, ExperimentRule):
+                return rule
+        return EXPERIMENT_ONLY[0]  # type: ignore[return-value]
 
     @property
     def weights(self) -> list[float]:
