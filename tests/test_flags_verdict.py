@@ -10,7 +10,7 @@ import pytest
 
 from flask_umetrics.errors import ValidationError
 from flask_umetrics.flags.sample_size import plan, required_per_variant
-from flask_umetrics.flags.verdict import percent, verdict
+from flask_umetrics.flags.verdict import percent, plan_text, verdict
 
 Z_975 = 1.959963984540054  # z(1 - 0.05/2)
 Z_95 = 1.6448536269514722  # z(1 - 0.05)
@@ -85,8 +85,19 @@ def test_significant_win_before_the_planned_sample_says_keep_running() -> None:
     said = verdict(row(), goal="plan_upgraded", alpha=0.05, progress=0.4, days_remaining=5.2)
     assert said.kind == "win"
     assert said.text == (
-        "Annual-first raises plan_upgraded by 33% (95% CI 2% to 57%); 96.9% chance to beat "
+        "annual-first raises plan_upgraded by 33% (95% CI 2% to 57%); 96.9% chance to beat "
         "control; keep running: 40% of the planned sample, about 6 more days at current traffic"
+    )
+
+
+def test_a_far_away_plan_is_said_plainly() -> None:
+    said = verdict(row(), goal="g", alpha=0.05, progress=0.0002, days_remaining=81_499.2)
+    assert said.text.endswith(
+        "keep running: under 1% of the planned sample, more than a year at current traffic"
+    )
+    said = verdict(row(), goal="g", alpha=0.05, progress=0.5, days_remaining=0.3)
+    assert said.text.endswith(
+        "keep running: 50% of the planned sample, about 1 more day at current traffic"
     )
 
 
@@ -107,8 +118,22 @@ def test_significant_loss() -> None:
     )
     assert said.kind == "loss"
     assert said.text == (
-        "Annual-first lowers plan_upgraded by 12% (95% CI -20% to -4%); 0.2% chance to beat "
+        "annual-first lowers plan_upgraded by 12% (95% CI -20% to -4%); 0.2% chance to beat "
         "control; significant: consider stopping annual-first"
+    )
+
+
+def test_significant_loss_early_says_consider_stopping() -> None:
+    said = verdict(
+        row(rel_lift=-0.12, rel_ci=[-0.2, -0.04], rel_p_value=0.004, chance_to_win=0.002),
+        goal="plan_upgraded",
+        alpha=0.05,
+        progress=0.2,
+        days_remaining=3,
+    )
+    assert said.kind == "loss"
+    assert said.text.endswith(
+        "consider stopping annual-first: only 20% of the planned sample so far"
     )
 
 
@@ -172,3 +197,24 @@ def test_srm_warning_trumps_the_numbers() -> None:
 )
 def test_percent(value: float, text: str) -> None:
     assert percent(value) == text
+
+
+def test_plan_text() -> None:
+    plan_data = {
+        "baseline": 0.1,
+        "mde": 0.05,
+        "power": 0.8,
+        "per_variant": 57_760,
+        "progress": 0.4,
+        "exposed_per_day": 4_000.0,
+        "days_remaining": 17.3,
+    }
+    assert plan_text(plan_data, goal="buy", alpha=0.05) == (
+        "Planned sample: 57,760 subjects per variant to detect a 5% change in buy (baseline 0.1, "
+        "80% power, \u03b1 = 0.05); 40% reached; 4,000.0 subjects exposed per day, about 18 more "
+        "days at current traffic."
+    )
+    assert plan_text(None, goal="buy", alpha=0.05) == (
+        "No planned sample yet: the control has no baseline for buy"
+    )
+    assert plan_text(None, goal=None, alpha=0.05) == ""

@@ -86,7 +86,7 @@ def verdict(
         head = f"{variant} lowers {goal} by {percent(-lift)}"
     else:
         kind = "inconclusive"
-        head = f"no clear difference: {variant} changes {goal} by {_signed(lift)}"
+        head = f"No clear difference: {variant} changes {goal} by {_signed(lift)}"
     level = percent(1 - alpha)
     low, high = ci
     if one_sided and not sequential:
@@ -98,14 +98,17 @@ def verdict(
     if chance is not None:
         parts.append(f"{percent_chance(chance)} chance to beat control")
     parts.append(_advice(kind, variant, sequential, progress, days_remaining))
-    text = "; ".join(parts)
-    return Verdict(variant, kind, text[0].upper() + text[1:])
+    return Verdict(variant, kind, "; ".join(parts))
 
 
 def percent_chance(value: float) -> str:
     """Chances with one decimal (``96.9%``), never rounded to a certain 0% or 100%."""
     scaled = min(max(value * 100, 0.1), 99.9)
     return f"{scaled:.1f}%"
+
+
+def _share(progress: float) -> str:
+    return percent(progress) if progress >= 0.01 or progress == 0 else "under 1%"
 
 
 def _signed(value: float) -> str:
@@ -120,12 +123,15 @@ def _advice(
     days_remaining: float | None,
 ) -> str:
     reached = progress is not None and progress >= 1
+    if kind == "loss" and progress is not None and not reached and not sequential:
+        # A loss is worth acting on early: keeping subjects on a worse variant has a cost.
+        return f"consider stopping {variant}: only {_share(progress)} of the planned sample so far"
     if progress is not None and not reached and not (sequential and kind != "inconclusive"):
-        remaining = ""
-        if days_remaining is not None and math.isfinite(days_remaining):
-            days = max(1, math.ceil(days_remaining))
-            remaining = f", about {days} more day{'s' if days != 1 else ''} at current traffic"
-        return f"keep running: {percent(progress)} of the planned sample{remaining}"
+        remaining = duration(days_remaining)
+        return (
+            f"keep running: {_share(progress)} of the planned sample"
+            f"{', ' + remaining if remaining else ''}"
+        )
     if kind == "win":
         return f"significant: consider shipping {variant}"
     if kind == "loss":
@@ -133,3 +139,34 @@ def _advice(
     if reached:
         return "planned sample reached: any effect is likely smaller than the one planned for"
     return "keep running"
+
+
+def duration(days_remaining: float | None) -> str:
+    """``about 6 more days at current traffic``; empty when there is no traffic to go by."""
+    if days_remaining is None or not math.isfinite(days_remaining):
+        return ""
+    if days_remaining > 365:
+        return "more than a year at current traffic"
+    days = max(1, math.ceil(days_remaining))
+    return f"about {days:,} more day{'s' if days != 1 else ''} at current traffic"
+
+
+def plan_text(sample_size: dict[str, Any] | None, *, goal: str | None, alpha: float) -> str:
+    """The results' ``sample_size`` as a sentence: "needs N per variant, about D more days"."""
+    if sample_size is None:
+        if goal is None:
+            return ""
+        return f"No planned sample yet: the control has no baseline for {goal}"
+    text = (
+        f"Planned sample: {sample_size['per_variant']:,} subjects per variant to detect a "
+        f"{percent(sample_size['mde'])} change in {goal} (baseline "
+        f"{sample_size['baseline']:.4g}, {percent(sample_size['power'])} power, "
+        f"\u03b1 = {alpha:g}); {_share(sample_size['progress'])} reached"
+    )
+    per_day = sample_size["exposed_per_day"]
+    if per_day is not None:
+        text += f"; {per_day:,.1f} subjects exposed per day"
+        remaining = duration(sample_size["days_remaining"])
+        if remaining and sample_size["progress"] < 1:
+            text += f", {remaining}"
+    return text + "."
