@@ -177,6 +177,12 @@ def from_sums(key: str, total: float, sum_squares: float, n: int) -> VariantSumm
     return VariantSummary(key, n, total / n, math.sqrt((sum_squares - total**2 / n) / (n - 1)))
 
 
+def proportion(key: str, successes: int, n: int) -> VariantSummary:
+    """A gbstats ``ProportionStatistic``: variance p(1-p) (ddof=0) as our stddev."""
+    p = successes / n
+    return VariantSummary(key, n, p, math.sqrt(p * (1 - p)))
+
+
 def rounded(value: float | None) -> float:
     assert value is not None
     return round(value, 5)
@@ -212,10 +218,6 @@ def test_gbstats_two_sided_ttest_relative() -> None:
 
 
 def test_gbstats_two_sided_ttest_binom() -> None:
-    def proportion(key: str, successes: int, n: int) -> VariantSummary:
-        p = successes / n
-        return VariantSummary(key, n, p, math.sqrt(p * (1 - p)))  # gbstats: p(1-p), ddof=0
-
     result = welch(proportion("a", 14, 28), proportion("b", 16, 30))
     assert rounded(result.rel_lift) == 0.06667
     assert rounded(result.rel_se) == 0.2717
@@ -267,10 +269,6 @@ def test_gbstats_sequential_test_runs() -> None:
 
 
 def test_gbstats_sequential_test_runs_prop() -> None:
-    def proportion(key: str, successes: int, n: int) -> VariantSummary:
-        p = successes / n
-        return VariantSummary(key, n, p, math.sqrt(p * (1 - p)))  # gbstats: p(1-p), ddof=0
-
     result = welch(proportion("a", 1396, 3000), proportion("b", 2422, 3461))
     assert rounded(result.rel_lift) == 0.50386
     assert rounded(result.rel_se) == 0.03386

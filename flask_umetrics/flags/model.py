@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from ..queries.filters import PropertyFilter
 from ..queries.sql import check_property_key
-from .hashing import bucket_ranges
+from .compiled import CompiledCondition, compile_condition
+from .hashing import bucket_ranges, seed_state
 from .sample_size import DEFAULT_MDE
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
@@ -182,29 +183,47 @@ class Experiment:
     rules: tuple[RuleSpec, ...] = EXPERIMENT_ONLY
     overrides: tuple[OverrideSpec, ...] = ()
     ranges: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
+    #: The FNV state after ``seed`` (hash version 2 then hashes only the subject id).
+    seed_state: int = field(init=False, repr=False, compare=False)
     variant_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
     override_subjects: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    #: What ``get_value`` returns per variant key (precomputed: read on every evaluation).
+    values: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+    #: ``conditions`` and each rule's condition compiled (None: interpret it, or no condition).
+    condition_check: CompiledCondition | None = field(init=False, repr=False, compare=False)
+    rule_checks: tuple[CompiledCondition | None, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "seed_state", seed_state(self.seed))
         ranges = bucket_ranges(len(self.variants), self.coverage, self.weights)
         object.__setattr__(self, "ranges", tuple(ranges))
         object.__setattr__(self, "variant_keys", tuple(v.key for v in self.variants))
+        object.__setattr__(self, "condition_check", compile_condition(self.conditions))
+        rule_checks = tuple(
+            None if isinstance(rule, ExperimentRule) else compile_condition(rule.condition)
+            for rule in self.rules
+        )
+        object.__setattr__(self, "rule_checks", rule_checks)
         subjects: dict[str, str] = {}
         for override in self.overrides:
             for subject in override.subject_ids or ():
                 subjects.setdefault(subject, override.variant)
         object.__setattr__(self, "override_subjects", MappingProxyType(subjects))
+        values: dict[str, Any] = {}
+        for spec in self.variants:
+            values.setdefault(spec.key, self._value(spec))  # the first variant of a key wins
+        object.__setattr__(self, "values", MappingProxyType(values))
 
     def value_of(self, variant: str | None) -> Any:
         """What ``get_value`` returns for ``variant`` (None for no variant)."""
-        for spec in self.variants:
-            if spec.key == variant:
-                if spec.value is not None:
-                    return spec.value
-                if self.value_type == "boolean" and self.variant_keys == BOOLEAN_VARIANTS:
-                    return variant == "on"
-                return spec.key
-        return None
+        return self.values.get(variant) if variant is not None else None
+
+    def _value(self, spec: VariantSpec) -> Any:
+        if spec.value is not None:
+            return spec.value
+        if self.value_type == "boolean" and self.variant_keys == BOOLEAN_VARIANTS:
+            return spec.key == "on"
+        return spec.key
 
     @property
     def has_experiment(self) -> bool:
