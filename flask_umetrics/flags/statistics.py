@@ -217,12 +217,16 @@ def t_test(
         return _NO_TEST
     statistic = estimate / se
     t = _stats().t
+    ci: tuple[float, float] | None
     if one_sided:
         p_value = _finite(float(t.sf(statistic, df)))
         low = estimate - float(t.ppf(1.0 - alpha, df)) * se
-        return p_value, ((low, math.inf) if math.isfinite(low) else None)
-    p_value = _finite(2.0 * float(t.sf(abs(statistic), df)))
-    return p_value, _interval(estimate, float(t.ppf(1.0 - alpha / 2.0, df)) * se)
+        ci = (low, math.inf) if math.isfinite(low) else None
+    else:
+        p_value = _finite(2.0 * float(t.sf(abs(statistic), df)))
+        ci = _interval(estimate, float(t.ppf(1.0 - alpha / 2.0, df)) * se)
+    # Both or neither (an interval that overflows): a p-value is never shown without its CI.
+    return (p_value, ci) if p_value is not None and ci is not None else _NO_TEST
 
 
 def _sequential(
