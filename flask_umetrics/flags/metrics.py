@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -68,7 +68,9 @@ class ExposureCounts:
 
     per_variant: dict[str, int]
     multiple_variants: int
-    first_ts: int | None = None  # the earliest first exposure (microseconds), None if nobody
+    #: The earliest first exposure (microseconds), None if nobody: where the traffic estimate
+    #: starts. Not part of equality (two counts are equal by their numbers).
+    first_ts: int | None = field(default=None, compare=False)
 
 
 def _check_target(
