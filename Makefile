@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 DEMO_PORT ?= 5000
 
-.PHONY: install demo test lint typecheck clean bench bench-flags screenshots vendor-chartjs fuzz load
+.PHONY: install demo demo-clickhouse test lint typecheck clean bench bench-flags screenshots vendor-chartjs fuzz load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[demo]"
+	touch $@
+
+$(VENV)/.installed-demo-clickhouse: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[demo,clickhouse]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,6 +41,20 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/flask --app example_app seed-demo --port $(DEMO_PORT)
 	@echo "Demo app: http://127.0.0.1:$(DEMO_PORT)/  (log in as admin@example.com / demo)"
 	$(BIN)/flask --app example_app run --host 127.0.0.1 --port $(DEMO_PORT)
+
+# The same demo with its events in embedded ClickHouse (chdb), apart from `make demo`'s data:
+# users, keys and persons in $(DEMO_CH_DIR)/example.db, events in $(DEMO_CH_DIR)/chdb. One process:
+# chdb opens its data directory in one process only (stop the server before other `flask` commands
+# on it), and --no-reload keeps FLASK_DEBUG from adding the reloader's second process.
+DEMO_CH_DIR ?= $(CURDIR)/instance/demo-clickhouse
+demo-clickhouse: export EXAMPLE_INSTANCE_PATH := $(DEMO_CH_DIR)
+demo-clickhouse: export UMETRICS_EVENT_STORE := clickhouse
+demo-clickhouse: export UMETRICS_CLICKHOUSE_URL := chdb://$(DEMO_CH_DIR)/chdb
+demo-clickhouse: $(VENV)/.installed-demo-clickhouse
+	$(BIN)/flask --app example_app umetrics db upgrade
+	$(BIN)/flask --app example_app seed-demo --port $(DEMO_PORT)
+	@echo "Demo app (events in ClickHouse): http://127.0.0.1:$(DEMO_PORT)/  (log in as admin@example.com / demo)"
+	$(BIN)/flask --app example_app run --no-reload --host 127.0.0.1 --port $(DEMO_PORT)
 
 # Runs every DB test on SQLite, and on PostgreSQL when it answers at $(PG_URL).
 test: install

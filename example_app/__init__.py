@@ -9,7 +9,9 @@ and experiment with simulated traffic, and a consent-cookie key in ``instance/``
 :mod:`example_app.experiments`). The consent-cookie key in ``instance/cookie-key.txt`` is a dev
 convenience loaded only when ``UMETRICS_COOKIE_KEY_CURRENT`` is not set: production sets the
 environment (see :mod:`example_app.consent`). Likewise ``instance/write-key.txt`` holds the
-browser client's ingest key (see :mod:`example_app.tracking`), and ``instance/secret-key.txt`` the
+browser client's ingest key (see :mod:`example_app.tracking`), ``instance/openmetrics-key.txt``
+the key open-metrics' clients write through at ``/v1`` (see :mod:`example_app.openmetrics`), and
+``instance/secret-key.txt`` the
 ``SECRET_KEY`` when ``EXAMPLE_SECRET_KEY`` is not set (see :mod:`example_app.secret_key`).
 ``EXAMPLE_TRUSTED_PROXIES=N`` applies ProxyFix behind N reverse proxies
 (see :mod:`example_app.web_security`).
@@ -22,7 +24,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import auth, consent, experiments, seed, tracking, views
+from . import auth, consent, experiments, openmetrics, seed, tracking, views
 from .analytics import SCOPE, umetrics
 from .database import configure_sqlite, db, relax_sqlite_sync
 from .secret_key import secret_key
@@ -33,9 +35,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: config, the app's tables, umetrics on the same database, pages, CLI.
 
     ``test_config`` overrides every setting. Its optional ``INSTANCE_PATH`` (absolute) moves the
-    instance folder, so a test's ``seed-demo`` does not overwrite ``instance/`` files.
+    instance folder, so a test's ``seed-demo`` does not overwrite ``instance/`` files; so does
+    ``EXAMPLE_INSTANCE_PATH`` in the environment (``make demo-clickhouse`` keeps its own SQLite
+    file, keys and credentials apart from ``make demo``'s).
     """
-    instance_path = (test_config or {}).get("INSTANCE_PATH")
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get(
+        "EXAMPLE_INSTANCE_PATH"
+    )
     app = Flask(__name__, instance_path=instance_path)
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "example.db"),
@@ -56,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # browser client's write key from the config.
     consent.load_cookie_key(app.instance_path)
     tracking.load_browser_key(app)
+    openmetrics.configure(app)
 
     # The app's db first: umetrics.init_app(app, db=db) takes its engine, so the umetrics tables
     # live in the same SQLite file (created by `flask --app example_app umetrics db upgrade`).

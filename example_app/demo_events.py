@@ -151,9 +151,22 @@ def ingest(rows: list[dict[str, Any]]) -> int:
 
 
 def wipe_events() -> None:
-    with current_state().engine.begin() as connection:
+    """The scope's events and persons, in SQL and, on a ClickHouse event store, in ClickHouse
+    (its events and mirrored persons; ``seed-demo --reset`` must not keep the old company's)."""
+    state = current_state()
+    with state.engine.begin() as connection:
         for table in (events, person_distinct_ids, persons):
             connection.execute(delete(table).where(table.c.scope_id == SCOPE))
+    if state.event_store.name == "clickhouse":
+        from flask_umetrics.engines.clickhouse.schema import DISTINCT_IDS, EVENTS, PERSONS
+
+        client = state.event_store.client  # type: ignore[attr-defined]
+        for name in (EVENTS, DISTINCT_IDS, PERSONS):
+            client.command(
+                f"DELETE FROM {name} WHERE scope_id = {{scope:String}}",
+                parameters={"scope": SCOPE},
+                settings={"lightweight_deletes_sync": 2},
+            )
 
 
 def visitor_visits(

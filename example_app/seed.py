@@ -9,7 +9,8 @@ events all of that implies (:mod:`example_app.demo_events`); then one reading pe
 every day before ``now``, asked of :mod:`example_app.metrics` as of that moment, and a live
 snapshot, so the charts agree with the rows and run on into today without a step. A
 consent-cookie key is written to ``instance/`` once (:mod:`example_app.consent`), and a new
-ingest key for the browser client to ``instance/write-key.txt`` (:mod:`example_app.tracking`).
+ingest key for the browser client to ``instance/write-key.txt`` (:mod:`example_app.tracking`), and
+a new open-metrics key to ``instance/openmetrics-key.txt`` (:mod:`example_app.openmetrics`).
 The summary at the end is read back from the database, so it is what the dashboard shows.
 """
 
@@ -33,10 +34,21 @@ from flask_umetrics import (
     revoke_api_key,
     run_stat_snapshot,
 )
-from flask_umetrics.db.tables import collector_runs, events, snapshot_runs, stat_readings
+from flask_umetrics.db.tables import collector_runs, snapshot_runs, stat_readings
+from flask_umetrics.queries.adhoc import QuerySpec, SelectItem, run_query
 from flask_umetrics.state import current_state
 
-from . import consent, demo_events, demo_experiment, demo_people, experiments, metrics, tracking
+from . import (
+    consent,
+    demo_dashboards,
+    demo_events,
+    demo_experiment,
+    demo_people,
+    experiments,
+    metrics,
+    openmetrics,
+    tracking,
+)
 from .analytics import SCOPE
 from .database import db
 from .demo_people import ADMIN_EMAIL, DEMO_PASSWORD
@@ -44,6 +56,7 @@ from .models import PLANS, Note, Organization, User
 
 API_KEY_NAME = "demo"
 BROWSER_KEY_NAME = "browser"
+OPENMETRICS_KEY_NAME = "open-metrics"
 CREDENTIALS_FILE = "demo-credentials.txt"
 DEFAULT_SEED = 42
 #: Where `make demo` serves the app unless ``DEMO_PORT`` says otherwise (Flask's own default).
@@ -143,6 +156,9 @@ def seed(
     )
     click.echo(f"events: {tracked} (page views, sign-ups, notes, plan changes; anonymous visits)")
 
+    dashboards = demo_dashboards.create_demo_dashboards()
+    click.echo(f"dashboards: {', '.join(dashboards)} (from saved insights)")
+
     readings = _backfill(start, days)
     click.echo(f"stat readings: {readings} over {days} days")
     _print_experiment(traffic)
@@ -161,6 +177,9 @@ def seed(
     write_key = create_api_key(SCOPE, "ingest", name=BROWSER_KEY_NAME, created_by="seed-demo")
     write_key_path = tracking.write_browser_key(current_app.instance_path, write_key)
     click.echo(f"browser write key (ingest on {SCOPE!r}): {write_key_path} (loaded at start)")
+    om_key = create_api_key(SCOPE, "openmetrics", name=OPENMETRICS_KEY_NAME, created_by="seed-demo")
+    om_key_path = openmetrics.write_key(current_app.instance_path, om_key)
+    click.echo(f"open-metrics key (openmetrics on {SCOPE!r}): {om_key_path} (loaded at start)")
 
     api_key = create_api_key(SCOPE, "metrics.view", name=API_KEY_NAME, created_by="seed-demo")
     click.echo(f"API key (metrics.view on {SCOPE!r}): {api_key}")
@@ -184,9 +203,10 @@ def _wipe() -> None:
         connection.execute(delete(collector_runs).where(collector_runs.c.scope_id == SCOPE))
         connection.execute(delete(snapshot_runs).where(snapshot_runs.c.scope_id == SCOPE))
     demo_events.wipe_events()
+    demo_dashboards.wipe_dashboards()
     experiments.delete_all_flags()
     for key in list_api_keys(SCOPE):
-        if key.name in (API_KEY_NAME, BROWSER_KEY_NAME):
+        if key.name in (API_KEY_NAME, BROWSER_KEY_NAME, OPENMETRICS_KEY_NAME):
             revoke_api_key(key.key_id, scope_id=SCOPE, actor="seed-demo")
 
 
@@ -259,10 +279,13 @@ def _write_credentials(api_key: str, url: str) -> str:
 def _stored_summary() -> list[str]:
     """What the database holds now, one ``name: number`` line each."""
     count = db.session.scalar
+    # Counted by a report, so in the store that holds the events (SQL or ClickHouse).
+    until = datetime.now(timezone.utc) + timedelta(days=1)
+    everything = QuerySpec(  # ten years: the longest range a report may cover
+        select=[SelectItem(expr="count()")], date_from=until - timedelta(days=3650), date_to=until
+    )
+    tracked = run_query(everything, scope_id=SCOPE).rows[0][0]
     with current_state().engine.connect() as connection:
-        tracked = connection.execute(
-            select(func.count()).select_from(events).where(events.c.scope_id == SCOPE)
-        ).scalar_one()
         readings = connection.execute(
             select(func.count()).select_from(stat_readings).where(stat_readings.c.scope_id == SCOPE)
         ).scalar_one()
@@ -279,6 +302,9 @@ def _stored_summary() -> list[str]:
 def _print_summary(api_key: str, path: str, url: str, port: int) -> None:
     stats_url = f"{url}/umetrics/api/stats?scope_id={SCOPE}"
     run = "flask --app example_app run" + ("" if port == DEFAULT_PORT else f" --port {port}")
+    if current_state().event_store.name == "clickhouse":
+        # One process (chdb), in the environment that seeded it (make demo-clickhouse does both).
+        run += " --no-reload  (same environment: UMETRICS_EVENT_STORE, UMETRICS_CLICKHOUSE_URL)"
     click.echo("")
     click.echo("Stored: " + "; ".join(_stored_summary()))
     click.echo(f"Acme Notes demo is ready. Start it with: {run}")

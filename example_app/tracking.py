@@ -15,7 +15,6 @@ environment sets the key (production sets it from its secret store).
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any
 
@@ -27,6 +26,7 @@ from flask_umetrics.events.ingest import is_bot
 from . import consent
 from .analytics import SCOPE
 from .auth import current_user
+from .key_files import load_key_file, write_key_file
 
 VISITOR_COOKIE = "acme_visitor"
 WRITE_KEY_SETTING = "UMETRICS_BROWSER_WRITE_KEY"
@@ -84,35 +84,18 @@ def plan_changed(user_id: int, plan: str) -> None:
 
 def write_browser_key(instance_path: str, key: str) -> str:
     """Save the browser client's write key where ``create_app`` finds it; the path."""
-    os.makedirs(instance_path, exist_ok=True)
-    path = os.path.join(instance_path, WRITE_KEY_FILE)
-    content = (
-        "# The browser client's ingest key, written by `flask --app example_app seed-demo`.\n"
-        "# create_app loads it when UMETRICS_BROWSER_WRITE_KEY is not set; it is public (pages\n"
-        "# carry it) and can only write events.\n"
-        f"{WRITE_KEY_SETTING}={key}\n"
+    about = (
+        "The browser client's ingest key, written by `flask --app example_app seed-demo`.\n"
+        "create_app loads it when UMETRICS_BROWSER_WRITE_KEY is not set; it is public (pages\n"
+        "carry it) and can only write events."
     )
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    return path
+    return write_key_file(instance_path, WRITE_KEY_FILE, WRITE_KEY_SETTING, key, about)
 
 
 def load_browser_key(app: Flask) -> bool:
     """Put the saved write key into ``app.config`` unless the config or the environment has one;
     True when it did. Call before ``umetrics.init_app`` reads the settings."""
-    path = os.path.join(app.instance_path, WRITE_KEY_FILE)
-    if app.config.get(WRITE_KEY_SETTING) or os.environ.get(WRITE_KEY_SETTING):
-        return False
-    if not os.path.isfile(path):
-        return False
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            name, sep, value = line.strip().partition("=")
-            if sep and name == WRITE_KEY_SETTING and value:
-                app.config[WRITE_KEY_SETTING] = value
-                return True
-    return False
+    return load_key_file(app, WRITE_KEY_FILE, WRITE_KEY_SETTING)
 
 
 def browser_client_active() -> bool:

@@ -9,6 +9,11 @@ identified persons or changing an identified person's properties also needs ``id
 view asks :func:`holds` for it (a key: its grants; a host user: the authorizer is asked
 ``("identify", scope_id)``) and declares it with :func:`may_require`, so the authorization
 matrix test finds it.
+
+open-metrics' clients can set no header and build their URLs themselves, so its routes also take
+a key as ``?key=`` (and the host may name one, ``UMETRICS_OPENMETRICS_KEY``, for requests that
+carry none). Only a key of permission ``openmetrics`` travels that way: it can do nothing but
+open-metrics' calls on its own scope, so it is public like the browser's write key.
 """
 
 from __future__ import annotations
@@ -34,22 +39,35 @@ from .state import current_state, resolve_scope
 
 logger = logging.getLogger("flask_umetrics")
 
-Permission = Literal["ingest", "identify", "metrics.view", "metrics.manage", "client"]
+Permission = Literal[
+    "ingest", "identify", "metrics.view", "metrics.manage", "client", "openmetrics"
+]
 PERMISSIONS: tuple[str, ...] = get_args(Permission)
 #: Merging identified persons and changing identified persons' properties (see events/identity).
 IDENTIFY = "identify"
+#: open-metrics' calls (``/v1``): what an ``openmetrics`` key can do, and any write key too.
+OPENMETRICS = "openmetrics"
+#: Where the host's authorizer is asked another permission: a request without a key on
+#: open-metrics' routes writes events, so the authorizer is asked ``ingest``.
+AUTHORIZER_ASKS = {OPENMETRICS: "ingest"}
 
 #: What each key permission lets its holder do. An ingest key (public: the browser's write key)
 #: writes events and links fresh anonymous ids to a user, nothing more; ``identify`` (server-side
 #: keys) may also rewrite identified persons; a client key can only read its scope's GrowthBook
-#: SDK payload (features, as an SDK evaluates them).
+#: SDK payload (features, as an SDK evaluates them); an open-metrics key (public, sent in URLs)
+#: only open-metrics' calls, with the ingest key's limits on identities.
 GRANTS: dict[str, frozenset[str]] = {
-    "ingest": frozenset({"ingest"}),
-    "identify": frozenset({"identify", "ingest"}),
+    "ingest": frozenset({"ingest", OPENMETRICS}),
+    "identify": frozenset({"identify", "ingest", OPENMETRICS}),
     "metrics.view": frozenset({"metrics.view", "client"}),
-    "metrics.manage": frozenset({"metrics.manage", "metrics.view", "ingest", "identify", "client"}),
+    "metrics.manage": frozenset(
+        {"metrics.manage", "metrics.view", "ingest", "identify", "client", OPENMETRICS}
+    ),
     "client": frozenset({"client"}),
+    OPENMETRICS: frozenset({OPENMETRICS}),
 }
+#: Permissions whose keys also come as ``X-UMetrics-Key`` or the body's ``api_key``.
+_WRITE_PERMISSIONS = frozenset({"ingest", OPENMETRICS})
 
 KEY_PREFIX = "umk"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -107,7 +125,8 @@ def create_api_key(
 
     ``permission``: ``ingest`` (a write key, public in browsers), ``identify`` (server-side:
     also merges identified persons and sets their properties), ``metrics.view`` or
-    ``metrics.manage`` (everything); see :data:`GRANTS`.
+    ``metrics.manage`` (everything), ``client`` (GrowthBook SDK payload), ``openmetrics``
+    (open-metrics' calls only; public, may be sent as ``?key=``); see :data:`GRANTS`.
     """
     return issue_api_key(scope_id, permission, name=name, created_by=created_by)[0]
 
@@ -241,26 +260,52 @@ def _bearer_token() -> str | None:
     return token.strip() or None
 
 
-def presented_api_key(permission: str, *, body_key: str | None = None) -> str | None:
-    """The API key the current request presents for ``permission``, if any: a bearer token, or
-    for ingestion also ``X-UMetrics-Key`` or the body's ``api_key``. Without one the request
-    acts with the host's cookies (the authorizer), which a page on another site can make the
-    browser send (see ``api/origin.py``)."""
+def url_key() -> str | None:
+    """The ``?key=`` of the request: asked for by open-metrics' routes only (:data:`OPENMETRICS`),
+    whose clients cannot set headers; anywhere else it is no credential."""
+    return request.args.get("key") or None
+
+
+def presented_key(permission: str, body_key: str | None = None) -> tuple[str | None, bool]:
+    """The key presented for ``permission`` (see :func:`presented_api_key`) and whether it came
+    in the URL (``?key=``, which only an ``openmetrics`` key may)."""
     token = _bearer_token()
-    if token is None and permission == "ingest":
+    if token is None and permission in _WRITE_PERMISSIONS:
         token = request.headers.get("X-UMetrics-Key") or body_key or None
     elif token is None and permission == "client":
         token = body_key  # the GrowthBook SDK payload's client key, from the path
-    return token
+    if token is None and permission == OPENMETRICS:
+        token = url_key()
+        return token, token is not None
+    return token, False
 
 
-def authorize(permission: str, scope_id: str, *, body_key: str | None = None) -> Principal:
+def presented_api_key(permission: str, *, body_key: str | None = None) -> str | None:
+    """The API key the current request presents for ``permission``, if any: a bearer token, or
+    for ingestion also ``X-UMetrics-Key`` or the body's ``api_key``, for open-metrics' calls
+    also ``?key=``. Without one the request acts with the host's cookies (the authorizer),
+    which a page on another site can make the browser send (see ``api/origin.py``)."""
+    return presented_key(permission, body_key)[0]
+
+
+def authorize(
+    permission: str,
+    scope_id: str,
+    *,
+    body_key: str | None = None,
+    public_key: str | None = None,
+) -> Principal:
     """Allow the current request ``permission`` on ``scope_id`` or raise a 401/403 ``APIError``.
 
     Ingestion may also carry its write key in ``X-UMetrics-Key`` or the body's ``api_key``; the
-    GrowthBook SDK payload its client key in the path (passed as ``body_key``).
+    GrowthBook SDK payload its client key in the path (passed as ``body_key``); open-metrics'
+    calls ``?key=``. ``public_key`` acts for a request that presents no key (the host's
+    ``UMETRICS_OPENMETRICS_KEY``). A key in the URL or from ``public_key`` must be an
+    ``openmetrics`` key: URLs end up in logs, histories and ``Referer`` headers.
     """
-    token = presented_api_key(permission, body_key=body_key)
+    token, public = presented_key(permission, body_key)
+    if token is None and public_key is not None:
+        token, public = public_key, True
     if token is not None:
         info = verify_api_key(token)
         if info is None:
@@ -269,6 +314,14 @@ def authorize(permission: str, scope_id: str, *, body_key: str | None = None) ->
                 "invalid_api_key",
                 "The API key is not valid or has been revoked.",
                 headers={"WWW-Authenticate": 'Bearer realm="umetrics"'},
+            )
+        if public and info.permission != OPENMETRICS:
+            raise APIError(
+                403,
+                "key_not_public",
+                f"A {info.permission!r} key cannot be sent in the URL or set as "
+                "UMETRICS_OPENMETRICS_KEY (only an 'openmetrics' key can): send it in "
+                "X-UMetrics-Key.",
             )
         if info.scope_id != scope_id:
             raise APIError(
@@ -302,7 +355,7 @@ def authorize(permission: str, scope_id: str, *, body_key: str | None = None) ->
             "Authentication required: send an API key as 'Authorization: Bearer <key>'.",
             headers={"WWW-Authenticate": 'Bearer realm="umetrics"'},
         )
-    if not authorizer(permission, scope_id):
+    if not authorizer(AUTHORIZER_ASKS.get(permission, permission), scope_id):
         if state.extension.subject_loader_callback is not None and (
             state.extension.current_subject_id() is None
         ):

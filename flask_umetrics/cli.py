@@ -323,4 +323,11 @@ def config_command() -> None:
 
 
 # Registers the event, flag and experiment commands on umetrics_cli.
-from . import cli_clickhouse, cli_doctor, cli_events, cli_flags, cli_ga4  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    cli_clickhouse,
+    cli_doctor,
+    cli_events,
+    cli_flags,
+    cli_ga4,
+    cli_insights,
+)

@@ -387,6 +387,17 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "the root, where open-metrics' node client (which drops its server URL's path) calls.",
     ),
     ConfigKey(
+        "UMETRICS_OPENMETRICS_KEY",
+        "env",
+        "openmetrics_key",
+        None,
+        _optional_str,
+        "An `openmetrics` key (`flask umetrics keys create --permission openmetrics`) that "
+        "open-metrics' routes act with when a request carries no key: its unmodified clients can "
+        "send neither a header nor `?key=`. Public, like the key: it writes open-metrics calls "
+        "into the key's scope only.",
+    ),
+    ConfigKey(
         "UMETRICS_API_KEY_CACHE_SECONDS",
         "env",
         "api_key_cache_seconds",

@@ -181,12 +181,13 @@ class UMetrics:
                 togo_path = settings["UMETRICS_URL_PREFIX"] + "/api/analytics"
             app.register_blueprint(togo.create_blueprint(), url_prefix=togo_path)
         if settings["UMETRICS_ENABLE_OPENMETRICS_API"]:
-            from .api.compat import openmetrics
+            from .api.compat import log_redaction, openmetrics
 
             v1_path = settings["UMETRICS_OPENMETRICS_PATH"]
             if v1_path is None:
                 v1_path = settings["UMETRICS_URL_PREFIX"] + "/v1"
             app.register_blueprint(openmetrics.create_blueprint(), url_prefix=v1_path)
+            log_redaction.install()  # its key may come as ?key=
         if (
             settings["UMETRICS_ENABLE_API"]
             or settings["UMETRICS_ENABLE_TOGO_API"]

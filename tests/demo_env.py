@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
 
-def seeded_demo(instance: Path, *, days: int, users: int) -> Flask:
-    """The example app on ``instance``, migrated and seeded by its own CLI (``seed-demo``)."""
+def seeded_demo(instance: Path, *, days: int, users: int, **config: Any) -> Flask:
+    """The example app on ``instance`` (``config`` added to its settings), migrated and seeded
+    by its own CLI (``db upgrade`` then ``seed-demo``)."""
     from example_app import create_app
 
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance)})
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance), **config})
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["umetrics", "db", "upgrade"]).exit_code == 0
+    upgraded = runner.invoke(args=["umetrics", "db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
     seeded = runner.invoke(args=["seed-demo", "--days", str(days), "--users", str(users)])
     assert seeded.exit_code == 0, seeded.output
     return app

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask
+from sqlalchemy import select
 
+from flask_umetrics.db.tables import events
 from flask_umetrics.events.ingest import ingest_events
+from flask_umetrics.state import current_state
 
 
 def at(text: str) -> datetime:
@@ -60,3 +64,50 @@ def clear_events(app: Flask) -> None:
             client = state.event_store.client  # type: ignore[attr-defined]
             for name in (EVENTS, DISTINCT_IDS, PERSONS):
                 client.command(f"TRUNCATE TABLE {name}")
+
+
+class StoredEvent(NamedTuple):
+    """One stored event as a test reads it back, whichever store holds it."""
+
+    id: int  # events.id in SQL; the ingestion ``seq`` on ClickHouse (orders ties alike)
+    scope_id: str
+    uuid: str | None
+    event: str
+    distinct_id: str
+    ts: int  # microseconds since the epoch, UTC
+    session_id: str | None
+    active: bool
+    properties: dict[str, Any]
+
+
+def stored_events(scope_id: str | None = None) -> list[StoredEvent]:
+    """Every stored event (of ``scope_id``, or of all scopes) in (ts, id) order, read from the
+    store that holds events: the SQL table, or ClickHouse on a ClickHouse event store. Needs an
+    app context. The one place tests read raw events (reports are read through their API)."""
+    state = current_state()
+    if state.event_store.name == "clickhouse":
+        result = state.event_store.client.query(  # type: ignore[attr-defined]
+            "SELECT seq, scope_id, uuid, event, distinct_id, toUnixTimestamp64Micro(ts), "
+            "session_id, active, properties FROM umetrics_events "
+            "WHERE {scope:String} = '' OR scope_id = {scope:String} ORDER BY ts, seq",
+            parameters={"scope": scope_id or ""},
+        )
+        return [
+            StoredEvent(*row[:5], int(row[5]), row[6], bool(row[7]), json.loads(row[8] or "{}"))
+            for row in result.result_rows
+        ]
+    query = select(
+        events.c.id,
+        events.c.scope_id,
+        events.c.uuid,
+        events.c.event,
+        events.c.distinct_id,
+        events.c.ts,
+        events.c.session_id,
+        events.c.active,
+        events.c.properties,
+    ).order_by(events.c.ts, events.c.id)
+    if scope_id is not None:
+        query = query.where(events.c.scope_id == scope_id)
+    with state.engine.connect() as connection:
+        return [StoredEvent(*row[:8], row[8] or {}) for row in connection.execute(query)]

@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from flask_umetrics.db.tables import events, person_distinct_ids
+from flask_umetrics.db.tables import person_distinct_ids
 from flask_umetrics.state import current_state
+
+from .events_data import stored_events as read_stored_events
 
 MICROS = 1_000_000
 
@@ -32,47 +34,21 @@ class Ev:
 
 
 def stored_events(scope_id: str = "default") -> list[Ev]:
-    """Every stored event with its (current, merged) person: read back for the reference.
-    On a ClickHouse store: read from ClickHouse, with the ingestion ``seq`` as the id (it orders
-    ties as ``events.id`` does in SQL)."""
-    if current_state().event_store.name == "clickhouse":
-        return _clickhouse_events(scope_id)
-    query = (
-        select(
-            events.c.id,
-            person_distinct_ids.c.person_id,
-            events.c.event,
-            events.c.ts,
-            events.c.active,
-            events.c.properties,
-        )
-        .join(
-            person_distinct_ids,
-            (person_distinct_ids.c.scope_id == events.c.scope_id)
-            & (person_distinct_ids.c.distinct_id == events.c.distinct_id),
-        )
-        .where(events.c.scope_id == scope_id)
-    )
+    """Every stored event with its (current, merged) person: read back for the reference. The
+    events from the store that holds them (on ClickHouse the ingestion ``seq`` is the id: it
+    orders ties as ``events.id`` does in SQL); the person from the SQL map, the source of truth."""
     with current_state().engine.connect() as connection:
-        return [Ev(r[0], r[1], r[2], r[3], r[4], r[5] or {}) for r in connection.execute(query)]
-
-
-def _clickhouse_events(scope_id: str) -> list[Ev]:
-    import json
-
-    client = current_state().event_store.client  # type: ignore[attr-defined]
-    result = client.query(
-        "SELECT e.seq, m.person_id, e.event, toUnixTimestamp64Micro(e.ts), e.active, "
-        "e.properties FROM umetrics_events AS e INNER JOIN ("
-        "SELECT distinct_id, argMax(person_id, version) AS person_id, "
-        "argMax(is_deleted, version) AS gone FROM umetrics_person_distinct_ids "
-        "WHERE scope_id = {scope:String} GROUP BY distinct_id) AS m "
-        "ON e.distinct_id = m.distinct_id WHERE e.scope_id = {scope:String} AND m.gone = 0",
-        parameters={"scope": scope_id},
-    )
+        person_of = dict(
+            connection.execute(
+                select(person_distinct_ids.c.distinct_id, person_distinct_ids.c.person_id).where(
+                    person_distinct_ids.c.scope_id == scope_id
+                )
+            ).all()
+        )
     return [
-        Ev(int(r[0]), int(r[1]), r[2], int(r[3]), bool(r[4]), json.loads(r[5] or "{}"))
-        for r in result.result_rows
+        Ev(e.id, person_of[e.distinct_id], e.event, e.ts, e.active, e.properties)
+        for e in read_stored_events(scope_id)
+        if e.distinct_id in person_of
     ]
 
 
@@ -186,6 +162,32 @@ def _any_times(steps: Sequence[RefStep], evs: list[Ev], e1: Ev, window: int) -> 
 
 
 @dataclass(frozen=True)
+class RefExclusion:
+    """An excluded event between 0-based steps ``from_step`` and ``to_step``."""
+
+    step: RefStep
+    from_step: int
+    to_step: int
+
+
+def _excluded(
+    times: list[int], evs: list[Ev], exclusions: Sequence[RefExclusion], window: int
+) -> bool:
+    """An excluded event strictly after the chain's from-step and strictly before its to-step,
+    or (to-step not reached) at most ``window`` after the entry."""
+    for x in exclusions:
+        if len(times) <= x.from_step:
+            continue
+        low = times[x.from_step]
+        for e in evs:
+            if not x.step.matches(e) or e.ts <= low:
+                continue
+            if e.ts < times[x.to_step] if len(times) > x.to_step else e.ts <= times[0] + window:
+                return True
+    return False
+
+
+@dataclass(frozen=True)
 class RefFunnel:
     counts: list[int]
     medians: list[float | None]
@@ -200,6 +202,7 @@ def ref_funnel(
     window: int,
     order: str = "ordered",
     breakdown: str | None = None,
+    exclusions: Sequence[RefExclusion] = (),
 ) -> RefFunnel:
     """Counts per step (persons with level >= j) and medians from the previous step."""
     reached: list[list[int]] = []  # per person: times of their chosen chain
@@ -216,6 +219,8 @@ def ref_funnel(
                 level = _longest_chain(steps, person_events, e1, window)
                 times = [e.ts for e in _greedy_chain(steps, person_events, e1, window)]
                 assert len(times) == level, "greedy differs from the longest chain"
+            if _excluded(times, person_events, exclusions, window):
+                continue
             if best is None or len(times) > best[0]:
                 best = (len(times), times, e1.properties.get(breakdown) if breakdown else None)
         if best is not None:

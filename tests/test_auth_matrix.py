@@ -25,13 +25,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from flask_umetrics import UMetrics, create_api_key, identify
 from flask_umetrics.api.compat.togo import router as togo_router
 from flask_umetrics.api.origin import STATE_CHANGING
 from flask_umetrics.api.routes import router as api_router
-from flask_umetrics.auth import GRANTS, PERMISSIONS
+from flask_umetrics.auth import GRANTS, OPENMETRICS, PERMISSIONS
+from flask_umetrics.db.tables import events
 
 from .conftest import AppFactory, allow_all
 
@@ -46,6 +48,8 @@ SAMPLE_ARGS = {
     "client_key": "no-such-client-key",
     "distinct_id": "someone",
     "name": "traffic",
+    "insight_id": "1",
+    "dashboard_id": "1",
 }
 #: Callers: None (no credentials), "other-scope" (a manage key of another scope), or a key of
 #: the route's scope with that permission.
@@ -93,9 +97,10 @@ def rest_cases(app: Flask) -> list[Case]:
                 Case(rule.endpoint, method, path, view.umetrics_permission, operation=operation)
                 for operation in getattr(view, "umetrics_may_require", ())
             )
-    # open-metrics' ping is public, but with a sessionId it stores an event: then it is ingest.
+    # open-metrics' ping is public, but with a sessionId it stores an event: then it needs
+    # what open-metrics' other calls need.
     cases.extend(
-        Case("umetrics_openmetrics.ping", method, "/umetrics/v1/ping", "ingest", "sessionId")
+        Case("umetrics_openmetrics.ping", method, "/umetrics/v1/ping", OPENMETRICS, "sessionId")
         for method in ("GET", "POST")
     )
     return cases
@@ -227,6 +232,12 @@ def test_the_matrix_covers_every_blueprint_and_permission(make_app: AppFactory) 
         ("umetrics_openmetrics.set_user_props", "GET"),
         ("umetrics_openmetrics.set_user_props", "POST"),
     }
+    # The persons behind a number read what the report reads: metrics.view, GET only.
+    persons = {(c.path, c.method, c.permission) for c in cases if c.path.endswith("/persons")}
+    assert {
+        (f"/umetrics/api/query/{report}/persons", "GET", "metrics.view")
+        for report in ("funnel", "retention", "trends")
+    } <= persons
     # Each key passes somewhere; it is refused somewhere unless it holds every permission.
     for caller, granted in GRANTS.items():
         outcomes = {expected_status(case.permission, caller, case.operation) for case in cases}
@@ -259,8 +270,8 @@ def test_every_route_against_every_caller(make_app: AppFactory, caller: str | No
 
 @pytest.mark.parametrize("caller", CALLERS[1:])
 def test_a_write_key_header_counts_on_ingest_routes_only(make_app: AppFactory, caller: str) -> None:
-    """``X-UMetrics-Key`` is the ingestion header: there it follows the grants like a bearer
-    key, anywhere else it is no credential at all (401)."""
+    """``X-UMetrics-Key`` is the ingestion header (native, togo and open-metrics writes): there
+    it follows the grants like a bearer key, anywhere else it is no credential at all (401)."""
     app = matrix_app(make_app)
     bearer = caller_headers(app, caller)["Authorization"]
     headers = {"X-UMetrics-Key": bearer.removeprefix("Bearer ")}
@@ -270,13 +281,172 @@ def test_a_write_key_header_counts_on_ingest_routes_only(make_app: AppFactory, c
             continue
         expected = (
             expected_status(case.permission, caller, case.operation)
-            if case.permission == "ingest"
+            if case.permission in WRITE_PERMISSIONS
             else 401
         )
         status = send(app, case, headers).status_code
         if status >= 500 or (status in (401, 403) if expected is None else status != expected):
             found.append(f"{case.method} {case.path} {case.query}: {status}, want {expected}")
     assert not found, "\n".join(found)
+
+
+#: Route permissions whose keys may also come in ``X-UMetrics-Key`` or the body's ``api_key``.
+WRITE_PERMISSIONS = ("ingest", OPENMETRICS)
+
+
+def send_url_key(app: Flask, case: Case, key: str, headers: dict[str, str]) -> TestResponse:
+    """:func:`send`'s request (plain input) with ``key`` as ``?key=``."""
+    body, query = plain_request(case)
+    return app.test_client().open(
+        case.path,
+        method=case.method,
+        query_string={**query, "key": key},
+        json=None if case.method == "GET" else body,
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize("caller", CALLERS[1:])
+def test_a_url_key_counts_on_open_metrics_routes_only(make_app: AppFactory, caller: str) -> None:
+    """``?key=`` (open-metrics' clients cannot set headers) is read by open-metrics' routes
+    only, and there only an ``openmetrics`` key may come that way: any other key is 403
+    ``key_not_public`` (a URL is logged and shared). Anywhere else ``?key=`` is no credential
+    (401). From another site too: a key is no ambient authority."""
+    app = matrix_app(make_app)
+    raw = caller_headers(app, caller)["Authorization"].removeprefix("Bearer ")
+    found = []
+    for origin in ({}, {"Origin": EVIL_ORIGIN, "Sec-Fetch-Site": "cross-site"}):
+        for case in rest_cases(app):
+            if case.permission is None:
+                continue
+            if case.permission != OPENMETRICS and origin and is_write(case):
+                expected, code = 403, "cross_site_request"  # no key: cookie authority
+            elif case.permission != OPENMETRICS:
+                expected, code = 401, "authentication_required"
+            elif caller != OPENMETRICS:
+                expected, code = 403, "key_not_public"
+            else:
+                expected, code = expected_status(case.permission, caller), None
+            answer = send_url_key(app, case, raw, origin)
+            status = answer.status_code
+            wrong = status >= 500 or (
+                status in (401, 403) if expected is None else status != expected
+            )
+            if not wrong and code is not None:
+                wrong = answer.json["error"]["code"] != code
+            if wrong:
+                found.append(
+                    f"{case.method} {case.path} {origin}: {status}, want {expected} {code}"
+                )
+    assert not found, "\n".join(found)
+
+
+def test_an_open_metrics_key_writes_into_its_own_scope_only(make_app: AppFactory) -> None:
+    """Named in the URL without a scope, the key's scope is used; naming another scope is 403
+    ``wrong_scope``; the key reads nothing and writes nowhere but open-metrics' routes."""
+    app = matrix_app(make_app)
+    with app.app_context():
+        key = create_api_key("site-b", OPENMETRICS)
+    client = app.test_client()
+    payload = json.dumps({"sessionId": "v", "events": [{"name": "e"}]})
+    own = client.get("/umetrics/v1/events", query_string={"key": key, "q": payload})
+    assert own.status_code == 200 and own.data == b"ok"
+    other = client.get(
+        "/umetrics/v1/events", query_string={"key": key, "q": payload, "scope_id": SCOPE}
+    )
+    assert other.status_code == 403 and other.json["error"]["code"] == "wrong_scope"
+    header = {"X-UMetrics-Key": key}
+    native = client.post(
+        "/umetrics/api/events",
+        json={"scope_id": "site-b", "events": [{"event": "e", "distinct_id": "v"}]},
+        headers=header,
+    )
+    assert native.status_code == 403 and native.json["error"]["code"] == "insufficient_permission"
+    reads = client.get(
+        "/umetrics/api/query/top",
+        query_string={"scope_id": "site-b"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert reads.status_code == 403
+
+
+def public_key_app(make_app: AppFactory) -> tuple[Flask, str]:
+    """The host names an open-metrics key for keyless calls (UMETRICS_OPENMETRICS_KEY), and
+    its authorizer says yes to everything (a logged-in admin's cookies). Same database."""
+    first = matrix_app(make_app)
+    with first.app_context():
+        key = create_api_key(SCOPE, OPENMETRICS)
+    extension = UMetrics()
+    allow_all(extension)
+    app = make_app(
+        extension,
+        UMETRICS_ENABLE_TOGO_API=True,
+        UMETRICS_ENABLE_OPENMETRICS_API=True,
+        UMETRICS_OPENMETRICS_KEY=key,
+        SECRET_KEY="s",
+    )
+    return app, key
+
+
+def test_keyless_open_metrics_calls_act_with_the_hosts_public_key(make_app: AppFactory) -> None:
+    """With ``UMETRICS_OPENMETRICS_KEY``, a keyless call is that key's, never the cookies':
+    from this site or another (a cross-site page gets what it would get by copying the public
+    key into ``?key=``), it writes events but cannot change an identified person even when
+    the authorizer would allow it; the other blueprints keep cookie authority."""
+    app, _ = public_key_app(make_app)
+    client = app.test_client()
+    found = []
+    for marks in ({}, {"Origin": EVIL_ORIGIN, "Sec-Fetch-Site": "cross-site"}):
+        for case in rest_cases(app):
+            if case.permission != OPENMETRICS:
+                continue
+            answer = send(app, case, marks)
+            if case.operation is not None:
+                ok = answer.status_code == 403 and (
+                    answer.json["error"]["code"] == "identify_permission_required"
+                )
+            else:  # past the gate: any answer but 401/403/5xx (the sample may be a 400)
+                ok = answer.status_code not in (401, 403) and answer.status_code < 500
+            if not ok:
+                found.append(
+                    f"{case.method} {case.path} {case.operation} {marks}: {answer.status_code}"
+                )
+    assert not found, "\n".join(found)
+    events = client.post(
+        "/umetrics/api/events",
+        json={"events": [{"event": "e", "distinct_id": "d"}]},
+        headers={"Origin": EVIL_ORIGIN},
+    )
+    assert events.status_code == 403 and events.json["error"]["code"] == "cross_site_request"
+
+
+def test_keyless_calls_land_in_the_scope_of_the_hosts_key(make_app: AppFactory) -> None:
+    first = matrix_app(make_app)
+    with first.app_context():
+        key = create_api_key("site-b", OPENMETRICS)
+    app = make_app(UMETRICS_ENABLE_OPENMETRICS_API=True, UMETRICS_OPENMETRICS_KEY=key)
+    client = app.test_client()
+    payload = json.dumps({"sessionId": "v", "events": [{"name": "e"}]})
+    assert client.get("/umetrics/v1/events", query_string={"q": payload}).data == b"ok"
+    elsewhere = client.get("/umetrics/v1/events", query_string={"q": payload, "scope_id": SCOPE})
+    assert elsewhere.status_code == 403 and elsewhere.json["error"]["code"] == "wrong_scope"
+    with app.app_context(), app.extensions["umetrics"].engine.connect() as connection:
+        scopes = connection.execute(select(events.c.scope_id, events.c.event)).all()
+    assert [tuple(row) for row in scopes] == [("site-b", "e")]
+
+
+def test_the_hosts_public_key_must_be_an_open_metrics_key(make_app: AppFactory) -> None:
+    first = matrix_app(make_app)
+    with first.app_context():
+        ingest = create_api_key(SCOPE, "ingest")
+    app = make_app(
+        UMETRICS_ENABLE_OPENMETRICS_API=True,
+        UMETRICS_OPENMETRICS_KEY=ingest,
+    )
+    payload = json.dumps({"sessionId": "v", "events": [{"name": "e"}]})
+    answer = app.test_client().get("/umetrics/v1/events", query_string={"q": payload})
+    assert answer.status_code == 403 and answer.json["error"]["code"] == "key_not_public"
+    assert ingest not in answer.get_data(as_text=True)
 
 
 # --- cookie authority: cross-site writes and non-JSON bodies (issue 12) -------------------------
@@ -343,6 +513,9 @@ def test_the_write_cases_cover_every_blueprint(make_app: AppFactory) -> None:
     # ``identify`` is never a route's own permission: it is asked for by the operation; ``client``
     # only reads (the GrowthBook SDK payload).
     assert {case.permission for case in writes} == {None, *GRANTS} - {"identify", "client"}
+    assert {c.endpoint.split(".")[0] for c in writes if c.permission == OPENMETRICS} == {
+        "umetrics_openmetrics"
+    }
     assert {case.operation for case in writes if case.operation} >= {"identify"}
     assert {case.method for case in writes} == {"GET", "POST", "PUT", "PATCH", "DELETE"}
     assert len(writes) >= 38
@@ -441,7 +614,7 @@ def test_each_public_endpoint_answers_429_past_its_limit(make_app: AppFactory) -
     found, limited = [], set()
     for index, case in enumerate(rest_cases(app)):
         address[0] = f"10.{index // 250}.{index % 250}.1"
-        public = case.permission == "ingest" or case.endpoint in RATE_LIMITED_PUBLIC
+        public = case.permission in WRITE_PERMISSIONS or case.endpoint in RATE_LIMITED_PUBLIC
         statuses = [send(app, case, headers).status_code for _ in range(3)]
         if public:
             third = send(app, case, headers)

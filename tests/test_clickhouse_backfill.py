@@ -10,17 +10,15 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
 
 from flask_umetrics import delete_person, identify
-from flask_umetrics.db.tables import events
 from flask_umetrics.engines.clickhouse import upgrade_schema
 from flask_umetrics.engines.clickhouse.backfill import backfill, progress_of
 from flask_umetrics.engines.clickhouse.client import get_client, parse_clickhouse_url
 from flask_umetrics.state import current_state
 
 from .conftest import AppFactory
-from .events_data import load
+from .events_data import load, stored_events
 
 #: 23 events: 3 scopes, properties, an inactive one, session ids, microsecond timestamps, ties.
 ROWS = [
@@ -53,19 +51,9 @@ def ch_events(url: str) -> list[tuple[Any, ...]]:
 
 
 def sql_events(app: Flask) -> list[tuple[Any, ...]]:
-    query = select(
-        events.c.id,
-        events.c.scope_id,
-        events.c.uuid,
-        events.c.event,
-        events.c.distinct_id,
-        events.c.ts,
-        events.c.session_id,
-        events.c.active,
-        events.c.properties,
-    ).order_by(events.c.id)
-    with app.app_context(), current_state().engine.connect() as connection:
-        return [(*row[:8], row[8] or {}) for row in connection.execute(query)]
+    """The install's events (on the SQL store) as :func:`ch_events` reads them: by id."""
+    with app.app_context():
+        return sorted(tuple(event) for event in stored_events())
 
 
 @pytest.fixture

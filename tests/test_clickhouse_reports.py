@@ -103,3 +103,17 @@ def test_the_largest_funnels_fit_in_one_statement(app: Flask) -> None:
         ordered = funnel(ctx, [FunnelStep("signup"), *[FunnelStep("view")] * 19])
     assert [s.count for s in anyway.steps] == [1, 1] + [0] * 18
     assert [s.count for s in ordered.steps] == [1, 1] + [0] * 18
+
+
+def test_the_openapi_document_promises_no_501_for_a_report(app: Flask) -> None:
+    """Every report has its ClickHouse path, so no report route lists a 501 (only the GA4
+    routes do, for their optional libraries) and nothing names ``not_available_on_clickhouse``."""
+    document = app.test_client().get(f"{API}/openapi.json").get_json()
+    with_501 = {
+        path
+        for path, operations in document["paths"].items()
+        for operation in operations.values()
+        if "501" in operation.get("responses", {})
+    }
+    assert with_501 and all(path.startswith(f"{API}/ga4") for path in with_501), with_501
+    assert "not_available_on_clickhouse" not in str(document)

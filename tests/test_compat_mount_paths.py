@@ -8,22 +8,15 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 
-from flask_umetrics import UMetrics, create_api_key
+from flask_umetrics import create_api_key
 
 from .conftest import AppFactory
-from .test_compat_openmetrics import stored
+from .test_compat_openmetrics import keyed_open_app, stored
 
 
 def mounted(make_app: AppFactory, **config: object) -> Flask:
-    extension = UMetrics()
-    extension.authorizer(lambda permission, scope_id: permission == "ingest")
-    return make_app(
-        extension,
-        UMETRICS_ENABLE_TOGO_API=True,
-        UMETRICS_ENABLE_OPENMETRICS_API=True,
-        UMETRICS_MAX_EVENT_AGE_DAYS=0,
-        **config,
-    )
+    """Both APIs; open-metrics' keyless calls act with the host's open-metrics key."""
+    return keyed_open_app(make_app, UMETRICS_ENABLE_TOGO_API=True, **config)
 
 
 def test_default_paths_are_under_the_prefix(make_app: AppFactory) -> None:
@@ -31,7 +24,7 @@ def test_default_paths_are_under_the_prefix(make_app: AppFactory) -> None:
     client = app.test_client()
     assert client.get("/umetrics/v1/ping").get_data(as_text=True) == "pong"
     assert client.get("/v1/ping").status_code == 404
-    assert client.get("/umetrics/api/analytics/active").status_code == 403  # served
+    assert client.get("/umetrics/api/analytics/active").status_code == 401  # served
     assert client.get("/api/analytics/active").status_code == 404
 
 

@@ -65,12 +65,22 @@ def groups(app: Flask) -> list[tuple[set[str], dict[str, Any]]]:
     return sorted(((d, props[p] or {}) for p, d in found.items()), key=lambda g: sorted(g[0]))
 
 
+def keyed_open_app(make_app: AppFactory, **config: Any) -> Flask:
+    """The app as an unmodified client meets it: keyless calls act with the host's public
+    open-metrics key (``UMETRICS_OPENMETRICS_KEY``), created on the same database first."""
+    with make_app().app_context():
+        key = create_api_key("default", "openmetrics")
+    return make_app(
+        UMETRICS_ENABLE_OPENMETRICS_API=True,
+        UMETRICS_MAX_EVENT_AGE_DAYS=0,
+        UMETRICS_OPENMETRICS_KEY=key,
+        **config,
+    )
+
+
 @pytest.fixture
 def open_app(make_app: AppFactory) -> Flask:
-    """The app as an unmodified client meets it: the host lets anyone send events (ingest)."""
-    extension = UMetrics()
-    extension.authorizer(lambda permission, scope_id: permission == "ingest")
-    return make_app(extension, UMETRICS_ENABLE_OPENMETRICS_API=True, UMETRICS_MAX_EVENT_AGE_DAYS=0)
+    return keyed_open_app(make_app)
 
 
 @pytest.fixture

@@ -3,14 +3,34 @@
 togo's clients decode our answers with ``encoding/json`` into ``Count``, ``Dashboard``,
 ``FunnelStep``, ``RetentionRow``, ``VolumePoint`` and a bare ``int`` (active users). Go ignores
 unknown keys and zero-fills missing ones, so a wrong shape decodes silently as zeros; this
-decoder is stricter than Go (unknown or missing keys, a float where Go wants an ``int``, are
-errors), so a shape drift fails here instead of in a client's charts.
+decoder is stricter than Go (unknown or missing keys, a float where Go wants an ``int``, a
+``time.Time`` that is not RFC 3339, are errors), so a shape drift fails here instead of in a
+client's charts.
+
+Where the mirrors come from. togo's Go source (module ``github.com/togo-framework/analytics``,
+v0.1.0 and v0.1.1) is not in the reference library: the repository has no stored snapshot and
+its module archive cannot be fetched here. What is stored is its pkg.go.dev page
+(``pkg.go.dev/github.com/togo-framework/analytics?tab=versions``), which lists every exported
+field with its Go type, and the mirrors below follow it field for field:
+
+- ``Count {Count int; Key string}``
+- ``Dashboard {DAU int; TopEvents []Count; TotalEvents int; WAU int}``
+- ``FunnelStep {Conversion float64; Count int; Event string}``
+- ``RetentionRow {OffsetDays int; Returned int}``
+- ``VolumePoint {Count int; Time time.Time}``
+- ``ActiveUsers(from, to) int``
+
+That listing shows no JSON tags. The snake_case keys (``offset_days``, ``total_events``,
+``top_events``) are the ones togo's documentation and issue 18's Go decoder used; the other keys
+are the field names in lower case, which Go's decoder matches case-insensitively to an untagged
+field, so they decode whether or not the fields are tagged (docs/compat-and-query.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import typing
 from typing import Any
 
@@ -25,9 +45,17 @@ class Count:
     count: int
 
 
+class GoTime(str):
+    """A Go ``time.Time``: its JSON is an RFC 3339 string (``time.RFC3339Nano``)."""
+
+
+#: What ``time.Time.UnmarshalJSON`` accepts: RFC 3339, seconds required, ``Z`` or an offset.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
 @dataclasses.dataclass(frozen=True)
 class VolumePoint:
-    time: str
+    time: GoTime
     count: int
 
 
@@ -68,6 +96,9 @@ def decode(kind: Any, value: Any, where: str = "$") -> Any:
         assert type(value) is int, f"{where}: want an integer, got {value!r}"
     elif kind is float:
         assert type(value) in (int, float), f"{where}: want a number, got {value!r}"
+    elif kind is GoTime:
+        assert isinstance(value, str), f"{where}: want an RFC 3339 string, got {value!r}"
+        assert RFC3339.fullmatch(value), f"{where}: not RFC 3339: {value!r}"
     elif kind is str:
         assert isinstance(value, str), f"{where}: want a string, got {value!r}"
     return value
@@ -84,6 +115,13 @@ def test_decoder_refuses_unknown_missing_and_float_for_int() -> None:
         except AssertionError:
             continue
         raise AssertionError(f"accepted {bad}")
+    for bad_time in ("2026-03-02", "2026-03-02 00:00:00+00:00", "2026-03-02T00:00+00:00"):
+        try:
+            decode(VolumePoint, {"time": bad_time, "count": 1})
+        except AssertionError:
+            continue
+        raise AssertionError(f"accepted {bad_time}")
+    assert decode(VolumePoint, {"time": "2026-03-02T00:00:00Z", "count": 1}).count == 1
 
 
 def test_every_togo_answer_decodes_strictly(make_app: Any) -> None:

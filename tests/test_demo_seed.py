@@ -283,3 +283,103 @@ def test_same_seed_same_data(database_url: str, tmp_path: Path, backend: str) ->
     assert first["events"] and first["exposures"] and first["notes"]
     assert first == again
     assert other["events"] != first["events"] and other["users"] != first["users"]
+
+
+#: The seed's anchor in both demos below, so their histories are the same to the microsecond.
+ANCHOR = datetime(2026, 3, 18, 15, 30, tzinfo=timezone.utc)
+DEMO_RANGE = "scope_id=acme&date_from=2026-02-16&date_to=2026-03-19"
+
+
+class _AnchoredClock(datetime):
+    """``datetime`` whose ``now()`` is :data:`ANCHOR` (only the seed's own module sees it)."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        return ANCHOR
+
+
+def demo_answers(app: Flask) -> dict[str, Any]:
+    """The dashboard summary and a few reports of the demo, as its admin reads them (REST)."""
+    import base64
+
+    token = base64.b64encode(b"admin@example.com:demo").decode()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Basic {token}"
+    paths = {
+        "dashboard": f"/query/dashboard?{DEMO_RANGE}",
+        "volume": f"/query/volume?{DEMO_RANGE}",
+        "weekly_visitors": f"/query/trends?event=$pageview&math=unique_persons"
+        f"&interval=week&{DEMO_RANGE}",
+        "top_pages": f"/query/top?event=$pageview&property=path&{DEMO_RANGE}",
+        "active": f"/query/active?series=dau&{DEMO_RANGE}",
+        "funnel": f"/query/funnel?step=$pageview&step=signed_up&step=plan_upgraded&{DEMO_RANGE}",
+        "retention": f"/query/retention?start_event=signed_up&return_event=note_created"
+        f"&period=week&periods=3&{DEMO_RANGE}",
+        "sessions": f"/query/sessions?{DEMO_RANGE}",
+        "attribution": f"/query/attribution?conversion_event=plan_upgraded&{DEMO_RANGE}",
+        "people": "/persons?scope_id=acme&limit=5",
+        "experiment": "/experiments/pricing-page/results?scope_id=acme",
+    }
+    answers = {}
+    for name, path in paths.items():
+        response = client.get(f"/umetrics/api{path}")
+        assert response.status_code == 200, (path, response.get_json())
+        answers[name] = response.get_json()
+    return answers
+
+
+def test_the_clickhouse_demo_shows_the_sqlite_demos_numbers(
+    clickhouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make demo-clickhouse``: the example app with its events in chdb (``db upgrade`` brings
+    the ClickHouse schema up, ``seed-demo`` writes the events there) answers exactly as the
+    SQLite demo seeded with the same seed at the same anchor."""
+    from .demo_env import seeded_demo
+
+    monkeypatch.setattr("example_app.seed.datetime", _AnchoredClock)
+    answers = []
+    for name, config in (
+        ("sqlite", {}),
+        (
+            "clickhouse",
+            {"UMETRICS_EVENT_STORE": "clickhouse", "UMETRICS_CLICKHOUSE_URL": clickhouse_url},
+        ),
+    ):
+        instance = tmp_path / name
+        app = seeded_demo(
+            instance,
+            days=30,
+            users=60,
+            SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance}/example.db",
+            **config,
+        )
+        with app.app_context():
+            assert current_state().event_store.name == (name if config else "sql")
+            with current_state().engine.connect() as connection:
+                in_sql = connection.execute(select(func.count()).select_from(events)).scalar()
+        assert (in_sql > 0) == (not config)  # the ClickHouse demo's events are not in SQL
+        answers.append(demo_answers(app))
+        drop_app_tables(app)
+    on_sqlite, on_clickhouse = answers
+    assert on_sqlite["dashboard"]["total_events"] > 100
+    assert on_sqlite["funnel"]["steps"][2]["count"] > 0
+    assert on_sqlite["experiment"]["variants"][0]["exposures"] > 0
+    for name in on_sqlite:
+        if name == "experiment":
+            continue
+        assert on_clickhouse[name] == on_sqlite[name], name
+    # The experiment's counts, means and totals are equal; its deviation (hence the interval
+    # and the tests built on it) is a float sum over the units in each engine's row order, so
+    # it may differ in the last bits: equal to 12 significant digits.
+    assert rounded(on_clickhouse["experiment"]) == rounded(on_sqlite["experiment"])
+
+
+def rounded(value: Any) -> Any:
+    """``value`` with every float rounded to 12 significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value

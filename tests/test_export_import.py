@@ -9,14 +9,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
 
 from flask_umetrics import ValidationError, create_api_key
-from flask_umetrics.db.tables import events
 from flask_umetrics.events.export import ImportReport, export_events, import_events
-from flask_umetrics.state import current_state
 
-from .events_data import at, load
+from .events_data import at, load, stored_events
 
 ODD = {"text": 'comma, "quote"\nnew line', "nested": {"list": [1, 2.5, None, True]}, "ü": "ß"}
 ROWS = [
@@ -33,33 +30,9 @@ pytestmark = pytest.mark.event_stores
 
 
 def stored(app: Flask, scope_id: str) -> list[tuple[Any, ...]]:
-    """Every stored column except the row id and scope, in (ts, id) order (on ClickHouse
-    (ts, seq), the ingestion sequence that orders ties as the SQL id does)."""
+    """Every stored column except the row id and scope, in (ts, id) order."""
     with app.app_context():
-        store = current_state().event_store
-        if store.name == "clickhouse":
-            rows = store.client.query(  # type: ignore[attr-defined]
-                "SELECT uuid, event, distinct_id, toUnixTimestamp64Micro(ts), session_id, "
-                "active, properties FROM umetrics_events WHERE scope_id = {scope:String} "
-                "ORDER BY ts, seq",
-                parameters={"scope": scope_id},
-            ).result_rows
-            return [(*row[:5], bool(row[5]), json.loads(row[6])) for row in rows]
-    query = (
-        select(
-            events.c.uuid,
-            events.c.event,
-            events.c.distinct_id,
-            events.c.ts,
-            events.c.session_id,
-            events.c.active,
-            events.c.properties,
-        )
-        .where(events.c.scope_id == scope_id)
-        .order_by(events.c.ts, events.c.id)
-    )
-    with app.app_context(), current_state().engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(query)]
+        return [(*row[2:8], row.properties) for row in stored_events(scope_id)]
 
 
 def export_text(app: Flask, **kwargs: Any) -> str:

@@ -450,7 +450,7 @@ def test_identify_is_a_key_permission_everywhere_keys_are_made(make_app: AppFact
     extension.subject_loader(lambda: (request.headers.get("X-Role"), {}))
     app = make_app(extension, SECRET_KEY="test-secret")
     assert "identify" in PERMISSIONS
-    assert GRANTS["identify"] == {"identify", "ingest"}
+    assert GRANTS["identify"] == {"identify", "ingest", "openmetrics"}
     assert "identify" in GRANTS["metrics.manage"] and "identify" not in GRANTS["ingest"]
     client = app.test_client()
     admin = {"X-Role": "admin"}

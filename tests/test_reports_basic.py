@@ -293,6 +293,7 @@ def test_report_routes(make_app: AppFactory) -> None:
     assert client.get(f"{base}/volume?{span}").json == {
         "interval": "day",
         "sampled": None,
+        "previous": None,
         "series": [
             {"time": "2026-03-01T00:00:00+00:00", "count": 1},
             {"time": "2026-03-02T00:00:00+00:00", "count": 1},

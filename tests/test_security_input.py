@@ -49,6 +49,8 @@ PATH_SAMPLES = {
     "distinct_id": "u1",
     "metric_key": "m",
     "name": "traffic",
+    "insight_id": "1",
+    "dashboard_id": "1",
 }
 
 

@@ -125,3 +125,29 @@ def test_cookie_keys_are_never_logged(app: Flask, caplog: pytest.LogCaptureFixtu
     text = logged(caplog)
     assert COOKIE_KEY not in text and ENCRYPTION_KEY not in text
     assert base64.b64decode(COOKIE_KEY).hex() not in text
+
+
+def test_open_metrics_url_keys_are_never_logged(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """open-metrics' key may come as ``?key=``: used, forged, or the wrong kind (a manage key
+    is refused there), it reaches no log. werkzeug's request log, which prints query strings,
+    is covered by tests/test_compat_openmetrics_replay.py against a real server."""
+    caplog.set_level(logging.DEBUG)
+    app = make_app(UMETRICS_ENABLE_OPENMETRICS_API=True)
+    with app.app_context():
+        public = create_api_key("default", "openmetrics")
+        admin = create_api_key("default", "metrics.manage")
+    client = app.test_client()
+    q = json.dumps({"sessionId": "v", "events": [{"name": "e"}]})
+    forged = public[:-4] + ("AAAA" if not public.endswith("AAAA") else "BBBB")
+    answers = [
+        client.get("/umetrics/v1/events", query_string={"key": key, "q": q}).status_code
+        for key in (public, forged, admin)
+    ]
+    assert answers == [200, 401, 403]
+    logging.getLogger("werkzeug").info('"GET /umetrics/v1/ping?key=%s HTTP/1.1" 200 -', public)
+    text = logged(caplog)
+    assert "key=REDACTED" in text  # werkzeug's logger carries the filter
+    for key in (public, forged, admin):
+        assert key not in text and key.split("_", 2)[2] not in text

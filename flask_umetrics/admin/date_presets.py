@@ -8,11 +8,12 @@ today and the six days before it where the app's users live.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from urllib.parse import urlencode
 
 from flask import request
 
+from ..queries.relative_dates import local_today, relative_range
 from .formatting import time_zone
 
 
@@ -21,6 +22,8 @@ class DatePreset:
     label: str
     date_from: date
     date_to: date
+    #: The relative range it is (``-7d``), which a saved insight or dashboard keeps.
+    token: str = ""
 
     @property
     def active(self) -> bool:
@@ -30,24 +33,23 @@ class DatePreset:
         )
 
 
-def _month_start(day: date, months_back: int = 0) -> date:
-    index = day.year * 12 + day.month - 1 - months_back
-    return date(index // 12, index % 12 + 1, 1)
+#: (label, relative range token) of each preset, in the order shown.
+PRESETS: tuple[tuple[str, str], ...] = (
+    ("Today", "today"),
+    ("Last 7 days", "-7d"),
+    ("Last 30 days", "-30d"),
+    ("Last 90 days", "-90d"),
+    ("This month", "this_month"),
+    ("Last month", "last_month"),
+    ("Last 12 months", "-12m"),
+)
 
 
 def date_presets(today: date | None = None) -> list[DatePreset]:
-    """The presets as of ``today`` (default: today in the app's time zone)."""
-    today = today or datetime.now(time_zone()).date()
-    tomorrow = today + timedelta(days=1)
-    return [
-        DatePreset("Today", today, tomorrow),
-        DatePreset("Last 7 days", today - timedelta(days=6), tomorrow),
-        DatePreset("Last 30 days", today - timedelta(days=29), tomorrow),
-        DatePreset("Last 90 days", today - timedelta(days=89), tomorrow),
-        DatePreset("This month", _month_start(today), tomorrow),
-        DatePreset("Last month", _month_start(today, 1), _month_start(today)),
-        DatePreset("Last 12 months", _month_start(today, 11), tomorrow),
-    ]
+    """The presets as of ``today`` (default: today in the app's time zone), each read by the
+    one relative-range parser saved insights use (``queries/relative_dates.py``)."""
+    today = today or local_today(time_zone())
+    return [DatePreset(label, *relative_range(token, today), token) for label, token in PRESETS]
 
 
 def preset_url(preset: DatePreset) -> str:

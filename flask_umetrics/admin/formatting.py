@@ -106,6 +106,13 @@ LABELS: dict[str, str] = {
     "affiliate": "Affiliate",
     "referral": "Referral",
     "direct": "Direct",
+    # Lifecycle statuses and stickiness
+    "new": "New",
+    "returning": "Returning",
+    "resurrecting": "Resurrecting",
+    "dormant": "Dormant",
+    "active": "Active",
+    "periods": "Periods",
 }
 
 

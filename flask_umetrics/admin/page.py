@@ -60,15 +60,21 @@ class Chart:
     table: Table
     stacked: bool = False
     percent: bool = False
+    #: Per label (or per dataset, then per label), a dashboard URL a click on its bar or point
+    #: opens (the persons behind it).
+    links: list[Any] | None = None
 
     def spec(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "kind": self.kind,
             "labels": self.labels,
             "datasets": self.datasets,
             "stacked": self.stacked,
             "percent": self.percent,
         }
+        if self.links is not None:
+            spec["links"] = self.links
+        return spec
 
 
 def series_chart(

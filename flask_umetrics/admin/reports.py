@@ -8,7 +8,7 @@ taken from the page's query string (pages have their own, such as ``format`` or 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, get_origin
 
 import pydantic
 from flask import g, request
@@ -16,6 +16,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..api.router import APICall, parse_query_args, run_view, to_json
 from .access import current_scope
+from .date_presets import date_presets
 
 
 def report_args(
@@ -54,3 +55,37 @@ def run_report(
         body=None,
     )
     return to_json(run_view(endpoint, call, **path_args))
+
+
+def saved_params(
+    model: type[pydantic.BaseModel],
+    overrides: Mapping[str, Any] | None = None,
+    default_range: str = "-30d",
+) -> dict[str, Any]:
+    """The parameters this page ran ``model``'s route with, as "Save as insight" keeps them:
+    a preset's dates become its relative range, and the page's default range (no dates in the
+    query string) its token, so the saved insight moves with today."""
+    args = report_args(model, overrides)
+    params: dict[str, Any] = {}
+    for name in args:
+        is_list = get_origin(model.model_fields[name].annotation) is list
+        params[name] = args.getlist(name) if is_list else args.get(name)
+    if "date_range" not in model.model_fields or "date_range" in params:
+        return params
+    chosen = (request.args.get("date_from") or None, request.args.get("date_to") or None)
+    if chosen == (None, None):
+        token: str | None = default_range
+    else:
+        token = next(
+            (
+                p.token
+                for p in date_presets()
+                if chosen == (p.date_from.isoformat(), p.date_to.isoformat())
+            ),
+            None,
+        )
+    if token is not None:
+        params.pop("date_from", None)
+        params.pop("date_to", None)
+        params["date_range"] = token
+    return params

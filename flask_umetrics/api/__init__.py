@@ -5,12 +5,14 @@ from __future__ import annotations
 from flask import Blueprint
 
 from . import (  # noqa: F401
+    dashboards,
     experiments,
     export,
     flags,
     ga4,
     growthbook,
     ingest,
+    insights,
     keys,
     meta,
     people,

@@ -27,7 +27,7 @@ from typing import Any, cast
 from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter
 
-from ..auth import _bearer_token
+from ..auth import OPENMETRICS, _bearer_token, url_key
 from ..config import Settings
 from ..errors import APIError
 from ..state import current_state
@@ -50,7 +50,8 @@ def budget() -> str | None:
     if endpoint in PUBLIC_ENDPOINTS:
         return PUBLIC
     view = current_app.view_functions.get(endpoint)
-    writes = endpoint in INGEST_ENDPOINTS or getattr(view, "umetrics_permission", None) == "ingest"
+    permission = getattr(view, "umetrics_permission", None)
+    writes = endpoint in INGEST_ENDPOINTS or permission in (INGEST, OPENMETRICS)
     return INGEST if writes else None
 
 
@@ -73,6 +74,9 @@ def _presented_key() -> str | None:
         except APIError:  # the route answers the bad body itself
             return None
         key = body.get("api_key") if isinstance(body, dict) else None
+    if not key and request.blueprint == "umetrics_openmetrics":
+        # Its public key: ?key=, else the host's UMETRICS_OPENMETRICS_KEY (one budget for it).
+        key = url_key() or current_state().settings["UMETRICS_OPENMETRICS_KEY"]
     return key if isinstance(key, str) and key else None
 
 

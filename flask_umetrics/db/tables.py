@@ -363,3 +363,64 @@ ga4_report_cache = Table(
     UniqueConstraint("scope_id", "report", "params_hash"),
     Index(None, "fetched_at"),
 )
+
+#: Saved insights (docs/insights-dashboards.md): a report's kind and its parameters exactly as
+#: its REST route takes them (``params``, checked by that route's query model on save).
+insights = Table(
+    "umetrics_insights",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("params", JSONType, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "scope_id", "name"),
+)
+
+#: Dashboards: a named grid of insight tiles, with a date range (``date_range``, a relative
+#: token, or ``date_from``/``date_to``) and filters that override every tile's when set.
+dashboards = Table(
+    "umetrics_dashboards",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("date_range", String(32)),
+    Column("date_from", UTCDateTime),
+    Column("date_to", UTCDateTime),
+    Column("filters", JSONType, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "scope_id", "name"),
+)
+
+#: The tiles of a dashboard, in ``position`` order; ``width`` in grid columns (of 12),
+#: ``height`` in rows. Deleting an insight removes its tiles.
+dashboard_tiles = Table(
+    "umetrics_dashboard_tiles",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "dashboard_id",
+        BigIntId,
+        ForeignKey("umetrics_dashboards.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "insight_id",
+        BigIntId,
+        ForeignKey("umetrics_insights.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Index(None, "dashboard_id", "position"),
+    Index(None, "insight_id"),
+)

@@ -69,9 +69,12 @@ class EventStore(Protocol):
         scope_id: str,
         person_ids: Collection[int],
         gone_distinct_ids: Collection[str] = (),
+        *,
+        forget: bool = False,
     ) -> None:
         """Copy the SQL state of ``person_ids`` (and the removal of ``gone_distinct_ids``) to
-        the engine's own person tables, if it keeps any."""
+        the engine's own person tables, if it keeps any. ``forget`` (delete, anonymise): no
+        earlier copy may keep who they were, so older copies and every row of the gone ids go."""
         ...
 
 

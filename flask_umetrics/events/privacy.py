@@ -185,7 +185,7 @@ def delete_person(distinct_id: str, *, scope_id: str | None = None) -> DeletionR
         removed_persons = connection.execute(
             delete(persons).where(persons.c.id == person_id)
         ).rowcount
-        store.mirror_persons(connection, scope, [person_id], gone_distinct_ids=ids)
+        store.mirror_persons(connection, scope, [person_id], gone_distinct_ids=ids, forget=True)
         counts = {
             "distinct_ids": removed_ids,
             "events": removed_events,
@@ -262,7 +262,7 @@ def anonymize_person(distinct_id: str, *, scope_id: str | None = None) -> Anonym
                 .values(distinct_id=new)
             )
         connection.execute(update(persons).where(persons.c.id == person_id).values(properties={}))
-        store.mirror_persons(connection, scope, [person_id], gone_distinct_ids=ids)
+        store.mirror_persons(connection, scope, [person_id], gone_distinct_ids=ids, forget=True)
         record_audit(
             connection,
             scope_id=scope,

@@ -137,3 +137,20 @@ def _search(ts: ColumnElement[Any], bounds: list[int], low: int, high: int) -> C
         (ts < bounds[middle], _search(ts, bounds, low, middle)),
         else_=_search(ts, bounds, middle, high),
     )
+
+
+def shift_back(moment: datetime, interval: str, zone: ZoneInfo, count: int) -> datetime:
+    """``moment`` moved ``count`` intervals earlier by the calendar of ``zone``: hours in UTC,
+    days and weeks keep the local wall time across a DST change, months keep the day of the
+    month (clamped to the month's last day)."""
+    if interval == "hour":
+        return (moment.astimezone(timezone.utc) - timedelta(hours=count)).astimezone(zone)
+    local = moment.astimezone(zone).replace(tzinfo=None)
+    if interval in {"day", "week"}:
+        local -= timedelta(days=count * (7 if interval == "week" else 1))
+    else:
+        months = local.year * 12 + local.month - 1 - count
+        year, month = divmod(months, 12)
+        last = (date(year + month // 11, (month + 1) % 12 + 1, 1) - timedelta(days=1)).day
+        local = local.replace(year=year, month=month + 1, day=min(local.day, last))
+    return local.replace(tzinfo=zone)

@@ -62,12 +62,14 @@ from ..errors import ValidationError
 from .connection import report_connection
 from .context import ReportContext
 from .filters import PropertyFilter
+from .persons import PersonSource
 from .sql import person_events, prop_text
 
 ORDERS: tuple[str, ...] = ("ordered", "strict", "any")
 MIN_STEPS = 2
 MAX_STEPS = 20
 MAX_ANY_DEFINITIONS = 6
+MAX_EXCLUSIONS = 10
 MAX_WINDOW_SECONDS = 3650 * 86400
 DEFAULT_WINDOW_SECONDS = 14 * 86400
 OTHER = "$other"
@@ -87,6 +89,22 @@ class FunnelStep:
     def key(self) -> Key:
         """Equal for steps that match exactly the same events."""
         return self.event, tuple(sorted(f.model_dump_json() for f in self.filters))
+
+
+@dataclass(frozen=True)
+class FunnelExclusion:
+    """An event that drops an attempt when it happens between two of its steps.
+
+    ``from_step`` and ``to_step`` are 0-based step indexes (PostHog's): ``0, 1`` means between
+    the first and the second step."""
+
+    event: str
+    filters: tuple[PropertyFilter, ...] = ()
+    from_step: int = 0
+    to_step: int = 1
+
+    def matcher(self) -> FunnelStep:
+        return FunnelStep(self.event, self.filters)
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,7 @@ class FunnelResult:
     breakdown: str | None = None
     breakdowns: list[FunnelBreakdown] | None = None
     sampled: float | None = None
+    exclusions: list[FunnelExclusion] | None = None
 
 
 class _greatest(FunctionElement[int]):
@@ -129,6 +148,36 @@ def _greatest_default(element: _greatest, compiler: Any, **kw: Any) -> str:
 @compiles(_greatest, "sqlite")
 def _greatest_sqlite(element: _greatest, compiler: Any, **kw: Any) -> str:
     return f"MAX({compiler.process(element.clauses, **kw)})"
+
+
+def _validate_exclusions(
+    steps: list[FunnelStep], exclusions: list[FunnelExclusion], order: str
+) -> None:
+    """PostHog's rules: a range inside the funnel, ``from < to``; no exclusion matching every
+    event of a step it spans; in ``any`` order only the whole funnel (``0`` to the last step)."""
+    if len(exclusions) > MAX_EXCLUSIONS:
+        raise ValidationError("exclude", f"give at most {MAX_EXCLUSIONS} exclusions")
+    last = len(steps) - 1
+    for x in exclusions:
+        if not isinstance(x.event, str) or not 0 < len(x.event) <= 200:
+            raise ValidationError(
+                "exclude", "each exclusion needs an event name of 1..200 characters"
+            )
+        if not 0 <= x.from_step < x.to_step <= last:
+            raise ValidationError(
+                "exclude", f"from_step and to_step must satisfy 0 <= from_step < to_step <= {last}"
+            )
+        if order == "any" and (x.from_step, x.to_step) != (0, last):
+            raise ValidationError(
+                "exclude",
+                f"in order=any an exclusion spans the whole funnel: from_step 0, to_step {last}",
+            )
+        mine = {f.model_dump_json() for f in x.filters}
+        for step in steps[x.from_step : x.to_step + 1]:
+            if step.event == x.event and mine <= {f.model_dump_json() for f in step.filters}:
+                raise ValidationError(
+                    "exclude", f"'{x.event}' would exclude the events of a step it spans"
+                )
 
 
 def _validate(
@@ -561,17 +610,109 @@ def _with_level(chain: CTE, n: int) -> CTE:
     ).cte("chains")
 
 
-def _summary(chains: CTE, n: int, breakdown_limit: int | None) -> Select[Any]:
-    """Per group (all persons, then each breakdown group) and step: persons reaching it and
-    the two middle values of the time from the previous step (their sum and how many)."""
+def _drop_excluded(
+    ctx: ReportContext, chains: CTE, exclusions: list[FunnelExclusion], n: int, window: int
+) -> CTE:
+    """The attempts (rows of ``chains``) with no excluded event strictly after their
+    ``from_step`` event and before their ``to_step`` event (or, when they never reached it,
+    up to the end of their window).
+
+    Without a join: the excluded events and two probes per attempt and exclusion (the two ends
+    of the interval, carrying the attempt's columns) form one stream per person in ``(ts,
+    kind)`` order; a running count of excluded events hands each probe how many came before
+    it, and an attempt is dropped when its upper probe saw more than its lower probe."""
+    if not exclusions:
+        return chains
+    matches = [_matches(x.matcher(), ctx) for x in exclusions]
+    source = person_events(ctx.scope_id).where(
+        events.c.ts >= ctx.from_us, events.c.ts <= ctx.to_us + window, or_(*matches)
+    )
+    carried = ["entry_id", "bd", *(f"t{s}" for s in range(1, n + 1)), "level"]
+    flags = [f"x{j}" for j in range(len(exclusions))]
+    have = source.selected_columns
+    parts: list[Select[Any]] = [
+        source.with_only_columns(
+            have.person_id,
+            events.c.ts,
+            _int(0).label("kind"),
+            _int(0).label("side"),
+            _none().label("j"),
+            *(_none(String if c == "bd" else BigInteger).label(c) for c in carried),
+            *(_flag(m).label(flag) for m, flag in zip(matches, flags, strict=True)),
+        )
+    ]
+    zeros = [_int(0).label(flag) for flag in flags]
+    for j, x in enumerate(exclusions):
+        start, stop = chains.c[f"t{x.from_step + 1}"], chains.c[f"t{x.to_step + 1}"]
+        ends = [
+            # Events at or before the from-step's time: counted before this probe.
+            (func.coalesce(start, chains.c.t1), _int(1), -1),
+            # Before the to-step's time (strictly), else up to the window's end (inclusive).
+            (
+                func.coalesce(stop, chains.c.t1 + window),
+                case((stop.is_(None), _int(1)), else_=_int(-1)),
+                1,
+            ),
+        ]
+        for at, kind, side in ends:
+            parts.append(
+                select(
+                    chains.c.person_id,
+                    at.label("ts"),
+                    kind.label("kind"),
+                    # An attempt that never reached the from-step is not at risk.
+                    case((start.is_(None), _int(0)), else_=_int(side)).label("side"),
+                    _int(j).label("j"),
+                    *(chains.c[c] for c in carried),
+                    *zeros,
+                )
+            )
+    rows = union_all(*parts).subquery("x_rows")
+    running: dict[str, Any] = {
+        "partition_by": rows.c.person_id,
+        "order_by": (rows.c.ts, rows.c.kind),
+        "rows": (None, 0),
+    }
+    seen: ColumnElement[Any] = _int(0)
+    for j, flag in enumerate(flags):
+        seen = seen + case((rows.c.j == j, func.sum(rows.c[flag]).over(**running)), else_=0)
+    windowed = select(rows, (rows.c.side * seen).label("d")).subquery("x_seen")
+    counted = select(windowed).where(windowed.c.kind != 0).subquery("x_counted")
+    # "upper - lower" per exclusion (negative when the two steps share one time: no room).
+    kept = (
+        select(
+            func.max(counted.c.person_id).label("person_id"),
+            counted.c.entry_id,
+            *(func.max(counted.c[c]).label(c) for c in carried if c != "entry_id"),
+        )
+        .group_by(counted.c.entry_id)
+        .having(
+            and_(
+                *(
+                    func.sum(case((counted.c.j == j, counted.c.d), else_=0)) <= 0
+                    for j in range(len(exclusions))
+                )
+            )
+        )
+    )
+    return kept.cte("kept_chains")
+
+
+def _best_attempts(chains: CTE) -> Subquery:
+    """Each person's chosen attempt: the longest chain, then the earliest entry."""
     rank = func.row_number().over(
         partition_by=chains.c.person_id,
         order_by=(chains.c.level.desc(), chains.c.t1, chains.c.entry_id),
     )
     ranked = select(chains, rank.label("r")).subquery("ranked")
-    chosen = select(ranked, func.count().over(partition_by=ranked.c.bd).label("bd_n")).where(
-        ranked.c.r == 1
-    )
+    return select(ranked).where(ranked.c.r == 1).subquery("best_attempts")
+
+
+def _summary(chains: CTE, n: int, breakdown_limit: int | None) -> Select[Any]:
+    """Per group (all persons, then each breakdown group) and step: persons reaching it and
+    the two middle values of the time from the previous step (their sum and how many)."""
+    attempts = _best_attempts(chains)
+    chosen = select(attempts, func.count().over(partition_by=attempts.c.bd).label("bd_n"))
     best_rows = chosen.subquery("chosen")
     # Breakdown groups: values by persons at step 1, ties by value, the missing value last.
     group_rank = func.dense_rank().over(
@@ -650,6 +791,20 @@ def _step_results(
     return results
 
 
+def _chains(
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    window: int,
+    order: str,
+    breakdown: str | None,
+    exclusions: list[FunnelExclusion],
+) -> CTE:
+    """Every attempt that survives the exclusions: ``person_id, entry_id, bd, t1..tn, level``."""
+    build = {"ordered": _ordered_chains, "strict": _strict_chains, "any": _any_chains}[order]
+    chains = build(ctx, steps, window, breakdown)
+    return _drop_excluded(ctx, chains, exclusions, len(steps), window)
+
+
 def _summary_rows(
     ctx: ReportContext,
     steps: list[FunnelStep],
@@ -657,14 +812,14 @@ def _summary_rows(
     order: str,
     breakdown: str | None,
     breakdown_limit: int | None,
+    exclusions: list[FunnelExclusion],
 ) -> list[Any]:
     """The summary rows ``kind, g, v, step, n, mid_sum, mid_n`` from the event store's SQL."""
     if is_clickhouse():
         from ..engines.clickhouse.funnel import summary_rows
 
-        return summary_rows(ctx, steps, window, order, breakdown, breakdown_limit)
-    build = {"ordered": _ordered_chains, "strict": _strict_chains, "any": _any_chains}[order]
-    chains = build(ctx, steps, window, breakdown)
+        return summary_rows(ctx, steps, window, order, breakdown, breakdown_limit, exclusions)
+    chains = _chains(ctx, steps, window, order, breakdown, exclusions)
     with report_connection() as connection:
         return list(connection.execute(_summary(chains, len(steps), breakdown_limit)))
 
@@ -677,15 +832,18 @@ def funnel(
     order: str = "ordered",
     breakdown: str | None = None,
     breakdown_limit: int = 10,
+    exclusions: list[FunnelExclusion] | None = None,
 ) -> FunnelResult:
     """Persons reaching each step, conversions, and median time from the previous step; with
     ``breakdown``, also per value of that property on the entry event of each person's best
-    chain (top ``breakdown_limit`` values by step-1 persons, then ``$other``)."""
+    chain (top ``breakdown_limit`` values by step-1 persons, then ``$other``). ``exclusions``
+    drop the attempts with an excluded event between two of their steps first."""
     _validate(steps, window_seconds, order, breakdown_limit)
+    _validate_exclusions(steps, exclusions or [], order)
     window = window_seconds * _MICROS
     limit = breakdown_limit if breakdown is not None else None
     groups: dict[tuple[int, int], tuple[str | None, dict[int, tuple[int, float | None]]]] = {}
-    for row in _summary_rows(ctx, steps, window, order, breakdown, limit):
+    for row in _summary_rows(ctx, steps, window, order, breakdown, limit, exclusions or []):
         median = None
         if row.mid_sum is not None and row.mid_n:
             median = int(row.mid_sum) / int(row.mid_n) / _MICROS
@@ -699,4 +857,40 @@ def funnel(
             for (kind, _), (value, cells) in sorted(groups.items())
             if kind == 1
         ]
-    return FunnelResult(overall, order, window_seconds, breakdown, breakdowns, ctx.sample)
+    return FunnelResult(
+        overall, order, window_seconds, breakdown, breakdowns, ctx.sample, exclusions or None
+    )
+
+
+def funnel_persons(
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    *,
+    funnel_step: int,
+    dropoff: bool = False,
+    window_seconds: int = DEFAULT_WINDOW_SECONDS,
+    order: str = "ordered",
+    exclusions: list[FunnelExclusion] | None = None,
+) -> PersonSource:
+    """The persons behind a step's count: those whose chosen attempt reached ``funnel_step``
+    (1-based), qualified at that step's time; with ``dropoff``, those who reached the step
+    before it but not this one, qualified at their last step's time."""
+    _validate(steps, window_seconds, order, 10)
+    _validate_exclusions(steps, exclusions or [], order)
+    if not 1 <= funnel_step <= len(steps):
+        raise ValidationError("funnel_step", f"must be between 1 and {len(steps)}")
+    if dropoff and funnel_step < 2:
+        raise ValidationError("dropoff", "needs funnel_step 2 or more (nobody drops off step 1)")
+    window = window_seconds * _MICROS
+    reached = funnel_step - 1 if dropoff else funnel_step
+    if is_clickhouse():
+        from ..engines.clickhouse.funnel import persons_sql
+
+        return PersonSource.clickhouse(
+            *persons_sql(ctx, steps, window, order, exclusions or [], reached, dropoff)
+        )
+    best = _best_attempts(_chains(ctx, steps, window, order, None, exclusions or []))
+    level = best.c.level == reached if dropoff else best.c.level >= reached
+    return PersonSource.sql(
+        select(best.c.person_id, best.c[f"t{reached}"].label("at")).where(level)
+    )

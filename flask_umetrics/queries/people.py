@@ -140,7 +140,13 @@ def _persons(
             .offset(offset)
         )
     )
-    person_ids = [row.id for row in rows]
+    return rows, first_distinct_ids(connection, scope, [row.id for row in rows]), int(total)
+
+
+def first_distinct_ids(
+    connection: Connection, scope: str, person_ids: list[int]
+) -> dict[int, list[str]]:
+    """``{person id: their first IDS_SHOWN distinct ids by code point}`` (SQL, any store)."""
     numbered = select(
         person_distinct_ids.c.person_id,
         person_distinct_ids.c.distinct_id,
@@ -162,7 +168,7 @@ def _persons(
         .order_by(ranked.c.person_id, ranked.c.n)
     ):
         ids.setdefault(person_id, []).append(known_id)
-    return rows, ids, int(total)
+    return ids
 
 
 def _sql_activity(

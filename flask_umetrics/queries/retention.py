@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy import BigInteger, and_, case, cast, func, null, or_, select
+from sqlalchemy.sql import ColumnElement, Select, Subquery
 
 from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
@@ -32,6 +32,7 @@ from ..events.validation import to_micros
 from .buckets import Buckets, floor_to, next_start
 from .connection import report_connection
 from .context import ReportContext
+from .persons import PersonSource
 from .sql import person_events
 
 PERIODS: tuple[str, ...] = ("day", "week", "month")
@@ -73,6 +74,15 @@ def _periods(ctx: ReportContext, period: str, periods: int) -> tuple[Buckets, in
     return buckets, len(buckets.starts) - periods
 
 
+def _validate(period: str, periods: int, mode: str) -> None:
+    if period not in PERIODS:
+        raise ValidationError("period", f"must be one of {', '.join(PERIODS)}")
+    if mode not in MODES:
+        raise ValidationError("mode", f"must be one of {', '.join(MODES)}")
+    if not 1 <= periods <= MAX_PERIODS:
+        raise ValidationError("periods", f"must be between 1 and {MAX_PERIODS}")
+
+
 def retention(
     ctx: ReportContext,
     *,
@@ -84,12 +94,7 @@ def retention(
     bounded: bool = True,
 ) -> RetentionResult:
     """One row per cohort period: its size and, for ``k = 0..periods``, how many returned."""
-    if period not in PERIODS:
-        raise ValidationError("period", f"must be one of {', '.join(PERIODS)}")
-    if mode not in MODES:
-        raise ValidationError("mode", f"must be one of {', '.join(MODES)}")
-    if not 1 <= periods <= MAX_PERIODS:
-        raise ValidationError("periods", f"must be between 1 and {MAX_PERIODS}")
+    _validate(period, periods, mode)
     buckets, shown = _periods(ctx, period, periods)
     result = RetentionResult(
         period, [], periods, mode, bounded, start_event, return_event, ctx.sample
@@ -125,7 +130,7 @@ def retention(
     return result
 
 
-def _cells(
+def _flagged(
     ctx: ReportContext,
     buckets: Buckets,
     shown: int,
@@ -134,10 +139,11 @@ def _cells(
     periods: int,
     mode: str,
     bounded: bool,
-) -> Select[Any]:
-    """Per shown cohort: its size and ``k0..kN``. No joins between derived tables: one row per
-    (person, period) with "started" / "returned" flags, and window functions over each person's
-    periods look ``k`` periods ahead."""
+) -> Subquery:
+    """One row per (person, period): ``member`` of that period's cohort, and ``b0..bN``, came
+    back ``k`` periods later. No joins between derived tables: one row per (person, period)
+    with "started" / "returned" flags, and window functions over each person's periods look
+    ``k`` periods ahead."""
     cohort_start = buckets.start_us
     cohort_end = to_micros(buckets.starts[shown])
     starts = and_(*_event_condition(ctx, start_event), events.c.ts < cohort_end)
@@ -181,11 +187,26 @@ def _cells(
             partition_by=person
         )
         came_back = [_flag(last >= activity.c.period + k) for k in range(periods + 1)]
-    flagged = select(
+    return select(
+        activity.c.person_id,
         activity.c.period.label("cohort"),
         _flag(member).label("member"),
         *(value.label(f"b{k}") for k, value in enumerate(came_back)),
     ).subquery("flagged")
+
+
+def _cells(
+    ctx: ReportContext,
+    buckets: Buckets,
+    shown: int,
+    start_event: str | None,
+    return_event: str | None,
+    periods: int,
+    mode: str,
+    bounded: bool,
+) -> Select[Any]:
+    """Per shown cohort: its size and ``k0..kN``."""
+    flagged = _flagged(ctx, buckets, shown, start_event, return_event, periods, mode, bounded)
     cohort_rows = flagged.c.member == 1
     return (
         select(
@@ -200,3 +221,43 @@ def _cells(
 
 def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return case((condition, 1), else_=0)
+
+
+def retention_persons(
+    ctx: ReportContext,
+    *,
+    cohort: str,
+    k: int,
+    start_event: str | None = None,
+    return_event: str | None = None,
+    period: str = "week",
+    periods: int = 8,
+    mode: str = "first_time",
+    bounded: bool = True,
+) -> PersonSource:
+    """The persons of cell ``(cohort, k)``: members of the cohort whose start is ``cohort`` (as
+    the report labels it) who came back ``k`` periods later (``at`` is NULL: a cell has no one
+    moment per person)."""
+    _validate(period, periods, mode)
+    if not 0 <= k <= periods:
+        raise ValidationError("period", f"the column k must be between 0 and {periods}")
+    buckets, shown = _periods(ctx, period, periods)
+    labels = buckets.labels()[: max(shown, 0)]
+    if cohort not in labels:
+        raise ValidationError("cohort", "must be the start of a cohort the report shows")
+    index = labels.index(cohort)
+    args = (ctx, buckets, shown, start_event, return_event, periods, mode, bounded)
+    if is_clickhouse():
+        from ..engines.clickhouse.retention import persons_sql
+
+        return PersonSource.clickhouse(*persons_sql(*args, index, k))
+    flagged = _flagged(*args)
+    return PersonSource.sql(
+        select(flagged.c.person_id, _none().label("at")).where(
+            flagged.c.member == 1, flagged.c.cohort == index, flagged.c[f"b{k}"] == 1
+        )
+    )
+
+
+def _none() -> ColumnElement[Any]:
+    return cast(null(), BigInteger)

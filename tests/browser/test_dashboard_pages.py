@@ -33,7 +33,7 @@ def test_every_menu_page_renders(browser: Browser, live_app: LiveApp, viewport: 
         page.on("console", on_console)
         page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
         links = menu(page, live_app)
-        assert len(links) == 10
+        assert len(links) == 15  # with Features, Dashboards, Insights, Lifecycle and Stickiness
         for link in links:
             response = page.goto(link)
             assert response is not None and response.status == 200, link
@@ -56,8 +56,12 @@ DEEP_PAGES = [
     "/umetrics/admin/experiments/pricing-page",
     "/umetrics/admin/experiments/pricing-page/edit",
     "/umetrics/admin/experiments/new",
+    "/umetrics/admin/features/pricing-page",
+    "/umetrics/admin/features/new",
     "/umetrics/admin/funnels?step=%24pageview&step=signed_up&step=note_created",
     "/umetrics/admin/retention?period=week",
+    "/umetrics/admin/lifecycle?interval=week",
+    "/umetrics/admin/stickiness?event=%24pageview",
     "/umetrics/admin/events?event=%24pageview&breakdown=%24pathname",
     "/umetrics/admin/ga4/accounts",
 ]

@@ -24,6 +24,8 @@ DEEP_PAGES = [
     "/funnels?step=%24pageview&step=signed_up&step=note_created&step=plan_upgraded",
     "/retention?period=day",
     "/retention?period=month",
+    "/lifecycle?interval=week&event=%24pageview",
+    "/stickiness?interval=week",
     "/events?event=%24pageview&breakdown=%24pathname",
     "/events?event=plan_upgraded&breakdown=plan&math=unique_persons",
     "/paths?start_event=%24pageview",
@@ -31,6 +33,7 @@ DEEP_PAGES = [
     "/events?event=%24pageview&interval=hour",
     "/people?property=plan&value=pro",
     "/experiments/pricing-page/edit",
+    "/features/new-editor",
     "/experiments/new",
     "/ga4/accounts",
 ]
@@ -96,7 +99,7 @@ def test_every_page_reads_like_a_page_for_people(browser: Browser, live_app: Liv
         login(page, live_app)
         page.goto(live_app.url + ADMIN + "/")
         links = page.eval_on_selector_all(".um-nav a", "links => links.map(a => a.href)")
-        assert len(links) == 10
+        assert len(links) == 15  # with Features, Dashboards, Insights, Lifecycle and Stickiness
         problems: dict[str, list[str]] = {}
         for link in links + [live_app.url + ADMIN + path for path in DEEP_PAGES]:
             response = page.goto(link)

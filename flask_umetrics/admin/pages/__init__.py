@@ -20,28 +20,40 @@ class Page:
 def _all_pages() -> list[Page]:
     from . import (
         attribution,
+        dashboards,
         events,
         experiments,
+        features,
         funnels,
         ga4,
+        insights,
+        lifecycle,
         overview,
         paths,
         people,
+        persons_behind,
         retention,
         settings,
+        stickiness,
     )
 
     modules = [
         overview,
+        dashboards,
+        insights,
         events,
         funnels,
         retention,
+        lifecycle,
+        stickiness,
         people,
         paths,
         attribution,
+        features,
         experiments,
         ga4,
         settings,
+        persons_behind,
     ]
     return [module.PAGE for module in modules]
 

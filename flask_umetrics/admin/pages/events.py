@@ -8,8 +8,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ...api.reports.basic import TopQuery, TrendsQuery, query_top, query_trends
+from ...insights import list_dashboards
+from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
+from ..reports import saved_params
 from . import Page
+from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
     OPERATORS,
@@ -24,15 +28,26 @@ from .report_forms import (
 )
 
 INTERVALS = ("hour", "day", "week", "month")
-MATHS = ("total", "unique_persons", "sum", "avg", "min", "max")
 MATH_LABELS = {
     "total": "Total events",
     "unique_persons": "Unique persons",
+    "unique_sessions": "Unique sessions",
+    "per_person_avg": "Events per person",
+    "first_time": "Persons doing it the first time",
+    "dau": "Daily active persons",
+    "wau": "Weekly active persons (7 days)",
+    "mau": "Monthly active persons (30 days)",
     "sum": "Sum of property",
     "avg": "Average of property",
     "min": "Minimum of property",
     "max": "Maximum of property",
+    "median": "Median of property",
+    "p75": "75th percentile of property",
+    "p90": "90th percentile of property",
+    "p95": "95th percentile of property",
+    "p99": "99th percentile of property",
 }
+MATHS = tuple(MATH_LABELS)
 TOP_LIMIT = 10
 
 
@@ -61,6 +76,18 @@ def _trends_chart(answer: dict[str, Any]) -> tuple[Chart, Table]:
     return chart, Table("trend-totals", "Totals over the range", [column, "total"], totals)
 
 
+def _point_links(answer: dict[str, Any], filters: list[str] | None) -> list[Any]:
+    """Per series, per point: the persons behind it (its unique persons)."""
+    links = []
+    for result in answer["results"]:
+        value = result["breakdown_value"]
+        picked = {"filters": filters, "breakdown_value": value}
+        links.append(
+            [persons_url("trends", {**picked, "time": p["time"]}) for p in result["series"]]
+        )
+    return links
+
+
 def _top_chart(key: str, title: str, items: list[dict[str, Any]], column: str) -> Chart:
     return series_chart(
         key,
@@ -80,6 +107,7 @@ def view() -> Response | str:
     charts: list[Chart] = []
     tables: list[Table] = []
     trends = totals = top_events = top_values = None
+    saved: dict[str, Any] | None = None
     error: str | None = None
     try:
         filters = filters_param(rows)
@@ -88,7 +116,9 @@ def view() -> Response | str:
     if error is None:
         answer, error = try_report(query_trends, TrendsQuery, {"filters": filters})
         if answer is not None:
+            saved = saved_params(TrendsQuery, {"filters": filters})
             trends, totals = _trends_chart(answer)
+            trends.links = _point_links(answer, filters)
             charts.append(trends)
             tables.append(totals)
     if error is None:
@@ -128,6 +158,8 @@ def view() -> Response | str:
         totals=totals,
         top_events=top_events,
         top_values=top_values,
+        insight_params=saved,
+        dashboards=list_dashboards(scope_id=current_scope()) if saved else [],
     )
     return form_answer(body, error)
 

@@ -8,9 +8,13 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ...api.reports.funnel import FunnelQuery, query_funnel
+from ...insights import list_dashboards
 from ...queries.funnel import DEFAULT_WINDOW_SECONDS, MAX_STEPS, MIN_STEPS, ORDERS
+from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
+from ..reports import saved_params
 from . import Page
+from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
     OPERATORS,
@@ -150,6 +154,19 @@ def _charts(answer: dict[str, Any]) -> tuple[Chart, list[Chart]]:
     return chart, extra
 
 
+def _persons_links(n: int, overrides: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """Per step: the persons who reached it, and those who dropped off before it."""
+    return [
+        (
+            persons_url("funnel", {**overrides, "funnel_step": step}),
+            persons_url("funnel", {**overrides, "funnel_step": step, "dropoff": "true"})
+            if step > 1
+            else None,
+        )
+        for step in range(1, n + 1)
+    ]
+
+
 def _suggestions(events: list[str]) -> list[list[str]]:
     known = set(events)
     fitting = [steps for steps in SUGGESTED if known.issuperset(steps)]
@@ -165,6 +182,8 @@ def view() -> Response | str:
     answer: dict[str, Any] | None = None
     chart: Chart | None = None
     extra: list[Chart] = []
+    saved: dict[str, Any] | None = None
+    links: list[tuple[str, str | None]] = []
     try:
         window = _window()
         filters = filters_param(rows)
@@ -177,6 +196,9 @@ def view() -> Response | str:
         answer, error = try_report(query_funnel, FunnelQuery, overrides)
         if answer is not None:
             chart, extra = _charts(answer)
+            saved = saved_params(FunnelQuery, overrides)
+            links = _persons_links(len(answer["steps"]), overrides)
+            chart.links = [reached for reached, _ in links]
     shown_window = window or _int(request.args.get("window")) or DEFAULT_WINDOW_SECONDS
     window_value, window_unit = _window_fields(shown_window)
     events = event_choices(list(steps))
@@ -187,6 +209,7 @@ def view() -> Response | str:
         error=error,
         answer=answer,
         funnel_chart=chart,
+        persons_links=links,
         extra=[
             (c, dict.fromkeys(c.table.columns[1:], "percent") if c.percent else {}) for c in extra
         ],
@@ -204,6 +227,8 @@ def view() -> Response | str:
         operators=OPERATORS,
         rows=rows,
         blank_rows=BLANK_FILTER_ROWS,
+        insight_params=saved,
+        dashboards=list_dashboards(scope_id=current_scope()) if saved else [],
     )
     return form_answer(body, error)
 

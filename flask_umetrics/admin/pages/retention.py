@@ -10,10 +10,14 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 
 from ...api.reports.retention import RetentionQuery, query_retention
+from ...insights import list_dashboards
 from ...queries.retention import MODES, PERIODS
+from ..access import current_scope
 from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart
+from ..reports import saved_params
 from . import Page
+from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
     OPERATORS,
@@ -111,6 +115,8 @@ def _curve(answer: dict[str, Any], cohorts: list[CohortRow]) -> Chart:
 #: Without a date range, the page shows this many cohorts of a week or month period (the REST
 #: route's own default, the last 30 days, would give a monthly grid one cohort).
 DEFAULT_COHORTS = {"week": 12, "month": 12}
+#: The relative range "Save as insight" keeps for that default.
+SAVED_DEFAULT_RANGE = {"day": "-30d", "week": "-12w", "month": "-12m"}
 
 
 def default_range(period: str, today: date | None = None) -> dict[str, Any]:
@@ -163,8 +169,20 @@ def view() -> Response | str:
         answer, error = try_report(
             query_retention, RetentionQuery, {"filters": filters, **defaults}
         )
+    saved: dict[str, Any] | None = None
+    cell_links: dict[tuple[str, int], str] = {}
     if answer is not None:
+        saved = saved_params(
+            RetentionQuery, {"filters": filters, **defaults}, SAVED_DEFAULT_RANGE[period]
+        )
         cohorts = _cohort_rows(answer, datetime.now(timezone.utc))
+        picked = {"filters": filters, **defaults, "periods": answer["periods"]}
+        for row in cohorts:
+            for k in range(len(row.cells)):
+                cell_links[(row.start, k)] = persons_url(
+                    "retention",
+                    {**picked, "cohort": row.start, "period": [answer["period"], str(k)]},
+                )
         charts.append(_curve(answer, cohorts))
         tables.append(_counts_table(answer))
     start_event = request.args.get("start_event") or None
@@ -177,6 +195,7 @@ def view() -> Response | str:
         error=error,
         answer=answer,
         cohorts=cohorts,
+        cell_links=cell_links,
         label=_label,
         curve=charts[0] if charts else None,
         counts=tables[0] if tables else None,
@@ -195,6 +214,8 @@ def view() -> Response | str:
         operators=OPERATORS,
         rows=rows,
         blank_rows=BLANK_FILTER_ROWS,
+        insight_params=saved,
+        dashboards=list_dashboards(scope_id=current_scope()) if saved else [],
     )
     return form_answer(body, error)
 

@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from ...api.keys import CreateKeyBody, KeysQuery, keys_list
 from ...api.router import parse_query_args, to_json
-from ...auth import PERMISSIONS, issue_api_key, revoke_api_key
+from ...auth import OPENMETRICS, PERMISSIONS, issue_api_key, revoke_api_key
 from ...config import CONFIG_KEYS
 from ...crypto import KeyRing
 from ...errors import APIError, ConfigurationError
@@ -112,16 +112,20 @@ def _key_table(key: str, title: str, keys: list[dict[str, Any]]) -> Table:
     )
 
 
+#: Write keys, public by design (pages and open-metrics' URLs carry them): listed apart.
+_PUBLIC_KEYS = ("ingest", OPENMETRICS)
+
+
 def _page(*, created: dict[str, Any] | None = None, error: str | None = None) -> Response | str:
     tables = [config_table(), secrets_table()]
     write_keys = api_keys = None
     if can_manage():
         keys = run_report(keys_list, KeysQuery, {"include_revoked": None})["keys"]
         write_keys = _key_table(
-            "write-keys", "Write keys", [k for k in keys if k["permission"] == "ingest"]
+            "write-keys", "Write keys", [k for k in keys if k["permission"] in _PUBLIC_KEYS]
         )
         api_keys = _key_table(
-            "api-keys", "API keys", [k for k in keys if k["permission"] != "ingest"]
+            "api-keys", "API keys", [k for k in keys if k["permission"] not in _PUBLIC_KEYS]
         )
         tables += [write_keys, api_keys]
     prefix = current_state().settings["UMETRICS_URL_PREFIX"]

@@ -68,6 +68,23 @@
       } } };
       if (kind === "interval") delete options.plugins.tooltip;
     }
+    if (spec.links) {
+      // A bar or point opens the persons behind it (only this dashboard's own paths).
+      var linkAt = function (elements) {
+        if (!elements.length) return null;
+        var hit = elements[0];
+        var row = Array.isArray(spec.links[0]) ? spec.links[hit.datasetIndex] : spec.links;
+        var url = row ? row[hit.index] : null;
+        return typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/" ? url : null;
+      };
+      options.onClick = function (event, elements) {
+        var url = linkAt(elements);
+        if (url) window.location.assign(url);
+      };
+      options.onHover = function (event, elements) {
+        event.native.target.style.cursor = linkAt(elements) ? "pointer" : "";
+      };
+    }
     return { type: type, data: { labels: labels, datasets: datasets }, options: options };
   }
 

@@ -6,14 +6,18 @@ as plain text. Here the ``sessionId`` is the event's ``distinct_id``; ``setUserI
 into the user (our ``identify``), so the anonymous past counts under the user. The same payload
 may also come as a POST JSON body.
 
-Scope: ``scope_id`` in the payload, else the ``scope_id`` query parameter, else
-``UMETRICS_DEFAULT_SCOPE``. Authentication: the scope's write key (``ingest``) as ``api_key`` in
-the payload or the ``X-UMetrics-Key`` header; unmodified clients send no key, so a host that
-wants them lets the ``@umetrics.authorizer`` grant ``ingest`` on that scope. With ``ingest``
-alone, ``setUserId`` may link a visitor that is not identified yet, and ``setUserProps`` may set
-properties of a visitor that is not identified yet; anything more (a session that already
-belongs to another user, properties of an identified user) needs ``identify`` as well (403
-``identify_permission_required``), exactly as on the native API.
+Scope: ``scope_id`` in the payload, else the ``scope_id`` query parameter, else the scope of
+the open-metrics key in ``?key=`` or ``UMETRICS_OPENMETRICS_KEY``, else
+``UMETRICS_DEFAULT_SCOPE``. Authentication: the scope's open-metrics key (permission
+``openmetrics``, public) as ``?key=``, or any write key as ``api_key`` in the payload or the
+``X-UMetrics-Key`` header. Unmodified clients can send none of these (the browser client builds
+``<server URL>/v1/<route>?q=<JSON>``, the node client ``/v1/<route>?q=<JSON>`` on the server's
+host and port), so a host names its open-metrics key in ``UMETRICS_OPENMETRICS_KEY`` and keyless
+requests act with it. With ``openmetrics`` or ``ingest``, ``setUserId`` may link a visitor that
+is not identified yet, and ``setUserProps`` may set properties of a visitor that is not
+identified yet; anything more (a session that already belongs to another user, properties of an
+identified user) needs ``identify`` as well (403 ``identify_permission_required``), exactly as
+on the native API.
 """
 
 from __future__ import annotations
@@ -29,7 +33,15 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Response, jsonify, request
 
-from ...auth import IDENTIFY, Principal, authorize, may_require, presented_api_key
+from ...auth import (
+    IDENTIFY,
+    OPENMETRICS,
+    Principal,
+    authorize,
+    may_require,
+    presented_key,
+    verify_api_key,
+)
 from ...db.types import utcnow
 from ...errors import APIError, PermissionRequired, ValidationError
 from ...events import identify, ingest_events, set_person_properties
@@ -44,6 +56,20 @@ router = ApiRouter("umetrics_openmetrics", __name__)
 PING_EVENT = "$ping"
 #: A ``ts`` below this is in seconds, above it in milliseconds (1e11 ms is March 1973).
 _MILLISECONDS_FROM = 1e11
+
+
+@router.blueprint.url_value_preprocessor
+def _latin1_query(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Read a query string that is not UTF-8 as Latin-1, before anything parses it.
+
+    open-metrics' node client hands its unencoded JSON to Node, which writes the request path in
+    Latin-1 (``"Zürich"`` arrives as the byte 0xFC); werkzeug's ``request.args`` would fail on
+    it. Runs before every ``before_request`` (the rate limiter reads the query too)."""
+    try:
+        request.query_string.decode("utf-8")
+    except UnicodeDecodeError:
+        request.query_string = request.query_string.decode("latin-1").encode("utf-8")
+        request.__dict__.pop("args", None)  # parsed from the bytes above if read already
 
 
 def create_blueprint() -> Blueprint:
@@ -114,13 +140,16 @@ def _loads(text: str) -> Any:
         ) from None
 
 
-def _scope(payload: dict[str, Any]) -> str:
+def _scope(payload: dict[str, Any], public_key: str | None) -> str:
+    """The scope named by the payload or the query; else the public key's (unmodified clients
+    name none); else the default scope."""
     in_payload, in_query = payload.get("scope_id"), request.args.get("scope_id")
     if in_payload is not None and in_query is not None and in_payload != in_query:
         raise _bad("scope_id", "differs between the query and the payload")
     raw = in_payload if in_payload is not None else in_query
     if raw is None:
-        return str(current_state().settings.default_scope)
+        info = verify_api_key(public_key) if public_key is not None else None
+        return info.scope_id if info is not None else str(current_state().settings.default_scope)
     try:
         return validate_scope_id(raw)
     except ValidationError as exc:
@@ -128,25 +157,30 @@ def _scope(payload: dict[str, Any]) -> str:
 
 
 def _authorized(payload: dict[str, Any]) -> str:
-    """Authorize ``ingest`` on the payload's scope; the scope."""
+    """Authorize open-metrics' calls on the payload's scope; the scope."""
     return _caller(payload).scope_id
 
 
 def _caller(payload: dict[str, Any]) -> Principal:
-    """Authorize ``ingest`` on the payload's scope; who the caller is.
+    """Authorize open-metrics' calls on the payload's scope; who the caller is.
 
-    Every route here writes, GET included: without a key (the authorizer decides, with the
-    host's cookies) the request must come from this site or an allowed origin, and a JSON body
-    must say so in its ``Content-Type`` (``api/origin.py``)."""
+    A request without a key acts with the host's ``UMETRICS_OPENMETRICS_KEY`` when there is one
+    (public, like any open-metrics key). Otherwise the authorizer decides, with the host's
+    cookies: as every route here writes, GET included, the request must then come from this
+    site or an allowed origin, and a JSON body must say so in its ``Content-Type``
+    (``api/origin.py``)."""
     key = payload.get("api_key")
     body_key = key if isinstance(key, str) else None
-    if presented_api_key("ingest", body_key=body_key) is None:
-        if request.method == "POST" and "q" not in request.args:
+    public_key = None
+    presented, in_url = presented_key(OPENMETRICS, body_key)
+    if presented is None:
+        public_key = current_state().settings["UMETRICS_OPENMETRICS_KEY"]
+        if public_key is None and request.method == "POST" and "q" not in request.args:
             refuse_cross_site_write()
-        else:
+        elif public_key is None:
             refuse_cross_site()
-    scope_id = _scope(payload)
-    principal = authorize("ingest", scope_id, body_key=body_key)
+    scope_id = _scope(payload, presented if in_url else public_key)
+    principal = authorize(OPENMETRICS, scope_id, body_key=body_key, public_key=public_key)
     refuse_nul(payload)  # PostgreSQL cannot store or compare text with NUL
     return principal
 
@@ -187,7 +221,7 @@ def _route(
         def endpoint() -> Response:
             return view(_payload())  # CORS: UMETRICS_ALLOWED_ORIGINS (api/cors.py)
 
-        endpoint.umetrics_permission = None if public else "ingest"  # type: ignore[attr-defined]
+        endpoint.umetrics_permission = None if public else OPENMETRICS  # type: ignore[attr-defined]
         router.blueprint.add_url_rule(rule, view.__name__, endpoint, methods=["GET", "POST"])
         return endpoint
 

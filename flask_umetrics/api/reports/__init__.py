@@ -8,8 +8,11 @@ from . import (  # noqa: F401
     cohorts,
     dashboard,
     funnel,
+    lifecycle,
     live,
     paths,
+    persons,
     retention,
     sessions,
+    stickiness,
 )

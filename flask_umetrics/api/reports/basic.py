@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ...errors import ValidationError
 from ...queries.active import ActiveCount, ActiveSeries, active_user_series, active_users
 from ...queries.sql import check_property_key
 from ...queries.top import TopResult, top
-from ...queries.trends import TrendsResult, VolumeResult, trends, volume
+from ...queries.trends import Math, TrendsResult, VolumeResult, trends, volume
+from ...queries.trends_series import SeriesSpec, trends_series
 from ..router import APICall
 from ..routes import router
 from .params import ReportQuery
@@ -32,6 +34,9 @@ def _property_key(value: str | None, info: ValidationInfo) -> str | None:
 class VolumeQuery(ReportQuery):
     event: str | None = Field(None, max_length=200, description="Only this event (default all).")
     interval: Interval = "day"
+    compare: Literal["previous"] | None = Field(
+        None, description="previous: add the same report over the previous range as `previous`."
+    )
 
 
 @router.route(
@@ -44,14 +49,50 @@ class VolumeQuery(ReportQuery):
 )
 def query_volume(call: APICall) -> VolumeResult:
     q = call.query
-    return volume(q.context(call.scope_id), event=q.event, interval=q.interval)
+    return volume(q.context(call.scope_id), event=q.event, interval=q.interval, compare=q.compare)
+
+
+class SeriesParam(BaseModel):
+    """One lettered series of a several-series trends report."""
+
+    model_config = ConfigDict(extra="forbid")
+    event: str | None = Field(None, min_length=1, max_length=200)
+    math: Math = "total"
+    property: str | None = Field(None, max_length=200)
+
+    _keys = field_validator("property")(_property_key)
 
 
 class TrendsQuery(VolumeQuery):
-    math: Literal["total", "unique_persons", "sum", "avg", "min", "max"] = "total"
+    math: Math = "total"
     property: str | None = Field(
-        None, max_length=200, description="Numeric property of sum/avg/min/max."
+        None,
+        max_length=200,
+        description="Numeric property of sum/avg/min/max/median/p75/p90/p95/p99.",
     )
+    cumulative: bool = Field(False, description="Running totals (math total or sum).")
+    series: list[SeriesParam] | None = Field(
+        None,
+        max_length=10,
+        description="JSON list of {event, math, property}: several series A, B, ... "
+        "(event, math and property are then ignored).",
+    )
+    formula: str | None = Field(
+        None, max_length=200, description="Over the series' letters, e.g. A/B*100."
+    )
+
+    @field_validator("series", mode="before")
+    @classmethod
+    def _parse_series(cls, value: Any) -> Any:
+        """``series=`` is one JSON list of objects."""
+        text = value[0] if isinstance(value, list) and len(value) == 1 else value
+        if not isinstance(text, str):
+            return value
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError("must be a JSON list of {event, math, property} objects") from exc
+
     breakdown: str | None = Field(None, max_length=200, description="Event property to split by.")
     breakdown_limit: int = Field(10, ge=1, le=100)
 
@@ -68,6 +109,18 @@ class TrendsQuery(VolumeQuery):
 )
 def query_trends(call: APICall) -> TrendsResult:
     q = call.query
+    if q.series is not None or q.formula is not None:
+        specs = [SeriesSpec(s.event, s.math, s.property) for s in q.series or []]
+        return trends_series(
+            q.context(call.scope_id),
+            specs,
+            formula=q.formula,
+            interval=q.interval,
+            breakdown=q.breakdown,
+            breakdown_limit=q.breakdown_limit,
+            cumulative=q.cumulative,
+            compare=q.compare,
+        )
     return trends(
         q.context(call.scope_id),
         event=q.event,
@@ -76,6 +129,8 @@ def query_trends(call: APICall) -> TrendsResult:
         property=q.property,
         breakdown=q.breakdown,
         breakdown_limit=q.breakdown_limit,
+        compare=q.compare,
+        cumulative=q.cumulative,
     )
 
 

@@ -10,16 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ...queries.filters import PropertyFilter
 from ...queries.funnel import (
     DEFAULT_WINDOW_SECONDS,
+    MAX_EXCLUSIONS,
     MAX_STEPS,
     MAX_WINDOW_SECONDS,
     MIN_STEPS,
+    FunnelExclusion,
     FunnelResult,
     FunnelStep,
     funnel,
 )
 from ..router import APICall
 from ..routes import router
-from .params import ReportQuery
+from .params import ReportQuery, json_objects
 
 TAG = "reports"
 
@@ -30,6 +32,16 @@ class StepParam(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event: str = Field(min_length=1, max_length=200)
     filters: list[PropertyFilter] = Field(default_factory=list)
+
+
+class ExclusionParam(BaseModel):
+    """An event that drops an attempt when it happens between two of its steps (0-based)."""
+
+    model_config = ConfigDict(extra="forbid")
+    event: str = Field(min_length=1, max_length=200)
+    filters: list[PropertyFilter] = Field(default_factory=list)
+    from_step: int = Field(ge=0, lt=MAX_STEPS)
+    to_step: int = Field(ge=1, lt=MAX_STEPS)
 
 
 class FunnelQuery(ReportQuery):
@@ -52,6 +64,27 @@ class FunnelQuery(ReportQuery):
         None, max_length=200, description="Property of the step-1 event to split by."
     )
     breakdown_limit: int = Field(10, ge=1, le=100)
+    exclude: list[ExclusionParam] = Field(
+        default_factory=list,
+        max_length=MAX_EXCLUSIONS,
+        description=(
+            'A JSON list of {"event", "filters", "from_step", "to_step"} (0-based steps, '
+            "from_step < to_step): an attempt with such an event strictly between those steps "
+            "(or after from_step until its window ends, when it never reached to_step) is "
+            "dropped. In order=any only from_step 0 to the last step."
+        ),
+    )
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _parse_exclude(cls, value: Any) -> Any:
+        """``exclude=`` is a JSON list (or one object); repeats add up."""
+        return json_objects(value, 'must be a JSON list of {"event", "from_step", "to_step"}')
+
+    def exclusions(self) -> list[FunnelExclusion]:
+        return [
+            FunnelExclusion(x.event, tuple(x.filters), x.from_step, x.to_step) for x in self.exclude
+        ]
 
     @field_validator("step", mode="before")
     @classmethod
@@ -92,4 +125,5 @@ def query_funnel(call: APICall) -> FunnelResult:
         order=q.order,
         breakdown=q.breakdown,
         breakdown_limit=q.breakdown_limit,
+        exclusions=q.exclusions(),
     )

@@ -32,7 +32,7 @@ from .runner import rows
 
 if TYPE_CHECKING:
     from ...queries.context import ReportContext
-    from ...queries.funnel import FunnelStep
+    from ...queries.funnel import FunnelExclusion, FunnelStep
 
 _NEVER = 2**62  # a time after every event: "not found"
 #: Room for the longest statement (20 steps, ``any``, six definitions of one name).
@@ -46,55 +46,15 @@ def summary_rows(
     order: str,
     breakdown: str | None,
     breakdown_limit: int | None,
+    exclusions: list[FunnelExclusion],
 ) -> list[Any]:
     """The summary rows of ``queries/funnel.py:_summary`` (``window`` in µs)."""
-    from ...queries.funnel import OTHER, _clusters, _definitions
+    from ...queries.funnel import OTHER
 
-    definitions, of = _definitions(steps)
     n = len(steps)
     params = Params()
-    # Read without the report's filters (strict needs every event); they go into each flag.
-    bare = dataclasses.replace(ctx, filters=())
-    flags = []
-    for d in definitions:
-        conditions = [
-            f"event = {params.bind(d.event, 'String')}",
-            *(property_condition(f, "properties", params) for f in (*d.filters, *ctx.filters)),
-        ]
-        flags.append("(" + " AND ".join(conditions) + ")")
-    where = [] if order == "strict" else ["(" + " OR ".join(flags) + ")"]
-    source = person_events(bare, params, bounds=(ctx.from_us, ctx.to_us + window + 1), where=where)
-    group = prop_text("properties", breakdown, params) if breakdown else "NULL"
-    columns = ", ".join(
-        ["us", "seq", *(f"toUInt8({c})" for c in flags), f"CAST({group} AS Nullable(String))"]
-    )
-    unpack = ", ".join(
-        [
-            "arrayMap(x -> x.1, evs) AS tsa",
-            "arrayMap(x -> x.2, evs) AS sqa",
-            *(f"arrayMap(x -> x.{3 + d}, evs) AS fa{d}" for d in range(len(definitions))),
-            f"arrayMap(x -> x.{3 + len(definitions)}, evs) AS bda",
-        ]
-    )
-    people = (
-        f"SELECT person_id, {unpack} FROM (SELECT person_id, "
-        f"arraySort(groupArray(({columns}))) AS evs FROM {source} GROUP BY person_id)"
-    )
-    start = params.bind(ctx.from_us, "Int64")
-    stop = params.bind(ctx.to_us, "Int64")
-    width = params.bind(window, "Int64")
-    entries = (
-        f"SELECT *, ei AS entry_at, tsa[ei] AS tt1, sqa[ei] AS entry_seq, bda[ei] AS entry_bd "
-        f"FROM ({people}) ARRAY JOIN arrayFilter((i, t, f) -> f = 1 AND t >= {start} "
-        f"AND t < {stop}, arrayEnumerate(tsa), tsa, fa{of[0]}) AS ei"
-    )
-    build = {"ordered": _ordered, "strict": _strict, "any": _any}[order]
-    chains = build(entries, steps, of, width, _clusters(steps))
-    times = ", ".join(f"tt{s}" for s in range(1, n + 1))
-    best = (
-        f"SELECT person_id, level, entry_bd, [{times}] AS chain_times FROM ({chains}) "
-        "ORDER BY person_id, level DESC, tt1, entry_seq LIMIT 1 BY person_id"
-    )
+    chains = _chains(ctx, steps, window, order, breakdown, exclusions, params)
+    best = _best(chains, n)
     # Breakdown groups: values by persons at step 1, ties by value, the missing value last.
     ranked = (
         "SELECT *, dense_rank() OVER (ORDER BY bd_n DESC, entry_bd ASC NULLS LAST) AS grank "
@@ -132,6 +92,117 @@ def summary_rows(
     )
     # Many steps sharing one name in ``any`` order spell out many sets (up to 63 per name).
     return [_Row(*r) for r in rows(query, params, {"max_query_size": _MAX_QUERY_BYTES})]
+
+
+def _best(chains: str, n: int) -> str:
+    """Each person's chosen attempt (longest chain, then earliest entry): ``person_id``,
+    ``level``, ``entry_bd`` and ``chain_times``."""
+    times = ", ".join(f"tt{s}" for s in range(1, n + 1))
+    return (
+        f"SELECT person_id, level, entry_bd, [{times}] AS chain_times FROM ({chains}) "
+        "ORDER BY person_id, level DESC, tt1, entry_seq LIMIT 1 BY person_id"
+    )
+
+
+def persons_sql(
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    window: int,
+    order: str,
+    exclusions: list[FunnelExclusion],
+    reached: int,
+    dropoff: bool,
+) -> tuple[str, Params]:
+    """``person_id, at`` of the persons whose chosen attempt reached step ``reached`` (exactly,
+    with ``dropoff``), as ``queries/funnel.py:funnel_persons``."""
+    params = Params()
+    chains = _chains(ctx, steps, window, order, None, exclusions, params)
+    level = params.bind(reached, "Int64")
+    test = f"level = {level}" if dropoff else f"level >= {level}"
+    sql = (
+        f"SELECT person_id, chain_times[{level}] AS at FROM ({_best(chains, len(steps))}) "
+        f"WHERE {test}"
+    )
+    return sql, params
+
+
+def _chains(
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    window: int,
+    order: str,
+    breakdown: str | None,
+    exclusions: list[FunnelExclusion],
+    params: Params,
+) -> str:
+    """One row per attempt that survives the exclusions: ``person_id``, ``level``,
+    ``entry_bd``, ``entry_seq``, ``tt1..ttn`` (and the working arrays)."""
+    from ...queries.funnel import _clusters, _definitions
+
+    definitions, of = _definitions(steps)
+    # Read without the report's filters (strict needs every event); they go into each flag.
+    bare = dataclasses.replace(ctx, filters=())
+    flags = [_condition(d, ctx, params) for d in definitions]
+    excluded = [_condition(x.matcher(), ctx, params) for x in exclusions]
+    where = [] if order == "strict" else ["(" + " OR ".join(flags + excluded) + ")"]
+    source = person_events(bare, params, bounds=(ctx.from_us, ctx.to_us + window + 1), where=where)
+    group = prop_text("properties", breakdown, params) if breakdown else "NULL"
+    columns = ", ".join(
+        [
+            "us",
+            "seq",
+            *(f"toUInt8({c})" for c in flags + excluded),
+            f"CAST({group} AS Nullable(String))",
+        ]
+    )
+    unpack = ", ".join(
+        [
+            "arrayMap(x -> x.1, evs) AS tsa",
+            "arrayMap(x -> x.2, evs) AS sqa",
+            *(f"arrayMap(x -> x.{3 + d}, evs) AS fa{d}" for d in range(len(definitions))),
+            *(
+                f"arrayMap(x -> x.{3 + len(definitions) + j}, evs) AS xa{j}"
+                for j in range(len(exclusions))
+            ),
+            f"arrayMap(x -> x.{3 + len(definitions) + len(exclusions)}, evs) AS bda",
+        ]
+    )
+    people = (
+        f"SELECT person_id, {unpack} FROM (SELECT person_id, "
+        f"arraySort(groupArray(({columns}))) AS evs FROM {source} GROUP BY person_id)"
+    )
+    start = params.bind(ctx.from_us, "Int64")
+    stop = params.bind(ctx.to_us, "Int64")
+    width = params.bind(window, "Int64")
+    entries = (
+        f"SELECT *, ei AS entry_at, tsa[ei] AS tt1, sqa[ei] AS entry_seq, bda[ei] AS entry_bd "
+        f"FROM ({people}) ARRAY JOIN arrayFilter((i, t, f) -> f = 1 AND t >= {start} "
+        f"AND t < {stop}, arrayEnumerate(tsa), tsa, fa{of[0]}) AS ei"
+    )
+    build = {"ordered": _ordered, "strict": _strict, "any": _any}[order]
+    chains = build(entries, steps, of, width, _clusters(steps))
+    if not exclusions:
+        return chains
+    # As in SQL: an excluded event strictly after the from-step, and strictly before the
+    # to-step or (not reached) up to the end of the window; only once the from-step is reached.
+    hits = []
+    for j, x in enumerate(exclusions):
+        lo, hi = x.from_step + 1, x.to_step + 1
+        upper = f"if(cc{hi} > 0, t < tt{hi}, t <= tt1 + {width})"
+        reached = "1" if lo == 1 else f"cc{lo} > 0"
+        hits.append(
+            f"({reached} AND arrayExists((t, x) -> x = 1 AND t > tt{lo} AND {upper}, tsa, xa{j}))"
+        )
+    return f"SELECT * FROM ({chains}) WHERE NOT ({' OR '.join(hits)})"
+
+
+def _condition(step: FunnelStep, ctx: ReportContext, params: Params) -> str:
+    """An event matches ``step`` and the report's filters."""
+    conditions = [
+        f"event = {params.bind(step.event, 'String')}",
+        *(property_condition(f, "properties", params) for f in (*step.filters, *ctx.filters)),
+    ]
+    return "(" + " AND ".join(conditions) + ")"
 
 
 @dataclasses.dataclass(frozen=True)

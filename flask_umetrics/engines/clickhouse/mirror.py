@@ -67,13 +67,14 @@ def mirror_persons(
     person_ids: Collection[int],
     gone_distinct_ids: Collection[str],
     settings: dict[str, Any],
-) -> None:
+) -> int:
     """Insert the SQL state of ``person_ids`` as a new version: a person missing from SQL (merged
     away, deleted) becomes ``is_deleted``; every distinct id still mapped to one of them points
-    at it; a distinct id of ``gone_distinct_ids`` mapped nowhere any more becomes ``is_deleted``."""
+    at it; a distinct id of ``gone_distinct_ids`` mapped nowhere any more becomes ``is_deleted``.
+    Returns the version written (0 when there was nothing to write)."""
     wanted = sorted(set(person_ids))
     if not wanted and not gone_distinct_ids:
-        return
+        return 0
     found: dict[int, Any] = {}
     mapped: dict[str, int] = {}
     for start in range(0, len(wanted), _CHUNK):
@@ -115,3 +116,35 @@ def mirror_persons(
         client.insert(PERSONS, person_rows, column_names=PERSON_COLUMNS, settings=settings)
     if map_rows:
         client.insert(DISTINCT_IDS, map_rows, column_names=MAP_COLUMNS, settings=settings)
+    return version
+
+
+def forget_persons(
+    client: Client,
+    on_cluster: str,
+    scope_id: str,
+    person_ids: Collection[int],
+    gone_distinct_ids: Collection[str],
+    version: int,
+) -> None:
+    """After a delete or an anonymisation: remove the versions of ``person_ids`` older than
+    ``version`` (they hold the properties and ids that were erased) and every row of
+    ``gone_distinct_ids`` (a distinct id with no row maps to no person, as a deleted one).
+    Lightweight deletes: gone from every query when the command returns, physically removed
+    when the parts next merge, as the person's events are."""
+    sync = {"lightweight_deletes_sync": 2}
+    if person_ids:
+        client.command(
+            f"DELETE FROM {PERSONS}{on_cluster} WHERE scope_id = {{scope:String}} "
+            "AND id IN {ids:Array(Int64)} AND version < {version:UInt64}",
+            parameters={"scope": scope_id, "ids": sorted(set(person_ids)), "version": version},
+            settings=sync,
+        )
+    gone = sorted(set(gone_distinct_ids))
+    for start in range(0, len(gone), _CHUNK):
+        client.command(
+            f"DELETE FROM {DISTINCT_IDS}{on_cluster} WHERE scope_id = {{scope:String}} "
+            "AND distinct_id IN {ids:Array(String)}",
+            parameters={"scope": scope_id, "ids": gone[start : start + _CHUNK]},
+            settings=sync,
+        )

@@ -33,6 +33,59 @@ def cells(
 ) -> dict[int, tuple[int, list[int]]]:
     """``{cohort index: (size, [returned k = 0..periods])}`` of the non-empty shown cohorts."""
     params = Params()
+    members = _members(ctx, buckets, shown, start_event, return_event, mode, bounded, params)
+    came_back = [f"sum({_came_back(k, bounded, params)}) AS k{k}" for k in range(periods + 1)]
+    query = (
+        f"SELECT cohort, count() AS size, {', '.join(came_back)} FROM ({members}) GROUP BY cohort"
+    )
+    found: dict[int, tuple[int, list[int]]] = {}
+    for row in rows(query, params):
+        cohort, size, *counts = row
+        found[int(cohort)] = (int(size), [int(n) for n in counts])
+    return found
+
+
+def persons_sql(
+    ctx: ReportContext,
+    buckets: Buckets,
+    shown: int,
+    start_event: str | None,
+    return_event: str | None,
+    periods: int,
+    mode: str,
+    bounded: bool,
+    cohort: int,
+    k: int,
+) -> tuple[str, Params]:
+    """``person_id, at`` (NULL) of the persons of cell ``(cohort, k)``."""
+    params = Params()
+    members = _members(ctx, buckets, shown, start_event, return_event, mode, bounded, params)
+    sql = (
+        f"SELECT person_id, CAST(NULL AS Nullable(Int64)) AS at FROM ({members}) "
+        f"WHERE cohort = {params.bind(cohort, 'Int64')} AND {_came_back(k, bounded, params)}"
+    )
+    return sql, params
+
+
+def _came_back(k: int, bounded: bool, params: Params) -> str:
+    ahead = f"cohort + {params.bind(k, 'Int64')}"
+    if bounded:
+        return f"has(return_periods, {ahead})"
+    return f"arrayExists(r -> r >= {ahead}, return_periods)"
+
+
+def _members(
+    ctx: ReportContext,
+    buckets: Buckets,
+    shown: int,
+    start_event: str | None,
+    return_event: str | None,
+    mode: str,
+    bounded: bool,
+    params: Params,
+) -> str:
+    """One row per (person, cohort they belong to): ``person_id``, ``cohort`` and the person's
+    ``return_periods``."""
     cohort_start = params.bind(buckets.start_us, "Int64")
     cohort_end = params.bind(to_micros(buckets.starts[shown]), "Int64")
     starts = f"({_chosen(start_event, params)} AND us < {cohort_end}"
@@ -53,25 +106,13 @@ def cells(
         )
     else:
         members = f"arrayFilter(p -> p >= 0 AND p < {shown_p}, start_periods)"
-    came_back = []
-    for k in range(periods + 1):
-        ahead = f"cohort + {params.bind(k, 'Int64')}"
-        if bounded:
-            came_back.append(f"sum(has(return_periods, {ahead})) AS k{k}")
-        else:
-            came_back.append(f"sum(arrayExists(r -> r >= {ahead}, return_periods)) AS k{k}")
-    query = (
-        f"SELECT cohort, count() AS size, {', '.join(came_back)} FROM ("
+    return (
+        "SELECT person_id, cohort, return_periods FROM ("
         "SELECT person_id, groupArrayIf(period, started = 1) AS start_periods, "
         "groupArrayIf(period, returned = 1) AS return_periods "
         f"FROM ({activity}) GROUP BY person_id) "
-        f"ARRAY JOIN {members} AS cohort GROUP BY cohort"
+        f"ARRAY JOIN {members} AS cohort"
     )
-    found: dict[int, tuple[int, list[int]]] = {}
-    for row in rows(query, params):
-        cohort, size, *counts = row
-        found[int(cohort)] = (int(size), [int(n) for n in counts])
-    return found
 
 
-__all__: list[Any] = ["cells"]
+__all__: list[Any] = ["cells", "persons_sql"]

@@ -425,14 +425,24 @@ class ClickHouseEventStore:
         scope_id: str,
         person_ids: Collection[int],
         gone_distinct_ids: Collection[str] = (),
+        *,
+        forget: bool = False,
     ) -> None:
         client, settings = self.client, self._write_settings
-        self._retrying(
+        version = self._retrying(
             "mirror persons",
             lambda: mirror.mirror_persons(
                 client, connection, scope_id, person_ids, gone_distinct_ids, settings
             ),
         )
+        if forget:
+            on_cluster = f" ON CLUSTER {quote(self.cluster)}" if self.cluster else ""
+            self._retrying(
+                "forget persons",
+                lambda: mirror.forget_persons(
+                    client, on_cluster, scope_id, person_ids, gone_distinct_ids, version
+                ),
+            )
 
 
 def _token(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...queries.percentiles import PERCENTILES, clickhouse_percentile
 from .expressions import Params, bucket_index, person_events, prop_number, prop_text, scoped_events
 from .runner import rows
 
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 _AGGREGATES = {
     "total": "count()",
     "unique_persons": "uniqExact(person_id)",
+    "dau": "uniqExact(person_id)",
+    "unique_sessions": "uniqExact(session)",
+    "per_person_avg": "count() / uniqExact(person_id)",
+    "first_time": "count()",  # one row per person: their first event
     "sum": "sum(number)",
     "avg": "avg(number)",
     "min": "min(number)",
@@ -35,12 +40,28 @@ def cells(
     breakdown: str | None,
     breakdown_limit: int,
     other: str,
+    window: int | None = None,
 ) -> tuple[list[str | None], dict[tuple[Any, int], Any]]:
     """``(top breakdown values, {(group, bucket index): value})``."""
     params = Params()
-    needs_persons = math == "unique_persons" or ctx.sample is not None or ctx.segment is not None
+    needs_persons = (
+        math in {"unique_persons", "per_person_avg", "first_time", "dau", "wau", "mau"}
+        or ctx.sample is not None
+        or ctx.segment is not None
+    )
     where = [] if event is None else [f"event = {params.bind(event, 'String')}"]
-    source = (person_events if needs_persons else scoped_events)(ctx, params, where=where)
+    if math == "first_time":  # each person's first event (by time, then arrival) in the range
+        earlier = person_events(ctx, params, bounds=(None, ctx.to_us), where=where)
+        since = params.bind(ctx.from_us, "Int64")
+        source = (
+            f"(SELECT * FROM (SELECT * FROM {earlier} ORDER BY us, seq LIMIT 1 BY person_id) "
+            f"WHERE us >= {since})"
+        )
+    else:  # wau/mau: from the first day read (buckets start before the range)
+        bounds = (ctx.from_us if window is None else buckets.start_us, ctx.to_us)
+        source = (person_events if needs_persons else scoped_events)(
+            ctx, params, bounds=bounds, where=where
+        )
     group = "CAST(NULL AS Nullable(String))"
     if breakdown is not None:
         group = prop_text("properties", breakdown, params)
@@ -48,7 +69,8 @@ def cells(
     person = "person_id" if needs_persons else "0"
     base = (
         f"(SELECT {bucket_index(buckets, 'us', params)} AS bucket, {group} AS grp, "
-        f"{number} AS number, {person} AS person_id FROM {source})"
+        f"{number} AS number, {person} AS person_id, session_id AS session "
+        f"FROM {source})"
     )
     top: list[str | None] = [None]
     if breakdown is not None:
@@ -66,9 +88,50 @@ def cells(
             f"multiIf(grp IS NOT NULL AND has({named}, assumeNotNull(grp)), grp, {missing}"
             f"toNullable({params.bind(other, 'String')}))"
         )
+    if window is not None:  # each (group, day, person) counts for the window's days
+        last = params.bind(len(buckets.starts), "Int64")
+        result = rows(
+            f"SELECT cell_group, spread_bucket, uniqExact(person_id) FROM (SELECT {grouped} "
+            f"AS cell_group, bucket + arrayJoin(range({params.bind(window, 'UInt8')})) AS "
+            f"spread_bucket, person_id FROM {base}) WHERE spread_bucket < {last} "
+            "GROUP BY cell_group, spread_bucket",
+            params,
+        )
+        return top, {(g, int(bucket)): value for g, bucket, value in result}
+    if math in PERCENTILES:
+        aggregate = clickhouse_percentile("number", PERCENTILES[math])
+    else:
+        aggregate = _AGGREGATES[math]
     result = rows(
-        f"SELECT {grouped} AS cell_group, bucket, {_AGGREGATES[math]} AS cell_value "
+        f"SELECT {grouped} AS cell_group, bucket, {aggregate} AS cell_value "
         f"FROM {base} GROUP BY cell_group, bucket",
         params,
     )
     return top, {(group_value, int(bucket)): value for group_value, bucket, value in result}
+
+
+def persons_sql(
+    ctx: ReportContext,
+    span: tuple[int, int],
+    event: str | None,
+    breakdown: str | None,
+    breakdown_value: str | None,
+    top: list[str | None] | None,
+) -> tuple[str, Params]:
+    """``person_id, at`` of the persons behind one point (``queries/trends.py:trend_persons``):
+    events in ``span`` (µs) of the series' group, first event time per person."""
+    params = Params()
+    where = [] if event is None else [f"event = {params.bind(event, 'String')}"]
+    if breakdown is not None:
+        value = prop_text("properties", breakdown, params)
+        if top is not None:
+            named = params.bind([v for v in top if v is not None], "Array(String)")
+            where.append(f"({value} IS NULL OR NOT has({named}, assumeNotNull({value})))")
+            if None in top:
+                where.append(f"{value} IS NOT NULL")
+        elif breakdown_value is None:
+            where.append(f"{value} IS NULL")
+        else:
+            where.append(f"{value} = {params.bind(breakdown_value, 'String')}")
+    source = person_events(ctx, params, bounds=span, where=where)
+    return f"SELECT person_id, min(us) AS at FROM {source} GROUP BY person_id", params

@@ -92,6 +92,8 @@ class SqlEventStore:
         scope_id: str,
         person_ids: Collection[int],
         gone_distinct_ids: Collection[str] = (),
+        *,
+        forget: bool = False,
     ) -> None:
         """Nothing to do: reports join the SQL person tables themselves."""
 

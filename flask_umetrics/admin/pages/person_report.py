@@ -1,0 +1,59 @@
+"""What the Lifecycle and Stickiness pages share: a form of one event, an interval and property
+filters over a date range, and one chart of the route's answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pydantic
+from flask import Response, request
+
+from ...queries.buckets import INTERVALS
+from ..page import Chart, render_page
+from .report_forms import (
+    BLANK_FILTER_ROWS,
+    OPERATORS,
+    FormError,
+    event_choices,
+    filter_rows,
+    filters_param,
+    form_answer,
+    try_report,
+)
+
+
+def person_report_page(
+    template: str,
+    title: str,
+    endpoint: Callable[..., Any],
+    model: type[pydantic.BaseModel],
+    chart: Callable[[dict[str, Any]], Chart],
+) -> Response | str:
+    """The page of ``endpoint``'s answer drawn by ``chart`` (400 with the message when the
+    form is refused)."""
+    rows = filter_rows()
+    error: str | None = None
+    answer: dict[str, Any] | None = None
+    try:
+        filters = filters_param(rows)
+    except FormError as exc:
+        error, filters = str(exc), None
+    if error is None:
+        answer, error = try_report(endpoint, model, {"filters": filters})
+    charts = [] if answer is None else [chart(answer)]
+    event = request.args.get("event") or None
+    body = render_page(
+        template,
+        title=title,
+        charts=charts,
+        error=error,
+        answer=answer,
+        events=event_choices([event]),
+        event=event,
+        intervals=INTERVALS,
+        operators=OPERATORS,
+        rows=rows,
+        blank_rows=BLANK_FILTER_ROWS,
+    )
+    return form_answer(body, error)

@@ -1,0 +1,39 @@
+"""The Stickiness page: persons by the number of periods of the range they did the event in,
+as bars, from ``/api/query/stickiness``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from ...api.reports.stickiness import StickinessQuery, query_stickiness
+from ..page import Chart, series_chart
+from . import Page
+from .person_report import person_report_page
+
+
+def stickiness_chart(answer: dict[str, Any]) -> Chart:
+    interval = answer["interval"]
+    bars = answer["bars"]
+    return series_chart(
+        "stickiness",
+        f"Persons by the number of {interval}s they did it on",
+        [f"{b['periods']} {interval}{'' if b['periods'] == 1 else 's'}" for b in bars],
+        {"persons": [b["persons"] for b in bars]},
+        kind="bar",
+        label_column="periods",
+    )
+
+
+def view() -> Response | str:
+    return person_report_page(
+        "stickiness.html", "Stickiness", query_stickiness, StickinessQuery, stickiness_chart
+    )
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/stickiness", "stickiness", view)
+
+
+PAGE = Page("umetrics_admin.stickiness", "Stickiness", register)

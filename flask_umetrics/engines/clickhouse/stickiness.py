@@ -1,0 +1,26 @@
+"""Stickiness in ClickHouse SQL, with the semantics of ``queries/stickiness.py``: per person the
+number of distinct periods of the range with the event (``uniqExact``), then persons per number."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .expressions import Params, bucket_index, person_events
+from .runner import rows
+
+if TYPE_CHECKING:
+    from ...queries.buckets import Buckets
+    from ...queries.context import ReportContext
+
+
+def counts(ctx: ReportContext, buckets: Buckets, event: str | None) -> dict[int, int]:
+    """``{number of periods: persons}`` of the numbers someone has."""
+    params = Params()
+    chosen = "active" if event is None else f"event = {params.bind(event, 'String')}"
+    source = person_events(ctx, params, where=[chosen])
+    query = (
+        "SELECT periods_done, count() FROM (SELECT person_id, "
+        f"uniqExact({bucket_index(buckets, 'us', params)}) AS periods_done FROM {source} "
+        "GROUP BY person_id) GROUP BY periods_done"
+    )
+    return {int(n): int(persons) for n, persons in rows(query, params)}

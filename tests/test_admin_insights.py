@@ -1,0 +1,136 @@
+"""The dashboard's insight and dashboard pages without a browser: "Save as insight" keeps what
+the page ran (a preset as its relative range), tiles are added, moved, resized and removed with
+forms, a viewer sees the grid without the controls, and the tiles show the REST numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_umetrics import get_dashboard, list_insights
+from flask_umetrics.admin.formatting import time_zone
+
+from .conftest import AppFactory
+from .events_data import load
+from .test_admin_access import csrf_from_page, keyed_client
+
+ADMIN = "/umetrics/admin"
+
+
+@pytest.fixture
+def site(make_app: AppFactory) -> Flask:
+    app = make_app(SECRET_KEY="test-secret")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    load(
+        app,
+        [
+            ("a", "signup", (now - timedelta(days=3)).isoformat()),
+            ("a", "buy", (now - timedelta(days=3, minutes=-5)).isoformat()),
+            ("b", "signup", (now - timedelta(days=2)).isoformat()),
+        ],
+    )
+    return app
+
+
+def _save_form(page: str) -> dict[str, str]:
+    """The hidden kind and params of the page's "Save as insight" form."""
+    kind = re.search(r'name="kind" value="([^"]+)"', page)
+    params = re.search(r"name=\"params\" value='([^']+)'", page)
+    assert kind and params, "no Save as insight form"
+    return {"kind": kind.group(1), "params": params.group(1).replace("&#34;", '"')}
+
+
+def _post(client: FlaskClient, path: str, token: str, **data: Any) -> Any:
+    return client.post(f"{ADMIN}{path}", data={"csrf_token": token, **data})
+
+
+def test_save_as_insight_keeps_the_page_query_and_a_preset_as_its_range(site: Flask) -> None:
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    today = datetime.now(time_zone()).date()
+    week = f"date_from={today - timedelta(days=6)}&date_to={today + timedelta(days=1)}"
+    page = manager.get(f"{ADMIN}/funnels?step=signup&step=buy&{week}").get_data(as_text=True)
+    form = _save_form(page)
+    assert form["kind"] == "funnel"
+    assert json.loads(form["params"]) == {"step": ["signup", "buy"], "date_range": "-7d"}
+    saved = _post(manager, "/insights", token, name="Buyers", **form)
+    assert saved.status_code == 302
+    with site.app_context():
+        [insight] = list_insights()
+    assert insight.params == {"step": [{"event": "signup"}, {"event": "buy"}], "date_range": "-7d"}
+    fixed = manager.get(f"{ADMIN}/events?event=signup&date_from=2026-01-01&date_to=2026-01-09")
+    assert json.loads(_save_form(fixed.get_data(as_text=True))["params"]) == {
+        "event": "signup",
+        "date_from": "2026-01-01",
+        "date_to": "2026-01-09",
+    }
+    bad = _post(manager, "/insights", token, name="x", kind="trends", params='{"interval": "x"}')
+    assert bad.status_code == 400 and "params.interval" in bad.get_data(as_text=True)
+
+
+def test_tiles_through_the_forms_and_what_a_viewer_sees(site: Flask) -> None:
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    params = json.dumps({"step": ["signup", "buy"], "date_range": "-7d"})
+    _post(manager, "/insights", token, name="Funnel", kind="funnel", params=params)
+    trend = json.dumps({"event": "signup", "date_range": "-7d"})
+    _post(manager, "/insights", token, name="Trend", kind="trends", params=trend)
+    created = _post(manager, "/dashboards", token, name="Board")
+    assert created.status_code == 302
+    board_id = int(created.headers["Location"].rsplit("/", 1)[-1].split("?")[0])
+    with site.app_context():
+        ids = {i.name: i.id for i in list_insights()}
+    base = f"/dashboards/{board_id}"
+    _post(manager, f"{base}/tiles", token, insight_id=ids["Funnel"], width=12, height=2)
+    _post(manager, f"{base}/tiles", token, insight_id=ids["Trend"], width=4)
+    _post(manager, f"{base}/tile", token, position=1, move="up")
+    _post(manager, f"{base}/tile", token, position=1, width=6, height=3)
+
+    def tiles() -> list[tuple[str, int, int]]:
+        with site.app_context():
+            board = get_dashboard(board_id)
+        assert board is not None
+        return [(t.insight.name, t.width, t.height) for t in board.tiles]
+
+    assert tiles() == [("Trend", 4, 2), ("Funnel", 6, 3)]
+    refused = _post(manager, f"{base}/tile", token, position=0, width=13)
+    assert refused.status_code == 400 and "tiles.0.width" in refused.get_data(as_text=True)
+    page = manager.get(f"{ADMIN}{base}").get_data(as_text=True)
+    assert 'class="um-card um-tile um-w-6 um-h-3"' in page and 'data-testid="add-tile"' in page
+    assert "style=" not in page
+    viewer = keyed_client(site, "default", "metrics.view")
+    seen = viewer.get(f"{ADMIN}{base}").get_data(as_text=True)
+    assert "Funnel" in seen and "add-tile" not in seen and "remove-tile" not in seen
+    rows = re.findall(r"<td>(\d+)\. (\w+)</td>\s*<td class=\"um-num\">(\d+)</td>", seen)
+    assert [(event, int(count)) for _, event, count in rows] == [("signup", 2), ("buy", 1)]
+    _post(manager, f"{base}/tile", token, position=0, remove="1")
+    assert tiles() == [("Funnel", 6, 3)]
+    assert _post(manager, f"{base}/delete", token).status_code == 302
+    assert manager.get(f"{ADMIN}{base}").status_code == 404
+
+
+def test_the_dashboard_wide_range_and_filter_are_saved_from_the_page(site: Flask) -> None:
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    created = _post(manager, "/dashboards", token, name="Board")
+    board_id = int(created.headers["Location"].rsplit("/", 1)[-1].split("?")[0])
+    query = "date_range=-30d&filter_key=plan&filter_op=eq&filter_value=pro"
+    shown = manager.get(f"{ADMIN}/dashboards/{board_id}?{query}")
+    assert shown.status_code == 200
+    saved = manager.post(
+        f"{ADMIN}/dashboards/{board_id}/settings?{query}", data={"csrf_token": token}
+    )
+    assert saved.status_code == 302
+    with site.app_context():
+        board = get_dashboard(board_id)
+    assert board is not None
+    assert (board.date_range, board.filters) == (
+        "-30d",
+        [{"key": "plan", "op": "eq", "value": "pro"}],
+    )

@@ -1,0 +1,220 @@
+"""The persons behind a number: funnel steps and drop-offs, retention cells, trend points —
+each list equal to the number the report shows, on every event store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from urllib.parse import urlencode
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_umetrics import UMetrics
+from flask_umetrics.errors import ValidationError
+from flask_umetrics.queries.context import report_context
+from flask_umetrics.queries.funnel import FunnelExclusion, FunnelStep, funnel, funnel_persons
+from flask_umetrics.queries.persons import persons_behind
+
+from .conftest import AppFactory, allow_all
+from .events_data import at, load
+from .test_funnel_exclusions import _load_cancellations
+
+pytestmark = pytest.mark.event_stores
+
+PREFIX = "/umetrics/api/query"
+FUNNEL = "date_from=2026-03-01&date_to=2026-03-02&step=signup&step=view&step=buy"
+
+
+def _client(make_app: AppFactory) -> tuple[Flask, FlaskClient]:
+    extension = UMetrics()
+    allow_all(extension)
+    app = make_app(extension)
+    return app, app.test_client()
+
+
+def _ids(client: FlaskClient, url: str) -> list[str]:
+    """Every person of the list (walking the pages), by their first distinct id."""
+    found: list[str] = []
+    offset = 0
+    while True:
+        answer = client.get(f"{url}&limit=2&offset={offset}")
+        assert answer.status_code == 200, answer.json
+        body = answer.json
+        assert body["limit"] == 2 and body["offset"] == offset
+        found += [p["distinct_ids"][0] for p in body["persons"]]
+        offset += 2
+        if offset >= body["total"]:
+            assert len(found) == body["total"]
+            return found
+
+
+def test_funnel_steps_and_dropoffs_add_up(make_app: AppFactory) -> None:
+    app, client = _client(make_app)
+    _load_cancellations(app)
+    for exclude in [None, [{"event": "cancel", "from_step": 1, "to_step": 2}]]:
+        query = FUNNEL + (f"&{urlencode({'exclude': json.dumps(exclude)})}" if exclude else "")
+        counts = [s["count"] for s in client.get(f"{PREFIX}/funnel?{query}").json["steps"]]
+        reached = [
+            _ids(client, f"{PREFIX}/funnel/persons?{query}&funnel_step={n}") for n in (1, 2, 3)
+        ]
+        dropped = [
+            _ids(client, f"{PREFIX}/funnel/persons?{query}&funnel_step={n}&dropoff=true")
+            for n in (2, 3)
+        ]
+        assert [len(r) for r in reached] == counts
+        for n in (1, 2):  # step n = those who went on + those who dropped off
+            assert sorted(reached[n] + dropped[n - 1]) == sorted(reached[n - 1])
+            assert not set(reached[n]) & set(dropped[n - 1])
+    # Known by construction (see _load_cancellations): b and d are excluded between 2 and 3.
+    assert sorted(reached[2]) == ["a", "c"]
+    assert sorted(dropped[0]) == ["e"]
+    assert sorted(dropped[1]) == ["f", "g"]
+
+
+def test_funnel_persons_carry_the_time_they_qualified(make_app: AppFactory) -> None:
+    app, client = _client(make_app)
+    _load_cancellations(app)
+    body = client.get(f"{PREFIX}/funnel/persons?{FUNNEL}&funnel_step=3").json
+    assert body["total"] == 3 and body["limit"] == 50 and body["offset"] == 0
+    first = body["persons"][0]
+    assert set(first) >= {"id", "distinct_ids", "properties", "qualified_at"}
+    assert {p["distinct_ids"][0]: p["qualified_at"] for p in body["persons"]} == {
+        "a": "2026-03-01T10:20:00+00:00",
+        "b": "2026-03-01T10:20:00+00:00",
+        "c": "2026-03-01T10:20:00+00:00",
+    }
+    dropped = client.get(f"{PREFIX}/funnel/persons?{FUNNEL}&funnel_step=2&dropoff=true").json
+    assert [p["qualified_at"] for p in dropped["persons"]] == ["2026-03-01T10:00:00+00:00"]
+
+
+def test_funnel_persons_from_python(app: Flask) -> None:
+    _load_cancellations(app)
+    steps = [FunnelStep("signup"), FunnelStep("view"), FunnelStep("buy")]
+    exclusions = [FunnelExclusion("cancel", (), 0, 1)]
+    with app.app_context():
+        ctx = report_context(date_from=at("2026-03-01"), date_to=at("2026-03-02"))
+        counts = [s.count for s in funnel(ctx, steps, exclusions=exclusions).steps]
+        for n in (1, 2, 3):
+            source = funnel_persons(ctx, steps, funnel_step=n, exclusions=exclusions)
+            assert persons_behind(source, limit=200).total == counts[n - 1]
+        with pytest.raises(ValidationError) as error:
+            funnel_persons(ctx, steps, funnel_step=4)
+        assert error.value.field == "funnel_step"
+
+
+def _retention_data(app: Flask) -> None:
+    load(
+        app,
+        [
+            ("a", "open", "2026-03-02T09:00"),
+            ("a", "open", "2026-03-03T09:00"),
+            ("b", "open", "2026-03-02T10:00"),
+            ("b", "open", "2026-03-04T10:00"),
+            ("c", "open", "2026-03-03T11:00"),
+            ("c", "open", "2026-03-04T11:00"),
+            ("c", "open", "2026-03-05T11:00"),
+            ("d", "open", "2026-03-02T12:00"),
+        ],
+    )
+
+
+@pytest.mark.parametrize("bounded", ["true", "false"])
+def test_every_retention_cell_lists_its_count(make_app: AppFactory, bounded: str) -> None:
+    app, client = _client(make_app)
+    _retention_data(app)
+    query = (
+        "date_from=2026-03-02&date_to=2026-03-05&start_event=open&return_event=open"
+        f"&period=day&periods=2&bounded={bounded}"
+    )
+    report = client.get(f"{PREFIX}/retention?{query}").json
+    assert report["cohorts"][0]["counts"] == ([3, 1, 1] if bounded == "true" else [3, 2, 1])
+    for cohort in report["cohorts"]:
+        for k, count in enumerate(cohort["counts"]):
+            url = f"{PREFIX}/retention/persons?{query}&{urlencode({'cohort': cohort['start']})}"
+            assert len(_ids(client, f"{url}&period={k}")) == count, (cohort["start"], k)
+    first = report["cohorts"][0]["start"]
+    url = f"{PREFIX}/retention/persons?{query}&{urlencode({'cohort': first})}&period=2"
+    assert sorted(_ids(client, url)) == ["b"]
+
+
+def test_every_trend_point_lists_its_unique_persons(make_app: AppFactory) -> None:
+    app, client = _client(make_app)
+    load(
+        app,
+        [
+            ("a", "signup", "2026-03-01T09:00", {"plan": "pro"}),
+            ("a", "signup", "2026-03-01T10:00", {"plan": "pro"}),
+            ("b", "signup", "2026-03-01T11:00", {"plan": "free"}),
+            ("c", "signup", "2026-03-01T12:00"),
+            ("c", "signup", "2026-03-02T12:00", {"plan": "pro"}),
+            ("d", "signup", "2026-03-02T13:00", {"plan": "team"}),
+            ("d", "view", "2026-03-02T13:00", {"plan": "team"}),
+        ],
+    )
+    base = "date_from=2026-03-01&date_to=2026-03-04&event=signup&math=unique_persons"
+    for extra in ["", "&breakdown=plan&breakdown_limit=1", "&breakdown=plan&breakdown_limit=5"]:
+        report = client.get(f"{PREFIX}/trends?{base}{extra}").json
+        for series in report["results"]:
+            value = series["breakdown_value"]
+            picked = "" if value is None else f"&{urlencode({'breakdown_value': value})}"
+            for point in series["series"]:
+                url = f"{PREFIX}/trends/persons?{base}{extra}{picked}"
+                url += f"&{urlencode({'time': point['time']})}"
+                assert len(_ids(client, url)) == point["value"], (extra, value, point)
+    day_one = client.get(f"{PREFIX}/trends?{base}").json["results"][0]["series"][0]["time"]
+    url = f"{PREFIX}/trends/persons?{base}&breakdown=plan&breakdown_limit=1"
+    other = f"{url}&breakdown_value=%24other&{urlencode({'time': day_one})}"
+    # pro is the top value; the rest, and c's missing value, are $other
+    assert sorted(_ids(client, other)) == ["b", "c"]
+    body = client.get(f"{PREFIX}/trends/persons?{base}&{urlencode({'time': day_one})}").json
+    assert {p["distinct_ids"][0]: p["qualified_at"] for p in body["persons"]} == {
+        "a": "2026-03-01T09:00:00+00:00",
+        "b": "2026-03-01T11:00:00+00:00",
+        "c": "2026-03-01T12:00:00+00:00",
+    }
+
+
+def test_csv_by_format_or_accept(make_app: AppFactory) -> None:
+    app, client = _client(make_app)
+    _load_cancellations(app)
+    url = f"{PREFIX}/funnel/persons?{FUNNEL}&funnel_step=3"
+    for answer in [
+        client.get(f"{url}&format=csv"),
+        client.get(url, headers={"Accept": "text/csv"}),
+    ]:
+        assert answer.status_code == 200
+        assert answer.content_type.startswith("text/csv")
+        assert answer.headers["X-Total-Count"] == "3"
+        rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+        assert sorted(r["distinct_ids"] for r in rows) == ["a", "b", "c"]
+        assert all(r["qualified_at"] == "2026-03-01T10:20:00+00:00" for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("path", "extra", "field"),
+    [
+        ("funnel/persons", f"{FUNNEL}&funnel_step=0", "funnel_step"),
+        ("funnel/persons", f"{FUNNEL}&funnel_step=4", "funnel_step"),
+        ("funnel/persons", FUNNEL, "funnel_step"),
+        ("funnel/persons", f"{FUNNEL}&funnel_step=1&dropoff=true", "dropoff"),
+        ("funnel/persons", f"{FUNNEL}&funnel_step=1&limit=0", "limit"),
+        ("funnel/persons", f"{FUNNEL}&funnel_step=1&limit=201", "limit"),
+        ("funnel/persons", f"{FUNNEL}&funnel_step=1&offset=-1", "offset"),
+        ("funnel/persons", f"{FUNNEL}&funnel_step=1&format=xml", "format"),
+        ("retention/persons", "period=day&period=1", "cohort"),
+        ("retention/persons", "cohort=1999-01-01&period=day&period=1", "cohort"),
+        ("retention/persons", "cohort=x&period=day", "period"),
+        ("retention/persons", "cohort=x&period=day&period=week&period=1", "period"),
+        ("trends/persons", "event=signup", "time"),
+        ("trends/persons", "event=signup&time=1999-01-01", "time"),
+        ("trends/persons", "time=x&breakdown_value=pro", "breakdown_value"),
+    ],
+)
+def test_bad_input_names_the_field(make_app: AppFactory, path: str, extra: str, field: str) -> None:
+    _, client = _client(make_app)
+    answer = client.get(f"{PREFIX}/{path}?{extra}")
+    assert answer.status_code == 400, answer.json
+    assert field in answer.json["error"]["message"], answer.json
