@@ -7,8 +7,9 @@
                             [--output PATH] [--work-dir DIR]
 
 It drives the parts in ``bench/analytics.py`` (reports against DuckDB, REST ingestion against a
-raw ``executemany``), ``bench/flags.py`` (``resolve_variant`` against the GrowthBook SDK),
-``bench/stats.py`` (stat store reads against the raw SELECT) and ``bench/memory.py`` (an
+raw ``executemany``), ``bench/flags.py`` (``resolve_variant`` against the GrowthBook SDK's
+``run()``, a three-rule feature against its ``eval_feature()``), ``bench/stats.py`` (stat store
+reads against the raw SELECT) and ``bench/memory.py`` (an
 ingestion worker's peak RSS against a bare Flask worker's). Each row's ratio is our cost divided
 by the baseline's, both measured in this run: the machine is shared and noisy, so only ratios are
 comparable between runs. Progress goes to stderr; the table goes to stdout and ``--output``.
@@ -116,10 +117,13 @@ def flag_rows(work_dir: Path, evaluations: int, seed: int, passes: int) -> list[
         experiment = flags.gb_experiment()
         hashed = flags.ours_results(target.app, subjects, consent=False)
         agree, _ = flags.verify_against_growthbook(subjects, hashed, experiment)  # exits if not
+        gb_feature, ours_feature, _ = flags.feature_passes(target.app, subjects)  # exits if not
         runs: dict[str, flags.Pass] = {
             "a new instance per evaluation": flags.gb_new_instance(subjects, experiment),
             "one reused instance": flags.gb_reused(subjects, experiment),
             "ours": flags.ours_hash(target.app, subjects),
+            "feature: GrowthBook": gb_feature,
+            "feature: ours": ours_feature,
         }
         for run in runs.values():  # warm-up: imports, caches, the definition cache
             run()
@@ -127,6 +131,8 @@ def flag_rows(work_dir: Path, evaluations: int, seed: int, passes: int) -> list[
     finally:
         target.engine.dispose()
     ours = timings.pop("ours").median
+    feature_ours = timings.pop("feature: ours").median
+    feature_gb = timings.pop("feature: GrowthBook").median
     how, fastest = min(timings.items(), key=lambda item: item[1].median or float("inf"))
     return [
         TableRow(
@@ -137,7 +143,16 @@ def flag_rows(work_dir: Path, evaluations: int, seed: int, passes: int) -> list[
             _ratio(ours, fastest.median),
             f"{agree:,}/{evaluations:,} same variant",
             agree == evaluations,
-        )
+        ),
+        TableRow(
+            "flags",
+            "a feature with 3 rules (force with a condition, rollout, experiment), one evaluation",
+            micros(feature_ours),
+            f"{micros(feature_gb)} (GrowthBook SDK `eval_feature()`, one reused instance)",
+            _ratio(feature_ours, feature_gb),
+            f"{evaluations:,}/{evaluations:,} same value",
+            True,  # feature_passes exits on any disagreement
+        ),
     ]
 
 

@@ -43,6 +43,12 @@ def expected_rows(postgres: bool, clickhouse: bool = False) -> list[tuple[str, s
     rows = [(f"reports, {db}", question) for db in reported for question in QUESTIONS]
     rows += [(f"stat store, {db}", measure) for db in databases for measure in STAT_MEASURES]
     rows.append(("flags", "`resolve_variant(consent=False)`: targeting + hash, one evaluation"))
+    rows.append(
+        (
+            "flags",
+            "a feature with 3 rules (force with a condition, rollout, experiment), one evaluation",
+        )
+    )
     if postgres:
         rows.append(
             (
@@ -103,8 +109,11 @@ def test_bench_driver_prints_every_row_with_a_ratio(tmp_path: Path) -> None:
         if row[0].startswith("reports") and "load" not in row[1] and row[2] != "not ported"
     ]
     assert answers == ["answers match"] * len(answers)
-    assert [row[5] for row in cells if row[1] == expected_rows(False)[-1][1]] == [
+    assert [row[5] for row in cells if row[1] == expected_rows(False)[-2][1]] == [
         "40/40 same variant"
+    ]
+    assert [row[5] for row in cells if row[1] == expected_rows(False)[-1][1]] == [
+        "40/40 same value"
     ]
     assert output.read_text(encoding="utf-8") == done.stdout
 
