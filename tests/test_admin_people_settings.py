@@ -255,6 +255,26 @@ def test_paths_page_equals_the_rest_answer(app: Flask) -> None:
     assert bad.status_code == 400 and "steps" in bad.get_data(as_text=True)
 
 
+def test_paths_page_steers_the_paths_and_draws_a_flow(app: Flask) -> None:
+    client = app.test_client()
+    query = f"/paths?{RANGE}&end_event=plan_upgraded&steps=2&unit=session"
+    page = client.get(admin_url(query + "&exclude_lines=nothing%0Anone"), headers=ADMIN)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="um-paths-flows"' in text
+    assert "chartjs-chart-sankey.min.js" in text and "<script>" not in text
+    rest = client.get(
+        f"/umetrics/api/query{query}&exclude=nothing&exclude=none", headers=ADMIN
+    ).json
+    rows = csv_rows(client, query + "&exclude_lines=nothing%0Anone", "paths")
+    assert rows[1:] == [
+        [str(step["step"]), t["from"], t["to"], str(int(t["persons"]))]
+        for step in rest["steps"]
+        for t in step["transitions"]
+    ]
+    bad = client.get(admin_url(f"/paths?{RANGE}&cleaning_lines=(a)%20=>%20b"), headers=ADMIN)
+    assert bad.status_code == 400 and "cleaning" in bad.get_data(as_text=True)
+
+
 def test_attribution_page_equals_the_rest_answer(app: Flask) -> None:
     client = app.test_client()
     query = (
