@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flask_umetrics import UMetrics
 from flask_umetrics.errors import ValidationError
@@ -15,7 +17,7 @@ from flask_umetrics.queries.path_cleaning import CleaningRule, translate
 from flask_umetrics.queries.paths import paths
 
 from .conftest import AppFactory, allow_all
-from .events_data import at, load
+from .events_data import at, clear_events, load
 from .test_paths import SEQUENCES, Table, rows_of, table
 
 pytestmark = pytest.mark.event_stores
@@ -228,3 +230,116 @@ def test_paths_route_options(make_app: AppFactory) -> None:
         response = client.get(f"/umetrics/api/query/paths?{span}&{bad}")
         assert response.status_code == 400, bad
         assert field in json.dumps(response.json), (bad, response.json)
+
+
+def reference(
+    rows: list[tuple[str, str, int, str | None, bool]],
+    *,
+    unit: str,
+    start_event: str | None,
+    end_event: str | None,
+    exclude: list[str],
+    steps: int,
+    limit: int,
+    timeout_minutes: int,
+) -> Table:
+    """Paths in Python: rows ``(person, event, minute, session_id, active)`` in stored order."""
+    units: dict[Any, list[tuple[int, int, str]]] = {}
+    ordered = sorted(enumerate(rows), key=lambda item: (item[1][2], item[0]))
+    last_loose: dict[str, int] = {}
+    number: dict[str, int] = {}
+    for order, (person, event, minute, session_id, active) in ordered:
+        key: Any = person
+        if unit == "session":
+            if not active:
+                continue
+            if session_id is not None:
+                key = (person, session_id)
+            else:
+                gap = minute - last_loose.get(person, minute)
+                if person not in last_loose or gap > timeout_minutes:
+                    number[person] = number.get(person, 0) + 1
+                last_loose[person] = minute
+                key = (person, None, number[person])
+        units.setdefault(key, []).append((minute, order, event))
+    counts: dict[tuple[int, str, str], int] = {}
+    for items in units.values():
+        path: list[str] = []
+        for _, _, event in sorted(items):
+            if event not in exclude and (not path or path[-1] != event):
+                path.append(event)
+        pairs: list[tuple[int, str, str]] = []
+        if end_event is not None:
+            if end_event in path:
+                end = path.index(end_event)
+                pairs = [
+                    (k, path[end - k], path[end - k + 1]) for k in range(1, min(steps, end) + 1)
+                ]
+        else:
+            begin = (
+                0
+                if start_event is None
+                else (path.index(start_event) if start_event in path else -1)
+            )
+            if begin >= 0:
+                pairs = [
+                    (k, path[begin + k - 1], path[begin + k])
+                    for k in range(1, steps + 1)
+                    if begin + k < len(path)
+                ]
+        for pair in pairs:
+            counts[pair] = counts.get(pair, 0) + 1
+    result: Table = {k: [] for k in range(1, steps + 1)}
+    for (k, src, dst), n in sorted(
+        counts.items(), key=lambda item: (item[0][0], -item[1], item[0][1], item[0][2])
+    ):
+        if len(result[k]) < limit:
+            result[k].append((src, dst, n))
+    return result
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["p", "q", "r"]),
+            st.sampled_from(["a", "b", "c", "x"]),
+            st.integers(0, 180),
+            st.sampled_from([None, None, "s1", "s2"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    unit=st.sampled_from(["person", "session"]),
+    anchor=st.sampled_from([None, ("start", "a"), ("end", "b")]),
+    exclude=st.sampled_from([[], ["x"], ["c", "x"]]),
+    steps=st.integers(1, 4),
+    limit=st.integers(1, 3),
+)
+def test_paths_match_the_reference(
+    app: Flask,
+    rows: list[tuple[str, str, int, str | None, bool]],
+    unit: str,
+    anchor: tuple[str, str] | None,
+    exclude: list[str],
+    steps: int,
+    limit: int,
+) -> None:
+    clear_events(app)
+    load(
+        app,
+        [
+            (person, event, f"2026-03-01T{minute // 60:02d}:{minute % 60:02d}", None, active, sid)
+            for person, event, minute, sid, active in rows
+        ],
+    )
+    options: dict[str, Any] = {"start_event": None, "end_event": None}
+    if anchor is not None:
+        options[f"{anchor[0]}_event"] = anchor[1]
+    expected = reference(
+        rows, unit=unit, exclude=exclude, steps=steps, limit=limit, timeout_minutes=30, **options
+    )
+    assert run(app, unit=unit, exclude=exclude, steps=steps, limit=limit, **options) == expected
