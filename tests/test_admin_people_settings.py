@@ -439,3 +439,21 @@ def test_old_person_links_redirect(app: Flask) -> None:
     assert answer.headers["Location"] == "/umetrics/admin/person?scope_id=default&distinct_id=u1"
     missing = client.get(admin_url("/person"), headers=VIEWER)
     assert missing.status_code == 400 and "distinct_id" in missing.get_data(as_text=True)
+
+
+def test_paths_flow_columns_count_back_from_the_end_event() -> None:
+    from flask_umetrics.admin.pages.paths import flows
+
+    result = {
+        "end_event": "b",
+        "steps": [
+            {"step": 1, "transitions": [{"from": "a", "to": "b", "persons": 2}]},
+            {"step": 2, "transitions": [{"from": "b", "to": "a", "persons": 1}]},
+            {"step": 3, "transitions": []},
+        ],
+    }
+    assert flows(result) == {
+        "flows": [{"from": "2|a", "to": "3|b", "flow": 2}, {"from": "1|b", "to": "2|a", "flow": 1}],
+        "labels": {"2|a": "a", "3|b": "b", "1|b": "b"},
+        "columns": {"2|a": 1, "3|b": 2, "1|b": 0},  # shifted left: step 3 is empty
+    }

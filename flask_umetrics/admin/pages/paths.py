@@ -71,7 +71,8 @@ RULE_ARROW = "=>"
 def flows(result: dict[str, Any]) -> dict[str, Any]:
     """The Sankey's data: ``flows`` between nodes keyed ``column|name`` (a name may appear in
     several columns), their ``labels`` and ``columns``. With an end event, steps count back,
-    so step ``k`` goes from column ``steps - k`` to ``steps - k + 1``."""
+    so step ``k`` goes from column ``steps - k`` to ``steps - k + 1`` (then shifted so the
+    first column used is 0)."""
     steps = len(result["steps"])
     back = result.get("end_event") is not None
     items: list[dict[str, Any]] = []
@@ -87,7 +88,13 @@ def flows(result: dict[str, Any]) -> dict[str, Any]:
                 labels[key], columns[key] = name, column
                 keys.append(key)
             items.append({"from": keys[0], "to": keys[1], "flow": t["persons"]})
-    return {"flows": items, "labels": labels, "columns": columns}
+    # Counted back, the left columns stay empty when no path is that long: start at the first.
+    shift = min(columns.values(), default=0)
+    return {
+        "flows": items,
+        "labels": labels,
+        "columns": {key: column - shift for key, column in columns.items()},
+    }
 
 
 def form_options() -> dict[str, Any]:
