@@ -35,6 +35,14 @@ def session_timeout_us() -> int:
     return int(current_state().settings["UMETRICS_SESSION_TIMEOUT"]) * MICROS
 
 
+def starts_session(
+    ts: ColumnElement[Any], previous_ts: ColumnElement[Any], timeout_us: int
+) -> ColumnElement[bool]:
+    """The split rule for events without a client ``session_id``: a person's first such event
+    starts a session, and so does one more than the timeout after the previous one."""
+    return or_(previous_ts.is_(None), ts - previous_ts > timeout_us)
+
+
 def session_table(
     scope_id: str,
     *,
@@ -66,7 +74,7 @@ def session_table(
     previous = func.lag(loose.c.ts).over(
         partition_by=loose.c.person_id, order_by=(loose.c.ts, loose.c.id)
     )
-    is_start = case((or_(previous.is_(None), loose.c.ts - previous > timeout), 1), else_=0)
+    is_start = case((starts_session(loose.c.ts, previous, timeout), 1), else_=0)
     marked = select(
         loose.c.person_id, loose.c.ts, loose.c.id, loose.c.pv, is_start.label("is_start")
     ).subquery("marked")
