@@ -27,7 +27,11 @@ class DatePreset:
 
     @property
     def active(self) -> bool:
-        """This preset is the page's range (its two dates are in the query string)."""
+        """This preset is the page's range: its token is the query string's ``date_range``
+        (or, from links made before presets were tokens, its two dates are)."""
+        chosen = request.args.get("date_range")
+        if chosen:
+            return chosen == self.token
         return request.args.get("date_from") == self.date_from.isoformat() and (
             request.args.get("date_to") == self.date_to.isoformat()
         )
@@ -36,6 +40,7 @@ class DatePreset:
 #: (label, relative range token) of each preset, in the order shown.
 PRESETS: tuple[tuple[str, str], ...] = (
     ("Today", "today"),
+    ("Yesterday", "yesterday"),
     ("Last 7 days", "-7d"),
     ("Last 30 days", "-30d"),
     ("Last 90 days", "-90d"),
@@ -52,11 +57,17 @@ def date_presets(today: date | None = None) -> list[DatePreset]:
     return [DatePreset(label, *relative_range(token, today), token) for label, token in PRESETS]
 
 
+def chosen_token() -> str | None:
+    """The preset the page's query string names (``date_range=-7d``), else None (custom
+    dates, or the page's default range)."""
+    return request.args.get("date_range") or None
+
+
 def preset_url(preset: DatePreset) -> str:
-    """This page with the preset's range, its other parameters kept (paging reset)."""
+    """This page with the preset's range as ``date_range=``, its other parameters kept
+    (paging reset)."""
     args = request.args.to_dict(flat=False)
-    for name in ("date_from", "date_to", "offset", "before", "format", "table"):
+    for name in ("date_from", "date_to", "date_range", "offset", "before", "format", "table"):
         args.pop(name, None)
-    args["date_from"] = [preset.date_from.isoformat()]
-    args["date_to"] = [preset.date_to.isoformat()]
+    args["date_range"] = [preset.token]
     return request.path + "?" + urlencode(args, doseq=True)

@@ -124,7 +124,8 @@ def default_range(period: str, today: date | None = None) -> dict[str, Any]:
     months (today included, days in ``UMETRICS_TIMEZONE``) with a column for each; nothing
     for days, whose default is the REST route's (30 days)."""
     cohorts = DEFAULT_COHORTS.get(period)
-    if cohorts is None or request.args.get("date_from") or request.args.get("date_to"):
+    chosen = [request.args.get(name) for name in ("date_from", "date_to", "date_range")]
+    if cohorts is None or any(chosen):
         return {}
     today = today or datetime.now(time_zone()).date()
     if period == "week":
