@@ -24,6 +24,7 @@ from .csrf import FIELD_NAME, check_csrf, csrf_token
 from .date_presets import date_presets, preset_url
 from .errors import AdminError
 from .pages import PAGES
+from .pages.date_range import previous_text
 
 logger = logging.getLogger("flask_umetrics")
 
@@ -167,6 +168,7 @@ def _template_context() -> dict[str, Any]:
         "stat_value": formatting.stat_value,
         "date_presets": date_presets,
         "preset_url": preset_url,
+        "previous_text": previous_text,
         "time_zone_name": state.settings.timezone,
     }
 

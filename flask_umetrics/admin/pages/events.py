@@ -13,6 +13,7 @@ from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
+from .date_range import dashed_previous, totals_compared
 from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
@@ -106,7 +107,7 @@ def view() -> Response | str:
     rows = filter_rows()
     charts: list[Chart] = []
     tables: list[Table] = []
-    trends = totals = top_events = top_values = None
+    trends = totals = top_events = top_values = compare = None
     saved: dict[str, Any] | None = None
     error: str | None = None
     try:
@@ -121,6 +122,11 @@ def view() -> Response | str:
             trends.links = _point_links(answer, filters)
             charts.append(trends)
             tables.append(totals)
+            if answer.get("previous"):  # compare=previous: the route's own previous range
+                before, before_totals = _trends_chart(answer["previous"])
+                dashed_previous(trends, before)
+                compare = totals_compared("trends", totals, before_totals)
+                tables.append(compare)
     if error is None:
         answer, error = try_report(
             query_top,
@@ -158,6 +164,7 @@ def view() -> Response | str:
         totals=totals,
         top_events=top_events,
         top_values=top_values,
+        compare=compare,
         insight_params=saved,
         dashboards=list_dashboards(scope_id=current_scope()) if saved else [],
     )
