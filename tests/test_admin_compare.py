@@ -45,7 +45,7 @@ PAGES = {
     "lifecycle": "event=view",
     "stickiness": "event=view",
     "paths": "",
-    "attribution": "event=signup",
+    "attribution": "conversion_event=signup",
     "": "",
 }
 
@@ -115,3 +115,44 @@ def test_funnel_compare_with_the_previous_period(client: FlaskClient) -> None:
     steps = table_cells(html, "funnel")
     assert [row[0] for row in steps] == ["1. view", "2. signup"]
     assert [row[-1] for row in steps] == ["3", "1"]  # count (previous)
+
+
+def _compare(client: FlaskClient, path: str, key: str) -> list[list[str]]:
+    return table_cells(_page(client, f"{path}&{RANGE}"), f"{key}-compare")
+
+
+def test_lifecycle_and_stickiness_compare_through_the_route(client: FlaskClient) -> None:
+    # now: p4 new on 03-03, p5-p7 new on 03-04; p2, p3 dormant on 03-03, p4 on 03-04
+    assert _compare(client, "/lifecycle?event=view", "lifecycle") == [
+        ["New", "4", "3", "+33.3%"],
+        ["Returning", "0", "0", ""],
+        ["Resurrecting", "0", "0", ""],
+        ["Dormant", "3", "1", "+200.0%"],
+    ]
+    assert _compare(client, "/stickiness?event=view", "stickiness") == [
+        ["Persons", "4", "3", "+33.3%"],
+        ["1 day", "4", "3", "+33.3%"],
+        ["2 days", "0", "0", ""],
+    ]
+
+
+def test_retention_paths_attribution_overview_compare(client: FlaskClient) -> None:
+    retention = _compare(
+        client, "/retention?period=day&start_event=view&return_event=view", "retention"
+    )
+    assert retention[0] == ["persons in cohorts", "4", "3", "+33.3%"]
+    assert retention[1] == ["day 1 retained", "0%", "0%", "+0.0 pts"]
+    paths = _compare(client, "/paths?steps=2", "paths")
+    assert ["step 1: view → signup", "2", "1", "+100.0%"] in paths
+    attribution = _compare(client, "/attribution?conversion_event=signup", "attribution")
+    assert attribution[0] == ["Conversions", "2", "1", "+100.0%"]
+    assert ["Direct", "2", "1", "+100.0%"] in attribution
+    summary = {row[0]: row[1:] for row in _compare(client, "/?x=1", "summary")}
+    assert summary == {  # active persons as of the last day of each range
+        "Events": ["6", "4", "+50.0%"],
+        "Daily active users": ["3", "2", "+50.0%"],  # 03-04: p5-p7; 03-02: p2, p3
+        "Weekly active users": ["7", "3", "+133.3%"],
+        "Monthly active users": ["7", "3", "+133.3%"],
+        "New persons": ["4", "3", "+33.3%"],
+        "Sessions": ["4", "3", "+33.3%"],
+    }

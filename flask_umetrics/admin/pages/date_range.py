@@ -21,7 +21,7 @@ from ...api.router import parse_query_args
 from ...errors import APIError, ValidationError
 from ...queries.compare import previous_context
 from ..access import current_scope
-from ..formatting import cell
+from ..formatting import cell, column_label
 from ..page import Chart, Table
 from ..reports import report_args
 from .report_forms import try_report
@@ -92,7 +92,7 @@ Measure = tuple[str, Any, Any, str | None]
 def compare_table(key: str, measures: list[Measure]) -> Table:
     """The page's numbers next to the previous period's, with the change."""
     rows = [
-        [label, _shown(now, fmt), _shown(before, fmt), change_text(now, before, fmt)]
+        [column_label(label), _shown(now, fmt), _shown(before, fmt), change_text(now, before, fmt)]
         for label, now, before, fmt in measures
     ]
     return Table(f"{key}-compare", "Compared with the previous period", COMPARE_COLUMNS, rows)

@@ -17,6 +17,8 @@ from ...errors import APIError, ValidationError
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import run_report
 from . import Page
+from .compare_blocks import paths_measures
+from .date_range import compare_table, previous_report
 
 #: Event names offered in the start-event field.
 SUGGESTED_EVENTS = 50
@@ -82,11 +84,14 @@ def paths() -> ResponseReturnValue:
         suggestions = []
     charts = step_charts(result)
     everything = all_steps_table(result)
+    previous = None if error else previous_report(query_paths, PathsQuery)
+    compare = compare_table("paths", paths_measures(result, previous)) if previous else None
     page = render_page(
         "paths.html",
         title="Paths",
         charts=charts,
-        tables=[everything],
+        tables=[everything, *([compare] if compare else [])],
+        compare=compare,
         result=result,
         everything=everything,
         error=error,
