@@ -100,14 +100,14 @@ def test_funnel_compare_with_the_previous_period(client: FlaskClient) -> None:
     assert table_cells(html, "funnel-compare") == [
         ["1. view", "4", "3", "+33.3%"],
         ["2. signup", "2", "1", "+100.0%"],
-        ["overall conversion", "50%", "33.3%", "+16.7 pts"],
+        ["Overall conversion", "50%", "33.3%", "+16.7 pts"],
     ]
     assert "(previous 33.3%, +16.7 pts)" in html
     csv_text = client.get(
         f"{ADMIN}/funnels?step=view&step=signup&{RANGE}&format=csv&table=funnel-compare"
     ).get_data(as_text=True)
     assert list(csv.reader(io.StringIO(csv_text)))[-1] == [
-        "overall conversion",
+        "Overall conversion",
         "50%",
         "33.3%",
         "'+16.7 pts",  # a leading + is quoted against spreadsheet formulas
@@ -140,10 +140,10 @@ def test_retention_paths_attribution_overview_compare(client: FlaskClient) -> No
     retention = _compare(
         client, "/retention?period=day&start_event=view&return_event=view", "retention"
     )
-    assert retention[0] == ["persons in cohorts", "4", "3", "+33.3%"]
-    assert retention[1] == ["day 1 retained", "0%", "0%", "+0.0 pts"]
+    assert retention[0] == ["Persons in cohorts", "4", "3", "+33.3%"]
+    assert retention[1] == ["Day 1 retained", "0%", "0%", "+0.0 pts"]
     paths = _compare(client, "/paths?steps=2", "paths")
-    assert ["step 1: view → signup", "2", "1", "+100.0%"] in paths
+    assert ["Step 1: view → signup", "2", "1", "+100.0%"] in paths
     attribution = _compare(client, "/attribution?conversion_event=signup", "attribution")
     assert attribution[0] == ["Conversions", "2", "1", "+100.0%"]
     assert ["Direct", "2", "1", "+100.0%"] in attribution

@@ -19,7 +19,7 @@ def funnel_measures(now: dict[str, Any], before: dict[str, Any]) -> list[Measure
         last, earlier_last = now["steps"][-1], before["steps"][-1]
         measures.append(
             (
-                "overall conversion",
+                "Overall conversion",
                 last["conversion_from_start"],
                 earlier_last["conversion_from_start"],
                 "percent",
@@ -61,7 +61,7 @@ def paths_measures(now: dict[str, Any], before: dict[str, Any]) -> list[Measure]
     }
     return [
         (
-            f"step {step['step']}: {t['from']} → {t['to']}",
+            f"Step {step['step']}: {t['from']} → {t['to']}",
             t["persons"],
             earlier.get((step["step"], t["from"], t["to"])),
             None,
@@ -107,8 +107,9 @@ def retention_measures(
     """Persons in the cohorts, then the retention curve's share of each period after the
     first (``shares``: the page's curve over this and over the previous range)."""
     sizes = (sum(c["size"] for c in now["cohorts"]), sum(c["size"] for c in before["cohorts"]))
-    measures: list[Measure] = [("persons in cohorts", *sizes, None)]
+    measures: list[Measure] = [("Persons in cohorts", *sizes, None)]
     for k in range(1, now["periods"] + 1):
         earlier = shares[1][k] if k < len(shares[1]) else None
-        measures.append((f"{now['period']} {k} retained", shares[0][k], earlier, "percent"))
+        label = f"{now['period'].capitalize()} {k} retained"
+        measures.append((label, shares[0][k], earlier, "percent"))
     return measures

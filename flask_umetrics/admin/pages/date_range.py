@@ -98,7 +98,7 @@ def compare_table(key: str, measures: list[Measure]) -> Table:
     return Table(f"{key}-compare", "Compared with the previous period", COMPARE_COLUMNS, rows)
 
 
-COMPARE_COLUMNS = ["measure", "this period", "previous period", "change"]
+COMPARE_COLUMNS = ["Measure", "This period", "Previous period", "Change"]
 
 
 def _shown(value: Any, fmt: str | None) -> Any:
