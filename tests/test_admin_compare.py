@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -156,3 +157,21 @@ def test_retention_paths_attribution_overview_compare(client: FlaskClient) -> No
         "New persons": ["4", "3", "+33.3%"],
         "Sessions": ["4", "3", "+33.3%"],
     }
+
+
+def test_events_series_and_formula_compared(client: FlaskClient) -> None:
+    series = quote('[{"event": "signup"}, {"event": "view"}]')
+    html = _page(client, f"/events?series={series}&formula=A/B*100&{RANGE}")
+    assert "Formula A/B*100" in html
+    # signups per 100 views: 03-03 1/1, 03-04 1/3; before: 03-01 1/1, 03-02 0/2
+    assert table_cells(html, "trends") == [
+        ["2026-03-03", "100", "100"],
+        ["2026-03-04", "33.33", "0"],
+    ]
+    html = _page(client, f"/events?series={series}&{RANGE}")
+    assert table_cells(html, "trends-compare") == [
+        ["A: signup (Total events)", "2", "1", "+100.0%"],
+        ["B: view (Total events)", "4", "3", "+33.3%"],
+    ]
+    bad = client.get(f"{ADMIN}/events?series=nope&{RANGE}")
+    assert bad.status_code == 400 and "series" in bad.get_data(as_text=True)
