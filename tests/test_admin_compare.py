@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_umetrics import UMetrics
+from flask_umetrics import UMetrics, list_insights
 from flask_umetrics.admin.date_presets import PRESETS
 
 from .admin_html import table_cells
 from .conftest import AppFactory
 from .events_data import load
+from .test_admin_access import csrf_from_page, keyed_client
 
 pytestmark = pytest.mark.event_stores
 
@@ -175,3 +178,24 @@ def test_events_series_and_formula_compared(client: FlaskClient) -> None:
     ]
     bad = client.get(f"{ADMIN}/events?series=nope&{RANGE}")
     assert bad.status_code == 400 and "series" in bad.get_data(as_text=True)
+
+
+def test_a_trend_tile_saved_with_compare_draws_the_previous_period(make_app: AppFactory) -> None:
+    app = make_app(SECRET_KEY="test-secret")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    load(app, [("a", "signup", (now - timedelta(days=3)).isoformat())])
+    manager = keyed_client(app, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    params = json.dumps({"event": "signup", "date_range": "-3d", "compare": "previous"})
+    data = {"csrf_token": token}
+    insight_form = {**data, "name": "T", "kind": "trends", "params": params}
+    manager.post(f"{ADMIN}/insights", data=insight_form)
+    board = manager.post(f"{ADMIN}/dashboards", data={**data, "name": "Board"})
+    base = board.headers["Location"].split("?")[0].split("/admin", 1)[1]
+    with app.app_context():
+        [insight] = list_insights()
+    manager.post(f"{ADMIN}{base}/tiles", data={**data, "insight_id": insight.id, "width": 6})
+    page = _page(manager, base)
+    # the previous 3 days (5 to 3 days ago) hold a's signup on their last day
+    previous = '"dashed": true, "data": [0, 0, 1], "label": "Total events (previous)"'
+    assert previous in page
