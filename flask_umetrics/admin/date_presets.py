@@ -1,4 +1,4 @@
-"""The date-range presets above every report form (last 7/30/90 days, this month, ...).
+"""The date-range presets of every report form's Range select (last 7/30/90 days, this month, ...).
 
 Each preset is a ``date_from`` / ``date_to`` pair (``date_to`` exclusive) of calendar days in
 ``UMETRICS_TIMEZONE``, the zone the report routes read a bare date in, so "last 7 days" means
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import urlencode
 
 from flask import request
 
@@ -55,19 +54,3 @@ def date_presets(today: date | None = None) -> list[DatePreset]:
     one relative-range parser saved insights use (``queries/relative_dates.py``)."""
     today = today or local_today(time_zone())
     return [DatePreset(label, *relative_range(token, today), token) for label, token in PRESETS]
-
-
-def chosen_token() -> str | None:
-    """The preset the page's query string names (``date_range=-7d``), else None (custom
-    dates, or the page's default range)."""
-    return request.args.get("date_range") or None
-
-
-def preset_url(preset: DatePreset) -> str:
-    """This page with the preset's range as ``date_range=``, its other parameters kept
-    (paging reset)."""
-    args = request.args.to_dict(flat=False)
-    for name in ("date_from", "date_to", "date_range", "offset", "before", "format", "table"):
-        args.pop(name, None)
-    args["date_range"] = [preset.token]
-    return request.path + "?" + urlencode(args, doseq=True)
