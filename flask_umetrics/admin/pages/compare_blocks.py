@@ -85,7 +85,8 @@ def lifecycle_measures(now: dict[str, Any], before: dict[str, Any]) -> list[Meas
 
 
 def stickiness_measures(now: dict[str, Any], before: dict[str, Any]) -> list[Measure]:
-    """Persons who did it at all, then persons per number of periods."""
+    """Persons who did it at all, then persons per number of periods (those with persons in
+    either range: a 30-day range has 30 bars, mostly empty)."""
     earlier = {bar["periods"]: bar["persons"] for bar in before["bars"]}
     return [
         ("persons", now["persons"], before["persons"], None),
@@ -97,6 +98,7 @@ def stickiness_measures(now: dict[str, Any], before: dict[str, Any]) -> list[Mea
                 None,
             )
             for bar in now["bars"]
+            if bar["persons"] or earlier.get(bar["periods"])
         ),
     ]
 
@@ -110,6 +112,8 @@ def retention_measures(
     measures: list[Measure] = [("Persons in cohorts", *sizes, None)]
     for k in range(1, now["periods"] + 1):
         earlier = shares[1][k] if k < len(shares[1]) else None
+        if shares[0][k] is None and earlier is None:
+            continue  # no cohort has reached it in either range
         label = f"{now['period'].capitalize()} {k} retained"
         measures.append((label, shares[0][k], earlier, "percent"))
     return measures
