@@ -14,6 +14,7 @@ from typing import Any
 
 from ..insights import Insight
 from .page import Chart, series_chart
+from .pages.date_range import dashed_previous
 from .pages.events import _trends_chart
 from .pages.funnels import _charts as _funnel_charts
 from .pages.report_forms import short_time
@@ -38,7 +39,10 @@ def _keyed(chart: Chart, key: str) -> Chart:
 
 
 def _trends(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
-    return TileView(_trends_chart(answer)[0])
+    chart = _trends_chart(answer)[0]
+    if answer.get("previous"):  # an insight saved with compare=previous
+        dashed_previous(chart, _trends_chart(answer["previous"])[0])
+    return TileView(chart)
 
 
 def _volume(answer: dict[str, Any], params: dict[str, Any]) -> TileView:

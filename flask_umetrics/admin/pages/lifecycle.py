@@ -12,6 +12,7 @@ from ...queries.lifecycle import STATUSES
 from ..formatting import column_label
 from ..page import Chart, Table
 from . import Page
+from .compare_blocks import lifecycle_measures
 from .person_report import person_report_page
 from .report_forms import short_time
 
@@ -43,7 +44,12 @@ def lifecycle_chart(answer: dict[str, Any]) -> Chart:
 
 def view() -> Response | str:
     return person_report_page(
-        "lifecycle.html", "Lifecycle", query_lifecycle, LifecycleQuery, lifecycle_chart
+        "lifecycle.html",
+        "Lifecycle",
+        query_lifecycle,
+        LifecycleQuery,
+        lifecycle_chart,
+        lifecycle_measures,
     )
 
 

@@ -20,6 +20,8 @@ from ...errors import APIError, ValidationError
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import run_report
 from . import Page
+from .compare_blocks import paths_measures
+from .date_range import compare_table, previous_report
 
 #: Event names offered in the start-event field.
 SUGGESTED_EVENTS = 50
@@ -112,8 +114,9 @@ def form_options() -> dict[str, Any]:
 def paths() -> ResponseReturnValue:
     error: str | None = None
     status = 200
+    options = form_options()
     try:
-        result = run_report(query_paths, PathsQuery, form_options())
+        result = run_report(query_paths, PathsQuery, options)
     except (APIError, ValidationError) as exc:
         if isinstance(exc, APIError) and exc.status != 400:
             raise
@@ -130,11 +133,14 @@ def paths() -> ResponseReturnValue:
         suggestions = []
     charts = step_charts(result)
     everything = all_steps_table(result)
+    previous = None if error else previous_report(query_paths, PathsQuery, options)
+    compare = compare_table("paths", paths_measures(result, previous)) if previous else None
     page = render_page(
         "paths.html",
         title="Paths",
         charts=charts,
-        tables=[everything],
+        tables=[everything, *([compare] if compare else [])],
+        compare=compare,
         result=result,
         everything=everything,
         sankey=flows(result),

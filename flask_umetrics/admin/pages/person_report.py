@@ -11,6 +11,7 @@ from flask import Response, request
 
 from ...queries.buckets import INTERVALS
 from ..page import Chart, render_page
+from .date_range import Measure, compare_table, dashed_previous
 from .report_forms import (
     BLANK_FILTER_ROWS,
     OPERATORS,
@@ -29,6 +30,7 @@ def person_report_page(
     endpoint: Callable[..., Any],
     model: type[pydantic.BaseModel],
     chart: Callable[[dict[str, Any]], Chart],
+    measures: Callable[[dict[str, Any], dict[str, Any]], list[Measure]],
 ) -> Response | str:
     """The page of ``endpoint``'s answer drawn by ``chart`` (400 with the message when the
     form is refused)."""
@@ -42,11 +44,18 @@ def person_report_page(
     if error is None:
         answer, error = try_report(endpoint, model, {"filters": filters})
     charts = [] if answer is None else [chart(answer)]
+    compare = None
+    if answer is not None and answer.get("previous"):  # the route's own compare=previous
+        compare = compare_table(charts[0].key, measures(answer, answer["previous"]))
+        if not charts[0].stacked:  # stacked bars would pile the previous period on top
+            dashed_previous(charts[0], chart(answer["previous"]))
     event = request.args.get("event") or None
     body = render_page(
         template,
         title=title,
         charts=charts,
+        tables=[compare] if compare else [],
+        compare=compare,
         error=error,
         answer=answer,
         events=event_choices([event]),

@@ -17,6 +17,8 @@ from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
+from .compare_blocks import retention_measures
+from .date_range import compare_table, dashed_previous, previous_report
 from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
@@ -124,7 +126,8 @@ def default_range(period: str, today: date | None = None) -> dict[str, Any]:
     months (today included, days in ``UMETRICS_TIMEZONE``) with a column for each; nothing
     for days, whose default is the REST route's (30 days)."""
     cohorts = DEFAULT_COHORTS.get(period)
-    if cohorts is None or request.args.get("date_from") or request.args.get("date_to"):
+    chosen = [request.args.get(name) for name in ("date_from", "date_to", "date_range")]
+    if cohorts is None or any(chosen):
         return {}
     today = today or datetime.now(time_zone()).date()
     if period == "week":
@@ -171,6 +174,7 @@ def view() -> Response | str:
         )
     saved: dict[str, Any] | None = None
     cell_links: dict[tuple[str, int], str] = {}
+    compare: Table | None = None
     if answer is not None:
         saved = saved_params(
             RetentionQuery, {"filters": filters, **defaults}, SAVED_DEFAULT_RANGE[period]
@@ -185,6 +189,15 @@ def view() -> Response | str:
                 )
         charts.append(_curve(answer, cohorts))
         tables.append(_counts_table(answer))
+        previous = previous_report(
+            query_retention, RetentionQuery, {"filters": filters, **defaults}
+        )
+        if previous is not None:  # the same route over the previous range
+            before = _curve(previous, _cohort_rows(previous, datetime.now(timezone.utc)))
+            shares = (charts[0].datasets[0]["data"], before.datasets[0]["data"])
+            compare = compare_table("retention", retention_measures(answer, previous, shares))
+            dashed_previous(charts[0], before)
+            tables.append(compare)
     start_event = request.args.get("start_event") or None
     return_event = request.args.get("return_event") or None
     body = render_page(
@@ -199,6 +212,7 @@ def view() -> Response | str:
         label=_label,
         curve=charts[0] if charts else None,
         counts=tables[0] if tables else None,
+        compare=compare,
         events=event_choices([start_event, return_event]),
         start_event=start_event,
         return_event=return_event,

@@ -10,6 +10,7 @@ from flask import Blueprint, Response
 from ...api.reports.stickiness import StickinessQuery, query_stickiness
 from ..page import Chart, series_chart
 from . import Page
+from .compare_blocks import stickiness_measures
 from .person_report import person_report_page
 
 
@@ -28,7 +29,12 @@ def stickiness_chart(answer: dict[str, Any]) -> Chart:
 
 def view() -> Response | str:
     return person_report_page(
-        "stickiness.html", "Stickiness", query_stickiness, StickinessQuery, stickiness_chart
+        "stickiness.html",
+        "Stickiness",
+        query_stickiness,
+        StickinessQuery,
+        stickiness_chart,
+        stickiness_measures,
     )
 
 
