@@ -11,7 +11,7 @@ from flask import Blueprint, Response, request, url_for
 
 from ...api.reports.retention import RetentionQuery, query_retention
 from ...insights import list_dashboards
-from ...queries.retention import MODES, PERIODS
+from ...queries.retention import BREAKDOWN_TYPES, MODES, PERIODS, WEEK_STARTS, WINDOWS
 from ..access import current_scope
 from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart
@@ -59,6 +59,8 @@ class CohortRow:
 
 def _add_periods(start: datetime, period: str, count: int) -> datetime:
     """The start of the period ``count`` periods after the one starting at ``start``."""
+    if period == "hour":
+        return start + timedelta(hours=count)
     if period == "day":
         return start + timedelta(days=count)
     if period == "week":
@@ -82,31 +84,51 @@ def _cohort_rows(answer: dict[str, Any], now: datetime) -> list[CohortRow]:
 
 
 def _label(start: str, period: str) -> str:
+    if period == "hour":
+        return start[:16].replace("T", " ")
     return start[:7] if period == "month" else start[:10]
 
 
-def _counts_table(answer: dict[str, Any]) -> Table:
+def _counts_table(
+    answer: dict[str, Any],
+    cohorts: list[dict[str, Any]] | None = None,
+    key: str = "retention",
+    title: str = "Retained persons per cohort",
+) -> Table:
     columns = ["cohort", "size", *(f"{answer['period']} {k}" for k in range(answer["periods"] + 1))]
     rows = [
-        [_label(c["start"], answer["period"]), c["size"], *c["counts"]] for c in answer["cohorts"]
+        [_label(c["start"], answer["period"]), c["size"], *c["counts"]]
+        for c in (answer["cohorts"] if cohorts is None else cohorts)
     ]
-    return Table("retention", "Retained persons per cohort", columns, rows)
+    return Table(key, title, columns, rows)
 
 
-def _curve(answer: dict[str, Any], cohorts: list[CohortRow]) -> Chart:
-    """Retained share per period over the cohorts that have reached it, weighted by size
-    (persons retained / persons in those cohorts), so future periods do not pull it down."""
-    shares: list[float | None] = []
-    for k in range(answer["periods"] + 1):
-        reached = [row for row in cohorts if row.cells[k].reached]
-        size = sum(row.size for row in reached)
-        shares.append(sum(row.cells[k].count for row in reached) / size if size else None)
+def _breakdown_tables(answer: dict[str, Any]) -> list[Table]:
+    """One counts table per breakdown value (the report's grids)."""
+    return [
+        _counts_table(
+            answer,
+            grid["cohorts"],
+            f"retention-{index}",
+            f"{answer['breakdown']} = {'(none)' if grid['value'] is None else grid['value']}",
+        )
+        for index, grid in enumerate(answer.get("breakdowns") or [])
+    ]
+
+
+def _curve(answer: dict[str, Any]) -> Chart:
+    """The report's curve: retained share per period over the cohorts that have reached it,
+    weighted by size (future periods do not pull it down); one more line per breakdown value."""
     labels = [f"{answer['period']} {k}" for k in range(answer["periods"] + 1)]
+    series: dict[str, list[float | None]] = {"retained": answer["curve"]}
+    for grid in answer.get("breakdowns") or []:
+        value = "(none)" if grid["value"] is None else grid["value"]
+        series[f"{answer['breakdown']} = {value}"] = grid["curve"]
     return series_chart(
         "retention-curve",
         "Retention curve (share of cohorts that reached the period)",
         labels,
-        {"retained": shares},
+        series,
         label_column="period",
         percent=True,
     )
@@ -116,7 +138,7 @@ def _curve(answer: dict[str, Any], cohorts: list[CohortRow]) -> Chart:
 #: route's own default, the last 30 days, would give a monthly grid one cohort).
 DEFAULT_COHORTS = {"week": 12, "month": 12}
 #: The relative range "Save as insight" keeps for that default.
-SAVED_DEFAULT_RANGE = {"day": "-30d", "week": "-12w", "month": "-12m"}
+SAVED_DEFAULT_RANGE = {"hour": "-1d", "day": "-30d", "week": "-12w", "month": "-12m"}
 
 
 def default_range(period: str, today: date | None = None) -> dict[str, Any]:
@@ -128,8 +150,9 @@ def default_range(period: str, today: date | None = None) -> dict[str, Any]:
         return {}
     today = today or datetime.now(time_zone()).date()
     if period == "week":
-        monday = today - timedelta(days=today.weekday())  # weeks start on Monday (buckets)
-        first = monday - timedelta(weeks=cohorts - 1)
+        sunday = request.args.get("week_start") == "sunday"
+        back = (today.weekday() + 1) % 7 if sunday else today.weekday()
+        first = today - timedelta(days=back) - timedelta(weeks=cohorts - 1)
     else:
         index = today.year * 12 + today.month - 1 - (cohorts - 1)
         first = date(index // 12, index % 12 + 1, 1)
@@ -183,8 +206,9 @@ def view() -> Response | str:
                     "retention",
                     {**picked, "cohort": row.start, "period": [answer["period"], str(k)]},
                 )
-        charts.append(_curve(answer, cohorts))
+        charts.append(_curve(answer))
         tables.append(_counts_table(answer))
+        tables.extend(_breakdown_tables(answer))
     start_event = request.args.get("start_event") or None
     return_event = request.args.get("return_event") or None
     body = render_page(
@@ -198,6 +222,7 @@ def view() -> Response | str:
         cell_links=cell_links,
         label=_label,
         curve=charts[0] if charts else None,
+        curve_formats={name: "percent" for name in charts[0].table.columns[1:]} if charts else {},
         counts=tables[0] if tables else None,
         events=event_choices([start_event, return_event]),
         start_event=start_event,
@@ -211,6 +236,10 @@ def view() -> Response | str:
         ),
         period_links=_period_links(),
         modes=MODES,
+        week_starts=list(WEEK_STARTS),
+        windows=WINDOWS,
+        breakdown_types=BREAKDOWN_TYPES,
+        breakdown_tables=tables[1:],
         operators=OPERATORS,
         rows=rows,
         blank_rows=BLANK_FILTER_ROWS,
