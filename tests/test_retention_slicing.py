@@ -177,6 +177,22 @@ def test_rolling_windows(app: Flask, windows: str, bounded: bool, expected: list
     assert result.curve == [sum(c.counts[k] for c in result.cohorts) / sum(sizes) for k in range(3)]
 
 
+def test_rolling_day_windows_are_24_hours_across_dst(make_app: AppFactory) -> None:
+    app = make_app(UMETRICS_TIMEZONE="Europe/Berlin")
+    load(
+        app,
+        [
+            ("a", "view", "2026-03-28T23:30"),  # Mar 29 00:30 CET (a 23-hour local day)
+            ("a", "view", "2026-03-29T23:00"),  # Mar 30 01:00 CEST: 23.5 h later
+        ],
+    )
+    span = ("2026-03-29T00:00+01:00", "2026-03-30T00:00+02:00")
+    calendar = run(app, *span, period="day", periods=1)
+    rolling = run(app, *span, period="day", periods=1, windows="rolling")
+    assert [(c.size, c.counts) for c in calendar.cohorts] == [(1, [1, 1])]  # the next local day
+    assert [(c.size, c.counts) for c in rolling.cohorts] == [(1, [1, 0])]  # within 24 hours
+
+
 def test_rolling_bounded_cell_persons(app: Flask) -> None:
     load(app, ROLLING)
     cell = {"cohort": "2026-03-02T00:00:00+00:00", "period": "day", "periods": 2}
