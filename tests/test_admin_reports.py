@@ -254,6 +254,12 @@ def test_retention_breakdown_rolling_and_week_start_controls(client: FlaskClient
     assert curve[1] == ["day 0", "1", "1", "1"]
     page = client.get(ADMIN + path).text
     assert 'data-testid="retention-breakdowns"' in page and "plan = pro" in page
+    links = [
+        part.split('"')[0]
+        for part in page.split('href="')[1:]
+        if "/persons-behind/retention" in part
+    ]
+    assert links and not any("breakdown" in link for link in links)  # the whole cell
     for control in ('name="week_start"', 'name="windows"', 'name="breakdown"'):
         assert control in page
     rolling = f"/retention?{RANGE}&period=day&periods=1&start_event=view&windows=rolling"

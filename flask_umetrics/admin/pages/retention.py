@@ -199,7 +199,9 @@ def view() -> Response | str:
             RetentionQuery, {"filters": filters, **defaults}, SAVED_DEFAULT_RANGE[period]
         )
         cohorts = _cohort_rows(answer, datetime.now(timezone.utc))
-        picked = {"filters": filters, **defaults, "periods": answer["periods"]}
+        # The heat map is the whole report: its cells' persons are not one breakdown value's.
+        whole = {"breakdown": None, "breakdown_type": None, "breakdown_limit": None}
+        picked = {"filters": filters, **defaults, "periods": answer["periods"], **whole}
         for row in cohorts:
             for k in range(len(row.cells)):
                 cell_links[(row.start, k)] = persons_url(
