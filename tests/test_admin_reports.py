@@ -268,3 +268,5 @@ def test_retention_breakdown_rolling_and_week_start_controls(client: FlaskClient
     assert "rolling windows" in client.get(ADMIN + rolling).text
     sunday = client.get(f"{ADMIN}/retention?period=week&week_start=sunday").text
     assert "weeks from Sunday" in sunday
+    hourly = client.get(f"{ADMIN}/retention?period=hour")
+    assert hourly.status_code == 200 and "Showing the last 48 hours" in hourly.text

@@ -138,17 +138,25 @@ def _curve(answer: dict[str, Any]) -> Chart:
 #: route's own default, the last 30 days, would give a monthly grid one cohort).
 DEFAULT_COHORTS = {"week": 12, "month": 12}
 #: The relative range "Save as insight" keeps for that default.
-SAVED_DEFAULT_RANGE = {"hour": "-1d", "day": "-30d", "week": "-12w", "month": "-12m"}
+SAVED_DEFAULT_RANGE = {"hour": "-2d", "day": "-30d", "week": "-12w", "month": "-12m"}
 
 
 def default_range(period: str, today: date | None = None) -> dict[str, Any]:
     """The page's parameters when its query string names no dates: the last 12 weeks or 12
-    months (today included, days in ``UMETRICS_TIMEZONE``) with a column for each; nothing
-    for days, whose default is the REST route's (30 days)."""
-    cohorts = DEFAULT_COHORTS.get(period)
-    if cohorts is None or request.args.get("date_from") or request.args.get("date_to"):
+    months (today included, days in ``UMETRICS_TIMEZONE``) with a column for each; for hours
+    yesterday and today (48 cohorts, not the REST route's 720); nothing for days, whose default
+    is the REST route's (30 days)."""
+    if request.args.get("date_from") or request.args.get("date_to"):
         return {}
     today = today or datetime.now(time_zone()).date()
+    if period == "hour":
+        return {
+            "date_from": (today - timedelta(days=1)).isoformat(),
+            "date_to": (today + timedelta(days=1)).isoformat(),
+        }
+    cohorts = DEFAULT_COHORTS.get(period)
+    if cohorts is None:
+        return {}
     if period == "week":
         sunday = request.args.get("week_start") == "sunday"
         back = (today.weekday() + 1) % 7 if sunday else today.weekday()
@@ -231,7 +239,7 @@ def view() -> Response | str:
         return_event=return_event,
         period=answer["period"] if answer else period,
         default_range_note=(
-            f"Showing the last {DEFAULT_COHORTS[period]} {period}s (today included); "
+            f"Showing the last {DEFAULT_COHORTS.get(period, 48)} {period}s (today included); "
             "choose dates or a preset for another range."
             if defaults
             else None
