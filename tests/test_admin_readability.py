@@ -124,6 +124,12 @@ def test_retention_defaults_to_twelve_weeks_or_months(app: Flask) -> None:
             "periods": 11,
         }
         assert default_range("day", date(2026, 3, 4)) == {}
+    with app.test_request_context("/umetrics/admin/retention?week_start=sunday"):
+        assert default_range("week", date(2026, 3, 4))["date_from"] == "2025-12-14"  # a Sunday
+        assert default_range("hour", date(2026, 3, 4)) == {
+            "date_from": "2026-03-03",  # yesterday and today: 48 hourly cohorts
+            "date_to": "2026-03-05",
+        }
     with app.test_request_context("/umetrics/admin/retention?date_from=2026-03-01"):
         assert default_range("month", date(2026, 3, 4)) == {}
     client = app.test_client()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from ..insights import Insight
@@ -18,7 +17,7 @@ from .pages.date_range import dashed_previous
 from .pages.events import _trends_chart
 from .pages.funnels import _charts as _funnel_charts
 from .pages.report_forms import short_time
-from .pages.retention import _cohort_rows, _curve
+from .pages.retention import _curve
 
 #: (label, value, format) of a tile showing numbers; format as the ``um_cell`` filter takes it.
 Number = tuple[str, Any, str | None]
@@ -69,7 +68,7 @@ def _funnel(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
 
 
 def _retention(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
-    return TileView(_curve(answer, _cohort_rows(answer, datetime.now(timezone.utc))))
+    return TileView(_curve(answer))
 
 
 def _sessions(answer: dict[str, Any], params: dict[str, Any]) -> TileView:

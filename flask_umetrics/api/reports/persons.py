@@ -23,7 +23,7 @@ from .funnel import FunnelQuery
 from .retention import RetentionQuery
 
 TAG = "reports"
-PERIOD_NAMES = ("day", "week", "month")
+PERIOD_NAMES = ("hour", "day", "week", "month")
 
 
 class PageParams(BaseModel):
@@ -53,8 +53,14 @@ class RetentionPersonsQuery(RetentionQuery, PageParams):
         default_factory=list,
         description=(
             "Repeat: the column k (0..periods) and, optionally, the report's period "
-            "(day|week|month, default week), e.g. period=week&period=2."
+            "(hour|day|week|month, default week), e.g. period=week&period=2."
         ),
+    )
+
+    breakdown_value: str | None = Field(
+        None,
+        max_length=200,
+        description="With a breakdown: the grid's value ($other: the rest; absent: missing).",
     )
 
     @model_validator(mode="before")
@@ -69,7 +75,8 @@ class RetentionPersonsQuery(RetentionQuery, PageParams):
         numbers = [v for v in values if v not in PERIOD_NAMES]
         if len(names) > 1 or len(numbers) != 1 or not str(numbers[0]).isdigit():
             raise ValueError(
-                "period: give the column k once (0..periods), and at most one of day|week|month"
+                "period: give the column k once (0..periods), "
+                "and at most one of hour|day|week|month"
             )
         if int(numbers[0]) > MAX_PERIODS:
             raise ValueError(f"period: the column k must be at most {MAX_PERIODS}")
@@ -146,12 +153,9 @@ def query_retention_persons(call: APICall) -> PersonsList | Response:
         q.context(call.scope_id),
         cohort=q.cohort,
         k=q.column,
-        start_event=q.start_event,
-        return_event=q.return_event,
+        breakdown_value=q.breakdown_value,
         period=q.interval,
-        periods=q.periods,
-        mode=q.mode,
-        bounded=q.bounded,
+        **q.options(),
     )
     return _answer(call, source)
 
