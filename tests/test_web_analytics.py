@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape
 from typing import Any
 
 import pytest
@@ -217,3 +219,36 @@ def test_user_agents_are_parsed_at_ingestion() -> None:
         "$device_type": "tablet",
     }
     assert parse_user_agent("") == (("$device_type", "other"),)
+
+
+def test_web_page(make_app: AppFactory) -> None:
+    extension = UMetrics()
+    extension.authorizer(lambda permission, scope_id: permission == "metrics.view")
+    extension.subject_loader(lambda: ("viewer", {}))
+    app = make_app(extension, SECRET_KEY="test-secret")
+    load(app, EVENTS)
+    client = app.test_client()
+    page = client.get("/umetrics/admin/web?date_from=2026-03-02&date_to=2026-03-04")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'data-testid="web-value-visitors" data-value="3"' in html
+    assert 'data-testid="web-value-pageviews" data-value="8"' in html
+    assert 'data-testid="chart-web-visitors"' in html and "+200%" in html
+    assert "-60.0 points" in html and "0 bot events" in html
+    # A browser row links to the page filtered on it; its chip links back without it.
+    chrome = re.search(r'href="([^"]+)" title="Filter on this">Chrome<', html)
+    assert chrome is not None
+    filtered = client.get(unescape(chrome.group(1)))
+    text = filtered.get_data(as_text=True)
+    assert 'data-testid="web-value-pageviews" data-value="4"' in text
+    chip = re.search(r'class="um-chip" href="([^"]+)" data-testid="web-chip"', text)
+    assert chip is not None and "$browser = Chrome" in text
+    back = client.get(unescape(chip.group(1))).get_data(as_text=True)
+    assert 'data-testid="web-value-pageviews" data-value="8"' in back
+    bad = client.get("/umetrics/admin/web?limit=0")
+    assert bad.status_code == 400 and "limit" in bad.get_data(as_text=True)
+    denied = UMetrics()
+    denied.authorizer(lambda permission, scope_id: False)
+    denied.subject_loader(lambda: ("viewer", {}))
+    other = make_app(denied, SECRET_KEY="test-secret").test_client().get("/umetrics/admin/web")
+    assert other.status_code == 403 and "metrics.view" in other.text
