@@ -218,7 +218,7 @@ def test_user_agents_are_parsed_at_ingestion() -> None:
         "$os": "Android",
         "$device_type": "tablet",
     }
-    assert parse_user_agent("") == (("$device_type", "other"),)
+    assert parse_user_agent("test-agent/1.0") == ()
 
 
 def test_web_page(make_app: AppFactory) -> None:

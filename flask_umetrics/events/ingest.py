@@ -76,7 +76,8 @@ def ingest_events(
         if settings["UMETRICS_FILTER_BOTS"] and isinstance(agent, str) and is_bot(agent):
             result.filtered += 1
             continue
-        add_user_agent_properties(row["properties"], agent if isinstance(agent, str) else None)
+        if row["active"] and isinstance(agent, str):  # not on $session_props and the like
+            add_user_agent_properties(row["properties"], agent)
         rows.append(row)
     record_filtered(state.engine, scope_id, "bot", result.filtered, settings.timezone)
     written = write_events(state.engine, rows, state.event_store)

@@ -1,4 +1,5 @@
-"""Browser, operating system and device type from the user agent, set at ingestion.
+"""Browser, operating system and device type from the user agent, set at ingestion on active
+events (inactive ones, such as ``$session_props``, are stored as sent).
 
 Parsed once per distinct user agent with ua-parser (the maintained uap-core rules) and cached:
 a site sees few distinct agents, and ingestion is hot. ``$device_type`` is ours: ua-parser names
@@ -37,20 +38,20 @@ def device_type(agent: str, os_family: str | None, device_brand: str | None) -> 
 @lru_cache(maxsize=4096)
 def parse_user_agent(agent: str) -> tuple[tuple[str, str], ...]:
     """``(("$browser", ...), ("$os", ...), ("$device_type", ...))``, leaving out what the parser
-    does not know; a tuple so the cached value cannot be changed by a caller."""
+    does not know (all of them when it knows neither browser nor OS); a tuple so the cached
+    value cannot be changed by a caller."""
     found = parse(agent)
     browser = found.user_agent.family if found.user_agent else None
     os_family = found.os.family if found.os else None
     brand = found.device.brand if found.device else None
-    values = (browser, os_family, device_type(agent, os_family, brand))
-    return tuple(
-        (key, value)
-        for key, value in zip(UA_PROPERTIES, values, strict=True)
-        if value and value != "Other"
-    )
+    known = [v if v and v != "Other" else None for v in (browser, os_family)]
+    if not any(known):  # not a browser ua-parser knows: no guess at its device either
+        return ()
+    values = (*known, device_type(agent, os_family, brand))
+    return tuple((key, value) for key, value in zip(UA_PROPERTIES, values, strict=True) if value)
 
 
-def add_user_agent_properties(properties: dict[str, Any], agent: str | None) -> None:
+def add_user_agent_properties(properties: dict[str, Any], agent: str) -> None:
     """Set ``$browser``, ``$os`` and ``$device_type`` from ``agent``; a value the event
     already carries wins."""
     if not agent:

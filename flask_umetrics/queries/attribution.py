@@ -100,6 +100,14 @@ def normalize_host(text: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
+def own_host_names(own_hosts: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``own_hosts`` parameter normalized (:func:`normalize_host`), each a host name."""
+    hosts = tuple(normalize_host(h) for h in own_hosts)
+    if any(not h for h in hosts):
+        raise ValidationError("own_hosts", "must be host names")
+    return hosts
+
+
 def _clean(value: ColumnElement[Any]) -> ColumnElement[Any]:
     """Trimmed text, NULL when empty."""
     return func.nullif(func.trim(value), "")
@@ -255,9 +263,7 @@ def attribution(
         raise ValidationError("group_by", f"must be one of {', '.join(GROUPS)}")
     if not 0 <= lookback_days <= MAX_LOOKBACK_DAYS:
         raise ValidationError("lookback_days", f"must be between 0 and {MAX_LOOKBACK_DAYS}")
-    hosts = tuple(normalize_host(h) for h in own_hosts)
-    if any(not h for h in hosts):
-        raise ValidationError("own_hosts", "must be host names")
+    hosts = own_host_names(own_hosts)
     lookback_us = lookback_days * _DAY_US
     totals: dict[str, list[float]] = {}
     if is_clickhouse():

@@ -32,17 +32,17 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
-from ..db.tables import events, person_distinct_ids
+from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from ..events.filtered import filtered_totals
 from ..state import current_state
-from .attribution import channel_of, normalize_host, touch_fields, with_hosts
+from .attribution import channel_of, own_host_names, touch_fields, with_hosts
 from .buckets import INTERVALS
 from .compare import previous_context
 from .connection import report_connection
 from .context import Count, ReportContext
-from .sessions import session_summary, session_table
+from .sessions import report_sessions, session_summary
 from .sql import person_events, prop_text
 
 PAGEVIEW = "$pageview"
@@ -121,9 +121,7 @@ def web_overview(
         raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
-    hosts = tuple(normalize_host(h) for h in own_hosts)
-    if any(not h for h in hosts):
-        raise ValidationError("own_hosts", "must be host names")
+    hosts = own_host_names(own_hosts)
     buckets = ctx.buckets(interval)
     if is_clickhouse():
         from ..engines.clickhouse import web as engine
@@ -245,13 +243,7 @@ def _visits(ctx: ReportContext, hosts: tuple[str, ...]) -> Any:
     """Each page view of a session starting in the range, with its session's ``pageviews``,
     ``first`` / ``last`` (1 for the session's first / last page view by ``(ts, id)``), its
     ``page`` and touchpoint fields with ``ext_host`` and ``channel``."""
-    sessions = session_table(
-        ctx.scope_id,
-        conditions=[*ctx.event_filters(), *ctx.sampled(person_distinct_ids.c.person_id)],
-        since_us=ctx.from_us,
-        until_us=ctx.to_us,
-        pageview_event=PAGEVIEW,
-    )
+    sessions = report_sessions(ctx, PAGEVIEW)
     chosen = (
         select(sessions)
         .where(
