@@ -25,6 +25,7 @@ from sqlalchemy import delete
 from flask_umetrics import identify
 from flask_umetrics.db.tables import events, person_distinct_ids, persons
 from flask_umetrics.events.ingest import ingest_events
+from flask_umetrics.events.user_agent import parse_user_agent
 from flask_umetrics.state import current_state
 
 from .analytics import SCOPE
@@ -97,9 +98,9 @@ def anonymous_visitor(number: int) -> str:
     return f"v-anon-{number}"
 
 
-#: The browsers of the demo's visitors (ingestion derives ``$browser``, ``$os`` and
-#: ``$device_type`` from them): each distinct id keeps one, chosen from its id (no rng, so the
-#: seeded history is the same with or without them).
+#: The browsers of the demo's visitors: each distinct id keeps one, chosen from its id (no rng,
+#: so the seeded history is the same with or without them). Their ``$browser``, ``$os`` and
+#: ``$device_type`` are what ingestion would derive; the agent text itself is not stored.
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.0.0 Safari/537.36",
@@ -126,7 +127,7 @@ def event_row(
         "event": name,
         "distinct_id": distinct_id,
         "timestamp": at.isoformat(),
-        "properties": {**properties, "$user_agent": agent},
+        "properties": {**properties, **dict(parse_user_agent(agent))},
         "uuid": f"demo-{distinct_id}-{name}-{at.timestamp():.6f}",
     }
 
