@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_umetrics import UMetrics
+from flask_umetrics import UMetrics, identify
 from flask_umetrics.errors import ValidationError
 from flask_umetrics.events.user_agent import parse_user_agent
 from flask_umetrics.queries.context import report_context
@@ -148,6 +148,25 @@ def test_breakdowns(app: Flask) -> None:
     assert rows(result, "operating_systems") == [("Windows", 1, 4), ("iOS", 1, 1)]
     assert rows(result, "device_types") == [("desktop", 1, 4), ("mobile", 1, 1)]
     assert rows(run(app, limit=2), "pages") == [("/", 3, 3), ("/pricing", 1, 2)]
+    # Each session starting in the range has one entry, one exit and one channel.
+    for name in ("entry_pages", "exit_pages", "channels"):
+        assert sum(row[2] for row in rows(result, name)) == 8, name
+
+
+def test_merged_persons_are_one_visitor(app: Flask) -> None:
+    load(
+        app,
+        [
+            ("anon", "$pageview", "2026-03-02T10:00", view("/")),
+            ("user", "$pageview", "2026-03-03T10:00", view("/app")),
+        ],
+    )
+    assert run(app).totals.visitors == 2
+    with app.app_context():
+        identify("user", anon_id="anon")
+    result = run(app)
+    assert (result.totals.visitors, result.totals.pageviews) == (1, 2)
+    assert rows(result, "pages") == [("/", 1, 1), ("/app", 1, 1)]
 
 
 def test_filters_apply_to_every_number(app: Flask) -> None:
