@@ -122,6 +122,18 @@ def session_table(
     return union_all(split, client).subquery(name)
 
 
+def report_sessions(ctx: ReportContext, pageview_event: str) -> Subquery:
+    """:func:`session_table` of a report: its filters and persons, exact for the sessions
+    starting in its range (callers keep those)."""
+    return session_table(
+        ctx.scope_id,
+        conditions=[*ctx.event_filters(), *ctx.sampled(person_distinct_ids.c.person_id)],
+        since_us=ctx.from_us,
+        until_us=ctx.to_us,
+        pageview_event=pageview_event,
+    )
+
+
 @dataclass(frozen=True)
 class SessionSummary:
     count: Count
@@ -159,13 +171,7 @@ def session_summary(ctx: ReportContext, *, pageview_event: str = "$pageview") ->
 
 def _sql_summary(ctx: ReportContext, pageview_event: str) -> tuple[Any, ...]:
     """The SQL engine's ``(count, total µs, bounces, pageviews, middle µs, middle count)``."""
-    sessions = session_table(
-        ctx.scope_id,
-        conditions=[*ctx.event_filters(), *ctx.sampled(person_distinct_ids.c.person_id)],
-        since_us=ctx.from_us,
-        until_us=ctx.to_us,
-        pageview_event=pageview_event,
-    )
+    sessions = report_sessions(ctx, pageview_event)
     chosen = select(
         (sessions.c.end_ts - sessions.c.start_ts).label("duration"),
         sessions.c.events,
