@@ -29,9 +29,10 @@ def person_report_page(
     endpoint: Callable[..., Any],
     model: type[pydantic.BaseModel],
     chart: Callable[[dict[str, Any]], Chart],
+    links: Callable[[dict[str, Any], list[str] | None], list[Any]],
 ) -> Response | str:
-    """The page of ``endpoint``'s answer drawn by ``chart`` (400 with the message when the
-    form is refused)."""
+    """The page of ``endpoint``'s answer drawn by ``chart``, its bars opening the persons
+    behind them (``links``); 400 with the message when the form is refused."""
     rows = filter_rows()
     error: str | None = None
     answer: dict[str, Any] | None = None
@@ -42,6 +43,8 @@ def person_report_page(
     if error is None:
         answer, error = try_report(endpoint, model, {"filters": filters})
     charts = [] if answer is None else [chart(answer)]
+    for drawn in charts:
+        drawn.links = links(answer or {}, filters)
     event = request.args.get("event") or None
     body = render_page(
         template,

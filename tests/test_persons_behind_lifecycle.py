@@ -1,0 +1,79 @@
+"""The persons behind a lifecycle bar and a stickiness bar: each list equal to the bar's count,
+and to the persons known by construction, on every event store."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+from flask.testing import FlaskClient
+
+from .conftest import AppFactory
+from .events_data import load
+from .test_lifecycle import DAILY
+from .test_persons_behind import PREFIX, _client, _ids
+from .test_stickiness import EVENTS
+
+pytestmark = pytest.mark.event_stores
+
+RANGE = "date_from=2026-03-02&date_to=2026-03-06"
+STATUSES = ("new", "returning", "resurrecting", "dormant")
+
+
+def _bar(client: FlaskClient, query: str, time: str, status: str) -> list[str]:
+    url = f"{PREFIX}/lifecycle/persons?{query}&{urlencode({'time': time, 'status': status})}"
+    return sorted(_ids(client, url))
+
+
+def test_every_lifecycle_bar_lists_its_count(make_app: AppFactory) -> None:
+    app, client = _client(make_app)
+    load(app, DAILY)
+    for extra in ["", "&event=view", "&interval=week"]:
+        query = RANGE + extra
+        for period in client.get(f"{PREFIX}/lifecycle?{query}").json["periods"]:
+            for status in STATUSES:
+                listed = _bar(client, query, period["time"], status)
+                assert len(listed) == period[status], (extra, period["time"], status)
+    # Known by construction (see test_lifecycle.DAILY).
+    day = "2026-03-02T00:00:00+00:00"
+    assert [_bar(client, RANGE, day, s) for s in STATUSES] == [["a"], ["b"], ["e"], ["d"]]
+    third = "2026-03-03T00:00:00+00:00"
+    assert _bar(client, RANGE, third, "dormant") == ["b", "e"]
+    body = client.get(
+        f"{PREFIX}/lifecycle/persons?{RANGE}&{urlencode({'time': third, 'status': 'dormant'})}"
+    ).json
+    assert {p["qualified_at"] for p in body["persons"]} == {third}
+
+
+def test_every_stickiness_bar_lists_its_count(make_app: AppFactory) -> None:
+    app, client = _client(make_app)
+    load(app, EVENTS)
+    for extra in ["", "&event=email_sent", "&interval=week&date_to=2026-03-16"]:
+        query = RANGE + extra
+        report = client.get(f"{PREFIX}/stickiness?{query}").json
+        for bar in report["bars"]:
+            url = f"{PREFIX}/stickiness/persons?{query}&periods={bar['periods']}"
+            assert len(_ids(client, url)) == bar["persons"], (extra, bar)
+    listed = [_ids(client, f"{PREFIX}/stickiness/persons?{RANGE}&periods={n}") for n in (1, 3, 4)]
+    assert listed == [["b"], ["a"], ["c"]]
+    body = client.get(f"{PREFIX}/stickiness/persons?{RANGE}&periods=3").json
+    assert body["persons"][0]["qualified_at"] == "2026-03-02T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("path", "extra", "field"),
+    [
+        ("lifecycle/persons", "status=new", "time"),
+        ("lifecycle/persons", "time=2026-03-01T00:00:00%2B00:00&status=new", "time"),
+        ("lifecycle/persons", "time=2026-03-02T00:00:00%2B00:00", "status"),
+        ("lifecycle/persons", "time=2026-03-02T00:00:00%2B00:00&status=gone", "status"),
+        ("stickiness/persons", "", "periods"),
+        ("stickiness/persons", "periods=0", "periods"),
+        ("stickiness/persons", "periods=5", "periods"),
+    ],
+)
+def test_bad_input_names_the_field(make_app: AppFactory, path: str, extra: str, field: str) -> None:
+    _, client = _client(make_app)
+    answer = client.get(f"{PREFIX}/{path}?{RANGE}&{extra}")
+    assert answer.status_code == 400, answer.json
+    assert field in answer.json["error"]["message"], answer.json
