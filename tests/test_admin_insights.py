@@ -134,3 +134,33 @@ def test_the_dashboard_wide_range_and_filter_are_saved_from_the_page(site: Flask
         "-30d",
         [{"key": "plan", "op": "eq", "value": "pro"}],
     )
+
+
+def test_every_kind_draws_a_tile_and_lifecycle_stickiness_save_from_their_pages(
+    site: Flask,
+) -> None:
+    from flask_umetrics.admin.tiles import TILE_BUILDERS
+    from flask_umetrics.insights import INSIGHT_KINDS
+
+    assert set(INSIGHT_KINDS) <= set(TILE_BUILDERS)
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    for kind in ("lifecycle", "stickiness"):
+        page = manager.get(f"{ADMIN}/{kind}?event=signup").get_data(as_text=True)
+        form = _save_form(page)
+        assert form["kind"] == kind
+        assert json.loads(form["params"]) == {"event": "signup", "date_range": "-30d"}
+        assert _post(manager, "/insights", token, name=kind, **form).status_code == 302
+    live = json.dumps({"minutes": 5})
+    _post(manager, "/insights", token, name="live", kind="live", params=live)
+    created = _post(manager, "/dashboards", token, name="Board")
+    board_id = int(created.headers["Location"].rsplit("/", 1)[-1].split("?")[0])
+    with site.app_context():
+        ids = [i.id for i in list_insights()]
+    for insight_id in ids:
+        _post(manager, f"/dashboards/{board_id}/tiles", token, insight_id=insight_id, width=6)
+    page = manager.get(f"{ADMIN}/dashboards/{board_id}").get_data(as_text=True)
+    assert "Persons per day by lifecycle status" in page
+    assert "Persons by the number of days they did it on" in page
+    assert "Events per minute" in page
+    assert "um-error" not in page

@@ -55,7 +55,13 @@ def bar_links(answer: dict[str, Any], filters: list[str] | None) -> list[Any]:
 
 def view() -> Response | str:
     return person_report_page(
-        "lifecycle.html", "Lifecycle", query_lifecycle, LifecycleQuery, lifecycle_chart, bar_links
+        "lifecycle.html",
+        "Lifecycle",
+        query_lifecycle,
+        LifecycleQuery,
+        lifecycle_chart,
+        bar_links,
+        "lifecycle",
     )
 
 

@@ -9,8 +9,11 @@ from typing import Any
 import pydantic
 from flask import Response, request
 
+from ...insights import list_dashboards
 from ...queries.buckets import INTERVALS
+from ..access import current_scope
 from ..page import Chart, render_page
+from ..reports import saved_params
 from .report_forms import (
     BLANK_FILTER_ROWS,
     OPERATORS,
@@ -30,9 +33,11 @@ def person_report_page(
     model: type[pydantic.BaseModel],
     chart: Callable[[dict[str, Any]], Chart],
     links: Callable[[dict[str, Any], list[str] | None], list[Any]],
+    kind: str,
 ) -> Response | str:
     """The page of ``endpoint``'s answer drawn by ``chart``, its bars opening the persons
-    behind them (``links``); 400 with the message when the form is refused."""
+    behind them (``links``), savable as an insight of ``kind``; 400 with the message when the
+    form is refused."""
     rows = filter_rows()
     error: str | None = None
     answer: dict[str, Any] | None = None
@@ -45,6 +50,7 @@ def person_report_page(
     charts = [] if answer is None else [chart(answer)]
     for drawn in charts:
         drawn.links = links(answer or {}, filters)
+    saved = None if answer is None else saved_params(model, {"filters": filters})
     event = request.args.get("event") or None
     body = render_page(
         template,
@@ -58,5 +64,8 @@ def person_report_page(
         operators=OPERATORS,
         rows=rows,
         blank_rows=BLANK_FILTER_ROWS,
+        insight_kind=kind,
+        insight_params=saved,
+        dashboards=list_dashboards(scope_id=current_scope()) if saved else [],
     )
     return form_answer(body, error)

@@ -43,6 +43,7 @@ def view() -> Response | str:
         StickinessQuery,
         stickiness_chart,
         bar_links,
+        "stickiness",
     )
 
 
