@@ -58,22 +58,3 @@ def test_every_stickiness_bar_lists_its_count(make_app: AppFactory) -> None:
     assert listed == [["b"], ["a"], ["c"]]
     body = client.get(f"{PREFIX}/stickiness/persons?{RANGE}&periods=3").json
     assert body["persons"][0]["qualified_at"] == "2026-03-02T00:00:00+00:00"
-
-
-@pytest.mark.parametrize(
-    ("path", "extra", "field"),
-    [
-        ("lifecycle/persons", "status=new", "time"),
-        ("lifecycle/persons", "time=2026-03-01T00:00:00%2B00:00&status=new", "time"),
-        ("lifecycle/persons", "time=2026-03-02T00:00:00%2B00:00", "status"),
-        ("lifecycle/persons", "time=2026-03-02T00:00:00%2B00:00&status=gone", "status"),
-        ("stickiness/persons", "", "periods"),
-        ("stickiness/persons", "periods=0", "periods"),
-        ("stickiness/persons", "periods=5", "periods"),
-    ],
-)
-def test_bad_input_names_the_field(make_app: AppFactory, path: str, extra: str, field: str) -> None:
-    _, client = _client(make_app)
-    answer = client.get(f"{PREFIX}/{path}?{RANGE}&{extra}")
-    assert answer.status_code == 400, answer.json
-    assert field in answer.json["error"]["message"], answer.json

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from playwright.sync_api import Page, expect
 
-from .conftest import LiveApp, login, number, screenshot, table_rows
+from .conftest import LiveApp, click_bar, login, number, screenshot, table_rows
 
 ADMIN = "/umetrics/admin"
 API = "/umetrics/api"
@@ -128,12 +128,7 @@ def test_a_saved_funnel_and_trend_on_a_new_dashboard_match_rest(
     funnel_page = urlencode([("exclude", json.dumps([EXCLUDE])), ("date_range", "-30d")])
     page.goto(f"{live_app.url}{ADMIN}/funnels?{query}&{funnel_page}")
     expect(page.locator("#chart-funnel canvas[data-drawn]")).to_have_count(1)
-    bar = page.evaluate(
-        "() => { const c = document.querySelector('#chart-funnel canvas');"
-        " const bar = window.Chart.getChart(c).getDatasetMeta(0).data[1];"
-        " return {x: bar.x, y: (bar.y + bar.base) / 2}; }"
-    )
-    page.click("#chart-funnel canvas", position={"x": bar["x"], "y": bar["y"]})
+    click_bar(page, "funnel", 1)
     page.wait_for_url("**/persons-behind/funnel*")
     assert number(page.text_content("[data-testid=persons-total]") or "") == counts[1]
     listed = live_app.api(

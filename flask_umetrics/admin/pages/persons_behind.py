@@ -79,8 +79,9 @@ def _title(report: str) -> str:
             f"{args.get('status', '?').capitalize()} persons of the period {args.get('time', '?')}"
         )
     if report == "stickiness":
-        unit = args.get("interval", "day")
-        return f"Persons who did it in exactly {args.get('periods', '?')} {unit}s"
+        periods = args.get("periods", "?")
+        unit = args.get("interval", "day") + ("" if periods == "1" else "s")
+        return f"Persons who did it in exactly {periods} {unit}"
     value = args.get("breakdown_value")
     return f"Persons behind the point {args.get('time', '?')}" + (f" ({value})" if value else "")
 
