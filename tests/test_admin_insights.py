@@ -164,3 +164,24 @@ def test_every_kind_draws_a_tile_and_lifecycle_stickiness_save_from_their_pages(
     assert "Persons by the number of days they did it on" in page
     assert "Events per minute" in page
     assert "um-error" not in page
+
+
+def test_open_report_keeps_the_exclusion_and_opens_lifecycle_and_stickiness(site: Flask) -> None:
+    import html
+
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    exclude = [{"event": "cancel", "from_step": 0, "to_step": 1}]
+    params = json.dumps({"step": ["signup", "buy"], "exclude": exclude, "date_range": "-7d"})
+    _post(manager, "/insights", token, name="Excluded", kind="funnel", params=params)
+    for kind in ("lifecycle", "stickiness"):
+        _post(manager, "/insights", token, name=kind, kind=kind, params='{"date_range": "-7d"}')
+    page = manager.get(f"{ADMIN}/insights").get_data(as_text=True)
+    links = [html.unescape(link) for link in re.findall(r'<a href="([^"]+)">Open report</a>', page)]
+    assert len(links) == 3
+    by_page = {link.split("?")[0].rsplit("/", 1)[-1]: link for link in links}
+    assert set(by_page) == {"funnels", "lifecycle", "stickiness"}
+    funnel = manager.get(by_page["funnels"]).get_data(as_text=True)
+    assert 'data-testid="funnel-exclusion">cancel<' in funnel
+    for name in ("lifecycle", "stickiness"):
+        assert manager.get(by_page[name]).status_code == 200

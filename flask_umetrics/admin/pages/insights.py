@@ -28,14 +28,21 @@ def scope_arg() -> str | None:
 
 def report_link(insight: Insight) -> str | None:
     """The report page showing this insight's query, where one exists."""
-    pages = {"trends": "events", "funnel": "funnels", "retention": "retention", "paths": "paths"}
+    pages = {
+        "trends": "events",
+        "funnel": "funnels",
+        "retention": "retention",
+        "paths": "paths",
+        "lifecycle": "lifecycle",
+        "stickiness": "stickiness",
+    }
     page = pages.get(insight.kind)
     if page is None:
         return None
     args: dict[str, Any] = {}
     for name, value in insight.params.items():
-        if name == "filters" and value:
-            args["filters"] = json.dumps(value)
+        if name in ("filters", "exclude") and value:
+            args[name] = json.dumps(value)
         elif name == "step":
             args["step"] = [s["event"] if not s.get("filters") else json.dumps(s) for s in value]
         elif isinstance(value, (str, int, float, bool)):
