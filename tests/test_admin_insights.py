@@ -185,3 +185,45 @@ def test_open_report_keeps_the_exclusion_and_opens_lifecycle_and_stickiness(site
     assert 'data-testid="funnel-exclusion">cancel<' in funnel
     for name in ("lifecycle", "stickiness"):
         assert manager.get(by_page[name]).status_code == 200
+
+
+def test_tile_bars_open_their_persons(site: Flask) -> None:
+    import html
+
+    from .admin_html import table_cells
+
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    exclude = [{"event": "cancel", "from_step": 0, "to_step": 1}]
+    funnel = {"step": ["signup", "buy"], "exclude": exclude, "date_range": "-30d"}
+    for kind, params in (
+        ("funnel", funnel),
+        ("lifecycle", {"event": "signup", "date_range": "-7d"}),
+        ("stickiness", {"event": "signup", "date_range": "-7d"}),
+    ):
+        _post(manager, "/insights", token, name=kind, kind=kind, params=json.dumps(params))
+    created = _post(manager, "/dashboards", token, name="Board")
+    board_id = int(created.headers["Location"].rsplit("/", 1)[-1].split("?")[0])
+    with site.app_context():
+        ids = [i.id for i in list_insights()]
+    for insight_id in ids:
+        _post(manager, f"/dashboards/{board_id}/tiles", token, insight_id=insight_id, width=6)
+    page = html.unescape(manager.get(f"{ADMIN}/dashboards/{board_id}").get_data(as_text=True))
+    specs = [
+        json.loads(spec)
+        for spec in re.findall(
+            r'<script type="application/json" class="um-chart-spec">(.*?)</script>', page
+        )
+    ]
+    funnel_links, lifecycle_links, stickiness_links = (spec["links"] for spec in specs)
+
+    def listed(link: str) -> int:
+        answer = manager.get(link)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        rows = table_cells(answer.get_data(as_text=True), "persons-behind")
+        return len([row for row in rows if len(row) > 1])
+
+    assert [listed(link) for link in funnel_links] == [2, 1]  # a and b sign up, a buys
+    assert "exclude=" in funnel_links[0] and "cancel" in funnel_links[0]
+    assert sum(listed(link) for link in lifecycle_links[0]) == 2  # a and b are new
+    assert listed(stickiness_links[0]) == 2  # each signed up on one day
