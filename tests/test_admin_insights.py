@@ -136,6 +136,17 @@ def test_the_dashboard_wide_range_and_filter_are_saved_from_the_page(site: Flask
     )
 
 
+def _board_of_every_insight(site: Flask, manager: FlaskClient, token: str) -> int:
+    """A new dashboard with a half-width tile of every saved insight; its id."""
+    created = _post(manager, "/dashboards", token, name="Board")
+    board_id = int(created.headers["Location"].rsplit("/", 1)[-1].split("?")[0])
+    with site.app_context():
+        ids = [i.id for i in list_insights()]
+    for insight_id in ids:
+        _post(manager, f"/dashboards/{board_id}/tiles", token, insight_id=insight_id, width=6)
+    return board_id
+
+
 def test_every_kind_draws_a_tile_and_lifecycle_stickiness_save_from_their_pages(
     site: Flask,
 ) -> None:
@@ -153,12 +164,7 @@ def test_every_kind_draws_a_tile_and_lifecycle_stickiness_save_from_their_pages(
         assert _post(manager, "/insights", token, name=kind, **form).status_code == 302
     live = json.dumps({"minutes": 5})
     _post(manager, "/insights", token, name="live", kind="live", params=live)
-    created = _post(manager, "/dashboards", token, name="Board")
-    board_id = int(created.headers["Location"].rsplit("/", 1)[-1].split("?")[0])
-    with site.app_context():
-        ids = [i.id for i in list_insights()]
-    for insight_id in ids:
-        _post(manager, f"/dashboards/{board_id}/tiles", token, insight_id=insight_id, width=6)
+    board_id = _board_of_every_insight(site, manager, token)
     page = manager.get(f"{ADMIN}/dashboards/{board_id}").get_data(as_text=True)
     assert "Persons per day by lifecycle status" in page
     assert "Persons by the number of days they did it on" in page
@@ -202,12 +208,7 @@ def test_tile_bars_open_their_persons(site: Flask) -> None:
         ("stickiness", {"event": "signup", "date_range": "-7d"}),
     ):
         _post(manager, "/insights", token, name=kind, kind=kind, params=json.dumps(params))
-    created = _post(manager, "/dashboards", token, name="Board")
-    board_id = int(created.headers["Location"].rsplit("/", 1)[-1].split("?")[0])
-    with site.app_context():
-        ids = [i.id for i in list_insights()]
-    for insight_id in ids:
-        _post(manager, f"/dashboards/{board_id}/tiles", token, insight_id=insight_id, width=6)
+    board_id = _board_of_every_insight(site, manager, token)
     page = html.unescape(manager.get(f"{ADMIN}/dashboards/{board_id}").get_data(as_text=True))
     specs = [
         json.loads(spec)
