@@ -236,7 +236,7 @@ def test_the_matrix_covers_every_blueprint_and_permission(make_app: AppFactory) 
     persons = {(c.path, c.method, c.permission) for c in cases if c.path.endswith("/persons")}
     assert {
         (f"/umetrics/api/query/{report}/persons", "GET", "metrics.view")
-        for report in ("funnel", "retention", "trends")
+        for report in ("funnel", "retention", "trends", "lifecycle", "stickiness")
     } <= persons
     # The web overview (docs/web-analytics.md) is a report like the others.
     walked = {(c.path, c.method, c.permission) for c in cases}

@@ -26,6 +26,9 @@ QUESTIONS = (
     "funnel (3 steps, 14-day window)",
     "retention (2 weekly cohorts, 8 periods)",
     "sessions summary (30-min gaps)",
+    "funnel excluding viewed_pricing between steps 1 and 2",
+    "lifecycle per day (14 days)",
+    "trends unique persons, compare=previous (2 x 7 days)",
 )
 STAT_MEASURES = (
     "`get_stat_series(limit=30)`, one metric",

@@ -221,6 +221,13 @@ def test_csv_escapes_distinct_ids_that_a_spreadsheet_would_run(make_app: AppFact
         ("trends/persons", "event=signup", "time"),
         ("trends/persons", "event=signup&time=1999-01-01", "time"),
         ("trends/persons", "time=x&breakdown_value=pro", "breakdown_value"),
+        ("lifecycle/persons", "status=new", "time"),
+        ("lifecycle/persons", "time=1999-01-01T00:00:00%2B00:00&status=new", "time"),
+        ("lifecycle/persons", "time=x", "status"),
+        ("lifecycle/persons", "time=x&status=gone", "status"),
+        ("stickiness/persons", "", "periods"),
+        ("stickiness/persons", "periods=0", "periods"),
+        ("stickiness/persons", "date_from=2026-03-02&date_to=2026-03-06&periods=5", "periods"),
     ],
 )
 def test_bad_input_names_the_field(make_app: AppFactory, path: str, extra: str, field: str) -> None:

@@ -14,6 +14,7 @@ from ..page import Chart, Table
 from . import Page
 from .compare_blocks import lifecycle_measures
 from .person_report import person_report_page
+from .persons_behind import persons_url
 from .report_forms import short_time
 
 #: Each status's colour: an index into the dashboard palette (admin.js): green, blue, orange, red.
@@ -42,6 +43,17 @@ def lifecycle_chart(answer: dict[str, Any]) -> Chart:
     return Chart("lifecycle", title, "bar", labels, datasets, table, stacked=True)
 
 
+def bar_links(answer: dict[str, Any], filters: list[str] | None) -> list[Any]:
+    """Per status, per period: the persons behind the bar."""
+    return [
+        [
+            persons_url("lifecycle", {"filters": filters, "time": p["time"], "status": status})
+            for p in answer["periods"]
+        ]
+        for status in STATUSES
+    ]
+
+
 def view() -> Response | str:
     return person_report_page(
         "lifecycle.html",
@@ -50,6 +62,8 @@ def view() -> Response | str:
         LifecycleQuery,
         lifecycle_chart,
         lifecycle_measures,
+        bar_links,
+        "lifecycle",
     )
 
 

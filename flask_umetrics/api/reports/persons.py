@@ -12,14 +12,17 @@ from flask import Response, request
 from pydantic import BaseModel, Field, model_validator
 
 from ...queries.funnel import MAX_STEPS, FunnelStep, funnel_persons
+from ...queries.lifecycle import lifecycle_persons
 from ...queries.people import MAX_LIMIT, MAX_OFFSET
 from ...queries.persons import PersonsList, PersonSource, persons_behind, persons_csv
 from ...queries.retention import MAX_PERIODS, retention_persons
+from ...queries.stickiness import stickiness_persons
 from ...queries.trends import trend_persons
 from ..router import APICall
 from ..routes import router
 from .basic import TrendsQuery
 from .funnel import FunnelQuery
+from .lifecycle import LifecycleQuery
 from .retention import RetentionQuery
 
 TAG = "reports"
@@ -102,6 +105,23 @@ class TrendsPersonsQuery(TrendsQuery, PageParams):
     )
 
 
+class LifecyclePersonsQuery(LifecycleQuery, PageParams):
+    time: str = Field(
+        min_length=1, max_length=40, description="The period's start as the report shows it."
+    )
+    status: Literal["new", "returning", "resurrecting", "dormant"] = Field(
+        description="The bar of that period."
+    )
+
+
+class StickinessPersonsQuery(LifecycleQuery, PageParams):
+    periods: int = Field(
+        ge=1,
+        le=10_000,
+        description="The bar: did the event in exactly this many periods.",
+    )
+
+
 def _answer(call: APICall, source: PersonSource) -> PersonsList | Response:
     q = call.query
     page = persons_behind(source, scope_id=call.scope_id, limit=q.limit, offset=q.offset)
@@ -178,5 +198,37 @@ def query_trends_persons(call: APICall) -> PersonsList | Response:
         breakdown=q.breakdown,
         breakdown_limit=q.breakdown_limit,
         breakdown_value=q.breakdown_value,
+    )
+    return _answer(call, source)
+
+
+@router.route(
+    "/query/lifecycle/persons",
+    summary="The persons behind a lifecycle bar (new, returning, resurrecting or dormant)",
+    permission="metrics.view",
+    tag=TAG,
+    query=LifecyclePersonsQuery,
+    response=PersonsList,
+)
+def query_lifecycle_persons(call: APICall) -> PersonsList | Response:
+    q = call.query
+    source = lifecycle_persons(
+        q.context(call.scope_id), time=q.time, status=q.status, event=q.event, interval=q.interval
+    )
+    return _answer(call, source)
+
+
+@router.route(
+    "/query/stickiness/persons",
+    summary="The persons behind a stickiness bar (did the event in exactly N periods)",
+    permission="metrics.view",
+    tag=TAG,
+    query=StickinessPersonsQuery,
+    response=PersonsList,
+)
+def query_stickiness_persons(call: APICall) -> PersonsList | Response:
+    q = call.query
+    source = stickiness_persons(
+        q.context(call.scope_id), periods=q.periods, event=q.event, interval=q.interval
     )
     return _answer(call, source)
