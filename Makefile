@@ -86,10 +86,13 @@ screenshots: install
 
 # Re-vendors Chart.js for the dashboard (npm registry; not needed to build or run).
 CHARTJS_VERSION ?= 4.6.1
+SANKEY_VERSION ?= 0.19.1
 vendor-chartjs:
 	rm -rf build/chartjs && mkdir -p build/chartjs
 	cd build/chartjs && npm pack --silent chart.js@$(CHARTJS_VERSION) && tar xzf chart.js-$(CHARTJS_VERSION).tgz
 	cp build/chartjs/package/dist/chart.umd.min.js build/chartjs/package/LICENSE.md flask_umetrics/admin/static/vendor/chartjs/
+	rm -rf build/chartjs/package && cd build/chartjs && npm pack --silent chartjs-chart-sankey@$(SANKEY_VERSION) && tar xzf chartjs-chart-sankey-$(SANKEY_VERSION).tgz
+	cp build/chartjs/package/dist/chartjs-chart-sankey.min.js build/chartjs/package/LICENSE flask_umetrics/admin/static/vendor/chartjs-chart-sankey/
 
 lint: install
 	$(BIN)/ruff check .

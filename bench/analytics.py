@@ -482,14 +482,15 @@ def our_active(ranges: Ranges, window: str) -> Any:
     return [point.value for point in active_user_series(ctx, window=window).series]
 
 
-def our_funnel(ranges: Ranges) -> Any:
+def our_funnel(ranges: Ranges, exclusions: Sequence[Any] = ()) -> Any:
     funnel = report_function("flask_umetrics.queries.funnel", "funnel")
     step_class = report_function("flask_umetrics.queries.funnel", "FunnelStep")
     if funnel is None or step_class is None:
         raise Pending
     ctx = _context(ranges.start_us, ranges.end_us)
     steps = [step_class(name) for name in FUNNEL_STEPS]
-    result = plain(funnel(ctx, steps, window_seconds=FUNNEL_WINDOW_S))
+    extra = {"exclusions": list(exclusions)} if exclusions else {}
+    result = plain(funnel(ctx, steps, window_seconds=FUNNEL_WINDOW_S, **extra))
     return [
         {key: step.get(key, "<missing>") for key in FUNNEL_KEYS} for step in result.get("steps", [])
     ]
@@ -576,10 +577,17 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def duck_funnel(con: duckdb.DuckDBPyConnection, ranges: Ranges) -> Any:
+def duck_funnel(
+    con: duckdb.DuckDBPyConnection,
+    ranges: Ranges,
+    exclusion: tuple[str, int, int] | None = None,
+) -> Any:
     """Ordered funnel, best attempt per person: for each step-1 event in range, chain the earliest
     next step at or after the previous one and within the window of the entry; a person's level is
-    their best entry's; times come from the earliest entry reaching that level."""
+    their best entry's; times come from the earliest entry reaching that level. ``exclusion``
+    (event, 0-based from_step, to_step) first drops every attempt with that event strictly after
+    its from_step event and strictly before its to_step event (or, not reached, at most the window
+    after its entry)."""
     f, t = ranges.start_us, ranges.end_us
     window = FUNNEL_WINDOW_S * US
     names = ", ".join(_quote(step) for step in FUNNEL_STEPS)
@@ -606,12 +614,24 @@ def duck_funnel(con: duckdb.DuckDBPyConnection, ranges: Ranges) -> Any:
         )"""
         )
     n = len(FUNNEL_STEPS)
+    attempts = f"c{n}"
+    if exclusion is not None:
+        name, a, b = exclusion[0], exclusion[1] + 1, exclusion[2] + 1
+        ctes.append(
+            f"""kept AS (
+            SELECT * FROM c{n} c WHERE c.t{a} IS NULL OR NOT EXISTS (
+                SELECT 1 FROM events e JOIN pdi p ON p.distinct_id = e.distinct_id
+                WHERE p.person_id = c.person_id AND e.event = {_quote(name)} AND e.ts > c.t{a}
+                    AND (e.ts < c.t{b} OR (c.t{b} IS NULL AND e.ts <= c.t1 + {window})))
+        )"""
+        )
+        attempts = "kept"
     level = " + ".join(["1"] + [f"(t{k} IS NOT NULL)::INT" for k in range(2, n + 1)])
     ctes.append(
         f"""best AS (
             SELECT *, {level} AS level,
                 row_number() OVER (PARTITION BY person_id ORDER BY {level} DESC, t1) AS rn
-            FROM c{n}
+            FROM {attempts}
         )"""
     )
     measures = []
@@ -719,6 +739,8 @@ class Question:
 
 
 def questions(con: duckdb.DuckDBPyConnection, ranges: Ranges) -> list[Question]:
+    from bench import insights  # it imports this module
+
     weeks = ranges.cohorts
     return [
         Question(
@@ -751,6 +773,7 @@ def questions(con: duckdb.DuckDBPyConnection, ranges: Ranges) -> list[Question]:
             lambda: our_sessions(ranges),
             lambda: duck_sessions(con, ranges),
         ),
+        *insights.questions(con, ranges),
     ]
 
 

@@ -817,9 +817,10 @@ def core_rows(
     return baseline
 
 
-def feature_rows(report: Report, app: Flask, subjects: list[Subject], repeat: int) -> None:
-    """Row 6: the three-rule feature, ours against the GrowthBook SDK's ``eval_feature`` on the
-    same feature (our definition translated to GrowthBook's JSON); exits on any disagreement."""
+def feature_passes(app: Flask, subjects: list[Subject]) -> tuple[Pass, Pass, Counter[str]]:
+    """The three-rule feature: GrowthBook's ``eval_feature`` pass, ours, and GrowthBook's
+    sources per subject, after checking that every subject gets the same value from both (our
+    definition translated to GrowthBook's JSON); exits on any disagreement."""
     with app.app_context():
         definitions = app.extensions["umetrics"].flag_cache.definitions("default")
         features = growthbook_features({FEATURE_KEY: definitions[FEATURE_KEY]}, utcnow())
@@ -852,6 +853,12 @@ def feature_rows(report: Report, app: Flask, subjects: list[Subject], repeat: in
                 )
             return time.perf_counter() - began
 
+    return gb_pass, ours_pass, sources
+
+
+def feature_rows(report: Report, app: Flask, subjects: list[Subject], repeat: int) -> None:
+    """Row 6: the three-rule feature, ours against the GrowthBook SDK's ``eval_feature``."""
+    gb_pass, ours_pass, sources = feature_passes(app, subjects)
     n = len(subjects)
     log(f"row 6: a feature with three rules, {repeat} interleaved passes over {n:,} subjects")
     passes: dict[str, Pass] = {"6a": gb_pass, "6b": ours_pass}

@@ -2,12 +2,14 @@
 
     python -m bench.run_all [--events N] [--persons P] [--days D] [--repeat R]
                             [--ingest-events M] [--evaluations F] [--stat-metrics K]
-                            [--stat-readings J] [--skip-postgres] [--skip-ingest]
-                            [--pg-url URL] [--output PATH] [--work-dir DIR]
+                            [--stat-readings J] [--stores LIST] [--skip-postgres]
+                            [--skip-clickhouse] [--skip-ingest] [--pg-url URL]
+                            [--output PATH] [--work-dir DIR]
 
 It drives the parts in ``bench/analytics.py`` (reports against DuckDB, REST ingestion against a
-raw ``executemany``), ``bench/flags.py`` (``resolve_variant`` against the GrowthBook SDK),
-``bench/stats.py`` (stat store reads against the raw SELECT) and ``bench/memory.py`` (an
+raw ``executemany``), ``bench/flags.py`` (``resolve_variant`` against the GrowthBook SDK's
+``run()``, a three-rule feature against its ``eval_feature()``), ``bench/stats.py`` (stat store
+reads against the raw SELECT) and ``bench/memory.py`` (an
 ingestion worker's peak RSS against a bare Flask worker's). Each row's ratio is our cost divided
 by the baseline's, both measured in this run: the machine is shared and noisy, so only ratios are
 comparable between runs. Progress goes to stderr; the table goes to stdout and ``--output``.
@@ -18,6 +20,7 @@ from the raw SELECT's, ingestion not exactly once). **The PostgreSQL database is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sqlite3
 import sys
@@ -37,6 +40,8 @@ DEFAULT_OUTPUT = ROOT / "bench" / "results" / "latest.md"
 #: Passes of the µs rows (flags, stat store): at least this many, whatever ``--repeat`` says.
 MIN_PASSES = 5
 DATABASES = ("SQLite", "PostgreSQL")
+#: ``--stores`` names: the stores whose rows the run measures.
+STORES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "clickhouse": "ClickHouse"}
 
 
 @dataclass
@@ -112,10 +117,13 @@ def flag_rows(work_dir: Path, evaluations: int, seed: int, passes: int) -> list[
         experiment = flags.gb_experiment()
         hashed = flags.ours_results(target.app, subjects, consent=False)
         agree, _ = flags.verify_against_growthbook(subjects, hashed, experiment)  # exits if not
+        gb_feature, ours_feature, _ = flags.feature_passes(target.app, subjects)  # exits if not
         runs: dict[str, flags.Pass] = {
             "a new instance per evaluation": flags.gb_new_instance(subjects, experiment),
             "one reused instance": flags.gb_reused(subjects, experiment),
             "ours": flags.ours_hash(target.app, subjects),
+            "feature: GrowthBook": gb_feature,
+            "feature: ours": ours_feature,
         }
         for run in runs.values():  # warm-up: imports, caches, the definition cache
             run()
@@ -123,6 +131,8 @@ def flag_rows(work_dir: Path, evaluations: int, seed: int, passes: int) -> list[
     finally:
         target.engine.dispose()
     ours = timings.pop("ours").median
+    feature_ours = timings.pop("feature: ours").median
+    feature_gb = timings.pop("feature: GrowthBook").median
     how, fastest = min(timings.items(), key=lambda item: item[1].median or float("inf"))
     return [
         TableRow(
@@ -133,7 +143,16 @@ def flag_rows(work_dir: Path, evaluations: int, seed: int, passes: int) -> list[
             _ratio(ours, fastest.median),
             f"{agree:,}/{evaluations:,} same variant",
             agree == evaluations,
-        )
+        ),
+        TableRow(
+            "flags",
+            "a feature with 3 rules (force with a condition, rollout, experiment), one evaluation",
+            micros(feature_ours),
+            f"{micros(feature_gb)} (GrowthBook SDK `eval_feature()`, one reused instance)",
+            _ratio(feature_ours, feature_gb),
+            f"{evaluations:,}/{evaluations:,} same value",
+            True,  # feature_passes exits on any disagreement
+        ),
     ]
 
 
@@ -254,9 +273,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--evaluations", type=int, default=2000, help="flag subjects")
     parser.add_argument("--stat-metrics", type=int, default=100, help="metrics in the stat store")
     parser.add_argument("--stat-readings", type=int, default=1000, help="readings per metric")
-    parser.add_argument("--skip-postgres", action="store_true", help="SQLite and DuckDB only")
+    parser.add_argument(
+        "--stores",
+        default=",".join(STORES),
+        help="comma-separated stores to measure against DuckDB (default: all): "
+        f"{', '.join(STORES)}. Leaving a store out skips its load, report, stat store and "
+        "ingestion rows; 'clickhouse' alone keeps persons in a SQLite file with no events",
+    )
+    parser.add_argument("--skip-postgres", action="store_true", help="as if --stores lacked it")
     parser.add_argument("--skip-ingest", action="store_true", help="no REST or memory rows")
-    parser.add_argument("--skip-clickhouse", action="store_true", help="no ClickHouse (chdb) rows")
+    parser.add_argument("--skip-clickhouse", action="store_true", help="as if --stores lacked it")
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("UMETRICS_BENCH_DATABASE_URL", analytics.DEFAULT_PG_URL),
@@ -272,6 +298,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="scratch files (SQLite, CSV, logs)",
     )
     args = parser.parse_args(argv)
+    stores = [name.strip().lower() for name in args.stores.split(",") if name.strip()]
+    unknown = sorted(set(stores) - set(STORES))
+    if unknown or not stores:
+        parser.error(f"--stores takes some of {', '.join(STORES)} (got {args.stores!r})")
+    args.stores = {
+        name
+        for name in stores
+        if not (name == "postgresql" and args.skip_postgres)
+        and not (name == "clickhouse" and args.skip_clickhouse)
+    }
     if args.persons is None:
         args.persons = max(1, args.events // 20)
     if args.days < 7:
@@ -288,11 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     work_dir: Path = args.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
-    pg_url: str | None = None if args.skip_postgres else args.pg_url
-    databases = DATABASES if pg_url else DATABASES[:1]
-    use_clickhouse = not args.skip_clickhouse
-    if use_clickhouse:
-        databases = (*databases, "ClickHouse")
+    pg_url: str | None = args.pg_url if "postgresql" in args.stores else None
+    use_sqlite = "sqlite" in args.stores
+    use_clickhouse = "clickhouse" in args.stores
+    databases = tuple(STORES[name] for name in STORES if name in args.stores)
     passes = max(args.repeat, MIN_PASSES)
     load_average = os.getloadavg()[0]
 
@@ -301,9 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"  {analytics.describe(data)}")
     load = Row(f"load {len(data.events):,} events + persons + ids", Cell(), Cell(), Cell())
     sqlite_path = work_dir / "analytics.sqlite"
-    log(f"loading SQLite {sqlite_path}")
-    load.sqlite = Cell(analytics.load_sqlite(data, sqlite_path))
-    sqlite_app = analytics.make_app(f"sqlite:///{sqlite_path}", "bench_sqlite")
+    sqlite_app = None
+    if use_sqlite:
+        log(f"loading SQLite {sqlite_path}")
+        load.sqlite = Cell(analytics.load_sqlite(data, sqlite_path))
+        sqlite_app = analytics.make_app(f"sqlite:///{sqlite_path}", "bench_sqlite")
+    else:  # the ClickHouse app still keeps persons and keys in a SQL database
+        analytics.load_sqlite(dataclasses.replace(data, events=[]), sqlite_path)
     ch_app = None
     if use_clickhouse:
         ch_url = clickhouse.chdb_url(work_dir / "chdb-reports")
@@ -329,14 +368,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     del data
     table = report_rows(load, questions, databases)
 
-    log(f"stat store: {args.stat_metrics} metrics x {args.stat_readings:,} readings")
-    stats.seed_sqlite(str(sqlite_path), args.stat_metrics, args.stat_readings, args.seed)
-    connection = sqlite3.connect(sqlite_path)
-    try:
-        execute = stats.sqlite_execute(connection)
-        table += stat_rows("SQLite", sqlite_app, execute, args.stat_metrics, passes)
-    finally:
-        connection.close()
+    if sqlite_app is not None:
+        log(f"stat store: {args.stat_metrics} metrics x {args.stat_readings:,} readings")
+        stats.seed_sqlite(str(sqlite_path), args.stat_metrics, args.stat_readings, args.seed)
+        connection = sqlite3.connect(sqlite_path)
+        try:
+            execute = stats.sqlite_execute(connection)
+            table += stat_rows("SQLite", sqlite_app, execute, args.stat_metrics, passes)
+        finally:
+            connection.close()
     if pg_url and pg_app is not None:
         stats.seed_postgres(pg_url, args.stat_metrics, args.stat_readings, args.seed)
         dsn = analytics.plain_dsn(pg_url)

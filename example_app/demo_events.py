@@ -13,6 +13,7 @@ batches, like any client's events; every timestamp is before the seed's ``now``.
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from sqlalchemy import delete
 from flask_umetrics import identify
 from flask_umetrics.db.tables import events, person_distinct_ids, persons
 from flask_umetrics.events.ingest import ingest_events
+from flask_umetrics.events.user_agent import parse_user_agent
 from flask_umetrics.state import current_state
 
 from .analytics import SCOPE
@@ -96,15 +98,36 @@ def anonymous_visitor(number: int) -> str:
     return f"v-anon-{number}"
 
 
+#: The browsers of the demo's visitors: each distinct id keeps one, chosen from its id (no rng,
+#: so the seeded history is the same with or without them). Their ``$browser``, ``$os`` and
+#: ``$device_type`` are what ingestion would derive; the agent text itself is not stored.
+USER_AGENTS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0",
+    "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.0 Mobile/15E148 Safari/604.1",
+)
+
+
 def event_row(
     distinct_id: str, name: str, at: datetime, properties: dict[str, Any]
 ) -> dict[str, Any]:
     """One event as a client sends it, with a uuid derived from it (re-seeding never doubles)."""
+    agent = USER_AGENTS[zlib.crc32(distinct_id.encode()) % len(USER_AGENTS)]
     return {
         "event": name,
         "distinct_id": distinct_id,
         "timestamp": at.isoformat(),
-        "properties": properties,
+        "properties": {**properties, **dict(parse_user_agent(agent))},
         "uuid": f"demo-{distinct_id}-{name}-{at.timestamp():.6f}",
     }
 

@@ -12,6 +12,7 @@ from .errors import APIError, UMetricsError
 from .flags import store
 from .flags.cookie import generate_cookie_key
 from .flags.results import experiment_results
+from .flags.verdict import plan_text
 
 
 @umetrics_cli.command("gen-cookie-key")
@@ -147,12 +148,21 @@ def experiments_kill(key: str, revive: bool, scope: str | None) -> None:
 @click.argument("key")
 @click.option("--scope", default=None)
 @click.option("--sequential", is_flag=True, help="Always-valid intervals (safe to peek).")
-def experiments_results(key: str, scope: str | None, sequential: bool) -> None:
-    """A table of the primary metric per variant, then SRM."""
+@click.option(
+    "--one-sided/--two-sided",
+    "one_sided",
+    default=None,
+    help="The test's alternative (default: the experiment rule's one_sided setting).",
+)
+def experiments_results(
+    key: str, scope: str | None, sequential: bool, one_sided: bool | None
+) -> None:
+    """A table of the primary metric per variant (relative lift and its p-value), the verdicts,
+    the planned sample, then SRM."""
     experiment = store.get_experiment(key, scope_id=scope)
     if experiment is None:
         raise click.ClickException(f"no flag or experiment {key!r}")
-    result = experiment_results(experiment, sequential=sequential)
+    result = experiment_results(experiment, sequential=sequential, one_sided=one_sided)
     click.echo(f"{key}: goal {result['goal'] or '(none)'}, status {result['status']}")
     click.echo(f"{'variant':<16}{'exposed':>9}{'mean':>10}{'lift':>10}{'p':>10}{'win':>8}")
     for row in result["variants"]:
@@ -162,9 +172,14 @@ def experiments_results(key: str, scope: str | None, sequential: bool) -> None:
 
         click.echo(
             f"{row['key']:<16}{row['exposures']:>9}{fmt(row['mean'], '>10.4f')}"
-            f"{fmt(row['rel_lift'], '>+10.2%')}{fmt(row['p_value'], '>10.4f')}"
+            f"{fmt(row['rel_lift'], '>+10.2%')}{fmt(row['rel_p_value'], '>10.4f')}"
             f"{fmt(row['chance_to_win'], '>8.1%')}"
         )
+    for verdict in result["verdicts"]:
+        click.echo(verdict["text"])
+    plan = plan_text(result["sample_size"], goal=result["goal"], alpha=result["alpha"])
+    if plan:
+        click.echo(plan)
     srm = result["srm"]
     if srm is not None:
         flag = "  SAMPLE RATIO MISMATCH" if srm["flagged"] else ""

@@ -228,11 +228,12 @@ def test_a_taken_key_is_a_conflict_on_the_form(app: Flask) -> None:
     assert "already exists in this scope" in answer.get_data(as_text=True)
 
 
-def seed_results(app: Flask) -> None:
-    """control: 40 exposed, 10 buy; b: 10 exposed, 6 buy (a ratio far from 50/50: SRM)."""
+def seed_results(
+    app: Flask, plan: tuple[tuple[str, int, int], ...] = (("control", 40, 10), ("b", 10, 6))
+) -> None:
+    """By default control: 40 exposed, 10 buy; b: 10 exposed, 6 buy (far from 50/50: SRM)."""
     rows: list[dict[str, Any]] = []
     events: list[tuple[Any, ...]] = []
-    plan = [("control", 40, 10), ("b", 10, 6)]
     n = 0
     for variant, size, converted in plan:
         for i in range(size):
@@ -267,6 +268,37 @@ def seed_results(app: Flask) -> None:
     load(app, events)
 
 
+@pytest.mark.parametrize(
+    ("plan", "kind", "css"),
+    [
+        ((("control", 60, 15), ("b", 60, 40)), "win", "um-win"),
+        ((("control", 60, 40), ("b", 60, 15)), "loss", "um-lose"),
+        ((("control", 60, 20), ("b", 60, 21)), "inconclusive", ""),
+    ],
+)
+def test_results_page_verdict_and_coloured_cells(
+    app: Flask, plan: tuple[tuple[str, int, int], ...], kind: str, css: str
+) -> None:
+    seed_results(app, plan)
+    client = app.test_client()
+    api = client.get("/umetrics/api/experiments/exp/results").json
+    [verdict] = api["verdicts"]
+    assert verdict["kind"] == kind and verdict["variant"] == "b"
+    assert api["sample_size"]["per_variant"] > 60  # far from planned: keep running
+    advice = "consider stopping b" if kind == "loss" else "keep running"
+    assert advice in verdict["text"]
+    html = client.get(ADMIN + "/experiments/exp").get_data(as_text=True)
+    assert f'data-testid="verdict-b" data-kind="{kind}">{verdict["text"]}</p>' in html
+    assert 'data-testid="sample-size">Planned sample: ' in html
+    if css:
+        outcome = css.removeprefix("um-")
+        assert f'<tr data-outcome="{outcome}">' in html
+        # rel lift, its interval and p-value, in the goal and the guardrail (the same events)
+        assert html.count(f'class="um-num {css}"') == 8
+    else:
+        assert "data-outcome" not in html and "um-win" not in html and "um-lose" not in html
+
+
 def test_results_page_shows_the_api_numbers(app: Flask) -> None:
     seed_results(app)
     client = app.test_client()
@@ -284,12 +316,18 @@ def test_results_page_shows_the_api_numbers(app: Flask) -> None:
         assert as_number(row[3]) == variant["mean"]
         assert as_number(row[4]) == variant["abs_lift"]
         assert as_number(row[8]) == variant["p_value"]
-        assert as_number(row[9]) == variant["chance_to_win"]
+        assert as_number(row[11]) == variant["rel_p_value"]
+        assert as_number(row[12]) == variant["chance_to_win"]
         ci = variant["ci"] or [None, None]
         assert [as_number(row[6]), as_number(row[7])] == ci
+        rel_ci = variant["rel_ci"] or [None, None]
+        assert [as_number(row[9]), as_number(row[10])] == rel_ci
     assert goal[0][6] == "" and api["variants"][0]["ci"] is None  # control has no interval
     assert api["srm"]["flagged"] is True
     assert 'data-testid="srm-warning"' in html
+    # The verdict is the API's sentence; with a mismatched split it is the SRM warning.
+    assert api["verdicts"][0]["kind"] == "srm"
+    assert 'data-kind="srm"' in html and api["verdicts"][0]["text"] in html
     guardrail = table_cells(html, "metric-1")
     assert [as_number(row[3]) for row in guardrail] == [2.5, 6.0]  # 10 of 40 x 10; 6 of 10 x 10
 
@@ -310,7 +348,7 @@ def test_results_page_shows_the_api_numbers(app: Flask) -> None:
     sequential = client.get(ADMIN + "/experiments/exp?sequential=true&alpha=0.1")
     api_seq = client.get("/umetrics/api/experiments/exp/results?sequential=true&alpha=0.1").json
     rows = table_cells(sequential.get_data(as_text=True), "metric-0")
-    assert [as_number(rows[1][10]), as_number(rows[1][11])] == api_seq["variants"][1][
+    assert [as_number(rows[1][13]), as_number(rows[1][14])] == api_seq["variants"][1][
         "sequential_ci"
     ]
     bad = client.get(ADMIN + "/experiments/exp?alpha=0.9")

@@ -134,3 +134,97 @@ def test_the_dashboard_wide_range_and_filter_are_saved_from_the_page(site: Flask
         "-30d",
         [{"key": "plan", "op": "eq", "value": "pro"}],
     )
+
+
+def _board_of_every_insight(site: Flask, manager: FlaskClient, token: str) -> int:
+    """A new dashboard with a half-width tile of every saved insight; its id."""
+    created = _post(manager, "/dashboards", token, name="Board")
+    board_id = int(created.headers["Location"].rsplit("/", 1)[-1].split("?")[0])
+    with site.app_context():
+        ids = [i.id for i in list_insights()]
+    for insight_id in ids:
+        _post(manager, f"/dashboards/{board_id}/tiles", token, insight_id=insight_id, width=6)
+    return board_id
+
+
+def test_every_kind_draws_a_tile_and_lifecycle_stickiness_save_from_their_pages(
+    site: Flask,
+) -> None:
+    from flask_umetrics.admin.tiles import TILE_BUILDERS
+    from flask_umetrics.insights import INSIGHT_KINDS
+
+    assert set(INSIGHT_KINDS) <= set(TILE_BUILDERS)
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    for kind in ("lifecycle", "stickiness"):
+        page = manager.get(f"{ADMIN}/{kind}?event=signup").get_data(as_text=True)
+        form = _save_form(page)
+        assert form["kind"] == kind
+        assert json.loads(form["params"]) == {"event": "signup", "date_range": "-30d"}
+        assert _post(manager, "/insights", token, name=kind, **form).status_code == 302
+    live = json.dumps({"minutes": 5})
+    _post(manager, "/insights", token, name="live", kind="live", params=live)
+    board_id = _board_of_every_insight(site, manager, token)
+    page = manager.get(f"{ADMIN}/dashboards/{board_id}").get_data(as_text=True)
+    assert "Persons per day by lifecycle status" in page
+    assert "Persons by the number of days they did it on" in page
+    assert "Events per minute" in page
+    assert "um-error" not in page
+
+
+def test_open_report_keeps_the_exclusion_and_opens_lifecycle_and_stickiness(site: Flask) -> None:
+    import html
+
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    exclude = [{"event": "cancel", "from_step": 0, "to_step": 1}]
+    params = json.dumps({"step": ["signup", "buy"], "exclude": exclude, "date_range": "-7d"})
+    _post(manager, "/insights", token, name="Excluded", kind="funnel", params=params)
+    for kind in ("lifecycle", "stickiness"):
+        _post(manager, "/insights", token, name=kind, kind=kind, params='{"date_range": "-7d"}')
+    page = manager.get(f"{ADMIN}/insights").get_data(as_text=True)
+    links = [html.unescape(link) for link in re.findall(r'<a href="([^"]+)">Open report</a>', page)]
+    assert len(links) == 3
+    by_page = {link.split("?")[0].rsplit("/", 1)[-1]: link for link in links}
+    assert set(by_page) == {"funnels", "lifecycle", "stickiness"}
+    funnel = manager.get(by_page["funnels"]).get_data(as_text=True)
+    assert 'data-testid="funnel-exclusion">cancel<' in funnel
+    for name in ("lifecycle", "stickiness"):
+        assert manager.get(by_page[name]).status_code == 200
+
+
+def test_tile_bars_open_their_persons(site: Flask) -> None:
+    import html
+
+    from .admin_html import table_cells
+
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    exclude = [{"event": "cancel", "from_step": 0, "to_step": 1}]
+    funnel = {"step": ["signup", "buy"], "exclude": exclude, "date_range": "-30d"}
+    for kind, params in (
+        ("funnel", funnel),
+        ("lifecycle", {"event": "signup", "date_range": "-7d"}),
+        ("stickiness", {"event": "signup", "date_range": "-7d"}),
+    ):
+        _post(manager, "/insights", token, name=kind, kind=kind, params=json.dumps(params))
+    board_id = _board_of_every_insight(site, manager, token)
+    page = html.unescape(manager.get(f"{ADMIN}/dashboards/{board_id}").get_data(as_text=True))
+    specs = [
+        json.loads(spec)
+        for spec in re.findall(
+            r'<script type="application/json" class="um-chart-spec">(.*?)</script>', page
+        )
+    ]
+    funnel_links, lifecycle_links, stickiness_links = (spec["links"] for spec in specs)
+
+    def listed(link: str) -> int:
+        answer = manager.get(link)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        rows = table_cells(answer.get_data(as_text=True), "persons-behind")
+        return len([row for row in rows if len(row) > 1])
+
+    assert [listed(link) for link in funnel_links] == [2, 1]  # a and b sign up, a buys
+    assert "exclude=" in funnel_links[0] and "cancel" in funnel_links[0]
+    assert sum(listed(link) for link in lifecycle_links[0]) == 2  # a and b are new
+    assert listed(stickiness_links[0]) == 2  # each signed up on one day

@@ -255,6 +255,26 @@ def test_paths_page_equals_the_rest_answer(app: Flask) -> None:
     assert bad.status_code == 400 and "steps" in bad.get_data(as_text=True)
 
 
+def test_paths_page_steers_the_paths_and_draws_a_flow(app: Flask) -> None:
+    client = app.test_client()
+    query = f"/paths?{RANGE}&end_event=plan_upgraded&steps=2&unit=session"
+    page = client.get(admin_url(query + "&exclude_lines=nothing%0Anone"), headers=ADMIN)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="um-paths-flows"' in text
+    assert "chartjs-chart-sankey.min.js" in text and "<script>" not in text
+    rest = client.get(
+        f"/umetrics/api/query{query}&exclude=nothing&exclude=none", headers=ADMIN
+    ).json
+    rows = csv_rows(client, query + "&exclude_lines=nothing%0Anone", "paths")
+    assert rows[1:] == [
+        [str(step["step"]), t["from"], t["to"], str(int(t["persons"]))]
+        for step in rest["steps"]
+        for t in step["transitions"]
+    ]
+    bad = client.get(admin_url(f"/paths?{RANGE}&cleaning_lines=(a)%20=>%20b"), headers=ADMIN)
+    assert bad.status_code == 400 and "cleaning" in bad.get_data(as_text=True)
+
+
 def test_attribution_page_equals_the_rest_answer(app: Flask) -> None:
     client = app.test_client()
     query = (
@@ -419,3 +439,21 @@ def test_old_person_links_redirect(app: Flask) -> None:
     assert answer.headers["Location"] == "/umetrics/admin/person?scope_id=default&distinct_id=u1"
     missing = client.get(admin_url("/person"), headers=VIEWER)
     assert missing.status_code == 400 and "distinct_id" in missing.get_data(as_text=True)
+
+
+def test_paths_flow_columns_count_back_from_the_end_event() -> None:
+    from flask_umetrics.admin.pages.paths import flows
+
+    result = {
+        "end_event": "b",
+        "steps": [
+            {"step": 1, "transitions": [{"from": "a", "to": "b", "persons": 2}]},
+            {"step": 2, "transitions": [{"from": "b", "to": "a", "persons": 1}]},
+            {"step": 3, "transitions": []},
+        ],
+    }
+    assert flows(result) == {
+        "flows": [{"from": "2|a", "to": "3|b", "flow": 2}, {"from": "1|b", "to": "2|a", "flow": 1}],
+        "labels": {"2|a": "a", "3|b": "b", "1|b": "b"},
+        "columns": {"2|a": 1, "3|b": 2, "1|b": 0},  # shifted left: step 3 is empty
+    }

@@ -121,3 +121,28 @@ def test_trend_points_open_their_persons(make_app: AppFactory) -> None:
         for j, link in enumerate(series)
     }
     assert sorted(listed.values()) == [[], ["a"], ["a"], ["b"]]
+
+
+def test_lifecycle_and_stickiness_bars_open_their_persons(make_app: AppFactory) -> None:
+    app = _app(make_app, {"metrics.view"})
+    load(
+        app,
+        [
+            ("a", "view", "2026-03-01T09:00"),
+            ("a", "view", "2026-03-02T09:00"),  # returning on Mar 2
+            ("b", "view", "2026-03-02T10:00"),  # new on Mar 2, dormant on Mar 3
+            ("a", "view", "2026-03-03T09:00"),
+        ],
+    )
+    client = app.test_client()
+    query = "date_from=2026-03-02&date_to=2026-03-04&event=view"
+    page = html.unescape(client.get(f"{ADMIN}/lifecycle?{query}").text)
+    spec = json.loads(re.findall(r'"links": (\[\[.*?\]\])', page)[0])
+    assert len(spec) == 4 and all(len(status) == 2 for status in spec)  # 4 statuses x 2 days
+    listed = [[_ids(client.get(link).text) for link in status] for status in spec]
+    assert listed == [[["b"], []], [["a"], ["a"]], [[], []], [[], ["b"]]]
+    back = client.get(spec[0][0]).text
+    assert "Lifecycle" in back and "New persons of the period" in html.unescape(back)
+    page = html.unescape(client.get(f"{ADMIN}/stickiness?{query}").text)
+    bars = json.loads(re.findall(r'"links": (\[".*?\])', page)[0])
+    assert [_ids(client.get(link).text) for link in bars] == [["b"], ["a"]]

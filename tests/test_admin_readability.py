@@ -94,6 +94,7 @@ def test_date_presets_are_calendar_days_with_an_exclusive_end(app: Flask) -> Non
         }
     assert presets == {
         "Today": (date(2026, 3, 4), date(2026, 3, 5), False),
+        "Yesterday": (date(2026, 3, 3), date(2026, 3, 4), False),
         "Last 7 days": (date(2026, 2, 26), date(2026, 3, 5), True),
         "Last 30 days": (date(2026, 2, 3), date(2026, 3, 5), False),
         "Last 90 days": (date(2025, 12, 5), date(2026, 3, 5), False),
@@ -101,10 +102,13 @@ def test_date_presets_are_calendar_days_with_an_exclusive_end(app: Flask) -> Non
         "Last month": (date(2026, 2, 1), date(2026, 3, 1), False),
         "Last 12 months": (date(2025, 4, 1), date(2026, 3, 5), False),
     }
+    with app.test_request_context("/umetrics/admin/events?date_range=-7d&date_from=2026-01-01"):
+        active = [p.label for p in date_presets(date(2026, 3, 4)) if p.active]
+    assert active == ["Last 7 days"]  # the token wins over dates a form also sent
     page = app.test_client().get(f"{ADMIN}/events?event=view").get_data(as_text=True)
     today = datetime.now(timezone.utc).astimezone(formatting.ZoneInfo("Europe/Berlin")).date()
-    week = f"date_from={today - timedelta(days=6)}&amp;date_to={today + timedelta(days=1)}"
-    assert f'href="/umetrics/admin/events?event=view&amp;{week}">Last 7 days</a>' in page
+    week = f'data-from="{today - timedelta(days=6)}" data-to="{today + timedelta(days=1)}"'
+    assert f'<option value="-7d" {week}>Last 7 days</option>' in page
 
 
 def test_retention_defaults_to_twelve_weeks_or_months(app: Flask) -> None:
@@ -120,6 +124,12 @@ def test_retention_defaults_to_twelve_weeks_or_months(app: Flask) -> None:
             "periods": 11,
         }
         assert default_range("day", date(2026, 3, 4)) == {}
+    with app.test_request_context("/umetrics/admin/retention?week_start=sunday"):
+        assert default_range("week", date(2026, 3, 4))["date_from"] == "2025-12-14"  # a Sunday
+        assert default_range("hour", date(2026, 3, 4)) == {
+            "date_from": "2026-03-03",  # yesterday and today: 48 hourly cohorts
+            "date_to": "2026-03-05",
+        }
     with app.test_request_context("/umetrics/admin/retention?date_from=2026-03-01"):
         assert default_range("month", date(2026, 3, 4)) == {}
     client = app.test_client()

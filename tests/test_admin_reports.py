@@ -239,3 +239,34 @@ def test_csv_escapes_formulas_in_headers_and_cells(make_app: AppFactory) -> None
     totals = _csv(client, path, "trend-totals")
     assert totals[0] == ["plan", "total"]
     assert sorted(totals[1:]) == sorted(["'" + plan, "1"] for plan in FORMULA_PLANS)
+
+
+def test_retention_breakdown_rolling_and_week_start_controls(client: FlaskClient) -> None:
+    path = f"/retention?{RANGE}&period=day&periods=1&start_event=view&breakdown=plan"
+    assert _csv(client, path, "retention-0") == [
+        ["cohort", "size", "day 0", "day 1"],
+        ["2026-03-02", "1", "1", "1"],  # a (pro on a's first view)
+        ["2026-03-03", "1", "1", "0"],  # c
+    ]
+    assert _csv(client, path, "retention-1")[1] == ["2026-03-02", "1", "1", "1"]  # b (free)
+    curve = _csv(client, path, "retention-curve")
+    assert curve[0] == ["period", "retained", "plan = pro", "plan = free"]
+    assert curve[1] == ["day 0", "1", "1", "1"]
+    page = client.get(ADMIN + path).text
+    assert 'data-testid="retention-breakdowns"' in page and "plan = pro" in page
+    links = [
+        part.split('"')[0]
+        for part in page.split('href="')[1:]
+        if "/persons-behind/retention" in part
+    ]
+    assert links and not any("breakdown" in link for link in links)  # the whole cell
+    for control in ('name="week_start"', 'name="windows"', 'name="breakdown"'):
+        assert control in page
+    rolling = f"/retention?{RANGE}&period=day&periods=1&start_event=view&windows=rolling"
+    # a: first view Mar 2 10:00, back Mar 3 12:00 (26 h: window 1); b: signup 24 h later.
+    assert _csv(client, rolling, "retention")[1] == ["2026-03-02", "2", "2", "2"]
+    assert "rolling windows" in client.get(ADMIN + rolling).text
+    sunday = client.get(f"{ADMIN}/retention?period=week&week_start=sunday").text
+    assert "weeks from Sunday" in sunday
+    hourly = client.get(f"{ADMIN}/retention?period=hour")
+    assert hourly.status_code == 200 and "Showing the last 48 hours" in hourly.text

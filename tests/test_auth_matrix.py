@@ -236,8 +236,11 @@ def test_the_matrix_covers_every_blueprint_and_permission(make_app: AppFactory) 
     persons = {(c.path, c.method, c.permission) for c in cases if c.path.endswith("/persons")}
     assert {
         (f"/umetrics/api/query/{report}/persons", "GET", "metrics.view")
-        for report in ("funnel", "retention", "trends")
+        for report in ("funnel", "retention", "trends", "lifecycle", "stickiness")
     } <= persons
+    # The web overview (docs/web-analytics.md) is a report like the others.
+    walked = {(c.path, c.method, c.permission) for c in cases}
+    assert ("/umetrics/api/query/web", "GET", "metrics.view") in walked
     # Each key passes somewhere; it is refused somewhere unless it holds every permission.
     for caller, granted in GRANTS.items():
         outcomes = {expected_status(case.permission, caller, case.operation) for case in cases}

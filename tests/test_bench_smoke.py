@@ -26,6 +26,9 @@ QUESTIONS = (
     "funnel (3 steps, 14-day window)",
     "retention (2 weekly cohorts, 8 periods)",
     "sessions summary (30-min gaps)",
+    "funnel excluding viewed_pricing between steps 1 and 2",
+    "lifecycle per day (14 days)",
+    "trends unique persons, compare=previous (2 x 7 days)",
 )
 STAT_MEASURES = (
     "`get_stat_series(limit=30)`, one metric",
@@ -43,6 +46,12 @@ def expected_rows(postgres: bool, clickhouse: bool = False) -> list[tuple[str, s
     rows = [(f"reports, {db}", question) for db in reported for question in QUESTIONS]
     rows += [(f"stat store, {db}", measure) for db in databases for measure in STAT_MEASURES]
     rows.append(("flags", "`resolve_variant(consent=False)`: targeting + hash, one evaluation"))
+    rows.append(
+        (
+            "flags",
+            "a feature with 3 rules (force with a condition, rollout, experiment), one evaluation",
+        )
+    )
     if postgres:
         rows.append(
             (
@@ -103,7 +112,23 @@ def test_bench_driver_prints_every_row_with_a_ratio(tmp_path: Path) -> None:
         if row[0].startswith("reports") and "load" not in row[1] and row[2] != "not ported"
     ]
     assert answers == ["answers match"] * len(answers)
-    assert [row[5] for row in cells if row[1] == expected_rows(False)[-1][1]] == [
+    assert [row[5] for row in cells if row[1] == expected_rows(False)[-2][1]] == [
         "40/40 same variant"
     ]
+    assert [row[5] for row in cells if row[1] == expected_rows(False)[-1][1]] == [
+        "40/40 same value"
+    ]
     assert output.read_text(encoding="utf-8") == done.stdout
+
+
+def test_stores_option_picks_the_stores_measured() -> None:
+    from bench import run_all
+
+    assert run_all.parse_args([]).stores == {"sqlite", "postgresql", "clickhouse"}
+    assert run_all.parse_args(["--stores", "ClickHouse"]).stores == {"clickhouse"}
+    both = run_all.parse_args(["--stores", "sqlite,clickhouse", "--skip-clickhouse"])
+    assert both.stores == {"sqlite"}
+    assert run_all.parse_args(["--skip-postgres"]).stores == {"sqlite", "clickhouse"}
+    for wrong in ("duckdb", ",", "sqlite,mysql"):
+        with pytest.raises(SystemExit):
+            run_all.parse_args(["--stores", wrong])

@@ -215,9 +215,11 @@ def test_both_clients_replayed_byte_for_byte_are_stored(example: Flask, served: 
         ("notificationEmailSent", nid, t3, False),
         ("hasLoggedIn", "guig", t3, True),
     ]
-    assert rows[0][4] == {"path": "/pricing", "q": "a&b=c+d 50%", "city": "Zürich"}
-    assert rows[1][4] == {} and rows[5][4] == {}
-    assert rows[2][4] == {"browser": "Chrome", "isMobile": False}
+    # Plus what ingestion reads from the browser's user agent (events/user_agent.py).
+    agent = {"$browser": "Chrome", "$os": "Linux", "$device_type": "desktop"}
+    assert rows[0][4] == {"path": "/pricing", "q": "a&b=c+d 50%", "city": "Zürich", **agent}
+    assert rows[1][4] == agent and rows[5][4] == {}
+    assert rows[2][4] == {"browser": "Chrome", "isMobile": False}  # inactive: as sent
     assert rows[4][4] == {"numberOfReceivers": 3, "isMessageEncrypted": True}
     # Merges done, user properties stored (carried into the user by the merge).
     assert people(example) == [

@@ -561,3 +561,40 @@ def test_the_issues_curl_against_the_demo_is_refused_and_json_from_the_site_work
     killed = client.post(KILL, json={"scope_id": "acme"}, headers={"Origin": "http://localhost"})
     assert killed.status_code == 200 and killed.json["killed"] is True
     assert demo_experiment(demo) == ("running", True)
+
+
+def test_browser_sdks_on_an_allowed_origin_read_the_growthbook_payload(cors_app: Flask) -> None:
+    """GrowthBook's browser SDKs fetch the payload from the page's origin with the client key in
+    the path: allowed origins may read it, without credentials; others get no CORS headers."""
+    with cors_app.app_context():
+        client_key = create_api_key("default", "client")
+    client = cors_app.test_client()
+    for path in (
+        f"{API}/growthbook/api/features/{client_key}",
+        f"{API}/growthbook/features/{client_key}",
+    ):
+        answer = client.get(path, headers={"Origin": FRONT})
+        assert answer.status_code == 200 and "features" in answer.json
+        assert answer.headers["Access-Control-Allow-Origin"] == FRONT
+        assert "Access-Control-Allow-Credentials" not in answer.headers
+        preflight = client.options(
+            path, headers={"Origin": FRONT, "Access-Control-Request-Method": "GET"}
+        )
+        assert preflight.headers["Access-Control-Allow-Origin"] == FRONT
+        assert set(preflight.headers["Access-Control-Allow-Methods"].split(", ")) == {
+            "GET",
+            "OPTIONS",
+        }
+        assert "Access-Control-Allow-Credentials" not in preflight.headers
+        other = client.get(path, headers={"Origin": "https://evil.example.net"})
+        assert other.status_code == 200  # the key is the authority; the page cannot read it
+        assert "Access-Control-Allow-Origin" not in other.headers
+    bad_key = client.get(f"{API}/growthbook/features/umk_nope", headers={"Origin": FRONT})
+    assert bad_key.status_code == 401
+    assert bad_key.headers["Access-Control-Allow-Origin"] == FRONT  # the SDK can read the error
+    # A write to a payload path stays unanswered for CORS (GET only).
+    post = client.options(
+        f"{API}/growthbook/features/{client_key}",
+        headers={"Origin": FRONT, "Access-Control-Request-Method": "POST"},
+    )
+    assert "POST" not in post.headers.get("Access-Control-Allow-Methods", "")

@@ -6,7 +6,7 @@ import json
 
 from flask import Flask
 
-from flask_umetrics import get_experiment, resolve_variant
+from flask_umetrics import experiment_results, get_experiment, resolve_variant
 from flask_umetrics.flags.cookie import CookieKeyring
 
 
@@ -43,7 +43,18 @@ def test_experiment_lifecycle_from_the_cli(app: Flask) -> None:
     assert lines[0] == "nav: goal signup, status running"
     exposed = sum(int(line.split()[1]) for line in lines[2:4])
     assert exposed == 6
+    with app.app_context():
+        experiment = get_experiment("nav")
+        assert experiment is not None
+        two_sided = experiment_results(experiment)
+        one_sided = experiment_results(experiment, one_sided=True)
+    # The verdict as the API words it (its head: the traffic estimate moves with the clock).
+    assert lines[4].split(";")[0] == two_sided["verdicts"][0]["text"].split(";")[0]
     assert lines[-1].startswith("SRM p-value")
+    answer = runner.invoke(args=["umetrics", "experiments", "results", "nav", "--one-sided"])
+    assert answer.exit_code == 0, answer.output
+    verdict = answer.output.splitlines()[4]
+    assert verdict.split(";")[0] == one_sided["verdicts"][0]["text"].split(";")[0]
     stopped = runner.invoke(args=["umetrics", "experiments", "stop", "nav", "--ship", "new"])
     assert stopped.exit_code == 0 and '"stopped"' in stopped.output
     with app.app_context():

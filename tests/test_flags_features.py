@@ -261,7 +261,9 @@ def test_rest_rules_overrides_and_toggle(make_app: AppFactory) -> None:
         f"{BASE}/experiments", json={"key": "nav", "kind": "flag"}, headers=manage
     )
     assert created.status_code == 201
-    assert created.json["rules"] == [{"type": "experiment", "id": ""}]
+    assert created.json["rules"] == [
+        {"type": "experiment", "id": "", "one_sided": False, "mde": 0.05, "min_bucket_version": 0}
+    ]
     assert created.json["value_type"] == "boolean" and created.json["hash_version"] == 2
     client.post(f"{BASE}/experiments/nav/start", headers=manage)
     rules = [{"type": "rollout", "id": "r1", "variant": "on", "coverage": 0.0}]

@@ -39,7 +39,7 @@ from statistics import NormalDist
 
 import pytest
 import scipy.stats
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from flask_umetrics.errors import ValidationError
@@ -144,13 +144,17 @@ def test_relative_lift_delta_method_and_chance_to_win() -> None:
     result = welch(control, treatment, alpha=0.1)
 
     rel_se = math.sqrt(9.0 / (300 * 100.0) + 4.0 * 121.0 / (400 * 10_000.0))
-    z = NormalDist().inv_cdf(0.95)
+    vc, vt = 4.0 / 400, 9.0 / 300
+    df = (vc + vt) ** 2 / (vc * vc / 399 + vt * vt / 299)  # Welch, as for the absolute lift
+    q = float(scipy.stats.t.ppf(0.95, df))
     assert close(result.rel_lift, 0.1)
     assert close(result.rel_se, rel_se)
     assert close(rel_se, math.sqrt(0.000421))
+    assert close(result.df, df)
     assert result.rel_ci is not None
-    assert close(result.rel_ci[0], 0.1 - z * rel_se)
-    assert close(result.rel_ci[1], 0.1 + z * rel_se)
+    assert close(result.rel_ci[0], 0.1 - q * rel_se)
+    assert close(result.rel_ci[1], 0.1 + q * rel_se)
+    assert close(result.rel_p_value, 2 * float(scipy.stats.t.sf(0.1 / rel_se, df)))
     assert close(result.chance_to_win, NormalDist().cdf(0.1 / rel_se))
 
 
@@ -171,6 +175,12 @@ def test_relative_lift_divides_by_the_magnitude_of_a_negative_control_mean() -> 
 def from_sums(key: str, total: float, sum_squares: float, n: int) -> VariantSummary:
     """A gbstats ``SampleMeanStatistic`` as our summary (ddof=1 variance)."""
     return VariantSummary(key, n, total / n, math.sqrt((sum_squares - total**2 / n) / (n - 1)))
+
+
+def proportion(key: str, successes: int, n: int) -> VariantSummary:
+    """A gbstats ``ProportionStatistic``: variance p(1-p) (ddof=0) as our stddev."""
+    p = successes / n
+    return VariantSummary(key, n, p, math.sqrt(p * (1 - p)))
 
 
 def rounded(value: float | None) -> float:
@@ -197,6 +207,53 @@ def test_gbstats_two_sided_ttest_relative_lift_and_se() -> None:
     assert rounded(result.rel_se) == 0.37879
 
 
+def test_gbstats_two_sided_ttest_relative() -> None:
+    """gbstats' relative t-test: p-value and CI from the same Welch t statistic."""
+    control = from_sums("a", 1396.87, 52377.9767, 3407)
+    treatment = from_sums("b", 2422.7, 134698.29, 3461)
+    result = welch(control, treatment)
+    assert rounded(result.rel_p_value) == 0.06191
+    assert result.rel_ci is not None
+    assert [rounded(result.rel_ci[0]), rounded(result.rel_ci[1])] == [-0.03526, 1.44989]
+
+
+def test_gbstats_two_sided_ttest_binom() -> None:
+    result = welch(proportion("a", 14, 28), proportion("b", 16, 30))
+    assert rounded(result.rel_lift) == 0.06667
+    assert rounded(result.rel_se) == 0.2717
+    assert rounded(result.rel_p_value) == 0.80707
+    assert result.rel_ci is not None
+    assert [rounded(result.rel_ci[0]), rounded(result.rel_ci[1])] == [-0.47767, 0.61101]
+
+
+def test_gbstats_one_sided_ttest() -> None:
+    """``OneSidedTreatmentGreaterTTest``, relative and absolute (gbstats' later test file)."""
+    control = from_sums("a", 1396.87, 52377.9767, 3000)
+    treatment = from_sums("b", 2422.7, 134698.29, 3461)
+    result = welch(control, treatment, one_sided=True)
+    assert rounded(result.rel_lift) == rounded(0.5033610858562358)
+    assert rounded(result.rel_se) == rounded(0.3334122146400735)
+    assert rounded(result.rel_p_value) == rounded(0.06558262868467746)
+    assert result.rel_ci is not None
+    assert rounded(result.rel_ci[0]) == rounded(-0.045136675850396046)
+    assert result.rel_ci[1] == math.inf
+    assert rounded(result.abs_lift) == rounded(0.23437666666666668)
+    assert rounded(result.se) == rounded(0.12983081254184736)
+    assert rounded(result.p_value) == rounded(0.03554272489873023)
+    assert result.ci is not None
+    assert rounded(result.ci[0]) == rounded(0.020791480063255735)
+    assert result.ci[1] == math.inf
+
+
+def test_one_sided_p_value_is_half_the_two_sided_one_in_the_direction_of_the_effect() -> None:
+    control = from_sums("a", 1396.87, 52377.9767, 3000)
+    treatment = from_sums("b", 2422.7, 134698.29, 3461)
+    two, one = welch(control, treatment), welch(control, treatment, one_sided=True)
+    assert two.rel_p_value is not None and close(one.rel_p_value, two.rel_p_value / 2)
+    worse = welch(treatment, control, one_sided=True)  # the effect points the other way
+    assert worse.rel_p_value is not None and worse.rel_p_value > 0.5
+
+
 def test_gbstats_sequential_test_runs() -> None:
     control = from_sums("a", 1396.87, 52377.9767, 3000)
     treatment = from_sums("b", 2422.7, 134698.29, 3461)
@@ -212,10 +269,6 @@ def test_gbstats_sequential_test_runs() -> None:
 
 
 def test_gbstats_sequential_test_runs_prop() -> None:
-    def proportion(key: str, successes: int, n: int) -> VariantSummary:
-        p = successes / n
-        return VariantSummary(key, n, p, math.sqrt(p * (1 - p)))  # gbstats: p(1-p), ddof=0
-
     result = welch(proportion("a", 1396, 3000), proportion("b", 2422, 3461))
     assert rounded(result.rel_lift) == 0.50386
     assert rounded(result.rel_se) == 0.03386
@@ -392,8 +445,12 @@ def summaries(draw: st.DrawFn, key: str) -> VariantSummary:
     return VariantSummary(key, n, mean, stddev)
 
 
-def assert_clean(comparison: Comparison) -> None:
+def assert_clean(comparison: Comparison, *, one_sided: bool = False) -> None:
+    """Finite or None everywhere; a one-sided interval's upper end is +inf."""
     for name, value in vars(comparison).items():
+        if one_sided and name in ("ci", "rel_ci") and value is not None:
+            assert value[1] == math.inf, (name, value)
+            value = value[0]
         values = value if isinstance(value, tuple) else (value,)
         for v in values:
             assert v is None or math.isfinite(v), (name, value)
@@ -407,23 +464,32 @@ def assert_clean(comparison: Comparison) -> None:
     ),
     alpha=st.floats(0.001, 0.5),
     tuning=st.floats(1.0, 1e6),
+    one_sided=st.booleans(),
 )
 def test_analysis_properties(
     control: VariantSummary,
     treatments: tuple[VariantSummary, ...],
     alpha: float,
     tuning: float,
+    one_sided: bool,
 ) -> None:
     variants = [control, *treatments]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = analyze(
-            variants, [1.0] * len(variants), alpha=alpha, sequential=True, sequential_tuning=tuning
+            variants,
+            [1.0] * len(variants),
+            alpha=alpha,
+            sequential=True,
+            sequential_tuning=tuning,
+            one_sided=one_sided,
         )
     assert result.comparisons[0] is None
     for comparison in result.comparisons[1:]:
         assert comparison is not None
-        assert_clean(comparison)
+        assert_clean(comparison, one_sided=one_sided)
+        assert (comparison.rel_p_value is None) == (comparison.rel_ci is None)
+        assert (comparison.p_value is None) == (comparison.ci is None)
         if comparison.ci is not None:
             assert comparison.abs_lift is not None
             assert comparison.ci[0] <= comparison.abs_lift <= comparison.ci[1]
@@ -438,10 +504,11 @@ def test_analysis_properties(
             assert comparison.p_value <= comparison.p_value_adjusted <= 1.0
         if comparison.sequential_ci is not None:
             assert comparison.ci is not None
-            assert comparison.sequential_ci[0] <= comparison.ci[0]
-            assert comparison.sequential_ci[1] >= comparison.ci[1]
+            assert comparison.sequential_ci[0] <= comparison.ci[0] or one_sided
+            assert comparison.sequential_ci[1] >= comparison.ci[1] or one_sided
             assert comparison.sequential_p_value is not None and comparison.p_value is not None
-            assert comparison.p_value <= comparison.sequential_p_value <= 1.0
+            assert comparison.sequential_p_value <= 1.0
+            assert comparison.p_value <= comparison.sequential_p_value or one_sided
         else:
             assert comparison.sequential_p_value is None
     if sum(v.n for v in variants) == 0:
@@ -450,9 +517,43 @@ def test_analysis_properties(
         assert result.srm is not None and 0.0 <= result.srm.p_value <= 1.0
 
 
+# ---- the p-value and the interval never disagree ------------------------------------------
+
+
+def decisive(estimate: float, se: float, df: float, alpha: float, one_sided: bool) -> bool:
+    """Away from the rejection boundary by more than rounding (the boundary has measure 0)."""
+    q = float(scipy.stats.t.ppf(1 - (alpha if one_sided else alpha / 2), df))
+    statistic = estimate / se if one_sided else abs(estimate / se)
+    return abs(statistic - q) > 1e-9 * max(1.0, q)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    control=summaries("c"),
+    treatment=summaries("t"),
+    alpha=st.floats(0.001, 0.5),
+    one_sided=st.booleans(),
+)
+def test_p_value_below_alpha_iff_the_interval_excludes_zero(
+    control: VariantSummary, treatment: VariantSummary, alpha: float, one_sided: bool
+) -> None:
+    result = welch(control, treatment, alpha=alpha, one_sided=one_sided)
+    tests = [
+        (result.abs_lift, result.se, result.p_value, result.ci),
+        (result.rel_lift, result.rel_se, result.rel_p_value, result.rel_ci),
+    ]
+    for estimate, se, p_value, ci in tests:
+        if p_value is None or ci is None:
+            continue
+        assert estimate is not None and se is not None and result.df is not None
+        assume(decisive(estimate, se, result.df, alpha, one_sided))
+        excludes_zero = ci[0] > 0 if one_sided else (ci[0] > 0 or ci[1] < 0)
+        assert (p_value < alpha) == excludes_zero, (p_value, ci)
+
+
 # ---- degenerate inputs --------------------------------------------------------------------
 
-NONE_FIELDS = ("se", "df", "p_value", "ci", "rel_se", "rel_ci", "chance_to_win")
+NONE_FIELDS = ("se", "df", "p_value", "ci", "rel_se", "rel_ci", "rel_p_value", "chance_to_win")
 
 
 def test_empty_variant_gives_an_all_none_comparison() -> None:
@@ -574,3 +675,13 @@ def test_bad_input_raises_validation_error_naming_the_field(
     with pytest.raises(ValidationError) as info:
         make()
     assert info.value.field == field
+
+
+def test_an_interval_that_overflows_takes_its_p_value_with_it() -> None:
+    """rel SE ~7e305 with df = 1: the 99.9% half-width overflows, so neither is reported."""
+    result = welch(
+        VariantSummary("c", 2, 1e-302, 0.0), VariantSummary("t", 2, 1e4, 1e4), alpha=0.001
+    )
+    assert result.rel_lift is not None and result.rel_se is not None and close(result.df, 1.0)
+    assert result.rel_ci is None and result.rel_p_value is None
+    assert result.ci is not None and result.p_value is not None  # the absolute test is fine

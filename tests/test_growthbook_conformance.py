@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from flask_umetrics.flags.compiled import compile_condition
 from flask_umetrics.flags.conditions import eval_condition, padded_version_string
 from flask_umetrics.flags.feature_eval import EvalContext, Evaluator
 from flask_umetrics.flags.hashing import (
@@ -172,6 +173,8 @@ def _check(section: str, case: list[Any]) -> None:
         _, condition, attributes, expected, *groups = case
         saved_groups = groups[0] if groups else None
         assert eval_condition(attributes, condition, saved_groups=saved_groups) is expected
+        compiled = compile_condition(condition)  # the hot path's form of a flat condition
+        assert compiled is None or compiled(attributes) is expected
     elif section == "run":
         _, raw, experiment, value, in_experiment, hash_used = case
         result = Evaluator(_context(raw)).run(experiment)

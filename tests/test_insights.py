@@ -184,6 +184,11 @@ ROUTE_CASES = [
     ("sessions", "/query/sessions", {"date_range": "this_month"}),
     ("active", "/query/active", {"series": "dau", "date_range": "-7d"}),
     ("paths", "/query/paths", {"start_event": "signup", "date_range": "-7d"}),
+    ("lifecycle", "/query/lifecycle", {"event": "view", "date_range": "-7d"}),
+    ("stickiness", "/query/stickiness", {"event": "view", "date_range": "-30d"}),
+    ("attribution", "/query/attribution", {"conversion_event": "view", "date_range": "-7d"}),
+    ("cohorts", "/query/cohorts", {"period": "day", "date_range": "-7d"}),
+    ("summary", "/query/dashboard", {"date_range": "-7d"}),
 ]
 
 

@@ -132,6 +132,8 @@ def test_paths_route(make_app: AppFactory) -> None:
             {"step": 2, "transitions": [{"from": "signup", "to": "home", "persons": 1}]},
         ],
         "sampled": None,
+        "end_event": None,
+        "unit": "person",
     }
     for bad in ("steps=0", "steps=21", "limit=0", "limit=101"):
         assert client.get(f"/umetrics/api/query/paths?{bad}").status_code == 400, bad

@@ -193,6 +193,16 @@ def test_csv_by_format_or_accept(make_app: AppFactory) -> None:
         assert all(r["qualified_at"] == "2026-03-01T10:20:00+00:00" for r in rows)
 
 
+def test_csv_escapes_distinct_ids_that_a_spreadsheet_would_run(make_app: AppFactory) -> None:
+    """Distinct ids come from browsers: ``=HYPERLINK(...)`` must reach a spreadsheet as text."""
+    app, client = _client(make_app)
+    load(app, [("=1+1", "signup", "2026-03-01T10:00"), ("@sum", "signup", "2026-03-01T10:01")])
+    answer = client.get(f"{PREFIX}/funnel/persons?{FUNNEL}&funnel_step=1&format=csv")
+    assert answer.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert sorted(r["distinct_ids"] for r in rows) == ["'=1+1", "'@sum"]
+
+
 @pytest.mark.parametrize(
     ("path", "extra", "field"),
     [
@@ -211,6 +221,13 @@ def test_csv_by_format_or_accept(make_app: AppFactory) -> None:
         ("trends/persons", "event=signup", "time"),
         ("trends/persons", "event=signup&time=1999-01-01", "time"),
         ("trends/persons", "time=x&breakdown_value=pro", "breakdown_value"),
+        ("lifecycle/persons", "status=new", "time"),
+        ("lifecycle/persons", "time=1999-01-01T00:00:00%2B00:00&status=new", "time"),
+        ("lifecycle/persons", "time=x", "status"),
+        ("lifecycle/persons", "time=x&status=gone", "status"),
+        ("stickiness/persons", "", "periods"),
+        ("stickiness/persons", "periods=0", "periods"),
+        ("stickiness/persons", "date_from=2026-03-02&date_to=2026-03-06&periods=5", "periods"),
     ],
 )
 def test_bad_input_names_the_field(make_app: AppFactory, path: str, extra: str, field: str) -> None:

@@ -21,9 +21,10 @@ from ..state import current_state
 from . import formatting
 from .access import can_manage, current_scope, require
 from .csrf import FIELD_NAME, check_csrf, csrf_token
-from .date_presets import date_presets, preset_url
+from .date_presets import date_presets
 from .errors import AdminError
 from .pages import PAGES
+from .pages.date_range import previous_text
 
 logger = logging.getLogger("flask_umetrics")
 
@@ -166,7 +167,7 @@ def _template_context() -> dict[str, Any]:
         "can_manage": can_manage,
         "stat_value": formatting.stat_value,
         "date_presets": date_presets,
-        "preset_url": preset_url,
+        "previous_text": previous_text,
         "time_zone_name": state.settings.timezone,
     }
 

@@ -1,4 +1,4 @@
-"""The date-range presets above every report form (last 7/30/90 days, this month, ...).
+"""The date-range presets of every report form's Range select (last 7/30/90 days, this month, ...).
 
 Each preset is a ``date_from`` / ``date_to`` pair (``date_to`` exclusive) of calendar days in
 ``UMETRICS_TIMEZONE``, the zone the report routes read a bare date in, so "last 7 days" means
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import urlencode
 
 from flask import request
 
@@ -27,7 +26,11 @@ class DatePreset:
 
     @property
     def active(self) -> bool:
-        """This preset is the page's range (its two dates are in the query string)."""
+        """This preset is the page's range: its token is the query string's ``date_range``
+        (or, from links made before presets were tokens, its two dates are)."""
+        chosen = request.args.get("date_range")
+        if chosen:
+            return chosen == self.token
         return request.args.get("date_from") == self.date_from.isoformat() and (
             request.args.get("date_to") == self.date_to.isoformat()
         )
@@ -36,6 +39,7 @@ class DatePreset:
 #: (label, relative range token) of each preset, in the order shown.
 PRESETS: tuple[tuple[str, str], ...] = (
     ("Today", "today"),
+    ("Yesterday", "yesterday"),
     ("Last 7 days", "-7d"),
     ("Last 30 days", "-30d"),
     ("Last 90 days", "-90d"),
@@ -50,13 +54,3 @@ def date_presets(today: date | None = None) -> list[DatePreset]:
     one relative-range parser saved insights use (``queries/relative_dates.py``)."""
     today = today or local_today(time_zone())
     return [DatePreset(label, *relative_range(token, today), token) for label, token in PRESETS]
-
-
-def preset_url(preset: DatePreset) -> str:
-    """This page with the preset's range, its other parameters kept (paging reset)."""
-    args = request.args.to_dict(flat=False)
-    for name in ("date_from", "date_to", "offset", "before", "format", "table"):
-        args.pop(name, None)
-    args["date_from"] = [preset.date_from.isoformat()]
-    args["date_to"] = [preset.date_to.isoformat()]
-    return request.path + "?" + urlencode(args, doseq=True)

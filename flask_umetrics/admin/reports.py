@@ -25,8 +25,11 @@ def report_args(
     """The page's query-string parameters that ``model`` knows, with ``overrides`` applied
     (a list value repeats the parameter, None removes it)."""
     args: MultiDict[str, str] = MultiDict()
+    skipped = {"scope_id"}
+    if request.args.get("date_range") and "date_range" in model.model_fields:
+        skipped |= {"date_from", "date_to"}  # a chosen preset wins over the custom dates
     for name in request.args:
-        if name in model.model_fields and name != "scope_id":
+        if name in model.model_fields and name not in skipped:
             for value in request.args.getlist(name):
                 if value != "":
                     args.add(name, value)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from ..insights import Insight
 from .page import Chart, series_chart
+from .pages.date_range import dashed_previous
 from .pages.events import _trends_chart
 from .pages.funnels import _charts as _funnel_charts
+from .pages.lifecycle import lifecycle_chart
 from .pages.report_forms import short_time
-from .pages.retention import _cohort_rows, _curve
+from .pages.retention import _curve
+from .pages.stickiness import stickiness_chart
 
 #: (label, value, format) of a tile showing numbers; format as the ``um_cell`` filter takes it.
 Number = tuple[str, Any, str | None]
@@ -38,7 +40,10 @@ def _keyed(chart: Chart, key: str) -> Chart:
 
 
 def _trends(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
-    return TileView(_trends_chart(answer)[0])
+    chart = _trends_chart(answer)[0]
+    if answer.get("previous"):  # an insight saved with compare=previous
+        dashed_previous(chart, _trends_chart(answer["previous"])[0])
+    return TileView(chart)
 
 
 def _volume(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
@@ -65,7 +70,7 @@ def _funnel(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
 
 
 def _retention(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
-    return TileView(_curve(answer, _cohort_rows(answer, datetime.now(timezone.utc))))
+    return TileView(_curve(answer))
 
 
 def _sessions(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
@@ -108,6 +113,20 @@ def _cohorts(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
     return TileView(series_chart("cohorts", title, labels, {"persons": sizes}, kind="bar"))
 
 
+def _lifecycle(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
+    return TileView(lifecycle_chart(answer))
+
+
+def _stickiness(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
+    return TileView(stickiness_chart(answer))
+
+
+def _live(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
+    labels = [short_time(m["time"], "hour") for m in answer["per_minute"]]
+    counts: list[float | None] = [m["count"] for m in answer["per_minute"]]
+    return TileView(series_chart("live", "Events per minute", labels, {"events": counts}))
+
+
 def _numbers(answer: Any, params: dict[str, Any]) -> TileView:
     """The top-level numbers of any answer (the fallback of a kind without a builder)."""
     if not isinstance(answer, dict):
@@ -135,6 +154,9 @@ TILE_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], TileView]] =
     "attribution": _attribution,
     "cohorts": _cohorts,
     "summary": _numbers,
+    "lifecycle": _lifecycle,
+    "stickiness": _stickiness,
+    "live": _live,
 }
 
 

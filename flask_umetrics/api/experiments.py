@@ -12,6 +12,7 @@ from ..flags import store
 from ..flags.model import MAX_RULES, Experiment, OverrideSpec, RuleSpec
 from ..flags.results import experiment_results
 from .models import ScopedModel
+from .results_schema import ExperimentResults
 from .router import APICall
 from .routes import router
 
@@ -264,15 +265,25 @@ def experiments_delete(call: APICall, key: str) -> Deleted:
 class ResultsQuery(ScopedModel):
     sequential: bool = Field(False, description="Always-valid intervals: safe to peek.")
     alpha: float = Field(0.05, gt=0, lt=0.5)
+    one_sided: bool | None = Field(
+        None, description="One-sided tests; default: the experiment rule's one_sided setting."
+    )
 
 
 @router.route(
     "/experiments/<key>/results",
-    summary="Exposures, metric means, lifts, p-values, intervals, chance to win, SRM",
+    summary="Exposures, metric means, lifts, p-values, intervals, chance to win, SRM, "
+    "sample size and verdicts",
     permission="metrics.view",
     tag=TAG,
     query=ResultsQuery,
+    response=ExperimentResults,
 )
 def experiments_results(call: APICall, key: str) -> dict[str, Any]:
     experiment = _found(call, key)
-    return experiment_results(experiment, sequential=call.query.sequential, alpha=call.query.alpha)
+    return experiment_results(
+        experiment,
+        sequential=call.query.sequential,
+        alpha=call.query.alpha,
+        one_sided=call.query.one_sided,
+    )

@@ -11,6 +11,7 @@ from ..db.types import utcnow
 from ..errors import ValidationError
 from ..state import current_state
 from .filtered import record_filtered
+from .user_agent import add_user_agent_properties
 from .validation import Limits, normalize_event
 from .writer import write_events
 
@@ -75,6 +76,8 @@ def ingest_events(
         if settings["UMETRICS_FILTER_BOTS"] and isinstance(agent, str) and is_bot(agent):
             result.filtered += 1
             continue
+        if row["active"] and isinstance(agent, str):  # not on $session_props and the like
+            add_user_agent_properties(row["properties"], agent)
         rows.append(row)
     record_filtered(state.engine, scope_id, "bot", result.filtered, settings.timezone)
     written = write_events(state.engine, rows, state.event_store)

@@ -49,6 +49,10 @@ class FlagCache:
         self._with_flags: OrderedDict[str, _Entry] = OrderedDict()
         self._without_flags: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        #: The scope asked for last and its entry: asked again (every flag of a request, every
+        #: evaluation in a loop) it is answered without the lock and the LRU bookkeeping.
+        #: Replaced whole (one atomic assignment), cleared when an entry is dropped.
+        self._last: tuple[str, _Entry] | None = None
         #: How many times definitions were (re)loaded from the database (for tests and stats).
         self.loads = 0
 
@@ -64,6 +68,7 @@ class FlagCache:
 
     def invalidate(self, scope_id: str) -> None:
         with self._lock:
+            self._last = None
             self._with_flags.pop(scope_id, None)
             self._without_flags.pop(scope_id, None)
 
@@ -78,6 +83,7 @@ class FlagCache:
 
     def _store(self, scope_id: str, entry: _Entry) -> None:
         with self._lock:
+            self._last = None
             self._with_flags.pop(scope_id, None)
             self._without_flags.pop(scope_id, None)
             entries = self._with_flags if entry.definitions else self._without_flags
@@ -88,8 +94,17 @@ class FlagCache:
     def definitions(self, scope_id: str) -> Mapping[str, Experiment]:
         """The scope's definitions by key (shared and read-only)."""
         now = time.monotonic()
+        last = self._last
+        if (
+            last is not None
+            and last[0] == scope_id
+            and now - last[1].checked_at < self._refresh_seconds
+        ):
+            return last[1].definitions  # already the most recently used: nothing to move
         with self._lock:
             entry = self._recent(scope_id)
+            if entry is not None:
+                self._last = (scope_id, entry)  # under the lock: never after an invalidate
         if entry is not None and now - entry.checked_at < self._refresh_seconds:
             return entry.definitions
         from .store import load_experiments

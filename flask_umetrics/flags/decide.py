@@ -6,14 +6,14 @@ assignment carried in the consent cookie) and act on what comes back (store, log
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from .conditions import eval_condition
 from .feature_eval import js_string, truthy
-from .hashing import choose_variant, gb_hash, in_namespace
+from .hashing import choose_variant, gb_hash, hash_v2_seeded, in_namespace
 from .model import Experiment, RolloutRule
 
 
@@ -23,7 +23,8 @@ class Resolution:
 
     ``reason`` is one of ``unknown``, ``killed``, ``forced``, ``shipped``, ``not_running``,
     ``scheduled``, ``override``, ``force``, ``rollout``, ``default`` (no rule applied),
-    ``no_subject``, ``targeting``, ``namespace``, ``coverage``, ``sticky``, ``cookie``, ``hash``.
+    ``no_subject``, ``targeting``, ``namespace``, ``blocked``, ``coverage``, ``sticky``, ``cookie``,
+    ``hash``.
     ``value`` is what ``get_value`` returns (the variant's value).
     """
 
@@ -81,6 +82,8 @@ def _served(experiment: Experiment, variant: str, reason: str, *, record: bool) 
 def subject_key(value: Any) -> str | None:
     """A subject id as flags see it, as GrowthBook does: an empty or falsy id (``""``, ``0``,
     None) is no subject; a number is its JavaScript text (``42``, not ``42.0``)."""
+    if type(value) is str:  # the common case: a non-empty string is itself
+        return value or None
     if not truthy(value):
         return None
     return js_string(value)
@@ -97,13 +100,17 @@ def decide(
     carried: str | None = None,
     in_segment: Callable[[str], bool] | None = None,
     forced: str | None = None,
+    blocked: bool = False,
 ) -> Resolution:
     """Apply the rules in order: kill switch, a variant forced for QA (``forced``), status and
     schedule, overrides (subject ids, then segments), then the feature's rules in order: force,
     rollout, and the experiment (targeting, namespace, stored assignment, cookie, hash).
 
-    ``stored`` / ``carried`` are variants already assigned under the current bucket version.
-    Only the experiment rule puts a subject in the experiment (stored, exposure logged).
+    ``stored`` / ``carried`` are variants already assigned under the current bucket version;
+    ``blocked``: the subject holds an assignment of a bucket version below the experiment
+    rule's ``min_bucket_version`` (GrowthBook's ``minBucketVersion``), which keeps them out of
+    the experiment. Only the experiment rule puts a subject in the experiment (stored,
+    exposure logged).
     """
     if experiment.killed:
         return _fixed(experiment, experiment.control, "killed")
@@ -125,15 +132,19 @@ def decide(
             if spec.segment is not None and in_segment is not None and in_segment(spec.segment):
                 return _fixed(experiment, spec.variant, "override")
     excluded: Resolution | None = None
-    for rule in experiment.rules:
+    for rule, check in zip(experiment.rules, experiment.rule_checks, strict=True):
         if rule.type == "experiment":
             result = _experiment(
-                experiment, subject_id, consent, attributes, stored, carried, in_segment
+                experiment, subject_id, consent, attributes, stored, carried, in_segment, blocked
             )
             if result.in_experiment:
                 return result
             excluded = result
-        elif not eval_condition(attributes, rule.condition, in_segment=in_segment):
+        elif not (
+            check(attributes)
+            if check is not None
+            else eval_condition(attributes, rule.condition, in_segment=in_segment)
+        ):
             continue
         elif rule.type == "force":
             return _fixed(experiment, rule.variant, "force")
@@ -160,12 +171,16 @@ def _experiment(
     stored: str | None,
     carried: str | None,
     in_segment: Callable[[str], bool] | None,
+    blocked: bool = False,
 ) -> Resolution:
     """The experiment rule: the assignment rules of docs/flags-experiments.md."""
     if subject_id is None:
         return _fixed(experiment, experiment.control, "no_subject")
-    if experiment.conditions and not eval_condition(
-        attributes, experiment.conditions, in_segment=in_segment
+    check = experiment.condition_check
+    if experiment.conditions and not (
+        check(attributes)
+        if check is not None
+        else eval_condition(attributes, experiment.conditions, in_segment=in_segment)
     ):
         return _fixed(experiment, experiment.control, "targeting")
     namespace = experiment.namespace
@@ -173,14 +188,28 @@ def _experiment(
         subject_id, namespace.name, namespace.start, namespace.end
     ):
         return _fixed(experiment, experiment.control, "namespace")
+    if blocked:
+        return _fixed(experiment, experiment.control, "blocked")
     keys = experiment.variant_keys
     if stored is not None and stored in keys:
         # Stored with consent (maybe on another device): served with or without consent now.
         return _served(experiment, stored, "sticky", record=False)
     if consent and carried is not None and carried in keys:
         return _served(experiment, carried, "cookie", record=True)
-    n = gb_hash(experiment.seed, subject_id, experiment.hash_version)
+    if experiment.hash_version == 2:
+        n: float | None = hash_v2_seeded(experiment.seed_state, subject_id)
+    else:
+        n = gb_hash(experiment.seed, subject_id, experiment.hash_version)
     index = choose_variant(n, experiment.ranges) if n is not None else -1
     if index < 0:
         return _fixed(experiment, experiment.control, "coverage")
     return _served(experiment, keys[index], "hash", record=consent)
+
+
+def is_blocked(experiment: Experiment, assigned_versions: Iterable[tuple[str, int]]) -> bool:
+    """Whether any of the subject's ``(experiment key, bucket version)`` assignments is of this
+    experiment under a bucket version below its ``min_bucket_version``."""
+    minimum = experiment.experiment_rule.min_bucket_version
+    if minimum <= 0:
+        return False
+    return any(key == experiment.key and version < minimum for key, version in assigned_versions)

@@ -9,7 +9,7 @@ from flask import has_request_context
 
 from ..db.types import utcnow
 from ..state import current_state, resolve_scope
-from .decide import Resolution, decide, subject_key, unknown
+from .decide import Resolution, decide, is_blocked, subject_key, unknown
 from .recording import Served, in_segment, load_assignments, write_served
 from .request import current_flags
 
@@ -35,7 +35,7 @@ def resolve_variant(
     raw_subject = subject_id
     subject_id = subject_key(raw_subject)
     state = current_state()
-    scope = resolve_scope(scope_id)
+    scope = state.settings.default_scope if scope_id is None else resolve_scope(scope_id)
     experiment = state.flag_cache.get(scope, experiment_key)
     if experiment is None:
         return unknown(experiment_key)
@@ -43,14 +43,15 @@ def resolve_variant(
     if subject_id is not None and "id" not in attrs:
         attrs = {**attrs, "id": raw_subject}
     stored = None
+    blocked = False
     now = utcnow()
     needs_lookup = consent and subject_id is not None and experiment.status == "running"
     if needs_lookup and not experiment.killed:
         assert subject_id is not None
         with state.engine.connect() as connection:
-            stored = load_assignments(connection, scope, subject_id).get(
-                (experiment_key, experiment.bucket_version)
-            )
+            held = load_assignments(connection, scope, subject_id)
+        stored = held.get((experiment_key, experiment.bucket_version))
+        blocked = is_blocked(experiment, held)
 
     def segment_lookup(key: str) -> bool:
         if subject_id is None:
@@ -66,6 +67,7 @@ def resolve_variant(
         now=now,
         stored=stored,
         in_segment=segment_lookup,
+        blocked=blocked,
     )
     if result.record:
         assert subject_id is not None and result.variant is not None

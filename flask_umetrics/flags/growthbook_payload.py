@@ -104,4 +104,9 @@ def _experiment_rule(experiment: Experiment, rule_id: str) -> dict[str, Any]:
     if experiment.namespace is not None:
         namespace = experiment.namespace
         data["namespace"] = [namespace.name, namespace.start, namespace.end]
+    minimum = experiment.experiment_rule.min_bucket_version
+    if minimum > 0:
+        # For SDKs with sticky bucketing: assignments of older versions keep a subject out.
+        data["bucketVersion"] = experiment.bucket_version
+        data["minBucketVersion"] = minimum
     return data

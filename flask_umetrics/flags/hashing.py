@@ -8,28 +8,53 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 _FNV_OFFSET = 0x811C9DC5
-_FNV_PRIME = 0x01000193
-_MASK = 0xFFFFFFFF
 
 
 def fnv1a32(text: str) -> int:
     """FNV-1a 32-bit over UTF-16 code units (what JavaScript's ``charCodeAt`` loop sees)."""
-    value = _FNV_OFFSET
+    return _fnv_continue(_FNV_OFFSET, text)
+
+
+def _fnv_continue(value: int, text: str) -> int:
+    """FNV-1a from state ``value`` over ``text``: ``fnv1a32(a + b)`` is
+    ``_fnv_continue(fnv1a32(a), b)``, so a seed's state is hashed once (:func:`_seed_state`).
+    The prime and the mask are literals: this loop is the hot path of every evaluation."""
     if text.isascii():
         for unit in text.encode():
-            value = ((value ^ unit) * _FNV_PRIME) & _MASK
+            value = ((value ^ unit) * 0x01000193) & 0xFFFFFFFF
         return value
     data = text.encode("utf-16-le", "surrogatepass")
     for i in range(0, len(data), 2):
-        value = ((value ^ (data[i] | (data[i + 1] << 8))) * _FNV_PRIME) & _MASK
+        value = ((value ^ (data[i] | (data[i + 1] << 8))) * 0x01000193) & 0xFFFFFFFF
     return value
+
+
+@lru_cache(maxsize=1024)
+def _seed_state(seed: str) -> int:
+    """The FNV state after an experiment's seed (one per seed, not per subject)."""
+    return fnv1a32(seed)
 
 
 def hash_v2(seed: str, value: str) -> float:
     """GrowthBook hash version 2: a number in ``[0, 1)`` with 4 decimals."""
-    return (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
+    return hash_v2_seeded(_seed_state(seed), value)
+
+
+def seed_state(seed: str) -> int:
+    """What :func:`hash_v2_seeded` takes for ``seed`` (a definition keeps it precomputed)."""
+    return _seed_state(seed)
+
+
+def hash_v2_seeded(state: int, value: str) -> float:
+    """:func:`hash_v2` from the seed's FNV state: only the subject's id is hashed."""
+    inner = _fnv_continue(state, value)  # the UTF-16 units of seed + value, in order
+    outer = _FNV_OFFSET
+    for unit in str(inner).encode():  # decimal digits: ASCII
+        outer = ((outer ^ unit) * 0x01000193) & 0xFFFFFFFF
+    return (outer % 10000) / 10000
 
 
 def hash_v1(seed: str, value: str) -> float:

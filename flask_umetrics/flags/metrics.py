@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -68,6 +68,9 @@ class ExposureCounts:
 
     per_variant: dict[str, int]
     multiple_variants: int
+    #: The earliest first exposure (microseconds), None if nobody: where the traffic estimate
+    #: starts. Not part of equality (two counts are equal by their numbers).
+    first_ts: int | None = field(default=None, compare=False)
 
 
 def _check_target(
@@ -140,15 +143,21 @@ def exposure_counts(
     keys = _check_target(scope_id, experiment_key, bucket_version, variant_keys)
     units = _units(scope_id, experiment_key, bucket_version)
     single = case((units.c.variant == units.c.last_variant, units.c.variant))
-    query = select(single.label("variant"), func.count().label("n")).group_by(single)
+    query = select(
+        single.label("variant"), func.count().label("n"), func.min(units.c.first_ts)
+    ).group_by(single)
     per_variant = dict.fromkeys(keys, 0)
     multiple = 0
-    for variant, n in connection.execute(query):
+    first: list[int] = []
+    for variant, n, first_ts in connection.execute(query):
         if variant is None:
             multiple = int(n)
         elif variant in per_variant:
             per_variant[variant] = int(n)
-    return ExposureCounts(per_variant=per_variant, multiple_variants=multiple)
+            first.append(int(first_ts))
+    return ExposureCounts(
+        per_variant=per_variant, multiple_variants=multiple, first_ts=min(first, default=None)
+    )
 
 
 def _qualifying(

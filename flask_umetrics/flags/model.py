@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from ..queries.filters import PropertyFilter
 from ..queries.sql import check_property_key
-from .hashing import bucket_ranges
+from .compiled import CompiledCondition, compile_condition
+from .hashing import bucket_ranges, seed_state
+from .sample_size import DEFAULT_MDE
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 Kind = Literal["experiment", "flag"]
@@ -68,11 +70,19 @@ class RolloutRule(BaseModel):
 
 
 class ExperimentRule(BaseModel):
-    """The feature's experiment (its variants, weights, coverage, targeting, namespace)."""
+    """The feature's experiment (its variants, weights, coverage, targeting, namespace), with
+    how its results are analysed and which stored assignments it still honours."""
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["experiment"]
     id: str = Field(default="", max_length=100)
+    #: Test "treatment beats control" one-sided instead of "differs from control".
+    one_sided: bool = False
+    #: The minimum detectable effect (relative) the sample-size estimate plans for.
+    mde: float = Field(default=DEFAULT_MDE, gt=0, le=10, allow_inf_nan=False)
+    #: Stored assignments of older bucket versions no longer count (GrowthBook's
+    #: ``minBucketVersion``): a subject holding one is left out of the experiment.
+    min_bucket_version: int = Field(default=0, ge=0)
 
 
 RuleSpec = Annotated[ForceRule | RolloutRule | ExperimentRule, Field(discriminator="type")]
@@ -173,34 +183,60 @@ class Experiment:
     rules: tuple[RuleSpec, ...] = EXPERIMENT_ONLY
     overrides: tuple[OverrideSpec, ...] = ()
     ranges: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
+    #: The FNV state after ``seed`` (hash version 2 then hashes only the subject id).
+    seed_state: int = field(init=False, repr=False, compare=False)
     variant_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
     override_subjects: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    #: What ``get_value`` returns per variant key (precomputed: read on every evaluation).
+    values: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+    #: ``conditions`` and each rule's condition compiled (None: interpret it, or no condition).
+    condition_check: CompiledCondition | None = field(init=False, repr=False, compare=False)
+    rule_checks: tuple[CompiledCondition | None, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "seed_state", seed_state(self.seed))
         ranges = bucket_ranges(len(self.variants), self.coverage, self.weights)
         object.__setattr__(self, "ranges", tuple(ranges))
         object.__setattr__(self, "variant_keys", tuple(v.key for v in self.variants))
+        object.__setattr__(self, "condition_check", compile_condition(self.conditions))
+        rule_checks = tuple(
+            None if isinstance(rule, ExperimentRule) else compile_condition(rule.condition)
+            for rule in self.rules
+        )
+        object.__setattr__(self, "rule_checks", rule_checks)
         subjects: dict[str, str] = {}
         for override in self.overrides:
             for subject in override.subject_ids or ():
                 subjects.setdefault(subject, override.variant)
         object.__setattr__(self, "override_subjects", MappingProxyType(subjects))
+        values: dict[str, Any] = {}
+        for spec in self.variants:
+            values.setdefault(spec.key, self._value(spec))  # the first variant of a key wins
+        object.__setattr__(self, "values", MappingProxyType(values))
 
     def value_of(self, variant: str | None) -> Any:
         """What ``get_value`` returns for ``variant`` (None for no variant)."""
-        for spec in self.variants:
-            if spec.key == variant:
-                if spec.value is not None:
-                    return spec.value
-                if self.value_type == "boolean" and self.variant_keys == BOOLEAN_VARIANTS:
-                    return variant == "on"
-                return spec.key
-        return None
+        return self.values.get(variant) if variant is not None else None
+
+    def _value(self, spec: VariantSpec) -> Any:
+        if spec.value is not None:
+            return spec.value
+        if self.value_type == "boolean" and self.variant_keys == BOOLEAN_VARIANTS:
+            return spec.key == "on"
+        return spec.key
 
     @property
     def has_experiment(self) -> bool:
         """Whether the experiment is one of the rules (else only rules and overrides serve)."""
         return any(rule.type == "experiment" for rule in self.rules)
+
+    @property
+    def experiment_rule(self) -> ExperimentRule:
+        """The experiment rule (its analysis settings), or the defaults when it has none."""
+        for rule in self.rules:
+            if isinstance(rule, ExperimentRule):
+                return rule
+        return EXPERIMENT_ONLY[0]  # type: ignore[return-value]
 
     @property
     def weights(self) -> list[float]:

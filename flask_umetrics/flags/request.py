@@ -18,7 +18,7 @@ from flask import Flask, Response, g, request
 from ..db.types import utcnow
 from ..state import UMetricsState, current_state
 from .cookie import ConsentCookie, decode_cookie, encode_cookie
-from .decide import Resolution, decide, subject_key, unknown
+from .decide import Resolution, decide, is_blocked, subject_key, unknown
 from .query_force import FORCE_PARAMETER, parse_force
 from .recording import (
     Served,
@@ -166,6 +166,7 @@ class RequestFlags:
         subject = self.subject_id if serving else self.known_subject
         version = experiment.bucket_version
         stored = carried = None
+        blocked = False
         attributes: Mapping[str, Any] = self.attributes
         if subject is not None and "id" not in attributes:
             attributes = {**attributes, "id": subject}
@@ -173,10 +174,14 @@ class RequestFlags:
             entry = self.cookie.assignments.get(key)
             if entry is not None and entry.bucket_version == version:
                 carried = entry.variant
+            if entry is not None:
+                blocked = is_blocked(experiment, [(key, entry.bucket_version)])
         if self.known_subject is not None and serving and not self.forget_assignments:
             # A known subject's stored assignment (made with consent, maybe on another device)
             # is served even without consent here: reading it stores and logs nothing.
-            stored = self._stored_assignments().get((key, version))
+            held = self._stored_assignments()
+            stored = held.get((key, version))
+            blocked = blocked or is_blocked(experiment, held)
         result = decide(
             experiment,
             subject_id=subject,
@@ -187,6 +192,7 @@ class RequestFlags:
             carried=carried,
             in_segment=self._in_segment,
             forced=self.forced.get(key),
+            blocked=blocked,
         )
         if self.known_subject is None and result.in_experiment and self.consent:
             # Anonymous stickiness lives in the cookie; the exposure is logged once, when the

@@ -10,7 +10,13 @@ Against the control C, for each treatment T:
   ``2·t.sf(|Δ/SE|, df)`` and CI ``Δ ± t(1-alpha/2, df)·SE`` — the numbers
   ``scipy.stats.ttest_ind(t, c, equal_var=False)`` gives on the raw values;
 * relative lift ``Δ/|μC|`` with delta-method
-  ``SE = √(sT²/(nT μC²) + sC² μT²/(nC μC⁴))`` and normal CI ``rel ± z(1-alpha/2)·SE``;
+  ``SE = √(sT²/(nT μC²) + sC² μT²/(nC μC⁴))``, tested as gbstats' ``TwoSidedTTest`` does: the
+  same Welch ``df``, p-value ``2·t.sf(|rel/SE|, df)`` and CI ``rel ± t(1-alpha/2, df)·SE``. The
+  p-value and the CI come from one statistic and one quantile, so ``p < alpha`` exactly when
+  the CI excludes 0;
+* one-sided tests (``one_sided=True``, the alternative "treatment is greater than control"),
+  gbstats' ``OneSidedTreatmentGreaterTTest``: p-value ``t.sf(stat, df)`` and the interval
+  ``[estimate - t(1-alpha, df)·SE, +inf)``, for the absolute and the relative lift alike;
 * chance to beat control ``Φ(rel/SE_rel)``: P(lift > 0) under a flat prior on the relative lift,
   normal approximation;
 * Holm-Bonferroni adjusted p-values across treatments;
@@ -31,7 +37,8 @@ expected number of exposed subjects. A poor choice only widens the interval; val
 depend on it. The mixture is asymptotic (normal): when a variant is so small that Student's t
 interval is the wider one (only with a handful of subjects, Welch df below about 3.3 at
 alpha = 0.05) the fixed-horizon interval is reported instead, because an always-valid interval
-is never narrower than the fixed-horizon one, nor its p-value smaller.
+is never narrower than the fixed-horizon one, nor its p-value smaller. The sequential fields
+are always two-sided (for the absolute and the relative lift), whatever ``one_sided`` says.
 
 Degenerate inputs (an empty variant, n < 2, zero standard error, μC = 0, overflow) never raise
 and never yield NaN or infinity: whatever cannot be computed is ``None``.
@@ -96,14 +103,17 @@ class Comparison:
     se: float | None
     df: float | None
     p_value: float | None
-    ci: tuple[float, float] | None
+    ci: tuple[float, float] | None  # one-sided: (low, inf)
     rel_lift: float | None
     rel_se: float | None
-    rel_ci: tuple[float, float] | None
+    rel_ci: tuple[float, float] | None  # one-sided: (low, inf)
     chance_to_win: float | None
     p_value_adjusted: float | None  # Holm-Bonferroni over all treatments (== p_value with one)
     sequential_ci: tuple[float, float] | None = None  # always-valid CI (sequential=True)
     sequential_p_value: float | None = None  # always-valid p-value (sequential=True)
+    rel_p_value: float | None = None  # the relative lift's t-test, consistent with rel_ci
+    rel_sequential_ci: tuple[float, float] | None = None
+    rel_sequential_p_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,7 @@ def welch(
     alpha: float = 0.05,
     sequential: bool = False,
     sequential_tuning: float = DEFAULT_SEQUENTIAL_TUNING,
+    one_sided: bool = False,
 ) -> Comparison:
     """Compare one treatment with control; ``p_value_adjusted`` is the raw p-value here."""
     _check_alpha(alpha)
@@ -141,9 +152,10 @@ def welch(
         return _empty()
     abs_lift = _finite(tr.mean - c.mean)
     rel_lift = _finite(abs_lift / abs(c.mean)) if abs_lift is not None and c.mean != 0 else None
-    se = rel_se = df = p_value = None
-    ci = rel_ci = seq_ci = None
-    chance = seq_p = None
+    se = rel_se = df = None
+    abs_test = rel_test = _NO_TEST
+    chance = None
+    seq_ci = seq_p = rel_seq_ci = rel_seq_p = None
     if c.n >= 2 and tr.n >= 2 and abs_lift is not None:
         vc = c.stddev * c.stddev / c.n
         vt = tr.stddev * tr.stddev / tr.n
@@ -151,38 +163,88 @@ def welch(
         df_denominator = vc * vc / (c.n - 1) + vt * vt / (tr.n - 1)
         if se is not None and se > 0 and df_denominator > 0:
             df = _finite((vc + vt) * (vc + vt) / df_denominator)
-        if se is not None and se > 0 and df is not None:
-            p_value = _finite(2.0 * float(_stats().t.sf(abs(abs_lift / se), df)))
-            ci = _interval(abs_lift, float(_stats().t.ppf(1.0 - alpha / 2.0, df)) * se)
+        abs_test = t_test(abs_lift, se, df, alpha=alpha, one_sided=one_sided)
         if rel_lift is not None:
             # √(sT²/(nT μC²) + sC² μT²/(nC μC⁴)), written so that no term divides by μC⁴
             ratio = tr.mean / c.mean
             rel_var = vt + c.stddev * c.stddev * ratio * ratio / c.n
             rel_se = _finite(math.sqrt(rel_var) / abs(c.mean)) if rel_var >= 0 else None
+            rel_test = t_test(rel_lift, rel_se, df, alpha=alpha, one_sided=one_sided)
         if rel_lift is not None and rel_se is not None and rel_se > 0:
-            rel_ci = _interval(rel_lift, float(_stats().norm.ppf(1.0 - alpha / 2.0)) * rel_se)
             chance = _finite(float(_stats().norm.cdf(rel_lift / rel_se)))
-        if sequential and ci is not None and p_value is not None and se is not None:
-            cs = confidence_sequence(
-                abs_lift, se, c.n + tr.n, alpha=alpha, tuning=sequential_tuning
-            )
-            if cs is not None:
-                seq_ci = (min(cs[0][0], ci[0]), max(cs[0][1], ci[1]))
-                seq_p = max(cs[1], p_value)
+        if sequential:
+            n = c.n + tr.n
+            seq_p, seq_ci = _sequential(abs_lift, se, df, n, alpha, sequential_tuning)
+            rel_seq_p, rel_seq_ci = _sequential(rel_lift, rel_se, df, n, alpha, sequential_tuning)
     return Comparison(
         abs_lift=abs_lift,
         se=se,
         df=df,
-        p_value=p_value,
-        ci=ci,
+        p_value=abs_test[0],
+        ci=abs_test[1],
         rel_lift=rel_lift,
         rel_se=rel_se,
-        rel_ci=rel_ci,
+        rel_ci=rel_test[1],
         chance_to_win=chance,
-        p_value_adjusted=p_value,
+        p_value_adjusted=abs_test[0],
         sequential_ci=seq_ci,
         sequential_p_value=seq_p,
+        rel_p_value=rel_test[0],
+        rel_sequential_ci=rel_seq_ci,
+        rel_sequential_p_value=rel_seq_p,
     )
+
+
+TTestResult = tuple[float | None, tuple[float, float] | None]
+_NO_TEST: TTestResult = (None, None)
+
+
+def t_test(
+    estimate: float | None,
+    se: float | None,
+    df: float | None,
+    *,
+    alpha: float = 0.05,
+    one_sided: bool = False,
+) -> TTestResult:
+    """``(p-value, CI)`` of ``estimate`` against 0 from one t statistic and one quantile.
+
+    Two-sided: ``2·t.sf(|e/se|, df)`` and ``e ± t(1-alpha/2, df)·se``; one-sided (alternative
+    "greater"): ``t.sf(e/se, df)`` and ``[e - t(1-alpha, df)·se, inf)``. Either way ``p < alpha``
+    exactly when the interval excludes 0. ``(None, None)`` when ``se`` is not positive.
+    """
+    if estimate is None or se is None or df is None or not se > 0:
+        return _NO_TEST
+    statistic = estimate / se
+    t = _stats().t
+    ci: tuple[float, float] | None
+    if one_sided:
+        p_value = _finite(float(t.sf(statistic, df)))
+        low = estimate - float(t.ppf(1.0 - alpha, df)) * se
+        ci = (low, math.inf) if math.isfinite(low) else None
+    else:
+        p_value = _finite(2.0 * float(t.sf(abs(statistic), df)))
+        ci = _interval(estimate, float(t.ppf(1.0 - alpha / 2.0, df)) * se)
+    # Both or neither (an interval that overflows): a p-value is never shown without its CI.
+    return (p_value, ci) if p_value is not None and ci is not None else _NO_TEST
+
+
+def _sequential(
+    estimate: float | None,
+    se: float | None,
+    df: float | None,
+    n: int,
+    alpha: float,
+    tuning: float,
+) -> TTestResult:
+    """The always-valid two-sided ``(p-value, CI)``, never narrower than the fixed-horizon one."""
+    p_value, ci = t_test(estimate, se, df, alpha=alpha)
+    if estimate is None or se is None or p_value is None or ci is None:
+        return _NO_TEST
+    cs = confidence_sequence(estimate, se, n, alpha=alpha, tuning=tuning)
+    if cs is None:
+        return _NO_TEST
+    return max(cs[1], p_value), (min(cs[0][0], ci[0]), max(cs[0][1], ci[1]))
 
 
 def confidence_sequence(
@@ -278,6 +340,7 @@ def analyze(
     alpha: float = 0.05,
     sequential: bool = False,
     sequential_tuning: float = DEFAULT_SEQUENTIAL_TUNING,
+    one_sided: bool = False,
 ) -> ExperimentStatistics:
     """Compare every treatment with the first (control) variant and check the sample ratio."""
     if not variants:
@@ -292,7 +355,14 @@ def analyze(
     srm = srm_check([v.n for v in variants], weights)
     control = variants[0]
     raw = [
-        welch(control, v, alpha=alpha, sequential=sequential, sequential_tuning=sequential_tuning)
+        welch(
+            control,
+            v,
+            alpha=alpha,
+            sequential=sequential,
+            sequential_tuning=sequential_tuning,
+            one_sided=one_sided,
+        )
         for v in variants[1:]
     ]
     adjusted = holm_bonferroni([c.p_value for c in raw])

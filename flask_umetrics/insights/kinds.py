@@ -68,5 +68,8 @@ for _name, _rule, _label in (
     ("attribution", "/query/attribution", "Attribution"),
     ("cohorts", "/query/cohorts", "First-seen cohorts"),
     ("summary", "/query/dashboard", "Headline numbers"),
+    ("lifecycle", "/query/lifecycle", "Lifecycle"),
+    ("stickiness", "/query/stickiness", "Stickiness"),
+    ("live", "/query/live", "Live events"),
 ):
     register_insight_kind(_name, _rule, _label)

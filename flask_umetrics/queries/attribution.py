@@ -100,6 +100,14 @@ def normalize_host(text: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
+def own_host_names(own_hosts: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``own_hosts`` parameter normalized (:func:`normalize_host`), each a host name."""
+    hosts = tuple(normalize_host(h) for h in own_hosts)
+    if any(not h for h in hosts):
+        raise ValidationError("own_hosts", "must be host names")
+    return hosts
+
+
 def _clean(value: ColumnElement[Any]) -> ColumnElement[Any]:
     """Trimmed text, NULL when empty."""
     return func.nullif(func.trim(value), "")
@@ -149,36 +157,30 @@ def _channel(
     )
 
 
-def _touchpoints(
-    ctx: ReportContext, lookback_us: int, group_by: str, own_hosts: tuple[str, ...]
-) -> Subquery:
-    """``person_id, id, ts, key`` of every touchpoint that can fall in some lookback window.
-
-    Built in stages (one subquery each) so each derived text is written once in the SQL.
-    """
-    props = events.c.properties
+def touch_fields(props: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+    """``source``, ``medium`` (lower case), ``campaign`` and ``ref`` (the lower-case referrer,
+    NULL for PostHog's ``$direct``) of an event, for :func:`with_hosts`."""
     source = func.lower(_clean(prop_text(props, "utm_source")))
     medium = func.lower(_clean(prop_text(props, "utm_medium")))
     campaign = _clean(prop_text(props, "utm_campaign"))
     referrer = func.lower(
         func.coalesce(_clean(prop_text(props, "$referrer")), _clean(prop_text(props, "referrer")))
     )
-    base = person_events(ctx.scope_id).where(
-        events.c.ts >= ctx.from_us - lookback_us,
-        events.c.ts < ctx.to_us,
-        or_(*(prop_text(props, key).is_not(None) for key in _TOUCH_KEYS)),
-    )
-    raw = base.with_only_columns(
-        base.selected_columns.person_id,
-        events.c.id,
-        events.c.ts,
+    return [
         source.label("source"),
         medium.label("medium"),
         campaign.label("campaign"),
         # PostHog's JS sends "$direct" when there is no referrer.
         case((referrer == "$direct", null()), else_=referrer).label("ref"),
-    ).subquery("touch_raw")
+    ]
 
+
+def with_hosts(raw: Subquery, own_hosts: tuple[str, ...]) -> Subquery:
+    """``raw`` (with :func:`touch_fields`' columns) plus ``ext_host``: the referrer's host
+    (:func:`normalize_host`), NULL when there is none or it is one of ``own_hosts``.
+
+    Built in stages (one subquery each) so each derived text is written once in the SQL.
+    """
     scheme = _strpos(raw.c.ref, literal("://"))
     rest = case((scheme > 0, func.substr(raw.c.ref, scheme + 3)), else_=raw.c.ref)
     stage = select(*raw.c, rest.label("rest")).subquery("touch_rest")
@@ -195,7 +197,36 @@ def _touchpoints(
 
     own = [stage.c.host == ""] + [_host_is(stage.c.host, h) for h in own_hosts]
     ext_host = case((or_(*own), null()), else_=stage.c.host)
-    stage = select(*stage.c, ext_host.label("ext_host")).subquery("touch_ext")
+    return select(*stage.c, ext_host.label("ext_host")).subquery("touch_ext")
+
+
+def channel_of(c: Any) -> ColumnElement[str]:
+    """The channel of a :func:`with_hosts` row, ``direct`` when it has no UTM nor external
+    referrer."""
+    has_utm = or_(c.source.is_not(None), c.medium.is_not(None), c.campaign.is_not(None))
+    return case(
+        (
+            or_(has_utm, c.ext_host.is_not(None)),
+            _channel(c.source, c.medium, c.campaign, c.ext_host),
+        ),
+        else_=literal(DIRECT),
+    )
+
+
+def _touchpoints(
+    ctx: ReportContext, lookback_us: int, group_by: str, own_hosts: tuple[str, ...]
+) -> Subquery:
+    """``person_id, id, ts, key`` of every touchpoint that can fall in some lookback window."""
+    props = events.c.properties
+    base = person_events(ctx.scope_id).where(
+        events.c.ts >= ctx.from_us - lookback_us,
+        events.c.ts < ctx.to_us,
+        or_(*(prop_text(props, key).is_not(None) for key in _TOUCH_KEYS)),
+    )
+    raw = base.with_only_columns(
+        base.selected_columns.person_id, events.c.id, events.c.ts, *touch_fields(props)
+    ).subquery("touch_raw")
+    stage = with_hosts(raw, own_hosts)
 
     c = stage.c
     has_utm = or_(c.source.is_not(None), c.medium.is_not(None), c.campaign.is_not(None))
@@ -232,9 +263,7 @@ def attribution(
         raise ValidationError("group_by", f"must be one of {', '.join(GROUPS)}")
     if not 0 <= lookback_days <= MAX_LOOKBACK_DAYS:
         raise ValidationError("lookback_days", f"must be between 0 and {MAX_LOOKBACK_DAYS}")
-    hosts = tuple(normalize_host(h) for h in own_hosts)
-    if any(not h for h in hosts):
-        raise ValidationError("own_hosts", "must be host names")
+    hosts = own_host_names(own_hosts)
     lookback_us = lookback_days * _DAY_US
     totals: dict[str, list[float]] = {}
     if is_clickhouse():

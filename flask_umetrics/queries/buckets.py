@@ -24,14 +24,15 @@ Interval = Literal["hour", "day", "week", "month"]
 INTERVALS: tuple[str, ...] = ("hour", "day", "week", "month")
 
 
-def floor_to(moment: datetime, interval: str, zone: ZoneInfo) -> datetime:
-    """The start of the bucket containing ``moment``, as an aware datetime in ``zone``."""
+def floor_to(moment: datetime, interval: str, zone: ZoneInfo, week_start: int = 0) -> datetime:
+    """The start of the bucket containing ``moment``, as an aware datetime in ``zone``; weeks
+    start on the weekday ``week_start`` (0 Monday .. 6 Sunday)."""
     local = moment.astimezone(zone)
     if interval == "hour":
         return local.replace(minute=0, second=0, microsecond=0)
     day = local.date()
     if interval == "week":
-        day -= timedelta(days=day.weekday())
+        day -= timedelta(days=(day.weekday() - week_start) % 7)
     elif interval == "month":
         day = day.replace(day=1)
     return datetime.combine(day, time(0), tzinfo=zone)
@@ -73,12 +74,13 @@ class Buckets:
         *,
         limit: int | None = None,
         field: str = "interval",
+        week_start: int = 0,
     ) -> Buckets:
         """With ``limit``, more than ``limit`` buckets (``extra`` included) raise a
         ``ValidationError`` naming ``field``, before they are all built."""
         if interval not in INTERVALS:
             raise ValueError(f"interval must be one of {', '.join(INTERVALS)}")
-        start = floor_to(date_from, interval, zone)
+        start = floor_to(date_from, interval, zone, week_start)
         starts: list[datetime] = []
         most = None if limit is None else limit - extra
         while start < date_to:

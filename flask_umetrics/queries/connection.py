@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from ..engines import require_sql_events
 from ..errors import UMetricsError
 from ..state import current_state
+from .path_cleaning import register_sqlite
 
 #: SQLite calls the progress handler every this many virtual-machine instructions (~ms apart).
 _SQLITE_PROGRESS_STEPS = 10_000
@@ -77,7 +78,9 @@ def metadata_connection() -> Iterator[Connection]:
             if seconds > 0:
                 milliseconds = max(1, round(seconds * 1000))
                 connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
-        elif connection.dialect.name == "sqlite" and seconds > 0:
+        elif connection.dialect.name == "sqlite":
+            register_sqlite(connection.connection.driver_connection)
+        if connection.dialect.name == "sqlite" and seconds > 0:
             raw = connection.connection.driver_connection
             raw.set_progress_handler(
                 lambda: int(time.monotonic() > deadline), _SQLITE_PROGRESS_STEPS

@@ -77,6 +77,7 @@ class ReportContext:
         field: str = "interval",
         date_from: datetime | None = None,
         extra: int = 0,
+        week_start: int = 0,
     ) -> Buckets:
         """The calendar buckets of the range (from ``date_from`` when given), at most
         ``max_buckets`` of them: more raise a ``ValidationError`` naming ``field``."""
@@ -88,6 +89,7 @@ class ReportContext:
             extra=extra,
             limit=self.max_buckets,
             field=field,
+            week_start=week_start,
         )
 
     def check_cells(self, cells: int, field: str, what: str) -> None:

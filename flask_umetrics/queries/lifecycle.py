@@ -21,16 +21,18 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy import BigInteger, and_, case, func, literal, select
+from sqlalchemy.sql import ColumnElement, Select, Subquery
 
 from ..db.tables import events
 from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
+from ..events.validation import to_micros
 from .buckets import INTERVALS, Buckets, floor_to
 from .compare import check_compare, previous_context
 from .connection import report_connection
 from .context import Count, ReportContext
+from .persons import PersonSource
 from .sql import person_events
 
 STATUSES: tuple[str, ...] = ("new", "returning", "resurrecting", "dormant")
@@ -107,11 +109,8 @@ def lifecycle(
     return LifecycleResult(interval, periods, event, ctx.sample, previous)
 
 
-def _cells(ctx: ReportContext, buckets: Buckets, event: str | None) -> Select[Any]:
-    """Per period index: ``new``, ``ret``, ``res`` of the persons active in it, and ``gone``:
-    those active in it but not in the next (dormant one period later).
-
-    One row per (person, period) of all the person's events up to the end of the range
+def _flagged(ctx: ReportContext, buckets: Buckets, event: str | None) -> Subquery:
+    """One row per (person, period) of all the person's events up to the end of the range
     (older ones in period -1), "active" flagged; a window over each person's periods gives their
     first period and whether they were active one period before and after."""
     chosen = events.c.active.is_(True) if event is None else events.c.event == event
@@ -133,14 +132,20 @@ def _cells(ctx: ReportContext, buckets: Buckets, event: str | None) -> Select[An
         )
         return func.coalesce(near, 0)
 
-    flagged = select(
+    return select(
+        person.label("person_id"),
         at.label("period"),
         activity.c.act,
         func.min(at).over(partition_by=person).label("first"),
         around(-1).label("before"),
         around(1).label("after"),
     ).subquery("flagged")
-    f = flagged.c
+
+
+def _cells(ctx: ReportContext, buckets: Buckets, event: str | None) -> Select[Any]:
+    """Per period index: ``new``, ``ret``, ``res`` of the persons active in it, and ``gone``:
+    those active in it but not in the next (dormant one period later)."""
+    f = _flagged(ctx, buckets, event).c
     shown = and_(f.act == 1, f.period >= 1)
     later = and_(shown, f.period != f.first)
     last = len(buckets.starts) - 1
@@ -153,6 +158,46 @@ def _cells(ctx: ReportContext, buckets: Buckets, event: str | None) -> Select[An
             "gone"
         ),
     ).group_by(f.period)
+
+
+def lifecycle_persons(
+    ctx: ReportContext,
+    *,
+    time: str,
+    status: str,
+    event: str | None = None,
+    interval: str = "day",
+) -> PersonSource:
+    """The persons behind bar ``status`` of period ``time`` (its start as the report labels
+    it): the rows of the report's own per-(person, period) query that the bar counts. ``at``:
+    the period's start (dormant persons qualify by not coming back in it)."""
+    if interval not in INTERVALS:
+        raise ValidationError("interval", f"must be one of {', '.join(INTERVALS)}")
+    if status not in STATUSES:
+        raise ValidationError("status", f"must be one of {', '.join(STATUSES)}")
+    buckets = with_period_before(ctx, interval)
+    labels = buckets.labels()
+    if time not in labels[1:]:
+        raise ValidationError("time", "must be the start of a period the report shows")
+    index = labels.index(time)
+    start = to_micros(buckets.starts[index])
+    if is_clickhouse():
+        from ..engines.clickhouse.lifecycle import persons_sql
+
+        return PersonSource.clickhouse(*persons_sql(ctx, buckets, event, index, status, start))
+    f = _flagged(ctx, buckets, event).c
+    if status == "dormant":  # active in the period before, not in this one
+        picked = and_(f.period == index - 1, f.act == 1, f.after == 0)
+    else:
+        picked = and_(f.period == index, f.act == 1)
+        if status == "new":
+            picked = and_(picked, f.period == f.first)
+        else:
+            was = 1 if status == "returning" else 0
+            picked = and_(picked, f.period != f.first, f.before == was)
+    return PersonSource.sql(
+        select(f.person_id, literal(start, BigInteger).label("at")).where(picked)
+    )
 
 
 def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:

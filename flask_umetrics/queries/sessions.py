@@ -35,6 +35,14 @@ def session_timeout_us() -> int:
     return int(current_state().settings["UMETRICS_SESSION_TIMEOUT"]) * MICROS
 
 
+def starts_session(
+    ts: ColumnElement[Any], previous_ts: ColumnElement[Any], timeout_us: int
+) -> ColumnElement[bool]:
+    """The split rule for events without a client ``session_id``: a person's first such event
+    starts a session, and so does one more than the timeout after the previous one."""
+    return or_(previous_ts.is_(None), ts - previous_ts > timeout_us)
+
+
 def session_table(
     scope_id: str,
     *,
@@ -66,7 +74,7 @@ def session_table(
     previous = func.lag(loose.c.ts).over(
         partition_by=loose.c.person_id, order_by=(loose.c.ts, loose.c.id)
     )
-    is_start = case((or_(previous.is_(None), loose.c.ts - previous > timeout), 1), else_=0)
+    is_start = case((starts_session(loose.c.ts, previous, timeout), 1), else_=0)
     marked = select(
         loose.c.person_id, loose.c.ts, loose.c.id, loose.c.pv, is_start.label("is_start")
     ).subquery("marked")
@@ -114,6 +122,18 @@ def session_table(
     return union_all(split, client).subquery(name)
 
 
+def report_sessions(ctx: ReportContext, pageview_event: str) -> Subquery:
+    """:func:`session_table` of a report: its filters and persons, exact for the sessions
+    starting in its range (callers keep those)."""
+    return session_table(
+        ctx.scope_id,
+        conditions=[*ctx.event_filters(), *ctx.sampled(person_distinct_ids.c.person_id)],
+        since_us=ctx.from_us,
+        until_us=ctx.to_us,
+        pageview_event=pageview_event,
+    )
+
+
 @dataclass(frozen=True)
 class SessionSummary:
     count: Count
@@ -151,13 +171,7 @@ def session_summary(ctx: ReportContext, *, pageview_event: str = "$pageview") ->
 
 def _sql_summary(ctx: ReportContext, pageview_event: str) -> tuple[Any, ...]:
     """The SQL engine's ``(count, total µs, bounces, pageviews, middle µs, middle count)``."""
-    sessions = session_table(
-        ctx.scope_id,
-        conditions=[*ctx.event_filters(), *ctx.sampled(person_distinct_ids.c.person_id)],
-        since_us=ctx.from_us,
-        until_us=ctx.to_us,
-        pageview_event=pageview_event,
-    )
+    sessions = report_sessions(ctx, pageview_event)
     chosen = select(
         (sessions.c.end_ts - sessions.c.start_ts).label("duration"),
         sessions.c.events,

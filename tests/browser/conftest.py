@@ -187,6 +187,19 @@ def number(text: str) -> float:
     return float(cleaned)
 
 
+def click_bar(page: Page, chart: str, index: int, dataset: int = 0) -> None:
+    """Click bar ``index`` of dataset ``dataset`` of chart ``#chart-<chart>`` where Chart.js
+    drew it (its middle)."""
+    canvas = f"#chart-{chart} canvas"
+    at = page.evaluate(
+        "([selector, dataset, index]) => { const c = document.querySelector(selector);"
+        " const bar = window.Chart.getChart(c).getDatasetMeta(dataset).data[index];"
+        " return {x: bar.x, y: (bar.y + bar.base) / 2}; }",
+        [canvas, dataset, index],
+    )
+    page.click(canvas, position={"x": at["x"], "y": at["y"]})
+
+
 def table_rows(page: Page, key: str) -> list[list[str]]:
     """The cells of the dashboard table ``data-testid=table-<key>``, header row excluded."""
     return page.eval_on_selector_all(

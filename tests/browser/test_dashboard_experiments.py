@@ -50,6 +50,11 @@ def test_demo_results_match_the_api(page: Page, live_app: LiveApp) -> None:
     assert warned == bool(api["srm"] and api["srm"]["flagged"])
     interval = table_rows(page, "ci-0")
     assert interval[0][1:] == ["—", "—"]  # control: no interval
+    for verdict in api["verdicts"]:
+        shown_verdict = page.locator(f"[data-testid='verdict-{verdict['variant']}']")
+        expect(shown_verdict).to_have_text(verdict["text"])
+        expect(shown_verdict).to_have_attribute("data-kind", verdict["kind"])
+    expect(page.locator("[data-testid='sample-size']")).to_contain_text("Planned sample: ")
     expect(page.locator("canvas[data-drawn]").nth(3)).to_be_attached()
     screenshot(page, "experiment")
 

@@ -4,6 +4,7 @@ ships its "Product" and "Web" dashboards."""
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -12,11 +13,13 @@ from urllib.parse import urlencode
 
 from playwright.sync_api import Page, expect
 
-from .conftest import LiveApp, login, number, screenshot, table_rows
+from .conftest import LiveApp, click_bar, login, number, screenshot, table_rows
 
 ADMIN = "/umetrics/admin"
 API = "/umetrics/api"
 FUNNEL = ["$pageview", "signed_up", "note_created"]
+#: Between signing up and the first note (0-based steps 1 and 2): upgrading the plan.
+EXCLUDE = {"event": "plan_upgraded", "from_step": 1, "to_step": 2}
 
 
 def _look(page: Page, name: str) -> None:
@@ -66,11 +69,14 @@ def test_a_saved_funnel_and_trend_on_a_new_dashboard_match_rest(
     page: Page, live_app: LiveApp
 ) -> None:
     login(page, live_app)
-    # A funnel built on the Funnels page, saved as an insight. (Issue 16 also wants an exclusion
-    # step here and a click on a bar opening its persons: add `exclude=` to this query and the
-    # click below once the funnel page has them.)
+    # A funnel built on the Funnels page with an exclusion step typed into its form, saved as
+    # an insight.
     query = urlencode([("scope_id", "acme"), *(("step", s) for s in FUNNEL)])
     page.goto(f"{live_app.url}{ADMIN}/funnels?{query}")
+    page.fill("[data-testid=funnel-exclude]", json.dumps([EXCLUDE]))
+    page.click("form.um-range button[type=submit]")
+    page.wait_for_load_state()
+    expect(page.locator("[data-testid=funnel-exclusion]")).to_have_text(EXCLUDE["event"])
     _save_as_insight(page, "Browser funnel", "funnel-save-insight")
     expect(page.locator(".um-flash")).to_contain_text("Saved insight")
     _look(page, "insights")
@@ -79,6 +85,9 @@ def test_a_saved_funnel_and_trend_on_a_new_dashboard_match_rest(
     insights = {i["name"]: i for i in live_app.api(f"{API}/insights?scope_id=acme")["insights"]}
     assert insights["Browser funnel"]["params"] == {
         "step": [{"event": e} for e in FUNNEL],
+        "exclude": [EXCLUDE],
+        "window": 14 * 86400,  # the form's window and order, as submitted
+        "order": "ordered",
         "date_range": "-30d",  # the page's default range, kept relative
     }
     assert insights["Browser sign-ups"]["kind"] == "trends"
@@ -107,7 +116,31 @@ def test_a_saved_funnel_and_trend_on_a_new_dashboard_match_rest(
     assert _tile_numbers(page, trend_tile) == [point["value"] for point in series]
     rest = live_app.api(f"{API}/insights/{insights['Browser funnel']['id']}/result?scope_id=acme")
     assert rest == funnel_tile["result"]
+    assert [{k: x[k] for k in EXCLUDE} for x in rest["exclusions"]] == [EXCLUDE]
+    plain = live_app.api(f"{API}/query/funnel?{query}&date_range=-30d")
+    assert all(
+        p["count"] >= c for p, c in zip(plain["steps"], counts, strict=True)
+    )  # the exclusion only drops attempts
     _look(page, "dashboard-new")
+
+    # A click on the funnel's second bar (on the Funnels page, where the insight was built)
+    # opens the persons behind it: as many as the tile shows, the ones REST lists.
+    funnel_page = urlencode([("exclude", json.dumps([EXCLUDE])), ("date_range", "-30d")])
+    page.goto(f"{live_app.url}{ADMIN}/funnels?{query}&{funnel_page}")
+    expect(page.locator("#chart-funnel canvas[data-drawn]")).to_have_count(1)
+    click_bar(page, "funnel", 1)
+    page.wait_for_url("**/persons-behind/funnel*")
+    assert number(page.text_content("[data-testid=persons-total]") or "") == counts[1]
+    listed = live_app.api(
+        f"{API}/query/funnel/persons?{query}&{funnel_page}&funnel_step=2&limit=200"
+    )
+    assert listed["total"] == counts[1]
+    shown_ids = page.eval_on_selector_all(
+        "[data-testid=person-link]", "links => links.map(a => a.textContent.trim())"
+    )
+    assert shown_ids == [p["distinct_ids"][0] for p in listed["persons"][:50]]
+    _look(page, "dashboard-funnel-persons")
+    page.goto(f"{live_app.url}{ADMIN}/dashboards/{dashboard_id}?scope_id=acme")
 
     # A dashboard-wide preset replaces each tile's range: "Last 7 days" = REST's -7d.
     page.click("[data-testid=dashboard-presets] >> text=Last 7 days")

@@ -1,5 +1,5 @@
 """Lifecycle and Stickiness pages in Chromium on the demo data: every number is the REST API's
-answer, and the chart is drawn."""
+answer, the chart is drawn, and a click on a bar lists the persons behind it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from playwright.sync_api import Page, expect
 
-from .conftest import LiveApp, login, number, screenshot, table_rows
+from .conftest import LiveApp, click_bar, login, number, screenshot, table_rows
 
 ADMIN = "/umetrics/admin"
 API = "/umetrics/api"
@@ -30,6 +30,14 @@ def test_lifecycle_matches_the_api(page: Page, live_app: LiveApp) -> None:
     ]
     expect(page.locator("canvas[data-drawn]")).to_have_count(1)
     screenshot(page, "lifecycle")
+    # The returning persons (the second dataset) of the busiest such period.
+    index = max(range(len(periods)), key=lambda i: periods[i]["returning"])
+    click_bar(page, "lifecycle", index, dataset=1)
+    page.wait_for_url("**/persons-behind/lifecycle*")
+    picked = [("time", periods[index]["time"]), ("status", "returning"), ("limit", "200")]
+    listed = live_app.api(f"{API}/query/lifecycle/persons?{_query([*params, *picked])}")
+    shown = number(page.text_content("[data-testid=persons-total]") or "")
+    assert shown == listed["total"] == periods[index]["returning"] > 0
 
 
 def test_stickiness_matches_the_api(page: Page, live_app: LiveApp) -> None:
@@ -44,3 +52,10 @@ def test_stickiness_matches_the_api(page: Page, live_app: LiveApp) -> None:
     assert sum(b["persons"] for b in answer["bars"]) == answer["persons"] > 0
     expect(page.locator("canvas[data-drawn]")).to_have_count(1)
     screenshot(page, "stickiness")
+    click_bar(page, "stickiness", 0)  # the persons who did it on exactly one day
+    page.wait_for_url("**/persons-behind/stickiness*")
+    picked = [("event", "$pageview"), ("periods", "1"), ("limit", "200")]
+    listed = live_app.api(f"{API}/query/stickiness/persons?{_query(picked)}")
+    shown = number(page.text_content("[data-testid=persons-total]") or "")
+    assert shown == listed["total"] == answer["bars"][0]["persons"] > 0
+    expect(page.locator("h1")).to_have_text("Persons who did it in exactly 1 day")

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from flask_umetrics.admin.formatting import column_label
 
-from .conftest import LiveApp, login, number, table_rows
+from .conftest import LiveApp, login, number, screenshot, table_rows
 
 ADMIN = "/umetrics/admin"
 
@@ -110,13 +110,12 @@ def test_paths_and_attribution_equal_the_rest_answers(page: Page, live_app: Live
     page.goto(live_app.url + ADMIN + "/paths?" + query)
     rest = live_app.api("/umetrics/api/query/paths?scope_id=acme&" + query)
     assert rest["steps"][0]["transitions"]
-    for step in rest["steps"]:
-        if not step["transitions"]:
-            continue
-        shown = table_rows(page, f"paths-step-{step['step']}")
-        assert [(r[0], r[1], number(r[2])) for r in shown] == [
-            (t["from"], t["to"], t["persons"]) for t in step["transitions"]
-        ]
+    shown = table_rows(page, "paths")
+    assert [(number(r[0]), r[1], r[2], number(r[3])) for r in shown] == [
+        (step["step"], t["from"], t["to"], t["persons"])
+        for step in rest["steps"]
+        for t in step["transitions"]
+    ]
     expect(page.locator("canvas[data-drawn]").nth(0)).to_be_attached()
 
     page.goto(live_app.url + ADMIN + "/attribution")
@@ -170,3 +169,35 @@ def test_create_use_and_revoke_an_api_key(page: Page, live_app: LiveApp) -> None
     page.wait_for_load_state()
     assert f"Revoked API key {key_id}." in (page.text_content(".um-flash") or "")
     assert status_of(dashboard, bearer) == 401
+
+
+def test_paths_flow_diagram_is_drawn(page: Page, live_app: LiveApp) -> None:
+    errors: list[str] = []
+    # Script errors and failed loads (the browser's own /favicon.ico request aside).
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
+    login(page, live_app)
+    page.goto(live_app.url + ADMIN + "/paths?scope_id=acme&steps=4")
+    page.select_option("select[name=pathnames]", "true")
+    page.select_option("select[name=unit]", "person")
+    page.fill("input[name=end_event]", "signed_up")
+    page.fill("textarea[name=cleaning_lines]", "^/app.* => /app")
+    page.click("form.um-range button[type=submit]")
+    page.wait_for_load_state()
+    canvas = page.locator("[data-testid=paths-sankey] canvas")
+    expect(canvas).to_have_attribute("data-drawn", "1")
+    box = canvas.bounding_box()
+    assert box is not None and box["height"] > 300
+    rest = live_app.api(
+        "/umetrics/api/query/paths?scope_id=acme&steps=4&pathnames=true&unit=person"
+        "&end_event=signed_up&cleaning=" + quote('[{"pattern": "^/app.*", "replacement": "/app"}]')
+    )
+    shown = table_rows(page, "paths")
+    assert rest["steps"][0]["transitions"]
+    assert [(number(r[0]), r[1], r[2], number(r[3])) for r in shown] == [
+        (step["step"], t["from"], t["to"], t["persons"])
+        for step in rest["steps"]
+        for t in step["transitions"]
+    ]
+    assert not errors, errors
+    screenshot(page, "paths")

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from playwright.sync_api import Page
 
-from .conftest import LiveApp, login, number, screenshot
+from .conftest import LiveApp, click_bar, login, number, screenshot
 
 ADMIN = "/umetrics/admin"
 API = "/umetrics/api"
@@ -31,13 +31,7 @@ def test_click_a_funnel_bar_to_see_its_persons(page: Page, live_app: LiveApp) ->
     counts = [step["count"] for step in answer["steps"]]
     assert counts[1] > 0
     screenshot(page, "funnel-persons-links")
-    # Click the second bar where Chart.js drew it.
-    at = page.evaluate(
-        "() => { const c = document.querySelector('#chart-funnel canvas');"
-        " const bar = window.Chart.getChart(c).getDatasetMeta(0).data[1];"
-        " return {x: bar.x, y: (bar.y + bar.base) / 2}; }"
-    )
-    page.click("#chart-funnel canvas", position={"x": at["x"], "y": at["y"]})
+    click_bar(page, "funnel", 1)  # the second bar, where Chart.js drew it
     page.wait_for_url("**/persons-behind/funnel*")
     shown = number(page.text_content("[data-testid='persons-total']") or "")
     assert shown == counts[1]

@@ -240,3 +240,38 @@ def test_html_in_event_names_and_values_is_shown_as_text(page: Page, live_app: L
     assert page.eval_on_selector("select[name=start_event] option:checked", "o => o.text") == name
     _assert_nothing_injected(page)
     assert dialogs == []
+
+
+def test_retention_breakdown_rolling_and_sunday_weeks(page: Page, live_app: LiveApp) -> None:
+    login(page, live_app)
+    page.goto(f"{live_app.url}{ADMIN}/retention?scope_id=acme&period=day")
+    page.select_option("select[name=start_event]", "signed_up")
+    page.fill("input[name=periods]", "7")
+    page.select_option("select[name=windows]", "rolling")
+    page.select_option("select[name=week_start]", "sunday")
+    page.fill("input[name=breakdown]", "plan")
+    page.select_option("select[name=breakdown_type]", "person")
+    page.click("form.um-range button[type=submit]")
+    page.wait_for_load_state()
+    params = [
+        ("period", "day"),
+        ("start_event", "signed_up"),
+        ("periods", "7"),
+        ("windows", "rolling"),
+        ("week_start", "sunday"),
+        ("breakdown", "plan"),
+        ("breakdown_type", "person"),
+    ]
+    answer = live_app.api(f"{API}/query/retention?{_query(params)}")
+    assert answer["windows"] == "rolling" and len(answer["breakdowns"]) >= 2
+    for index, grid in enumerate(answer["breakdowns"]):
+        rows = table_rows(page, f"retention-{index}")
+        assert [[number(cell) for cell in row[1:]] for row in rows] == [
+            [c["size"], *c["counts"]] for c in grid["cohorts"]
+        ]
+    curve = table_rows(page, "retention-curve")
+    assert len(curve[0]) == 1 + 1 + len(answer["breakdowns"])  # period, retained, one per value
+    first = answer["curve"][0]
+    assert _cell(curve[0][1]) == round(first * 100, 1)
+    expect(page.locator("canvas[data-drawn]")).to_have_count(1)
+    screenshot(page, "retention-breakdown")

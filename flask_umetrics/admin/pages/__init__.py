@@ -35,10 +35,12 @@ def _all_pages() -> list[Page]:
         retention,
         settings,
         stickiness,
+        web,
     )
 
     modules = [
         overview,
+        web,
         dashboards,
         insights,
         events,

@@ -18,6 +18,8 @@ from ..formatting import column_label
 from ..page import Chart, Table, render_page
 from ..reports import run_report
 from . import Page
+from .compare_blocks import attribution_measures
+from .date_range import compare_table, previous_report
 
 SUGGESTED_EVENTS = 50
 
@@ -59,6 +61,12 @@ def attribution() -> ResponseReturnValue:
     except (APIError, ValidationError):
         suggestions = []
     chart = attribution_chart(result) if result is not None else None
+    previous = previous_report(query_attribution, AttributionQuery) if result else None
+    compare = (
+        compare_table("attribution", attribution_measures(result, previous))
+        if result and previous
+        else None
+    )
     totals = (
         Table(
             "attribution-totals",
@@ -76,7 +84,8 @@ def attribution() -> ResponseReturnValue:
         "attribution.html",
         title="Attribution",
         charts=[chart] if chart else [],
-        tables=[totals] if totals else [],
+        tables=[t for t in (totals, compare) if t],
+        compare=compare,
         result=result,
         chart=chart,
         totals=totals,

@@ -15,15 +15,16 @@ from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ...api.insights import not_found, path_id
-from ...insights import Dashboard, Overrides, Tile, boards
+from ...insights import Dashboard, Insight, Overrides, Tile, boards
 from ...insights import store as insight_store
-from ...insights.run import tile_answer
+from ...insights.run import insight_query, tile_answer
+from ...queries.lifecycle import STATUSES
 from ..access import actor, current_scope
 from ..date_presets import PRESETS
 from ..page import Chart, render_page
 from ..tiles import TileView, tile_view
 from . import Page
-from .insights import report_link, scope_arg, tile_specs
+from .insights import page_args, report_link, scope_arg, tile_specs
 from .report_forms import (
     BLANK_FILTER_ROWS,
     OPERATORS,
@@ -101,6 +102,26 @@ def _here(dashboard_id: int) -> str:
     )
 
 
+#: The kinds whose tile bars open the persons behind them (``persons_behind.py``).
+BAR_PERSONS = ("funnel", "lifecycle", "stickiness")
+
+
+def _bar_links(insight: Insight, answer: dict[str, Any], overrides: Overrides) -> list[Any]:
+    """Per bar of the tile (per status, then per period, for lifecycle): the persons behind it,
+    with the tile's own query (the dashboard's range and filters laid over)."""
+    query = insight_query(insight, overrides).model_dump(mode="json", exclude_defaults=True)
+    args = {**page_args(query), "scope_id": scope_arg()}
+
+    def url(**picked: Any) -> str:
+        return url_for("umetrics_admin.persons_behind", report=insight.kind, **args, **picked)
+
+    if insight.kind == "funnel":  # trends and time to convert have no persons per bar
+        return [url(funnel_step=n) for n in range(1, len(answer.get("steps", [])) + 1)]
+    if insight.kind == "lifecycle":
+        return [[url(time=p["time"], status=s) for p in answer["periods"]] for s in STATUSES]
+    return [url(periods=bar["periods"]) for bar in answer["bars"]]
+
+
 def view(dashboard_id: str) -> Response | str:
     dashboard = _dashboard(dashboard_id)
     error: str | None = None
@@ -114,6 +135,8 @@ def view(dashboard_id: str) -> Response | str:
         view_ = TileView()
         if answer["result"] is not None:
             view_ = tile_view(tile.insight, answer["result"], f"tile-{tile.id}")
+            if view_.chart is not None and tile.insight.kind in BAR_PERSONS:
+                view_.chart.links = _bar_links(tile.insight, answer["result"], overrides)
         problem = answer["error"]["message"] if answer["error"] else None
         shown.append(ShownTile(tile, view_, problem, report_link(tile.insight)))
     charts: list[Chart] = [s.view.chart for s in shown if s.view.chart is not None]

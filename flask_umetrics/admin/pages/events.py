@@ -3,6 +3,8 @@ values of an event's property, each from the REST route the API answers with."""
 
 from __future__ import annotations
 
+import json
+from string import ascii_uppercase
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -13,6 +15,7 @@ from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
+from .date_range import dashed_previous, totals_compared
 from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
@@ -59,14 +62,20 @@ def _trends_chart(answer: dict[str, Any]) -> tuple[Chart, Table]:
     taken: set[str] = set()
     series: dict[str, list[float | None]] = {}
     totals = []
+    letters = series_labels()
     for result in results:
+        label = letters.get(result.get("label") or "", result.get("label"))
         if answer["breakdown"] is None:
-            name = series_name(MATH_LABELS.get(answer["math"], answer["math"]), taken)
+            name = series_name(label or MATH_LABELS.get(answer["math"], answer["math"]), taken)
+        elif label:
+            name = series_name(f"{label}: {result['breakdown_value'] or '(none)'}", taken)
         else:
             name = series_name(result["breakdown_value"], taken)
         series[name] = [point["value"] for point in result["series"]]
         totals.append([name, result["total"]])
     title = MATH_LABELS.get(answer["math"], answer["math"])
+    if answer["math"] in ("series", "formula"):
+        title = f"Formula {answer['formula']}" if answer.get("formula") else "Several series"
     if answer["property"]:
         title += f" ({answer['property']})"
     if answer["breakdown"]:
@@ -76,8 +85,28 @@ def _trends_chart(answer: dict[str, Any]) -> tuple[Chart, Table]:
     return chart, Table("trend-totals", "Totals over the range", [column, "total"], totals)
 
 
-def _point_links(answer: dict[str, Any], filters: list[str] | None) -> list[Any]:
-    """Per series, per point: the persons behind it (its unique persons)."""
+def series_labels() -> dict[str, str]:
+    """``A`` -> ``A: signed_up (Total events)`` for the page's ``series=`` JSON (the REST
+    answer labels each series with its letter only)."""
+    try:
+        specs = json.loads(request.args.get("series") or "[]")
+    except ValueError:
+        return {}
+    if not isinstance(specs, list):
+        return {}
+    labels = {}
+    for letter, spec in zip(ascii_uppercase, specs, strict=False):
+        if isinstance(spec, dict):
+            math = MATH_LABELS.get(str(spec.get("math", "total")), str(spec.get("math")))
+            labels[letter] = f"{letter}: {spec.get('event') or 'all events'} ({math})"
+    return labels
+
+
+def _point_links(answer: dict[str, Any], filters: list[str] | None) -> list[Any] | None:
+    """Per series, per point: the persons behind it (its unique persons); none for several
+    series or a formula (whose points are not one set of persons)."""
+    if answer["math"] in ("series", "formula"):
+        return None
     links = []
     for result in answer["results"]:
         value = result["breakdown_value"]
@@ -106,7 +135,7 @@ def view() -> Response | str:
     rows = filter_rows()
     charts: list[Chart] = []
     tables: list[Table] = []
-    trends = totals = top_events = top_values = None
+    trends = totals = top_events = top_values = compare = None
     saved: dict[str, Any] | None = None
     error: str | None = None
     try:
@@ -121,6 +150,11 @@ def view() -> Response | str:
             trends.links = _point_links(answer, filters)
             charts.append(trends)
             tables.append(totals)
+            if answer.get("previous"):  # compare=previous: the route's own previous range
+                before, before_totals = _trends_chart(answer["previous"])
+                dashed_previous(trends, before)
+                compare = totals_compared("trends", totals, before_totals)
+                tables.append(compare)
     if error is None:
         answer, error = try_report(
             query_top,
@@ -158,6 +192,7 @@ def view() -> Response | str:
         totals=totals,
         top_events=top_events,
         top_values=top_values,
+        compare=compare,
         insight_params=saved,
         dashboards=list_dashboards(scope_id=current_scope()) if saved else [],
     )

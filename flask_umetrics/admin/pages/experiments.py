@@ -19,6 +19,7 @@ from ...flags import store
 from ...flags.diagnostics import no_exposure_reasons
 from ...flags.metrics import exposure_counts
 from ...flags.model import Experiment
+from ...flags.verdict import plan_text
 from ...queries.connection import metadata_connection
 from ...state import current_state
 from ..access import actor, current_scope
@@ -47,8 +48,13 @@ RESULT_COLUMNS: dict[str, str] = {
     "ci_low": "precise",
     "ci_high": "precise",
     "p_value": "precise",
+    "rel_ci_low": "percent",
+    "rel_ci_high": "percent",
+    "rel_p_value": "precise",
     "chance_to_win": "percent",
 }
+#: Columns coloured by the treatment's outcome (a significant relative win or loss).
+OUTCOME_COLUMNS = frozenset(("rel_lift", "rel_ci_low", "rel_ci_high", "rel_p_value"))
 SEQUENTIAL_COLUMNS: dict[str, str] = {
     "seq_ci_low": "precise",
     "seq_ci_high": "precise",
@@ -228,6 +234,16 @@ def _pair(value: list[float] | None, index: int) -> float | None:
     return value[index] if value is not None else None
 
 
+def outcome(row: dict[str, Any], *, alpha: float, sequential: bool) -> str:
+    """``win`` / ``lose`` for a treatment whose relative lift is significant (the test the
+    verdict reads), else ``""``: the CSS class suffix of its coloured cells."""
+    p_value = row["rel_sequential_p_value"] if sequential else row["rel_p_value"]
+    lift = row["rel_lift"]
+    if p_value is None or lift is None or p_value >= alpha or lift == 0:
+        return ""
+    return "win" if lift > 0 else "lose"
+
+
 def _metric_table(key: str, title: str, variants: list[dict[str, Any]], sequential: bool) -> Table:
     columns = dict(RESULT_COLUMNS, **(SEQUENTIAL_COLUMNS if sequential else {}))
     rows = []
@@ -242,6 +258,9 @@ def _metric_table(key: str, title: str, variants: list[dict[str, Any]], sequenti
             _pair(v["ci"], 0),
             _pair(v["ci"], 1),
             v["p_value"],
+            _pair(v["rel_ci"], 0),
+            _pair(v["rel_ci"], 1),
+            v["rel_p_value"],
             v["chance_to_win"],
         ]
         if sequential:
@@ -300,7 +319,12 @@ def results(key: str) -> Response | str:
         chart = _interval_chart(
             f"ci-{index}", f"{level} interval of the lift over control", table, sequential
         )
-        sections.append({"metric": metric, "role": role, "table": table, "chart": chart})
+        outcomes = [
+            outcome(v, alpha=answer["alpha"], sequential=sequential) for v in metric["variants"]
+        ]
+        sections.append(
+            {"metric": metric, "role": role, "table": table, "chart": chart, "outcomes": outcomes}
+        )
     return render_page(
         "experiments_results.html",
         title=f"Experiment {experiment.key}",
@@ -318,7 +342,10 @@ def results(key: str) -> Response | str:
         exposures_chart=exposures_chart,
         sections=sections,
         columns=dict(RESULT_COLUMNS, **(SEQUENTIAL_COLUMNS if sequential else {})),
+        outcome_columns=OUTCOME_COLUMNS,
         level=level,
+        one_sided_choice=request.args.get("one_sided", ""),
+        plan_text=plan_text(answer["sample_size"], goal=answer["goal"], alpha=answer["alpha"]),
     )
 
 

@@ -17,6 +17,8 @@ from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
+from .compare_blocks import funnel_measures
+from .date_range import compare_table, dashed_previous, previous_report
 from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
@@ -240,6 +242,8 @@ def view() -> Response | str:
     extra: list[Chart] = []
     saved: dict[str, Any] | None = None
     links: list[tuple[str, str | None]] = []
+    previous: dict[str, Any] | None = None
+    compare = None
     try:
         window = _window()
         filters = filters_param(rows)
@@ -256,6 +260,10 @@ def view() -> Response | str:
             if "steps" in answer:
                 links = _persons_links(len(answer["steps"]), overrides)
                 chart.links = [reached for reached, _ in links]
+                previous = previous_report(query_funnel, FunnelQuery, overrides)
+                if previous is not None:
+                    dashed_previous(chart, _charts(previous)[0])
+                    compare = compare_table("funnel", funnel_measures(answer, previous))
     shown_window = window or _int(request.args.get("window")) or DEFAULT_WINDOW_SECONDS
     window_value, window_unit = _window_fields(shown_window)
     events = event_choices(list(steps))
@@ -263,8 +271,11 @@ def view() -> Response | str:
         "funnels.html",
         title="Funnels",
         charts=[chart, *extra] if chart else [],
+        tables=[compare] if compare else [],
         error=error,
         answer=answer,
+        previous=previous,
+        compare=compare,
         funnel_chart=chart,
         persons_links=links,
         extra=[

@@ -26,24 +26,37 @@ def scope_arg() -> str | None:
     return request.args.get("scope_id") or request.form.get("scope_id") or None
 
 
-def report_link(insight: Insight) -> str | None:
-    """The report page showing this insight's query, where one exists."""
-    pages = {"trends": "events", "funnel": "funnels", "retention": "retention", "paths": "paths"}
-    page = pages.get(insight.kind)
-    if page is None:
-        return None
+def page_args(params: dict[str, Any]) -> dict[str, Any]:
+    """An insight's stored parameters as the query string of a dashboard page: lists of
+    objects as JSON, a relative range as today's dates."""
     args: dict[str, Any] = {}
-    for name, value in insight.params.items():
-        if name == "filters" and value:
-            args["filters"] = json.dumps(value)
+    for name, value in params.items():
+        if name in ("filters", "exclude") and value:
+            args[name] = json.dumps(value)
         elif name == "step":
             args["step"] = [s["event"] if not s.get("filters") else json.dumps(s) for s in value]
-        elif isinstance(value, (str, int, float, bool)):
+        elif isinstance(value, (str, int, float, bool)) and name != "scope_id":
             args[name] = str(value).lower() if isinstance(value, bool) else value
     if "date_range" in args:  # the pages take dates: today's dates of the relative range
         first, end = relative_range(args.pop("date_range"), local_today(time_zone()))
         args.update(date_from=first.isoformat(), date_to=end.isoformat())
-    return url_for(f"umetrics_admin.{page}", scope_id=scope_arg(), **args)
+    return args
+
+
+def report_link(insight: Insight) -> str | None:
+    """The report page showing this insight's query, where one exists."""
+    pages = {
+        "trends": "events",
+        "funnel": "funnels",
+        "retention": "retention",
+        "paths": "paths",
+        "lifecycle": "lifecycle",
+        "stickiness": "stickiness",
+    }
+    page = pages.get(insight.kind)
+    if page is None:
+        return None
+    return url_for(f"umetrics_admin.{page}", scope_id=scope_arg(), **page_args(insight.params))
 
 
 def _view(

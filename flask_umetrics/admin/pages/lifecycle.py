@@ -12,7 +12,9 @@ from ...queries.lifecycle import STATUSES
 from ..formatting import column_label
 from ..page import Chart, Table
 from . import Page
+from .compare_blocks import lifecycle_measures
 from .person_report import person_report_page
+from .persons_behind import persons_url
 from .report_forms import short_time
 
 #: Each status's colour: an index into the dashboard palette (admin.js): green, blue, orange, red.
@@ -41,9 +43,27 @@ def lifecycle_chart(answer: dict[str, Any]) -> Chart:
     return Chart("lifecycle", title, "bar", labels, datasets, table, stacked=True)
 
 
+def bar_links(answer: dict[str, Any], filters: list[str] | None) -> list[Any]:
+    """Per status, per period: the persons behind the bar."""
+    return [
+        [
+            persons_url("lifecycle", {"filters": filters, "time": p["time"], "status": status})
+            for p in answer["periods"]
+        ]
+        for status in STATUSES
+    ]
+
+
 def view() -> Response | str:
     return person_report_page(
-        "lifecycle.html", "Lifecycle", query_lifecycle, LifecycleQuery, lifecycle_chart
+        "lifecycle.html",
+        "Lifecycle",
+        query_lifecycle,
+        LifecycleQuery,
+        lifecycle_chart,
+        lifecycle_measures,
+        bar_links,
+        "lifecycle",
     )
 
 

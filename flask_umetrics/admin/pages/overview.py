@@ -24,6 +24,8 @@ from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import report_args, run_report
 from . import Page
+from .compare_blocks import summary_measures
+from .date_range import compare_table, previous_report
 
 #: A card's change compares the latest reading with the last one at least this much older.
 COMPARE_PERIOD = timedelta(days=7)
@@ -193,6 +195,8 @@ def overview() -> Response | str:
             ["sessions", summary["sessions"]],
         ],
     )
+    previous = previous_report(query_dashboard, ReportQuery)
+    compare = compare_table("summary", summary_measures(summary, previous)) if previous else None
     charts = [_active_chart(), _top_events_chart(summary)]
     if trend is not None:
         charts.insert(0, trend)
@@ -200,7 +204,8 @@ def overview() -> Response | str:
         "overview.html",
         title="Overview",
         charts=charts + [card.sparkline for card in cards],
-        tables=[totals],
+        tables=[totals, *([compare] if compare else [])],
+        compare=compare,
         summary=summary,
         summary_table=totals,
         cards=cards,

@@ -1,4 +1,5 @@
-"""The persons behind a number: the list a funnel bar, a retention cell or a trend point opens
+"""The persons behind a number: the list a funnel bar, a retention cell, a trend point, a
+lifecycle bar or a stickiness bar opens
 (``/api/query/<report>/persons``), paged, with a CSV link and "save as static segment"."""
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ...api.reports.persons import (
     FunnelPersonsQuery,
+    LifecyclePersonsQuery,
     RetentionPersonsQuery,
+    StickinessPersonsQuery,
     TrendsPersonsQuery,
     query_funnel_persons,
+    query_lifecycle_persons,
     query_retention_persons,
+    query_stickiness_persons,
     query_trends_persons,
 )
 from ...errors import ValidationError
@@ -32,6 +37,8 @@ REPORTS: dict[str, tuple[Callable[..., Any], type[pydantic.BaseModel], str]] = {
     "funnel": (query_funnel_persons, FunnelPersonsQuery, "umetrics_admin.funnels"),
     "retention": (query_retention_persons, RetentionPersonsQuery, "umetrics_admin.retention"),
     "trends": (query_trends_persons, TrendsPersonsQuery, "umetrics_admin.events"),
+    "lifecycle": (query_lifecycle_persons, LifecyclePersonsQuery, "umetrics_admin.lifecycle"),
+    "stickiness": (query_stickiness_persons, StickinessPersonsQuery, "umetrics_admin.stickiness"),
 }
 PAGE_SIZE = 50
 
@@ -67,6 +74,14 @@ def _title(report: str) -> str:
         names = [v for v in args.getlist("period") if not v.isdigit()]
         cohort = args.get("cohort", "?")[:10]  # the cohort's first day
         return f"Cohort of {cohort}: persons back in {(names or ['week'])[0]} {_column()}"
+    if report == "lifecycle":
+        return (
+            f"{args.get('status', '?').capitalize()} persons of the period {args.get('time', '?')}"
+        )
+    if report == "stickiness":
+        periods = args.get("periods", "?")
+        unit = args.get("interval", "day") + ("" if periods == "1" else "s")
+        return f"Persons who did it in exactly {periods} {unit}"
     value = args.get("breakdown_value")
     return f"Persons behind the point {args.get('time', '?')}" + (f" ({value})" if value else "")
 
@@ -95,7 +110,7 @@ def view(report: str) -> Response | str:
         answer=answer,
         pages=pages,
         report=report,
-        back_url=url_for(back, **_back_args()),
+        back_url=url_for(back, **_back_args(report)),
         csv_href=url_for(
             f"umetrics_api.query_{report}_persons",
             **{**_args(), "format": "csv", "limit": MAX_LIMIT},
@@ -143,9 +158,10 @@ def _page_link(report: str, offset: int) -> str:
     return url_for("umetrics_admin.persons_behind", report=report, **args)
 
 
-def _back_args() -> dict[str, Any]:
+def _back_args(report: str) -> dict[str, Any]:
     """The report page's own parameters (what picks the number and the page dropped)."""
     dropped = {"funnel_step", "dropoff", "cohort", "time", "breakdown_value", "offset", "limit"}
+    dropped |= {"status"} | ({"periods"} if report == "stickiness" else set())
     args = {k: v for k, v in _args().items() if k not in dropped}
     if "period" in args:
         args["period"] = [v for v in args["period"] if not v.isdigit()]

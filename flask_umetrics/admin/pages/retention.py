@@ -11,12 +11,14 @@ from flask import Blueprint, Response, request, url_for
 
 from ...api.reports.retention import RetentionQuery, query_retention
 from ...insights import list_dashboards
-from ...queries.retention import MODES, PERIODS
+from ...queries.retention import BREAKDOWN_TYPES, MODES, PERIODS, WEEK_STARTS, WINDOWS
 from ..access import current_scope
 from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
+from .compare_blocks import retention_measures
+from .date_range import compare_table, dashed_previous, previous_report
 from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
@@ -59,6 +61,8 @@ class CohortRow:
 
 def _add_periods(start: datetime, period: str, count: int) -> datetime:
     """The start of the period ``count`` periods after the one starting at ``start``."""
+    if period == "hour":
+        return start + timedelta(hours=count)
     if period == "day":
         return start + timedelta(days=count)
     if period == "week":
@@ -82,31 +86,51 @@ def _cohort_rows(answer: dict[str, Any], now: datetime) -> list[CohortRow]:
 
 
 def _label(start: str, period: str) -> str:
+    if period == "hour":
+        return start[:16].replace("T", " ")
     return start[:7] if period == "month" else start[:10]
 
 
-def _counts_table(answer: dict[str, Any]) -> Table:
+def _counts_table(
+    answer: dict[str, Any],
+    cohorts: list[dict[str, Any]] | None = None,
+    key: str = "retention",
+    title: str = "Retained persons per cohort",
+) -> Table:
     columns = ["cohort", "size", *(f"{answer['period']} {k}" for k in range(answer["periods"] + 1))]
     rows = [
-        [_label(c["start"], answer["period"]), c["size"], *c["counts"]] for c in answer["cohorts"]
+        [_label(c["start"], answer["period"]), c["size"], *c["counts"]]
+        for c in (answer["cohorts"] if cohorts is None else cohorts)
     ]
-    return Table("retention", "Retained persons per cohort", columns, rows)
+    return Table(key, title, columns, rows)
 
 
-def _curve(answer: dict[str, Any], cohorts: list[CohortRow]) -> Chart:
-    """Retained share per period over the cohorts that have reached it, weighted by size
-    (persons retained / persons in those cohorts), so future periods do not pull it down."""
-    shares: list[float | None] = []
-    for k in range(answer["periods"] + 1):
-        reached = [row for row in cohorts if row.cells[k].reached]
-        size = sum(row.size for row in reached)
-        shares.append(sum(row.cells[k].count for row in reached) / size if size else None)
+def _breakdown_tables(answer: dict[str, Any]) -> list[Table]:
+    """One counts table per breakdown value (the report's grids)."""
+    return [
+        _counts_table(
+            answer,
+            grid["cohorts"],
+            f"retention-{index}",
+            f"{answer['breakdown']} = {'(none)' if grid['value'] is None else grid['value']}",
+        )
+        for index, grid in enumerate(answer.get("breakdowns") or [])
+    ]
+
+
+def _curve(answer: dict[str, Any]) -> Chart:
+    """The report's curve: retained share per period over the cohorts that have reached it,
+    weighted by size (future periods do not pull it down); one more line per breakdown value."""
     labels = [f"{answer['period']} {k}" for k in range(answer["periods"] + 1)]
+    series: dict[str, list[float | None]] = {"retained": answer["curve"]}
+    for grid in answer.get("breakdowns") or []:
+        value = "(none)" if grid["value"] is None else grid["value"]
+        series[f"{answer['breakdown']} = {value}"] = grid["curve"]
     return series_chart(
         "retention-curve",
         "Retention curve (share of cohorts that reached the period)",
         labels,
-        {"retained": shares},
+        series,
         label_column="period",
         percent=True,
     )
@@ -116,20 +140,29 @@ def _curve(answer: dict[str, Any], cohorts: list[CohortRow]) -> Chart:
 #: route's own default, the last 30 days, would give a monthly grid one cohort).
 DEFAULT_COHORTS = {"week": 12, "month": 12}
 #: The relative range "Save as insight" keeps for that default.
-SAVED_DEFAULT_RANGE = {"day": "-30d", "week": "-12w", "month": "-12m"}
+SAVED_DEFAULT_RANGE = {"hour": "-2d", "day": "-30d", "week": "-12w", "month": "-12m"}
 
 
 def default_range(period: str, today: date | None = None) -> dict[str, Any]:
     """The page's parameters when its query string names no dates: the last 12 weeks or 12
-    months (today included, days in ``UMETRICS_TIMEZONE``) with a column for each; nothing
-    for days, whose default is the REST route's (30 days)."""
-    cohorts = DEFAULT_COHORTS.get(period)
-    if cohorts is None or request.args.get("date_from") or request.args.get("date_to"):
+    months (today included, days in ``UMETRICS_TIMEZONE``) with a column for each; for hours
+    yesterday and today (48 cohorts, not the REST route's 720); nothing for days, whose default
+    is the REST route's (30 days)."""
+    if any(request.args.get(name) for name in ("date_from", "date_to", "date_range")):
         return {}
     today = today or datetime.now(time_zone()).date()
+    if period == "hour":
+        return {
+            "date_from": (today - timedelta(days=1)).isoformat(),
+            "date_to": (today + timedelta(days=1)).isoformat(),
+        }
+    cohorts = DEFAULT_COHORTS.get(period)
+    if cohorts is None:
+        return {}
     if period == "week":
-        monday = today - timedelta(days=today.weekday())  # weeks start on Monday (buckets)
-        first = monday - timedelta(weeks=cohorts - 1)
+        sunday = request.args.get("week_start") == "sunday"
+        back = (today.weekday() + 1) % 7 if sunday else today.weekday()
+        first = today - timedelta(days=back) - timedelta(weeks=cohorts - 1)
     else:
         index = today.year * 12 + today.month - 1 - (cohorts - 1)
         first = date(index // 12, index % 12 + 1, 1)
@@ -171,20 +204,33 @@ def view() -> Response | str:
         )
     saved: dict[str, Any] | None = None
     cell_links: dict[tuple[str, int], str] = {}
+    compare: Table | None = None
     if answer is not None:
         saved = saved_params(
             RetentionQuery, {"filters": filters, **defaults}, SAVED_DEFAULT_RANGE[period]
         )
         cohorts = _cohort_rows(answer, datetime.now(timezone.utc))
-        picked = {"filters": filters, **defaults, "periods": answer["periods"]}
+        # The heat map is the whole report: its cells' persons are not one breakdown value's.
+        whole = {"breakdown": None, "breakdown_type": None, "breakdown_limit": None}
+        picked = {"filters": filters, **defaults, "periods": answer["periods"], **whole}
         for row in cohorts:
             for k in range(len(row.cells)):
                 cell_links[(row.start, k)] = persons_url(
                     "retention",
                     {**picked, "cohort": row.start, "period": [answer["period"], str(k)]},
                 )
-        charts.append(_curve(answer, cohorts))
+        charts.append(_curve(answer))
         tables.append(_counts_table(answer))
+        tables.extend(_breakdown_tables(answer))
+        previous = previous_report(
+            query_retention, RetentionQuery, {"filters": filters, **defaults}
+        )
+        if previous is not None:  # the same route over the previous range
+            before = _curve(previous)
+            shares = (answer["curve"], previous["curve"])
+            compare = compare_table("retention", retention_measures(answer, previous, shares))
+            dashed_previous(charts[0], before)
+            tables.append(compare)
     start_event = request.args.get("start_event") or None
     return_event = request.args.get("return_event") or None
     body = render_page(
@@ -198,19 +244,25 @@ def view() -> Response | str:
         cell_links=cell_links,
         label=_label,
         curve=charts[0] if charts else None,
+        curve_formats={name: "percent" for name in charts[0].table.columns[1:]} if charts else {},
         counts=tables[0] if tables else None,
+        compare=compare,
         events=event_choices([start_event, return_event]),
         start_event=start_event,
         return_event=return_event,
         period=answer["period"] if answer else period,
         default_range_note=(
-            f"Showing the last {DEFAULT_COHORTS[period]} {period}s (today included); "
+            f"Showing the last {DEFAULT_COHORTS.get(period, 48)} {period}s (today included); "
             "choose dates or a preset for another range."
             if defaults
             else None
         ),
         period_links=_period_links(),
         modes=MODES,
+        week_starts=list(WEEK_STARTS),
+        windows=WINDOWS,
+        breakdown_types=BREAKDOWN_TYPES,
+        breakdown_tables=tables[1:],
         operators=OPERATORS,
         rows=rows,
         blank_rows=BLANK_FILTER_ROWS,

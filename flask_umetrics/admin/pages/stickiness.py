@@ -10,7 +10,9 @@ from flask import Blueprint, Response
 from ...api.reports.stickiness import StickinessQuery, query_stickiness
 from ..page import Chart, series_chart
 from . import Page
+from .compare_blocks import stickiness_measures
 from .person_report import person_report_page
+from .persons_behind import persons_url
 
 
 def stickiness_chart(answer: dict[str, Any]) -> Chart:
@@ -26,9 +28,24 @@ def stickiness_chart(answer: dict[str, Any]) -> Chart:
     )
 
 
+def bar_links(answer: dict[str, Any], filters: list[str] | None) -> list[Any]:
+    """Per bar: the persons who did it in exactly that many periods."""
+    return [
+        persons_url("stickiness", {"filters": filters, "periods": b["periods"]})
+        for b in answer["bars"]
+    ]
+
+
 def view() -> Response | str:
     return person_report_page(
-        "stickiness.html", "Stickiness", query_stickiness, StickinessQuery, stickiness_chart
+        "stickiness.html",
+        "Stickiness",
+        query_stickiness,
+        StickinessQuery,
+        stickiness_chart,
+        stickiness_measures,
+        bar_links,
+        "stickiness",
     )
 
 

@@ -25,12 +25,15 @@
         label: d.label,
         data: d.data,
         borderColor: color(c),
-        backgroundColor: type === "line" ? color(c, 0.15) : color(c, 0.7),
+        backgroundColor: type === "line" || d.dashed ? color(c, 0.15) : color(c, 0.7),
         borderWidth: kind === "sparkline" ? 1.5 : 2,
         pointRadius: kind === "sparkline" ? 0 : 2,
         fill: kind === "sparkline",
         tension: 0.2,
-        spanGaps: true
+        spanGaps: true,
+        // The previous period of a compared report: dashed (bars: an outline).
+        borderDash: d.dashed ? [6, 4] : [],
+        borderSkipped: d.dashed ? false : "start"
       };
     });
     var horizontal = kind === "hbar" || kind === "interval";

@@ -14,14 +14,9 @@ from .params import ReportQuery
 TAG = "reports"
 
 
-class AttributionQuery(ReportQuery):
-    conversion_event: str = Field(min_length=1, max_length=200)
-    model: Literal["first_touch", "last_touch", "linear"] = "last_touch"
-    lookback_days: int = Field(30, ge=0, le=MAX_LOOKBACK_DAYS)
-    value_property: str | None = Field(
-        None, min_length=1, max_length=200, description="Numeric property of the conversion."
-    )
-    group_by: Literal["channel", "source", "campaign"] = "channel"
+class OwnHostsQuery(ReportQuery):
+    """A report that tells the site's own referrers from external ones."""
+
     own_hosts: list[str] = Field(
         default_factory=list,
         max_length=50,
@@ -35,6 +30,16 @@ class AttributionQuery(ReportQuery):
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             return value
         return [host.strip() for text in texts for host in text.split(",") if host.strip()]
+
+
+class AttributionQuery(OwnHostsQuery):
+    conversion_event: str = Field(min_length=1, max_length=200)
+    model: Literal["first_touch", "last_touch", "linear"] = "last_touch"
+    lookback_days: int = Field(30, ge=0, le=MAX_LOOKBACK_DAYS)
+    value_property: str | None = Field(
+        None, min_length=1, max_length=200, description="Numeric property of the conversion."
+    )
+    group_by: Literal["channel", "source", "campaign"] = "channel"
 
 
 @router.route(

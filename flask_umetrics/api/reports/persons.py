@@ -12,18 +12,21 @@ from flask import Response, request
 from pydantic import BaseModel, Field, model_validator
 
 from ...queries.funnel import MAX_STEPS, FunnelStep, funnel_persons
+from ...queries.lifecycle import lifecycle_persons
 from ...queries.people import MAX_LIMIT, MAX_OFFSET
 from ...queries.persons import PersonsList, PersonSource, persons_behind, persons_csv
 from ...queries.retention import MAX_PERIODS, retention_persons
+from ...queries.stickiness import stickiness_persons
 from ...queries.trends import trend_persons
 from ..router import APICall
 from ..routes import router
 from .basic import TrendsQuery
 from .funnel import FunnelQuery
+from .lifecycle import LifecycleQuery
 from .retention import RetentionQuery
 
 TAG = "reports"
-PERIOD_NAMES = ("day", "week", "month")
+PERIOD_NAMES = ("hour", "day", "week", "month")
 
 
 class PageParams(BaseModel):
@@ -53,8 +56,14 @@ class RetentionPersonsQuery(RetentionQuery, PageParams):
         default_factory=list,
         description=(
             "Repeat: the column k (0..periods) and, optionally, the report's period "
-            "(day|week|month, default week), e.g. period=week&period=2."
+            "(hour|day|week|month, default week), e.g. period=week&period=2."
         ),
+    )
+
+    breakdown_value: str | None = Field(
+        None,
+        max_length=200,
+        description="With a breakdown: the grid's value ($other: the rest; absent: missing).",
     )
 
     @model_validator(mode="before")
@@ -69,7 +78,8 @@ class RetentionPersonsQuery(RetentionQuery, PageParams):
         numbers = [v for v in values if v not in PERIOD_NAMES]
         if len(names) > 1 or len(numbers) != 1 or not str(numbers[0]).isdigit():
             raise ValueError(
-                "period: give the column k once (0..periods), and at most one of day|week|month"
+                "period: give the column k once (0..periods), "
+                "and at most one of hour|day|week|month"
             )
         if int(numbers[0]) > MAX_PERIODS:
             raise ValueError(f"period: the column k must be at most {MAX_PERIODS}")
@@ -92,6 +102,23 @@ class TrendsPersonsQuery(TrendsQuery, PageParams):
         None,
         max_length=1000,
         description="With breakdown: the series' value ($other for the rest; omitted: no value).",
+    )
+
+
+class LifecyclePersonsQuery(LifecycleQuery, PageParams):
+    time: str = Field(
+        min_length=1, max_length=40, description="The period's start as the report shows it."
+    )
+    status: Literal["new", "returning", "resurrecting", "dormant"] = Field(
+        description="The bar of that period."
+    )
+
+
+class StickinessPersonsQuery(LifecycleQuery, PageParams):
+    periods: int = Field(
+        ge=1,
+        le=10_000,
+        description="The bar: did the event in exactly this many periods.",
     )
 
 
@@ -146,12 +173,9 @@ def query_retention_persons(call: APICall) -> PersonsList | Response:
         q.context(call.scope_id),
         cohort=q.cohort,
         k=q.column,
-        start_event=q.start_event,
-        return_event=q.return_event,
+        breakdown_value=q.breakdown_value,
         period=q.interval,
-        periods=q.periods,
-        mode=q.mode,
-        bounded=q.bounded,
+        **q.options(),
     )
     return _answer(call, source)
 
@@ -174,5 +198,37 @@ def query_trends_persons(call: APICall) -> PersonsList | Response:
         breakdown=q.breakdown,
         breakdown_limit=q.breakdown_limit,
         breakdown_value=q.breakdown_value,
+    )
+    return _answer(call, source)
+
+
+@router.route(
+    "/query/lifecycle/persons",
+    summary="The persons behind a lifecycle bar (new, returning, resurrecting or dormant)",
+    permission="metrics.view",
+    tag=TAG,
+    query=LifecyclePersonsQuery,
+    response=PersonsList,
+)
+def query_lifecycle_persons(call: APICall) -> PersonsList | Response:
+    q = call.query
+    source = lifecycle_persons(
+        q.context(call.scope_id), time=q.time, status=q.status, event=q.event, interval=q.interval
+    )
+    return _answer(call, source)
+
+
+@router.route(
+    "/query/stickiness/persons",
+    summary="The persons behind a stickiness bar (did the event in exactly N periods)",
+    permission="metrics.view",
+    tag=TAG,
+    query=StickinessPersonsQuery,
+    response=PersonsList,
+)
+def query_stickiness_persons(call: APICall) -> PersonsList | Response:
+    q = call.query
+    source = stickiness_persons(
+        q.context(call.scope_id), periods=q.periods, event=q.event, interval=q.interval
     )
     return _answer(call, source)

@@ -60,29 +60,24 @@ def _channel(params: Params) -> str:
     )
 
 
-def _touchpoints(
-    ctx: ReportContext, params: Params, lookback_us: int, group_by: str, hosts: tuple[str, ...]
-) -> str:
-    """``person_id, us, seq, touch_key`` of every touchpoint (no report filter or sample: the
-    SQL path reads touchpoints of every event, as here)."""
-    touch_keys = " OR ".join(
-        f"({prop_text('properties', key, params)} IS NOT NULL)" for key in rules._TOUCH_KEYS
-    )
-    source = bare_context(ctx.scope_id)
+def touch_fields(params: Params, properties: str = "properties") -> str:
+    """The columns of ``queries/attribution.py:touch_fields`` from the JSON column
+    ``properties``: ``source, medium, campaign, referrer_text``."""
 
     def clean(key: str) -> str:
-        return f"nullIf(trimBoth({prop_text('properties', key, params)}), '')"
+        return f"nullIf(trimBoth({prop_text(properties, key, params)}), '')"
 
-    base = person_events(
-        source, params, bounds=(ctx.from_us - lookback_us, ctx.to_us), where=[f"({touch_keys})"]
-    )
-    direct = params.bind("$direct", "String")
-    raw = (
-        f"SELECT person_id, us, seq, lowerUTF8({clean('utm_source')}) AS source, "
+    return (
+        f"lowerUTF8({clean('utm_source')}) AS source, "
         f"lowerUTF8({clean('utm_medium')}) AS medium, {clean('utm_campaign')} AS campaign, "
-        f"lowerUTF8(coalesce({clean('$referrer')}, {clean('referrer')})) AS referrer_text "
-        f"FROM {base}"
+        f"lowerUTF8(coalesce({clean('$referrer')}, {clean('referrer')})) AS referrer_text"
     )
+
+
+def with_hosts(raw: str, hosts: tuple[str, ...], params: Params) -> str:
+    """``raw`` (a SELECT with :func:`touch_fields`) plus ``ext_host``, as
+    ``queries/attribution.py:with_hosts``."""
+    direct = params.bind("$direct", "String")
     host = (
         "SELECT *, if(startsWith(host0, 'www.'), substring(host0, 5), host0) AS host FROM ("
         "SELECT *, substring(cut, 1, position(cut, '/') - 1) AS host0 FROM ("
@@ -94,7 +89,32 @@ def _touchpoints(
         f"FROM ({raw})))))"
     )
     own = " OR ".join(["ifNull(host = '', 0)", *(_host_is("host", h, params) for h in hosts)])
-    staged = f"SELECT *, if({own}, NULL, host) AS ext_host FROM ({host})"
+    return f"SELECT *, if({own}, NULL, host) AS ext_host FROM ({host})"
+
+
+def channel_of(params: Params) -> str:
+    """``queries/attribution.py:channel_of`` over a :func:`with_hosts` row."""
+    touched = (
+        "source IS NOT NULL OR medium IS NOT NULL OR campaign IS NOT NULL OR ext_host IS NOT NULL"
+    )
+    direct = params.bind(rules.DIRECT, "String")
+    return f"if({touched}, toString(assumeNotNull({_channel(params)})), {direct})"
+
+
+def _touchpoints(
+    ctx: ReportContext, params: Params, lookback_us: int, group_by: str, hosts: tuple[str, ...]
+) -> str:
+    """``person_id, us, seq, touch_key`` of every touchpoint (no report filter or sample: the
+    SQL path reads touchpoints of every event, as here)."""
+    touch_keys = " OR ".join(
+        f"({prop_text('properties', key, params)} IS NOT NULL)" for key in rules._TOUCH_KEYS
+    )
+    source = bare_context(ctx.scope_id)
+    base = person_events(
+        source, params, bounds=(ctx.from_us - lookback_us, ctx.to_us), where=[f"({touch_keys})"]
+    )
+    raw = f"SELECT person_id, us, seq, {touch_fields(params)} FROM {base}"
+    staged = with_hosts(raw, hosts, params)
     none = params.bind(rules.NONE_KEY, "String")
     if group_by == "channel":
         key = _channel(params)

@@ -8,7 +8,9 @@ as ``events.id`` does in SQL), with a 0/1 flag per distinct step definition; one
 - ``ordered``: step ``s`` (definition ``d``) is the ``(lt + 1 + u)``-th ``d``-event of the
   person, ``lt`` the ``d``-events strictly before the previous step's time and ``u`` the chain
   events at that time matching ``d`` (the rank look-up of the SQL path, corner included); one
-  subquery per step, so no alias is expanded inside another.
+  ``arrayFold`` over the steps builds the chain, so the statement does not grow with the
+  number of steps (a subquery per step made ClickHouse's planning grow exponentially: 0.1 s of
+  CPU for 3 steps before reading a row, the 20-step funnel tens of seconds).
 - ``strict``: step ``s`` is the event ``s - 1`` places after the entry among all the person's
   events (any name, active or not, whatever the report's filters).
 - ``any``: per event name, the moment of the ``r``-th match is the latest, over every set ``A``
@@ -16,9 +18,10 @@ as ``events.id`` does in SQL), with a 0/1 flag per distinct step definition; one
   entry (the entry left out), within the window (Hall's condition, as in SQL); step ``j`` is
   reached at the ``(j - 1)``-th smallest moment.
 
-Then, as in SQL: each person's best entry (level, then earliest ``(ts, seq)``), breakdown
-groups ranked by step-1 persons then value (missing last), and the two middle values of the
-sorted deltas per cell (no ``median``: ClickHouse's is sampled).
+Then, as in SQL: each person's best entry (level, then earliest ``(ts, seq)``: one ``argMin``
+per person), breakdown groups ranked by step-1 persons then value (missing last), and the two
+middle values of the sorted deltas per cell (no ``median``: ClickHouse's is sampled). Without a
+breakdown no per-event group is carried at all.
 """
 
 from __future__ import annotations
@@ -52,34 +55,32 @@ def summary_rows(
     """The summary rows of ``queries/funnel.py:_summary`` (``window`` in µs)."""
     from ...queries.funnel import OTHER
 
-    n = len(steps)
     params = Params()
     chains = _chains(ctx, steps, window, order, breakdown, exclusions, params, attribution)
-    best = _best(chains, n)
+    best = _best(chains)
     # Breakdown groups: values by persons at step 1, ties by value, the missing value last.
     ranked = (
         "SELECT *, dense_rank() OVER (ORDER BY bd_n DESC, entry_bd ASC NULLS LAST) AS grank "
         f"FROM (SELECT *, count() OVER (PARTITION BY entry_bd) AS bd_n FROM ({best}))"
         if breakdown_limit is not None
-        else f"SELECT *, 1 AS grank FROM ({best})"
+        else best
     )
-    reached = (
-        "SELECT step, grank, entry_bd, if(step = 1, NULL, "
-        "chain_times[step] - chain_times[step - 1]) AS delta "
-        f"FROM ({ranked}) ARRAY JOIN range(1, toUInt64(level) + 1) AS step"
-    )
-    labelled = [
-        "SELECT 0 AS kind, toInt64(0) AS g, CAST(NULL AS Nullable(String)) AS v, step, delta "
-        f"FROM ({reached})"
-    ]
-    if breakdown_limit is not None:
+    # One row per (person, step reached), then per cell: the count and the sorted deltas.
+    delta = "if(step = 1, NULL, chain_times[step] - chain_times[step - 1])"
+    cells = f"FROM ({ranked}) ARRAY JOIN range(1, toUInt64(level) + 1) AS step"
+    if breakdown_limit is None:
+        labels, keys = "0 AS kind, toInt64(0) AS g, CAST(NULL AS Nullable(String)) AS v", "step"
+    else:
+        # Each reached step counts twice: in the total (kind 0) and in its group (kind 1).
         limit = params.bind(breakdown_limit, "Int64")
         other = params.bind(OTHER, "String")
-        labelled.append(
-            f"SELECT 1 AS kind, toInt64(if(grank <= {limit}, grank, {limit} + 1)) AS g, "
-            f"if(grank <= {limit}, entry_bd, toNullable({other})) AS v, step, delta "
-            f"FROM ({reached})"
+        labels = (
+            f"kind, if(kind = 0, toInt64(0), toInt64(if(grank <= {limit}, grank, {limit} + 1))) "
+            "AS g, if(kind = 0, CAST(NULL AS Nullable(String)), "
+            f"if(grank <= {limit}, entry_bd, toNullable({other}))) AS v"
         )
+        cells += " ARRAY JOIN [0, 1] AS kind"
+        keys = "kind, g, v, step"
     middle = (
         "if(length(deltas) = 0, NULL, if(length(deltas) % 2 = 1, "
         "deltas[intDiv(length(deltas) + 1, 2)], "
@@ -87,21 +88,31 @@ def summary_rows(
     )
     query = (
         f"SELECT kind, g, v, step, n, {middle} AS mid_sum, if(n % 2 = 1, 1, 2) AS mid_n "
-        "FROM (SELECT kind, g, v, step, count() AS n, arraySort(groupArray(delta)) AS deltas "
-        f"FROM ({' UNION ALL '.join(labelled)}) GROUP BY kind, g, v, step) "
-        "ORDER BY kind, g, step"
+        f"FROM (SELECT {labels}, step, count() AS n, arraySort(groupArray({delta})) AS deltas "
+        f"{cells} GROUP BY {keys}) ORDER BY kind, g, step"
     )
     # Many steps sharing one name in ``any`` order spell out many sets (up to 63 per name).
     return [_Row(*r) for r in rows(query, params, {"max_query_size": _MAX_QUERY_BYTES})]
 
 
-def _best(chains: str, n: int) -> str:
-    """Each person's chosen attempt (longest chain, then earliest entry): ``person_id``,
-    ``level``, ``entry_bd`` and ``chain_times``."""
-    times = ", ".join(f"tt{s}" for s in range(1, n + 1))
+@dataclasses.dataclass(frozen=True)
+class _Row:
+    kind: int
+    g: int
+    v: str | None
+    step: int
+    n: int
+    mid_sum: int | None
+    mid_n: int
+
+
+def _best(chains: str) -> str:
+    """Each person's chosen attempt: the highest level, then the earliest ``(ts, seq)`` entry
+    (one ``argMin`` per person): ``person_id``, ``level``, ``entry_bd``, ``chain_times``."""
     return (
-        f"SELECT person_id, level, entry_bd, [{times}] AS chain_times FROM ({chains}) "
-        "ORDER BY person_id, level DESC, tt1, entry_seq LIMIT 1 BY person_id"
+        "SELECT person_id, bestv.1 AS level, bestv.2 AS entry_bd, bestv.3 AS chain_times FROM "
+        "(SELECT person_id, argMin((level, entry_bd, chain_times), "
+        f"(-toInt64(level), tt1, entry_seq)) AS bestv FROM ({chains}) GROUP BY person_id)"
     )
 
 
@@ -120,10 +131,7 @@ def persons_sql(
     chains = _chains(ctx, steps, window, order, None, exclusions, params)
     level = params.bind(reached, "Int64")
     test = f"level = {level}" if dropoff else f"level >= {level}"
-    sql = (
-        f"SELECT person_id, chain_times[{level}] AS at FROM ({_best(chains, len(steps))}) "
-        f"WHERE {test}"
-    )
+    sql = f"SELECT person_id, chain_times[{level}] AS at FROM ({_best(chains)}) WHERE {test}"
     return sql, params
 
 
@@ -138,10 +146,11 @@ def _chains(
     attribution: Attribution | None = None,
 ) -> str:
     """One row per attempt that survives the exclusions: ``person_id``, ``level``,
-    ``entry_bd``, ``entry_seq``, ``tt1..ttn`` (and the working arrays). ``entry_bd`` is the
-    value ``attribution`` picks (``queries/funnel.py:Attribution``)."""
+    ``entry_bd``, ``entry_seq``, ``tt1``, ``chain_times`` (and the working arrays). ``entry_bd``
+    is the value ``attribution`` picks (``queries/funnel.py:Attribution``)."""
     from ...queries.funnel import _clusters, _definitions
 
+    n = len(steps)
     definitions, of = _definitions(steps)
     # Read without the report's filters (strict needs every event); they go into each flag.
     bare = dataclasses.replace(ctx, filters=())
@@ -150,44 +159,42 @@ def _chains(
     where = [] if order == "strict" else ["(" + " OR ".join(flags + excluded) + ")"]
     source = person_events(bare, params, bounds=(ctx.from_us, ctx.to_us + window + 1), where=where)
     group = prop_text("properties", breakdown, params) if breakdown else "NULL"
-    columns = ", ".join(
-        [
-            "us",
-            "seq",
-            *(f"toUInt8({c})" for c in flags + excluded),
-            f"CAST({group} AS Nullable(String))",
-        ]
-    )
+    # Without a breakdown every event's group is NULL: carried as a constant, not per event.
+    grouped = [f"CAST({group} AS Nullable(String))"] if breakdown else []
+    columns = ", ".join(["us", "seq", *(f"toUInt8({c})" for c in flags + excluded), *grouped])
+    marks = len(definitions) + len(exclusions)
     unpack = ", ".join(
         [
-            "arrayMap(x -> x.1, evs) AS tsa",
-            "arrayMap(x -> x.2, evs) AS sqa",
-            *(f"arrayMap(x -> x.{3 + d}, evs) AS fa{d}" for d in range(len(definitions))),
-            *(
-                f"arrayMap(x -> x.{3 + len(definitions) + j}, evs) AS xa{j}"
-                for j in range(len(exclusions))
-            ),
-            f"arrayMap(x -> x.{3 + len(definitions) + len(exclusions)}, evs) AS bda",
+            "evs.1 AS tsa",
+            "evs.2 AS sqa",
+            *(f"evs.{3 + d} AS fa{d}" for d in range(len(definitions))),
+            *(f"evs.{3 + len(definitions) + j} AS xa{j}" for j in range(len(exclusions))),
+            *([f"evs.{3 + marks} AS bda"] if breakdown else []),
         ]
     )
     people = (
         f"SELECT person_id, {unpack} FROM (SELECT person_id, "
         f"arraySort(groupArray(({columns}))) AS evs FROM {source} GROUP BY person_id)"
     )
+    entry_group = "bda[ei]" if breakdown else "CAST(NULL AS Nullable(String))"
     start = params.bind(ctx.from_us, "Int64")
     stop = params.bind(ctx.to_us, "Int64")
     width = params.bind(window, "Int64")
     entries = (
-        f"SELECT *, ei AS entry_at, tsa[ei] AS tt1, sqa[ei] AS entry_seq, bda[ei] AS entry_bd "
+        "SELECT *, ei AS entry_at, tsa[ei] AS tt1, sqa[ei] AS entry_seq, "
+        f"{entry_group} AS entry_bd "
         f"FROM ({people}) ARRAY JOIN arrayFilter((i, t, f) -> f = 1 AND t >= {start} "
         f"AND t < {stop}, arrayEnumerate(tsa), tsa, fa{of[0]}) AS ei"
     )
     build = {"ordered": _ordered, "strict": _strict, "any": _any}[order]
     chains = build(entries, steps, of, width, _clusters(steps))
     if breakdown and attribution is not None and attribution.kind != "entry":
-        chains = _attributed(chains, attribution, len(definitions))
+        chains = _attributed(chains, attribution, len(definitions), order)
     if not exclusions:
         return chains
+    if order == "ordered":  # the fold's chain as the per-step columns the test below reads
+        per_step = [f"chain[{k}] AS cc{k}, chain_times[{k}] AS tt{k}" for k in range(2, n + 1)]
+        chains = f"SELECT *, {', '.join(per_step)} FROM ({chains})"
     # As in SQL: an excluded event strictly after the from-step, and strictly before the
     # to-step or (not reached) up to the end of the window; only once the from-step is reached.
     hits = []
@@ -201,11 +208,13 @@ def _chains(
     return f"SELECT * FROM ({chains}) WHERE NOT ({' OR '.join(hits)})"
 
 
-def _attributed(chains: str, attribution: Attribution, definitions: int) -> str:
+def _attributed(chains: str, attribution: Attribution, definitions: int, order: str) -> str:
     """``chains`` with ``entry_bd`` replaced: the first / last non-missing value over the
     person's step events (``(ts, seq)`` order), or the value on the chain's event of a step."""
     if attribution.kind == "step":
-        at = f"cc{attribution.step + 1}"
+        # The event of the step: its position in the ordered fold's chain, strict's column.
+        k = attribution.step + 1
+        at = f"chain[{k}]" if order == "ordered" else f"cc{k}"
         value = f"if({at} > 0, bda[{at}], NULL)" if attribution.step else "entry_bd"
     else:
         names = ", ".join(f"f{d}" for d in range(definitions))
@@ -226,44 +235,50 @@ def _condition(step: FunnelStep, ctx: ReportContext, params: Params) -> str:
     return "(" + " AND ".join(conditions) + ")"
 
 
-@dataclasses.dataclass(frozen=True)
-class _Row:
-    kind: int
-    g: int
-    v: str | None
-    step: int
-    n: int
-    mid_sum: int | None
-    mid_n: int
-
-
 def _level(n: int) -> str:
     return "1" + "".join(f" + (cc{s} > 0)" for s in range(2, n + 1))
+
+
+def _times(n: int) -> str:
+    return "[" + ", ".join(f"tt{s}" for s in range(1, n + 1)) + "]"
 
 
 def _ordered(
     entries: str, steps: list[FunnelStep], of: list[int], width: str, _: dict[str, Any]
 ) -> str:
     n = len(steps)
-    definitions = sorted(set(of))
-    # Lambdas capture no array column (ClickHouse would copy it for every element).
-    positions = ", ".join(
-        f"arrayFilter((i, f) -> f = 1, arrayEnumerate(tsa), fa{d}) AS pa{d}, "
-        f"arrayFilter((t, f) -> f = 1, tsa, fa{d}) AS td{d}"
-        for d in definitions
+    used = sorted(set(of))
+    # Per definition used: its flags, its events' positions and their times (1-based arrays).
+    flags = "[" + ", ".join(f"fa{d}" for d in used) + "]"
+    # Code-chosen integers only: which definition (index into the arrays above) each step is.
+    step_definition = "[" + ", ".join(str(used.index(d) + 1) for d in of) + "]"
+    # Lambdas capture no array column (ClickHouse copies a captured array per element).
+    positions = ", ".join(f"arrayFilter((i, f) -> f = 1, arrayEnumerate(tsa), fa{d})" for d in used)
+    times = ", ".join(f"arrayFilter((t, f) -> f = 1, tsa, fa{d})" for d in used)
+    arrays = (
+        f"SELECT *, {flags} AS fas, {step_definition} AS sd, [{positions}] AS pas, "
+        f"[{times}] AS tds FROM ({entries})"
     )
-    stage = f"SELECT *, entry_at AS cc1, {positions} FROM ({entries})"
-    for s in range(2, n + 1):
-        d = of[s - 1]
-        previous = f"tt{s - 1}"
-        reused = " + ".join(f"(tt{k} = {previous} AND fa{d}[cc{k}] = 1)" for k in range(1, s))
-        key = f"(arrayCount(t -> t < {previous}, td{d}) + 1 + {reused})"
-        stage = (
-            f"SELECT *, if(cc{s - 1} > 0, {key}, 0) AS kk{s}, "
-            f"if(kk{s} > 0 AND kk{s} <= length(pa{d}) AND td{d}[kk{s}] <= tt1 + {width}, "
-            f"pa{d}[kk{s}], 0) AS cc{s}, tsa[cc{s}] AS tt{s} FROM ({stage})"
-        )
-    return f"SELECT *, {_level(n)} AS level FROM ({stage})"
+    # Step s: the (lt + 1 + u)-th event of its definition, lt its events strictly before the
+    # previous step's time, u the chain's events at that time matching it; 0 once broken.
+    previous = "tsa[acc[-1]]"
+    key = (
+        f"arrayCount(t -> t < {previous}, tds[sd[s]]) + 1 + "
+        f"arrayCount(c -> tsa[c] = {previous} AND fas[sd[s]][c] = 1, acc)"
+    )
+    following = (
+        "arrayMap(k -> if(acc[-1] > 0 AND k <= length(pas[sd[s]]) AND "
+        f"tds[sd[s]][k] <= tt1 + {width}, pas[sd[s]][k], 0), [{key}])[1]"
+    )
+    # One fold over the steps: the statement's size (and its planning) does not grow with n.
+    chain = (
+        f"arrayFold((acc, s) -> arrayPushBack(acc, {following}), range(2, {n + 1}), "
+        "[toUInt32(entry_at)])"
+    )
+    return (
+        f"SELECT *, {chain} AS chain, arrayCount(c -> c > 0, chain) AS level, "
+        f"arrayMap(c -> tsa[c], chain) AS chain_times FROM ({arrays})"
+    )
 
 
 def _strict(
@@ -279,7 +294,10 @@ def _strict(
         )
         columns.append(f"if({' AND '.join(fits)}, {at}, 0) AS cc{s}")
         columns.append(f"tsa[cc{s}] AS tt{s}")
-    return f"SELECT *, {', '.join(columns)}, {_level(n)} AS level FROM ({entries})"
+    return (
+        f"SELECT *, {_times(n)} AS chain_times, {_level(n)} AS level FROM "
+        f"(SELECT *, {', '.join(columns)} FROM ({entries}))"
+    )
 
 
 def _any(
@@ -331,6 +349,6 @@ def _any(
     # One subquery per stage: an alias used in the same SELECT would be spelled out each time.
     with_moments = f"SELECT *, {matched} FROM ({inner})"
     return (
-        f"SELECT *, {_level(n)} AS level FROM "
+        f"SELECT *, {_times(n)} AS chain_times, {_level(n)} AS level FROM "
         f"(SELECT *, {', '.join(columns)} FROM ({with_moments}))"
     )

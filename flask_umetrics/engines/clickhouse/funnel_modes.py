@@ -57,7 +57,7 @@ def time_rows(
     chains = _chains(ctx, steps, window, order, None, exclusions, params)
     deltas = (
         f"SELECT chain_times[{to_step + 1}] - chain_times[{from_step + 1}] AS delta "
-        f"FROM ({_best(chains, len(steps))}) WHERE level >= {to_step + 1}"
+        f"FROM ({_best(chains)}) WHERE level >= {to_step + 1}"
     )
     span = bins * _MICROS
     ranked = (

@@ -1,20 +1,31 @@
 """Retention in ClickHouse SQL, with the semantics of ``queries/retention.py``: one row per
-(person, period) with "started" / "returned" flags, then per person the arrays of its start and
-return periods; a cohort row per member period ``P`` (the first start period for
-``first_time``, every shown start period for ``recurring``) counts a return in ``P + k``
-(``bounded``) or in any period from ``P + k`` on (``unbounded``)."""
+(person, period) with "started" / "returned" flags, the anchor (first start event's time) and
+the start event's breakdown value; then per person the arrays of its start periods (with anchor
+and value), return periods and return times; a cohort row per member period ``P`` (the first
+start period for ``first_time``, every shown start period for ``recurring``) counts a return in
+``P + k`` (``bounded``) or in any period from ``P + k`` on (``unbounded``) — or, with rolling
+windows, a return time in the ``k``-th window from the anchor (or any later)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from ...events.validation import to_micros
-from .expressions import Params, bucket_index, person_events
+from .expressions import (
+    Params,
+    bucket_index,
+    person_events,
+    prop_text,
+    property_condition,
+    scope_param,
+)
 from .runner import rows
+from .schema import PERSONS
 
 if TYPE_CHECKING:
     from ...queries.buckets import Buckets
     from ...queries.context import ReportContext
+    from ...queries.retention import Cells, Spec
 
 
 def _chosen(event: str | None, params: Params) -> str:
@@ -22,96 +33,161 @@ def _chosen(event: str | None, params: Params) -> str:
 
 
 def cells(
-    ctx: ReportContext,
-    buckets: Buckets,
-    shown: int,
-    start_event: str | None,
-    return_event: str | None,
-    periods: int,
-    mode: str,
-    bounded: bool,
-) -> dict[int, tuple[int, list[int]]]:
-    """``{cohort index: (size, [returned k = 0..periods])}`` of the non-empty shown cohorts."""
+    ctx: ReportContext, spec: Spec, buckets: Buckets, shown: int
+) -> tuple[list[str | None], Cells]:
+    """``(top breakdown values, {(group, cohort index): (size, [returned k = 0..periods])})``
+    of the non-empty shown cohorts."""
     params = Params()
-    members = _members(ctx, buckets, shown, start_event, return_event, mode, bounded, params)
-    came_back = [f"sum({_came_back(k, bounded, params)}) AS k{k}" for k in range(periods + 1)]
+    members = _members(ctx, spec, buckets, shown, params)
+    top = _top(members, spec, params)
+    group = "CAST(NULL AS Nullable(String))" if spec.breakdown is None else _group(top, params)
+    came_back = [f"sum({_came_back(spec, k, params)}) AS k{k}" for k in range(spec.periods + 1)]
     query = (
-        f"SELECT cohort, count() AS size, {', '.join(came_back)} FROM ({members}) GROUP BY cohort"
+        f"SELECT {group} AS g, cohort, count() AS size, {', '.join(came_back)} "
+        f"FROM ({members}) GROUP BY g, cohort"
     )
-    found: dict[int, tuple[int, list[int]]] = {}
+    found: Cells = {}
     for row in rows(query, params):
-        cohort, size, *counts = row
-        found[int(cohort)] = (int(size), [int(n) for n in counts])
-    return found
+        g, cohort, size, *counts = row
+        found[(g, int(cohort))] = (int(size), [int(n) for n in counts])
+    return top, found
+
+
+def _top(members: str, spec: Spec, params: Params) -> list[str | None]:
+    """The top ``breakdown_limit`` values by cohort members (ties by code point)."""
+    if spec.breakdown is None:
+        return []
+    limit = params.bind(spec.breakdown_limit, "Int64")
+    query = (
+        f"SELECT grp FROM ({members}) GROUP BY grp ORDER BY count() DESC, grp ASC NULLS LAST "
+        f"LIMIT {limit}"
+    )
+    return [row[0] for row in rows(query, params)]
+
+
+def _group(top: list[str | None], params: Params) -> str:
+    """Values outside the top (and a missing value, unless in the top) -> ``$other``."""
+    from ...queries.retention import OTHER
+
+    named = params.bind([value for value in top if value is not None], "Array(String)")
+    missing = "grp IS NULL, CAST(NULL AS Nullable(String)), " if None in top else ""
+    return (
+        f"multiIf(has({named}, assumeNotNull(grp)) AND grp IS NOT NULL, grp, {missing}"
+        f"toNullable({params.bind(OTHER, 'String')}))"
+    )
 
 
 def persons_sql(
     ctx: ReportContext,
+    spec: Spec,
     buckets: Buckets,
     shown: int,
-    start_event: str | None,
-    return_event: str | None,
-    periods: int,
-    mode: str,
-    bounded: bool,
     cohort: int,
     k: int,
+    breakdown_value: str | None,
 ) -> tuple[str, Params]:
-    """``person_id, at`` (NULL) of the persons of cell ``(cohort, k)``."""
+    """``person_id, at`` (NULL) of the persons of cell ``(cohort, k)`` (of one breakdown
+    value's grid with a breakdown)."""
+    from ...queries.retention import OTHER
+
     params = Params()
-    members = _members(ctx, buckets, shown, start_event, return_event, mode, bounded, params)
+    members = _members(ctx, spec, buckets, shown, params)
+    conditions = [f"cohort = {params.bind(cohort, 'Int64')}", _came_back(spec, k, params)]
+    if spec.breakdown is not None:
+        if breakdown_value == OTHER:
+            top = _top(members, spec, Params(dict(params.values)))
+            conditions.append(f"{_group(top, params)} = {params.bind(OTHER, 'String')}")
+        elif breakdown_value is None:
+            conditions.append("grp IS NULL")
+        else:
+            conditions.append(f"ifNull(grp = {params.bind(breakdown_value, 'String')}, 0)")
     sql = (
         f"SELECT person_id, CAST(NULL AS Nullable(Int64)) AS at FROM ({members}) "
-        f"WHERE cohort = {params.bind(cohort, 'Int64')} AND {_came_back(k, bounded, params)}"
+        f"WHERE {' AND '.join(conditions)}"
     )
     return sql, params
 
 
-def _came_back(k: int, bounded: bool, params: Params) -> str:
+def _came_back(spec: Spec, k: int, params: Params) -> str:
+    if spec.rolling:
+        width = params.bind(spec.window_us, "Int64")
+        low = f"anchor + {params.bind(k, 'Int64')} * {width}"
+        if spec.bounded:
+            return f"arrayExists(r -> r >= {low} AND r < {low} + {width}, return_times)"
+        return f"arrayExists(r -> r >= {low}, return_times)"
     ahead = f"cohort + {params.bind(k, 'Int64')}"
-    if bounded:
+    if spec.bounded:
         return f"has(return_periods, {ahead})"
     return f"arrayExists(r -> r >= {ahead}, return_periods)"
 
 
-def _members(
-    ctx: ReportContext,
-    buckets: Buckets,
-    shown: int,
-    start_event: str | None,
-    return_event: str | None,
-    mode: str,
-    bounded: bool,
-    params: Params,
-) -> str:
-    """One row per (person, cohort they belong to): ``person_id``, ``cohort`` and the person's
-    ``return_periods``."""
+def _members(ctx: ReportContext, spec: Spec, buckets: Buckets, shown: int, params: Params) -> str:
+    """One row per (person, cohort they belong to): ``person_id``, ``cohort``, ``anchor``,
+    ``grp`` (the breakdown value), the person's ``return_periods`` and ``return_times``."""
     cohort_start = params.bind(buckets.start_us, "Int64")
-    cohort_end = params.bind(to_micros(buckets.starts[shown]), "Int64")
-    starts = f"({_chosen(start_event, params)} AND us < {cohort_end}"
-    starts += f" AND us >= {cohort_start})" if mode == "recurring" else ")"
-    returns = f"({_chosen(return_event, params)} AND us >= {cohort_start}"
-    returns += f" AND us < {params.bind(buckets.end_us, 'Int64')})" if bounded else ")"
+    cohort_end_us = to_micros(buckets.starts[shown])
+    cohort_end = params.bind(cohort_end_us, "Int64")
+    start_rules = "".join(
+        f" AND {property_condition(f, 'properties', params)}" for f in spec.start_filters
+    )
+    return_rules = "".join(
+        f" AND {property_condition(f, 'properties', params)}" for f in spec.return_filters
+    )
+    starts = f"({_chosen(spec.start_event, params)}{start_rules} AND us < {cohort_end}"
+    starts += f" AND us >= {cohort_start})" if spec.mode == "recurring" else ")"
+    returns = f"({_chosen(spec.return_event, params)}{return_rules} AND us >= {cohort_start}"
+    if spec.bounded:
+        end = (
+            cohort_end_us + (spec.periods + 1) * spec.window_us if spec.rolling else buckets.end_us
+        )
+        returns += f" AND us < {params.bind(end, 'Int64')})"
+    else:
+        returns += ")"
     source = person_events(ctx, params, bounds=(None, None), where=[f"({starts} OR {returns})"])
+    if spec.event_value:
+        assert spec.breakdown is not None
+        v = prop_text("properties", spec.breakdown, params)
+        # The value on the first start event; at equal times the smallest (NULL last).
+        value = f"argMinIf(tuple({v}), tuple(us, isNull({v}), ifNull({v}, '')), {starts}).1"
+    else:
+        value = "CAST(NULL AS Nullable(String))"
+    times = f"groupArrayIf(us, {returns})" if spec.rolling else "CAST([] AS Array(Int64))"
     activity = (
         f"SELECT person_id, {bucket_index(buckets, 'us', params)} AS period, "
-        f"max({starts}) AS started, max({returns}) AS returned FROM {source} "
-        "GROUP BY person_id, period"
+        f"max({starts}) AS started, max({returns}) AS returned, "
+        f"minIf(us, {starts}) AS first_start, {value} AS start_value, {times} AS times "
+        f"FROM {source} GROUP BY person_id, period"
     )
     shown_p = params.bind(shown, "Int64")
-    if mode == "first_time":
-        members = (
-            "if(empty(start_periods) OR arrayMin(start_periods) < 0 OR "
-            f"arrayMin(start_periods) >= {shown_p}, [], [arrayMin(start_periods)])"
-        )
-    else:
-        members = f"arrayFilter(p -> p >= 0 AND p < {shown_p}, start_periods)"
-    return (
-        "SELECT person_id, cohort, return_periods FROM ("
+    keep = f"x.1 >= 0 AND x.1 < {shown_p}"
+    if spec.mode == "first_time":
+        keep += " AND x.1 = arrayMin(start_periods)"
+    members = (
+        "SELECT person_id, member.1 AS cohort, member.2 AS anchor, member.3 AS start_grp, "
+        "return_periods, return_times FROM ("
         "SELECT person_id, groupArrayIf(period, started = 1) AS start_periods, "
-        "groupArrayIf(period, returned = 1) AS return_periods "
+        "groupArrayIf(tuple(period, first_start, start_value), started = 1) AS start_info, "
+        "groupArrayIf(period, returned = 1) AS return_periods, "
+        "arrayFlatten(groupArray(times)) AS return_times "
         f"FROM ({activity}) GROUP BY person_id) "
-        f"ARRAY JOIN {members} AS cohort"
+        f"ARRAY JOIN arrayFilter(x -> {keep}, start_info) AS member"
+    )
+    if spec.breakdown is not None and spec.breakdown_type == "person":
+        scope = scope_param(ctx, params)
+        people = (
+            "(SELECT id AS person_key, argMax(properties, version) AS person_properties "
+            f"FROM {PERSONS} WHERE scope_id = {scope} GROUP BY id)"
+        )
+        grp = prop_text("ifNull(pp.person_properties, '{}')", spec.breakdown, params)
+        return (
+            f"SELECT m.person_id AS person_id, m.cohort AS cohort, m.anchor AS anchor, "
+            f"{grp} AS grp, m.return_periods AS return_periods, "
+            f"m.return_times AS return_times FROM ({members}) AS m "
+            f"LEFT JOIN {people} AS pp ON pp.person_key = m.person_id"
+        )
+    return (
+        "SELECT person_id, cohort, anchor, start_grp AS grp, return_periods, return_times "
+        f"FROM ({members})"
     )
 
 

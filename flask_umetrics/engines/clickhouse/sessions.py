@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from ...queries.context import ReportContext
 
 
+def starts_session(timeout: str) -> str:
+    """The split rule of ``queries/sessions.py`` on ``us`` and ``previous_us`` (the previous
+    event without a client session_id of the person, NULL for the first)."""
+    return f"(previous_us IS NULL OR us - previous_us > {timeout})"
+
+
 def session_table(
     ctx: ReportContext,
     params: Params,
@@ -54,8 +60,7 @@ def session_table(
     marked = (
         "SELECT person_id, us, pv, sum(is_start) OVER (PARTITION BY person_id ORDER BY us, seq "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS session_no FROM ("
-        f"SELECT person_id, us, seq, pv, if(previous_us IS NULL OR us - previous_us > {timeout}, "
-        "1, 0) AS is_start FROM ("
+        f"SELECT person_id, us, seq, pv, if({starts_session(timeout)}, 1, 0) AS is_start FROM ("
         "SELECT person_id, us, seq, pv, lagInFrame(toNullable(us), 1, NULL) OVER (PARTITION BY "
         "person_id ORDER BY us, seq ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS previous_us "
         f"FROM (SELECT person_id, us, seq, {pageview} AS pv FROM {loose}{person_filter})))"

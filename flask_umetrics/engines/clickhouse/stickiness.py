@@ -24,3 +24,19 @@ def counts(ctx: ReportContext, buckets: Buckets, event: str | None) -> dict[int,
         "GROUP BY person_id) GROUP BY periods_done"
     )
     return {int(n): int(persons) for n, persons in rows(query, params)}
+
+
+def persons_sql(
+    ctx: ReportContext, buckets: Buckets, event: str | None, periods: int
+) -> tuple[str, Params]:
+    """``person_id, at`` of the persons who did the event in exactly ``periods`` periods
+    (``queries/stickiness.py:stickiness_persons``), ``at`` their first such event."""
+    params = Params()
+    chosen = "active" if event is None else f"event = {params.bind(event, 'String')}"
+    source = person_events(ctx, params, where=[chosen])
+    return (
+        f"SELECT person_id, min(us) AS at FROM {source} GROUP BY person_id "
+        f"HAVING uniqExact({bucket_index(buckets, 'us', params)}) = "
+        f"{params.bind(periods, 'UInt64')}",
+        params,
+    )
