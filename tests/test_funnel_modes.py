@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
 from flask_umetrics import UMetrics
+from flask_umetrics.admin.tiles import _funnel as _funnel_tile
+from flask_umetrics.api.router import to_json
 from flask_umetrics.errors import ValidationError
 from flask_umetrics.events.validation import to_micros
 from flask_umetrics.queries.context import report_context
@@ -586,3 +588,16 @@ def test_funnels_page_switches_mode(make_app: AppFactory) -> None:
     steps_page = client.get(path).text
     assert 'data-testid="funnel-persons"' in steps_page
     assert '<option value="steps" selected>' in steps_page
+
+
+def test_a_tile_draws_every_funnel_mode(app: Flask) -> None:
+    _load_journeys(app)
+    with app.app_context():
+        ctx = report_context(date_from=at("2026-03-01"), date_to=at("2026-03-03"))
+        answers = [
+            to_json(funnel_trends(ctx, SIGNUP_VIEW_BUY)),
+            to_json(funnel_time_to_convert(ctx, SIGNUP_VIEW_BUY, bins=2)),
+        ]
+    trend, timed = (_funnel_tile(answer, {}).chart for answer in answers)
+    assert trend is not None and trend.table.rows[0][1:] == [5, 2, 0.4]
+    assert timed is not None and [row[1] for row in timed.table.rows] == [1, 1]
