@@ -203,29 +203,31 @@ def ref_funnel(
     order: str = "ordered",
     breakdown: str | None = None,
     exclusions: Sequence[RefExclusion] = (),
+    attribution: tuple[str, int] = ("entry", 0),
 ) -> RefFunnel:
     """Counts per step (persons with level >= j) and medians from the previous step."""
     reached: list[list[int]] = []  # per person: times of their chosen chain
     values: list[Any] = []
     for person_events in _by_person(evs).values():
-        entries = [e for e in person_events if steps[0].matches(e) and date_from <= e.ts < date_to]
-        best: tuple[int, list[int], Any] | None = None
-        for e1 in entries:  # (ts, id) order: the earliest entry wins ties
-            if order == "strict":
-                times = [e.ts for e in _strict_chain(steps, person_events, e1, window)]
-            elif order == "any":
-                times = _any_times(steps, person_events, e1, window)
-            else:
-                level = _longest_chain(steps, person_events, e1, window)
-                times = [e.ts for e in _greedy_chain(steps, person_events, e1, window)]
-                assert len(times) == level, "greedy differs from the longest chain"
-            if _excluded(times, person_events, exclusions, window):
-                continue
-            if best is None or len(times) > best[0]:
-                best = (len(times), times, e1.properties.get(breakdown) if breakdown else None)
+        attempts = ref_attempts(person_events, steps, date_from, date_to, window, order, exclusions)
+        best: tuple[list[int], list[Ev]] | None = None
+        for times, chain in attempts:  # (ts, id) order: the earliest entry wins ties
+            if best is None or len(times) > len(best[0]):
+                best = (times, chain)
         if best is not None:
-            reached.append(best[1])
-            values.append(best[2])
+            reached.append(best[0])
+            values.append(
+                _attributed(
+                    best[1],
+                    person_events,
+                    steps,
+                    (date_from, date_to + window),
+                    breakdown,
+                    attribution,
+                )
+                if breakdown
+                else None
+            )
     n = len(steps)
     counts = [sum(1 for t in reached if len(t) > j) for j in range(n)]
     medians: list[float | None] = [None]
@@ -237,6 +239,114 @@ def ref_funnel(
         for j in range(len(times)):
             row[j] += 1
     return RefFunnel(counts, medians, split)
+
+
+def ref_attempts(
+    person_events: list[Ev],
+    steps: Sequence[RefStep],
+    date_from: int,
+    date_to: int,
+    window: int,
+    order: str,
+    exclusions: Sequence[RefExclusion] = (),
+) -> list[tuple[list[int], list[Ev]]]:
+    """One person's attempts that survive the exclusions, in entry order: the times of the
+    chain and its events (``any``: only the entry, its other steps are moments)."""
+    attempts = []
+    for e1 in person_events:
+        if not (steps[0].matches(e1) and date_from <= e1.ts < date_to):
+            continue
+        if order == "strict":
+            chain = _strict_chain(steps, person_events, e1, window)
+            times = [e.ts for e in chain]
+        elif order == "any":
+            times, chain = _any_times(steps, person_events, e1, window), [e1]
+        else:
+            level = _longest_chain(steps, person_events, e1, window)
+            chain = _greedy_chain(steps, person_events, e1, window)
+            times = [e.ts for e in chain]
+            assert len(times) == level, "greedy differs from the longest chain"
+        if not _excluded(times, person_events, exclusions, window):
+            attempts.append((times, chain))
+    return attempts
+
+
+def _attributed(
+    chain: list[Ev],
+    person_events: list[Ev],
+    steps: Sequence[RefStep],
+    span: tuple[int, int],
+    key: str,
+    attribution: tuple[str, int],
+) -> Any:
+    """The breakdown value of a person with chosen ``chain`` (see docs: breakdown attribution)."""
+    kind, step = attribution
+    if kind == "entry":
+        return chain[0].properties.get(key)
+    if kind == "step":
+        return chain[step].properties.get(key) if len(chain) > step else None
+    touched = [
+        e.properties[key]
+        for e in person_events  # (ts, id) order
+        if span[0] <= e.ts <= span[1] and key in e.properties and any(s.matches(e) for s in steps)
+    ]
+    if not touched:
+        return None
+    return touched[-1] if kind == "last_touch" else touched[0]
+
+
+def ref_funnel_trends(
+    evs: Sequence[Ev],
+    steps: Sequence[RefStep],
+    bounds: Sequence[int],
+    date_from: int,
+    date_to: int,
+    window: int,
+    order: str = "ordered",
+) -> list[tuple[int, int]]:
+    """Per entry period ``[bounds[i], bounds[i+1])``: persons with an attempt entering in it,
+    and those with such an attempt reaching the last step."""
+    cells = [[0, 0] for _ in bounds[1:]]
+    for person_events in _by_person(evs).values():
+        levels: dict[int, int] = {}
+        for times, _ in ref_attempts(person_events, steps, date_from, date_to, window, order):
+            period = max(i for i, b in enumerate(bounds[:-1]) if b <= times[0])
+            levels[period] = max(levels.get(period, 0), len(times))
+        for period, level in levels.items():
+            cells[period][0] += 1
+            cells[period][1] += level == len(steps)
+    return [(entered, converted) for entered, converted in cells]
+
+
+def ref_time_to_convert(
+    evs: Sequence[Ev],
+    steps: Sequence[RefStep],
+    date_from: int,
+    date_to: int,
+    window: int,
+    order: str,
+    from_step: int,
+    to_step: int,
+    bins: int,
+) -> tuple[int, float | None, float | None, list[tuple[int, int, int]]]:
+    """``converted, average, median, [(start, end, count)]`` in seconds (docs: time to convert)."""
+    deltas = []
+    for person_events in _by_person(evs).values():
+        attempts = ref_attempts(person_events, steps, date_from, date_to, window, order)
+        best = max((times for times, _ in attempts), key=len, default=None)  # first longest
+        if best is not None and len(best) > to_step:
+            deltas.append(best[to_step] - best[from_step])
+    if not deltas:
+        return 0, None, None, []
+    start = min(deltas) // 1_000_000
+    width = max(1, -(-(max(deltas) - start * 1_000_000) // (bins * 1_000_000)))
+    counts = [0] * bins
+    for d in deltas:
+        counts[min(bins - 1, (d - start * 1_000_000) // (width * 1_000_000))] += 1
+    histogram = [(start + i * width, start + (i + 1) * width, c) for i, c in enumerate(counts)]
+    median = _median(deltas)
+    assert median is not None
+    return len(deltas), sum(deltas) / len(deltas) / 1_000_000, median, histogram
 
 
 def _period_start(moment: datetime, period: str) -> date:

@@ -107,6 +107,25 @@ class FunnelExclusion:
         return FunnelStep(self.event, self.filters)
 
 
+ATTRIBUTIONS: tuple[str, ...] = ("entry", "first_touch", "last_touch", "step")
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Which event's value of the breakdown property a person is counted under.
+
+    ``entry``: the step-1 event of their chosen attempt. ``first_touch`` / ``last_touch``: the
+    first / last non-missing value over their events matching any step (and the report's
+    filters) in ``[date_from, date_to + window]``, in ``(ts, id)`` order. ``step``: the event of
+    step ``step`` (0-based) of their chosen attempt; missing when it did not reach that step."""
+
+    kind: str = "entry"
+    step: int = 0
+
+
+ENTRY = Attribution()
+
+
 @dataclass(frozen=True)
 class FunnelStepResult:
     event: str
@@ -131,6 +150,8 @@ class FunnelResult:
     breakdowns: list[FunnelBreakdown] | None = None
     sampled: float | None = None
     exclusions: list[FunnelExclusion] | None = None
+    breakdown_attribution: str | None = None
+    breakdown_attribution_step: int | None = None
 
 
 class _greatest(FunctionElement[int]):
@@ -178,6 +199,30 @@ def _validate_exclusions(
                 raise ValidationError(
                     "exclude", f"'{x.event}' would exclude the events of a step it spans"
                 )
+
+
+def _attribution(
+    steps: list[FunnelStep], order: str, breakdown: str | None, kind: str, step: int | None
+) -> Attribution:
+    """The validated :class:`Attribution`: ``step`` (0-based) only with ``kind="step"``, which
+    ``any`` order has no use for (its steps have no order); all but ``entry`` need a breakdown."""
+    if kind not in ATTRIBUTIONS:
+        raise ValidationError("breakdown_attribution", f"must be one of {', '.join(ATTRIBUTIONS)}")
+    if kind != "entry" and breakdown is None:
+        raise ValidationError("breakdown_attribution", "needs a breakdown")
+    if kind != "step":
+        if step is not None:
+            raise ValidationError(
+                "breakdown_attribution_step", "only with breakdown_attribution=step"
+            )
+        return Attribution(kind)
+    if order == "any":
+        raise ValidationError("breakdown_attribution", "step is not available in order=any")
+    if step is None or not 0 <= step < len(steps):
+        raise ValidationError(
+            "breakdown_attribution_step", f"give a 0-based step between 0 and {len(steps) - 1}"
+        )
+    return Attribution(kind, step)
 
 
 def _validate(
@@ -258,9 +303,11 @@ def _candidates(
     window: int,
     breakdown: str | None,
     every_event: bool = False,
+    attribution: Attribution = ENTRY,
 ) -> CTE:
     """Events in ``[date_from, date_to + window]`` (sampled) with a 0/1 flag ``f<d>`` per
-    definition; only events matching one unless ``every_event``."""
+    definition; only events matching one unless ``every_event``. ``bd`` is the event's value
+    of ``breakdown``, or with first/last-touch attribution the person's."""
     conditions = [_matches(d, ctx) for d in definitions]
     group = prop_text(events.c.properties, breakdown) if breakdown else _none(String)
     query = person_events(ctx.scope_id).where(
@@ -269,6 +316,17 @@ def _candidates(
     if not every_event:
         query = query.where(or_(*conditions))
     query = query.where(*ctx.sampled(query.selected_columns.person_id))
+    if breakdown and attribution.kind in {"first_touch", "last_touch"}:
+        value = case((or_(*conditions), group))
+        last = attribution.kind == "last_touch"
+        group = func.first_value(value, type_=String).over(
+            partition_by=query.selected_columns.person_id,
+            order_by=(
+                case((value.is_(None), 1), else_=0),
+                events.c.ts.desc() if last else events.c.ts,
+                events.c.id.desc() if last else events.c.id,
+            ),
+        )
     return query.with_only_columns(
         query.selected_columns.person_id,
         events.c.id,
@@ -333,13 +391,19 @@ def _lookup(
 
 
 def _ordered_chains(
-    ctx: ReportContext, steps: list[FunnelStep], window: int, breakdown: str | None
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    window: int,
+    breakdown: str | None,
+    attribution: Attribution = ENTRY,
 ) -> CTE:
     """Step by step: the next step is the ``(u + 1)``-th event of its definition at or after the
     previous step's time, ``u`` being the chain events at that time it would reuse."""
     definitions, of = _definitions(steps)
     n = len(steps)
-    cand = _candidates(ctx, definitions, window, breakdown)
+    cand = _candidates(ctx, definitions, window, breakdown, attribution=attribution)
+    # Step attribution: the rank of the chain's event of that step, to fetch its value at the end.
+    kept_key = f"k{attribution.step + 1}" if attribution.kind == "step" and attribution.step else ""
     ranked = select(
         cand,
         *(c for d in range(len(definitions)) for c in _ranks(cand, cand.c[f"f{d}"], str(d))),
@@ -382,6 +446,8 @@ def _ordered_chains(
         flags_kept = [f"fl{k}_{m}" for k, m in sorted(asked) if k < s and m > s]
         flags_new = [m for k, m in sorted(asked) if k == s]
         carried = ["entry_id", "bd", *times, *flags_kept]
+        if kept_key and s > attribution.step + 1:
+            carried.append(kept_key)
         listed = select(
             ranked.c.person_id,
             ranked.c[f"rank{d}"].label("key"),
@@ -400,6 +466,7 @@ def _ordered_chains(
             cast(chain.c.bd, String).label("bd"),
             *(chain.c[c] for c in times),
             *(chain.c[c] for c in flags_kept),
+            *([chain.c[kept_key]] if kept_key and s > attribution.step + 1 else []),
         )
         looked = _lookup(listed, probes, carried, fetched, f"s{s}")
         found = and_(looked.c.hit == 1, looked.c.got_ts <= looked.c.t1 + window)
@@ -411,6 +478,8 @@ def _ordered_chains(
                 # A chain that stopped gets no key, so it never finds a later step.
                 *([case((found, looked.c.got_next)).label("cl")] if s < n else []),
                 *(looked.c[c] for c in flags_kept),
+                *([looked.c[kept_key]] if kept_key and s > attribution.step + 1 else []),
+                *([case((found, looked.c.key)).label(kept_key)] if kept_key == f"k{s}" else []),
                 *(
                     _flag(looked.c[f"got_fr{m}"] == looked.c.key).label(f"fl{s}_{m}")
                     for m in flags_new
@@ -419,19 +488,63 @@ def _ordered_chains(
             .where(looked.c.kind == 1)
             .cte(f"chain{s}")
         )
+    if kept_key:
+        chain = _value_of_ranked(ranked, chain, of[attribution.step], kept_key, n)
     return _with_level(chain, n)
+
+
+def _value_of_ranked(ranked: CTE, chain: CTE, d: int, key: str, n: int) -> CTE:
+    """``chain`` with ``bd`` replaced by the value of the person's definition-``d`` event whose
+    rank is in column ``key`` (missing when ``key`` is): the events and the chains in one
+    stream, partitioned by person and rank, so each chain row meets its one event."""
+    times = [f"t{s}" for s in range(1, n + 1)]
+    rows = union_all(
+        select(
+            ranked.c.person_id,
+            ranked.c[f"rank{d}"].label("key"),
+            _int(0).label("kind"),
+            ranked.c.bd,
+            _none().label("entry_id"),
+            *(_none().label(t) for t in times),
+        ).where(ranked.c[f"f{d}"] == 1),
+        select(
+            chain.c.person_id,
+            chain.c[key].label("key"),
+            _int(1).label("kind"),
+            _none(String).label("bd"),
+            chain.c.entry_id,
+            *(chain.c[t] for t in times),
+        ),
+    ).subquery("valued_rows")
+    valued = select(
+        rows.c.person_id,
+        rows.c.kind,
+        rows.c.entry_id,
+        func.max(rows.c.bd).over(partition_by=(rows.c.person_id, rows.c.key)).label("bd"),
+        *(rows.c[t] for t in times),
+    ).subquery("valued")
+    return (
+        select(valued.c.person_id, valued.c.entry_id, valued.c.bd, *(valued.c[t] for t in times))
+        .where(valued.c.kind == 1)
+        .cte("chains_valued")
+    )
 
 
 # --- strict -------------------------------------------------------------------------------
 
 
 def _strict_chains(
-    ctx: ReportContext, steps: list[FunnelStep], window: int, breakdown: str | None
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    window: int,
+    breakdown: str | None,
+    attribution: Attribution = ENTRY,
 ) -> CTE:
     """Step ``j`` is the event ``j - 1`` places after the entry in the person's stream."""
     definitions, of = _definitions(steps)
     n = len(steps)
-    cand = _candidates(ctx, definitions, window, breakdown, every_event=True)
+    cand = _candidates(ctx, definitions, window, breakdown, True, attribution)
+    step = attribution.step + 1 if attribution.kind == "step" else 1
     stream: dict[str, Any] = {
         "partition_by": cand.c.person_id,
         "order_by": (cand.c.ts, cand.c.id),
@@ -450,19 +563,22 @@ def _strict_chains(
                 func.lead(cand.c.ts, _int(s - 1)).over(**stream).label(f"a{s}"),
             )
         ),
+        *([func.lead(cand.c.bd, _int(step - 1)).over(**stream).label("bd_at")] if step > 1 else []),
     ).subquery("ahead")
     fits: list[ColumnElement[bool]] = []
     times = []
+    reached: dict[int, ColumnElement[bool]] = {}
     for s in range(2, n + 1):
         fits.append(
             and_(ahead.c[f"m{s}"] == 1, ahead.c[f"a{s}"] <= ahead.c.ts + window),
         )
-        times.append(case((and_(*fits), ahead.c[f"a{s}"])).label(f"t{s}"))
+        reached[s] = and_(*fits)
+        times.append(case((reached[s], ahead.c[f"a{s}"])).label(f"t{s}"))
     chain = (
         select(
             ahead.c.person_id,
             ahead.c.id.label("entry_id"),
-            ahead.c.bd,
+            case((reached[step], ahead.c.bd_at)).label("bd") if step > 1 else ahead.c.bd,
             ahead.c.ts.label("t1"),
             *times,
         )
@@ -476,7 +592,11 @@ def _strict_chains(
 
 
 def _any_chains(
-    ctx: ReportContext, steps: list[FunnelStep], window: int, breakdown: str | None
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    window: int,
+    breakdown: str | None,
+    attribution: Attribution = ENTRY,
 ) -> CTE:
     """Per event name with steps ``S`` (definitions and multiplicities), ``r`` of them are
     matched by time ``T`` when every set ``A`` of its definitions has at least
@@ -484,7 +604,7 @@ def _any_chains(
     moment of the ``r``-th match is the latest, over ``A``, of the time of such an event."""
     definitions, of = _definitions(steps)
     n = len(steps)
-    cand = _candidates(ctx, definitions, window, breakdown)
+    cand = _candidates(ctx, definitions, window, breakdown, attribution=attribution)
     subsets: list[tuple[str, tuple[int, ...], int, int]] = []  # name, definitions, |A|, |S|
     for name, members in _clusters(steps).items():
         size = sum(members.values())
@@ -798,10 +918,11 @@ def _chains(
     order: str,
     breakdown: str | None,
     exclusions: list[FunnelExclusion],
+    attribution: Attribution = ENTRY,
 ) -> CTE:
     """Every attempt that survives the exclusions: ``person_id, entry_id, bd, t1..tn, level``."""
     build = {"ordered": _ordered_chains, "strict": _strict_chains, "any": _any_chains}[order]
-    chains = build(ctx, steps, window, breakdown)
+    chains = build(ctx, steps, window, breakdown, attribution)
     return _drop_excluded(ctx, chains, exclusions, len(steps), window)
 
 
@@ -813,13 +934,16 @@ def _summary_rows(
     breakdown: str | None,
     breakdown_limit: int | None,
     exclusions: list[FunnelExclusion],
+    attribution: Attribution = ENTRY,
 ) -> list[Any]:
     """The summary rows ``kind, g, v, step, n, mid_sum, mid_n`` from the event store's SQL."""
     if is_clickhouse():
         from ..engines.clickhouse.funnel import summary_rows
 
-        return summary_rows(ctx, steps, window, order, breakdown, breakdown_limit, exclusions)
-    chains = _chains(ctx, steps, window, order, breakdown, exclusions)
+        return summary_rows(
+            ctx, steps, window, order, breakdown, breakdown_limit, exclusions, attribution
+        )
+    chains = _chains(ctx, steps, window, order, breakdown, exclusions, attribution)
     with report_connection() as connection:
         return list(connection.execute(_summary(chains, len(steps), breakdown_limit)))
 
@@ -833,17 +957,24 @@ def funnel(
     breakdown: str | None = None,
     breakdown_limit: int = 10,
     exclusions: list[FunnelExclusion] | None = None,
+    breakdown_attribution: str = "entry",
+    breakdown_attribution_step: int | None = None,
 ) -> FunnelResult:
     """Persons reaching each step, conversions, and median time from the previous step; with
-    ``breakdown``, also per value of that property on the entry event of each person's best
-    chain (top ``breakdown_limit`` values by step-1 persons, then ``$other``). ``exclusions``
+    ``breakdown``, also per value of that property on the event ``breakdown_attribution``
+    picks (:class:`Attribution`; by default the entry event of each person's best chain),
+    the top ``breakdown_limit`` values by step-1 persons, then ``$other``. ``exclusions``
     drop the attempts with an excluded event between two of their steps first."""
     _validate(steps, window_seconds, order, breakdown_limit)
     _validate_exclusions(steps, exclusions or [], order)
+    attribution = _attribution(
+        steps, order, breakdown, breakdown_attribution, breakdown_attribution_step
+    )
     window = window_seconds * _MICROS
     limit = breakdown_limit if breakdown is not None else None
     groups: dict[tuple[int, int], tuple[str | None, dict[int, tuple[int, float | None]]]] = {}
-    for row in _summary_rows(ctx, steps, window, order, breakdown, limit, exclusions or []):
+    rows = _summary_rows(ctx, steps, window, order, breakdown, limit, exclusions or [], attribution)
+    for row in rows:
         median = None
         if row.mid_sum is not None and row.mid_n:
             median = int(row.mid_sum) / int(row.mid_n) / _MICROS
@@ -858,7 +989,15 @@ def funnel(
             if kind == 1
         ]
     return FunnelResult(
-        overall, order, window_seconds, breakdown, breakdowns, ctx.sample, exclusions or None
+        overall,
+        order,
+        window_seconds,
+        breakdown,
+        breakdowns,
+        ctx.sample,
+        exclusions or None,
+        attribution.kind if breakdown is not None else None,
+        attribution.step if attribution.kind == "step" else None,
     )
 
 

@@ -115,8 +115,8 @@ def _bar_links(insight: Insight, answer: dict[str, Any], overrides: Overrides) -
     def url(**picked: Any) -> str:
         return url_for("umetrics_admin.persons_behind", report=insight.kind, **args, **picked)
 
-    if insight.kind == "funnel":
-        return [url(funnel_step=n) for n in range(1, len(answer["steps"]) + 1)]
+    if insight.kind == "funnel":  # trends and time to convert have no persons per bar
+        return [url(funnel_step=n) for n in range(1, len(answer.get("steps", [])) + 1)]
     if insight.kind == "lifecycle":
         return [[url(time=p["time"], status=s) for p in answer["periods"]] for s in STATUSES]
     return [url(periods=bar["periods"]) for bar in answer["bars"]]

@@ -1,5 +1,7 @@
 """The Funnels page: a step builder, counts per step as bars, conversion, drop-off and median
-time per step, optionally split by a property of the first step (``/api/query/funnel``)."""
+time per step, optionally split by a property of the first step; or, switched by ``mode``, the
+conversion rate per entry period or the time to convert between two steps
+(``/api/query/funnel``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from flask import Blueprint, Response, request
 
 from ...api.reports.funnel import FunnelQuery, query_funnel
 from ...insights import list_dashboards
-from ...queries.funnel import DEFAULT_WINDOW_SECONDS, MAX_STEPS, MIN_STEPS, ORDERS
+from ...queries.funnel import ATTRIBUTIONS, DEFAULT_WINDOW_SECONDS, MAX_STEPS, MIN_STEPS, ORDERS
+from ...queries.funnel_modes import TREND_INTERVALS
 from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
@@ -26,9 +29,16 @@ from .report_forms import (
     filters_param,
     form_answer,
     series_name,
+    short_time,
     try_report,
 )
 
+#: The page's views (``mode``) and their names in the form.
+MODES: dict[str, str] = {
+    "steps": "Steps",
+    "trends": "Conversion over time",
+    "time_to_convert": "Time to convert",
+}
 #: The window's units in the form, in seconds.
 UNITS: dict[str, int] = {"minutes": 60, "hours": 3600, "days": 86400}
 #: Funnels offered as one-click suggestions when the scope has all their events.
@@ -49,6 +59,7 @@ FORMATS = {
     "conversion_from_previous": "percent",
     "drop_off_share": "percent",
     "median_seconds_from_previous": "duration",
+    "conversion_rate": "percent",
 }
 
 
@@ -111,7 +122,52 @@ def _step_rows(steps: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+def _trends_chart(answer: dict[str, Any]) -> Chart:
+    """Conversion rate per entry period, with the persons entering and converting in the table."""
+    points = answer["points"]
+    chart = series_chart(
+        "funnel-trends",
+        f"Conversion by entry {answer['interval']}",
+        [short_time(p["start"], answer["interval"]) for p in points],
+        {"conversion_rate": [p["conversion_rate"] for p in points]},
+        percent=True,
+    )
+    chart.table = Table(
+        "funnel-trends",
+        chart.title,
+        ["time", "entered", "converted", "conversion_rate"],
+        [
+            [
+                short_time(p["start"], answer["interval"]),
+                p["entered"],
+                p["converted"],
+                p["conversion_rate"],
+            ]
+            for p in points
+        ],
+    )
+    return chart
+
+
+def _time_chart(answer: dict[str, Any]) -> Chart:
+    """Persons per bin of the time between the two steps."""
+    bins = answer["histogram"]
+    return series_chart(
+        "funnel-time",
+        f"Time from step {answer['from_step'] + 1} to step {answer['to_step'] + 1}",
+        [f"{b['start_seconds']} to {b['end_seconds']} s" for b in bins],
+        {"persons": [b["count"] for b in bins]},
+        kind="bar",
+        label_column="seconds",
+    )
+
+
 def _charts(answer: dict[str, Any]) -> tuple[Chart, list[Chart]]:
+    """The charts of any answer of the route: steps, trends or time to convert."""
+    if answer.get("mode") == "trends":
+        return _trends_chart(answer), []
+    if answer.get("mode") == "time_to_convert":
+        return _time_chart(answer), []
     labels = [_label(i, step["event"]) for i, step in enumerate(answer["steps"])]
     chart = Chart(
         "funnel",
@@ -201,12 +257,13 @@ def view() -> Response | str:
         if answer is not None:
             chart, extra = _charts(answer)
             saved = saved_params(FunnelQuery, overrides)
-            links = _persons_links(len(answer["steps"]), overrides)
-            chart.links = [reached for reached, _ in links]
-            previous = previous_report(query_funnel, FunnelQuery, overrides)
-            if previous is not None:
-                dashed_previous(chart, _charts(previous)[0])
-                compare = compare_table("funnel", funnel_measures(answer, previous))
+            if "steps" in answer:
+                links = _persons_links(len(answer["steps"]), overrides)
+                chart.links = [reached for reached, _ in links]
+                previous = previous_report(query_funnel, FunnelQuery, overrides)
+                if previous is not None:
+                    dashed_previous(chart, _charts(previous)[0])
+                    compare = compare_table("funnel", funnel_measures(answer, previous))
     shown_window = window or _int(request.args.get("window")) or DEFAULT_WINDOW_SECONDS
     window_value, window_unit = _window_fields(shown_window)
     events = event_choices(list(steps))
@@ -235,6 +292,10 @@ def view() -> Response | str:
         window_unit=request.args.get("window_unit") or window_unit,
         units=list(UNITS),
         orders=ORDERS,
+        modes=MODES,
+        mode=answer.get("mode", "steps") if answer else request.args.get("mode", "steps"),
+        intervals=TREND_INTERVALS,
+        attributions=ATTRIBUTIONS,
         operators=OPERATORS,
         rows=rows,
         blank_rows=BLANK_FILTER_ROWS,

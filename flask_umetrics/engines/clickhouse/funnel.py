@@ -35,7 +35,7 @@ from .runner import rows
 
 if TYPE_CHECKING:
     from ...queries.context import ReportContext
-    from ...queries.funnel import FunnelExclusion, FunnelStep
+    from ...queries.funnel import Attribution, FunnelExclusion, FunnelStep
 
 _NEVER = 2**62  # a time after every event: "not found"
 #: Room for the longest statement (20 steps, ``any``, six definitions of one name).
@@ -50,12 +50,13 @@ def summary_rows(
     breakdown: str | None,
     breakdown_limit: int | None,
     exclusions: list[FunnelExclusion],
+    attribution: Attribution | None = None,
 ) -> list[Any]:
     """The summary rows of ``queries/funnel.py:_summary`` (``window`` in µs)."""
     from ...queries.funnel import OTHER
 
     params = Params()
-    chains = _chains(ctx, steps, window, order, breakdown, exclusions, params)
+    chains = _chains(ctx, steps, window, order, breakdown, exclusions, params, attribution)
     best = _best(chains)
     # Breakdown groups: values by persons at step 1, ties by value, the missing value last.
     ranked = (
@@ -142,9 +143,11 @@ def _chains(
     breakdown: str | None,
     exclusions: list[FunnelExclusion],
     params: Params,
+    attribution: Attribution | None = None,
 ) -> str:
     """One row per attempt that survives the exclusions: ``person_id``, ``level``,
-    ``entry_bd``, ``entry_seq``, ``tt1``, ``chain_times`` (and the working arrays)."""
+    ``entry_bd``, ``entry_seq``, ``tt1``, ``chain_times`` (and the working arrays). ``entry_bd``
+    is the value ``attribution`` picks (``queries/funnel.py:Attribution``)."""
     from ...queries.funnel import _clusters, _definitions
 
     n = len(steps)
@@ -185,6 +188,8 @@ def _chains(
     )
     build = {"ordered": _ordered, "strict": _strict, "any": _any}[order]
     chains = build(entries, steps, of, width, _clusters(steps))
+    if breakdown and attribution is not None and attribution.kind != "entry":
+        chains = _attributed(chains, attribution, len(definitions), order)
     if not exclusions:
         return chains
     if order == "ordered":  # the fold's chain as the per-step columns the test below reads
@@ -201,6 +206,24 @@ def _chains(
             f"({reached} AND arrayExists((t, x) -> x = 1 AND t > tt{lo} AND {upper}, tsa, xa{j}))"
         )
     return f"SELECT * FROM ({chains}) WHERE NOT ({' OR '.join(hits)})"
+
+
+def _attributed(chains: str, attribution: Attribution, definitions: int, order: str) -> str:
+    """``chains`` with ``entry_bd`` replaced: the first / last non-missing value over the
+    person's step events (``(ts, seq)`` order), or the value on the chain's event of a step."""
+    if attribution.kind == "step":
+        # The event of the step: its position in the ordered fold's chain, strict's column.
+        k = attribution.step + 1
+        at = f"chain[{k}]" if order == "ordered" else f"cc{k}"
+        value = f"if({at} > 0, bda[{at}], NULL)" if attribution.step else "entry_bd"
+    else:
+        names = ", ".join(f"f{d}" for d in range(definitions))
+        arrays = ", ".join(f"fa{d}" for d in range(definitions))
+        matches = " OR ".join(f"f{d} = 1" for d in range(definitions))
+        find = "arrayLastIndex" if attribution.kind == "last_touch" else "arrayFirstIndex"
+        index = f"{find}((b, {names}) -> b IS NOT NULL AND ({matches}), bda, {arrays})"
+        value = f"if({index} = 0, NULL, bda[{index}])"
+    return f"SELECT * REPLACE (CAST({value} AS Nullable(String)) AS entry_bd) FROM ({chains})"
 
 
 def _condition(step: FunnelStep, ctx: ReportContext, params: Params) -> str:
