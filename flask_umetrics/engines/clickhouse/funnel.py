@@ -173,6 +173,8 @@ def _chains(
         f"SELECT person_id, {unpack} FROM (SELECT person_id, "
         f"arraySort(groupArray(({columns}))) AS evs FROM {source} GROUP BY person_id)"
     )
+    if order == "ordered":  # per person, before one row per entry multiplies the work
+        people = f"SELECT *, {_ordered_arrays(of)} FROM ({people})"
     entry_group = "bda[ei]" if breakdown else "CAST(NULL AS Nullable(String))"
     start = params.bind(ctx.from_us, "Int64")
     stop = params.bind(ctx.to_us, "Int64")
@@ -220,22 +222,23 @@ def _times(n: int) -> str:
     return "[" + ", ".join(f"tt{s}" for s in range(1, n + 1)) + "]"
 
 
-def _ordered(
-    entries: str, steps: list[FunnelStep], of: list[int], width: str, _: dict[str, Any]
-) -> str:
-    n = len(steps)
+def _ordered_arrays(of: list[int]) -> str:
+    """The person's arrays the ordered chain reads: per definition used its flags (``fas``),
+    its events' positions (``pas``) and times (``tds``), and each step's definition (``sd``)."""
     used = sorted(set(of))
-    # Per definition used: its flags, its events' positions and their times (1-based arrays).
     flags = "[" + ", ".join(f"fa{d}" for d in used) + "]"
     # Code-chosen integers only: which definition (index into the arrays above) each step is.
     step_definition = "[" + ", ".join(str(used.index(d) + 1) for d in of) + "]"
     # Lambdas capture no array column (ClickHouse copies a captured array per element).
     positions = ", ".join(f"arrayFilter((i, f) -> f = 1, arrayEnumerate(tsa), fa{d})" for d in used)
     times = ", ".join(f"arrayFilter((t, f) -> f = 1, tsa, fa{d})" for d in used)
-    arrays = (
-        f"SELECT *, {flags} AS fas, {step_definition} AS sd, [{positions}] AS pas, "
-        f"[{times}] AS tds FROM ({entries})"
-    )
+    return f"{flags} AS fas, {step_definition} AS sd, [{positions}] AS pas, [{times}] AS tds"
+
+
+def _ordered(
+    entries: str, steps: list[FunnelStep], of: list[int], width: str, _: dict[str, Any]
+) -> str:
+    n = len(steps)
     # Step s: the (lt + 1 + u)-th event of its definition, lt its events strictly before the
     # previous step's time, u the chain's events at that time matching it; 0 once broken.
     previous = "tsa[acc[-1]]"
@@ -254,7 +257,7 @@ def _ordered(
     )
     return (
         f"SELECT *, {chain} AS chain, arrayCount(c -> c > 0, chain) AS level, "
-        f"arrayMap(c -> tsa[c], chain) AS chain_times FROM ({arrays})"
+        f"arrayMap(c -> tsa[c], chain) AS chain_times FROM ({entries})"
     )
 
 
