@@ -35,13 +35,17 @@ def test_upgrade_creates_the_schema_once_and_records_its_version(clickhouse_url:
     client = get_client(parse_clickhouse_url(clickhouse_url))
     assert schema.current_version(client) == 0
     assert schema.upgrade(client) == (0, schema.HEAD)
-    assert schema.HEAD == 2
+    assert schema.HEAD == 3
     assert tables(clickhouse_url) == TABLES
-    assert schema.upgrade(client) == (2, 2)  # idempotent: nothing applied twice
+    assert schema.upgrade(client) == (3, 3)  # idempotent: nothing applied twice
     rows = client.query(
         f"SELECT version, description FROM {schema.VERSION_TABLE} ORDER BY version"
     ).result_rows
-    assert rows == [(1, "events, person distinct ids, persons"), (2, "backfill progress")]
+    assert rows == [
+        (1, "events, person distinct ids, persons"),
+        (2, "backfill progress"),
+        (3, "events projection sorted by event"),
+    ]
 
 
 def test_an_interrupted_upgrade_is_finished_by_the_next(clickhouse_url: str) -> None:
@@ -51,10 +55,10 @@ def test_an_interrupted_upgrade_is_finished_by_the_next(clickhouse_url: str) -> 
     layout = schema.Layout()
     for statement in schema._version_table(layout) + schema._initial_tables(layout)[:2]:
         client.command(statement)
-    assert schema.upgrade(client) == (0, 2)
+    assert schema.upgrade(client) == (0, 3)
     assert tables(clickhouse_url) == TABLES
     count = client.query(f"SELECT count() FROM {schema.VERSION_TABLE}").result_rows[0][0]
-    assert count == 2
+    assert count == 3
 
 
 def test_events_table_keeps_microseconds_and_orders_for_reports(clickhouse_url: str) -> None:
@@ -73,6 +77,51 @@ def test_events_table_keeps_microseconds_and_orders_for_reports(clickhouse_url: 
         "AND table = 'umetrics_events' AND name = 'ts'"
     ).result_rows[0][0]
     assert ts_type == "DateTime64(6, 'UTC')"
+
+
+def test_upgrade_to_3_projects_existing_events_and_deletes_still_work(
+    clickhouse_url: str,
+) -> None:
+    """Events stored at version 2 get the projection sorted by event; a read filtered on
+    event names uses it (same rows as the table), and a lightweight delete (privacy,
+    retention) still runs and hides the rows from both."""
+    client = get_client(parse_clickhouse_url(clickhouse_url))
+    layout = schema.Layout()
+    for statement in schema._version_table(layout):
+        client.command(statement)
+    for migration in schema.MIGRATIONS[:2]:
+        for statement in [*migration.statements(layout), schema._record(migration)]:
+            client.command(statement)
+    assert schema.current_version(client) == 2
+    client.command(
+        "INSERT INTO umetrics_events (scope_id, uuid, event, distinct_id, ts, active, properties, "
+        "seq) SELECT 's', toString(number), ['a', 'b', 'c'][number % 3 + 1], "
+        "toString(number % 7), toDateTime64('2026-01-01', 6, 'UTC') + number, 1, '{}', number "
+        "FROM numbers(300)"
+    )
+    assert schema.upgrade(client) == (2, 3)
+    client.command(
+        f"ALTER TABLE {layout.events_table} MATERIALIZE PROJECTION {schema.EVENTS_BY_EVENT}",
+        settings={"mutations_sync": 2},
+    )
+    projected = client.query(
+        "SELECT count() FROM system.projection_parts WHERE database = currentDatabase() "
+        "AND table = 'umetrics_events' AND name = {name:String} AND active",
+        parameters={"name": schema.EVENTS_BY_EVENT},
+    ).result_rows[0][0]
+    assert projected >= 1
+    read = "SELECT count(), sum(seq) FROM umetrics_events WHERE scope_id = 's' AND event = 'b'"
+    assert client.query(read).result_rows == [(100, sum(range(1, 300, 3)))]
+    plan = "\n".join(r[0] for r in client.query("EXPLAIN projections = 1 " + read).result_rows)
+    assert schema.EVENTS_BY_EVENT in plan
+    client.command(
+        "DELETE FROM umetrics_events WHERE distinct_id = '1'",
+        settings={"lightweight_deletes_sync": 2},
+    )
+    kept = [n for n in range(1, 300, 3) if n % 7 != 1]
+    assert client.query(read).result_rows == [(len(kept), sum(kept))]
+    unprojected = client.query(read, settings={"optimize_use_projections": 0}).result_rows
+    assert unprojected == [(len(kept), sum(kept))]
 
 
 def _run_script(url: str, database: str, script: str) -> None:
@@ -106,7 +155,7 @@ def test_db_sql_prints_ddl_that_builds_the_schema(
     versions = client.query(
         f"SELECT version FROM umetrics_ddl_check.{schema.VERSION_TABLE}"
     ).result_rows
-    assert sorted(versions) == [(1,), (schema.HEAD,)]
+    assert sorted(versions) == [(m.version,) for m in schema.MIGRATIONS]
     client.command("DROP DATABASE umetrics_ddl_check SYNC")
 
 
@@ -143,6 +192,16 @@ def test_db_sql_renders_the_cluster_variant(
         "'{replica}-{shard}', version)" in persons
     )
     assert statements[-1].strip().startswith("INSERT INTO umetrics_clickhouse_versions")
+    alters = [s.strip() for s in statements if s.strip().startswith("ALTER TABLE")]
+    assert alters == [
+        "ALTER TABLE umetrics_events_local ON CLUSTER `analytics` MODIFY SETTING "
+        "lightweight_mutation_projection_mode = 'rebuild'",
+        "ALTER TABLE umetrics_events_local ON CLUSTER `analytics` ADD PROJECTION IF NOT EXISTS "
+        "events_by_event (SELECT scope_id, event, ts, seq, distinct_id "
+        "ORDER BY (scope_id, event, ts, seq))",
+        "ALTER TABLE umetrics_events_local ON CLUSTER `analytics` MATERIALIZE PROJECTION "
+        "events_by_event",
+    ]
     # The setting is the default (no ClickHouse needed to print): the same text without --cluster.
     from flask_umetrics import UMetrics
 
@@ -169,10 +228,10 @@ def test_db_upgrade_brings_clickhouse_to_its_version(
     runner = app.test_cli_runner()
     result = runner.invoke(args=["umetrics", "db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "umetrics ClickHouse schema: version empty -> 2" in result.output
+    assert "umetrics ClickHouse schema: version empty -> 3" in result.output
     assert tables(clickhouse_url) == TABLES
     again = runner.invoke(args=["umetrics", "db", "upgrade"])
-    assert "umetrics ClickHouse schema: version 2 -> 2" in again.output
+    assert "umetrics ClickHouse schema: version 3 -> 3" in again.output
 
 
 def test_auto_migrate_upgrades_clickhouse_too(clickhouse_url: str, tmp_path: Path) -> None:

@@ -176,6 +176,8 @@ def _chains(
         f"SELECT person_id, {unpack} FROM (SELECT person_id, "
         f"arraySort(groupArray(({columns}))) AS evs FROM {source} GROUP BY person_id)"
     )
+    if order == "ordered":  # per person, before one row per entry multiplies the work
+        people = f"SELECT *, {_ordered_arrays(of)} FROM ({people})"
     entry_group = "bda[ei]" if breakdown else "CAST(NULL AS Nullable(String))"
     start = params.bind(ctx.from_us, "Int64")
     stop = params.bind(ctx.to_us, "Int64")
@@ -243,41 +245,40 @@ def _times(n: int) -> str:
     return "[" + ", ".join(f"tt{s}" for s in range(1, n + 1)) + "]"
 
 
+def _ordered_arrays(of: list[int]) -> str:
+    """Per definition used, the person's arrays the ordered chain reads: its events' positions
+    (``pa<d>``) and times (``td<d>``)."""
+    # Lambdas capture no array column (ClickHouse copies a captured array per element).
+    return ", ".join(
+        f"arrayFilter((i, f) -> f = 1, arrayEnumerate(tsa), fa{d}) AS pa{d}, "
+        f"arrayFilter((t, f) -> f = 1, tsa, fa{d}) AS td{d}"
+        for d in sorted(set(of))
+    )
+
+
 def _ordered(
     entries: str, steps: list[FunnelStep], of: list[int], width: str, _: dict[str, Any]
 ) -> str:
-    n = len(steps)
-    used = sorted(set(of))
-    # Per definition used: its flags, its events' positions and their times (1-based arrays).
-    flags = "[" + ", ".join(f"fa{d}" for d in used) + "]"
-    # Code-chosen integers only: which definition (index into the arrays above) each step is.
-    step_definition = "[" + ", ".join(str(used.index(d) + 1) for d in of) + "]"
-    # Lambdas capture no array column (ClickHouse copies a captured array per element).
-    positions = ", ".join(f"arrayFilter((i, f) -> f = 1, arrayEnumerate(tsa), fa{d})" for d in used)
-    times = ", ".join(f"arrayFilter((t, f) -> f = 1, tsa, fa{d})" for d in used)
-    arrays = (
-        f"SELECT *, {flags} AS fas, {step_definition} AS sd, [{positions}] AS pas, "
-        f"[{times}] AS tds FROM ({entries})"
-    )
     # Step s: the (lt + 1 + u)-th event of its definition, lt its events strictly before the
     # previous step's time, u the chain's events at that time matching it; 0 once broken.
+    # The fold walks the steps 2..n as (positions, times, flags) of each one's definition.
     previous = "tsa[acc[-1]]"
     key = (
-        f"arrayCount(t -> t < {previous}, tds[sd[s]]) + 1 + "
-        f"arrayCount(c -> tsa[c] = {previous} AND fas[sd[s]][c] = 1, acc)"
+        f"arrayCount(t -> t < {previous}, x.2) + 1 + "
+        f"arrayCount(c -> tsa[c] = {previous} AND x.3[c] = 1, acc)"
     )
     following = (
-        "arrayMap(k -> if(acc[-1] > 0 AND k <= length(pas[sd[s]]) AND "
-        f"tds[sd[s]][k] <= tt1 + {width}, pas[sd[s]][k], 0), [{key}])[1]"
+        "arrayMap(k -> if(acc[-1] > 0 AND k <= length(x.1) AND "
+        f"x.2[k] <= tt1 + {width}, x.1[k], 0), [{key}])[1]"
     )
-    # One fold over the steps: the statement's size (and its planning) does not grow with n.
-    chain = (
-        f"arrayFold((acc, s) -> arrayPushBack(acc, {following}), range(2, {n + 1}), "
-        "[toUInt32(entry_at)])"
-    )
+    walk = "[" + ", ".join(f"(pa{d}, td{d}, fa{d})" for d in of[1:]) + "]"
+    # One fold: the statement grows by a tuple per step, its planning not per subquery.
+    chain = f"arrayFold((acc, x) -> arrayPushBack(acc, {following}), {walk}, [toUInt32(entry_at)])"
+    if len(of) == 1:  # nothing to walk (``[]`` has no type a lambda could take)
+        chain = "[toUInt32(entry_at)]"
     return (
         f"SELECT *, {chain} AS chain, arrayCount(c -> c > 0, chain) AS level, "
-        f"arrayMap(c -> tsa[c], chain) AS chain_times FROM ({arrays})"
+        f"arrayMap(c -> tsa[c], chain) AS chain_times FROM ({entries})"
     )
 
 

@@ -150,6 +150,28 @@ def _backfill_progress(layout: Layout) -> list[str]:
     ]
 
 
+#: The events projection that event-filtered reads (funnels) use: the table's sort key puts the
+#: day before the event name, so at about one granule per day a filter on a few event names
+#: prunes nothing; sorted by event first, it reads only the granules of those names.
+EVENTS_BY_EVENT = "events_by_event"
+
+
+def _events_by_event(layout: Layout) -> list[str]:
+    """Version 3: ``EVENTS_BY_EVENT``, the columns a funnel reads sorted by (scope, event, ts).
+
+    Lightweight deletes (privacy, retention) refuse a table with a projection unless told what
+    to do with it: ``rebuild`` rewrites the touched parts' projection, so it never shows a
+    deleted row. Parts written before this version get the projection from a background
+    mutation; until then reads use the table itself for them (same rows, only slower)."""
+    table = f"{layout.events_table}{layout.on_cluster}"
+    return [
+        f"ALTER TABLE {table} MODIFY SETTING lightweight_mutation_projection_mode = 'rebuild'",
+        f"ALTER TABLE {table} ADD PROJECTION IF NOT EXISTS {EVENTS_BY_EVENT} "
+        "(SELECT scope_id, event, ts, seq, distinct_id ORDER BY (scope_id, event, ts, seq))",
+        f"ALTER TABLE {table} MATERIALIZE PROJECTION {EVENTS_BY_EVENT}",
+    ]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -161,6 +183,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, person distinct ids, persons", _initial_tables),
     Migration(2, "backfill progress", _backfill_progress),
+    Migration(3, "events projection sorted by event", _events_by_event),
 )
 HEAD = MIGRATIONS[-1].version
 
