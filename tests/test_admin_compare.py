@@ -121,6 +121,30 @@ def test_funnel_compare_with_the_previous_period(client: FlaskClient) -> None:
     assert [row[-1] for row in steps] == ["3", "1"]  # count (previous)
 
 
+def test_funnel_trends_compare_with_the_previous_period(client: FlaskClient) -> None:
+    """Now: 03-03 p4 enters and converts, 03-04 p5-p7 enter and p5 converts (2 of 4); before:
+    03-01 p1 (1 of 1), 03-02 p2 and p3 (0 of 2): 1 of 3."""
+    html = _page(client, f"/funnels?step=view&step=signup&mode=trends&interval=day&{RANGE}")
+    assert table_cells(html, "funnel-compare") == [
+        ["Entered", "4", "3", "+33.3%"],
+        ["Converted", "2", "1", "+100.0%"],
+        ["Overall conversion", "50%", "33.3%", "+16.7 pts"],
+    ]
+    rows = table_cells(html, "funnel-trends")
+    assert [[row[0], row[-1]] for row in rows] == [["2026-03-03", "100%"], ["2026-03-04", "0%"]]
+    assert '"dashed": true' in html
+
+
+def test_funnel_time_to_convert_compares_with_the_previous_period(client: FlaskClient) -> None:
+    """Now p4 converts in 30 min and p5 in 5 min; before, p1 in an hour."""
+    html = _page(client, f"/funnels?step=view&step=signup&mode=time_to_convert&{RANGE}")
+    assert table_cells(html, "funnel-compare") == [
+        ["Converted", "2", "1", "+100.0%"],
+        ["Average time", "17 min 30 s", "1 h", "-70.8%"],
+        ["Median time", "17 min 30 s", "1 h", "-70.8%"],
+    ]
+
+
 def _compare(client: FlaskClient, path: str, key: str) -> list[list[str]]:
     return table_cells(_page(client, f"{path}&{RANGE}"), f"{key}-compare")
 

@@ -23,7 +23,7 @@ from ..db.tables import persons
 from ..errors import ValidationError
 from ..events.validation import from_micros
 from ..state import current_state, resolve_scope
-from .connection import report_connection
+from .connection import metadata_connection, report_connection
 from .people import MAX_LIMIT, MAX_OFFSET, first_distinct_ids
 
 if TYPE_CHECKING:
@@ -33,15 +33,21 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class PersonSource:
     """The person-id set behind a number: SQL for the SQL engine, or ClickHouse SQL and its
-    bound parameters. Either returns ``person_id, at``."""
+    bound parameters. Either returns ``person_id, at``. ``metadata``: the SQL reads only the
+    SQL metadata database (a segment's members), so it runs there whatever the event store."""
 
     query: Select[Any] | None = None
     clickhouse_sql: str | None = None
     clickhouse_params: Params | None = None
+    metadata: bool = False
 
     @classmethod
     def sql(cls, query: Select[Any]) -> PersonSource:
         return cls(query=query)
+
+    @classmethod
+    def metadata_sql(cls, query: Select[Any]) -> PersonSource:
+        return cls(query=query, metadata=True)
 
     @classmethod
     def clickhouse(cls, sql: str, params: Params) -> PersonSource:
@@ -77,7 +83,7 @@ def _page(source: PersonSource, limit: int, offset: int) -> tuple[int, list[tupl
     """The set's size and one page of ``(person_id, at)``, by person id, from the event store."""
     if source.query is not None:
         rows = source.query.subquery("behind")
-        with report_connection() as connection:
+        with metadata_connection() if source.metadata else report_connection() as connection:
             total = connection.execute(select(func.count()).select_from(rows)).scalar_one()
             page = connection.execute(
                 select(rows.c.person_id, rows.c.at)

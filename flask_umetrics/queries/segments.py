@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, null, select, update
 from sqlalchemy.sql import ColumnElement
 
 from ..audit import record_audit
@@ -23,6 +23,7 @@ from ..errors import ValidationError
 from ..events.validation import MAX_ID_LENGTH
 from ..state import current_state, resolve_scope
 from .filters import PropertyFilter
+from .persons import PersonSource
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 MAX_STATIC_MEMBERS = 100_000
@@ -202,3 +203,14 @@ def count_segment_persons(segment: Segment) -> int:
     )
     with current_state().engine.connect() as connection:
         return int(connection.execute(query).scalar_one())
+
+
+def segment_persons(segment: Segment) -> PersonSource:
+    """The segment's persons for a paged list: the rows :func:`count_segment_persons` counts,
+    read from the SQL database on every event store (membership is person data). ``at`` is
+    NULL: belonging to a segment has no moment."""
+    return PersonSource.metadata_sql(
+        select(persons.c.id.label("person_id"), null().label("at")).where(
+            persons.c.scope_id == segment.scope_id, segment.condition(persons.c.id)
+        )
+    )

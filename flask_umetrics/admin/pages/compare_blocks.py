@@ -28,6 +28,35 @@ def funnel_measures(now: dict[str, Any], before: dict[str, Any]) -> list[Measure
     return measures
 
 
+def funnel_trends_measures(now: dict[str, Any], before: dict[str, Any]) -> list[Measure]:
+    """Persons entering and converting over the range, and the overall conversion (converted
+    over entered, as the points' rates are)."""
+
+    def totals(answer: dict[str, Any]) -> tuple[int, int, float | None]:
+        entered = sum(p["entered"] for p in answer["points"])
+        converted = sum(p["converted"] for p in answer["points"])
+        return entered, converted, converted / entered if entered else None
+
+    (entered, converted, rate), (entered_before, converted_before, rate_before) = (
+        totals(now),
+        totals(before),
+    )
+    return [
+        ("Entered", entered, entered_before, None),
+        ("Converted", converted, converted_before, None),
+        ("Overall conversion", rate, rate_before, "percent"),
+    ]
+
+
+def funnel_time_measures(now: dict[str, Any], before: dict[str, Any]) -> list[Measure]:
+    """Persons converting between the two steps, and their average and median time."""
+    return [
+        ("Converted", now["converted"], before["converted"], None),
+        ("Average time", now["average_seconds"], before["average_seconds"], "duration"),
+        ("Median time", now["median_seconds"], before["median_seconds"], "duration"),
+    ]
+
+
 def summary_measures(now: dict[str, Any], before: dict[str, Any]) -> list[Measure]:
     """The overview's summary numbers (events, active persons, new persons, sessions)."""
     names = ("total_events", "dau", "wau", "mau", "new_persons", "sessions")

@@ -85,7 +85,7 @@ def previous_text(current: Any, previous: Any, fmt: str | None = None) -> str:
 
 
 #: One compared number: its label, this period's and the previous period's value, its format
-#: (``percent`` for a share, None for a count).
+#: (``percent`` for a share, ``duration`` for seconds, None for a count).
 Measure = tuple[str, Any, Any, str | None]
 
 
@@ -102,8 +102,8 @@ COMPARE_COLUMNS = ["Measure", "This period", "Previous period", "Change"]
 
 
 def _shown(value: Any, fmt: str | None) -> Any:
-    """Shares as their percentage text (the table's columns mix counts and shares)."""
-    return str(cell(value, fmt)) if fmt == "percent" else value
+    """Shares and durations as their text (the table's columns mix counts, shares and times)."""
+    return str(cell(value, fmt)) if fmt in ("percent", "duration") else value
 
 
 def dashed_previous(chart: Chart, previous: Chart) -> Chart:

@@ -17,7 +17,7 @@ from ..access import current_scope
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
-from .compare_blocks import funnel_measures
+from .compare_blocks import funnel_measures, funnel_time_measures, funnel_trends_measures
 from .date_range import compare_table, dashed_previous, previous_report
 from .persons_behind import persons_url
 from .report_forms import (
@@ -60,6 +60,7 @@ FORMATS = {
     "drop_off_share": "percent",
     "median_seconds_from_previous": "duration",
     "conversion_rate": "percent",
+    "conversion_rate (previous)": "percent",
 }
 
 
@@ -122,16 +123,22 @@ def _step_rows(steps: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-def _trends_chart(answer: dict[str, Any]) -> Chart:
-    """Conversion rate per entry period, with the persons entering and converting in the table."""
+def _rate_chart(answer: dict[str, Any]) -> Chart:
+    """Conversion rate per entry period (its table: time and rate)."""
     points = answer["points"]
-    chart = series_chart(
+    return series_chart(
         "funnel-trends",
         f"Conversion by entry {answer['interval']}",
         [short_time(p["start"], answer["interval"]) for p in points],
         {"conversion_rate": [p["conversion_rate"] for p in points]},
         percent=True,
     )
+
+
+def _trends_chart(answer: dict[str, Any]) -> Chart:
+    """Conversion rate per entry period, with the persons entering and converting in the table."""
+    points = answer["points"]
+    chart = _rate_chart(answer)
     chart.table = Table(
         "funnel-trends",
         chart.title,
@@ -225,6 +232,18 @@ def _persons_links(n: int, overrides: dict[str, Any]) -> list[tuple[str, str | N
     ]
 
 
+def _compared(answer: dict[str, Any], previous: dict[str, Any], chart: Chart) -> Table:
+    """The previous period of any view: dashed into ``chart`` where it has a line or bars to
+    compare, and its headline numbers next to this period's."""
+    if answer.get("mode") == "time_to_convert":  # bins differ between ranges: numbers only
+        return compare_table("funnel", funnel_time_measures(answer, previous))
+    if answer.get("mode") == "trends":
+        dashed_previous(chart, _rate_chart(previous))
+        return compare_table("funnel", funnel_trends_measures(answer, previous))
+    dashed_previous(chart, _charts(previous)[0])
+    return compare_table("funnel", funnel_measures(answer, previous))
+
+
 def _suggestions(events: list[str]) -> list[list[str]]:
     known = set(events)
     fitting = [steps for steps in SUGGESTED if known.issuperset(steps)]
@@ -260,10 +279,9 @@ def view() -> Response | str:
             if "steps" in answer:
                 links = _persons_links(len(answer["steps"]), overrides)
                 chart.links = [reached for reached, _ in links]
-                previous = previous_report(query_funnel, FunnelQuery, overrides)
-                if previous is not None:
-                    dashed_previous(chart, _charts(previous)[0])
-                    compare = compare_table("funnel", funnel_measures(answer, previous))
+            previous = previous_report(query_funnel, FunnelQuery, overrides)
+            if previous is not None:
+                compare = _compared(answer, previous, chart)
     shown_window = window or _int(request.args.get("window")) or DEFAULT_WINDOW_SECONDS
     window_value, window_unit = _window_fields(shown_window)
     events = event_choices(list(steps))

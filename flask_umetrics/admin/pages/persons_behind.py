@@ -1,5 +1,5 @@
 """The persons behind a number: the list a funnel bar, a retention cell, a trend point, a
-lifecycle bar or a stickiness bar opens
+lifecycle bar, a stickiness bar or a saved segment opens
 (``/api/query/<report>/persons``), paged, with a CSV link and "save as static segment"."""
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from ...api.reports.persons import (
     FunnelPersonsQuery,
     LifecyclePersonsQuery,
     RetentionPersonsQuery,
+    SegmentPersonsQuery,
     StickinessPersonsQuery,
     TrendsPersonsQuery,
     query_funnel_persons,
     query_lifecycle_persons,
     query_retention_persons,
+    query_segment_persons,
     query_stickiness_persons,
     query_trends_persons,
 )
@@ -39,6 +41,7 @@ REPORTS: dict[str, tuple[Callable[..., Any], type[pydantic.BaseModel], str]] = {
     "trends": (query_trends_persons, TrendsPersonsQuery, "umetrics_admin.events"),
     "lifecycle": (query_lifecycle_persons, LifecyclePersonsQuery, "umetrics_admin.lifecycle"),
     "stickiness": (query_stickiness_persons, StickinessPersonsQuery, "umetrics_admin.stickiness"),
+    "segment": (query_segment_persons, SegmentPersonsQuery, "umetrics_admin.people"),
 }
 PAGE_SIZE = 50
 
@@ -78,6 +81,8 @@ def _title(report: str) -> str:
         return (
             f"{args.get('status', '?').capitalize()} persons of the period {args.get('time', '?')}"
         )
+    if report == "segment":
+        return f"Persons of the segment {args.get('segment', '?')}"
     if report == "stickiness":
         periods = args.get("periods", "?")
         unit = args.get("interval", "day") + ("" if periods == "1" else "s")
@@ -162,6 +167,7 @@ def _back_args(report: str) -> dict[str, Any]:
     """The report page's own parameters (what picks the number and the page dropped)."""
     dropped = {"funnel_step", "dropoff", "cohort", "time", "breakdown_value", "offset", "limit"}
     dropped |= {"status"} | ({"periods"} if report == "stickiness" else set())
+    dropped |= {"segment"} if report == "segment" else set()
     args = {k: v for k, v in _args().items() if k not in dropped}
     if "period" in args:
         args["period"] = [v for v in args["period"] if not v.isdigit()]

@@ -11,13 +11,16 @@ from typing import Any, Literal
 from flask import Response, request
 from pydantic import BaseModel, Field, model_validator
 
+from ...errors import APIError
 from ...queries.funnel import MAX_STEPS, FunnelStep, funnel_persons
 from ...queries.lifecycle import lifecycle_persons
 from ...queries.people import MAX_LIMIT, MAX_OFFSET
 from ...queries.persons import PersonsList, PersonSource, persons_behind, persons_csv
 from ...queries.retention import MAX_PERIODS, retention_persons
+from ...queries.segments import get_segment, segment_persons
 from ...queries.stickiness import stickiness_persons
 from ...queries.trends import trend_persons
+from ..models import ScopedModel
 from ..router import APICall
 from ..routes import router
 from .basic import TrendsQuery
@@ -232,3 +235,22 @@ def query_stickiness_persons(call: APICall) -> PersonsList | Response:
         q.context(call.scope_id), periods=q.periods, event=q.event, interval=q.interval
     )
     return _answer(call, source)
+
+
+class SegmentPersonsQuery(ScopedModel, PageParams):
+    segment: str = Field(min_length=1, max_length=100, description="Key of a saved segment.")
+
+
+@router.route(
+    "/query/segment/persons",
+    summary="The persons of a saved segment (the members its person count counts)",
+    permission="metrics.view",
+    tag=TAG,
+    query=SegmentPersonsQuery,
+    response=PersonsList,
+)
+def query_segment_persons(call: APICall) -> PersonsList | Response:
+    segment = get_segment(call.query.segment, scope_id=call.scope_id)
+    if segment is None:
+        raise APIError(404, "not_found", f"No segment {call.query.segment!r} in this scope.")
+    return _answer(call, segment_persons(segment))
