@@ -3,6 +3,9 @@ behind each point equal to its unique-persons count, on every event store."""
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from flask_umetrics.queries.persons import persons_behind
 from flask_umetrics.queries.segments import save_segment
 from flask_umetrics.queries.trends import TrendsResult, trend_persons, trends
 
+from .admin_html import table_cells
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
 
@@ -40,7 +44,7 @@ EVENTS = [
 def data(make_app: AppFactory) -> Flask:
     extension = UMetrics()
     allow_all(extension)
-    app = make_app(extension)
+    app = make_app(extension, SECRET_KEY="test-secret")
     load(app, EVENTS)
     with app.app_context():
         identify("c", anon_id="c-anon")
@@ -214,3 +218,18 @@ def test_routes(data: Flask) -> None:
     )
     assert response.status_code == 400, response.json
     assert "breakdown_value" in response.json["error"]["message"]
+
+
+def test_events_page_breaks_down_by_segment(data: Flask) -> None:
+    """The dashboard's Events page passes breakdown_type on, to the chart and to the persons
+    behind each point."""
+    client = data.test_client()
+    query = (
+        "date_from=2026-03-01&date_to=2026-03-03&event=view&breakdown=pro&breakdown_type=segment"
+    )
+    page = html.unescape(client.get(f"/umetrics/admin/events?{query}").text)
+    assert '<option value="segment" selected>' in page
+    links = json.loads(re.findall(r'"links": (\[\[.*?\]\])', page)[0])
+    assert len(links) == 2 and all("breakdown_type=segment" in link for link in links[0])
+    listed = table_cells(client.get(links[0][0]).text, "persons-behind")
+    assert sorted(row[0] for row in listed if len(row) > 1) == ["a", "c"]  # "in" on March 1

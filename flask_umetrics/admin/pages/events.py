@@ -131,7 +131,8 @@ def _top_chart(key: str, title: str, items: list[dict[str, Any]], column: str) -
 def view() -> Response | str:
     event = request.args.get("event") or None
     breakdown = request.args.get("breakdown") or None
-    values_of = request.args.get("values_of") or breakdown
+    by_event = request.args.get("breakdown_type", "event") == "event"
+    values_of = request.args.get("values_of") or (breakdown if by_event else None)
     rows = filter_rows()
     charts: list[Chart] = []
     tables: list[Table] = []
