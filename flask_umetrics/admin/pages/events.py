@@ -80,6 +80,8 @@ def _trends_chart(answer: dict[str, Any]) -> tuple[Chart, Table]:
         title += f" ({answer['property']})"
     if answer["breakdown"]:
         title += f" by {answer['breakdown']}"
+        if answer.get("breakdown_type") in ("person", "segment"):
+            title += f" ({answer['breakdown_type']})"
     chart = series_chart("trends", title, labels, series)
     column = answer["breakdown"] or "series"
     return chart, Table("trend-totals", "Totals over the range", [column, "total"], totals)
