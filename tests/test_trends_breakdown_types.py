@@ -233,3 +233,21 @@ def test_events_page_breaks_down_by_segment(data: Flask) -> None:
     assert len(links) == 2 and all("breakdown_type=segment" in link for link in links[0])
     listed = table_cells(client.get(links[0][0]).text, "persons-behind")
     assert sorted(row[0] for row in listed if len(row) > 1) == ["a", "c"]  # "in" on March 1
+
+
+def test_person_maths_with_person_and_segment_breakdowns(data: Flask) -> None:
+    # first_time: each person's first view (c's through c-anon), under the person's plan.
+    person = {"breakdown": "plan", "breakdown_type": "person"}
+    assert table(run(data, math="first_time", **person)) == [
+        ("pro", [2, 0]),
+        ("free", [1, 0]),
+        ("team", [0, 1]),
+        (None, [0, 1]),
+    ]
+    # wau: b, seen on March 1, is still active out of the segment on March 2.
+    segment = {"breakdown": "pro", "breakdown_type": "segment"}
+    assert table(run(data, math="wau", **segment)) == [("in", [2, 2]), ("out", [1, 3])]
+    assert table(run(data, math="per_person_avg", **segment)) == [
+        ("in", [1.5, 1]),
+        ("out", [1, 1]),
+    ]
