@@ -5,7 +5,11 @@ per person), or ``sum|avg|min|max|median|p75|p90|p95|p99`` of a numeric property
 percentiles, linear interpolation between closest ranks: ``percentiles.py``); ``cumulative``
 turns the series of an additive math into running totals; optional ``breakdown`` by an event
 property into its top ``breakdown_limit`` values plus ``$other``. Events without the breakdown
-property form the ``null`` group. ``compare="previous"`` adds the same report over the previous
+property form the ``null`` group. ``breakdown_type="person"`` reads the property from the
+person's current properties instead (a merged person is one person with one value; a person
+without it is in the ``null`` group); ``breakdown_type="segment"`` takes ``breakdown`` as a saved
+segment's key and gives exactly two series, ``in`` and ``out`` (membership as
+``segments.py`` defines it). ``compare="previous"`` adds the same report over the previous
 range (``compare.py``) as ``previous``.
 """
 
@@ -19,7 +23,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Float, case, func, literal, literal_column, or_, select, true, union_all
 from sqlalchemy.sql import ColumnElement, Select, Subquery
 
-from ..db.tables import events
+from ..db.tables import events, person_distinct_ids, persons
 from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from ..events.validation import to_micros
@@ -29,6 +33,7 @@ from .connection import report_connection
 from .context import Count, ReportContext
 from .percentiles import PERCENTILES, percentile_cells
 from .persons import PersonSource
+from .segments import Segment, get_segment
 from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
 
 Math = Literal[
@@ -62,6 +67,10 @@ PERSON_MATHS = frozenset({"unique_persons", "per_person_avg", "first_time", "dau
 WINDOWS: dict[str, int] = {"wau": 7, "mau": 30}
 OTHER = "$other"
 MAX_BREAKDOWN_LIMIT = 100
+#: What ``breakdown`` names: an event property, a person property, or a saved segment.
+BREAKDOWN_TYPES = ("event", "person", "segment")
+#: The two series of a segment breakdown: its members, and everyone else.
+SEGMENT_GROUPS: list[str | None] = ["in", "out"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ class TrendsResult:
     #: series aligned with bucket ``i`` here (its own ``time`` labels).
     previous: TrendsResult | None = None
     formula: str | None = None  # with several series: the formula of the results
+    breakdown_type: str | None = None  # with a breakdown: event, person or segment
 
 
 def _aggregate(math: str, prop: str | None, rows: Any) -> ColumnElement[Any]:
@@ -123,9 +133,11 @@ def trends(
     breakdown_limit: int = 10,
     compare: str | None = None,
     cumulative: bool = False,
+    breakdown_type: str = "event",
 ) -> TrendsResult:
     """One series per breakdown value (one series without a breakdown)."""
     check_compare(compare)
+    segment = breakdown_segment(ctx, breakdown, breakdown_type)
     if cumulative and math not in ADDITIVE:
         raise ValidationError("cumulative", f"needs math {' or '.join(sorted(ADDITIVE))}")
     if interval not in INTERVALS:
@@ -153,9 +165,13 @@ def trends(
             breakdown_limit=breakdown_limit,
             other=OTHER,
             window=WINDOWS.get(math),
+            breakdown_type=breakdown_type,
+            segment=segment,
         )
     else:
-        top, cells = _sql_cells(ctx, read, event, math, property, breakdown, breakdown_limit)
+        top, cells = _sql_cells(
+            ctx, read, event, math, property, breakdown, breakdown_limit, breakdown_type, segment
+        )
     lead = len(read.starts) - len(buckets.starts)  # the days before the range wau/mau read
     if lead:
         cells = {(group, index - lead): value for (group, index), value in cells.items()}
@@ -185,8 +201,40 @@ def trends(
             breakdown=breakdown,
             breakdown_limit=breakdown_limit,
             cumulative=cumulative,
+            breakdown_type=breakdown_type,
         )
-    return TrendsResult(interval, math, results, property, breakdown, ctx.sample, previous)
+    kind = None if breakdown is None else breakdown_type
+    return TrendsResult(
+        interval, math, results, property, breakdown, ctx.sample, previous, breakdown_type=kind
+    )
+
+
+def breakdown_segment(
+    ctx: ReportContext, breakdown: str | None, breakdown_type: str
+) -> Segment | None:
+    """Check ``breakdown_type``; for ``segment``, the saved segment ``breakdown`` names."""
+    if breakdown_type not in BREAKDOWN_TYPES:
+        raise ValidationError("breakdown_type", f"must be one of {', '.join(BREAKDOWN_TYPES)}")
+    if breakdown_type != "segment" or breakdown is None:
+        return None
+    found = get_segment(breakdown, scope_id=ctx.scope_id)
+    if found is None:
+        raise ValidationError("breakdown", f"no segment {breakdown!r} in scope {ctx.scope_id!r}")
+    return found
+
+
+def _breakdown_value(
+    base: Select[Any], breakdown: str, breakdown_type: str, segment: Segment | None
+) -> tuple[Select[Any], ColumnElement[Any]]:
+    """``base`` (events, with the distinct-id map for person and segment breakdowns) and the
+    breakdown value of each of its rows."""
+    if breakdown_type == "person":  # the person's current property; no person row -> null
+        joined = base.outerjoin(persons, persons.c.id == person_distinct_ids.c.person_id)
+        return joined, prop_text(persons.c.properties, breakdown)
+    if segment is not None:
+        member = segment.condition(person_distinct_ids.c.person_id)
+        return base, case((member, literal(SEGMENT_GROUPS[0])), else_=literal(SEGMENT_GROUPS[1]))
+    return base, prop_text(events.c.properties, breakdown)
 
 
 def _read_buckets(ctx: ReportContext, buckets: Buckets, math: str) -> Buckets:
@@ -208,11 +256,18 @@ def _sql_cells(
     property: str | None,
     breakdown: str | None,
     breakdown_limit: int,
+    breakdown_type: str = "event",
+    segment: Segment | None = None,
 ) -> tuple[list[str | None], dict[tuple[Any, int], Any]]:
     """The SQL engine's ``(top breakdown values, {(group, bucket): value})``."""
-    # Persons are only needed to count them or to limit the report to some of them; plain
-    # event counts and sums skip the join with the distinct-id map.
-    needs_persons = math in PERSON_MATHS or ctx.sample is not None or ctx.segment is not None
+    # Persons are only needed to count them, to limit the report to some of them or to break
+    # down by them; plain event counts and sums skip the join with the distinct-id map.
+    needs_persons = (
+        math in PERSON_MATHS
+        or ctx.sample is not None
+        or ctx.segment is not None
+        or (breakdown is not None and breakdown_type != "event")
+    )
     base = person_events(ctx.scope_id) if needs_persons else events_of(ctx.scope_id)
     # wau/mau read whole days from the window before the range; first_time each person's
     # earlier events too, to find their first one.
@@ -223,7 +278,7 @@ def _sql_cells(
         base = base.where(events.c.event == event)
     group: ColumnElement[Any] = literal(None)
     if breakdown is not None:
-        group = prop_text(events.c.properties, breakdown)
+        base, group = _breakdown_value(base, breakdown, breakdown_type, segment)
     number = prop_number(events.c.properties, property) if property else literal(None)
     query = base.add_columns(
         buckets.index(events.c.ts).label("bucket"),
@@ -236,7 +291,9 @@ def _sql_cells(
         rows = _first_events(rows, ctx)
     with report_connection() as connection:
         top: list[str | None] = [None]
-        if breakdown is not None:
+        if segment is not None:
+            top = list(SEGMENT_GROUPS)
+        elif breakdown is not None:
             top = list(
                 connection.execute(
                     select(rows.c.grp)
@@ -337,6 +394,7 @@ def trend_persons(
     breakdown: str | None = None,
     breakdown_limit: int = 10,
     breakdown_value: str | None = None,
+    breakdown_type: str = "event",
 ) -> PersonSource:
     """The persons behind point ``time`` (a bucket start as the report labels it) of the
     series ``breakdown_value`` (``None``: the missing-value group; ``$other``: every value
@@ -348,6 +406,9 @@ def trend_persons(
         raise ValidationError("breakdown_limit", f"must be between 1 and {MAX_BREAKDOWN_LIMIT}")
     if breakdown is None and breakdown_value is not None:
         raise ValidationError("breakdown_value", "needs a breakdown")
+    segment = breakdown_segment(ctx, breakdown, breakdown_type)
+    if segment is not None and breakdown_value not in SEGMENT_GROUPS:
+        raise ValidationError("breakdown_value", "must be in or out for a segment breakdown")
     buckets = ctx.buckets(interval)
     labels = buckets.labels()
     if time not in labels:
@@ -363,6 +424,7 @@ def trend_persons(
             interval=interval,
             breakdown=breakdown,
             breakdown_limit=breakdown_limit,
+            breakdown_type=breakdown_type,
         )
         top = [
             series.breakdown_value for series in shown.results if series.breakdown_value != OTHER
@@ -371,7 +433,16 @@ def trend_persons(
         from ..engines.clickhouse.trends import persons_sql
 
         return PersonSource.clickhouse(
-            *persons_sql(ctx, span, event, breakdown, breakdown_value, top)
+            *persons_sql(
+                ctx,
+                span,
+                event,
+                breakdown,
+                breakdown_value,
+                top,
+                breakdown_type=breakdown_type,
+                segment=segment,
+            )
         )
     base = person_events(ctx.scope_id).where(
         events.c.ts >= span[0], events.c.ts < span[1], *ctx.event_filters()
@@ -379,7 +450,7 @@ def trend_persons(
     if event is not None:
         base = base.where(events.c.event == event)
     if breakdown is not None:
-        value = prop_text(events.c.properties, breakdown)
+        base, value = _breakdown_value(base, breakdown, breakdown_type, segment)
         if top is not None:
             named = [v for v in top if v is not None]
             base = base.where(or_(value.is_(None), value.not_in(named)) if named else true())

@@ -40,6 +40,7 @@ def trends_series(
     breakdown_limit: int = 10,
     cumulative: bool = False,
     compare: str | None = None,
+    breakdown_type: str = "event",
 ) -> TrendsResult:
     if not 1 <= len(series) <= MAX_SERIES:
         raise ValidationError("series", f"give 1 to {MAX_SERIES} series")
@@ -57,6 +58,7 @@ def trends_series(
             breakdown=breakdown,
             breakdown_limit=breakdown_limit,
             cumulative=run_each,
+            breakdown_type=breakdown_type,
         )
         for spec in series
     ]
@@ -103,7 +105,16 @@ def trends_series(
             breakdown=breakdown,
             breakdown_limit=breakdown_limit,
             cumulative=cumulative,
+            breakdown_type=breakdown_type,
         )
     return TrendsResult(
-        interval, math, results, None, breakdown, ctx.sample, previous, formula=formula
+        interval,
+        math,
+        results,
+        None,
+        breakdown,
+        ctx.sample,
+        previous,
+        formula=formula,
+        breakdown_type=None if breakdown is None else breakdown_type,
     )

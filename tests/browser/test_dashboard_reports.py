@@ -275,3 +275,19 @@ def test_retention_breakdown_rolling_and_sunday_weeks(page: Page, live_app: Live
     assert _cell(curve[0][1]) == round(first * 100, 1)
     expect(page.locator("canvas[data-drawn]")).to_have_count(1)
     screenshot(page, "retention-breakdown")
+
+
+def test_events_breakdown_by_person_property(page: Page, live_app: LiveApp) -> None:
+    login(page, live_app)
+    page.goto(f"{live_app.url}{ADMIN}/events?{_query([('event', 'signed_up')])}")
+    page.fill("input[name=breakdown]", "plan")
+    page.select_option("select[name=breakdown_type]", "person")
+    page.click("form.um-range button[type=submit]")
+    page.wait_for_load_state()
+    expect(page.locator("select[name=breakdown_type]")).to_have_value("person")
+    params = [("event", "signed_up"), ("breakdown", "plan"), ("breakdown_type", "person")]
+    trends: dict[str, Any] = live_app.api(f"{API}/query/trends?{_query(params)}")
+    totals = {row[0]: number(row[1]) for row in table_rows(page, "trend-totals")}
+    shown = {r["breakdown_value"] or "(none)": r["total"] for r in trends["results"]}
+    assert totals == shown and len(shown) > 1  # current plans, not "free" at sign-up
+    screenshot(page, "events-person-breakdown")

@@ -80,6 +80,8 @@ def _trends_chart(answer: dict[str, Any]) -> tuple[Chart, Table]:
         title += f" ({answer['property']})"
     if answer["breakdown"]:
         title += f" by {answer['breakdown']}"
+        if answer.get("breakdown_type") in ("person", "segment"):
+            title += f" ({answer['breakdown_type']})"
     chart = series_chart("trends", title, labels, series)
     column = answer["breakdown"] or "series"
     return chart, Table("trend-totals", "Totals over the range", [column, "total"], totals)
@@ -131,7 +133,8 @@ def _top_chart(key: str, title: str, items: list[dict[str, Any]], column: str) -
 def view() -> Response | str:
     event = request.args.get("event") or None
     breakdown = request.args.get("breakdown") or None
-    values_of = request.args.get("values_of") or breakdown
+    by_event = request.args.get("breakdown_type", "event") == "event"
+    values_of = request.args.get("values_of") or (breakdown if by_event else None)
     rows = filter_rows()
     charts: list[Chart] = []
     tables: list[Table] = []

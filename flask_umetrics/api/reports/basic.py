@@ -93,7 +93,16 @@ class TrendsQuery(VolumeQuery):
         except ValueError as exc:
             raise ValueError("must be a JSON list of {event, math, property} objects") from exc
 
-    breakdown: str | None = Field(None, max_length=200, description="Event property to split by.")
+    breakdown: str | None = Field(
+        None,
+        max_length=200,
+        description="Property to split by (breakdown_type segment: a saved segment's key).",
+    )
+    breakdown_type: Literal["event", "person", "segment"] = Field(
+        "event",
+        description="event: an event property; person: the person's current property; "
+        "segment: two series, in and out of the saved segment `breakdown`.",
+    )
     breakdown_limit: int = Field(10, ge=1, le=100)
 
     _keys = field_validator("property", "breakdown")(_property_key)
@@ -120,6 +129,7 @@ def query_trends(call: APICall) -> TrendsResult:
             breakdown_limit=q.breakdown_limit,
             cumulative=q.cumulative,
             compare=q.compare,
+            breakdown_type=q.breakdown_type,
         )
     return trends(
         q.context(call.scope_id),
@@ -131,6 +141,7 @@ def query_trends(call: APICall) -> TrendsResult:
         breakdown_limit=q.breakdown_limit,
         compare=q.compare,
         cumulative=q.cumulative,
+        breakdown_type=q.breakdown_type,
     )
 
 

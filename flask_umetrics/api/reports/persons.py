@@ -201,6 +201,7 @@ def query_trends_persons(call: APICall) -> PersonsList | Response:
         breakdown=q.breakdown,
         breakdown_limit=q.breakdown_limit,
         breakdown_value=q.breakdown_value,
+        breakdown_type=q.breakdown_type,
     )
     return _answer(call, source)
 

@@ -9,12 +9,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...queries.percentiles import PERCENTILES, clickhouse_percentile
-from .expressions import Params, bucket_index, person_events, prop_number, prop_text, scoped_events
+from .expressions import (
+    Params,
+    bucket_index,
+    person_events,
+    prop_number,
+    prop_text,
+    scope_param,
+    scoped_events,
+    segment_condition,
+)
 from .runner import rows
+from .schema import PERSONS
 
 if TYPE_CHECKING:
     from ...queries.buckets import Buckets
     from ...queries.context import ReportContext
+    from ...queries.segments import Segment
 
 _AGGREGATES = {
     "total": "count()",
@@ -41,6 +52,8 @@ def cells(
     breakdown_limit: int,
     other: str,
     window: int | None = None,
+    breakdown_type: str = "event",
+    segment: Segment | None = None,
 ) -> tuple[list[str | None], dict[tuple[Any, int], Any]]:
     """``(top breakdown values, {(group, bucket index): value})``."""
     params = Params()
@@ -48,6 +61,7 @@ def cells(
         math in {"unique_persons", "per_person_avg", "first_time", "dau", "wau", "mau"}
         or ctx.sample is not None
         or ctx.segment is not None
+        or (breakdown is not None and breakdown_type != "event")
     )
     where = [] if event is None else [f"event = {params.bind(event, 'String')}"]
     if math == "first_time":  # each person's first event (by time, then arrival) in the range
@@ -64,7 +78,7 @@ def cells(
         )
     group = "CAST(NULL AS Nullable(String))"
     if breakdown is not None:
-        group = prop_text("properties", breakdown, params)
+        source, group = grouped_source(ctx, params, source, breakdown, breakdown_type, segment)
     number = prop_number("properties", property, params) if property else "NULL"
     person = "person_id" if needs_persons else "0"
     base = (
@@ -73,7 +87,9 @@ def cells(
         f"FROM {source})"
     )
     top: list[str | None] = [None]
-    if breakdown is not None:
+    if segment is not None:
+        top = ["in", "out"]
+    elif breakdown is not None:
         found = rows(
             f"SELECT grp FROM {base} GROUP BY grp ORDER BY count() DESC, grp ASC NULLS LAST "
             f"LIMIT {params.bind(breakdown_limit, 'UInt32')}",
@@ -120,21 +136,55 @@ def persons_sql(
     breakdown: str | None,
     breakdown_value: str | None,
     top: list[str | None] | None,
+    *,
+    breakdown_type: str = "event",
+    segment: Segment | None = None,
 ) -> tuple[str, Params]:
     """``person_id, at`` of the persons behind one point (``queries/trends.py:trend_persons``):
     events in ``span`` (µs) of the series' group, first event time per person."""
     params = Params()
     where = [] if event is None else [f"event = {params.bind(event, 'String')}"]
+    source = person_events(ctx, params, bounds=span, where=where)
     if breakdown is not None:
-        value = prop_text("properties", breakdown, params)
+        source, value = grouped_source(ctx, params, source, breakdown, breakdown_type, segment)
+        keep: list[str] = []
         if top is not None:
             named = params.bind([v for v in top if v is not None], "Array(String)")
-            where.append(f"({value} IS NULL OR NOT has({named}, assumeNotNull({value})))")
+            keep.append(f"({value} IS NULL OR NOT has({named}, assumeNotNull({value})))")
             if None in top:
-                where.append(f"{value} IS NOT NULL")
+                keep.append(f"{value} IS NOT NULL")
         elif breakdown_value is None:
-            where.append(f"{value} IS NULL")
+            keep.append(f"{value} IS NULL")
         else:
-            where.append(f"{value} = {params.bind(breakdown_value, 'String')}")
-    source = person_events(ctx, params, bounds=span, where=where)
+            keep.append(f"{value} = {params.bind(breakdown_value, 'String')}")
+        source = f"(SELECT * FROM {source} WHERE {' AND '.join(keep)})"
     return f"SELECT person_id, min(us) AS at FROM {source} GROUP BY person_id", params
+
+
+def grouped_source(
+    ctx: ReportContext,
+    params: Params,
+    source: str,
+    breakdown: str,
+    breakdown_type: str,
+    segment: Segment | None,
+) -> tuple[str, str]:
+    """``source`` (events with ``person_id`` for person and segment breakdowns) and the
+    breakdown value of its rows: an event property, the person's current property (the
+    newest version in the persons mirror, as retention reads it; no person -> NULL), or
+    ``in`` / ``out`` of ``segment``."""
+    if breakdown_type == "person":
+        scope = scope_param(ctx, params)
+        people = (
+            "(SELECT id AS person_key, argMax(properties, version) AS person_properties "
+            f"FROM {PERSONS} WHERE scope_id = {scope} GROUP BY id)"
+        )
+        joined = (
+            f"(SELECT s.*, pp.person_properties AS person_properties FROM {source} AS s "
+            f"LEFT JOIN {people} AS pp ON pp.person_key = s.person_id)"
+        )
+        return joined, prop_text("ifNull(person_properties, '{}')", breakdown, params)
+    if segment is not None:
+        member = segment_condition(segment, "person_id", params)
+        return source, f"toNullable(if({member}, 'in', 'out'))"
+    return source, prop_text("properties", breakdown, params)
