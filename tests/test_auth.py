@@ -33,6 +33,8 @@ SAMPLE_ARGS = {
     "client_key": "no-such-client-key",
     "distinct_id": "someone",
     "name": "traffic",
+    "insight_id": "1",
+    "dashboard_id": "1",
 }
 
 

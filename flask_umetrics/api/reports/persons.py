@@ -249,6 +249,7 @@ class SegmentPersonsQuery(ScopedModel, PageParams):
     tag=TAG,
     query=SegmentPersonsQuery,
     response=PersonsList,
+    errors=(404,),
 )
 def query_segment_persons(call: APICall) -> PersonsList | Response:
     segment = get_segment(call.query.segment, scope_id=call.scope_id)
