@@ -78,6 +78,7 @@ def test_funnel_breakdown_bars_open_their_groups_persons(make_app: AppFactory) -
         [["p4", "p5"], ["p4"], ["p4"]],
         [["p6", "p7"], ["p6", "p7"], ["p7"]],
     ]
+    assert _chart_links(page, "funnel-breakdown-conversion") == links
     title = client.get(links[2][0]).text
     assert "Persons who reached funnel step 1, plan = (other values)" in html.unescape(title)
     # The whole funnel's bars and links still open everybody at the step.

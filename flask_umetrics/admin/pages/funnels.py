@@ -227,17 +227,17 @@ def _charts(
             name: [step["conversion_from_start"] for step in group["steps"]]
             for name, group in zip(series, answer["breakdowns"], strict=True)
         }
-        extra.append(
-            series_chart(
-                "funnel-breakdown-conversion",
-                f"Conversion from start by {answer['breakdown']}",
-                labels,
-                conversion,
-                kind="bar",
-                label_column="step",
-                percent=True,
-            )
+        converted = series_chart(
+            "funnel-breakdown-conversion",
+            f"Conversion from start by {answer['breakdown']}",
+            labels,
+            conversion,
+            kind="bar",
+            label_column="step",
+            percent=True,
         )
+        converted.links = by_group.links  # a group's rate at a step: the same persons
+        extra.append(converted)
     return chart, extra
 
 
