@@ -11,7 +11,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 
-from flask_umetrics import UMetrics, create_experiment, get_experiment, start_experiment
+from flask_umetrics import (
+    UMetrics,
+    create_experiment,
+    get_experiment,
+    start_experiment,
+    update_experiment,
+)
 from flask_umetrics.db.tables import audit_log, exposures
 
 from .admin_html import as_number, csrf_token, table_cells
@@ -181,6 +187,49 @@ def test_create_edit_and_lifecycle_through_the_forms(app: Flask) -> None:
     act("delete")
     with app.app_context():
         assert get_experiment("checkout") is None
+
+
+def test_the_analysis_settings_through_the_forms(app: Flask) -> None:
+    client = app.test_client()
+    blank = client.get(ADMIN + "/experiments/new").get_data(as_text=True)
+    assert 'name="mde" id="exp-mde" value="0.05"' in blank and "One-sided test" in blank
+    analysis = {"one_sided": "true", "mde": "0.1", "min_bucket_version": "0"}
+    created = client.post(
+        ADMIN + "/experiments/new",
+        data=form_body(client, "/experiments/new", **NEW, **analysis),
+    )
+    assert created.status_code == 302
+    with app.app_context():
+        stored = get_experiment("checkout")
+    assert stored is not None and stored.has_experiment
+    rule = stored.experiment_rule
+    assert (rule.one_sided, rule.mde, rule.min_bucket_version) == (True, 0.1, 0)
+
+    # The edit form shows them; a rollout rule added through the API survives an edit.
+    with app.app_context():
+        rollout = {"type": "rollout", "variant": "one-page", "coverage": 0.1}
+        update_experiment("checkout", {"rules": [rollout, rule.model_dump()]})
+    edit_page = client.get(ADMIN + "/experiments/checkout/edit").get_data(as_text=True)
+    assert 'id="exp-one-sided" checked' in edit_page
+    assert 'name="mde" id="exp-mde" value="0.1"' in edit_page
+    base = dict(NEW, csrf_token=csrf_token(edit_page), bucket_version="2", seed="checkout")
+    base.pop("key"), base.pop("kind")
+    edited = dict(base, mde="0.02", min_bucket_version="2")  # one_sided unticked
+    assert client.post(ADMIN + "/experiments/checkout/edit", data=edited).status_code == 302
+    with app.app_context():
+        stored = get_experiment("checkout")
+    assert stored is not None and stored.bucket_version == 2
+    assert [r.type for r in stored.rules] == ["rollout", "experiment"]
+    rule = stored.experiment_rule
+    assert (rule.one_sided, rule.mde, rule.min_bucket_version) == (False, 0.02, 2)
+    flashed = client.get(ADMIN + "/experiments/checkout").get_data(as_text=True)
+    assert "Saved &#39;checkout&#39; (bucket_version, rules)." in flashed
+    # A bad value names its field and keeps what was typed.
+    bad = client.post(ADMIN + "/experiments/checkout/edit", data=dict(edited, mde="0"))
+    assert bad.status_code == 400
+    html = bad.get_data(as_text=True)
+    assert 'data-testid="field-error-mde"' in html and "greater than 0" in html
+    assert 'name="mde" id="exp-mde" value="0"' in html
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,58 @@ def test_save_as_insight_keeps_the_page_query_and_a_preset_as_its_range(site: Fl
     assert bad.status_code == 400 and "params.interval" in bad.get_data(as_text=True)
 
 
+#: Every control of the Funnels form as a browser submits it untouched (the route's defaults).
+FUNNEL_FORM_DEFAULTS: list[tuple[str, str]] = [
+    ("window_value", "14"),
+    ("window_unit", "days"),
+    ("order", "ordered"),
+    ("exclude", ""),
+    ("breakdown", ""),
+    ("breakdown_attribution", "entry"),
+    ("breakdown_attribution_step", ""),
+    ("mode", "steps"),
+    ("interval", "day"),
+    ("from_step", ""),
+    ("to_step", ""),
+    ("bins", ""),
+]
+
+
+def test_a_saved_funnel_keeps_only_what_differs_from_the_defaults(site: Flask) -> None:
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    steps = [("step", "signup"), ("step", "buy")]
+    plain = manager.get(f"{ADMIN}/funnels", query_string=steps + FUNNEL_FORM_DEFAULTS)
+    form = _save_form(plain.get_data(as_text=True))
+    assert json.loads(form["params"]) == {"step": ["signup", "buy"], "date_range": "-30d"}
+    # Chosen values are kept, the untouched controls still are not.
+    chosen = dict(FUNNEL_FORM_DEFAULTS) | {
+        "window_value": "2",
+        "order": "strict",
+        "breakdown": "plan",
+        "breakdown_attribution": "last_touch",
+    }
+    page = manager.get(f"{ADMIN}/funnels", query_string=steps + list(chosen.items()))
+    form = _save_form(page.get_data(as_text=True))
+    expected = {
+        "step": ["signup", "buy"],
+        "window": "172800",
+        "order": "strict",
+        "breakdown": "plan",
+        "breakdown_attribution": "last_touch",
+        "date_range": "-30d",
+    }
+    assert json.loads(form["params"]) == expected
+    assert _post(manager, "/insights", token, name="Strict", **form).status_code == 302
+    with site.app_context():
+        [insight] = list_insights()
+    assert insight.params == {
+        **expected,
+        "step": [{"event": "signup"}, {"event": "buy"}],
+        "window": 172800,
+    }
+
+
 def test_tiles_through_the_forms_and_what_a_viewer_sees(site: Flask) -> None:
     manager = keyed_client(site, "default", "metrics.manage")
     token = csrf_from_page(manager)

@@ -16,6 +16,7 @@ from .admin_html import csrf_token, table_cells
 from .conftest import AppFactory
 from .events_data import load
 from .test_funnel_exclusions import _load_cancellations
+from .test_persons_behind import _load_plans
 
 ADMIN = "/umetrics/admin"
 FUNNEL = "date_from=2026-03-01&date_to=2026-03-02&step=signup&step=view&step=buy"
@@ -52,6 +53,38 @@ def test_funnel_steps_open_their_persons(make_app: AppFactory) -> None:
     assert [len(p) for p in people] == [7, 6, 3, 1, 3]
     assert people[3] == ["e"] and people[4] == ["d", "f", "g"]
     assert "save-segment" not in lists[0].text  # metrics.view only: no save form
+
+
+def _chart_links(page: str, key: str) -> list[list[str]]:
+    found = re.search(
+        rf'id="chart-{key}".*?<script type="application/json" class="um-chart-spec">(.*?)</script>',
+        page,
+        re.S,
+    )
+    assert found is not None, key
+    return json.loads(html.unescape(found.group(1)))["links"]  # type: ignore[no-any-return]
+
+
+def test_funnel_breakdown_bars_open_their_groups_persons(make_app: AppFactory) -> None:
+    app = _app(make_app, {"metrics.view"})
+    _load_plans(app)
+    client = app.test_client()
+    page = client.get(f"{ADMIN}/funnels?{FUNNEL}&breakdown=plan&breakdown_limit=2").text
+    # Per group (pro, free, $other) and step: the group's persons (see _load_plans).
+    links = _chart_links(page, "funnel-breakdown")
+    people = [[_ids(client.get(link).text) for link in group] for group in links]
+    assert people == [
+        [["p1", "p2", "p3"], ["p1", "p2"], ["p1"]],
+        [["p4", "p5"], ["p4"], ["p4"]],
+        [["p6", "p7"], ["p6", "p7"], ["p7"]],
+    ]
+    assert _chart_links(page, "funnel-breakdown-conversion") == links
+    title = client.get(links[2][0]).text
+    assert "Persons who reached funnel step 1, plan = (other values)" in html.unescape(title)
+    # The whole funnel's bars and links still open everybody at the step.
+    whole = [_ids(client.get(link).text) for link in _chart_links(page, "funnel")]
+    assert [len(ids) for ids in whole] == [7, 5, 3]
+    assert [_ids(client.get(link).text) for link in _links(page, "funnel-step-persons")] == whole
 
 
 def test_retention_cells_open_their_persons(make_app: AppFactory) -> None:

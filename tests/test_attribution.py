@@ -9,7 +9,7 @@ from flask import Flask
 
 from flask_umetrics import UMetrics, identify
 from flask_umetrics.errors import ValidationError
-from flask_umetrics.queries.attribution import AttributionResult, attribution
+from flask_umetrics.queries.attribution import CHANNEL_LABELS, AttributionResult, attribution
 from flask_umetrics.queries.context import report_context
 
 from .conftest import AppFactory, allow_all
@@ -56,6 +56,13 @@ CHANNEL_TOUCHES: list[tuple[dict[str, Any] | None, str]] = [
     ({"utm_source": "  "}, "direct"),  # blank values are absent
     (None, "direct"),
 ]
+
+
+def test_every_channel_has_a_label() -> None:
+    """The rules' channels (each one reached by a touch above, on every engine) are exactly
+    the keys the dashboard has labels for."""
+    assert {channel for _, channel in CHANNEL_TOUCHES} == set(CHANNEL_LABELS)
+    assert all(label[0].isupper() and "_" not in label for label in CHANNEL_LABELS.values())
 
 
 def test_each_channel_rule(app: Flask) -> None:

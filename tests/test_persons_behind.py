@@ -105,6 +105,79 @@ def test_funnel_persons_from_python(app: Flask) -> None:
         assert error.value.field == "funnel_step"
 
 
+def _load_plans(app: Flask) -> None:
+    """signup (with a plan) -> view -> buy. By entry: pro p1 p2 p3 (3, 2, 1), free p4 p5
+    (2, 1, 1), team p6 (1, 1, 0), no plan p7 (1, 1, 1). p2's view says free: by last touch
+    p2 is free, pro (2, 1, 1) and free (3, 2, 1) swap places."""
+    pro, free, team = {"plan": "pro"}, {"plan": "free"}, {"plan": "team"}
+    rows: list[tuple[object, ...]] = []
+    for person, plan, reached in (
+        ("p1", pro, 3),
+        ("p2", pro, 2),
+        ("p3", pro, 1),
+        ("p4", free, 3),
+        ("p5", free, 1),
+        ("p6", team, 2),
+        ("p7", None, 3),
+    ):
+        rows.append((person, "signup", "2026-03-01T10:00", plan))
+        if reached >= 2:
+            rows.append((person, "view", "2026-03-01T10:10", free if person == "p2" else None))
+        if reached >= 3:
+            rows.append((person, "buy", "2026-03-01T10:20"))
+    load(app, rows)
+
+
+#: (breakdown_limit, attribution) -> per shown group: the persons reaching steps 1, 2 and 3.
+PLAN_GROUPS: dict[tuple[int, str], dict[str | None, list[list[str]]]] = {
+    (2, "entry"): {
+        "pro": [["p1", "p2", "p3"], ["p1", "p2"], ["p1"]],
+        "free": [["p4", "p5"], ["p4"], ["p4"]],
+        "$other": [["p6", "p7"], ["p6", "p7"], ["p7"]],  # team, then no plan (missing last)
+    },
+    (4, "entry"): {
+        "pro": [["p1", "p2", "p3"], ["p1", "p2"], ["p1"]],
+        "free": [["p4", "p5"], ["p4"], ["p4"]],
+        "team": [["p6"], ["p6"], []],
+        None: [["p7"], ["p7"], ["p7"]],
+    },
+    (1, "last_touch"): {
+        "free": [["p2", "p4", "p5"], ["p2", "p4"], ["p4"]],
+        "$other": [["p1", "p3", "p6", "p7"], ["p1", "p6", "p7"], ["p1", "p7"]],
+    },
+}
+
+
+@pytest.mark.parametrize(("limit", "attribution"), list(PLAN_GROUPS))
+def test_funnel_breakdown_persons_match_each_group(
+    make_app: AppFactory, limit: int, attribution: str
+) -> None:
+    app, client = _client(make_app)
+    _load_plans(app)
+    query = f"{FUNNEL}&breakdown=plan&breakdown_limit={limit}&breakdown_attribution={attribution}"
+    answer = client.get(f"{PREFIX}/funnel?{query}").json
+    groups = {g["value"]: [s["count"] for s in g["steps"]] for g in answer["breakdowns"]}
+    expected = PLAN_GROUPS[(limit, attribution)]
+    assert groups == {value: [len(ids) for ids in steps] for value, steps in expected.items()}
+    for value, steps in expected.items():
+        picked = query + ("" if value is None else "&" + urlencode({"breakdown_value": value}))
+        for n in (1, 2, 3):
+            url = f"{PREFIX}/funnel/persons?{picked}&funnel_step={n}"
+            assert sorted(_ids(client, url)) == steps[n - 1], (value, n)
+            if n > 1:
+                dropped = sorted(set(steps[n - 2]) - set(steps[n - 1]))
+                assert sorted(_ids(client, f"{url}&dropoff=true")) == dropped, (value, n)
+    # A value the report does not show (ranked into $other, or absent) lists nobody.
+    for value in ("team", "nope") if limit < 3 else ("nope",):
+        url = f"{PREFIX}/funnel/persons?{query}&breakdown_value={value}&funnel_step=1&limit=5"
+        assert client.get(url).json["total"] == 0
+    # Without a breakdown the value is an error; the whole funnel's list is unchanged.
+    bad = client.get(f"{PREFIX}/funnel/persons?{FUNNEL}&breakdown_value=pro&funnel_step=1")
+    assert bad.status_code == 400 and "breakdown_value" in bad.get_data(as_text=True)
+    everyone = sorted(_ids(client, f"{PREFIX}/funnel/persons?{FUNNEL}&funnel_step=2"))
+    assert everyone == ["p1", "p2", "p4", "p6", "p7"]
+
+
 def _retention_data(app: Flask) -> None:
     load(
         app,

@@ -254,6 +254,15 @@ def test_web_page(make_app: AppFactory) -> None:
     assert 'data-testid="web-value-pageviews" data-value="8"' in html
     assert 'data-testid="chart-web-visitors"' in html and "+200%" in html
     assert "-60.0 points" in html and "0 bot events" in html
+    # Channels show their labels; the key stays in the title (the API keeps the keys).
+    channels = html[html.index('data-testid="table-channels"') :]
+    channels = channels[: channels.index("</table>")]
+    assert re.findall(r'<span title="(\w+)">([^<]+)</span>', channels) == [
+        ("direct", "Direct"),
+        ("organic_search", "Organic search"),
+        ("email", "Email"),
+        ("referral", "Referral"),
+    ]
     # A browser row links to the page filtered on it; its chip links back without it.
     chrome = re.search(r'href="([^"]+)" title="Filter on this">Chrome<', html)
     assert chrome is not None

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
+from ..queries.attribution import CHANNEL_LABELS
+
 DASH = "\u2014"
 
 #: Human labels for the machine column names of the dashboard's tables (CSV keeps the machine
@@ -97,15 +99,7 @@ LABELS: dict[str, str] = {
     "source": "Source",
     "campaign": "Campaign",
     # Attribution channels (the library's own names, not data)
-    "paid_search": "Paid search",
-    "organic_search": "Organic search",
-    "other_campaign": "Other campaign",
-    "display": "Display",
-    "social": "Social",
-    "email": "Email",
-    "affiliate": "Affiliate",
-    "referral": "Referral",
-    "direct": "Direct",
+    **CHANNEL_LABELS,
     # Lifecycle statuses and stickiness
     "new": "New",
     "returning": "Returning",

@@ -12,6 +12,7 @@ from typing import Any, get_origin
 
 import pydantic
 from flask import g, request
+from pydantic.fields import FieldInfo
 from werkzeug.datastructures import MultiDict
 
 from ..api.router import APICall, parse_query_args, run_view, to_json
@@ -60,19 +61,36 @@ def run_report(
     return to_json(run_view(endpoint, call, **path_args))
 
 
+def _is_default(field: FieldInfo, value: Any) -> bool:
+    """Whether ``value`` (query-string text) is the route's default for ``field``: a form
+    submits its every control, and a saved insight keeps only what was chosen. A value the
+    field's type does not read is kept (the route names the error)."""
+    if field.is_required() or field.annotation is None:
+        return False
+    try:
+        parsed = pydantic.TypeAdapter(field.annotation).validate_python(value)
+    except pydantic.ValidationError:
+        return False
+    return bool(parsed == field.get_default(call_default_factory=True))
+
+
 def saved_params(
     model: type[pydantic.BaseModel],
     overrides: Mapping[str, Any] | None = None,
     default_range: str = "-30d",
 ) -> dict[str, Any]:
     """The parameters this page ran ``model``'s route with, as "Save as insight" keeps them:
-    a preset's dates become its relative range, and the page's default range (no dates in the
-    query string) its token, so the saved insight moves with today."""
+    only those differing from the route's defaults; a preset's dates become its relative range,
+    and the page's default range (no dates in the query string) its token, so the saved insight
+    moves with today."""
     args = report_args(model, overrides)
     params: dict[str, Any] = {}
     for name in args:
-        is_list = get_origin(model.model_fields[name].annotation) is list
-        params[name] = args.getlist(name) if is_list else args.get(name)
+        field = model.model_fields[name]
+        is_list = get_origin(field.annotation) is list
+        value = args.getlist(name) if is_list else args.get(name)
+        if not _is_default(field, value):
+            params[name] = value
     if "date_range" not in model.model_fields or "date_range" in params:
         return params
     chosen = (request.args.get("date_from") or None, request.args.get("date_to") or None)

@@ -28,6 +28,19 @@ from .sql import person_events, prop_number, prop_text
 MODELS: tuple[str, ...] = ("first_touch", "last_touch", "linear")
 GROUPS: tuple[str, ...] = ("channel", "source", "campaign")
 DIRECT = "direct"
+#: Every channel key the rules of :func:`_channel` (and ClickHouse's copy) can give, with the
+#: label the dashboard shows. The keys are the REST API's contract; the labels are for people.
+CHANNEL_LABELS: dict[str, str] = {
+    "paid_search": "Paid search",
+    "display": "Display",
+    "social": "Social",
+    "email": "Email",
+    "affiliate": "Affiliate",
+    "organic_search": "Organic search",
+    "other_campaign": "Other campaign",
+    "referral": "Referral",
+    DIRECT: "Direct",
+}
 NONE_KEY = "(none)"
 MAX_LOOKBACK_DAYS = 3650
 _DAY_US = 86_400 * 1_000_000
@@ -51,6 +64,12 @@ SOCIAL_DOMAINS = ("x.com", "t.co")
 EMAIL_SOURCES = ("newsletter", "email")
 _TOUCH_KEYS = ("utm_source", "utm_medium", "utm_campaign", "$referrer", "referrer")
 SEARCH_ENGINES = ("google", "bing", "duckduckgo", "yahoo", "baidu", "yandex", "ecosia")
+
+
+def channel_label(key: str) -> str:
+    """The label of a channel key (``organic_search`` -> ``Organic search``); other text
+    (a source or campaign) unchanged."""
+    return CHANNEL_LABELS.get(key, key)
 
 
 @dataclass(frozen=True)

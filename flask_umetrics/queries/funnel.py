@@ -828,17 +828,23 @@ def _best_attempts(chains: CTE) -> Subquery:
     return select(ranked).where(ranked.c.r == 1).subquery("best_attempts")
 
 
-def _summary(chains: CTE, n: int, breakdown_limit: int | None) -> Select[Any]:
-    """Per group (all persons, then each breakdown group) and step: persons reaching it and
-    the two middle values of the time from the previous step (their sum and how many)."""
+def _ranked_attempts(chains: CTE) -> CTE:
+    """:func:`_best_attempts` with ``grank``, the rank of its breakdown group: values by
+    persons at step 1, ties by value, the missing value last (a group ranked past the
+    report's ``breakdown_limit`` is ``$other``)."""
     attempts = _best_attempts(chains)
     chosen = select(attempts, func.count().over(partition_by=attempts.c.bd).label("bd_n"))
     best_rows = chosen.subquery("chosen")
-    # Breakdown groups: values by persons at step 1, ties by value, the missing value last.
     group_rank = func.dense_rank().over(
         order_by=(best_rows.c.bd_n.desc(), best_rows.c.bd.asc().nulls_last())
     )
-    best = select(best_rows, group_rank.label("grank")).cte("best")
+    return select(best_rows, group_rank.label("grank")).cte("best")
+
+
+def _summary(chains: CTE, n: int, breakdown_limit: int | None) -> Select[Any]:
+    """Per group (all persons, then each breakdown group) and step: persons reaching it and
+    the two middle values of the time from the previous step (their sum and how many)."""
+    best = _ranked_attempts(chains)
     parts = []
     for s in range(1, n + 1):
         delta = _none() if s == 1 else best.c[f"t{s}"] - best.c[f"t{s - 1}"]
@@ -1010,26 +1016,63 @@ def funnel_persons(
     window_seconds: int = DEFAULT_WINDOW_SECONDS,
     order: str = "ordered",
     exclusions: list[FunnelExclusion] | None = None,
+    breakdown: str | None = None,
+    breakdown_limit: int = 10,
+    breakdown_value: str | None = None,
+    breakdown_attribution: str = "entry",
+    breakdown_attribution_step: int | None = None,
 ) -> PersonSource:
     """The persons behind a step's count: those whose chosen attempt reached ``funnel_step``
     (1-based), qualified at that step's time; with ``dropoff``, those who reached the step
-    before it but not this one, qualified at their last step's time."""
-    _validate(steps, window_seconds, order, 10)
+    before it but not this one, qualified at their last step's time.
+
+    With ``breakdown``, the persons of one breakdown group of :func:`funnel` with the same
+    parameters: ``breakdown_value`` (``None``: the missing-value group; ``$other``: every value
+    outside the report's top ``breakdown_limit``), as ``breakdown_attribution`` assigns them."""
+    _validate(steps, window_seconds, order, breakdown_limit)
     _validate_exclusions(steps, exclusions or [], order)
+    attribution = _attribution(
+        steps, order, breakdown, breakdown_attribution, breakdown_attribution_step
+    )
     if not 1 <= funnel_step <= len(steps):
         raise ValidationError("funnel_step", f"must be between 1 and {len(steps)}")
     if dropoff and funnel_step < 2:
         raise ValidationError("dropoff", "needs funnel_step 2 or more (nobody drops off step 1)")
+    if breakdown is None and breakdown_value is not None:
+        raise ValidationError("breakdown_value", "needs a breakdown")
     window = window_seconds * _MICROS
     reached = funnel_step - 1 if dropoff else funnel_step
+    group = None if breakdown is None else (breakdown_value, breakdown_limit)
     if is_clickhouse():
         from ..engines.clickhouse.funnel import persons_sql
 
         return PersonSource.clickhouse(
-            *persons_sql(ctx, steps, window, order, exclusions or [], reached, dropoff)
+            *persons_sql(
+                ctx,
+                steps,
+                window,
+                order,
+                exclusions or [],
+                reached,
+                dropoff,
+                breakdown=breakdown,
+                group=group,
+                attribution=attribution,
+            )
         )
-    best = _best_attempts(_chains(ctx, steps, window, order, None, exclusions or []))
+    chains = _chains(ctx, steps, window, order, breakdown, exclusions or [], attribution)
+    if group is None:
+        best: Any = _best_attempts(chains)
+        conditions = []
+    else:
+        value, limit = group
+        best = _ranked_attempts(chains)
+        if value == OTHER:
+            conditions = [best.c.grank > limit]
+        else:
+            same = best.c.bd.is_(None) if value is None else best.c.bd == value
+            conditions = [best.c.grank <= limit, same]
     level = best.c.level == reached if dropoff else best.c.level >= reached
     return PersonSource.sql(
-        select(best.c.person_id, best.c[f"t{reached}"].label("at")).where(level)
+        select(best.c.person_id, best.c[f"t{reached}"].label("at")).where(level, *conditions)
     )

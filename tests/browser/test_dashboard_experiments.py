@@ -77,6 +77,9 @@ def test_create_and_start_an_experiment_through_the_ui(page: Page, live_app: Liv
     keys.nth(3).fill("small")
     weights.nth(3).fill("1")
     page.locator("input[name='metric_event']").nth(0).fill("plan_upgraded")
+    page.get_by_label("One-sided test").check()
+    page.get_by_label("Minimum detectable effect (relative)").fill("0.1")
+    screenshot(page, "experiment-form")
     page.click("[data-testid='save-experiment']")
     page.wait_for_url("**/experiments/signup-button")
     assert "draft" in (page.text_content("[data-testid='experiment-status']") or "")
@@ -96,5 +99,7 @@ def test_create_and_start_an_experiment_through_the_ui(page: Page, live_app: Liv
     assert [(m["key"], m["kind"], m["guardrail"]) for m in stored["metrics"]] == [
         ("plan_upgraded", "conversion", False)
     ]
+    [rule] = stored["rules"]
+    assert (rule["one_sided"], rule["mde"], rule["min_bucket_version"]) == (True, 0.1, 0)
     page.goto(live_app.url + "/umetrics/admin/experiments")
     assert page.text_content("[data-testid='status-signup-button']") == "running"

@@ -52,6 +52,31 @@ def test_click_a_funnel_bar_to_see_its_persons(page: Page, live_app: LiveApp) ->
     assert dropped + counts[1] == counts[0]
 
 
+def test_click_a_funnel_breakdown_bar_to_see_that_groups_persons(
+    page: Page, live_app: LiveApp
+) -> None:
+    login(page, live_app)
+    params = [*(("step", s) for s in STEPS), ("breakdown", "$browser"), ("breakdown_limit", "3")]
+    page.goto(f"{live_app.url}{ADMIN}/funnels?{_query(params)}")
+    answer = live_app.api(f"{API}/query/funnel?{_query(params)}")
+    group = answer["breakdowns"][1]  # the second group's second bar
+    assert group["steps"][1]["count"] > 0
+    screenshot(page, "funnel-breakdown-persons-links")
+    click_bar(page, "funnel-breakdown", 1, dataset=1)
+    page.wait_for_url("**/persons-behind/funnel*")
+    shown = number(page.text_content("[data-testid='persons-total']") or "")
+    assert shown == group["steps"][1]["count"]
+    assert f"$browser = {group['value']}" in (page.text_content("h1") or "")
+    picked = [*params, ("breakdown_value", group["value"]), ("funnel_step", "2")]
+    listed = live_app.api(f"{API}/query/funnel/persons?{_query([*picked, ('limit', '200')])}")
+    assert listed["total"] == shown
+    first_page = page.eval_on_selector_all(
+        "[data-testid='person-link']", "links => links.map(a => a.textContent.trim())"
+    )
+    assert first_page == [p["distinct_ids"][0] for p in listed["persons"][:50]]
+    screenshot(page, "funnel-breakdown-persons-list")
+
+
 def test_retention_cell_lists_its_persons(page: Page, live_app: LiveApp) -> None:
     login(page, live_app)
     params = [("period", "week"), ("start_event", "signed_up"), ("return_event", "note_created")]

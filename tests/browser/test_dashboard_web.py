@@ -8,6 +8,8 @@ from urllib.parse import quote, urlencode
 
 from playwright.sync_api import Page, expect
 
+from flask_umetrics.queries.attribution import channel_label
+
 from .conftest import LiveApp, login, number, screenshot, table_rows
 
 ADMIN = "/umetrics/admin"
@@ -21,8 +23,11 @@ def _check_page(page: Page, answer: dict) -> None:  # type: ignore[type-arg]
         assert number(shown.get_attribute("data-value") or "") == answer["totals"][key], key
         assert number(shown.inner_text()) == answer["totals"][key], key
     for key in ("pages", "entry_pages", "channels", "browsers", "device_types"):
+        # Channels show their labels (the API's keys are the library's names).
+        label = channel_label if key == "channels" else str
         expected = [
-            [row["key"], row["visitors"], row["pageviews"]] for row in answer["breakdowns"][key]
+            [label(row["key"]), row["visitors"], row["pageviews"]]
+            for row in answer["breakdowns"][key]
         ]
         shown = [[r[0], number(r[1]), number(r[2])] for r in table_rows(page, key)]
         assert shown == expected, key
@@ -38,6 +43,8 @@ def test_web_matches_the_api_and_filters_by_a_row(page: Page, live_app: LiveApp)
     top_bar = page.locator("[data-testid='table-pages'] .um-web-bar").first
     expect(top_bar).to_have_attribute("data-share", "100.0")
     assert top_bar.evaluate("bar => bar.style.width") == "100%"
+    channels = [r[0] for r in table_rows(page, "channels")]
+    assert channels and all("_" not in name and name[0].isupper() for name in channels)
     screenshot(page, "web")
 
     browser = answer["breakdowns"]["browsers"][0]["key"]

@@ -16,7 +16,8 @@ from typing import Any
 import pydantic
 from werkzeug.datastructures import MultiDict
 
-from ...flags.model import Experiment
+from ...flags.model import Experiment, ExperimentRule
+from ...flags.sample_size import DEFAULT_MDE
 from ...flags.store import ExperimentChanges, ExperimentSpec
 
 #: Blank rows the form always offers, so rows can be added without JavaScript.
@@ -25,6 +26,9 @@ SPARE_METRIC_ROWS = 1
 METRIC_ROLES = ("goal", "secondary", "guardrail")
 METRIC_FIELDS = ("key", "kind", "event", "property", "window", "filters", "role")
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+#: The experiment rule's analysis settings the form edits (the rest of ``rules`` is kept).
+ANALYSIS = ("one_sided", "mde", "min_bucket_version")
 
 #: Fields an edit compares with the stored definition (only changed ones are sent).
 EDITABLE = (
@@ -59,6 +63,9 @@ class ExperimentForm:
     namespace_end: str = ""
     start_at: str = ""
     stop_at: str = ""
+    one_sided: bool = False
+    mde: str = ""
+    min_bucket_version: str = ""
     variants: list[dict[str, str]] = field(default_factory=list)
     metrics: list[dict[str, str]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
@@ -91,10 +98,12 @@ class ExperimentForm:
 def new_form() -> ExperimentForm:
     """The create form's starting point: a 50/50 test of control against one treatment."""
     return ExperimentForm(
+        mde=_number(DEFAULT_MDE),
+        min_bucket_version="0",
         variants=[
             {"key": "control", "weight": "0.5", "name": ""},
             {"key": "treatment", "weight": "0.5", "name": ""},
-        ]
+        ],
     )
 
 
@@ -132,6 +141,7 @@ def form_of(experiment: Experiment) -> ExperimentForm:
     if goal is not None:  # the goal row comes first in the form
         metrics.sort(key=lambda row: row["role"] != "goal")
     namespace = experiment.namespace
+    rule = experiment.experiment_rule
     return ExperimentForm(
         key=experiment.key,
         kind=experiment.kind,
@@ -146,6 +156,9 @@ def form_of(experiment: Experiment) -> ExperimentForm:
         namespace_end=_number(namespace.end) if namespace else "",
         start_at=_when(experiment.start_at),
         stop_at=_when(experiment.stop_at),
+        one_sided=rule.one_sided,
+        mde=_number(rule.mde),
+        min_bucket_version=str(rule.min_bucket_version),
         variants=[
             {"key": v.key, "weight": _number(v.weight), "name": v.name} for v in experiment.variants
         ],
@@ -195,6 +208,9 @@ def read_form(form: MultiDict[str, str]) -> ExperimentForm:
         namespace_end=text("namespace_end"),
         start_at=text("start_at"),
         stop_at=text("stop_at"),
+        one_sided=text("one_sided") in ("true", "on", "1"),
+        mde=text("mde"),
+        min_bucket_version=text("min_bucket_version"),
         variants=variants,
         metrics=metrics,
     )
@@ -277,10 +293,32 @@ def _errors(exc: pydantic.ValidationError) -> dict[str, str]:
     return found
 
 
+def _analysis(form: ExperimentForm) -> ExperimentRule | None:
+    """The experiment rule's analysis settings as typed (blank: the default), or None with
+    ``form.errors`` filled (named ``mde``, ``min_bucket_version``)."""
+    typed: dict[str, Any] = {"type": "experiment", "one_sided": form.one_sided}
+    if form.mde:
+        typed["mde"] = form.mde
+    if form.min_bucket_version:
+        typed["min_bucket_version"] = form.min_bucket_version
+    try:
+        return ExperimentRule.model_validate(typed)
+    except pydantic.ValidationError as exc:
+        form.errors.update(_errors(exc))
+        return None
+
+
+def _settings(rule: ExperimentRule) -> dict[str, Any]:
+    return {name: getattr(rule, name) for name in ANALYSIS}
+
+
 def validate_new(form: ExperimentForm) -> ExperimentSpec | None:
     """A new definition, or None with ``form.errors`` filled."""
     body = payload(form)
     body.update(key=form.key, kind=form.kind)
+    rule = _analysis(form)
+    if rule is not None and _settings(rule) != _settings(ExperimentRule(type="experiment")):
+        body["rules"] = [rule.model_dump()]  # else the default: the experiment rule alone
     if form.kind == "flag" and not form.variants:
         body.pop("variants")  # a flag without variants is a boolean off/on flag
     if form.errors:
@@ -314,6 +352,8 @@ def _stored(experiment: Experiment) -> dict[str, Any]:
 def validate_changes(form: ExperimentForm, experiment: Experiment) -> ExperimentChanges | None:
     """Only the fields the visitor changed (possibly none), or None with ``form.errors``."""
     body = payload(form)
+    # The analysis settings, when the definition has an experiment rule (else not shown).
+    rule = _analysis(form) if experiment.has_experiment else None
     if form.errors:
         return None
     try:
@@ -328,4 +368,12 @@ def validate_changes(form: ExperimentForm, experiment: Experiment) -> Experiment
         if wanted[name] != stored[name]
         and not (name in ("seed", "coverage", "bucket_version") and wanted[name] is None)
     }
+    if rule is not None and _settings(rule) != _settings(experiment.experiment_rule):
+        # The other rules (forced values, rollouts) and the rule's id stay as they are.
+        changed["rules"] = [
+            r.model_copy(update=_settings(rule)).model_dump()
+            if isinstance(r, ExperimentRule)
+            else r.model_dump()
+            for r in experiment.rules
+        ]
     return ExperimentChanges.model_validate(changed)

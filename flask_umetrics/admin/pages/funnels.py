@@ -169,8 +169,20 @@ def _time_chart(answer: dict[str, Any]) -> Chart:
     )
 
 
-def _charts(answer: dict[str, Any]) -> tuple[Chart, list[Chart]]:
-    """The charts of any answer of the route: steps, trends or time to convert."""
+#: The funnel's breakdown parameters, left out of the persons behind the whole funnel's bars.
+WHOLE = {
+    "breakdown": None,
+    "breakdown_limit": None,
+    "breakdown_attribution": None,
+    "breakdown_attribution_step": None,
+}
+
+
+def _charts(
+    answer: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> tuple[Chart, list[Chart]]:
+    """The charts of any answer of the route: steps, trends or time to convert; with the
+    page's ``overrides``, the breakdown bars open the persons of their group and step."""
     if answer.get("mode") == "trends":
         return _trends_chart(answer), []
     if answer.get("mode") == "time_to_convert":
@@ -191,40 +203,52 @@ def _charts(answer: dict[str, Any]) -> tuple[Chart, list[Chart]]:
         for group in answer["breakdowns"]:
             name = series_name(group["value"], taken)
             series[name] = [step["count"] for step in group["steps"]]
-        extra.append(
-            series_chart(
-                "funnel-breakdown",
-                f"Persons per step by {answer['breakdown']}",
-                labels,
-                series,
-                kind="bar",
-                label_column="step",
-            )
+        by_group = series_chart(
+            "funnel-breakdown",
+            f"Persons per step by {answer['breakdown']}",
+            labels,
+            series,
+            kind="bar",
+            label_column="step",
         )
+        if overrides is not None:
+            by_group.links = [
+                [
+                    persons_url(
+                        "funnel",
+                        {**overrides, "breakdown_value": group["value"], "funnel_step": step},
+                    )
+                    for step in range(1, len(group["steps"]) + 1)
+                ]
+                for group in answer["breakdowns"]
+            ]
+        extra.append(by_group)
         conversion: dict[str, list[float | None]] = {
             name: [step["conversion_from_start"] for step in group["steps"]]
             for name, group in zip(series, answer["breakdowns"], strict=True)
         }
-        extra.append(
-            series_chart(
-                "funnel-breakdown-conversion",
-                f"Conversion from start by {answer['breakdown']}",
-                labels,
-                conversion,
-                kind="bar",
-                label_column="step",
-                percent=True,
-            )
+        converted = series_chart(
+            "funnel-breakdown-conversion",
+            f"Conversion from start by {answer['breakdown']}",
+            labels,
+            conversion,
+            kind="bar",
+            label_column="step",
+            percent=True,
         )
+        converted.links = by_group.links  # a group's rate at a step: the same persons
+        extra.append(converted)
     return chart, extra
 
 
 def _persons_links(n: int, overrides: dict[str, Any]) -> list[tuple[str, str | None]]:
-    """Per step: the persons who reached it, and those who dropped off before it."""
+    """Per step: the persons who reached it, and those who dropped off before it (of the
+    whole funnel: without its breakdown)."""
+    whole = {**overrides, **WHOLE}
     return [
         (
-            persons_url("funnel", {**overrides, "funnel_step": step}),
-            persons_url("funnel", {**overrides, "funnel_step": step, "dropoff": "true"})
+            persons_url("funnel", {**whole, "funnel_step": step}),
+            persons_url("funnel", {**whole, "funnel_step": step, "dropoff": "true"})
             if step > 1
             else None,
         )
@@ -274,7 +298,7 @@ def view() -> Response | str:
             overrides["window"] = window
         answer, error = try_report(query_funnel, FunnelQuery, overrides)
         if answer is not None:
-            chart, extra = _charts(answer)
+            chart, extra = _charts(answer, overrides)
             saved = saved_params(FunnelQuery, overrides)
             if "steps" in answer:
                 links = _persons_links(len(answer["steps"]), overrides)

@@ -70,9 +70,14 @@ def _title(report: str) -> str:
     args = request.args
     if report == "funnel":
         step = args.get("funnel_step", "?")
+        group = ""
+        if args.get("breakdown"):  # one breakdown group's persons
+            value = args.get("breakdown_value")
+            shown = "(other values)" if value == "$other" else value or "(no value)"
+            group = f", {args['breakdown']} = {shown}"
         if args.get("dropoff") == "true":
-            return f"Persons who dropped off before funnel step {step}"
-        return f"Persons who reached funnel step {step}"
+            return f"Persons who dropped off before funnel step {step}{group}"
+        return f"Persons who reached funnel step {step}{group}"
     if report == "retention":
         names = [v for v in args.getlist("period") if not v.isdigit()]
         cohort = args.get("cohort", "?")[:10]  # the cohort's first day

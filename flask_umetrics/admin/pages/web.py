@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 
 from ...api.reports.web import WebQuery, query_web
+from ...queries.attribution import channel_label
 from ..page import render_page, series_chart
 from . import Page
 from .report_forms import form_answer, short_time, try_report
@@ -97,6 +98,9 @@ def view() -> Response | str:
             rows = [
                 {
                     **row,
+                    # Channel keys are the library's names (the API keeps them); people read
+                    # labels. Other keys are data, shown as they are.
+                    "label": channel_label(row["key"]) if key == "channels" else row["key"],
                     "share": round(100 * row["visitors"] / top, 1),
                     "url": None
                     if prop is None

@@ -47,6 +47,14 @@ class FunnelPersonsQuery(FunnelQuery, PageParams):
     dropoff: bool = Field(
         False, description="true: reached the step before funnel_step but not funnel_step."
     )
+    breakdown_value: str | None = Field(
+        None,
+        max_length=1000,
+        description=(
+            "With breakdown: the group's value, as the funnel's breakdowns show it ($other for "
+            "the rest; omitted: no value)."
+        ),
+    )
 
 
 class RetentionPersonsQuery(RetentionQuery, PageParams):
@@ -158,6 +166,11 @@ def query_funnel_persons(call: APICall) -> PersonsList | Response:
         window_seconds=q.window,
         order=q.order,
         exclusions=q.exclusions(),
+        breakdown=q.breakdown,
+        breakdown_limit=q.breakdown_limit,
+        breakdown_value=q.breakdown_value,
+        breakdown_attribution=q.breakdown_attribution,
+        breakdown_attribution_step=q.breakdown_attribution_step,
     )
     return _answer(call, source)
 

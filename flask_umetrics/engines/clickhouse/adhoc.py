@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .expressions import (
     Params,
     bucket_index,
+    live_persons,
     person_events,
     prop_number,
     prop_text,
@@ -24,7 +25,6 @@ from .expressions import (
     text_condition,
 )
 from .runner import rows
-from .schema import PERSONS
 
 if TYPE_CHECKING:
     from ...queries.adhoc import FieldRef, Plan, Where
@@ -114,12 +114,7 @@ class _Builder:
 
     def persons(self) -> str:
         """Each live person's newest properties in the persons mirror."""
-        scope = scope_param(self.ctx, self.params)
-        return (
-            "(SELECT id AS person_key, argMax(properties, version) AS person_properties "
-            f"FROM {PERSONS} WHERE scope_id = {scope} GROUP BY id "
-            "HAVING argMax(is_deleted, version) = 0)"
-        )
+        return live_persons(scope_param(self.ctx, self.params))
 
 
 def adhoc_rows(

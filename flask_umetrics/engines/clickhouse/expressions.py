@@ -191,6 +191,17 @@ def person_map(ctx: ReportContext, params: Params) -> str:
     )
 
 
+def live_persons(scope: str) -> str:
+    """A subquery ``(person_key, person_properties)``: each live person's newest properties in
+    the persons mirror of ``scope`` (a bound parameter). A deleted person has no row, as in
+    SQL, whose ``persons`` table drops it: a ``LEFT JOIN`` on it misses, as SQL's does."""
+    return (
+        "(SELECT id AS person_key, argMax(properties, version) AS person_properties "
+        f"FROM {PERSONS} WHERE scope_id = {scope} GROUP BY id "
+        "HAVING argMax(is_deleted, version) = 0)"
+    )
+
+
 def person_events(
     ctx: ReportContext,
     params: Params,
@@ -234,11 +245,8 @@ def segment_condition(segment: Segment, person_id: str, params: Params) -> str:
             property_condition(PropertyFilter.model_validate(f), "person_properties", params)
             for f in segment.filters
         ]
-        members = (
-            "SELECT id FROM (SELECT id, argMax(properties, version) AS person_properties, "
-            f"argMax(is_deleted, version) AS person_deleted FROM {PERSONS} "
-            f"WHERE scope_id = {scope} GROUP BY id) WHERE "
-            + " AND ".join(["person_deleted = 0", *rules])
+        members = f"SELECT person_key FROM {live_persons(scope)} WHERE " + (
+            " AND ".join(rules) or "1"
         )
         return f"{person_id} IN ({members})"
     ids = params.bind(static_members(segment), "Array(String)")

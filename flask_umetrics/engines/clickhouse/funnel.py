@@ -58,13 +58,7 @@ def summary_rows(
     params = Params()
     chains = _chains(ctx, steps, window, order, breakdown, exclusions, params, attribution)
     best = _best(chains)
-    # Breakdown groups: values by persons at step 1, ties by value, the missing value last.
-    ranked = (
-        "SELECT *, dense_rank() OVER (ORDER BY bd_n DESC, entry_bd ASC NULLS LAST) AS grank "
-        f"FROM (SELECT *, count() OVER (PARTITION BY entry_bd) AS bd_n FROM ({best}))"
-        if breakdown_limit is not None
-        else best
-    )
+    ranked = _ranked(best) if breakdown_limit is not None else best
     # One row per (person, step reached), then per cell: the count and the sorted deltas.
     delta = "if(step = 1, NULL, chain_times[step] - chain_times[step - 1])"
     cells = f"FROM ({ranked}) ARRAY JOIN range(1, toUInt64(level) + 1) AS step"
@@ -116,6 +110,15 @@ def _best(chains: str) -> str:
     )
 
 
+def _ranked(best: str) -> str:
+    """``best`` with ``grank``, the rank of its breakdown group: values by persons at step 1,
+    ties by value, the missing value last (``queries/funnel.py:_ranked_attempts``)."""
+    return (
+        "SELECT *, dense_rank() OVER (ORDER BY bd_n DESC, entry_bd ASC NULLS LAST) AS grank "
+        f"FROM (SELECT *, count() OVER (PARTITION BY entry_bd) AS bd_n FROM ({best}))"
+    )
+
+
 def persons_sql(
     ctx: ReportContext,
     steps: list[FunnelStep],
@@ -124,14 +127,32 @@ def persons_sql(
     exclusions: list[FunnelExclusion],
     reached: int,
     dropoff: bool,
+    *,
+    breakdown: str | None = None,
+    group: tuple[str | None, int] | None = None,
+    attribution: Attribution | None = None,
 ) -> tuple[str, Params]:
     """``person_id, at`` of the persons whose chosen attempt reached step ``reached`` (exactly,
-    with ``dropoff``), as ``queries/funnel.py:funnel_persons``."""
+    with ``dropoff``), as ``queries/funnel.py:funnel_persons``; with ``breakdown``, only those
+    of ``group`` (the breakdown value, None: missing, ``$other``: the rest; and the limit)."""
+    from ...queries.funnel import OTHER
+
     params = Params()
-    chains = _chains(ctx, steps, window, order, None, exclusions, params)
+    chains = _chains(ctx, steps, window, order, breakdown, exclusions, params, attribution)
     level = params.bind(reached, "Int64")
-    test = f"level = {level}" if dropoff else f"level >= {level}"
-    sql = f"SELECT person_id, chain_times[{level}] AS at FROM ({_best(chains)}) WHERE {test}"
+    tests = [f"level = {level}" if dropoff else f"level >= {level}"]
+    best = _best(chains)
+    if group is not None:
+        value, breakdown_limit = group
+        best = _ranked(best)
+        limit = params.bind(breakdown_limit, "Int64")
+        if value == OTHER:
+            tests.append(f"grank > {limit}")
+        elif value is None:
+            tests += [f"grank <= {limit}", "entry_bd IS NULL"]
+        else:
+            tests += [f"grank <= {limit}", f"entry_bd = {params.bind(value, 'String')}"]
+    sql = f"SELECT person_id, chain_times[{level}] AS at FROM ({best}) WHERE {' AND '.join(tests)}"
     return sql, params
 
 

@@ -14,13 +14,13 @@ from ...events.validation import to_micros
 from .expressions import (
     Params,
     bucket_index,
+    live_persons,
     person_events,
     prop_text,
     property_condition,
     scope_param,
 )
 from .runner import rows
-from .schema import PERSONS
 
 if TYPE_CHECKING:
     from ...queries.buckets import Buckets
@@ -173,11 +173,7 @@ def _members(ctx: ReportContext, spec: Spec, buckets: Buckets, shown: int, param
         f"ARRAY JOIN arrayFilter(x -> {keep}, start_info) AS member"
     )
     if spec.breakdown is not None and spec.breakdown_type == "person":
-        scope = scope_param(ctx, params)
-        people = (
-            "(SELECT id AS person_key, argMax(properties, version) AS person_properties "
-            f"FROM {PERSONS} WHERE scope_id = {scope} GROUP BY id)"
-        )
+        people = live_persons(scope_param(ctx, params))
         grp = prop_text("ifNull(pp.person_properties, '{}')", spec.breakdown, params)
         return (
             f"SELECT m.person_id AS person_id, m.cohort AS cohort, m.anchor AS anchor, "

@@ -12,6 +12,7 @@ from ...queries.percentiles import PERCENTILES, clickhouse_percentile
 from .expressions import (
     Params,
     bucket_index,
+    live_persons,
     person_events,
     prop_number,
     prop_text,
@@ -20,7 +21,6 @@ from .expressions import (
     segment_condition,
 )
 from .runner import rows
-from .schema import PERSONS
 
 if TYPE_CHECKING:
     from ...queries.buckets import Buckets
@@ -174,11 +174,7 @@ def grouped_source(
     newest version in the persons mirror, as retention reads it; no person -> NULL), or
     ``in`` / ``out`` of ``segment``."""
     if breakdown_type == "person":
-        scope = scope_param(ctx, params)
-        people = (
-            "(SELECT id AS person_key, argMax(properties, version) AS person_properties "
-            f"FROM {PERSONS} WHERE scope_id = {scope} GROUP BY id)"
-        )
+        people = live_persons(scope_param(ctx, params))
         joined = (
             f"(SELECT s.*, pp.person_properties AS person_properties FROM {source} AS s "
             f"LEFT JOIN {people} AS pp ON pp.person_key = s.person_id)"
