@@ -137,6 +137,10 @@ def decide(
         for spec in experiment.overrides:
             if spec.segment is not None and in_segment is not None and in_segment(spec.segment):
                 return _fixed(experiment, spec.variant, "override")
+    if experiment.experiment_only:  # what the loop below does for it, without the loop
+        return _experiment(
+            experiment, subject_id, consent, attributes, stored, carried, in_segment, blocked
+        )
     excluded: Resolution | None = None
     for rule, check in zip(experiment.rules, experiment.rule_checks, strict=True):
         if rule.type == "experiment":

@@ -196,6 +196,8 @@ class Experiment:
     #: ``conditions`` and each rule's condition compiled (None: interpret it, or no condition).
     condition_check: CompiledCondition | None = field(init=False, repr=False, compare=False)
     rule_checks: tuple[CompiledCondition | None, ...] = field(init=False, repr=False, compare=False)
+    #: Whether the experiment is its only rule (every flag before issue 15).
+    experiment_only: bool = field(init=False, repr=False, compare=False)
     #: Whether evaluating it may ask for the subject's segments: an override by segment, or a
     #: condition left to the interpreter (which knows ``$inSegment``); compiled ones never do.
     reads_segments: bool = field(init=False, repr=False, compare=False)
@@ -218,6 +220,8 @@ class Experiment:
             for rule in self.rules
         )
         object.__setattr__(self, "rule_checks", rule_checks)
+        only = len(self.rules) == 1 and isinstance(self.rules[0], ExperimentRule)
+        object.__setattr__(self, "experiment_only", only)
         interpreted = (bool(self.conditions) and self.condition_check is None) or any(
             check is None and not isinstance(rule, ExperimentRule) and bool(rule.condition)
             for rule, check in zip(self.rules, rule_checks, strict=True)
