@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -946,8 +947,9 @@ class Settings:
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
 
-    @property
+    @cached_property
     def default_scope(self) -> str:
+        # Read on every flag evaluation; the values never change after init_app.
         return str(self.values["UMETRICS_DEFAULT_SCOPE"])
 
     @property

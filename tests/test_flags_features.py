@@ -34,6 +34,7 @@ from .conftest import AppFactory
 
 BASE = "/umetrics/api"
 SUBJECTS = [f"user-{i}" for i in range(2000)]
+ON = {"variant": "on"}
 
 
 def resolve(app: Flask, subject: Any, key: str, *, consent: bool = False, **kw: Any) -> Resolution:
@@ -150,6 +151,57 @@ def test_an_override_list_beats_every_rule(make_app: AppFactory) -> None:
         "off",
         "killed",
     )
+
+
+def test_segment_conditions_of_rules_are_asked_without_consent(make_app: AppFactory) -> None:
+    app = make_app()
+    with app.app_context():
+        set_person_properties("beta-anna", {"plan": "beta"})
+        save_segment("betas", filters=[{"key": "plan", "op": "eq", "value": "beta"}])
+    for key, operator in (("in", "$inSegment"), ("out", "$notInSegment")):
+        feature(app, key, rules=[{"type": "force", "condition": {operator: "betas"}, **ON}])
+    assert [resolve(app, s, "in").reason for s in ("beta-anna", "bob", None)] == [
+        "force",
+        "default",
+        "default",  # no subject: a member of no segment
+    ]
+    assert [resolve(app, s, "out").reason for s in ("beta-anna", "bob", None)] == [
+        "default",
+        "force",
+        "force",
+    ]
+
+
+def test_only_definitions_that_can_ask_for_segments_look_them_up(make_app: AppFactory) -> None:
+    app = make_app()
+    definitions: dict[str, dict[str, Any]] = {
+        "flat": {"conditions": {"country": {"$in": ["DE"]}, "plan": "pro"}},
+        "ids": {"overrides": [{"subject_ids": ["qa"], **ON}]},
+        "flat-rule": {"rules": [{"type": "force", "condition": {"plan": "pro"}, **ON}]},
+        "or": {"conditions": {"$or": [{"plan": "pro"}, {"plan": "team"}]}},
+        "segment": {"conditions": {"$inSegment": "betas"}},
+        "rule": {"rules": [{"type": "force", "condition": {"$inSegment": "betas"}, **ON}]},
+        "override": {"overrides": [{"segment": "betas", **ON}]},
+    }
+    with app.app_context():
+        for key, definition in definitions.items():
+            create_experiment({"key": key, "kind": "flag", **definition})
+        found = {key: get_experiment(key) for key in definitions}
+    reads = {key: e.reads_segments for key, e in found.items() if e is not None}
+    assert len(reads) == len(definitions)
+    assert [key for key, asks in reads.items() if asks] == ["or", "segment", "rule", "override"]
+
+
+def test_outcomes_are_built_once_per_definition_and_change_with_it(make_app: AppFactory) -> None:
+    app = make_app()
+    variants = [{"key": "off", "value": "light"}, {"key": "on", "value": "dark"}]
+    feature(app, "theme", value_type="string", variants=variants, rules=[{"type": "force", **ON}])
+    first = resolve(app, "u1", "theme")
+    assert (first.variant, first.reason, first.value) == ("on", "force", "dark")
+    assert resolve(app, "u2", "theme") is first  # immutable: shared by every subject
+    with app.app_context():
+        update_experiment("theme", {"variants": [variants[0], {"key": "on", "value": "black"}]})
+    assert resolve(app, "u1", "theme").value == "black"
 
 
 def test_rules_run_in_order_and_the_experiment_falls_through(make_app: AppFactory) -> None:

@@ -67,6 +67,7 @@ def test_known_hash_values() -> None:
     assert hash_v2("", "def") == 0.0777
     assert hash_v2("seed", "a") == gbhash("seed", "a", 2)
     assert hash_v2("", "😀") == gbhash("", "😀", 2)
+    assert hash_v2("s", "a\ud800b") == gbhash("s", "a\ud800b", 2)  # a lone surrogate: one unit
 
 
 def test_not_in_experiment_is_minus_one() -> None:

@@ -23,6 +23,7 @@ from .conditions import (
     Condition,
     _is_operator_object,
     _Lookups,
+    padded_version_of_string,
     padded_version_string,
 )
 
@@ -111,7 +112,9 @@ def _test(name: str, operand: Any) -> Test:
         order, padded = _VERSION_ORDER[name], padded_version_string(operand)
         unordered = name == "$vne"
         return lambda actual: (
-            order(padded_version_string(actual), padded) if isinstance(actual, str) else unordered
+            order(padded_version_of_string(actual), padded)
+            if isinstance(actual, str)
+            else unordered
         )
     strings = isinstance(operand, list) and all(isinstance(value, str) for value in operand)
     if name in ("$in", "$nin") and strings:

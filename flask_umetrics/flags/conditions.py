@@ -634,7 +634,14 @@ def padded_version_string(value: Any) -> str:
     """
     if _is_numeric(value):
         value = _js_number_to_string(value)
-    if not value or not isinstance(value, str):
+    if not isinstance(value, str):
+        value = "0"
+    return padded_version_of_string(value)
+
+
+def padded_version_of_string(value: str) -> str:
+    """:func:`padded_version_string` of a string (the compiled conditions call it directly)."""
+    if not value:
         value = "0"
     # Attribute values are the subject's: only short ones (real versions) are worth caching.
     return _padded_cached(value) if len(value) <= _CACHED_VERSION_LENGTH else _padded(value)

@@ -52,31 +52,35 @@ def unknown(key: str) -> Resolution:
 
 
 def _fixed(experiment: Experiment, variant: str, reason: str) -> Resolution:
-    enabled = variant != experiment.control
-    return Resolution(
-        experiment.key,
-        variant,
-        False,
-        reason,
-        enabled,
-        experiment.bucket_version,
-        value=experiment.value_of(variant),
-    )
+    """A variant the subject gets without being in the experiment."""
+    return _outcome(experiment, variant, reason, False, False)
 
 
 def _served(experiment: Experiment, variant: str, reason: str, *, record: bool) -> Resolution:
     """A variant the subject gets as a member of the experiment."""
-    enabled = variant != experiment.control
-    return Resolution(
-        experiment.key,
-        variant,
-        True,
-        reason,
-        enabled,
-        experiment.bucket_version,
-        record,
-        experiment.value_of(variant),
-    )
+    return _outcome(experiment, variant, reason, True, record)
+
+
+def _outcome(
+    experiment: Experiment, variant: str, reason: str, in_experiment: bool, record: bool
+) -> Resolution:
+    """The outcome, built once per definition (``Experiment.resolutions``): the variants and
+    reasons come from the definition, so the memo stays small."""
+    memo_key = (variant, reason, in_experiment, record)
+    result = experiment.resolutions.get(memo_key)
+    if result is None:
+        result = Resolution(
+            experiment.key,
+            variant,
+            in_experiment,
+            reason,
+            variant != experiment.control,
+            experiment.bucket_version,
+            record,
+            experiment.value_of(variant),
+        )
+        experiment.resolutions[memo_key] = result
+    return result
 
 
 def subject_key(value: Any) -> str | None:
@@ -95,7 +99,7 @@ def decide(
     subject_id: str | None,
     consent: bool,
     attributes: Mapping[str, Any],
-    now: datetime,
+    now: datetime | None,
     stored: str | None = None,
     carried: str | None = None,
     in_segment: Callable[[str], bool] | None = None,
@@ -106,7 +110,9 @@ def decide(
     schedule, overrides (subject ids, then segments), then the feature's rules in order: force,
     rollout, and the experiment (targeting, namespace, stored assignment, cookie, hash).
 
-    ``stored`` / ``carried`` are variants already assigned under the current bucket version;
+    ``now`` is the time the schedule is judged at (None: the current time, read only when the
+    experiment has a schedule). ``stored`` / ``carried`` are variants already assigned under
+    the current bucket version;
     ``blocked``: the subject holds an assignment of a bucket version below the experiment
     rule's ``min_bucket_version`` (GrowthBook's ``minBucketVersion``), which keeps them out of
     the experiment. Only the experiment rule puts a subject in the experiment (stored,
@@ -131,6 +137,10 @@ def decide(
         for spec in experiment.overrides:
             if spec.segment is not None and in_segment is not None and in_segment(spec.segment):
                 return _fixed(experiment, spec.variant, "override")
+    if experiment.experiment_only:  # what the loop below does for it, without the loop
+        return _experiment(
+            experiment, subject_id, consent, attributes, stored, carried, in_segment, blocked
+        )
     excluded: Resolution | None = None
     for rule, check in zip(experiment.rules, experiment.rule_checks, strict=True):
         if rule.type == "experiment":

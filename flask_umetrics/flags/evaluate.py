@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import has_request_context
 
 from ..db.types import utcnow
-from ..state import current_state, resolve_scope
+from ..state import UMetricsState, current_state, resolve_scope
 from .decide import Resolution, decide, is_blocked, subject_key, unknown
 from .recording import Served, in_segment, load_assignments, write_served
 from .request import current_flags
@@ -44,7 +44,8 @@ def resolve_variant(
         attrs = {**attrs, "id": raw_subject}
     stored = None
     blocked = False
-    now = utcnow()
+    # The clock is read here only to record (consent); decide reads it for a schedule.
+    now = utcnow() if consent else None
     needs_lookup = consent and subject_id is not None and experiment.status == "running"
     if needs_lookup and not experiment.killed:
         assert subject_id is not None
@@ -52,13 +53,9 @@ def resolve_variant(
             held = load_assignments(connection, scope, subject_id)
         stored = held.get((experiment_key, experiment.bucket_version))
         blocked = is_blocked(experiment, held)
-
-    def segment_lookup(key: str) -> bool:
-        if subject_id is None:
-            return False
-        with state.engine.connect() as connection:
-            return in_segment(connection, scope, subject_id, key)
-
+    segment_lookup = None
+    if experiment.reads_segments and subject_id is not None:
+        segment_lookup = _segment_lookup(state, scope, subject_id)
     result = decide(
         experiment,
         subject_id=subject_id,
@@ -70,13 +67,23 @@ def resolve_variant(
         blocked=blocked,
     )
     if result.record:
-        assert subject_id is not None and result.variant is not None
+        assert subject_id is not None and result.variant is not None and now is not None
         served = Served(
             subject_id, experiment_key, result.bucket_version, result.variant, result.reason, now
         )
         with state.engine.begin() as connection:
             write_served(connection, scope, [served])
     return result
+
+
+def _segment_lookup(state: UMetricsState, scope: str, subject_id: str) -> Callable[[str], bool]:
+    """Whether the subject is in a saved segment, looked up when a rule asks."""
+
+    def lookup(key: str) -> bool:
+        with state.engine.connect() as connection:
+            return in_segment(connection, scope, subject_id, key)
+
+    return lookup
 
 
 def current_anonymous_id(*, scope_id: str | None = None) -> str | None:

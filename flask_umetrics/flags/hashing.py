@@ -7,6 +7,7 @@ key, seed, weights and coverage puts a subject in the same variant as the server
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -22,14 +23,20 @@ def _fnv_continue(value: int, text: str) -> int:
     """FNV-1a from state ``value`` over ``text``: ``fnv1a32(a + b)`` is
     ``_fnv_continue(fnv1a32(a), b)``, so a seed's state is hashed once (:func:`_seed_state`).
     The prime and the mask are literals: this loop is the hot path of every evaluation."""
-    if text.isascii():
-        for unit in text.encode():
-            value = ((value ^ unit) * 0x01000193) & 0xFFFFFFFF
-        return value
-    data = text.encode("utf-16-le", "surrogatepass")
-    for i in range(0, len(data), 2):
-        value = ((value ^ (data[i] | (data[i + 1] << 8))) * 0x01000193) & 0xFFFFFFFF
+    # ASCII text's UTF-16 units are its bytes; other text is read as 16-bit units of UTF-16
+    # in the machine's byte order (``surrogatepass``: a lone surrogate is one unit, as in JS).
+    units = text.encode() if text.isascii() else _utf16_units(text)
+    for unit in units:
+        value = ((value ^ unit) * 0x01000193) & 0xFFFFFFFF
     return value
+
+
+_UTF16_NATIVE = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
+
+
+def _utf16_units(text: str) -> memoryview:
+    """The UTF-16 code units of ``text`` (what JavaScript's ``charCodeAt`` returns)."""
+    return memoryview(text.encode(_UTF16_NATIVE, "surrogatepass")).cast("H")
 
 
 @lru_cache(maxsize=1024)
@@ -51,10 +58,12 @@ def seed_state(seed: str) -> int:
 def hash_v2_seeded(state: int, value: str) -> float:
     """:func:`hash_v2` from the seed's FNV state: only the subject's id is hashed."""
     inner = _fnv_continue(state, value)  # the UTF-16 units of seed + value, in order
+    # FNV-1a of the decimal digits, masked once at the end: each step's low 32 bits depend
+    # only on the previous step's, and 10 digits at most keep the number small.
     outer = _FNV_OFFSET
-    for unit in str(inner).encode():  # decimal digits: ASCII
-        outer = ((outer ^ unit) * 0x01000193) & 0xFFFFFFFF
-    return (outer % 10000) / 10000
+    for digit in b"%d" % inner:
+        outer = (outer ^ digit) * 0x01000193
+    return ((outer & 0xFFFFFFFF) % 10000) / 10000
 
 
 def hash_v1(seed: str, value: str) -> float:

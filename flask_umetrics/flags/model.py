@@ -10,15 +10,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from ..db.types import utcnow
 from ..queries.filters import PropertyFilter
 from ..queries.sql import check_property_key
 from .compiled import CompiledCondition, compile_condition
 from .hashing import bucket_ranges, seed_state
 from .sample_size import DEFAULT_MDE
+
+if TYPE_CHECKING:
+    from .decide import Resolution
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 Kind = Literal["experiment", "flag"]
@@ -192,6 +196,18 @@ class Experiment:
     #: ``conditions`` and each rule's condition compiled (None: interpret it, or no condition).
     condition_check: CompiledCondition | None = field(init=False, repr=False, compare=False)
     rule_checks: tuple[CompiledCondition | None, ...] = field(init=False, repr=False, compare=False)
+    #: Whether the experiment is its only rule (every flag before issue 15).
+    experiment_only: bool = field(init=False, repr=False, compare=False)
+    #: Whether evaluating it may ask for the subject's segments: an override by segment, or a
+    #: condition left to the interpreter (which knows ``$inSegment``); compiled ones never do.
+    reads_segments: bool = field(init=False, repr=False, compare=False)
+    #: The outcomes already handed out, by (variant, reason, in experiment, record): a
+    #: :class:`~.decide.Resolution` is immutable and depends on nothing else, so each is built
+    #: once per definition (at most variants x reasons x 2). A changed definition is a new
+    #: ``Experiment`` (the flag cache reloads it) with an empty memo.
+    resolutions: dict[tuple[str, str, bool, bool], Resolution] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seed_state", seed_state(self.seed))
@@ -204,6 +220,15 @@ class Experiment:
             for rule in self.rules
         )
         object.__setattr__(self, "rule_checks", rule_checks)
+        only = len(self.rules) == 1 and isinstance(self.rules[0], ExperimentRule)
+        object.__setattr__(self, "experiment_only", only)
+        interpreted = (bool(self.conditions) and self.condition_check is None) or any(
+            check is None and not isinstance(rule, ExperimentRule) and bool(rule.condition)
+            for rule, check in zip(self.rules, rule_checks, strict=True)
+        )
+        segments = any(override.segment is not None for override in self.overrides)
+        object.__setattr__(self, "reads_segments", interpreted or segments)
+        object.__setattr__(self, "resolutions", {})
         subjects: dict[str, str] = {}
         for override in self.overrides:
             for subject in override.subject_ids or ():
@@ -261,10 +286,14 @@ class Experiment:
         """The primary metric: the first one that is not a guardrail."""
         return next((m for m in self.metrics if not m.guardrail), None)
 
-    def effective_status(self, now: datetime) -> str:
+    def effective_status(self, now: datetime | None) -> str:
         """``status`` with the schedule applied: a running experiment outside its window is
-        ``scheduled`` (before ``start_at``) or ``stopped`` (from ``stop_at``)."""
-        if self.status == "running":
+        ``scheduled`` (before ``start_at``) or ``stopped`` (from ``stop_at``).
+
+        ``now`` None: the current time, read only when there is a schedule to check."""
+        if self.status == "running" and (self.start_at is not None or self.stop_at is not None):
+            if now is None:
+                now = utcnow()
             if self.start_at is not None and now < self.start_at:
                 return "scheduled"
             if self.stop_at is not None and now >= self.stop_at:
