@@ -345,6 +345,20 @@ def _scheduler(url: str, markers: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Interrupt a scheduler and collect its output; one that does not stop in 60 s is killed
+    (so its pipe is closed here, not reported as a leak by a later test) and fails the test."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        message = f"the scheduler did not stop on SIGINT; it printed:\n{output}"
+        raise AssertionError(message) from None
+
+
 def _wait_for(condition: Any, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -398,9 +412,8 @@ def test_killed_scheduler_leader_is_replaced_and_the_job_completes_once(
             engine.dispose()
     finally:
         for process in (leader, standby):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                process.communicate(timeout=30)
+            if process is not None:
+                _stop(process)
 
     assert run.job_key == "snapshot:acme"
     assert run.period == today

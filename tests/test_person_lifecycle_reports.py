@@ -35,8 +35,9 @@ pytestmark = pytest.mark.event_stores
 
 API = "/umetrics/api"
 RANGE = "date_from=2026-03-01&date_to=2026-03-15"
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-LIVE = NOW - timedelta(minutes=5)  # in the live feed's window, outside every report's range
+#: Stands for "5 minutes before the fixture loads the events": in the live feed's window, outside
+#: every report's range (computed per test, not at import: a long run must not age it out).
+LIVE = "5 minutes ago"
 IDS = ("a-anon", "alice", "bob", "carol", "dave")
 
 EVENTS = [
@@ -73,7 +74,11 @@ EXPOSURES = [
 @pytest.fixture
 def app(make_app: AppFactory) -> Flask:
     app = make_app(SECRET_KEY="lifecycle")
-    load(app, EVENTS)
+    live = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    load(
+        app,
+        [(who, name, live if when == LIVE else when, *rest) for who, name, when, *rest in EVENTS],
+    )
     rows = [
         {
             "scope_id": "default",

@@ -87,7 +87,9 @@ class SchedulerRunner:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         if self._leader is not None:
-            with self._app.app_context():
+            # Job threads may still be asking is_leader() on the leader's one connection
+            # (shutdown does not wait for them): never use it from two threads at once.
+            with self._leader_lock, self._app.app_context():
                 self._leader.release()
 
     def is_leader(self) -> bool:
