@@ -1,9 +1,11 @@
 """Funnels in ClickHouse SQL, with the semantics of ``queries/funnel.py`` and the same summary
 rows (``kind, g, v, step, n, mid_sum, mid_n``) its shaping reads.
 
-Each person's candidate events become one array sorted by ``(ts, seq)`` (``seq`` orders ties
-as ``events.id`` does in SQL), with a 0/1 flag per distinct step definition; one row per entry
-(``ARRAY JOIN`` over the step-1 events in range) then finds its chain with array functions:
+Each person with an entry (a step-1 event in range) gets one array of their step events (in
+``strict`` order: all their events) sorted by ``(ts, seq)`` (``seq`` orders ties as
+``events.id`` does in SQL), with a 0/1 flag per distinct step definition, and per exclusion the
+sorted times of its events; one row per entry (``ARRAY JOIN`` over the step-1 events in range)
+then finds its chain with array functions:
 
 - ``ordered``: step ``s`` (definition ``d``) is the ``(lt + 1 + u)``-th ``d``-event of the
   person, ``lt`` the ``d``-events strictly before the previous step's time and ``u`` the chain
@@ -40,10 +42,15 @@ if TYPE_CHECKING:
 _NEVER = 2**62  # a time after every event: "not found"
 #: Room for the longest statement (20 steps, ``any``, six definitions of one name).
 _MAX_QUERY_BYTES = 4 * 1024 * 1024
-#: The funnel statement runs on one thread: on two, ClickHouse spent twice the CPU on the same
-#: rows (measured on the 1M-event bench, the funnel with an exclusion: 255 ms of CPU on two
-#: threads, 130 ms on one, and less wall time too; the plain funnel the same either way).
-FUNNEL_SETTINGS: dict[str, Any] = {"max_query_size": _MAX_QUERY_BYTES, "max_threads": 1}
+#: One-level aggregation per person: past ~50 MB of array states ClickHouse switches to
+#: two-level aggregation, whose 256 buckets come out as as many small blocks, and every one
+#: pays the array lambdas' fixed cost (measured on the 1M-event bench, the funnel with an
+#: exclusion: 225 ms of CPU on two threads with it, 120 ms without; one thread: 110 ms).
+FUNNEL_SETTINGS: dict[str, Any] = {
+    "max_query_size": _MAX_QUERY_BYTES,
+    "group_by_two_level_threshold": 0,
+    "group_by_two_level_threshold_bytes": 0,
+}
 
 
 def summary_rows(
