@@ -48,6 +48,12 @@ REPORT_SETTINGS: dict[str, Any] = {
     "query_plan_join_swap_table": "false",
 }
 
+#: For a read with no filter on the event name (volume): the events-by-name projection
+#: (``schema.EVENTS_BY_EVENT``) prunes nothing then, yet ClickHouse picks it whenever it holds
+#: the columns read, and reads slower through it (measured: the 1M-event volume per day 23 ms
+#: through it, 17 ms from the table).
+NO_PROJECTIONS: dict[str, Any] = {"optimize_use_projections": 0}
+
 
 @dataclass
 class Params:

@@ -7,7 +7,7 @@ from collections import namedtuple
 from typing import TYPE_CHECKING, Any
 
 from .expressions import Params, bucket_index
-from .funnel import _MAX_QUERY_BYTES, _best, _chains
+from .funnel import FUNNEL_SETTINGS, _best, _chains
 from .runner import rows
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 _MICROS = 1_000_000
 _Trend = namedtuple("_Trend", "period entered converted")
 _Bin = namedtuple("_Bin", "bin n total start_s width_s mid_sum mid_n")
-_SETTINGS = {"max_query_size": _MAX_QUERY_BYTES}
+_SETTINGS = FUNNEL_SETTINGS
 
 
 def trend_rows(

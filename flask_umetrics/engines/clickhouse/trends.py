@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...queries.percentiles import PERCENTILES, clickhouse_percentile
 from .expressions import (
+    NO_PROJECTIONS,
     Params,
     bucket_index,
     live_persons,
@@ -125,6 +126,7 @@ def cells(
         f"SELECT {grouped} AS cell_group, bucket, {aggregate} AS cell_value "
         f"FROM {base} GROUP BY {keys}",
         params,
+        None if event is not None else NO_PROJECTIONS,
     )
     return top, {(group_value, int(bucket)): value for group_value, bucket, value in result}
 
