@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection
@@ -37,7 +37,7 @@ from sqlalchemy import Connection
 from ...errors import EventStoreUnavailable
 from .. import NewPerson
 from . import mirror
-from .client import ClickHouseURL, get_client
+from .client import ClickHouseURL, get_client, insert
 from .schema import EVENTS, EVENTS_LOCAL, quote
 from .sequence import next_values
 
@@ -69,6 +69,8 @@ class _Waiting:
     """One batch in the group commit of ``insert_events``."""
 
     unique: Mapping[tuple[str, str], Mapping[str, Any]]
+    #: The persons the batch's SQL transaction created, mirrored with the group's events.
+    new_persons: Mapping[str, Mapping[str, NewPerson]] = field(default_factory=dict)
     stored: int = 0
     done: bool = False
     error: Exception | None = None
@@ -134,23 +136,21 @@ class ClickHouseEventStore:
         unique: dict[tuple[str, str], Mapping[str, Any]] = {}
         for row in rows:
             unique.setdefault((row["scope_id"], row["uuid"]), row)
-        client = self.client
-        self._retrying(
-            "mirror new persons",
-            lambda: mirror.mirror_new_persons(client, new_persons, self._write_settings),
-        )
-        return self._insert_combined(client, unique)
+        return self._insert_combined(self.client, unique, new_persons)
 
     def _insert_combined(
-        self, client: Client, unique: Mapping[tuple[str, str], Mapping[str, Any]]
+        self,
+        client: Client,
+        unique: Mapping[tuple[str, str], Mapping[str, Any]],
+        new_persons: Mapping[str, Mapping[str, NewPerson]] | None = None,
     ) -> int:
         """Group commit: the batch joins the waiting list, then waits for the insert lock; the
         thread that holds it stores every waiting batch with one look-up and one insert (first
-        come, first stored: a uuid sent by two batches counts for the earlier one). Threads of
-        one worker then share ClickHouse round trips instead of queueing for one each. If the
-        combined insert fails, each batch is tried on its own, so one batch ClickHouse refuses
-        fails alone."""
-        mine = _Waiting(unique)
+        come, first stored: a uuid sent by two batches counts for the earlier one), after
+        mirroring the persons they created with one insert per table. Threads of one worker then
+        share ClickHouse round trips instead of queueing for one each. If the combined insert
+        fails, each batch is tried on its own, so one batch ClickHouse refuses fails alone."""
+        mine = _Waiting(unique, new_persons or {})
         with self._waiting_lock:
             self._waiting.append(mine)
         with self._insert_lock:
@@ -164,6 +164,13 @@ class ClickHouseEventStore:
 
     def _store_group(self, client: Client, group: list[_Waiting]) -> None:
         try:
+            settings = self._write_settings
+            self._retrying(
+                "mirror new persons",
+                lambda: mirror.mirror_new_persons(
+                    client, [waiting.new_persons for waiting in group], settings
+                ),
+            )
             merged: dict[tuple[str, str], Mapping[str, Any]] = {}
             owner: dict[tuple[str, str], _Waiting] = {}
             for waiting in group:
@@ -225,7 +232,7 @@ class ClickHouseEventStore:
         settings = {**self._write_settings, "insert_deduplication_token": token}
         self._retrying(
             "insert events",
-            lambda: client.insert(EVENTS, data, column_names=EVENT_COLUMNS, settings=settings),
+            lambda: insert(client, EVENTS, data, EVENT_COLUMNS, settings),
         )
         return keys
 
