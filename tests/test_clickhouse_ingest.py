@@ -280,7 +280,7 @@ def test_a_retried_insert_that_had_landed_is_dropped_by_its_token(
         for i, r in enumerate(rows)
     ]
     client = get_client(parse_clickhouse_url(clickhouse_url))
-    settings = {"insert_deduplication_token": _token(rows)}
+    settings = {"insert_deduplication_token": _token([(r["scope_id"], r["uuid"]) for r in rows])}
     client.insert("umetrics_events", data, column_names=EVENT_COLUMNS, settings=settings)
     client.insert("umetrics_events", data, column_names=EVENT_COLUMNS, settings=settings)
     assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(3,)]

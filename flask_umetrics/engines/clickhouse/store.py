@@ -68,7 +68,8 @@ INSERT_ATTEMPTS = 3
 class _Waiting:
     """One batch in the group commit of ``insert_events``."""
 
-    unique: Mapping[tuple[str, str], Mapping[str, Any]]
+    #: The batch's rows as inserted (without ``seq``), by ``(scope_id, uuid)``.
+    unique: Mapping[tuple[str, str], list[Any]]
     #: The persons the batch's SQL transaction created, mirrored with the group's events.
     new_persons: Mapping[str, Mapping[str, NewPerson]] = field(default_factory=dict)
     stored: int = 0
@@ -149,8 +150,10 @@ class ClickHouseEventStore:
         come, first stored: a uuid sent by two batches counts for the earlier one), after
         mirroring the persons they created with one insert per table. Threads of one worker then
         share ClickHouse round trips instead of queueing for one each. If the combined insert
-        fails, each batch is tried on its own, so one batch ClickHouse refuses fails alone."""
-        mine = _Waiting(unique, new_persons or {})
+        fails, each batch is tried on its own, so one batch ClickHouse refuses fails alone. The
+        rows are made ready for the insert (properties as JSON) before waiting, by each batch's
+        own thread, so the lock is held for ClickHouse's work, not for ours."""
+        mine = _Waiting({key: _values(row) for key, row in unique.items()}, new_persons or {})
         with self._waiting_lock:
             self._waiting.append(mine)
         with self._insert_lock:
@@ -171,7 +174,7 @@ class ClickHouseEventStore:
                     client, [waiting.new_persons for waiting in group], settings
                 ),
             )
-            merged: dict[tuple[str, str], Mapping[str, Any]] = {}
+            merged: dict[tuple[str, str], list[Any]] = {}
             owner: dict[tuple[str, str], _Waiting] = {}
             for waiting in group:
                 for key, row in waiting.unique.items():
@@ -198,37 +201,26 @@ class ClickHouseEventStore:
         for row in rows:
             unique.setdefault((row["scope_id"], row["uuid"]), row)
         client = self.client
+        values = {key: _values(row) for key, row in unique.items()}
+        own_seq = {key: row["seq"] for key, row in unique.items()}
         with self._insert_lock:
-            return len(self._insert_fresh(client, unique, own_seq=True))
+            return len(self._insert_fresh(client, values, own_seq))
 
     def _insert_fresh(
         self,
         client: Client,
-        unique: Mapping[tuple[str, str], Mapping[str, Any]],
-        own_seq: bool = False,
+        unique: Mapping[tuple[str, str], list[Any]],
+        own_seq: Mapping[tuple[str, str], int] | None = None,
     ) -> list[tuple[str, str]]:
-        """Look up which rows are stored already, insert the rest; the keys inserted."""
+        """Look up which rows (from ``_values``) are stored already, insert the rest, each with
+        the next ``seq`` (or its own); the keys inserted."""
         stored = self._stored(client, unique)
         keys = [key for key in unique if key not in stored]
-        fresh = [unique[key] for key in keys]
-        if not fresh:
+        if not keys:
             return []
-        sequence = [row["seq"] for row in fresh] if own_seq else next_values(len(fresh))
-        data = [
-            [
-                row["scope_id"],
-                row["uuid"],
-                row["event"],
-                row["distinct_id"],
-                row["ts"],
-                row["session_id"],
-                bool(row["active"]),
-                json.dumps(row["properties"], separators=(",", ":")),
-                seq,
-            ]
-            for row, seq in zip(fresh, sequence, strict=True)
-        ]
-        token = _token(fresh)
+        sequence = [own_seq[key] for key in keys] if own_seq else next_values(len(keys))
+        data = [[*unique[key], seq] for key, seq in zip(keys, sequence, strict=True)]
+        token = _token(keys)
         settings = {**self._write_settings, "insert_deduplication_token": token}
         self._retrying(
             "insert events",
@@ -452,10 +444,24 @@ class ClickHouseEventStore:
             )
 
 
-def _token(rows: Sequence[Mapping[str, Any]]) -> str:
+def _values(row: Mapping[str, Any]) -> list[Any]:
+    """The columns of ``EVENT_COLUMNS`` but ``seq`` for one row of ``normalize_event``."""
+    return [
+        row["scope_id"],
+        row["uuid"],
+        row["event"],
+        row["distinct_id"],
+        row["ts"],
+        row["session_id"],
+        bool(row["active"]),
+        json.dumps(row["properties"], separators=(",", ":")),
+    ]
+
+
+def _token(keys: Sequence[tuple[str, str]]) -> str:
     digest = hashlib.sha256()
-    for row in rows:
-        digest.update(f"{row['scope_id']}\x1f{row['uuid']}\x1e".encode())
+    for scope_id, uuid in keys:
+        digest.update(f"{scope_id}\x1f{uuid}\x1e".encode())
     return "umetrics-events-" + digest.hexdigest()
 
 
