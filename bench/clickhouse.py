@@ -41,6 +41,7 @@ from bench.analytics import (
     log,
     send_rest,
 )
+from bench.ingest_app import warm_clickhouse_driver
 from flask_umetrics import UMetrics, create_api_key
 from flask_umetrics.engines.clickhouse.store import EVENT_COLUMNS
 
@@ -238,6 +239,7 @@ def _raw_insert(url: str, rows_path: Path) -> dict[str, Any]:
     lock = threading.Lock()
     position = {"next": 0}
     settings = {"async_insert": 0}
+    warm_clickhouse_driver()  # as the REST worker does before serving
 
     def insert() -> None:
         while True:

@@ -4,7 +4,8 @@
 root. The database URL comes from ``UMETRICS_BENCH_DATABASE_URL`` (default: the
 ``umetrics_bench`` PostgreSQL database on 127.0.0.1); the schema must already exist
 (``bench/analytics.py`` creates it). With ``UMETRICS_BENCH_CLICKHOUSE_URL`` set, events go to
-that ClickHouse (``bench/clickhouse.py``: chdb, served by one worker with threads).
+that ClickHouse (``bench/clickhouse.py``: chdb, served by one worker with threads), opened
+before the worker serves.
 """
 
 from __future__ import annotations
@@ -31,4 +32,29 @@ def create_app() -> Flask:
     if clickhouse_url:
         app.config.update(UMETRICS_EVENT_STORE="clickhouse", UMETRICS_CLICKHOUSE_URL=clickhouse_url)
     UMetrics(app)
+    if clickhouse_url:
+        warm_clickhouse(app)
     return app
+
+
+def warm_clickhouse_driver() -> None:
+    """Load what clickhouse-connect imports on its first insert (pandas and numpy, when they are
+    installed: it checks whether the data is a DataFrame). The REST worker and the raw-insert
+    baseline both call this before their clocks start, so neither times a one-off import."""
+    from clickhouse_connect.driver import options
+
+    _ = options.pd, options.np
+
+
+def warm_clickhouse(app: Flask) -> None:
+    """Open the ClickHouse client and read each table ingestion writes, before the worker serves
+    (gunicorn without ``--preload`` builds the app in the worker, so chdb is opened there, never
+    in a parent that forks). The raw-insert baseline opens its client and creates the schema
+    before its clock starts; without this, the first timed request would pay for loading chdb
+    and its tables."""
+    from flask_umetrics.engines.clickhouse.schema import DISTINCT_IDS, EVENTS, PERSONS
+
+    client = app.extensions["umetrics"].event_store.client
+    for table in (EVENTS, PERSONS, DISTINCT_IDS):
+        client.query(f"SELECT count() FROM {table} WHERE scope_id = ''")
+    warm_clickhouse_driver()

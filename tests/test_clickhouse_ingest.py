@@ -280,7 +280,7 @@ def test_a_retried_insert_that_had_landed_is_dropped_by_its_token(
         for i, r in enumerate(rows)
     ]
     client = get_client(parse_clickhouse_url(clickhouse_url))
-    settings = {"insert_deduplication_token": _token(rows)}
+    settings = {"insert_deduplication_token": _token([(r["scope_id"], r["uuid"]) for r in rows])}
     client.insert("umetrics_events", data, column_names=EVENT_COLUMNS, settings=settings)
     client.insert("umetrics_events", data, column_names=EVENT_COLUMNS, settings=settings)
     assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(3,)]
@@ -406,3 +406,63 @@ def test_a_batch_clickhouse_refuses_fails_alone(app: Flask, clickhouse_url: str)
     assert [type(r) for r in results][0::2] == [int, int] and results[0::2] == [5, 4]
     assert isinstance(results[1], Exception)
     assert ch_rows(clickhouse_url, "SELECT count() FROM umetrics_events") == [(9,)]
+
+
+@pytest.mark.parametrize("first_fails", [False, True])
+def test_a_person_another_batch_is_creating_is_left_to_it(app: Flask, first_fails: bool) -> None:
+    """Two batches of a new distinct id at once: the second neither creates its person nor waits
+    in SQL for the first's commit; it stores its events alongside, then answers with the first's
+    outcome (the first failed: its person was rolled back, so the second fails too)."""
+    import threading
+
+    from flask_umetrics.errors import EventStoreUnavailable
+    from flask_umetrics.events.writer import write_events
+
+    class Store:
+        name = "test"
+
+        def __init__(self) -> None:
+            self.calls: list[dict[str, list[str]]] = []
+            self.release = threading.Event()
+
+        def insert_events(self, connection: Any, rows: Any, new_persons: Any) -> int:
+            self.calls.append({scope: sorted(made) for scope, made in new_persons.items()})
+            if len(self.calls) == 1:  # the first batch: held until the second has stored
+                assert self.release.wait(10)
+                if first_fails:
+                    raise EventStoreUnavailable("refused")
+            return len(rows)
+
+    store = Store()
+    engine = app.extensions["umetrics"].engine
+    first = [dict(row, distinct_id="v") for row in _rows(0, 3).values()]
+    second = [dict(row, distinct_id="v") for row in _rows(3, 5).values()]
+    results: dict[str, Any] = {}
+
+    def write(name: str, rows: list[dict[str, Any]]) -> None:
+        try:
+            results[name] = write_events(engine, rows, store).stored  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results[name] = exc
+
+    threads = [threading.Thread(target=write, args=("first", first))]
+    threads[0].start()
+    deadline = time.monotonic() + 10
+    while not store.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    threads.append(threading.Thread(target=write, args=("second", second)))
+    threads[1].start()
+    while len(store.calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.calls == [{"site": ["v"]}, {}]  # the second stored without creating "v"
+    assert "second" not in results  # and waits for the first's outcome
+    store.release.set()
+    for thread in threads:
+        thread.join()
+    if first_fails:
+        assert isinstance(results["first"], EventStoreUnavailable)
+        assert isinstance(results["second"], EventStoreUnavailable)
+        assert sql_count(app, persons) == 0
+    else:
+        assert results == {"first": 3, "second": 2}
+        assert sql_count(app, persons) == 1

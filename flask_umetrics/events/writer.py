@@ -1,17 +1,20 @@
 """Writing validated event rows: persons for new distinct ids in SQL, then the events into the
-app's event store (SQL or ClickHouse), insert-or-skip by uuid, all in one SQL transaction."""
+app's event store (SQL or ClickHouse), insert-or-skip by uuid, in one SQL transaction (with
+ClickHouse: one that creates persons, or none, see ``_write_elsewhere``)."""
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from ..db.planner_stats import note_events_written
-from .identity import ensure_persons
+from ..errors import EventStoreUnavailable
+from .identity import ensure_persons, person_ids_of
 from .validation import from_micros
 
 if TYPE_CHECKING:
@@ -32,7 +35,8 @@ def write_events(
     An event whose ``(scope_id, uuid)`` is already stored is skipped and counted as a duplicate,
     so client retries and re-flushed buffers never double-count. ``store`` is the app's event
     store (default: events in the SQL database). A failure of either raises, and the persons
-    the batch created are rolled back with it, so the caller retries the whole batch.
+    the batch created are rolled back with it, so the caller retries the whole batch. With
+    another event store, see :func:`_write_elsewhere`.
     """
     if not rows:
         return WriteResult(0, 0)
@@ -46,6 +50,8 @@ def write_events(
         first = seen.get(row["distinct_id"])
         if first is None or row["ts"] < first:
             seen[row["distinct_id"]] = row["ts"]
+    if store.name != "sql":
+        return _write_elsewhere(engine, rows, by_scope, store)
     with engine.begin() as connection:
         new_persons: dict[str, dict[str, NewPerson]] = {}
         for scope_id, first_ts in by_scope.items():
@@ -60,4 +66,88 @@ def write_events(
         stored = store.insert_events(connection, rows, new_persons)
     if store.name == "sql":
         note_events_written(engine, stored)
+    return WriteResult(stored, len(rows) - stored)
+
+
+@dataclass(eq=False)
+class _Creating:
+    """The persons one write of this process is creating, in a transaction not committed yet."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False
+
+
+#: (engine, scope, distinct id) -> the write of this process creating that distinct id's person.
+_creating: dict[tuple[int, str, str], _Creating] = {}
+_creating_lock = threading.Lock()
+
+
+def _write_elsewhere(
+    engine: Engine,
+    rows: Sequence[dict[str, Any]],
+    by_scope: Mapping[str, Mapping[str, int]],
+    store: EventStore,
+) -> WriteResult:
+    """Events to another store (ClickHouse), persons in SQL.
+
+    A batch whose distinct ids all have persons (the usual case) reads them in autocommit and
+    takes no SQL transaction: nothing in SQL is left to roll back if the store fails.
+
+    Otherwise the batch creates the missing persons in a transaction held until its events are
+    stored (a failure rolls them back). A distinct id whose person another write of this process
+    is creating right now is left to that write: instead of waiting in the database for its
+    commit (and so for its event insert: concurrent batches of new visitors would be stored one
+    after the other), this batch stores its events alongside, then waits for that write's
+    outcome before answering. If that write failed, its persons were rolled back, so this batch
+    fails too (``EventStoreUnavailable``, 503): its retry finds its events stored (duplicates)
+    and creates the persons.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        missing = {
+            scope_id: [d for d in first_ts if d not in known]
+            for scope_id, first_ts in by_scope.items()
+            for known in [person_ids_of(connection, scope_id, first_ts)]
+        }
+        if not any(missing.values()):
+            stored = store.insert_events(connection, rows, {})
+            return WriteResult(stored, len(rows) - stored)
+    mine = _Creating()
+    create: dict[str, list[str]] = {}
+    others: list[_Creating] = []
+    with _creating_lock:
+        for scope_id, distinct_ids in missing.items():
+            for distinct_id in distinct_ids:
+                other = _creating.setdefault((id(engine), scope_id, distinct_id), mine)
+                if other is mine:
+                    create.setdefault(scope_id, []).append(distinct_id)
+                elif other not in others:
+                    others.append(other)
+    try:
+        with engine.begin() as connection:
+            new_persons: dict[str, dict[str, NewPerson]] = {}
+            for scope_id, distinct_ids in create.items():
+                created: dict[str, NewPerson] = {}
+                first_ts = by_scope[scope_id]
+                ensure_persons(
+                    connection,
+                    scope_id,
+                    {d: from_micros(first_ts[d]) for d in distinct_ids},
+                    created=created,
+                )
+                new_persons[scope_id] = created
+            stored = store.insert_events(connection, rows, new_persons)
+        mine.committed = True
+    finally:
+        with _creating_lock:
+            for scope_id, distinct_ids in create.items():
+                for distinct_id in distinct_ids:
+                    del _creating[(id(engine), scope_id, distinct_id)]
+        mine.done.set()
+    for other in others:
+        other.done.wait()
+        if not other.committed:
+            raise EventStoreUnavailable(
+                "the batch creating the persons of some of these distinct ids failed; "
+                "send this batch again"
+            )
     return WriteResult(stored, len(rows) - stored)

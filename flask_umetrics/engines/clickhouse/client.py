@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -204,3 +205,33 @@ def close_clients() -> None:
         for client in _clients.values():
             client.close()
         _clients.clear()
+        _column_types.clear()
+
+
+#: The column types of the tables this process inserts into, by (client, table, columns).
+_column_types: dict[tuple[int, str, tuple[str, ...]], Sequence[Any]] = {}
+
+
+def insert(
+    client: Client,
+    table: str,
+    data: Sequence[Sequence[Any]],
+    column_names: Sequence[str],
+    settings: dict[str, Any],
+) -> Any:
+    """``client.insert`` with the column types looked up once per process: without them,
+    clickhouse-connect asks ``DESCRIBE TABLE`` before every insert, a second round trip (and,
+    on chdb, a second turn of the engine's one lock). A failed insert forgets the types, so a
+    table changed by a migration is described again."""
+    key = (id(client), table, tuple(column_names))
+    types = _column_types.get(key)
+    if types is None:
+        types = client.create_insert_context(table, column_names=list(column_names)).column_types
+        _column_types[key] = types
+    try:
+        return client.insert(
+            table, data, column_names=list(column_names), column_types=types, settings=settings
+        )
+    except Exception:
+        _column_types.pop(key, None)
+        raise

@@ -11,7 +11,7 @@ mirror repairs an earlier one that was lost. No event is rewritten by a merge.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 from ...db.tables import person_distinct_ids, persons
 from ...events.validation import to_micros
 from .. import NewPerson
+from .client import insert
 from .schema import DISTINCT_IDS, PERSONS
 from .sequence import next_value
 
@@ -43,21 +44,24 @@ def _json(value: Any) -> str:
 
 
 def mirror_new_persons(
-    client: Client, new_persons: Mapping[str, Mapping[str, NewPerson]], settings: dict[str, Any]
+    client: Client,
+    batches: Sequence[Mapping[str, Mapping[str, NewPerson]]],
+    settings: dict[str, Any],
 ) -> None:
-    """The persons an event batch created: empty, anonymous, one distinct id each."""
+    """The persons event batches created (by scope, by distinct id): empty, anonymous, one
+    distinct id each; one insert per table for all the batches."""
     version = next_value()
     person_rows: list[list[Any]] = []
     map_rows: list[list[Any]] = []
-    for scope_id, created in new_persons.items():
+    for scope_id, created in (item for batch in batches for item in batch.items()):
         for distinct_id, person in created.items():
             person_rows.append(
                 [scope_id, person.person_id, "{}", False, to_micros(person.created_at), 0, version]
             )
             map_rows.append([scope_id, distinct_id, person.person_id, 0, version])
     if person_rows:
-        client.insert(PERSONS, person_rows, column_names=PERSON_COLUMNS, settings=settings)
-        client.insert(DISTINCT_IDS, map_rows, column_names=MAP_COLUMNS, settings=settings)
+        insert(client, PERSONS, person_rows, PERSON_COLUMNS, settings)
+        insert(client, DISTINCT_IDS, map_rows, MAP_COLUMNS, settings)
 
 
 def mirror_persons(
@@ -113,9 +117,9 @@ def mirror_persons(
     map_rows: list[list[Any]] = [[scope_id, d, p, 0, version] for d, p in sorted(mapped.items())]
     map_rows += [[scope_id, d, 0, 1, version] for d in sorted(set(gone_distinct_ids) - set(mapped))]
     if person_rows:
-        client.insert(PERSONS, person_rows, column_names=PERSON_COLUMNS, settings=settings)
+        insert(client, PERSONS, person_rows, PERSON_COLUMNS, settings)
     if map_rows:
-        client.insert(DISTINCT_IDS, map_rows, column_names=MAP_COLUMNS, settings=settings)
+        insert(client, DISTINCT_IDS, map_rows, MAP_COLUMNS, settings)
     return version
 
 

@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection
@@ -37,7 +37,7 @@ from sqlalchemy import Connection
 from ...errors import EventStoreUnavailable
 from .. import NewPerson
 from . import mirror
-from .client import ClickHouseURL, get_client
+from .client import ClickHouseURL, get_client, insert
 from .schema import EVENTS, EVENTS_LOCAL, quote
 from .sequence import next_values
 
@@ -68,7 +68,10 @@ INSERT_ATTEMPTS = 3
 class _Waiting:
     """One batch in the group commit of ``insert_events``."""
 
-    unique: Mapping[tuple[str, str], Mapping[str, Any]]
+    #: The batch's rows as inserted (without ``seq``), by ``(scope_id, uuid)``.
+    unique: Mapping[tuple[str, str], list[Any]]
+    #: The persons the batch's SQL transaction created, mirrored with the group's events.
+    new_persons: Mapping[str, Mapping[str, NewPerson]] = field(default_factory=dict)
     stored: int = 0
     done: bool = False
     error: Exception | None = None
@@ -134,23 +137,23 @@ class ClickHouseEventStore:
         unique: dict[tuple[str, str], Mapping[str, Any]] = {}
         for row in rows:
             unique.setdefault((row["scope_id"], row["uuid"]), row)
-        client = self.client
-        self._retrying(
-            "mirror new persons",
-            lambda: mirror.mirror_new_persons(client, new_persons, self._write_settings),
-        )
-        return self._insert_combined(client, unique)
+        return self._insert_combined(self.client, unique, new_persons)
 
     def _insert_combined(
-        self, client: Client, unique: Mapping[tuple[str, str], Mapping[str, Any]]
+        self,
+        client: Client,
+        unique: Mapping[tuple[str, str], Mapping[str, Any]],
+        new_persons: Mapping[str, Mapping[str, NewPerson]] | None = None,
     ) -> int:
         """Group commit: the batch joins the waiting list, then waits for the insert lock; the
         thread that holds it stores every waiting batch with one look-up and one insert (first
-        come, first stored: a uuid sent by two batches counts for the earlier one). Threads of
-        one worker then share ClickHouse round trips instead of queueing for one each. If the
-        combined insert fails, each batch is tried on its own, so one batch ClickHouse refuses
-        fails alone."""
-        mine = _Waiting(unique)
+        come, first stored: a uuid sent by two batches counts for the earlier one), after
+        mirroring the persons they created with one insert per table. Threads of one worker then
+        share ClickHouse round trips instead of queueing for one each. If the combined insert
+        fails, each batch is tried on its own, so one batch ClickHouse refuses fails alone. The
+        rows are made ready for the insert (properties as JSON) before waiting, by each batch's
+        own thread, so the lock is held for ClickHouse's work, not for ours."""
+        mine = _Waiting({key: _values(row) for key, row in unique.items()}, new_persons or {})
         with self._waiting_lock:
             self._waiting.append(mine)
         with self._insert_lock:
@@ -164,7 +167,14 @@ class ClickHouseEventStore:
 
     def _store_group(self, client: Client, group: list[_Waiting]) -> None:
         try:
-            merged: dict[tuple[str, str], Mapping[str, Any]] = {}
+            settings = self._write_settings
+            self._retrying(
+                "mirror new persons",
+                lambda: mirror.mirror_new_persons(
+                    client, [waiting.new_persons for waiting in group], settings
+                ),
+            )
+            merged: dict[tuple[str, str], list[Any]] = {}
             owner: dict[tuple[str, str], _Waiting] = {}
             for waiting in group:
                 for key, row in waiting.unique.items():
@@ -191,41 +201,30 @@ class ClickHouseEventStore:
         for row in rows:
             unique.setdefault((row["scope_id"], row["uuid"]), row)
         client = self.client
+        values = {key: _values(row) for key, row in unique.items()}
+        own_seq = {key: row["seq"] for key, row in unique.items()}
         with self._insert_lock:
-            return len(self._insert_fresh(client, unique, own_seq=True))
+            return len(self._insert_fresh(client, values, own_seq))
 
     def _insert_fresh(
         self,
         client: Client,
-        unique: Mapping[tuple[str, str], Mapping[str, Any]],
-        own_seq: bool = False,
+        unique: Mapping[tuple[str, str], list[Any]],
+        own_seq: Mapping[tuple[str, str], int] | None = None,
     ) -> list[tuple[str, str]]:
-        """Look up which rows are stored already, insert the rest; the keys inserted."""
+        """Look up which rows (from ``_values``) are stored already, insert the rest, each with
+        the next ``seq`` (or its own); the keys inserted."""
         stored = self._stored(client, unique)
         keys = [key for key in unique if key not in stored]
-        fresh = [unique[key] for key in keys]
-        if not fresh:
+        if not keys:
             return []
-        sequence = [row["seq"] for row in fresh] if own_seq else next_values(len(fresh))
-        data = [
-            [
-                row["scope_id"],
-                row["uuid"],
-                row["event"],
-                row["distinct_id"],
-                row["ts"],
-                row["session_id"],
-                bool(row["active"]),
-                json.dumps(row["properties"], separators=(",", ":")),
-                seq,
-            ]
-            for row, seq in zip(fresh, sequence, strict=True)
-        ]
-        token = _token(fresh)
+        sequence = [own_seq[key] for key in keys] if own_seq else next_values(len(keys))
+        data = [[*unique[key], seq] for key, seq in zip(keys, sequence, strict=True)]
+        token = _token(keys)
         settings = {**self._write_settings, "insert_deduplication_token": token}
         self._retrying(
             "insert events",
-            lambda: client.insert(EVENTS, data, column_names=EVENT_COLUMNS, settings=settings),
+            lambda: insert(client, EVENTS, data, EVENT_COLUMNS, settings),
         )
         return keys
 
@@ -445,10 +444,24 @@ class ClickHouseEventStore:
             )
 
 
-def _token(rows: Sequence[Mapping[str, Any]]) -> str:
+def _values(row: Mapping[str, Any]) -> list[Any]:
+    """The columns of ``EVENT_COLUMNS`` but ``seq`` for one row of ``normalize_event``."""
+    return [
+        row["scope_id"],
+        row["uuid"],
+        row["event"],
+        row["distinct_id"],
+        row["ts"],
+        row["session_id"],
+        bool(row["active"]),
+        json.dumps(row["properties"], separators=(",", ":")),
+    ]
+
+
+def _token(keys: Sequence[tuple[str, str]]) -> str:
     digest = hashlib.sha256()
-    for row in rows:
-        digest.update(f"{row['scope_id']}\x1f{row['uuid']}\x1e".encode())
+    for scope_id, uuid in keys:
+        digest.update(f"{scope_id}\x1f{uuid}\x1e".encode())
     return "umetrics-events-" + digest.hexdigest()
 
 
