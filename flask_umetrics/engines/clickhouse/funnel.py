@@ -22,8 +22,9 @@ then finds its chain with array functions:
 
 Then, as in SQL: each person's best entry (level, then earliest ``(ts, seq)``: one ``argMin``
 per person), breakdown groups ranked by step-1 persons then value (missing last), and the two
-middle values of the sorted deltas per cell (no ``median``: ClickHouse's is sampled). Without a
-breakdown no per-event group is carried at all.
+middle values of the deltas per cell (``quantileExactLow`` + ``quantileExactHigh`` of 0.5,
+halved in Python; no ``median``: ClickHouse's is sampled). Without a breakdown no per-event group
+is carried at all.
 """
 
 from __future__ import annotations
@@ -86,15 +87,12 @@ def summary_rows(
         )
         cells += " ARRAY JOIN [0, 1] AS kind"
         keys = "kind, g, v, step"
-    middle = (
-        "if(length(deltas) = 0, NULL, if(length(deltas) % 2 = 1, "
-        "deltas[intDiv(length(deltas) + 1, 2)], "
-        "deltas[intDiv(length(deltas), 2)] + deltas[intDiv(length(deltas), 2) + 1]))"
-    )
+    # The two middle deltas (one twice when the count is odd): exact, no array to sort, and
+    # planned in a few ms less than indexing a sorted groupArray.
     query = (
-        f"SELECT kind, g, v, step, n, {middle} AS mid_sum, if(n % 2 = 1, 1, 2) AS mid_n "
-        f"FROM (SELECT {labels}, step, count() AS n, arraySort(groupArray({delta})) AS deltas "
-        f"{cells} GROUP BY {keys}) ORDER BY kind, g, step"
+        f"SELECT {labels}, step, count() AS n, "
+        f"quantileExactLow(0.5)({delta}) + quantileExactHigh(0.5)({delta}) AS mid_sum, "
+        f"2 AS mid_n {cells} GROUP BY {keys} ORDER BY kind, g, step"
     )
     # Many steps sharing one name in ``any`` order spell out many sets (up to 63 per name).
     return [_Row(*r) for r in rows(query, params, FUNNEL_SETTINGS)]
