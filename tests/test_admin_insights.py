@@ -20,6 +20,8 @@ from .conftest import AppFactory
 from .events_data import load
 from .test_admin_access import csrf_from_page, keyed_client
 
+pytestmark = pytest.mark.event_stores
+
 ADMIN = "/umetrics/admin"
 
 
@@ -195,7 +197,10 @@ def _board_of_every_insight(site: Flask, manager: FlaskClient, token: str) -> in
     with site.app_context():
         ids = [i.id for i in list_insights()]
     for insight_id in ids:
-        _post(manager, f"/dashboards/{board_id}/tiles", token, insight_id=insight_id, width=6)
+        added = _post(
+            manager, f"/dashboards/{board_id}/tiles", token, insight_id=insight_id, width=6
+        )
+        assert added.status_code == 302, insight_id
     return board_id
 
 

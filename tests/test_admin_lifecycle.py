@@ -8,12 +8,15 @@ import io
 import json
 import re
 
+import pytest
 from flask import Flask
 
 from flask_umetrics import UMetrics
 
 from .conftest import AppFactory
 from .events_data import load
+
+pytestmark = pytest.mark.event_stores
 
 ADMIN = "/umetrics/admin"
 RANGE = "date_from=2026-03-02&date_to=2026-03-04"
@@ -74,9 +77,12 @@ def test_lifecycle_page(make_app: AppFactory) -> None:
         ["2026-03-03T00:00:00+00:00", "0", "1", "0", "1", "1"],
     ]
     pro = client.get(f"{ADMIN}/lifecycle?{RANGE}&filter_key=plan&filter_op=eq&filter_value=pro")
-    assert {d["label"]: d["data"] for d in _spec(pro.get_data(as_text=True))["datasets"]}[
-        "New"
-    ] == [0, 0]
+    assert {d["label"]: d["data"] for d in _spec(pro.get_data(as_text=True))["datasets"]} == {
+        "New": [0, 0],
+        "Returning": [0, 1],
+        "Resurrecting": [1, 0],
+        "Dormant": [0, 0],
+    }
     bad = client.get(f"{ADMIN}/lifecycle?{RANGE}&interval=year")
     assert bad.status_code == 400 and "interval" in bad.get_data(as_text=True)
 

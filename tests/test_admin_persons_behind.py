@@ -7,6 +7,7 @@ import html
 import json
 import re
 
+import pytest
 from flask import Flask
 
 from flask_umetrics import UMetrics
@@ -17,6 +18,8 @@ from .conftest import AppFactory
 from .events_data import load
 from .test_funnel_exclusions import _load_cancellations
 from .test_persons_behind import _load_plans
+
+pytestmark = pytest.mark.event_stores
 
 ADMIN = "/umetrics/admin"
 FUNNEL = "date_from=2026-03-01&date_to=2026-03-02&step=signup&step=view&step=buy"
@@ -50,7 +53,11 @@ def test_funnel_steps_open_their_persons(make_app: AppFactory) -> None:
     lists = [client.get(link) for link in reached + dropped]
     assert all(answer.status_code == 200 for answer in lists)
     people = [_ids(answer.text) for answer in lists]
-    assert [len(p) for p in people] == [7, 6, 3, 1, 3]
+    assert people[:3] == [
+        ["a", "b", "c", "d", "e", "f", "g"],
+        ["a", "b", "c", "d", "f", "g"],
+        ["a", "b", "c"],
+    ]
     assert people[3] == ["e"] and people[4] == ["d", "f", "g"]
     assert "save-segment" not in lists[0].text  # metrics.view only: no save form
 
@@ -83,7 +90,11 @@ def test_funnel_breakdown_bars_open_their_groups_persons(make_app: AppFactory) -
     assert "Persons who reached funnel step 1, plan = (other values)" in html.unescape(title)
     # The whole funnel's bars and links still open everybody at the step.
     whole = [_ids(client.get(link).text) for link in _chart_links(page, "funnel")]
-    assert [len(ids) for ids in whole] == [7, 5, 3]
+    assert whole == [
+        ["p1", "p2", "p3", "p4", "p5", "p6", "p7"],
+        ["p1", "p2", "p4", "p6", "p7"],
+        ["p1", "p4", "p7"],
+    ]
     assert [_ids(client.get(link).text) for link in _links(page, "funnel-step-persons")] == whole
 
 

@@ -52,21 +52,35 @@ def write_events(
             seen[row["distinct_id"]] = row["ts"]
     if store.name != "sql":
         return _write_elsewhere(engine, rows, by_scope, store)
+    stored = _create_and_insert(
+        engine, rows, by_scope, {s: list(f) for s, f in by_scope.items()}, store
+    )
+    note_events_written(engine, stored)
+    return WriteResult(stored, len(rows) - stored)
+
+
+def _create_and_insert(
+    engine: Engine,
+    rows: Sequence[dict[str, Any]],
+    by_scope: Mapping[str, Mapping[str, int]],
+    create: Mapping[str, Sequence[str]],
+    store: EventStore,
+) -> int:
+    """In one transaction: the persons of ``create`` (per scope, first seen at ``by_scope``'s
+    time), then the events; a failure of either rolls both back. Returns the events stored."""
     with engine.begin() as connection:
         new_persons: dict[str, dict[str, NewPerson]] = {}
-        for scope_id, first_ts in by_scope.items():
+        for scope_id, distinct_ids in create.items():
             created: dict[str, NewPerson] = {}
+            first_ts = by_scope[scope_id]
             ensure_persons(
                 connection,
                 scope_id,
-                {d: from_micros(ts) for d, ts in first_ts.items()},
+                {d: from_micros(first_ts[d]) for d in distinct_ids},
                 created=created,
             )
             new_persons[scope_id] = created
-        stored = store.insert_events(connection, rows, new_persons)
-    if store.name == "sql":
-        note_events_written(engine, stored)
-    return WriteResult(stored, len(rows) - stored)
+        return store.insert_events(connection, rows, new_persons)
 
 
 @dataclass(eq=False)
@@ -123,19 +137,7 @@ def _write_elsewhere(
                 elif other not in others:
                     others.append(other)
     try:
-        with engine.begin() as connection:
-            new_persons: dict[str, dict[str, NewPerson]] = {}
-            for scope_id, distinct_ids in create.items():
-                created: dict[str, NewPerson] = {}
-                first_ts = by_scope[scope_id]
-                ensure_persons(
-                    connection,
-                    scope_id,
-                    {d: from_micros(first_ts[d]) for d in distinct_ids},
-                    created=created,
-                )
-                new_persons[scope_id] = created
-            stored = store.insert_events(connection, rows, new_persons)
+        stored = _create_and_insert(engine, rows, by_scope, create, store)
         mine.committed = True
     finally:
         with _creating_lock:

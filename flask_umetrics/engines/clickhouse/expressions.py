@@ -138,6 +138,11 @@ def text_condition(text: str, op: str, value: Any, params: Params) -> str:
     return f"({text} IS NULL OR NOT ({contains}))"
 
 
+def chosen_event(event: str | None, params: Params) -> str:
+    """The events a report counts: one name, or (None) any active event."""
+    return "active" if event is None else f"event = {params.bind(event, 'String')}"
+
+
 def scope_param(ctx: ReportContext, params: Params) -> str:
     return params.bind(ctx.scope_id, "String")
 

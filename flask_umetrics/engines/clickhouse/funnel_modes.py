@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 _MICROS = 1_000_000
 _Trend = namedtuple("_Trend", "period entered converted")
 _Bin = namedtuple("_Bin", "bin n total start_s width_s mid_sum mid_n")
-_SETTINGS = FUNNEL_SETTINGS
 
 
 def trend_rows(
@@ -39,7 +38,7 @@ def trend_rows(
         f"FROM (SELECT person_id, {period} AS period, max(level) AS level FROM ({chains}) "
         "GROUP BY person_id, period) GROUP BY period"
     )
-    return [_Trend(*r) for r in rows(query, params, _SETTINGS)]
+    return [_Trend(*r) for r in rows(query, params, FUNNEL_SETTINGS)]
 
 
 def time_rows(
@@ -79,4 +78,4 @@ def time_rows(
         "max(width_s) AS width_s, sumIf(delta, middle) AS mid_sum, "
         f"countIf(middle) AS mid_n FROM ({binned}) GROUP BY bin"
     )
-    return [_Bin(*r) for r in rows(query, params, _SETTINGS)]
+    return [_Bin(*r) for r in rows(query, params, FUNNEL_SETTINGS)]

@@ -8,7 +8,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from .expressions import Params, bucket_index, person_events, property_condition
+from .expressions import (
+    Params,
+    bucket_index,
+    chosen_event,
+    person_events,
+    property_condition,
+)
 from .runner import rows
 
 if TYPE_CHECKING:
@@ -18,7 +24,7 @@ if TYPE_CHECKING:
 
 def _per_person(ctx: ReportContext, buckets: Buckets, event: str | None, params: Params) -> str:
     """Per person: ``first_period`` (of any event) and ``active_periods`` (with the event)."""
-    chosen = "active" if event is None else f"event = {params.bind(event, 'String')}"
+    chosen = chosen_event(event, params)
     start = params.bind(buckets.start_us, "Int64")
     doing = " AND ".join(
         [

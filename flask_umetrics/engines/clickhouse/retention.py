@@ -14,6 +14,7 @@ from ...events.validation import to_micros
 from .expressions import (
     Params,
     bucket_index,
+    chosen_event,
     live_persons,
     person_events,
     prop_text,
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
     from ...queries.buckets import Buckets
     from ...queries.context import ReportContext
     from ...queries.retention import Cells, Spec
-
-
-def _chosen(event: str | None, params: Params) -> str:
-    return "active" if event is None else f"event = {params.bind(event, 'String')}"
 
 
 def cells(
@@ -133,9 +130,9 @@ def _members(ctx: ReportContext, spec: Spec, buckets: Buckets, shown: int, param
     return_rules = "".join(
         f" AND {property_condition(f, 'properties', params)}" for f in spec.return_filters
     )
-    starts = f"({_chosen(spec.start_event, params)}{start_rules} AND us < {cohort_end}"
+    starts = f"({chosen_event(spec.start_event, params)}{start_rules} AND us < {cohort_end}"
     starts += f" AND us >= {cohort_start})" if spec.mode == "recurring" else ")"
-    returns = f"({_chosen(spec.return_event, params)}{return_rules} AND us >= {cohort_start}"
+    returns = f"({chosen_event(spec.return_event, params)}{return_rules} AND us >= {cohort_start}"
     if spec.bounded:
         end = (
             cohort_end_us + (spec.periods + 1) * spec.window_us if spec.rolling else buckets.end_us

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .expressions import Params, bucket_index, person_events
+from .expressions import Params, bucket_index, chosen_event, person_events
 from .runner import rows
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def counts(ctx: ReportContext, buckets: Buckets, event: str | None) -> dict[int, int]:
     """``{number of periods: persons}`` of the numbers someone has."""
     params = Params()
-    chosen = "active" if event is None else f"event = {params.bind(event, 'String')}"
+    chosen = chosen_event(event, params)
     source = person_events(ctx, params, where=[chosen])
     query = (
         "SELECT periods_done, count() FROM (SELECT person_id, "
@@ -32,7 +32,7 @@ def persons_sql(
     """``person_id, at`` of the persons who did the event in exactly ``periods`` periods
     (``queries/stickiness.py:stickiness_persons``), ``at`` their first such event."""
     params = Params()
-    chosen = "active" if event is None else f"event = {params.bind(event, 'String')}"
+    chosen = chosen_event(event, params)
     source = person_events(ctx, params, where=[chosen])
     return (
         f"SELECT person_id, min(us) AS at FROM {source} GROUP BY person_id "
