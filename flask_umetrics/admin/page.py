@@ -16,12 +16,9 @@ from typing import Any
 
 from flask import Response, render_template, request
 
+from ..queries.persons import csv_safe
 from .errors import AdminError
 from .formatting import column_label
-
-#: Cells starting with these are formulas to a spreadsheet; they are quoted with a leading '
-#: (OWASP "CSV injection"). Header cells too: a breakdown's column names are ingested values.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -113,9 +110,8 @@ def _csv_cell(value: Any) -> Any:
         return int(value)
     if isinstance(value, (dict, list)):  # properties: the REST API's JSON, keys sorted
         value = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
+    # Header cells too: a breakdown's column names are ingested values.
+    return csv_safe(value) if isinstance(value, str) else value
 
 
 def csv_response(table: Table) -> Response:

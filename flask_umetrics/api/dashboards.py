@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..errors import APIError
 from ..insights import Dashboard, boards, dashboard_results
 from ..queries.filters import PropertyFilter
 from ..queries.relative_dates import check_token
@@ -30,14 +29,6 @@ def with_results(dashboard: Dashboard) -> Dashboard:
     answers = dashboard_results(dashboard)
     tiles = [replace(tile, **answer) for tile, answer in zip(dashboard.tiles, answers, strict=True)]
     return replace(dashboard, tiles=tiles)
-
-
-def _number(dashboard_id: str) -> int:
-    return path_id(dashboard_id, "dashboard")
-
-
-def _missing(dashboard_id: str) -> APIError:
-    return not_found("dashboard", dashboard_id)
 
 
 @router.route(
@@ -116,9 +107,9 @@ class DashboardQuery(ScopedModel):
     response=Dashboard,
 )
 def dashboards_get(call: APICall, dashboard_id: str) -> Dashboard:
-    dashboard = boards.get_dashboard(_number(dashboard_id), scope_id=call.scope_id)
+    dashboard = boards.get_dashboard(path_id(dashboard_id, "dashboard"), scope_id=call.scope_id)
     if dashboard is None:
-        raise _missing(dashboard_id)
+        raise not_found("dashboard", dashboard_id)
     if call.query.date_range is not None:
         check_token(call.query.date_range)
         dashboard = replace(
@@ -158,10 +149,10 @@ def dashboards_update(call: APICall, dashboard_id: str) -> Dashboard:
         if name in values and values[name] is None:
             values.pop(name)
     dashboard = boards.update_dashboard(
-        _number(dashboard_id), scope_id=call.scope_id, actor=actor(call), **values
+        path_id(dashboard_id, "dashboard"), scope_id=call.scope_id, actor=actor(call), **values
     )
     if dashboard is None:
-        raise _missing(dashboard_id)
+        raise not_found("dashboard", dashboard_id)
     return dashboard
 
 
@@ -175,7 +166,7 @@ def dashboards_update(call: APICall, dashboard_id: str) -> Dashboard:
     response=Deleted,
 )
 def dashboards_delete(call: APICall, dashboard_id: str) -> Deleted:
-    number = _number(dashboard_id)
+    number = path_id(dashboard_id, "dashboard")
     if not boards.delete_dashboard(number, scope_id=call.scope_id, actor=actor(call)):
-        raise _missing(dashboard_id)
+        raise not_found("dashboard", dashboard_id)
     return Deleted(id=number, deleted=True)

@@ -29,6 +29,14 @@ MAX_OFFSET = 1_000_000
 IDS_SHOWN = 20
 
 
+def check_page(limit: int, offset: int) -> None:
+    """A page of a persons list: ``limit`` 1..MAX_LIMIT, ``offset`` 0..MAX_OFFSET."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError("offset", f"must be between 0 and {MAX_OFFSET}")
+
+
 @dataclass(frozen=True)
 class PersonListItem:
     id: int
@@ -78,10 +86,7 @@ def search_persons(
     first :data:`IDS_SHOWN` by code point), their event count and the time of their last event.
     """
     scope = resolve_scope(scope_id)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
-    if not 0 <= offset <= MAX_OFFSET:
-        raise ValidationError("offset", f"must be between 0 and {MAX_OFFSET}")
+    check_page(limit, offset)
     if distinct_id is not None and not 1 <= len(distinct_id) <= 200:
         raise ValidationError("distinct_id", "must be 1-200 characters")
     if property is not None:

@@ -20,11 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.sql import Select
 
 from ..db.tables import persons
-from ..errors import ValidationError
 from ..events.validation import from_micros
 from ..state import current_state, resolve_scope
 from .connection import metadata_connection, report_connection
-from .people import MAX_LIMIT, MAX_OFFSET, first_distinct_ids
+from .people import check_page, first_distinct_ids
 
 if TYPE_CHECKING:
     from ..engines.clickhouse.expressions import Params
@@ -70,13 +69,6 @@ class PersonsList:
     total: int
     limit: int
     offset: int
-
-
-def check_page(limit: int, offset: int) -> None:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
-    if not 0 <= offset <= MAX_OFFSET:
-        raise ValidationError("offset", f"must be between 0 and {MAX_OFFSET}")
 
 
 def _page(source: PersonSource, limit: int, offset: int) -> tuple[int, list[tuple[int, Any]]]:
@@ -152,17 +144,21 @@ def persons_csv(result: PersonsList) -> str:
         writer.writerow(
             [
                 p.id,
-                _inert(" ".join(p.distinct_ids)),
+                csv_safe(" ".join(p.distinct_ids)),
                 p.qualified_at or "",
                 p.created_at or "",
                 "true" if p.is_identified else "false",
-                _inert(json.dumps(p.properties, sort_keys=True, ensure_ascii=False)),
+                csv_safe(json.dumps(p.properties, sort_keys=True, ensure_ascii=False)),
             ]
         )
     return out.getvalue()
 
 
-def _inert(text: str) -> str:
-    """Distinct ids come from browsers: a cell a spreadsheet would run as a formula gets a
-    leading quote."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+#: Cells starting with these are formulas to a spreadsheet (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(text: str) -> str:
+    """Text for a CSV cell: one a spreadsheet would run as a formula gets a leading quote
+    (distinct ids, property values and breakdown names come from browsers)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
