@@ -63,7 +63,7 @@ from .connection import report_connection
 from .context import ReportContext
 from .filters import PropertyFilter
 from .persons import PersonSource
-from .sql import person_events, prop_text
+from .sql import OTHER, person_events, prop_text
 
 ORDERS: tuple[str, ...] = ("ordered", "strict", "any")
 MIN_STEPS = 2
@@ -72,7 +72,6 @@ MAX_ANY_DEFINITIONS = 6
 MAX_EXCLUSIONS = 10
 MAX_WINDOW_SECONDS = 3650 * 86400
 DEFAULT_WINDOW_SECONDS = 14 * 86400
-OTHER = "$other"
 _MICROS = 1_000_000
 _NEVER = 2**62  # a time after every event: "not found"
 

@@ -49,7 +49,15 @@ from .connection import report_connection
 from .context import ReportContext
 from .filters import PropertyFilter
 from .persons import PersonSource
-from .sql import by_codepoint, check_property_key, person_events, prop_text
+from .sql import (
+    OTHER,
+    by_codepoint,
+    check_property_key,
+    other_group,
+    person_events,
+    prop_text,
+    top_values,
+)
 
 PERIODS: tuple[str, ...] = ("hour", "day", "week", "month")
 MODES: tuple[str, ...] = ("first_time", "recurring")
@@ -58,7 +66,6 @@ WEEK_STARTS: dict[str, int] = {"monday": 0, "sunday": 6}
 BREAKDOWN_TYPES: tuple[str, ...] = ("event", "person")
 MAX_PERIODS = 366
 MAX_BREAKDOWN_LIMIT = 50
-OTHER = "$other"
 #: A rolling window's length in µs per period (months have none).
 WINDOW_US: dict[str, int] = {
     "hour": 3_600_000_000,
@@ -481,25 +488,6 @@ def _valued(ctx: ReportContext, spec: Spec, buckets: Buckets, shown: int) -> Sub
     )
 
 
-def _top(connection: Any, valued: Subquery, spec: Spec) -> list[str | None]:
-    """The top ``breakdown_limit`` values by cohort members (ties by code point)."""
-    return list(
-        connection.execute(
-            select(valued.c.grp)
-            .group_by(valued.c.grp)
-            .order_by(func.count().desc(), by_codepoint(valued.c.grp).asc().nulls_last())
-            .limit(spec.breakdown_limit)
-        ).scalars()
-    )
-
-
-def _group(valued: Subquery, top: list[str | None]) -> ColumnElement[Any]:
-    """Values outside the top (and a missing value, unless it is in the top) -> ``$other``."""
-    named = [value for value in top if value is not None]
-    keep_missing = [(valued.c.grp.is_(None), literal(None))] if None in top else []
-    return case((valued.c.grp.in_(named), valued.c.grp), *keep_missing, else_=literal(OTHER))
-
-
 def _sql_cells(
     ctx: ReportContext, spec: Spec, buckets: Buckets, shown: int
 ) -> tuple[list[str | None], Cells]:
@@ -509,8 +497,8 @@ def _sql_cells(
         top: list[str | None] = []
         group: ColumnElement[Any] = literal(None)
         if spec.breakdown is not None:
-            top = _top(connection, valued, spec)
-            group = _group(valued, top)
+            top = top_values(connection, valued.c.grp, spec.breakdown_limit)
+            group = other_group(valued.c.grp, top)
         query = select(
             group.label("g"),
             valued.c.cohort,
@@ -565,8 +553,8 @@ def retention_persons(
     if spec.breakdown is not None:
         if breakdown_value == OTHER:
             with report_connection() as connection:
-                top = _top(connection, valued, spec)
-            conditions.append(_group(valued, top) == OTHER)
+                top = top_values(connection, valued.c.grp, spec.breakdown_limit)
+            conditions.append(other_group(valued.c.grp, top) == OTHER)
         elif breakdown_value is None:
             conditions.append(valued.c.grp.is_(None))
         else:

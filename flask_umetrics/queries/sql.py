@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Integer, String, and_, literal, select
+from sqlalchemy import BigInteger, Float, Integer, String, and_, case, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.expression import FunctionElement
@@ -168,3 +168,28 @@ def _by_codepoint_pg(element: by_codepoint, compiler: Any, **kw: Any) -> str:
 @compiles(by_codepoint, "sqlite")
 def _by_codepoint_sqlite(element: by_codepoint, compiler: Any, **kw: Any) -> str:
     return f"({compiler.process(next(iter(element.clauses)), **kw)} COLLATE BINARY)"
+
+
+#: The group of the values past a breakdown's limit (and of a missing value outside it).
+OTHER = "$other"
+
+
+def top_values(connection: Any, value: ColumnElement[Any], limit: int) -> list[str | None]:
+    """A breakdown's top ``limit`` values of ``value`` by rows, ties by code point (missing
+    last): the groups shown on their own."""
+    return list(
+        connection.execute(
+            select(value)
+            .group_by(value)
+            .order_by(func.count().desc(), by_codepoint(value).asc().nulls_last())
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def other_group(value: ColumnElement[Any], top: list[str | None]) -> ColumnElement[Any]:
+    """``value`` if in ``top``, else :data:`OTHER` (a missing value too, unless it is in
+    ``top``)."""
+    named = [v for v in top if v is not None]
+    keep_missing = [(value.is_(None), literal(None))] if None in top else []
+    return case((value.in_(named), value), *keep_missing, else_=literal(OTHER))

@@ -34,7 +34,15 @@ from .context import Count, ReportContext
 from .percentiles import PERCENTILES, percentile_cells
 from .persons import PersonSource
 from .segments import Segment, get_segment
-from .sql import by_codepoint, events_of, person_events, prop_number, prop_text
+from .sql import (
+    OTHER,
+    events_of,
+    other_group,
+    person_events,
+    prop_number,
+    prop_text,
+    top_values,
+)
 
 Math = Literal[
     "total",
@@ -65,7 +73,6 @@ PERSON_MATHS = frozenset({"unique_persons", "per_person_avg", "first_time", "dau
 #: Rolling active persons: on day ``d``, the persons who did the event in the ``n`` local days
 #: ending with ``d`` (``dau`` is ``unique_persons``).
 WINDOWS: dict[str, int] = {"wau": 7, "mau": 30}
-OTHER = "$other"
 MAX_BREAKDOWN_LIMIT = 100
 #: What ``breakdown`` names: an event property, a person property, or a saved segment.
 BREAKDOWN_TYPES = ("event", "person", "segment")
@@ -294,20 +301,10 @@ def _sql_cells(
         if segment is not None:
             top = list(SEGMENT_GROUPS)
         elif breakdown is not None:
-            top = list(
-                connection.execute(
-                    select(rows.c.grp)
-                    .group_by(rows.c.grp)
-                    .order_by(func.count().desc(), by_codepoint(rows.c.grp).asc().nulls_last())
-                    .limit(breakdown_limit)
-                ).scalars()
-            )
-        named = [value for value in top if value is not None]
+            top = top_values(connection, rows.c.grp, breakdown_limit)
         grp: ColumnElement[Any] = rows.c.grp
         if breakdown is not None:
-            # Values outside the top N (and a missing value, unless it is in the top N) -> other.
-            keep_missing = [(rows.c.grp.is_(None), literal(None))] if None in top else []
-            grp = case((rows.c.grp.in_(named), rows.c.grp), *keep_missing, else_=literal(OTHER))
+            grp = other_group(rows.c.grp, top)
         if math in PERCENTILES:
             query = percentile_cells(grp, rows, PERCENTILES[math])
         elif math in WINDOWS:

@@ -143,6 +143,26 @@ def chosen_event(event: str | None, params: Params) -> str:
     return "active" if event is None else f"event = {params.bind(event, 'String')}"
 
 
+def top_groups_sql(source: str, limit: int, params: Params) -> str:
+    """The statement of a breakdown's top ``limit`` values of ``grp`` in ``source`` by rows,
+    ties by code point, missing last (``queries.sql.top_values``)."""
+    return (
+        f"SELECT grp FROM {source} GROUP BY grp ORDER BY count() DESC, grp ASC NULLS LAST "
+        f"LIMIT {params.bind(limit, 'Int64')}"
+    )
+
+
+def other_group(top: list[str | None], params: Params, other: str) -> str:
+    """``grp`` if in ``top``, else ``other`` (a missing value too, unless it is in ``top``):
+    ``queries.sql.other_group``."""
+    named = params.bind([value for value in top if value is not None], "Array(String)")
+    missing = "grp IS NULL, CAST(NULL AS Nullable(String)), " if None in top else ""
+    return (
+        f"multiIf(grp IS NOT NULL AND has({named}, assumeNotNull(grp)), grp, {missing}"
+        f"toNullable({params.bind(other, 'String')}))"
+    )
+
+
 def scope_param(ctx: ReportContext, params: Params) -> str:
     return params.bind(ctx.scope_id, "String")
 

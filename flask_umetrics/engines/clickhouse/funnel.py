@@ -33,6 +33,7 @@ import dataclasses
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
+from ...queries.sql import OTHER
 from .expressions import Params, person_events, prop_text, property_condition
 from .runner import rows
 
@@ -65,8 +66,6 @@ def summary_rows(
     attribution: Attribution | None = None,
 ) -> list[Any]:
     """The summary rows of ``queries/funnel.py:_summary`` (``window`` in µs)."""
-    from ...queries.funnel import OTHER
-
     params = Params()
     chains = _chains(ctx, steps, window, order, breakdown, exclusions, params, attribution)
     best = _best(chains)
@@ -144,8 +143,6 @@ def persons_sql(
     """``person_id, at`` of the persons whose chosen attempt reached step ``reached`` (exactly,
     with ``dropoff``), as ``queries/funnel.py:funnel_persons``; with ``breakdown``, only those
     of ``group`` (the breakdown value, None: missing, ``$other``: the rest; and the limit)."""
-    from ...queries.funnel import OTHER
-
     params = Params()
     chains = _chains(ctx, steps, window, order, breakdown, exclusions, params, attribution)
     level = params.bind(reached, "Int64")

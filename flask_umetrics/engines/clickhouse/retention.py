@@ -11,15 +11,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...events.validation import to_micros
+from ...queries.sql import OTHER
 from .expressions import (
     Params,
     bucket_index,
     chosen_event,
     live_persons,
+    other_group,
     person_events,
     prop_text,
     property_condition,
     scope_param,
+    top_groups_sql,
 )
 from .runner import rows
 
@@ -37,7 +40,11 @@ def cells(
     params = Params()
     members = _members(ctx, spec, buckets, shown, params)
     top = _top(members, spec, params)
-    group = "CAST(NULL AS Nullable(String))" if spec.breakdown is None else _group(top, params)
+    group = (
+        "CAST(NULL AS Nullable(String))"
+        if spec.breakdown is None
+        else other_group(top, params, OTHER)
+    )
     came_back = [f"sum({_came_back(spec, k, params)}) AS k{k}" for k in range(spec.periods + 1)]
     query = (
         f"SELECT {group} AS g, cohort, count() AS size, {', '.join(came_back)} "
@@ -54,24 +61,8 @@ def _top(members: str, spec: Spec, params: Params) -> list[str | None]:
     """The top ``breakdown_limit`` values by cohort members (ties by code point)."""
     if spec.breakdown is None:
         return []
-    limit = params.bind(spec.breakdown_limit, "Int64")
-    query = (
-        f"SELECT grp FROM ({members}) GROUP BY grp ORDER BY count() DESC, grp ASC NULLS LAST "
-        f"LIMIT {limit}"
-    )
+    query = top_groups_sql(f"({members})", spec.breakdown_limit, params)
     return [row[0] for row in rows(query, params)]
-
-
-def _group(top: list[str | None], params: Params) -> str:
-    """Values outside the top (and a missing value, unless in the top) -> ``$other``."""
-    from ...queries.retention import OTHER
-
-    named = params.bind([value for value in top if value is not None], "Array(String)")
-    missing = "grp IS NULL, CAST(NULL AS Nullable(String)), " if None in top else ""
-    return (
-        f"multiIf(has({named}, assumeNotNull(grp)) AND grp IS NOT NULL, grp, {missing}"
-        f"toNullable({params.bind(OTHER, 'String')}))"
-    )
 
 
 def persons_sql(
@@ -85,15 +76,13 @@ def persons_sql(
 ) -> tuple[str, Params]:
     """``person_id, at`` (NULL) of the persons of cell ``(cohort, k)`` (of one breakdown
     value's grid with a breakdown)."""
-    from ...queries.retention import OTHER
-
     params = Params()
     members = _members(ctx, spec, buckets, shown, params)
     conditions = [f"cohort = {params.bind(cohort, 'Int64')}", _came_back(spec, k, params)]
     if spec.breakdown is not None:
         if breakdown_value == OTHER:
             top = _top(members, spec, Params(dict(params.values)))
-            conditions.append(f"{_group(top, params)} = {params.bind(OTHER, 'String')}")
+            conditions.append(f"{other_group(top, params, OTHER)} = {params.bind(OTHER, 'String')}")
         elif breakdown_value is None:
             conditions.append("grp IS NULL")
         else:

@@ -14,12 +14,14 @@ from .expressions import (
     Params,
     bucket_index,
     live_persons,
+    other_group,
     person_events,
     prop_number,
     prop_text,
     scope_param,
     scoped_events,
     segment_condition,
+    top_groups_sql,
 )
 from .runner import rows
 
@@ -91,20 +93,11 @@ def cells(
     if segment is not None:
         top = ["in", "out"]
     elif breakdown is not None:
-        found = rows(
-            f"SELECT grp FROM {base} GROUP BY grp ORDER BY count() DESC, grp ASC NULLS LAST "
-            f"LIMIT {params.bind(breakdown_limit, 'UInt32')}",
-            params,
-        )
+        found = rows(top_groups_sql(base, breakdown_limit, params), params)
         top = [row[0] for row in found]
     grouped = "CAST(NULL AS Nullable(String))"
     if breakdown is not None:
-        named = params.bind([value for value in top if value is not None], "Array(String)")
-        missing = "grp IS NULL, CAST(NULL AS Nullable(String)), " if None in top else ""
-        grouped = (
-            f"multiIf(grp IS NOT NULL AND has({named}, assumeNotNull(grp)), grp, {missing}"
-            f"toNullable({params.bind(other, 'String')}))"
-        )
+        grouped = other_group(top, params, other)
     if window is not None:  # each (group, day, person) counts for the window's days
         last = params.bind(len(buckets.starts), "Int64")
         result = rows(
