@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from ..insights import Dashboard, boards, dashboard_results
 from ..queries.filters import PropertyFilter
 from ..queries.relative_dates import check_token
-from .insights import Deleted, actor, not_found, path_id
+from .insights import Deleted, not_found, path_id
 from .models import ScopedModel
 from .params import DateTimeParam
 from .router import APICall
@@ -85,7 +85,7 @@ def _values(body: BaseModel, names: set[str]) -> dict[str, Any]:
 )
 def dashboards_create(call: APICall) -> Dashboard:
     values = _values(call.body, set(DashboardBody.model_fields))
-    dashboard = boards.create_dashboard(scope_id=call.scope_id, actor=actor(call), **values)
+    dashboard = boards.create_dashboard(scope_id=call.scope_id, actor=call.actor, **values)
     return dashboard
 
 
@@ -149,7 +149,7 @@ def dashboards_update(call: APICall, dashboard_id: str) -> Dashboard:
         if name in values and values[name] is None:
             values.pop(name)
     dashboard = boards.update_dashboard(
-        path_id(dashboard_id, "dashboard"), scope_id=call.scope_id, actor=actor(call), **values
+        path_id(dashboard_id, "dashboard"), scope_id=call.scope_id, actor=call.actor, **values
     )
     if dashboard is None:
         raise not_found("dashboard", dashboard_id)
@@ -167,6 +167,6 @@ def dashboards_update(call: APICall, dashboard_id: str) -> Dashboard:
 )
 def dashboards_delete(call: APICall, dashboard_id: str) -> Deleted:
     number = path_id(dashboard_id, "dashboard")
-    if not boards.delete_dashboard(number, scope_id=call.scope_id, actor=actor(call)):
+    if not boards.delete_dashboard(number, scope_id=call.scope_id, actor=call.actor):
         raise not_found("dashboard", dashboard_id)
     return Deleted(id=number, deleted=True)

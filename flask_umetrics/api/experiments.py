@@ -23,10 +23,6 @@ class ExperimentList(BaseModel):
     experiments: list[dict[str, Any]]
 
 
-def _actor(call: APICall) -> str | None:
-    return call.principal.actor if call.principal else None
-
-
 def _found(call: APICall, key: str) -> Experiment:
     experiment = store.get_experiment(key, scope_id=call.scope_id)
     if experiment is None:
@@ -70,7 +66,7 @@ class CreateBody(store.ExperimentSpec):
 )
 def experiments_create(call: APICall) -> dict[str, Any]:
     spec = store.ExperimentSpec.model_validate(call.body.model_dump(exclude={"scope_id"}))
-    return store.create_experiment(spec, scope_id=call.scope_id, actor=_actor(call)).to_json()
+    return store.create_experiment(spec, scope_id=call.scope_id, actor=call.actor).to_json()
 
 
 @router.route(
@@ -99,9 +95,7 @@ class UpdateBody(store.ExperimentChanges):
 def experiments_update(call: APICall, key: str) -> dict[str, Any]:
     sent = call.body.model_fields_set - {"scope_id"}
     changes = store.ExperimentChanges.model_validate(call.body.model_dump(include=sent))
-    return store.update_experiment(
-        key, changes, scope_id=call.scope_id, actor=_actor(call)
-    ).to_json()
+    return store.update_experiment(key, changes, scope_id=call.scope_id, actor=call.actor).to_json()
 
 
 @router.route(
@@ -114,7 +108,7 @@ def experiments_update(call: APICall, key: str) -> dict[str, Any]:
     body=ScopedModel,
 )
 def experiments_start(call: APICall, key: str) -> dict[str, Any]:
-    return store.start_experiment(key, scope_id=call.scope_id, actor=_actor(call)).to_json()
+    return store.start_experiment(key, scope_id=call.scope_id, actor=call.actor).to_json()
 
 
 @router.route(
@@ -127,7 +121,7 @@ def experiments_start(call: APICall, key: str) -> dict[str, Any]:
     body=ScopedModel,
 )
 def experiments_pause(call: APICall, key: str) -> dict[str, Any]:
-    return store.pause_experiment(key, scope_id=call.scope_id, actor=_actor(call)).to_json()
+    return store.pause_experiment(key, scope_id=call.scope_id, actor=call.actor).to_json()
 
 
 class StopBody(ScopedModel):
@@ -145,7 +139,7 @@ class StopBody(ScopedModel):
 )
 def experiments_stop(call: APICall, key: str) -> dict[str, Any]:
     return store.stop_experiment(
-        key, shipped_variant=call.body.shipped_variant, scope_id=call.scope_id, actor=_actor(call)
+        key, shipped_variant=call.body.shipped_variant, scope_id=call.scope_id, actor=call.actor
     ).to_json()
 
 
@@ -164,7 +158,7 @@ class ShipBody(ScopedModel):
 )
 def experiments_ship(call: APICall, key: str) -> dict[str, Any]:
     return store.stop_experiment(
-        key, shipped_variant=call.body.variant, scope_id=call.scope_id, actor=_actor(call)
+        key, shipped_variant=call.body.variant, scope_id=call.scope_id, actor=call.actor
     ).to_json()
 
 
@@ -182,7 +176,7 @@ class KillBody(ScopedModel):
 )
 def experiments_kill(call: APICall, key: str) -> dict[str, Any]:
     return store.set_killed(
-        key, call.body.killed, scope_id=call.scope_id, actor=_actor(call)
+        key, call.body.killed, scope_id=call.scope_id, actor=call.actor
     ).to_json()
 
 
@@ -200,9 +194,7 @@ class RulesBody(ScopedModel):
 )
 def experiments_rules(call: APICall, key: str) -> dict[str, Any]:
     changes = store.ExperimentChanges.model_validate({"rules": call.body.rules})
-    return store.update_experiment(
-        key, changes, scope_id=call.scope_id, actor=_actor(call)
-    ).to_json()
+    return store.update_experiment(key, changes, scope_id=call.scope_id, actor=call.actor).to_json()
 
 
 class OverridesBody(ScopedModel):
@@ -219,9 +211,7 @@ class OverridesBody(ScopedModel):
 )
 def experiments_overrides(call: APICall, key: str) -> dict[str, Any]:
     changes = store.ExperimentChanges.model_validate({"overrides": call.body.overrides})
-    return store.update_experiment(
-        key, changes, scope_id=call.scope_id, actor=_actor(call)
-    ).to_json()
+    return store.update_experiment(key, changes, scope_id=call.scope_id, actor=call.actor).to_json()
 
 
 class ToggleBody(ScopedModel):
@@ -238,7 +228,7 @@ class ToggleBody(ScopedModel):
 )
 def experiments_toggle(call: APICall, key: str) -> dict[str, Any]:
     return store.set_killed(
-        key, not call.body.on, scope_id=call.scope_id, actor=_actor(call)
+        key, not call.body.on, scope_id=call.scope_id, actor=call.actor
     ).to_json()
 
 
@@ -258,7 +248,7 @@ class Deleted(BaseModel):
     response=Deleted,
 )
 def experiments_delete(call: APICall, key: str) -> Deleted:
-    store.delete_experiment(key, scope_id=call.scope_id, actor=_actor(call))
+    store.delete_experiment(key, scope_id=call.scope_id, actor=call.actor)
     return Deleted(key=key, deleted=True)
 
 

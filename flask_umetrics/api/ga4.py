@@ -19,10 +19,6 @@ TAG = "ga4"
 GOOGLE_ERRORS = (409, 429, 501, 502, 503)
 
 
-def _actor(call: APICall) -> str | None:
-    return call.principal.actor if call.principal else None
-
-
 @router.route(
     "/ga4/status",
     summary="Whether GA4 is available, configured and connected; the linked property",
@@ -54,7 +50,7 @@ def ga4_connect(call: APICall) -> dict[str, Any]:
     service.require_libraries()
     from ..ga4.connections import save_service_account
 
-    connection = save_service_account(call.scope_id, call.body.service_account, actor=_actor(call))
+    connection = save_service_account(call.scope_id, call.body.service_account, actor=call.actor)
     return {"connection": service.connection_json(connection)}
 
 
@@ -90,7 +86,7 @@ def ga4_oauth_start(call: APICall) -> OAuthStart:
     url = start_oauth(
         call.scope_id,
         redirect_uri=redirect_uri,
-        actor=_actor(call),
+        actor=call.actor,
         provisioning=call.body.provisioning,
     )
     return OAuthStart(authorization_url=url)
@@ -159,7 +155,7 @@ class LinkBody(ScopedModel):
     body=LinkBody,
 )
 def ga4_link(call: APICall) -> dict[str, Any]:
-    return service.link(call.scope_id, call.body.property_id, actor=_actor(call))
+    return service.link(call.scope_id, call.body.property_id, actor=call.actor)
 
 
 class ProvisionBody(ScopedModel):
@@ -195,7 +191,7 @@ def ga4_provision(call: APICall) -> dict[str, Any]:
         time_zone=body.time_zone,
         currency=body.currency,
         property_id=body.property_id,
-        actor=_actor(call),
+        actor=call.actor,
     )
 
 
@@ -256,4 +252,4 @@ def ga4_disconnect(call: APICall) -> Disconnected:
     service.require_libraries()
     from ..ga4.connections import disconnect
 
-    return Disconnected(disconnected=disconnect(call.scope_id, actor=_actor(call)))
+    return Disconnected(disconnected=disconnect(call.scope_id, actor=call.actor))

@@ -47,10 +47,6 @@ def found_insight(call: APICall, insight_id: str) -> Insight:
     return insight
 
 
-def actor(call: APICall) -> str | None:
-    return call.principal.actor if call.principal else None
-
-
 @router.route(
     "/insights",
     summary="Saved insights of the scope",
@@ -93,7 +89,7 @@ def insights_create(call: APICall) -> Insight:
         name=body.name,
         description=body.description,
         scope_id=call.scope_id,
-        actor=actor(call),
+        actor=call.actor,
     )
     return insight
 
@@ -134,7 +130,7 @@ def insights_update(call: APICall, insight_id: str) -> Insight:
     }
     number = path_id(insight_id, "insight")
     insight = insight_store.update_insight(
-        number, scope_id=call.scope_id, actor=actor(call), **changes
+        number, scope_id=call.scope_id, actor=call.actor, **changes
     )
     if insight is None:
         raise not_found("insight", insight_id)
@@ -157,7 +153,7 @@ class Deleted(BaseModel):
 )
 def insights_delete(call: APICall, insight_id: str) -> Deleted:
     number = path_id(insight_id, "insight")
-    if not insight_store.delete_insight(number, scope_id=call.scope_id, actor=actor(call)):
+    if not insight_store.delete_insight(number, scope_id=call.scope_id, actor=call.actor):
         raise not_found("insight", insight_id)
     return Deleted(id=number, deleted=True)
 
@@ -224,5 +220,5 @@ def insights_export(call: APICall) -> dict[str, Any]:
 )
 def insights_import(call: APICall) -> Imported:
     document = call.body.model_dump(exclude={"scope_id"})
-    counts = import_insights(document, scope_id=call.scope_id, actor=actor(call))
+    counts = import_insights(document, scope_id=call.scope_id, actor=call.actor)
     return Imported(**counts)

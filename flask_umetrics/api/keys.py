@@ -59,7 +59,7 @@ class CreatedKey(BaseModel):
     status=201,
 )
 def keys_create(call: APICall) -> CreatedKey:
-    actor = call.principal.actor if call.principal else None
+    actor = call.actor
     raw, info = issue_api_key(
         call.scope_id, call.body.permission, name=call.body.name, created_by=actor
     )
@@ -81,7 +81,7 @@ class RevokedKey(BaseModel):
     response=RevokedKey,
 )
 def keys_revoke(call: APICall, key_id: str) -> RevokedKey:
-    actor = call.principal.actor if call.principal else None
+    actor = call.actor
     if not revoke_api_key(key_id, scope_id=call.scope_id, actor=actor):
         raise APIError(404, "not_found", f"No active API key {key_id!r} in this scope.")
     return RevokedKey(key_id=key_id, revoked=True)

@@ -64,6 +64,11 @@ class APICall:
     query: Any
     body: Any
 
+    @property
+    def actor(self) -> str | None:
+        """Who the audit log names for this call's changes (None: the host's own code)."""
+        return self.principal.actor if self.principal else None
+
 
 def _pydantic_error(exc: pydantic.ValidationError, where: str) -> APIError:
     details = []

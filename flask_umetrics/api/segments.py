@@ -87,7 +87,7 @@ def segments_save(call: APICall) -> SegmentOut:
         filters=body.filters,
         distinct_ids=body.distinct_ids,
         scope_id=call.scope_id,
-        actor=call.principal.actor if call.principal else None,
+        actor=call.actor,
     )
     return _out(segment, count_segment_persons(segment))
 
@@ -122,7 +122,7 @@ class Deleted(BaseModel):
     response=Deleted,
 )
 def segments_delete(call: APICall, key: str) -> Deleted:
-    actor = call.principal.actor if call.principal else None
+    actor = call.actor
     if not delete_segment(key, scope_id=call.scope_id, actor=actor):
         raise APIError(404, "not_found", f"No segment {key!r} in this scope.")
     return Deleted(key=key, deleted=True)
