@@ -245,6 +245,33 @@ def test_params_are_checked_by_the_route_model_and_named(site: Flask) -> None:
         assert list_insights() == []
 
 
+def test_saving_and_importing_name_a_mistake_alike(site: Flask) -> None:
+    """One check for both: an item's first mistake (name, description, then kind and params)
+    is the field an import names under ``insights.<n>``."""
+    cases = [
+        ({"kind": "nope"}, "kind"),
+        ({"params": {"interval": "fortnight"}}, "params.interval"),
+        ({"params": ["event", "view"]}, "params"),
+        ({"name": " "}, "name"),
+        ({"description": "d" * 5001}, "description"),
+        ({"name": "", "params": {"interval": "fortnight"}}, "name"),
+        ({"description": 5, "kind": "nope"}, "description"),
+    ]
+    for mistake, field in cases:
+        item = {"name": "n", "description": "", "kind": "trends", "params": {}, **mistake}
+        with site.app_context():
+            with pytest.raises(ValidationError) as saved:
+                create_insight(
+                    item["kind"], item["params"], name=item["name"], description=item["description"]
+                )
+            with pytest.raises(ValidationError) as imported:
+                import_insights({"insights": [{"name": "ok", "kind": "trends"}, item]})
+        assert (saved.value.field, imported.value.field) == (field, f"insights.1.{field}")
+        assert saved.value.message == imported.value.message
+    with site.app_context():
+        assert list_insights() == []
+
+
 def test_stored_params_are_what_the_route_model_dumps(site: Flask) -> None:
     saved = save(site, "funnel", {"step": ["signup", '{"event": "view"}'], "window": 3600})
     assert saved["params"] == {
