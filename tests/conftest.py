@@ -169,6 +169,12 @@ def app(make_app: AppFactory) -> Flask:
     return make_app()
 
 
+@pytest.fixture
+def berlin_app(make_app: AppFactory) -> Flask:
+    """An app in Europe/Berlin, whose DST change the reference-model property tests cross."""
+    return make_app(UMETRICS_TIMEZONE="Europe/Berlin")
+
+
 def allow_all(extension: UMetrics) -> None:
     """An authorizer that says yes to everything (for tests about something else)."""
     extension.authorizer(lambda permission, scope_id: True)

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from flask_umetrics import (
     UMetrics,
@@ -24,6 +24,7 @@ from flask_umetrics import (
     get_dashboard,
     import_insights,
     insight_result,
+    list_dashboards,
     list_insights,
     register_insight_kind,
 )
@@ -244,6 +245,33 @@ def test_params_are_checked_by_the_route_model_and_named(site: Flask) -> None:
         assert list_insights() == []
 
 
+def test_saving_and_importing_name_a_mistake_alike(site: Flask) -> None:
+    """One check for both: an item's first mistake (name, description, then kind and params)
+    is the field an import names under ``insights.<n>``."""
+    cases = [
+        ({"kind": "nope"}, "kind"),
+        ({"params": {"interval": "fortnight"}}, "params.interval"),
+        ({"params": ["event", "view"]}, "params"),
+        ({"name": " "}, "name"),
+        ({"description": "d" * 5001}, "description"),
+        ({"name": "", "params": {"interval": "fortnight"}}, "name"),
+        ({"description": 5, "kind": "nope"}, "description"),
+    ]
+    for mistake, field in cases:
+        item = {"name": "n", "description": "", "kind": "trends", "params": {}, **mistake}
+        with site.app_context():
+            with pytest.raises(ValidationError) as saved:
+                create_insight(
+                    item["kind"], item["params"], name=item["name"], description=item["description"]
+                )
+            with pytest.raises(ValidationError) as imported:
+                import_insights({"insights": [{"name": "ok", "kind": "trends"}, item]})
+        assert (saved.value.field, imported.value.field) == (field, f"insights.1.{field}")
+        assert saved.value.message == imported.value.message
+    with site.app_context():
+        assert list_insights() == []
+
+
 def test_stored_params_are_what_the_route_model_dumps(site: Flask) -> None:
     saved = save(site, "funnel", {"step": ["signup", '{"event": "view"}'], "window": 3600})
     assert saved["params"] == {
@@ -345,6 +373,55 @@ def test_another_scope_sees_nothing(site: Flask) -> None:
         headers=other,
     )
     assert made.json["error"]["details"][0]["field"] == "tiles.0.insight_id"
+
+
+def statements_of(call: Any) -> tuple[Any, int]:
+    """``call()``'s answer and how many SQL statements it sent to the app's engine."""
+    sent: list[str] = []
+
+    def count(*args: Any) -> None:
+        sent.append(args[2])
+
+    engine = current_state().engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        return call(), len(sent)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_listing_dashboards_takes_two_statements_however_many(site: Flask) -> None:
+    with site.app_context():
+        one = create_insight("trends", {"event": "view"}, name="one").id
+        two = create_insight("funnel", {"step": ["signup", "view"]}, name="two").id
+        made = [
+            create_dashboard("E", tiles=[{"insight_id": two, "width": 12}, {"insight_id": one}])
+        ]
+        listed, first = statements_of(list_dashboards)
+        assert listed == made and first == 2  # the dashboards, then every tile with its insight
+        made += [
+            create_dashboard("A"),
+            create_dashboard("C", date_range="-7d", tiles=[{"insight_id": one, "height": 4}]),
+            create_dashboard("B", tiles=[{"insight_id": i} for i in (one, two, one)]),
+            create_dashboard("A", filters=[{"key": "plan", "op": "eq", "value": "pro"}]),
+        ]
+        other = create_insight("trends", {"event": "view"}, name="o", scope_id="other").id
+        create_dashboard("0", tiles=[{"insight_id": other}], scope_id="other")
+        listed, five = statements_of(list_dashboards)
+        assert five == first
+        # By name, then id; each tile in its position with its insight, as one by one.
+        assert listed == [made[1], made[4], made[3], made[2], made[0]]
+        assert listed == [get_dashboard(d.id) for d in listed]
+        assert [(d.name, [(t.insight.name, t.position, t.width, t.height) for t in d.tiles])
+                for d in listed] == [
+            ("A", []),
+            ("A", []),
+            ("B", [("one", 0, 6, 2), ("two", 1, 6, 2), ("one", 2, 6, 2)]),
+            ("C", [("one", 0, 6, 4)]),
+            ("E", [("two", 0, 12, 2), ("one", 1, 6, 2)]),
+        ]  # fmt: skip
+        assert [d.name for d in list_dashboards(scope_id="other")] == ["0"]
+        assert list_dashboards(scope_id="nobody") == []
 
 
 def test_changes_are_audited(site: Flask) -> None:

@@ -166,11 +166,6 @@ def test_lifecycle_route(make_app: AppFactory) -> None:
 # --- property test against the reference ------------------------------------------------
 
 
-@pytest.fixture
-def berlin_app(make_app: AppFactory) -> Flask:
-    return make_app(UMETRICS_TIMEZONE=BERLIN.key)
-
-
 @settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -19,7 +19,7 @@ from flask_umetrics.queries.stickiness import stickiness, stickiness_persons
 
 from .conftest import AppFactory
 from .events_data import load
-from .reference_lifecycle import BERLIN, LINKS, ROWS, draw_report, load_drawn
+from .reference_lifecycle import LINKS, ROWS, draw_report, load_drawn
 from .test_lifecycle import DAILY
 from .test_persons_behind import PREFIX, _client, _ids
 from .test_stickiness import EVENTS
@@ -68,11 +68,6 @@ def test_every_stickiness_bar_lists_its_count(make_app: AppFactory) -> None:
     assert listed == [["b"], ["a"], ["c"]]
     body = client.get(f"{PREFIX}/stickiness/persons?{RANGE}&periods=3").json
     assert body["persons"][0]["qualified_at"] == "2026-03-02T00:00:00+00:00"
-
-
-@pytest.fixture
-def berlin_app(make_app: AppFactory) -> Flask:
-    return make_app(UMETRICS_TIMEZONE=BERLIN.key)
 
 
 @settings(

@@ -261,11 +261,6 @@ START = datetime(2026, 3, 23, tzinfo=BERLIN)  # a Monday; DST starts on Sunday M
 GRID = timedelta(hours=7)  # crosses midnights at varying local hours
 
 
-@pytest.fixture
-def berlin_app(make_app: AppFactory) -> Flask:
-    return make_app(UMETRICS_TIMEZONE="Europe/Berlin")
-
-
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

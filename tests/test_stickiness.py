@@ -114,11 +114,6 @@ def test_stickiness_route(make_app: AppFactory) -> None:
         assert field in response.json["error"]["message"], (bad, response.json)
 
 
-@pytest.fixture
-def berlin_app(make_app: AppFactory) -> Flask:
-    return make_app(UMETRICS_TIMEZONE=BERLIN.key)
-
-
 @settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Select, delete, insert, select, update
 
 from ..audit import current_actor, record_audit
 from ..db.tables import dashboard_tiles, dashboards, insights
@@ -88,26 +88,27 @@ def _tile_specs(tiles: Any) -> list[tuple[int, int, int]]:
     return specs
 
 
-def _dashboard(connection: Connection, scope_id: str, dashboard_id: int) -> Dashboard | None:
-    if not 1 <= dashboard_id <= MAX_ID:
-        return None
-    row = connection.execute(
-        select(dashboards).where(dashboards.c.scope_id == scope_id, dashboards.c.id == dashboard_id)
-    ).first()
-    if row is None:
-        return None
-    tile_rows = connection.execute(
-        select(dashboard_tiles)
-        .where(dashboard_tiles.c.dashboard_id == dashboard_id)
-        .order_by(dashboard_tiles.c.position, dashboard_tiles.c.id)
-    ).all()
-    wanted = {t.insight_id for t in tile_rows}
-    by_id = {
-        int(r.id): to_insight(r)
-        for r in connection.execute(select(insights).where(insights.c.id.in_(wanted)))
-    }
+def _tile_query() -> Select[Any]:
+    """Tiles with their insight's columns (``tile_id`` is the tile's id, ``id`` the
+    insight's), in a dashboard's order: one statement reads both."""
+    return (
+        select(
+            dashboard_tiles.c.dashboard_id,
+            dashboard_tiles.c.id.label("tile_id"),
+            dashboard_tiles.c.insight_id,
+            dashboard_tiles.c.width,
+            dashboard_tiles.c.height,
+            *insights.c,
+        )
+        .join(insights, insights.c.id == dashboard_tiles.c.insight_id)
+        .order_by(dashboard_tiles.c.dashboard_id, dashboard_tiles.c.position, dashboard_tiles.c.id)
+    )
+
+
+def _to_dashboard(row: Any, tile_rows: Sequence[Any]) -> Dashboard:
+    """A dashboard row and its tile rows (from ``_tile_query``, in order)."""
     tiles = [
-        Tile(int(t.id), int(t.insight_id), position, t.width, t.height, by_id[int(t.insight_id)])
+        Tile(int(t.tile_id), int(t.insight_id), position, t.width, t.height, to_insight(t))
         for position, t in enumerate(tile_rows)
     ]
     return Dashboard(
@@ -124,6 +125,20 @@ def _dashboard(connection: Connection, scope_id: str, dashboard_id: int) -> Dash
         row.updated_at,
         tiles,
     )
+
+
+def _dashboard(connection: Connection, scope_id: str, dashboard_id: int) -> Dashboard | None:
+    if not 1 <= dashboard_id <= MAX_ID:
+        return None
+    row = connection.execute(
+        select(dashboards).where(dashboards.c.scope_id == scope_id, dashboards.c.id == dashboard_id)
+    ).first()
+    if row is None:
+        return None
+    tile_rows = connection.execute(
+        _tile_query().where(dashboard_tiles.c.dashboard_id == dashboard_id)
+    ).all()
+    return _to_dashboard(row, tile_rows)
 
 
 def _dashboard_audit(dashboard: Dashboard | None) -> dict[str, Any] | None:
@@ -253,15 +268,24 @@ def get_dashboard(dashboard_id: int, *, scope_id: str | None = None) -> Dashboar
 
 
 def list_dashboards(*, scope_id: str | None = None) -> list[Dashboard]:
+    """The scope's dashboards by name, in two statements however many there are."""
     scope = resolve_scope(scope_id)
     query = (
-        select(dashboards.c.id)
+        select(dashboards)
         .where(dashboards.c.scope_id == scope)
         .order_by(dashboards.c.name, dashboards.c.id)
     )
+    in_scope = select(dashboards.c.id).where(dashboards.c.scope_id == scope)
     with current_state().engine.connect() as connection:
-        ids = list(connection.execute(query).scalars())
-        return [d for d in (_dashboard(connection, scope, i) for i in ids) if d is not None]
+        rows = connection.execute(query).all()
+        if not rows:
+            return []
+        tile_rows: dict[int, list[Any]] = {}
+        for tile in connection.execute(
+            _tile_query().where(dashboard_tiles.c.dashboard_id.in_(in_scope))
+        ):
+            tile_rows.setdefault(int(tile.dashboard_id), []).append(tile)
+    return [_to_dashboard(row, tile_rows.get(int(row.id), [])) for row in rows]
 
 
 def update_dashboard(

@@ -56,6 +56,20 @@ def check_params(kind: str, params: Any, scope_id: str) -> dict[str, Any]:
     return dumped
 
 
+def check_insight(
+    scope_id: str, *, kind: Any, params: Any, name: Any, description: Any
+) -> dict[str, Any]:
+    """An insight's stored fields (``insert_insight``'s keywords), checked in one order: name,
+    description, then kind and params; saving and importing both call this, so a mistake is
+    named the same way by either."""
+    return {
+        "name": check_text(name, "name", MAX_NAME, required=True),
+        "description": check_text(description, "description", MAX_DESCRIPTION, required=False),
+        "kind": kind,
+        "params": check_params(kind, params, scope_id),
+    }
+
+
 def check_filters(filters: Any, name: str = "filters") -> list[dict[str, Any]]:
     if filters is None:
         return []

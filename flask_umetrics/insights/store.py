@@ -17,7 +17,7 @@ from ..db.tables import dashboard_tiles, insights
 from ..db.types import utcnow
 from ..errors import ValidationError
 from ..state import current_state, resolve_scope
-from .checks import MAX_DESCRIPTION, MAX_ID, MAX_NAME, check_params, check_text
+from .checks import MAX_DESCRIPTION, MAX_ID, MAX_NAME, check_insight, check_params, check_text
 
 
 @dataclass(frozen=True)
@@ -112,19 +112,11 @@ def create_insight(
 ) -> Insight:
     """Save a report query of ``kind`` with its route's ``params`` (checked by that route)."""
     scope = resolve_scope(scope_id)
-    name = check_text(name, "name", MAX_NAME, required=True)
-    description = check_text(description, "description", MAX_DESCRIPTION, required=False)
-    checked = check_params(kind, dict(params or {}), scope)
+    values = check_insight(
+        scope, kind=kind, params=params or {}, name=name, description=description
+    )
     with current_state().engine.begin() as connection:
-        return insert_insight(
-            connection,
-            scope,
-            kind=kind,
-            params=checked,
-            name=name,
-            description=description,
-            actor=actor or current_actor(),
-        )
+        return insert_insight(connection, scope, actor=actor or current_actor(), **values)
 
 
 def get_insight(insight_id: int, *, scope_id: str | None = None) -> Insight | None:

@@ -17,7 +17,7 @@ from ..audit import current_actor
 from ..errors import ValidationError
 from ..state import current_state, resolve_scope
 from .boards import insert_dashboard, list_dashboards
-from .checks import MAX_DESCRIPTION, MAX_NAME, check_params, check_text
+from .checks import check_insight
 from .store import insert_insight, list_insights
 
 FORMAT_VERSION = 1
@@ -90,15 +90,13 @@ def import_insights(
         if not isinstance(item, Mapping):
             raise ValidationError(where, "must be an object")
         try:
-            kind = item.get("kind")
-            values = {
-                "kind": kind,
-                "params": check_params(str(kind), item.get("params") or {}, scope),
-                "name": check_text(item.get("name"), "name", MAX_NAME, required=True),
-                "description": check_text(
-                    item.get("description") or "", "description", MAX_DESCRIPTION, required=False
-                ),
-            }
+            values = check_insight(
+                scope,
+                kind=item.get("kind"),
+                params=item.get("params") or {},
+                name=item.get("name"),
+                description=item.get("description") or "",
+            )
         except ValidationError as exc:
             raise ValidationError(f"{where}.{exc.field}", exc.message) from None
         ref = item.get("ref", index)
