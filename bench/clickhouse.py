@@ -88,8 +88,9 @@ def load_clickhouse(data: Dataset, url: str) -> float:
     began = time.perf_counter()
     settings = {"async_insert": 0}
     done = 0
+    person_of = dict(data.distinct_ids)  # each event carries its person, as the backfill stores it
     for chunk in _chunks(data.events, 200_000):
-        rows = [[SCOPE, u, e, d, ts, None, a, p, i] for i, u, e, d, ts, a, p in chunk]
+        rows = [[SCOPE, u, e, d, ts, None, a, p, person_of[d], i] for i, u, e, d, ts, a, p in chunk]
         client.insert("umetrics_events", rows, column_names=EVENT_COLUMNS, settings=settings)
         done += len(chunk)
         log(f"  clickhouse: {done:,} / {len(data.events):,} events")
@@ -225,9 +226,10 @@ def _raw_rows(events: list[dict[str, Any]]) -> list[list[Any]]:
             None,
             e["active"],
             compact(e["properties"]),
+            index + 1,  # a person id per row: the REST path stores its person's
             seq,
         ]
-        for e, seq in zip(events, sequence, strict=True)
+        for index, (e, seq) in enumerate(zip(events, sequence, strict=True))
     ]
 
 

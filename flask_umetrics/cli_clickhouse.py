@@ -1,4 +1,5 @@
-"""``flask umetrics clickhouse ...``: moving an install's events into ClickHouse."""
+"""``flask umetrics clickhouse ...``: moving an install's events into ClickHouse, and squashing
+the person overrides merges leave."""
 
 from __future__ import annotations
 
@@ -78,3 +79,44 @@ def backfill_command(batch_size: int, max_batches: int | None) -> None:
     )
     left = report.sql_max_id - report.last_id
     click.echo("done: every SQL event is copied" if left <= 0 else "not finished: run it again")
+
+
+@clickhouse_group.command("squash")
+@click.option(
+    "--min-age",
+    type=click.FloatRange(min=0),
+    default=600,
+    show_default=True,
+    help="Seconds an override must be old to be squashed (younger ones wait for the next run).",
+)
+def squash_command(min_age: float) -> None:
+    """Rewrite the events of merged persons to the surviving person and remove their overrides.
+
+    Until then ClickHouse reports read persons through the distinct-id map (the same numbers,
+    slower). The scheduler runs this on UMETRICS_CLICKHOUSE_SQUASH_SCHEDULE; see
+    docs/clickhouse.md.
+    """
+    from .engines.clickhouse import upgrade_schema
+    from .engines.clickhouse.overrides import squash
+    from .engines.clickhouse.store import ClickHouseEventStore
+
+    store = current_state().event_store
+    if not isinstance(store, ClickHouseEventStore):
+        raise click.ClickException(
+            "the event store is not ClickHouse: set UMETRICS_EVENT_STORE=clickhouse and "
+            "UMETRICS_CLICKHOUSE_URL for the app this command runs"
+        )
+
+    def progress(scope: str, done: int, total: int) -> None:
+        click.echo(f"  scope {scope}: {done:,} / {total:,} distinct ids", err=True)
+
+    try:
+        upgrade_schema(store)
+        result = squash(store, min_age_seconds=min_age, progress=progress)
+    except UMetricsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"squashed {result.distinct_ids:,} distinct ids in {result.scopes:,} scopes "
+        f"({result.events:,} events rewritten); {result.left:,} overrides younger than "
+        f"{min_age:g} s left for the next run"
+    )

@@ -883,6 +883,16 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "ClickHouse cluster name: the schema is created `ON CLUSTER` with replicated tables "
         "and a Distributed events table (a server only, not chdb).",
     ),
+    ConfigKey(
+        "UMETRICS_CLICKHOUSE_SQUASH_SCHEDULE",
+        "clickhouse",
+        "squash_schedule",
+        "every 1h",
+        _schedule,
+        "When the events of merged persons are rewritten to the surviving person (crontab, "
+        "`every ...`, or `off`); until then ClickHouse reports read persons through the "
+        "distinct-id map, slower. Runs only with `UMETRICS_EVENT_STORE=clickhouse`.",
+    ),
 )
 
 KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in CONFIG_KEYS}

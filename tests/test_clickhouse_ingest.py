@@ -276,7 +276,7 @@ def test_a_retried_insert_that_had_landed_is_dropped_by_its_token(
         for i in range(3)
     ]
     data = [
-        [r["scope_id"], r["uuid"], "e", "d", 1_000_000 + i, None, True, "{}", i]
+        [r["scope_id"], r["uuid"], "e", "d", 1_000_000 + i, None, True, "{}", 7, i]
         for i, r in enumerate(rows)
     ]
     client = get_client(parse_clickhouse_url(clickhouse_url))
@@ -367,7 +367,8 @@ def _three_waiting_batches(
 
     def sender(index: int) -> None:
         try:
-            results[index] = store._insert_combined(client, batches[index])
+            persons = {"site": {f"d-{i}": i + 1 for i in range(3)}}
+            results[index] = store._insert_combined(client, batches[index], persons)
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             results[index] = exc
 
@@ -423,10 +424,12 @@ def test_a_person_another_batch_is_creating_is_left_to_it(app: Flask, first_fail
 
         def __init__(self) -> None:
             self.calls: list[dict[str, list[str]]] = []
+            self.persons: list[dict[str, dict[str, int]]] = []
             self.release = threading.Event()
 
-        def insert_events(self, connection: Any, rows: Any, new_persons: Any) -> int:
+        def insert_events(self, connection: Any, rows: Any, new_persons: Any, persons: Any) -> int:
             self.calls.append({scope: sorted(made) for scope, made in new_persons.items()})
+            self.persons.append({scope: dict(ids) for scope, ids in persons.items()})
             if len(self.calls) == 1:  # the first batch: held until the second has stored
                 assert self.release.wait(10)
                 if first_fails:
@@ -455,6 +458,8 @@ def test_a_person_another_batch_is_creating_is_left_to_it(app: Flask, first_fail
     while len(store.calls) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert store.calls == [{"site": ["v"]}, {}]  # the second stored without creating "v"
+    # ... with the person id the first made for "v" (not yet committed)
+    assert store.persons[1] == store.persons[0] and set(store.persons[0]["site"]) == {"v"}
     assert "second" not in results  # and waits for the first's outcome
     store.release.set()
     for thread in threads:

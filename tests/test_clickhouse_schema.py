@@ -18,6 +18,7 @@ TABLES = {
     "umetrics_person_distinct_ids": "ReplacingMergeTree",
     "umetrics_persons": "ReplacingMergeTree",
     "umetrics_backfill_progress": "ReplacingMergeTree",
+    "umetrics_person_overrides": "ReplacingMergeTree",
 }
 
 
@@ -35,9 +36,9 @@ def test_upgrade_creates_the_schema_once_and_records_its_version(clickhouse_url:
     client = get_client(parse_clickhouse_url(clickhouse_url))
     assert schema.current_version(client) == 0
     assert schema.upgrade(client) == (0, schema.HEAD)
-    assert schema.HEAD == 3
+    assert schema.HEAD == 4
     assert tables(clickhouse_url) == TABLES
-    assert schema.upgrade(client) == (3, 3)  # idempotent: nothing applied twice
+    assert schema.upgrade(client) == (4, 4)  # idempotent: nothing applied twice
     rows = client.query(
         f"SELECT version, description FROM {schema.VERSION_TABLE} ORDER BY version"
     ).result_rows
@@ -45,6 +46,7 @@ def test_upgrade_creates_the_schema_once_and_records_its_version(clickhouse_url:
         (1, "events, person distinct ids, persons"),
         (2, "backfill progress"),
         (3, "events projection sorted by event"),
+        (4, "events carry person_id; person overrides"),
     ]
 
 
@@ -55,10 +57,10 @@ def test_an_interrupted_upgrade_is_finished_by_the_next(clickhouse_url: str) -> 
     layout = schema.Layout()
     for statement in schema._version_table(layout) + schema._initial_tables(layout)[:2]:
         client.command(statement)
-    assert schema.upgrade(client) == (0, 3)
+    assert schema.upgrade(client) == (0, 4)
     assert tables(clickhouse_url) == TABLES
     count = client.query(f"SELECT count() FROM {schema.VERSION_TABLE}").result_rows[0][0]
-    assert count == 3
+    assert count == 4
 
 
 def test_events_table_keeps_microseconds_and_orders_for_reports(clickhouse_url: str) -> None:
@@ -99,7 +101,7 @@ def test_upgrade_to_3_projects_existing_events_and_deletes_still_work(
         "toString(number % 7), toDateTime64('2026-01-01', 6, 'UTC') + number, 1, '{}', number "
         "FROM numbers(300)"
     )
-    assert schema.upgrade(client) == (2, 3)
+    assert schema.upgrade(client) == (2, 4)
     client.command(
         f"ALTER TABLE {layout.events_table} MATERIALIZE PROJECTION {schema.EVENTS_BY_EVENT}",
         settings={"mutations_sync": 2},
@@ -171,7 +173,7 @@ def test_db_sql_renders_the_cluster_variant(
     assert result.exit_code == 0, result.output
     statements = [s for s in result.output.split(";\n") if s.strip()]
     creates = [s for s in statements if s.strip().startswith("CREATE TABLE")]
-    assert len(creates) == 6
+    assert len(creates) == 7
     assert all(" ON CLUSTER `analytics` " in s for s in creates)
     local = next(s for s in creates if "umetrics_events_local ON CLUSTER" in s)
     assert (
@@ -201,7 +203,23 @@ def test_db_sql_renders_the_cluster_variant(
         "ORDER BY (scope_id, event, ts, seq))",
         "ALTER TABLE umetrics_events_local ON CLUSTER `analytics` MATERIALIZE PROJECTION "
         "events_by_event",
+        "ALTER TABLE umetrics_events_local ON CLUSTER `analytics` ADD COLUMN IF NOT EXISTS "
+        "person_id Int64 DEFAULT 0 AFTER distinct_id",
+        "ALTER TABLE umetrics_events ON CLUSTER `analytics` ADD COLUMN IF NOT EXISTS "
+        "person_id Int64 DEFAULT 0 AFTER distinct_id",
+        "ALTER TABLE umetrics_events_local ON CLUSTER `analytics` DROP PROJECTION IF EXISTS "
+        "events_by_event",
+        "ALTER TABLE umetrics_events_local ON CLUSTER `analytics` ADD PROJECTION IF NOT EXISTS "
+        "events_by_event (SELECT scope_id, event, ts, seq, distinct_id, person_id "
+        "ORDER BY (scope_id, event, ts, seq))",
+        "ALTER TABLE umetrics_events_local ON CLUSTER `analytics` MATERIALIZE PROJECTION "
+        "events_by_event",
     ]
+    overrides = next(s for s in creates if "umetrics_person_overrides ON CLUSTER" in s)
+    assert (
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/noshard/{database}/{table}', "
+        "'{replica}-{shard}', version)" in overrides
+    )
     # The setting is the default (no ClickHouse needed to print): the same text without --cluster.
     from flask_umetrics import UMetrics
 
@@ -228,10 +246,10 @@ def test_db_upgrade_brings_clickhouse_to_its_version(
     runner = app.test_cli_runner()
     result = runner.invoke(args=["umetrics", "db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "umetrics ClickHouse schema: version empty -> 3" in result.output
+    assert "umetrics ClickHouse schema: version empty -> 4" in result.output
     assert tables(clickhouse_url) == TABLES
     again = runner.invoke(args=["umetrics", "db", "upgrade"])
-    assert "umetrics ClickHouse schema: version 3 -> 3" in again.output
+    assert "umetrics ClickHouse schema: version 4 -> 4" in again.output
 
 
 def test_auto_migrate_upgrades_clickhouse_too(clickhouse_url: str, tmp_path: Path) -> None:

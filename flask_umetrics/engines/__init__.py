@@ -41,9 +41,12 @@ class EventStore(Protocol):
         connection: Connection,
         rows: Sequence[Mapping[str, Any]],
         new_persons: Mapping[str, Mapping[str, NewPerson]],
+        persons: Mapping[str, Mapping[str, int]],
     ) -> int:
         """Store each row whose ``(scope_id, uuid)`` is not stored yet; how many were stored.
-        ``new_persons`` (scope -> distinct id -> person) were created for this batch."""
+        ``new_persons`` (scope -> distinct id -> person) were created for this batch;
+        ``persons`` (scope -> distinct id -> person id) holds the person of every row's
+        distinct id, for an engine that stores it on the event."""
         ...
 
     def delete_person_events(

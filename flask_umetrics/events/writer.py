@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -65,28 +65,39 @@ def _create_and_insert(
     by_scope: Mapping[str, Mapping[str, int]],
     create: Mapping[str, Sequence[str]],
     store: EventStore,
+    persons: Mapping[str, Mapping[str, int]] | None = None,
+    created_hook: Callable[[dict[str, dict[str, int]]], None] | None = None,
 ) -> int:
     """In one transaction: the persons of ``create`` (per scope, first seen at ``by_scope``'s
-    time), then the events; a failure of either rolls both back. Returns the events stored."""
+    time), then the events; a failure of either rolls both back. Returns the events stored.
+    ``persons`` are the ids already known of the other distinct ids; ``created_hook`` is told
+    the ids made before the events are stored (and may add more)."""
     with engine.begin() as connection:
         new_persons: dict[str, dict[str, NewPerson]] = {}
+        ids: dict[str, dict[str, int]] = {s: dict(m) for s, m in (persons or {}).items()}
         for scope_id, distinct_ids in create.items():
             created: dict[str, NewPerson] = {}
             first_ts = by_scope[scope_id]
-            ensure_persons(
+            made = ensure_persons(
                 connection,
                 scope_id,
                 {d: from_micros(first_ts[d]) for d in distinct_ids},
                 created=created,
             )
             new_persons[scope_id] = created
-        return store.insert_events(connection, rows, new_persons)
+            ids.setdefault(scope_id, {}).update(made)
+        if created_hook is not None:
+            created_hook(ids)
+        return store.insert_events(connection, rows, new_persons, ids)
 
 
 @dataclass(eq=False)
 class _Creating:
     """The persons one write of this process is creating, in a transaction not committed yet."""
 
+    #: Set once the write's persons have ids (``ids``), or once it failed before that.
+    ids_ready: threading.Event = field(default_factory=threading.Event)
+    ids: dict[str, dict[str, int]] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
     committed: bool = False
 
@@ -102,7 +113,8 @@ def _write_elsewhere(
     by_scope: Mapping[str, Mapping[str, int]],
     store: EventStore,
 ) -> WriteResult:
-    """Events to another store (ClickHouse), persons in SQL.
+    """Events to another store (ClickHouse), persons in SQL; each event is stored with its
+    person's id (``persons`` of ``insert_events``).
 
     A batch whose distinct ids all have persons (the usual case) reads them in autocommit and
     takes no SQL transaction: nothing in SQL is left to roll back if the store fails.
@@ -111,19 +123,25 @@ def _write_elsewhere(
     stored (a failure rolls them back). A distinct id whose person another write of this process
     is creating right now is left to that write: instead of waiting in the database for its
     commit (and so for its event insert: concurrent batches of new visitors would be stored one
-    after the other), this batch stores its events alongside, then waits for that write's
-    outcome before answering. If that write failed, its persons were rolled back, so this batch
-    fails too (``EventStoreUnavailable``, 503): its retry finds its events stored (duplicates)
-    and creates the persons.
+    after the other), this batch waits only until that write has made the person's id (each
+    write makes its own persons first, then waits for the others', so two writes never wait on
+    each other), stores its events alongside, then waits for that write's outcome before
+    answering. If that write failed, its persons were rolled back, so this batch fails too
+    (``EventStoreUnavailable``, 503): its retry finds its events stored (duplicates), creates
+    the persons, and gives the distinct ids an override to them (the store's stale-person
+    check), so the copies stored with the rolled-back ids count for the new persons.
     """
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        missing = {
-            scope_id: [d for d in first_ts if d not in known]
+        known = {
+            scope_id: person_ids_of(connection, scope_id, first_ts)
             for scope_id, first_ts in by_scope.items()
-            for known in [person_ids_of(connection, scope_id, first_ts)]
+        }
+        missing = {
+            scope_id: [d for d in first_ts if d not in known[scope_id]]
+            for scope_id, first_ts in by_scope.items()
         }
         if not any(missing.values()):
-            stored = store.insert_events(connection, rows, {})
+            stored = store.insert_events(connection, rows, {}, known)
             return WriteResult(stored, len(rows) - stored)
     mine = _Creating()
     create: dict[str, list[str]] = {}
@@ -136,14 +154,29 @@ def _write_elsewhere(
                     create.setdefault(scope_id, []).append(distinct_id)
                 elif other not in others:
                     others.append(other)
+
+    def made(ids: dict[str, dict[str, int]]) -> None:
+        mine.ids = {scope_id: dict(ids.get(scope_id, {})) for scope_id in create}
+        mine.ids_ready.set()
+        for other in others:
+            other.ids_ready.wait()
+            for scope_id, theirs in other.ids.items():
+                ids.setdefault(scope_id, {}).update(theirs)
+        if any(d not in ids.get(s, {}) for s, ds in missing.items() for d in ds):
+            raise EventStoreUnavailable(
+                "the batch creating the persons of some of these distinct ids failed; "
+                "send this batch again"
+            )
+
     try:
-        stored = _create_and_insert(engine, rows, by_scope, create, store)
+        stored = _create_and_insert(engine, rows, by_scope, create, store, known, made)
         mine.committed = True
     finally:
         with _creating_lock:
             for scope_id, distinct_ids in create.items():
                 for distinct_id in distinct_ids:
                     del _creating[(id(engine), scope_id, distinct_id)]
+        mine.ids_ready.set()
         mine.done.set()
     for other in others:
         other.done.wait()

@@ -58,6 +58,13 @@ def _ga4_forward(period_start: datetime) -> Any:
     return {"results": [result.to_dict() for result in forward_all()]}
 
 
+def _squash(period_start: datetime) -> Any:
+    from ..engines.clickhouse.overrides import squash
+    from ..state import current_state
+
+    return squash(current_state().event_store).to_dict()  # type: ignore[arg-type]
+
+
 def configured_jobs(state: UMetricsState) -> list[JobDefinition]:
     """The jobs the settings ask for; a schedule of ``off`` leaves its job out."""
     settings = state.settings
@@ -70,6 +77,10 @@ def configured_jobs(state: UMetricsState) -> list[JobDefinition]:
     prune_spec = settings["UMETRICS_PRUNE_SCHEDULE"]
     if prune_spec:
         jobs.append(JobDefinition("prune", Schedule.parse(prune_spec, settings.timezone), _prune))
+    squash_spec = settings["UMETRICS_CLICKHOUSE_SQUASH_SCHEDULE"]
+    if squash_spec and state.event_store.name == "clickhouse":
+        schedule = Schedule.parse(squash_spec, settings.timezone)
+        jobs.append(JobDefinition("clickhouse-squash", schedule, _squash))
     ga4_spec = settings["UMETRICS_GA4_SYNC_SCHEDULE"]
     if ga4_spec:
         schedule = Schedule.parse(ga4_spec, settings.timezone)

@@ -246,6 +246,7 @@ def _copy_events(
                     "session_id": row.session_id,
                     "active": row.active,
                     "properties": row.properties if row.properties is not None else {},
+                    "person_id": row.person_id,
                     "seq": row.id,
                 }
                 for row in keep

@@ -5,7 +5,9 @@ anonymise) is mirrored by reading the *current* SQL state of the persons it touc
 transaction that changed them, and inserting it with a newer version: ``ReplacingMergeTree``
 keeps the highest version per key, and reads take ``argMax(..., version)``. Because the state
 is copied rather than the change, mirroring the same person again is always safe, and a later
-mirror repairs an earlier one that was lost. No event is rewritten by a merge.
+mirror repairs an earlier one that was lost. No event is rewritten by a merge: the distinct
+ids of a merged person are also written to the overrides table, which reports honour until
+``overrides.squash`` rewrites the events (see ``schema._events_person_id``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ...db.tables import person_distinct_ids, persons
 from ...events.validation import to_micros
 from .. import NewPerson
 from .client import insert
-from .schema import DISTINCT_IDS, PERSONS
+from .schema import DISTINCT_IDS, OVERRIDES, PERSONS
 from .sequence import next_value
 
 if TYPE_CHECKING:
@@ -71,10 +73,14 @@ def mirror_persons(
     person_ids: Collection[int],
     gone_distinct_ids: Collection[str],
     settings: dict[str, Any],
+    *,
+    forget: bool = False,
 ) -> int:
     """Insert the SQL state of ``person_ids`` as a new version: a person missing from SQL (merged
     away, deleted) becomes ``is_deleted``; every distinct id still mapped to one of them points
     at it; a distinct id of ``gone_distinct_ids`` mapped nowhere any more becomes ``is_deleted``.
+    When a person is missing and not being forgotten (a merge), the map rows go to the
+    overrides too: their events were stored with the merged-away person's id.
     Returns the version written (0 when there was nothing to write)."""
     wanted = sorted(set(person_ids))
     if not wanted and not gone_distinct_ids:
@@ -120,6 +126,8 @@ def mirror_persons(
         insert(client, PERSONS, person_rows, PERSON_COLUMNS, settings)
     if map_rows:
         insert(client, DISTINCT_IDS, map_rows, MAP_COLUMNS, settings)
+        if not forget and len(found) < len(wanted):
+            insert(client, OVERRIDES, map_rows, MAP_COLUMNS, settings)
     return version
 
 
@@ -132,8 +140,8 @@ def forget_persons(
     version: int,
 ) -> None:
     """After a delete or an anonymisation: remove the versions of ``person_ids`` older than
-    ``version`` (they hold the properties and ids that were erased) and every row of
-    ``gone_distinct_ids`` (a distinct id with no row maps to no person, as a deleted one).
+    ``version`` (they hold the properties and ids that were erased) and every map and override
+    row of ``gone_distinct_ids`` (a distinct id with no row maps to no person, as a deleted one).
     Lightweight deletes: gone from every query when the command returns, physically removed
     when the parts next merge, as the person's events are."""
     sync = {"lightweight_deletes_sync": 2}
@@ -146,9 +154,10 @@ def forget_persons(
         )
     gone = sorted(set(gone_distinct_ids))
     for start in range(0, len(gone), _CHUNK):
-        client.command(
-            f"DELETE FROM {DISTINCT_IDS}{on_cluster} WHERE scope_id = {{scope:String}} "
-            "AND distinct_id IN {ids:Array(String)}",
-            parameters={"scope": scope_id, "ids": gone[start : start + _CHUNK]},
-            settings=sync,
-        )
+        for table in (DISTINCT_IDS, OVERRIDES):
+            client.command(
+                f"DELETE FROM {table}{on_cluster} WHERE scope_id = {{scope:String}} "
+                "AND distinct_id IN {ids:Array(String)}",
+                parameters={"scope": scope_id, "ids": gone[start : start + _CHUNK]},
+                settings=sync,
+            )

@@ -23,6 +23,9 @@ EVENTS = "umetrics_events"
 #: The table holding the event rows: ``EVENTS`` itself, or its shard-local table on a cluster.
 EVENTS_LOCAL = "umetrics_events_local"
 DISTINCT_IDS = "umetrics_person_distinct_ids"
+#: The distinct ids whose person changed after events were stored with the old one (merges);
+#: see :func:`_events_person_id` and ``overrides.py``.
+OVERRIDES = "umetrics_person_overrides"
 PERSONS = "umetrics_persons"
 BACKFILL_PROGRESS = "umetrics_backfill_progress"
 
@@ -78,6 +81,20 @@ def _version_table(layout: Layout) -> list[str]:
     ]
 
 
+def _distinct_id_map(layout: Layout, table: str) -> str:
+    """A versioned distinct id -> person table (the map, and its overrides since version 4)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table}{layout.on_cluster} (\n"
+        "    scope_id LowCardinality(String),\n"
+        "    distinct_id String,\n"
+        "    person_id Int64,\n"
+        "    is_deleted UInt8,\n"
+        "    version UInt64\n"
+        f") ENGINE = {layout.copied_engine('ReplacingMergeTree', 'version')}\n"
+        "ORDER BY (scope_id, distinct_id)"
+    )
+
+
 def _initial_tables(layout: Layout) -> list[str]:
     """Version 1: events, the versioned distinct-id -> person map, and the persons mirror."""
     dedup = (
@@ -110,16 +127,7 @@ def _initial_tables(layout: Layout) -> list[str]:
             f"ENGINE = Distributed({quote(layout.cluster)}, currentDatabase(), {EVENTS_LOCAL}, "
             "cityHash64(distinct_id))"
         )
-    statements.append(
-        f"CREATE TABLE IF NOT EXISTS {DISTINCT_IDS}{layout.on_cluster} (\n"
-        "    scope_id LowCardinality(String),\n"
-        "    distinct_id String,\n"
-        "    person_id Int64,\n"
-        "    is_deleted UInt8,\n"
-        "    version UInt64\n"
-        f") ENGINE = {layout.copied_engine('ReplacingMergeTree', 'version')}\n"
-        "ORDER BY (scope_id, distinct_id)"
-    )
+    statements.append(_distinct_id_map(layout, DISTINCT_IDS))
     statements.append(
         f"CREATE TABLE IF NOT EXISTS {PERSONS}{layout.on_cluster} (\n"
         "    scope_id LowCardinality(String),\n"
@@ -172,6 +180,33 @@ def _events_by_event(layout: Layout) -> list[str]:
     ]
 
 
+def _events_person_id(layout: Layout) -> list[str]:
+    """Version 4: each event carries the person its distinct id had when it was stored
+    (``person_id``), so reports read it without joining the distinct-id map; a distinct id
+    whose person changes later (a merge) gets a row in ``OVERRIDES``, and reports take the map
+    join while any override is left (``expressions.person_events``) until
+    ``flask umetrics clickhouse squash`` rewrites those events and removes the overrides
+    (PostHog's ``person_overrides`` pattern). Events stored before this version carry 0: every
+    distinct id of the map is copied into ``OVERRIDES``, so they are read through the map until
+    the first squash. The event-sorted projection is rebuilt to hold ``person_id``."""
+    table = f"{layout.events_table}{layout.on_cluster}"
+    add_column = "ADD COLUMN IF NOT EXISTS person_id Int64 DEFAULT 0 AFTER distinct_id"
+    statements = [f"ALTER TABLE {table} {add_column}"]
+    if layout.cluster:
+        statements.append(f"ALTER TABLE {EVENTS}{layout.on_cluster} {add_column}")
+    statements += [
+        _distinct_id_map(layout, OVERRIDES),
+        f"INSERT INTO {OVERRIDES} (scope_id, distinct_id, person_id, is_deleted, version) "
+        f"SELECT scope_id, distinct_id, person_id, is_deleted, version FROM {DISTINCT_IDS}",
+        f"ALTER TABLE {table} DROP PROJECTION IF EXISTS {EVENTS_BY_EVENT}",
+        f"ALTER TABLE {table} ADD PROJECTION IF NOT EXISTS {EVENTS_BY_EVENT} "
+        "(SELECT scope_id, event, ts, seq, distinct_id, person_id "
+        "ORDER BY (scope_id, event, ts, seq))",
+        f"ALTER TABLE {table} MATERIALIZE PROJECTION {EVENTS_BY_EVENT}",
+    ]
+    return statements
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -184,6 +219,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, person distinct ids, persons", _initial_tables),
     Migration(2, "backfill progress", _backfill_progress),
     Migration(3, "events projection sorted by event", _events_by_event),
+    Migration(4, "events carry person_id; person overrides", _events_person_id),
 )
 HEAD = MIGRATIONS[-1].version
 

@@ -38,7 +38,8 @@ from ...errors import EventStoreUnavailable
 from .. import NewPerson
 from . import mirror
 from .client import ClickHouseURL, get_client, insert
-from .schema import EVENTS, EVENTS_LOCAL, quote
+from .mirror import MAP_COLUMNS
+from .schema import DISTINCT_IDS, EVENTS, EVENTS_LOCAL, OVERRIDES, quote
 from .sequence import next_values
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ EVENT_COLUMNS = [
     "session_id",
     "active",
     "properties",
+    "person_id",
     "seq",
 ]
 #: The prefix of an anonymised event's uuid; the rest is its ingestion sequence number.
@@ -133,16 +135,18 @@ class ClickHouseEventStore:
         connection: Connection,
         rows: Sequence[Mapping[str, Any]],
         new_persons: Mapping[str, Mapping[str, NewPerson]],
+        persons: Mapping[str, Mapping[str, int]],
     ) -> int:
         unique: dict[tuple[str, str], Mapping[str, Any]] = {}
         for row in rows:
             unique.setdefault((row["scope_id"], row["uuid"]), row)
-        return self._insert_combined(self.client, unique, new_persons)
+        return self._insert_combined(self.client, unique, persons, new_persons)
 
     def _insert_combined(
         self,
         client: Client,
         unique: Mapping[tuple[str, str], Mapping[str, Any]],
+        persons: Mapping[str, Mapping[str, int]],
         new_persons: Mapping[str, Mapping[str, NewPerson]] | None = None,
     ) -> int:
         """Group commit: the batch joins the waiting list, then waits for the insert lock; the
@@ -153,7 +157,10 @@ class ClickHouseEventStore:
         fails, each batch is tried on its own, so one batch ClickHouse refuses fails alone. The
         rows are made ready for the insert (properties as JSON) before waiting, by each batch's
         own thread, so the lock is held for ClickHouse's work, not for ours."""
-        mine = _Waiting({key: _values(row) for key, row in unique.items()}, new_persons or {})
+        mine = _Waiting(
+            {key: _values(row, persons[key[0]][row["distinct_id"]]) for key, row in unique.items()},
+            new_persons or {},
+        )
         with self._waiting_lock:
             self._waiting.append(mine)
         with self._insert_lock:
@@ -201,7 +208,7 @@ class ClickHouseEventStore:
         for row in rows:
             unique.setdefault((row["scope_id"], row["uuid"]), row)
         client = self.client
-        values = {key: _values(row) for key, row in unique.items()}
+        values = {key: _values(row, row["person_id"]) for key, row in unique.items()}
         own_seq = {key: row["seq"] for key, row in unique.items()}
         with self._insert_lock:
             return len(self._insert_fresh(client, values, own_seq))
@@ -215,6 +222,7 @@ class ClickHouseEventStore:
         """Look up which rows (from ``_values``) are stored already, insert the rest, each with
         the next ``seq`` (or its own); the keys inserted."""
         stored = self._stored(client, unique)
+        self._override_stale(client, unique, stored)
         keys = [key for key in unique if key not in stored]
         if not keys:
             return []
@@ -228,25 +236,51 @@ class ClickHouseEventStore:
         )
         return keys
 
-    def _stored(self, client: Client, keys: Mapping[tuple[str, str], Any]) -> set[tuple[str, str]]:
-        """Which of ``keys`` (scope, uuid) are stored already."""
+    def _stored(
+        self, client: Client, keys: Mapping[tuple[str, str], Any]
+    ) -> dict[tuple[str, str], int]:
+        """Which of ``keys`` (scope, uuid) are stored already, with the person id stored."""
         by_scope: dict[str, list[str]] = {}
         for scope_id, uuid in keys:
             by_scope.setdefault(scope_id, []).append(uuid)
-        found: set[tuple[str, str]] = set()
+        found: dict[tuple[str, str], int] = {}
         for scope_id, uuids in by_scope.items():
             for start in range(0, len(uuids), LOOKUP_CHUNK):
                 chunk = uuids[start : start + LOOKUP_CHUNK]
                 result = self._retrying(
                     "look up uuids",
                     lambda chunk=chunk, scope_id=scope_id: client.query(
-                        f"SELECT DISTINCT uuid FROM {EVENTS} "
-                        "WHERE scope_id = {scope:String} AND uuid IN {uuids:Array(String)}",
+                        f"SELECT uuid, any(person_id) FROM {EVENTS} "
+                        "WHERE scope_id = {scope:String} AND uuid IN {uuids:Array(String)} "
+                        "GROUP BY uuid",
                         parameters={"scope": scope_id, "uuids": chunk},
                     ),
                 )
-                found.update((scope_id, uuid) for (uuid,) in result.result_rows)
+                found.update(((scope_id, uuid), int(p)) for uuid, p in result.result_rows)
         return found
+
+    def _override_stale(
+        self,
+        client: Client,
+        rows: Mapping[tuple[str, str], list[Any]],
+        stored: Mapping[tuple[str, str], int],
+    ) -> None:
+        """A re-sent event stored with another person than its distinct id has now: its first
+        write's person was rolled back in SQL after ClickHouse stored it (a retry after a lost
+        commit). The distinct id gets an override to its current person, so the copy already
+        stored is read as that person's (``overrides.py``)."""
+        moved: dict[tuple[str, str], int] = {}
+        for key, person_id in stored.items():
+            row = rows[key]
+            if person_id != row[_PERSON]:
+                moved[(key[0], row[_DISTINCT_ID])] = row[_PERSON]
+        if moved:
+            version = next_values(1)[0]
+            data = [[s, d, p, 0, version] for (s, d), p in sorted(moved.items())]
+            self._retrying(
+                "write person overrides",
+                lambda: insert(client, OVERRIDES, data, MAP_COLUMNS, self._write_settings),
+            )
 
     def _retrying(self, what: str, call: Any) -> Any:
         """Run ``call``; on a connection error try again (twice), then raise
@@ -330,30 +364,35 @@ class ClickHouseEventStore:
         self, scope_id: str, renames: Mapping[str, str], pii_keys: Collection[str]
     ) -> int:
         old_ids = list(renames)
+        # Each event is re-stored as the person its distinct id maps to now (an event stored
+        # before a merge carries the merged-away id, and this removes the ids' overrides).
         result = self.client.query(
-            f"SELECT {', '.join(EVENT_COLUMNS[:-1])}, seq, toUnixTimestamp64Micro(ts) "
-            f"FROM {EVENTS} WHERE {self._person_filter()} ORDER BY seq",
+            "SELECT e.event, e.distinct_id, toUnixTimestamp64Micro(e.ts), e.session_id, e.active, "
+            "e.properties, if(m.map_person_id IS NULL, e.person_id, m.map_person_id), e.seq "
+            f"FROM {EVENTS} AS e LEFT JOIN (SELECT distinct_id AS map_distinct_id, person_id AS "
+            f"map_person_id FROM {DISTINCT_IDS} FINAL WHERE {self._person_filter()} "
+            "AND is_deleted = 0) AS m ON e.distinct_id = m.map_distinct_id "
+            "WHERE e.scope_id = {scope:String} AND e.distinct_id IN {ids:Array(String)} "
+            "ORDER BY e.seq",
             parameters={"scope": scope_id, "ids": old_ids},
+            settings={"join_use_nulls": 1},
         )
         data = []
-        for row in result.result_rows:
-            properties = json.loads(row[7])
+        for event, distinct_id, us, session, active, text, person_id, seq in result.result_rows:
+            properties = json.loads(text)
             if isinstance(properties, dict):
                 properties = {k: v for k, v in properties.items() if k not in pii_keys}
-            seq = row[8]
-            data.append(
-                [
-                    scope_id,
-                    f"{ANONYMIZED_UUID_PREFIX}{seq}",
-                    row[2],
-                    renames[row[3]],
-                    row[9],
-                    row[5],
-                    row[6],
-                    json.dumps(properties, separators=(",", ":")),
-                    seq,
-                ]
-            )
+            renamed = {
+                "scope_id": scope_id,
+                "uuid": f"{ANONYMIZED_UUID_PREFIX}{seq}",
+                "event": event,
+                "distinct_id": renames[distinct_id],
+                "ts": us,
+                "session_id": session,
+                "active": active,
+                "properties": properties,
+            }
+            data.append([*_values(renamed, person_id), seq])
         if data:
             settings = {**self._write_settings, "insert_deduplication_token": _token_of(data)}
             self.client.insert(EVENTS, data, column_names=EVENT_COLUMNS, settings=settings)
@@ -431,7 +470,7 @@ class ClickHouseEventStore:
         version = self._retrying(
             "mirror persons",
             lambda: mirror.mirror_persons(
-                client, connection, scope_id, person_ids, gone_distinct_ids, settings
+                client, connection, scope_id, person_ids, gone_distinct_ids, settings, forget=forget
             ),
         )
         if forget:
@@ -444,8 +483,14 @@ class ClickHouseEventStore:
             )
 
 
-def _values(row: Mapping[str, Any]) -> list[Any]:
-    """The columns of ``EVENT_COLUMNS`` but ``seq`` for one row of ``normalize_event``."""
+#: Where ``_values`` puts the distinct id and the person id.
+_DISTINCT_ID = EVENT_COLUMNS.index("distinct_id")
+_PERSON = EVENT_COLUMNS.index("person_id")
+
+
+def _values(row: Mapping[str, Any], person_id: int) -> list[Any]:
+    """The columns of ``EVENT_COLUMNS`` but ``seq`` for one row of ``normalize_event``, stored
+    as ``person_id``'s."""
     return [
         row["scope_id"],
         row["uuid"],
@@ -455,6 +500,7 @@ def _values(row: Mapping[str, Any]) -> list[Any]:
         row["session_id"],
         bool(row["active"]),
         json.dumps(row["properties"], separators=(",", ":")),
+        person_id,
     ]
 
 

@@ -44,7 +44,10 @@ class SqlEventStore:
         connection: Connection,
         rows: Sequence[Mapping[str, Any]],
         new_persons: Mapping[str, Mapping[str, NewPerson]],
+        persons: Mapping[str, Mapping[str, int]],
     ) -> int:
+        # SQL joins events to persons through person_distinct_ids at read time: no person id
+        # is stored on the event, so a merge needs no rewrite.
         if connection.dialect.name == "postgresql":
             return _insert_postgresql(connection, rows)
         inserted = connection.execute(
