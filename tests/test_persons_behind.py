@@ -17,6 +17,7 @@ from flask_umetrics.errors import ValidationError
 from flask_umetrics.queries.context import report_context
 from flask_umetrics.queries.funnel import FunnelExclusion, FunnelStep, funnel, funnel_persons
 from flask_umetrics.queries.persons import persons_behind
+from flask_umetrics.queries.trends import trend_persons
 
 from .conftest import AppFactory, allow_all
 from .events_data import at, load
@@ -248,6 +249,59 @@ def test_every_trend_point_lists_its_unique_persons(make_app: AppFactory) -> Non
         "b": "2026-03-01T11:00:00+00:00",
         "c": "2026-03-01T12:00:00+00:00",
     }
+
+
+def test_other_persons_rank_as_the_report_without_computing_it(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$other`` persons need the report's top values only: ranked by signups over the whole
+    range (not by persons, not by the point's day, not counting views), missing last."""
+    load(
+        app,
+        [
+            ("a", "signup", "2026-03-01T09:00", {"plan": "x"}),
+            ("a", "signup", "2026-03-01T09:10", {"plan": "x"}),
+            ("a", "signup", "2026-03-01T09:20", {"plan": "x"}),
+            ("b", "signup", "2026-03-01T10:00", {"plan": "y"}),
+            ("c", "signup", "2026-03-01T11:00", {"plan": "y"}),
+            ("d", "signup", "2026-03-01T12:00", {"plan": "Z"}),
+            ("d", "signup", "2026-03-01T12:10", {"plan": "Z"}),
+            ("d", "signup", "2026-03-02T12:00", {"plan": "Z"}),
+            ("d", "signup", "2026-03-02T12:10", {"plan": "Z"}),
+            ("e", "signup", "2026-03-01T13:00"),
+            ("f", "signup", "2026-03-01T14:00"),
+            ("g", "signup", "2026-03-01T15:00"),
+            *[("b", "view", f"2026-03-01T16:0{i}", {"plan": "y"}) for i in range(5)],
+        ],
+    )
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the persons behind $other computed the whole trends report")
+
+    monkeypatch.setattr("flask_umetrics.queries.trends.trends", refuse)
+
+    def other(limit: int, time: str = "2026-03-01T00:00:00+00:00") -> list[str]:
+        with app.app_context():
+            ctx = report_context(date_from=at("2026-03-01"), date_to=at("2026-03-03"))
+            source = trend_persons(
+                ctx,
+                time=time,
+                event="signup",
+                breakdown="plan",
+                breakdown_limit=limit,
+                breakdown_value="$other",
+            )
+            listed = persons_behind(source, limit=100)
+        assert listed.total == len(listed.persons)
+        return sorted(p.distinct_ids[0] for p in listed.persons)
+
+    # Signups: Z 4 (2 on March 1), x 3, missing 3 (after x: missing last), y 2 (7 with views).
+    assert other(1) == ["a", "b", "c", "e", "f", "g"]
+    assert other(2) == ["b", "c", "e", "f", "g"]
+    assert other(3) == ["b", "c"]
+    assert other(4) == []
+    assert other(1, "2026-03-02T00:00:00+00:00") == []
+    assert other(2, "2026-03-02T00:00:00+00:00") == []
 
 
 def test_csv_by_format_or_accept(make_app: AppFactory) -> None:

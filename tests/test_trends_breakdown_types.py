@@ -121,6 +121,24 @@ def test_person_breakdown_persons_equal_the_counts(data: Flask) -> None:
     ]
 
 
+def test_person_breakdown_other_persons_without_the_report(
+    data: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$other`` of a person-property breakdown ranks the persons' plans by views (pro 5,
+    then free, team and none 1 each: code point, missing last) without the trends report."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the persons behind $other computed the whole trends report")
+
+    monkeypatch.setattr("flask_umetrics.queries.trends.trends", refuse)
+    person = {"breakdown": "plan", "breakdown_type": "person", "breakdown_value": "$other"}
+    assert behind(data, DAYS[0], breakdown_limit=1, **person) == ["b"]
+    assert behind(data, DAYS[1], breakdown_limit=1, **person) == ["d", "e"]
+    assert behind(data, DAYS[0], breakdown_limit=2, **person) == []
+    assert behind(data, DAYS[1], breakdown_limit=2, **person) == ["d", "e"]
+    assert behind(data, DAYS[1], breakdown_limit=3, **person) == ["d"]
+
+
 @pytest.mark.parametrize(
     ("segment", "total", "unique", "members"),
     [

@@ -267,6 +267,36 @@ def _sql_cells(
     segment: Segment | None = None,
 ) -> tuple[list[str | None], dict[tuple[Any, int], Any]]:
     """The SQL engine's ``(top breakdown values, {(group, bucket): value})``."""
+    rows = _sql_rows(ctx, buckets, event, math, property, breakdown, breakdown_type, segment)
+    with report_connection() as connection:
+        top = _sql_top(connection, rows, breakdown, breakdown_limit, segment)
+        grp: ColumnElement[Any] = rows.c.grp
+        if breakdown is not None:
+            grp = other_group(rows.c.grp, top)
+        if math in PERCENTILES:
+            query = percentile_cells(grp, rows, PERCENTILES[math])
+        elif math in WINDOWS:
+            query = _window_cells(grp, rows, WINDOWS[math], len(buckets.starts))
+        else:
+            query = select(
+                grp.label("grp"), rows.c.bucket, _aggregate(math, property, rows).label("value")
+            ).group_by(grp, rows.c.bucket)
+        cells = {(row.grp, row.bucket): row.value for row in connection.execute(query)}
+    return top, cells
+
+
+def _sql_rows(
+    ctx: ReportContext,
+    buckets: Buckets,
+    event: str | None,
+    math: str,
+    property: str | None,
+    breakdown: str | None,
+    breakdown_type: str,
+    segment: Segment | None,
+) -> Subquery:
+    """The rows a SQL report aggregates: ``bucket``, ``grp`` (the breakdown value),
+    ``number``, ``session`` and, when it reads persons, ``person_id``."""
     # Persons are only needed to count them, to limit the report to some of them or to break
     # down by them; plain event counts and sums skip the join with the distinct-id map.
     needs_persons = (
@@ -294,27 +324,54 @@ def _sql_cells(
         events.c.session_id.label("session"),
     )
     rows = ctx.rows(query) if needs_persons else query.subquery("rows")
-    if math == "first_time":
-        rows = _first_events(rows, ctx)
-    with report_connection() as connection:
-        top: list[str | None] = [None]
-        if segment is not None:
-            top = list(SEGMENT_GROUPS)
-        elif breakdown is not None:
-            top = top_values(connection, rows.c.grp, breakdown_limit)
-        grp: ColumnElement[Any] = rows.c.grp
-        if breakdown is not None:
-            grp = other_group(rows.c.grp, top)
-        if math in PERCENTILES:
-            query = percentile_cells(grp, rows, PERCENTILES[math])
-        elif math in WINDOWS:
-            query = _window_cells(grp, rows, WINDOWS[math], len(buckets.starts))
-        else:
-            query = select(
-                grp.label("grp"), rows.c.bucket, _aggregate(math, property, rows).label("value")
-            ).group_by(grp, rows.c.bucket)
-        cells = {(row.grp, row.bucket): row.value for row in connection.execute(query)}
-    return top, cells
+    return _first_events(rows, ctx) if math == "first_time" else rows
+
+
+def _sql_top(
+    connection: Any,
+    rows: Subquery,
+    breakdown: str | None,
+    breakdown_limit: int,
+    segment: Segment | None,
+) -> list[str | None]:
+    """The groups of ``rows`` shown on their own: ``in``/``out`` of a segment, the top
+    ``breakdown_limit`` values of a breakdown, the one missing value without."""
+    if segment is not None:
+        return list(SEGMENT_GROUPS)
+    if breakdown is None:
+        return [None]
+    return top_values(connection, rows.c.grp, breakdown_limit)
+
+
+def _shown_values(
+    ctx: ReportContext,
+    buckets: Buckets,
+    event: str | None,
+    breakdown: str,
+    breakdown_limit: int,
+    breakdown_type: str,
+    segment: Segment | None,
+) -> list[str | None]:
+    """The breakdown values the ``total`` report of these options shows on their own (every
+    series but ``$other``), ranked as :func:`trends` ranks them but without its cells."""
+    if is_clickhouse():
+        from ..engines.clickhouse.trends import breakdown_top
+
+        top = breakdown_top(
+            ctx,
+            buckets,
+            event=event,
+            breakdown=breakdown,
+            breakdown_limit=breakdown_limit,
+            breakdown_type=breakdown_type,
+            segment=segment,
+        )
+    else:
+        rows = _sql_rows(ctx, buckets, event, "total", None, breakdown, breakdown_type, segment)
+        with report_connection() as connection:
+            top = _sql_top(connection, rows, breakdown, breakdown_limit, segment)
+    # A value spelled "$other" joins the $other series in the report, so is not shown alone.
+    return [value for value in top if value != OTHER]
 
 
 def _window_cells(grp: ColumnElement[Any], rows: Subquery, days: int, count: int) -> Select[Any]:
@@ -415,17 +472,11 @@ def trend_persons(
     span = (max(bounds[index], ctx.from_us), min(bounds[index + 1], ctx.to_us))
     top: list[str | None] | None = None
     if breakdown is not None and breakdown_value == OTHER:  # the report's own top values
-        shown = trends(
-            ctx,
-            event=event,
-            interval=interval,
-            breakdown=breakdown,
-            breakdown_limit=breakdown_limit,
-            breakdown_type=breakdown_type,
+        # Refused when the report itself would be (too many points), as before.
+        ctx.check_cells(len(buckets.starts) * (breakdown_limit + 1), "breakdown_limit", "points")
+        top = _shown_values(
+            ctx, buckets, event, breakdown, breakdown_limit, breakdown_type, segment
         )
-        top = [
-            series.breakdown_value for series in shown.results if series.breakdown_value != OTHER
-        ]
     if is_clickhouse():
         from ..engines.clickhouse.trends import persons_sql
 

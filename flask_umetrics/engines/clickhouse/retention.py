@@ -1,10 +1,12 @@
 """Retention in ClickHouse SQL, with the semantics of ``queries/retention.py``: one row per
 (person, period) with "started" / "returned" flags, the anchor (first start event's time) and
-the start event's breakdown value; then per person the arrays of its start periods (with anchor
-and value), return periods and return times; a cohort row per member period ``P`` (the first
-start period for ``first_time``, every shown start period for ``recurring``) counts a return in
-``P + k`` (``bounded``) or in any period from ``P + k`` on (``unbounded``) — or, with rolling
-windows, a return time in the ``k``-th window from the anchor (or any later)."""
+the start event's breakdown value; then per person its first start period (``minIf``), the
+array of its start periods (with anchor and value), its return periods and return times; a cohort
+row per member period ``P`` (the first start period for ``first_time``, every shown start period
+for ``recurring``) counts a return in ``P + k`` (``bounded``) or in any period from ``P + k``
+on (``unbounded``) — or, with rolling windows, a return time in the ``k``-th window from the
+anchor (or any later). A person-property breakdown reads the person's current property as
+trends does (``trends.grouped_source``)."""
 
 from __future__ import annotations
 
@@ -16,15 +18,14 @@ from .expressions import (
     Params,
     bucket_index,
     chosen_event,
-    live_persons,
     other_group,
     person_events,
     prop_text,
     property_condition,
-    scope_param,
     top_groups_sql,
 )
 from .runner import rows
+from .trends import grouped_source
 
 if TYPE_CHECKING:
     from ...queries.buckets import Buckets
@@ -147,29 +148,23 @@ def _members(ctx: ReportContext, spec: Spec, buckets: Buckets, shown: int, param
     shown_p = params.bind(shown, "Int64")
     keep = f"x.1 >= 0 AND x.1 < {shown_p}"
     if spec.mode == "first_time":
-        keep += " AND x.1 = arrayMin(start_periods)"
+        keep += " AND x.1 = first_period"
     members = (
         "SELECT person_id, member.1 AS cohort, member.2 AS anchor, member.3 AS start_grp, "
         "return_periods, return_times FROM ("
-        "SELECT person_id, groupArrayIf(period, started = 1) AS start_periods, "
+        "SELECT person_id, minIf(period, started = 1) AS first_period, "
         "groupArrayIf(tuple(period, first_start, start_value), started = 1) AS start_info, "
         "groupArrayIf(period, returned = 1) AS return_periods, "
         "arrayFlatten(groupArray(times)) AS return_times "
         f"FROM ({activity}) GROUP BY person_id) "
         f"ARRAY JOIN arrayFilter(x -> {keep}, start_info) AS member"
     )
-    if spec.breakdown is not None and spec.breakdown_type == "person":
-        people = live_persons(scope_param(ctx, params))
-        grp = prop_text("ifNull(pp.person_properties, '{}')", spec.breakdown, params)
-        return (
-            f"SELECT m.person_id AS person_id, m.cohort AS cohort, m.anchor AS anchor, "
-            f"{grp} AS grp, m.return_periods AS return_periods, "
-            f"m.return_times AS return_times FROM ({members}) AS m "
-            f"LEFT JOIN {people} AS pp ON pp.person_key = m.person_id"
-        )
+    source, grp = f"({members})", "start_grp"
+    if spec.breakdown is not None and spec.breakdown_type == "person":  # as trends reads it
+        source, grp = grouped_source(ctx, params, source, spec.breakdown, "person", None)
     return (
-        "SELECT person_id, cohort, anchor, start_grp AS grp, return_periods, return_times "
-        f"FROM ({members})"
+        f"SELECT person_id, cohort, anchor, {grp} AS grp, return_periods, return_times "
+        f"FROM {source}"
     )
 
 

@@ -60,41 +60,10 @@ def cells(
 ) -> tuple[list[str | None], dict[tuple[Any, int], Any]]:
     """``(top breakdown values, {(group, bucket index): value})``."""
     params = Params()
-    needs_persons = (
-        math in {"unique_persons", "per_person_avg", "first_time", "dau", "wau", "mau"}
-        or ctx.sample is not None
-        or ctx.segment is not None
-        or (breakdown is not None and breakdown_type != "event")
+    base = _rows(
+        ctx, buckets, params, event, math, property, window, breakdown, breakdown_type, segment
     )
-    where = [] if event is None else [f"event = {params.bind(event, 'String')}"]
-    if math == "first_time":  # each person's first event (by time, then arrival) in the range
-        earlier = person_events(ctx, params, bounds=(None, ctx.to_us), where=where)
-        since = params.bind(ctx.from_us, "Int64")
-        source = (
-            f"(SELECT * FROM (SELECT * FROM {earlier} ORDER BY us, seq LIMIT 1 BY person_id) "
-            f"WHERE us >= {since})"
-        )
-    else:  # wau/mau: from the first day read (buckets start before the range)
-        bounds = (ctx.from_us if window is None else buckets.start_us, ctx.to_us)
-        source = (person_events if needs_persons else scoped_events)(
-            ctx, params, bounds=bounds, where=where
-        )
-    group = "CAST(NULL AS Nullable(String))"
-    if breakdown is not None:
-        source, group = grouped_source(ctx, params, source, breakdown, breakdown_type, segment)
-    number = prop_number("properties", property, params) if property else "NULL"
-    person = "person_id" if needs_persons else "0"
-    base = (
-        f"(SELECT {bucket_index(buckets, 'us', params)} AS bucket, {group} AS grp, "
-        f"{number} AS number, {person} AS person_id, session_id AS session "
-        f"FROM {source})"
-    )
-    top: list[str | None] = [None]
-    if segment is not None:
-        top = ["in", "out"]
-    elif breakdown is not None:
-        found = rows(top_groups_sql(base, breakdown_limit, params), params)
-        top = [row[0] for row in found]
+    top = _top(base, params, breakdown, breakdown_limit, segment)
     grouped = "CAST(NULL AS Nullable(String))"
     if breakdown is not None:
         grouped = other_group(top, params, other)
@@ -122,6 +91,80 @@ def cells(
         None if event is not None else NO_PROJECTIONS,
     )
     return top, {(group_value, int(bucket)): value for group_value, bucket, value in result}
+
+
+def _rows(
+    ctx: ReportContext,
+    buckets: Buckets,
+    params: Params,
+    event: str | None,
+    math: str,
+    property: str | None,
+    window: int | None,
+    breakdown: str | None,
+    breakdown_type: str,
+    segment: Segment | None,
+) -> str:
+    """The rows a report aggregates (``queries/trends.py:_sql_rows``): ``bucket``, ``grp``,
+    ``number``, ``person_id`` (0 when it reads no persons) and ``session``."""
+    needs_persons = (
+        math in {"unique_persons", "per_person_avg", "first_time", "dau", "wau", "mau"}
+        or ctx.sample is not None
+        or ctx.segment is not None
+        or (breakdown is not None and breakdown_type != "event")
+    )
+    where = [] if event is None else [f"event = {params.bind(event, 'String')}"]
+    if math == "first_time":  # each person's first event (by time, then arrival) in the range
+        earlier = person_events(ctx, params, bounds=(None, ctx.to_us), where=where)
+        since = params.bind(ctx.from_us, "Int64")
+        source = (
+            f"(SELECT * FROM (SELECT * FROM {earlier} ORDER BY us, seq LIMIT 1 BY person_id) "
+            f"WHERE us >= {since})"
+        )
+    else:  # wau/mau: from the first day read (buckets start before the range)
+        bounds = (ctx.from_us if window is None else buckets.start_us, ctx.to_us)
+        source = (person_events if needs_persons else scoped_events)(
+            ctx, params, bounds=bounds, where=where
+        )
+    group = "CAST(NULL AS Nullable(String))"
+    if breakdown is not None:
+        source, group = grouped_source(ctx, params, source, breakdown, breakdown_type, segment)
+    number = prop_number("properties", property, params) if property else "NULL"
+    person = "person_id" if needs_persons else "0"
+    return (
+        f"(SELECT {bucket_index(buckets, 'us', params)} AS bucket, {group} AS grp, "
+        f"{number} AS number, {person} AS person_id, session_id AS session "
+        f"FROM {source})"
+    )
+
+
+def _top(
+    base: str, params: Params, breakdown: str | None, limit: int, segment: Segment | None
+) -> list[str | None]:
+    """The groups of ``base`` shown on their own (``queries/trends.py:_sql_top``)."""
+    if segment is not None:
+        return ["in", "out"]
+    if breakdown is None:
+        return [None]
+    return [row[0] for row in rows(top_groups_sql(base, limit, params), params)]
+
+
+def breakdown_top(
+    ctx: ReportContext,
+    buckets: Buckets,
+    *,
+    event: str | None,
+    breakdown: str,
+    breakdown_limit: int,
+    breakdown_type: str = "event",
+    segment: Segment | None = None,
+) -> list[str | None]:
+    """The top values of the ``total`` report of these options, without its cells."""
+    params = Params()
+    base = _rows(
+        ctx, buckets, params, event, "total", None, None, breakdown, breakdown_type, segment
+    )
+    return _top(base, params, breakdown, breakdown_limit, segment)
 
 
 def persons_sql(
@@ -166,8 +209,8 @@ def grouped_source(
 ) -> tuple[str, str]:
     """``source`` (events with ``person_id`` for person and segment breakdowns) and the
     breakdown value of its rows: an event property, the person's current property (the
-    newest version in the persons mirror, as retention reads it; no person -> NULL), or
-    ``in`` / ``out`` of ``segment``."""
+    newest version in the persons mirror; no person -> NULL; retention's person breakdown
+    reads it here too), or ``in`` / ``out`` of ``segment``."""
     if breakdown_type == "person":
         people = live_persons(scope_param(ctx, params))
         joined = (
