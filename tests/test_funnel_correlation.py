@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import HealthCheck, given, settings, target
+from hypothesis import strategies as st
 
-from flask_umetrics import UMetrics, create_api_key
+from flask_umetrics import UMetrics, create_api_key, identify
 from flask_umetrics.errors import ValidationError
+from flask_umetrics.events.validation import to_micros
 from flask_umetrics.queries.context import report_context
 from flask_umetrics.queries.funnel import FunnelExclusion, FunnelStep
 from flask_umetrics.queries.funnel_correlation import (
@@ -18,7 +22,9 @@ from flask_umetrics.queries.funnel_correlation import (
 )
 
 from .conftest import AppFactory, allow_all
-from .events_data import at, load
+from .events_data import at, clear_events, load
+from .reference_models import Ev, RefStep, _by_person, ref_attempts, stored_events
+from .test_funnel import GRID, merges, slot
 
 pytestmark = pytest.mark.event_stores
 
@@ -272,3 +278,111 @@ def test_openapi_documents_the_route(make_app: AppFactory) -> None:
     assert {"step", "window", "order", "exclude", "limit", "min_persons", "exclude_events"} <= names
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"].rsplit("/", 1)[1] == "FunnelCorrelationResult"
+
+
+# --- property test against a plain-Python reference ----------------------------------------
+
+#: Dense enough that most examples have converted and dropped persons and candidate events.
+correlation_rows = st.lists(
+    st.tuples(
+        st.integers(0, 7),  # distinct id
+        st.sampled_from(("a", "a", "b", "c", "d", "e")),
+        st.integers(0, 5),  # grid slot
+        st.sampled_from([None, 0, 1]),  # property p (None: absent)
+    ),
+    min_size=30,
+    max_size=50,
+)
+
+
+def ref_correlation(
+    evs: list[Ev],
+    steps: list[RefStep],
+    date_from: int,
+    date_to: int,
+    window: int,
+    order: str,
+    limit: int,
+    min_persons: int,
+) -> tuple[int, int, list[tuple[str, int, int, float, str]]]:
+    """``success_total, failure_total, events`` by the definition in docs/funnels-retention.md."""
+    names = {s.event for s in steps}
+    did: dict[str, list[int]] = {}
+    totals = [0, 0]  # failure, success
+    for person_events in _by_person(evs).values():
+        attempts = ref_attempts(person_events, steps, date_from, date_to, window, order)
+        best = max((times for times, _ in attempts), key=len, default=None)  # first longest
+        if best is None:
+            continue
+        won = len(best) == len(steps)
+        totals[won] += 1
+        stop = best[-1] if won else best[0] + window
+        for name in {e.event for e in person_events if best[0] < e.ts < stop} - names:
+            did.setdefault(name, [0, 0])[won] += 1
+    failures, successes = totals
+    if not successes or not failures:
+        return successes, failures, []
+    rated = []
+    for name, (f, s) in did.items():
+        if s + f >= min_persons:
+            ratio = Fraction((s + 1) * (failures - f + 1), (successes - s + 1) * (f + 1))
+            rated.append((ratio, name, s, f))
+    up = sorted((r for r in rated if r[0] > 1), key=lambda r: (-r[0], r[1]))[:limit]
+    down = sorted((r for r in rated if r[0] <= 1), key=lambda r: (r[0], r[1]))[:limit]
+    picked = [
+        (name, s, f, float(ratio), "success" if ratio > 1 else "failure")
+        for ratio, name, s, f in up + down
+    ]
+    return successes, failures, picked
+
+
+@pytest.mark.parametrize("order", ["ordered", "strict", "any"])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=correlation_rows, links=merges, data=st.data())
+def test_correlation_matches_the_reference(
+    app: Flask, rows: list[Any], links: list[tuple[int, int]], data: st.DataObject, order: str
+) -> None:
+    clear_events(app)
+    load(
+        app,
+        [
+            (f"d{d}", name, slot(n).isoformat(), {} if p is None else {"p": p})
+            for d, name, n, p in rows
+        ],
+    )
+    with app.app_context():
+        for user, anon in links:
+            identify(f"d{user}", anon_id=f"d{anon}")
+    names = data.draw(st.sampled_from([["a", "b"], ["a", "b"], ["b", "a"], ["a", "c", "b"]]))
+    funnel_steps = [FunnelStep(name) for name in names]
+    window = data.draw(st.sampled_from([1, 2, 3, 6])) * GRID
+    first = data.draw(st.integers(0, 2))
+    last = data.draw(st.integers(first + 2, 6))
+    limit = data.draw(st.integers(1, 3))
+    min_persons = data.draw(st.integers(1, 2))
+    start, stop = slot(first), slot(last)
+    with app.app_context():
+        ctx = report_context(date_from=start, date_to=stop)
+        result = funnel_correlation(
+            ctx,
+            funnel_steps,
+            window_seconds=window,
+            order=order,
+            limit=limit,
+            min_persons=min_persons,
+        )
+        evs = stored_events()
+    expected = ref_correlation(
+        evs,
+        [RefStep(s.event) for s in funnel_steps],
+        to_micros(start),
+        to_micros(stop),
+        window * 1_000_000,
+        order,
+        limit,
+        min_persons,
+    )
+    target(float(len(expected[2])))
+    assert (result.success_total, result.failure_total, table(result)) == expected
