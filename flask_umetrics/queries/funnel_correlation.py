@@ -17,11 +17,14 @@ The definition (PostHog's event correlation; docs/funnels-retention.md says wher
   furthest from 1 are returned: successes by odds ratio descending, failures ascending, ties
   by name. Nobody converted or nobody dropped: no events (nothing to compare), ``skewed``.
 
-One statement per report, no join between derived tables: the persons' attempts (one row
-each, carrying entry, end and outcome) and the candidate events form one stream per person; a
-window ``MAX`` hands every event its person's attempt, and one ``GROUP BY`` over the events
-inside the interval, plus the attempt rows themselves (name NULL), gives every count and the
-two totals. ClickHouse: ``engines/clickhouse/funnel_correlation.py``.
+One statement per report: the persons' chosen attempts (one row each: entry, end of the
+interval, outcome) drive an index join to their events (``person_distinct_ids.person_id``, then
+``events (scope_id, distinct_id, ts)`` over the interval only), reduced to one row per person
+and name; the attempts themselves, with no name, give the totals in the same ``GROUP BY``. The
+attempts are the outer side, so neither SQLite nor PostgreSQL needs an index on a derived
+table (measured on the 1M-event bench, 14-day window: SQLite 1.2 s, PostgreSQL 1.0 s, the
+funnel alone 0.5 s and 0.3 s; a join-free stream of every event in range took longer).
+ClickHouse: ``engines/clickhouse/funnel_correlation.py``.
 """
 
 from __future__ import annotations
@@ -32,11 +35,8 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
-    Integer,
     String,
-    and_,
     case,
-    distinct,
     func,
     or_,
     select,
@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
-from ..db.tables import events
+from ..db.tables import events, person_distinct_ids
 from ..engines.clickhouse.runner import is_clickhouse
 from ..errors import ValidationError
 from .connection import report_connection
@@ -140,58 +140,36 @@ def _contingency(
     n = len(steps)
     best = _best_attempts(_chains(ctx, steps, window, order, None, exclusions))
     converted = best.c.level == n
-    source = person_events(ctx.scope_id).where(
-        events.c.ts > ctx.from_us,
-        events.c.ts < ctx.to_us + window,
-        events.c.event.not_in(names),
-        *ctx.event_filters(),
-    )
-    rows = union_all(
-        select(
-            best.c.person_id,
-            _int(0).label("kind"),
-            _none(String).label("event"),
-            _none().label("ts"),
-            best.c.t1.label("entry"),
-            case((converted, best.c[f"t{n}"]), else_=best.c.t1 + _int(window)).label("stop"),
-            _flag(converted).label("won"),
-        ),
-        source.with_only_columns(
-            source.selected_columns.person_id,
-            _int(1).label("kind"),
-            events.c.event,
-            events.c.ts,
-            _none().label("entry"),
-            _none().label("stop"),
-            _none(Integer).label("won"),
-        ),
-    ).subquery("corr_rows")
-    person = rows.c.person_id
-    tagged = select(
-        rows.c.person_id,
-        rows.c.kind,
-        rows.c.event,
-        rows.c.ts,
-        func.max(rows.c.entry).over(partition_by=person).label("entry"),
-        func.max(rows.c.stop).over(partition_by=person).label("stop"),
-        func.max(rows.c.won).over(partition_by=person).label("won"),
-    ).subquery("corr_tagged")
-    inside = and_(tagged.c.kind == 1, tagged.c.ts > tagged.c.entry, tagged.c.ts < tagged.c.stop)
-    counted = select(tagged).where(or_(tagged.c.kind == 0, inside)).subquery("corr_counted")
-
-    def persons(won: int) -> Any:
-        chosen = case((counted.c.won == won, counted.c.person_id))
-        return func.count(distinct(chosen)).cast(BigInteger)
-
-    return (
-        select(counted.c.event, persons(1).label("success"), persons(0).label("failure"))
-        .group_by(counted.c.event)
-        .having(
-            or_(
-                counted.c.event.is_(None),
-                func.count(distinct(counted.c.person_id)) >= _int(min_persons),
-            )
+    attempts = select(
+        best.c.person_id,
+        best.c.t1.label("entry"),
+        case((converted, best.c[f"t{n}"]), else_=best.c.t1 + _int(window)).label("stop"),
+        _flag(converted).label("won"),
+    ).cte("corr_attempts")
+    source = person_events(ctx.scope_id)
+    did = (
+        source.join(attempts, attempts.c.person_id == person_distinct_ids.c.person_id)
+        .where(
+            events.c.ts > attempts.c.entry,
+            events.c.ts < attempts.c.stop,
+            events.c.event.not_in(names),
+            *ctx.event_filters(),
         )
+        .with_only_columns(attempts.c.person_id, attempts.c.won, events.c.event)
+    )
+    # One row per (person, name) first: the counts below are then plain sums.
+    pairs = did.group_by(attempts.c.person_id, attempts.c.won, events.c.event)
+    counted = union_all(
+        select(attempts.c.person_id, attempts.c.won, _none(String).label("event")), pairs
+    ).subquery("corr_counted")
+    return (
+        select(
+            counted.c.event,
+            func.sum(counted.c.won).cast(BigInteger).label("success"),
+            func.sum(1 - counted.c.won).cast(BigInteger).label("failure"),
+        )
+        .group_by(counted.c.event)
+        .having(or_(counted.c.event.is_(None), func.count() >= _int(min_persons)))
     )
 
 
