@@ -23,7 +23,14 @@ from flask_umetrics.queries.funnel_correlation import (
 
 from .conftest import AppFactory, allow_all
 from .events_data import at, clear_events, load
-from .reference_models import Ev, RefStep, _by_person, ref_attempts, stored_events
+from .reference_models import (
+    Ev,
+    RefExclusion,
+    RefStep,
+    _by_person,
+    ref_attempts,
+    stored_events,
+)
 from .test_funnel import GRID, merges, slot
 
 pytestmark = pytest.mark.event_stores
@@ -304,13 +311,14 @@ def ref_correlation(
     order: str,
     limit: int,
     min_persons: int,
+    exclusions: list[RefExclusion],
 ) -> tuple[int, int, list[tuple[str, int, int, float, str]]]:
     """``success_total, failure_total, events`` by the definition in docs/funnels-retention.md."""
     names = {s.event for s in steps}
     did: dict[str, list[int]] = {}
     totals = [0, 0]  # failure, success
     for person_events in _by_person(evs).values():
-        attempts = ref_attempts(person_events, steps, date_from, date_to, window, order)
+        attempts = ref_attempts(person_events, steps, date_from, date_to, window, order, exclusions)
         best = max((times for times, _ in attempts), key=len, default=None)  # first longest
         if best is None:
             continue
@@ -362,6 +370,10 @@ def test_correlation_matches_the_reference(
     last = data.draw(st.integers(first + 2, 6))
     limit = data.draw(st.integers(1, 3))
     min_persons = data.draw(st.integers(1, 2))
+    # "e" anywhere from the entry to the last step (the one span every order allows) drops
+    # the attempt; "e" stays a candidate event too.
+    excluded = data.draw(st.booleans())
+    exclusions = [FunnelExclusion("e", (), 0, len(names) - 1)] if excluded else []
     start, stop = slot(first), slot(last)
     with app.app_context():
         ctx = report_context(date_from=start, date_to=stop)
@@ -372,6 +384,7 @@ def test_correlation_matches_the_reference(
             order=order,
             limit=limit,
             min_persons=min_persons,
+            exclusions=exclusions,
         )
         evs = stored_events()
     expected = ref_correlation(
@@ -383,6 +396,7 @@ def test_correlation_matches_the_reference(
         order,
         limit,
         min_persons,
+        [RefExclusion(RefStep("e"), 0, len(names) - 1)] if excluded else [],
     )
     target(float(len(expected[2])))
     assert (result.success_total, result.failure_total, table(result)) == expected

@@ -5,7 +5,8 @@ The funnel's chosen attempts (``funnel.py``: ``_chains``, ``_best``) become one 
 (entry, end of the interval, outcome), the right side of a hash join (small: the persons who
 entered) against the candidate events; a ``RIGHT JOIN`` keeps the persons with no event, so
 each person's distinct names inside the interval and the person itself (name NULL) are counted
-in one pass, without building the chains twice.
+in one pass, without building the chains twice (measured on the 1M-event bench, 14-day
+window, embedded chdb: 0.22 s, the funnel alone 0.08 s; the same numbers as SQL).
 """
 
 from __future__ import annotations
