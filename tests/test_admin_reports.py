@@ -270,3 +270,21 @@ def test_retention_breakdown_rolling_and_week_start_controls(client: FlaskClient
     assert "weeks from Sunday" in sunday
     hourly = client.get(f"{ADMIN}/retention?period=hour")
     assert hourly.status_code == 200 and "Showing the last 48 hours" in hourly.text
+
+
+def test_funnel_shows_events_that_predict_conversion(client: FlaskClient) -> None:
+    # view -> buy in 4 hours: a converts (signup in between), b and c drop (b's signup is the
+    # next day, outside the window): signup (1, 0): (2/1) / (1/3) = 6, whatever the breakdown.
+    path = f"/funnels?{RANGE}&step=view&step=buy&window_value=4&window_unit=hours&breakdown=plan"
+    assert _csv(client, path, "funnel-correlation") == [
+        ["event", "predicts", "odds ratio", "converted who did it", "dropped who did it"],
+        ["signup", "conversion", "6", "1", "0"],
+    ]
+    page = client.get(ADMIN + path).text
+    assert 'data-testid="funnel-correlation"' in page and "Events that predict conversion" in page
+    assert '<strong data-testid="funnel-correlation-converted">1</strong>' in page
+    assert '<strong data-testid="funnel-correlation-dropped">2</strong>' in page
+    assert "<td>signup</td>" in page and "<td>conversion</td>" in page
+    # Not in the other views.
+    trends = client.get(f"{ADMIN}{path.replace('&breakdown=plan', '')}&mode=trends").text
+    assert 'data-testid="funnel-correlation"' not in trends

@@ -241,6 +241,8 @@ def test_the_matrix_covers_every_blueprint_and_permission(make_app: AppFactory) 
     # The web overview (docs/web-analytics.md) is a report like the others.
     walked = {(c.path, c.method, c.permission) for c in cases}
     assert ("/umetrics/api/query/web", "GET", "metrics.view") in walked
+    # Funnel correlation reads what the funnel reads.
+    assert ("/umetrics/api/query/funnel/correlation", "GET", "metrics.view") in walked
     # Each key passes somewhere; it is refused somewhere unless it holds every permission.
     for caller, granted in GRANTS.items():
         outcomes = {expected_status(case.permission, caller, case.operation) for case in cases}

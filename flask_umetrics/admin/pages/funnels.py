@@ -19,6 +19,7 @@ from ..reports import saved_params
 from . import Page
 from .compare_blocks import funnel_measures, funnel_time_measures, funnel_trends_measures
 from .date_range import compare_table, dashed_previous, previous_report
+from .funnel_correlation import correlation
 from .persons_behind import persons_url
 from .report_forms import (
     BLANK_FILTER_ROWS,
@@ -287,6 +288,7 @@ def view() -> Response | str:
     links: list[tuple[str, str | None]] = []
     previous: dict[str, Any] | None = None
     compare = None
+    predictors = None
     try:
         window = _window()
         filters = filters_param(rows)
@@ -303,6 +305,7 @@ def view() -> Response | str:
             if "steps" in answer:
                 links = _persons_links(len(answer["steps"]), overrides)
                 chart.links = [reached for reached, _ in links]
+                predictors = correlation(overrides)
             previous = previous_report(query_funnel, FunnelQuery, overrides)
             if previous is not None:
                 compare = _compared(answer, previous, chart)
@@ -313,13 +316,14 @@ def view() -> Response | str:
         "funnels.html",
         title="Funnels",
         charts=[chart, *extra] if chart else [],
-        tables=[compare] if compare else [],
+        tables=[t for t in (compare, predictors[0] if predictors else None) if t],
         error=error,
         answer=answer,
         previous=previous,
         compare=compare,
         funnel_chart=chart,
         persons_links=links,
+        predictors=predictors,
         extra=[
             (c, dict.fromkeys(c.table.columns[1:], "percent") if c.percent else {}) for c in extra
         ],

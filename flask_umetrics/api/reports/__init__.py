@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     cohorts,
     dashboard,
     funnel,
+    funnel_correlation,
     lifecycle,
     live,
     paths,

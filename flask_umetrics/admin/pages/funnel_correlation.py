@@ -1,0 +1,44 @@
+"""The Funnels page's "Events that predict conversion" table: the funnel correlation route's
+answer for the whole funnel (no breakdown) shown on the page (``/api/query/funnel/correlation``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...api.reports.funnel_correlation import FunnelCorrelationQuery, query_funnel_correlation
+from ..page import Table
+from .report_forms import try_report
+
+KEY = "funnel-correlation"
+COLUMNS = ["event", "predicts", "odds ratio", "converted who did it", "dropped who did it"]
+#: What each kind of event predicts, as the table says it.
+PREDICTS = {"success": "conversion", "failure": "drop-off"}
+#: The funnel parameters correlation does not take: the whole funnel, its steps view.
+WHOLE = {
+    "breakdown": None,
+    "breakdown_limit": None,
+    "breakdown_attribution": None,
+    "breakdown_attribution_step": None,
+    "mode": None,
+}
+
+
+def correlation(overrides: dict[str, Any]) -> tuple[Table, dict[str, Any]] | None:
+    """The table and the route's answer for the page's funnel (``overrides``: its steps,
+    window, filters); None when the route refuses the input (the funnel shows why)."""
+    answer, error = try_report(
+        query_funnel_correlation, FunnelCorrelationQuery, {**overrides, **WHOLE}
+    )
+    if error is not None or answer is None:
+        return None
+    rows = [
+        [
+            e["event"],
+            PREDICTS[e["correlation_type"]],
+            e["odds_ratio"],
+            e["success_count"],
+            e["failure_count"],
+        ]
+        for e in answer["events"]
+    ]
+    return Table(KEY, "Events that predict conversion", COLUMNS, rows), answer
