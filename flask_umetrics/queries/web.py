@@ -42,7 +42,7 @@ from .buckets import INTERVALS, Buckets
 from .compare import previous_context
 from .connection import report_connection
 from .context import Count, ReportContext
-from .sessions import report_sessions, session_summary
+from .sessions import SessionSummary, report_sessions, session_summaries
 from .sql import person_events, prop_text
 
 PAGEVIEW = "$pageview"
@@ -150,8 +150,9 @@ def web_overview(
         name: [WebRow(str(key), ctx.scale(v), ctx.scale(p)) for key, v, p in rows]
         for name, rows in found.breakdowns.items()
     }
-    totals = _totals(ctx, found.totals)
-    previous = _totals(before, found.previous)
+    now, then = session_summaries([ctx, before], pageview_event=PAGEVIEW)
+    totals = _totals(ctx, found.totals, now)
+    previous = _totals(before, found.previous, then)
     return WebResult(
         totals=totals,
         previous=previous,
@@ -165,9 +166,8 @@ def web_overview(
     )
 
 
-def _totals(ctx: ReportContext, pageviews: tuple[int, int]) -> WebTotals:
+def _totals(ctx: ReportContext, pageviews: tuple[int, int], summary: SessionSummary) -> WebTotals:
     visitors, views = pageviews
-    summary = session_summary(ctx, pageview_event=PAGEVIEW)
     return WebTotals(
         visitors=ctx.scale(visitors),
         pageviews=ctx.scale(views),
