@@ -8,7 +8,12 @@ from flask import Flask
 from flask_umetrics import UMetrics, identify
 from flask_umetrics.events.validation import to_micros
 from flask_umetrics.queries.context import report_context
-from flask_umetrics.queries.sessions import SessionSummary, session_summary, sessions_of_person
+from flask_umetrics.queries.sessions import (
+    SessionSummary,
+    session_summaries,
+    session_summary,
+    sessions_of_person,
+)
 from flask_umetrics.state import current_state
 
 from .conftest import AppFactory, allow_all
@@ -119,28 +124,56 @@ def test_a_merge_after_the_events_joins_sessions(app: Flask) -> None:
     assert numbers(summary(app, "2026-03-01", "2026-03-02")) == (1, 2400.0, 2400.0, 0.0, 3.0)
 
 
+RANGE_EDGES = [
+    # Started at date_from - timeout: the event at date_from continues it; left out.
+    ("e", PV, "2026-03-01T23:30:00"),
+    ("e", PV, "2026-03-02T00:00:00"),
+    # 1 µs more: the event at date_from starts a new session; counted.
+    ("f", PV, "2026-03-01T23:29:59.999999"),
+    ("f", "click", "2026-03-02T00:00:00"),
+    # Starts in range, ends after date_to: counted with its whole length and views.
+    ("g", PV, "2026-03-02T23:50:00"),
+    ("g", PV, "2026-03-03T00:10:00"),
+    # Starts at date_to: left out.
+    ("h", PV, "2026-03-03T00:00:00"),
+    # A client session whose first event is a day before the range: left out.
+    ("i", PV, "2026-03-01T08:00", None, None, "old"),
+    ("i", PV, "2026-03-02T09:00", None, None, "old"),
+]
+
+
 def test_a_session_belongs_to_the_range_of_its_first_event(app: Flask) -> None:
-    load(
-        app,
-        [
-            # Started at date_from - timeout: the event at date_from continues it; left out.
-            ("e", PV, "2026-03-01T23:30:00"),
-            ("e", PV, "2026-03-02T00:00:00"),
-            # 1 µs more: the event at date_from starts a new session; counted.
-            ("f", PV, "2026-03-01T23:29:59.999999"),
-            ("f", "click", "2026-03-02T00:00:00"),
-            # Starts in range, ends after date_to: counted with its whole length and views.
-            ("g", PV, "2026-03-02T23:50:00"),
-            ("g", PV, "2026-03-03T00:10:00"),
-            # Starts at date_to: left out.
-            ("h", PV, "2026-03-03T00:00:00"),
-            # A client session whose first event is a day before the range: left out.
-            ("i", PV, "2026-03-01T08:00", None, None, "old"),
-            ("i", PV, "2026-03-02T09:00", None, None, "old"),
-        ],
-    )
+    load(app, RANGE_EDGES)
     # f (bounce, 0 s) and g (1200 s): median of two = their mean.
     assert numbers(summary(app, "2026-03-02", "2026-03-03")) == (2, 600.0, 600.0, 0.5, 1.0)
+
+
+def test_several_ranges_at_once(app: Flask) -> None:
+    """``session_summaries`` (one statement on ClickHouse, its session table spanning every
+    range) gives each range what ``session_summary`` gives it alone."""
+    load(app, RANGE_EDGES)
+    days = [
+        ("2026-03-02", "2026-03-03"),
+        ("2026-03-01", "2026-03-02"),
+        ("2026-03-05", "2026-03-06"),
+    ]
+    with app.app_context():
+        contexts = [report_context(date_from=at(a), date_to=at(b)) for a, b in days]
+        found = [numbers(result) for result in session_summaries(contexts)]
+        assert found == [numbers(session_summary(ctx)) for ctx in contexts]
+        assert found == [
+            (2, 600.0, 600.0, 0.5, 1.0),
+            # e (1800 s), f's page view (a bounce), i's client session (25 h).
+            (3, 1800.0, (1800 + 0 + 90000) / 3, 1 / 3, 5 / 3),
+            (0, 0.0, 0.0, 0.0, 0.0),
+        ]
+        filtered = report_context(
+            date_from=at("2026-03-01"),
+            date_to=at("2026-03-02"),
+            filters=[{"key": "a", "value": "b"}],
+        )
+        with pytest.raises(ValueError, match="more than their range"):
+            session_summaries([contexts[0], filtered])
 
 
 def test_median_with_an_even_count_and_no_sessions(app: Flask) -> None:

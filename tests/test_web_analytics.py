@@ -147,10 +147,68 @@ def test_breakdowns(app: Flask) -> None:
     assert rows(result, "browsers") == [("Chrome", 1, 4), ("Mobile Safari", 1, 1)]
     assert rows(result, "operating_systems") == [("Windows", 1, 4), ("iOS", 1, 1)]
     assert rows(result, "device_types") == [("desktop", 1, 4), ("mobile", 1, 1)]
-    assert rows(run(app, limit=2), "pages") == [("/", 3, 3), ("/pricing", 1, 2)]
+    limited = run(app, limit=2)
+    assert rows(limited, "pages") == [("/", 3, 3), ("/pricing", 1, 2)]
+    assert rows(limited, "exit_pages") == [("/", 2, 2), ("/signup", 1, 3)]
+    # A tie of visitors and page views: by key.
+    assert rows(limited, "channels") == [("direct", 1, 3), ("organic_search", 1, 3)]
     # Each session starting in the range has one entry, one exit and one channel.
     for name in ("entry_pages", "exit_pages", "channels"):
         assert sum(row[2] for row in rows(result, name)) == 8, name
+
+
+def test_sessions_at_the_range_edges(app: Flask) -> None:
+    """A session starting before the range is no visit, even with page views in it; one
+    starting in it keeps its page views after ``date_to`` (and no later session's); a client
+    session interleaved with a timeout-split one keeps its own page views."""
+    load(
+        app,
+        [
+            ("f", "$pageview", "2026-03-01T23:50", view("/old")),
+            ("f", "$pageview", "2026-03-02T00:05", view("/late")),
+            ("f", "$pageview", "2026-03-02T10:00", view("/b1")),
+            ("f", "$pageview", "2026-03-02T10:05", view("/c1"), None, "s9"),
+            ("f", "$pageview", "2026-03-02T10:10", view("/b2")),
+            ("f", "$pageview", "2026-03-02T10:20", view("/c2"), None, "s9"),
+            ("f", "$pageview", "2026-03-03T23:50", view("/x")),
+            ("f", "$pageview", "2026-03-04T00:10", view("/y")),
+            ("f", "$pageview", "2026-03-04T05:00", view("/z")),  # a session after the range
+        ],
+    )
+    result = run(app)
+    totals = result.totals
+    assert (totals.visitors, totals.pageviews, totals.sessions) == (1, 6, 3)
+    assert (totals.bounce_rate, totals.visit_duration) == (0.0, (600 + 900 + 1200) / 3)
+    assert (result.previous.visitors, result.previous.pageviews) == (1, 1)
+    assert rows(result, "pages") == [
+        (page, 1, 1) for page in ("/b1", "/b2", "/c1", "/c2", "/late", "/x")
+    ]
+    assert rows(result, "entry_pages") == [("/b1", 1, 2), ("/c1", 1, 2), ("/x", 1, 2)]
+    assert rows(result, "exit_pages") == [("/b2", 1, 2), ("/c2", 1, 2), ("/y", 1, 2)]
+    assert rows(result, "channels") == [("direct", 1, 6)]
+
+
+def test_two_statements_on_clickhouse(
+    app: Flask, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On ClickHouse every page view and visit card comes from one statement, the session
+    numbers of both ranges from another."""
+    if backend != "clickhouse":
+        pytest.skip("ClickHouse statements")
+    from flask_umetrics.engines.clickhouse import runner, sessions, web
+
+    statements: list[str] = []
+
+    def counted(sql: str, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        statements.append(sql)
+        return runner.rows(sql, *args, **kwargs)
+
+    monkeypatch.setattr(web, "rows", counted)
+    monkeypatch.setattr(sessions, "rows", counted)
+    load(app, EVENTS)
+    result = run(app)
+    assert (result.totals.visitors, result.previous.visitors) == (3, 1)
+    assert len(statements) == 2
 
 
 def test_merged_persons_are_one_visitor(app: Flask) -> None:

@@ -38,11 +38,11 @@ from ..errors import ValidationError
 from ..events.filtered import filtered_totals
 from ..state import current_state
 from .attribution import channel_of, own_host_names, touch_fields, with_hosts
-from .buckets import INTERVALS
+from .buckets import INTERVALS, Buckets
 from .compare import previous_context
 from .connection import report_connection
 from .context import Count, ReportContext
-from .sessions import report_sessions, session_summary
+from .sessions import SessionSummary, report_sessions, session_summaries
 from .sql import person_events, prop_text
 
 PAGEVIEW = "$pageview"
@@ -110,6 +110,19 @@ class WebResult:
     sampled: float | None = None
 
 
+@dataclass(frozen=True)
+class Counts:
+    """An engine's unscaled page view numbers of one overview."""
+
+    #: ``(visitors, page views)`` of the range, and of the previous range.
+    totals: tuple[int, int]
+    previous: tuple[int, int]
+    #: ``(visitors, page views)`` by bucket index (buckets without page views left out).
+    series: dict[int, tuple[int, int]]
+    #: Each breakdown's top ``limit`` rows, in ``BREAKDOWNS`` order.
+    breakdowns: dict[str, Raw]
+
+
 def web_overview(
     ctx: ReportContext,
     *,
@@ -123,21 +136,23 @@ def web_overview(
         raise ValidationError("limit", f"must be between 1 and {MAX_LIMIT}")
     hosts = own_host_names(own_hosts)
     buckets = ctx.buckets(interval)
+    before = previous_context(ctx, "day")
     if is_clickhouse():
-        from ..engines.clickhouse import web as engine
+        from ..engines.clickhouse.web import counts
     else:
-        engine = _SQL  # type: ignore[assignment]
-    found = engine.series(ctx, buckets)
+        counts = sql_counts
+    found = counts(ctx, before, buckets, limit, hosts)
     series = [
-        WebPoint(label, *(ctx.scale(n) for n in found.get(index, (0, 0))))
+        WebPoint(label, *(ctx.scale(n) for n in found.series.get(index, (0, 0))))
         for index, label in enumerate(buckets.labels())
     ]
     breakdowns = {
         name: [WebRow(str(key), ctx.scale(v), ctx.scale(p)) for key, v, p in rows]
-        for name, rows in engine.breakdowns(ctx, limit, hosts).items()
+        for name, rows in found.breakdowns.items()
     }
-    totals = _totals(ctx, engine)
-    previous = _totals(previous_context(ctx, "day"), engine)
+    now, then = session_summaries([ctx, before], pageview_event=PAGEVIEW)
+    totals = _totals(ctx, found.totals, now)
+    previous = _totals(before, found.previous, then)
     return WebResult(
         totals=totals,
         previous=previous,
@@ -151,12 +166,11 @@ def web_overview(
     )
 
 
-def _totals(ctx: ReportContext, engine: Any) -> WebTotals:
-    visitors, pageviews = engine.totals(ctx)
-    summary = session_summary(ctx, pageview_event=PAGEVIEW)
+def _totals(ctx: ReportContext, pageviews: tuple[int, int], summary: SessionSummary) -> WebTotals:
+    visitors, views = pageviews
     return WebTotals(
         visitors=ctx.scale(visitors),
-        pageviews=ctx.scale(pageviews),
+        pageviews=ctx.scale(views),
         sessions=summary.count,
         bounce_rate=summary.bounce_rate,
         visit_duration=summary.mean_duration,
@@ -195,48 +209,57 @@ def _ranked(key: ColumnElement[Any], person: ColumnElement[Any], views: ColumnEl
     return (key, visitors, views), (visitors.desc(), views.desc(), key.asc())
 
 
-class _SQL:
-    """The SQL engine (SQLite, PostgreSQL); ``engines/clickhouse/web.py`` is its twin."""
+def sql_counts(
+    ctx: ReportContext,
+    before: ReportContext,
+    buckets: Buckets,
+    limit: int,
+    hosts: tuple[str, ...],
+) -> Counts:
+    """The SQL engine (SQLite, PostgreSQL); ``engines/clickhouse/web.py:counts`` is its twin."""
+    return Counts(
+        totals=_pageview_totals(ctx),
+        previous=_pageview_totals(before),
+        series=_series(ctx, buckets),
+        breakdowns=_breakdowns(ctx, limit, hosts),
+    )
 
-    @staticmethod
-    def totals(ctx: ReportContext) -> tuple[int, int]:
-        rows = _pageviews(ctx).subquery("pageviews")
-        query = select(func.count(rows.c.person_id.distinct()), func.count())
-        with report_connection() as connection:
-            visitors, views = connection.execute(query).one()
-        return int(visitors), int(views)
 
-    @staticmethod
-    def series(ctx: ReportContext, buckets: Any) -> dict[int, tuple[int, int]]:
-        rows = _pageviews(ctx).subquery("pageviews")
-        index = buckets.index(rows.c.ts).label("bucket")
-        query = select(index, func.count(rows.c.person_id.distinct()), func.count()).group_by(index)
-        with report_connection() as connection:
-            return {int(i): (int(v), int(p)) for i, v, p in connection.execute(query)}
+def _pageview_totals(ctx: ReportContext) -> tuple[int, int]:
+    rows = _pageviews(ctx).subquery("pageviews")
+    query = select(func.count(rows.c.person_id.distinct()), func.count())
+    with report_connection() as connection:
+        visitors, views = connection.execute(query).one()
+    return int(visitors), int(views)
 
-    @staticmethod
-    def breakdowns(ctx: ReportContext, limit: int, hosts: tuple[str, ...]) -> dict[str, Raw]:
-        found: dict[str, Raw] = {}
-        views = _pageviews(ctx).subquery("pageviews")
-        with report_connection() as connection:
-            for name, key_name in PAGEVIEW_BREAKDOWNS.items():
-                key = prop_text(views.c.properties, key_name)
-                columns, order = _ranked(key, views.c.person_id, func.count())
-                query = select(*columns).where(key.is_not(None)).group_by(key).order_by(*order)
-                found[name] = [tuple(r) for r in connection.execute(query.limit(limit))]
-            visits = _visits(ctx, hosts)
-            for name, column in SESSION_BREAKDOWNS.items():
-                edge = visits.c.first if name != "exit_pages" else visits.c.last
-                key = visits.c[column]
-                columns, order = _ranked(key, visits.c.person_id, func.sum(visits.c.pageviews))
-                query = (
-                    select(*columns)
-                    .where(edge == 1, key.is_not(None))
-                    .group_by(key)
-                    .order_by(*order)
-                )
-                found[name] = [tuple(r) for r in connection.execute(query.limit(limit))]
-        return found
+
+def _series(ctx: ReportContext, buckets: Buckets) -> dict[int, tuple[int, int]]:
+    rows = _pageviews(ctx).subquery("pageviews")
+    index = buckets.index(rows.c.ts).label("bucket")
+    query = select(index, func.count(rows.c.person_id.distinct()), func.count()).group_by(index)
+    with report_connection() as connection:
+        return {int(i): (int(v), int(p)) for i, v, p in connection.execute(query)}
+
+
+def _breakdowns(ctx: ReportContext, limit: int, hosts: tuple[str, ...]) -> dict[str, Raw]:
+    found: dict[str, Raw] = {}
+    views = _pageviews(ctx).subquery("pageviews")
+    with report_connection() as connection:
+        for name, key_name in PAGEVIEW_BREAKDOWNS.items():
+            key = prop_text(views.c.properties, key_name)
+            columns, order = _ranked(key, views.c.person_id, func.count())
+            query = select(*columns).where(key.is_not(None)).group_by(key).order_by(*order)
+            found[name] = [tuple(r) for r in connection.execute(query.limit(limit))]
+        visits = _visits(ctx, hosts)
+        for name, column in SESSION_BREAKDOWNS.items():
+            edge = visits.c.first if name != "exit_pages" else visits.c.last
+            key = visits.c[column]
+            columns, order = _ranked(key, visits.c.person_id, func.sum(visits.c.pageviews))
+            query = (
+                select(*columns).where(edge == 1, key.is_not(None)).group_by(key).order_by(*order)
+            )
+            found[name] = [tuple(r) for r in connection.execute(query.limit(limit))]
+    return found
 
 
 def _visits(ctx: ReportContext, hosts: tuple[str, ...]) -> Any:

@@ -6,6 +6,7 @@ computed on the sorted integer durations (no sampled ``median``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .expressions import Params, bare_context, person_events, scope_param
@@ -14,6 +15,10 @@ from .schema import EVENTS
 
 if TYPE_CHECKING:
     from ...queries.context import ReportContext
+
+#: A session summary's integers: ``(count, total duration µs, bounces, pageviews, middle
+#: durations' sum, how many)``.
+Summary = tuple[int, int, int, int, int, int]
 
 
 def starts_session(timeout: str) -> str:
@@ -78,32 +83,54 @@ def session_table(
     return f"({split} UNION ALL {grouped})"
 
 
-def summary(
-    ctx: ReportContext, *, timeout_us: int, pageview_event: str
-) -> tuple[int, int, int, int, int, int]:
-    """``(count, total duration µs, bounces, pageviews, middle durations' sum, how many)`` of
-    the sessions starting in the report's range."""
+def summaries(
+    ctx: ReportContext,
+    ranges: Sequence[tuple[int, int]],
+    *,
+    timeout_us: int,
+    pageview_event: str,
+) -> list[Summary]:
+    """A :data:`Summary` of the sessions starting in each ``[from, to)`` (µs) of ``ranges``,
+    with ``ctx``'s filters and persons, in one statement: one session table, exact over all of
+    them, counted per range."""
     params = Params()
+    low = min(start for start, _ in ranges)
+    high = max(stop for _, stop in ranges)
     table = session_table(
         ctx,
         params,
         timeout_us=timeout_us,
         pageview_event=pageview_event,
-        since_us=ctx.from_us,
-        until_us=ctx.to_us,
+        since_us=low,
+        until_us=high,
     )
-    start = params.bind(ctx.from_us, "Int64")
-    stop = params.bind(ctx.to_us, "Int64")
+    starts = params.bind([start for start, _ in ranges], "Array(Int64)")
+    stops = params.bind([stop for _, stop in ranges], "Array(Int64)")
+    inside = f"arrayFilter(i -> start_us >= {starts}[i] AND start_us < {stops}[i], "
     found = rows(
-        "SELECT n, total, bounces, views, if(n = 0, 0, sorted[intDiv(n + 1, 2)] + "
+        "SELECT range_no, n, total, bounces, views, if(n = 0, 0, sorted[intDiv(n + 1, 2)] + "
         "if(n % 2 = 0, sorted[intDiv(n + 2, 2)], 0)), if(n % 2 = 0, 2, 1) FROM ("
-        "SELECT count() AS n, sum(duration) AS total, countIf(events = 1) AS bounces, "
+        "SELECT range_no, count() AS n, sum(duration) AS total, countIf(events = 1) AS bounces, "
         "sum(pageviews) AS views, arraySort(groupArray(duration)) AS sorted FROM ("
-        f"SELECT end_us - start_us AS duration, events, pageviews FROM {table} "
-        f"WHERE start_us >= {start} AND start_us < {stop}))",
+        "SELECT end_us - start_us AS duration, events, pageviews, "
+        f"arrayJoin({inside}arrayEnumerate({starts}))) AS range_no FROM {table} "
+        f"WHERE start_us >= {params.bind(low, 'Int64')} AND start_us < "
+        f"{params.bind(high, 'Int64')}) GROUP BY range_no)",
         params,
     )
-    return tuple(int(v) for v in found[0])  # type: ignore[return-value]
+    counted: dict[int, Summary] = {}
+    for number, n, total, bounces, views, middle, middle_n in found:
+        counted[int(number)] = (
+            int(n),
+            int(total),
+            int(bounces),
+            int(views),
+            int(middle),
+            int(middle_n),
+        )
+    # A range without sessions: what the aggregate of no rows gives.
+    empty: Summary = (0, 0, 0, 0, 0, 2)
+    return [counted.get(number, empty) for number in range(1, len(ranges) + 1)]
 
 
 def person_sessions(
