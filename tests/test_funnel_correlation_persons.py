@@ -6,16 +6,20 @@ from __future__ import annotations
 import csv
 import html
 import io
+from datetime import datetime
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings, target
+from hypothesis import strategies as st
 
 from flask_umetrics import UMetrics, create_api_key, identify
 from flask_umetrics.errors import ValidationError
+from flask_umetrics.events.validation import to_micros
 from flask_umetrics.queries.context import report_context
-from flask_umetrics.queries.funnel import FunnelExclusion
+from flask_umetrics.queries.funnel import FunnelExclusion, FunnelStep
 from flask_umetrics.queries.funnel_correlation import (
     funnel_correlation,
     funnel_correlation_persons,
@@ -24,11 +28,13 @@ from flask_umetrics.queries.persons import persons_behind
 
 from .admin_html import table_cells
 from .conftest import AppFactory, allow_all
-from .events_data import at, load
+from .events_data import at, clear_events, load
+from .reference_models import Ev, RefStep, _by_person, ref_attempts, stored_events
 from .test_admin_persons_behind import _app as admin_app
 from .test_admin_persons_behind import _ids as ids
 from .test_admin_persons_behind import _links as links
-from .test_funnel_correlation import HOUR, JOURNEYS, QUERY, SIGNUP_BUY
+from .test_funnel import GRID, merges, slot
+from .test_funnel_correlation import HOUR, JOURNEYS, QUERY, SIGNUP_BUY, correlation_rows
 
 pytestmark = pytest.mark.event_stores
 
@@ -241,3 +247,81 @@ def test_funnels_page_links_each_count_to_its_persons(make_app: AppFactory) -> N
     assert back.startswith("/umetrics/admin/funnels?")
     assert "event=" not in back and "converted=" not in back
     assert "step=signup&step=buy" in back and "window=3600" in back
+
+
+# --- property test against a plain-Python reference ----------------------------------------
+
+
+def ref_cells(
+    evs: list[Ev],
+    steps: list[RefStep],
+    date_from: int,
+    date_to: int,
+    window: int,
+    order: str,
+) -> dict[tuple[str, bool], dict[int, int]]:
+    """Per (name, converted): person -> their first such event (µs), by the definition in
+    docs/funnels-retention.md."""
+    names = {s.event for s in steps}
+    cells: dict[tuple[str, bool], dict[int, int]] = {}
+    for person, person_events in _by_person(evs).items():
+        attempts = ref_attempts(person_events, steps, date_from, date_to, window, order, [])
+        best = max((times for times, _ in attempts), key=len, default=None)  # first longest
+        if best is None:
+            continue
+        won = len(best) == len(steps)
+        stop = best[-1] if won else best[0] + window
+        for e in person_events:  # by time: the first one stays
+            if best[0] < e.ts < stop and e.event not in names:
+                cells.setdefault((e.event, won), {}).setdefault(person, e.ts)
+    return cells
+
+
+@pytest.mark.parametrize("order", ["ordered", "strict", "any"])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=correlation_rows, links=merges, data=st.data())
+def test_cells_match_the_reference(
+    app: Flask, rows: list[Any], links: list[tuple[int, int]], data: st.DataObject, order: str
+) -> None:
+    clear_events(app)
+    load(app, [(f"d{d}", name, slot(n).isoformat()) for d, name, n, _ in rows])
+    with app.app_context():
+        for user, anon in links:
+            identify(f"d{user}", anon_id=f"d{anon}")
+    names = data.draw(st.sampled_from([["a", "b"], ["b", "a"], ["a", "c", "b"]]))
+    window = data.draw(st.sampled_from([1, 2, 3, 6])) * GRID
+    first = data.draw(st.integers(0, 2))
+    start, stop = slot(first), slot(data.draw(st.integers(first + 2, 6)))
+    funnel_steps = [FunnelStep(name) for name in names]
+    with app.app_context():
+        ctx = report_context(date_from=start, date_to=stop)
+        found = {}
+        for name in sorted({"a", "b", "c", "d", "e"} - set(names)):
+            for converted in (True, False):
+                source = funnel_correlation_persons(
+                    ctx,
+                    funnel_steps,
+                    event=name,
+                    converted=converted,
+                    window_seconds=window,
+                    order=order,
+                )
+                page = persons_behind(source, limit=200)
+                if page.total:
+                    found[(name, converted)] = {
+                        p.id: to_micros(datetime.fromisoformat(p.qualified_at or ""))
+                        for p in page.persons
+                    }
+        evs = stored_events()
+    expected = ref_cells(
+        evs,
+        [RefStep(s.event) for s in funnel_steps],
+        to_micros(start),
+        to_micros(stop),
+        window * 1_000_000,
+        order,
+    )
+    target(float(len(expected)))
+    assert found == expected
