@@ -243,6 +243,7 @@ def test_the_matrix_covers_every_blueprint_and_permission(make_app: AppFactory) 
     assert ("/umetrics/api/query/web", "GET", "metrics.view") in walked
     # Funnel correlation reads what the funnel reads.
     assert ("/umetrics/api/query/funnel/correlation", "GET", "metrics.view") in walked
+    assert ("/umetrics/api/query/funnel/correlation/persons", "GET", "metrics.view") in persons
     # Each key passes somewhere; it is refused somewhere unless it holds every permission.
     for caller, granted in GRANTS.items():
         outcomes = {expected_status(case.permission, caller, case.operation) for case in cases}

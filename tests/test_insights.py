@@ -178,6 +178,11 @@ ROUTE_CASES = [
     ("top", "/query/top", {"event": "view", "property": "plan", "date_range": "-30d"}),
     ("funnel", "/query/funnel", {"step": ["signup", "view"], "date_range": "-7d"}),
     (
+        "funnel_correlation",
+        "/query/funnel/correlation",
+        {"step": ["signup", "view"], "exclude_events": ["buy"], "date_range": "-7d"},
+    ),
+    (
         "retention",
         "/query/retention",
         {"start_event": "signup", "return_event": "view", "period": "day", "periods": 4},

@@ -15,6 +15,7 @@ from ..insights import Insight
 from .page import Chart, series_chart
 from .pages.date_range import dashed_previous
 from .pages.events import _trends_chart
+from .pages.funnel_correlation import PREDICTS
 from .pages.funnels import _charts as _funnel_charts
 from .pages.lifecycle import lifecycle_chart
 from .pages.report_forms import short_time
@@ -67,6 +68,23 @@ def _top(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
 
 def _funnel(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
     return TileView(_funnel_charts(answer)[0])
+
+
+def _funnel_correlation(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
+    """The events by odds ratio, each labelled with what it predicts (as the Funnels page's
+    table): success events first, the strongest on top."""
+    labels = [f"{e['event']} ({PREDICTS[e['correlation_type']]})" for e in answer["events"]]
+    ratios: list[float | None] = [e["odds_ratio"] for e in answer["events"]]
+    return TileView(
+        series_chart(
+            "funnel-correlation",
+            "Events that predict conversion",
+            labels,
+            {"odds ratio": ratios},
+            kind="hbar",
+            label_column="event",
+        )
+    )
 
 
 def _retention(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
@@ -147,6 +165,7 @@ TILE_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], TileView]] =
     "volume": _volume,
     "top": _top,
     "funnel": _funnel,
+    "funnel_correlation": _funnel_correlation,
     "retention": _retention,
     "sessions": _sessions,
     "active": _active,

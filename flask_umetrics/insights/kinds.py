@@ -62,6 +62,7 @@ for _name, _rule, _label in (
     ("top", "/query/top", "Top events or values"),
     ("active", "/query/active", "Active persons"),
     ("funnel", "/query/funnel", "Funnel"),
+    ("funnel_correlation", "/query/funnel/correlation", "Funnel correlation"),
     ("retention", "/query/retention", "Retention"),
     ("sessions", "/query/sessions", "Sessions"),
     ("paths", "/query/paths", "Paths"),

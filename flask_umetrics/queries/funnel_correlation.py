@@ -61,6 +61,7 @@ from .funnel import (
     _validate,
     _validate_exclusions,
 )
+from .persons import PersonSource
 from .sql import person_events
 
 DEFAULT_LIMIT = 10
@@ -126,6 +127,26 @@ def _validate_options(limit: int, min_persons: int, exclude_events: list[str]) -
             raise ValidationError("exclude_events", "each name must be 1..200 characters")
 
 
+def _attempts(
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    window: int,
+    order: str,
+    exclusions: list[FunnelExclusion],
+) -> Any:
+    """One row per person of the funnel: their chosen attempt's ``entry`` and ``stop`` (the
+    open interval their events count in) and ``won`` (1: converted)."""
+    n = len(steps)
+    best = _best_attempts(_chains(ctx, steps, window, order, None, exclusions))
+    converted = best.c.level == n
+    return select(
+        best.c.person_id,
+        best.c.t1.label("entry"),
+        case((converted, best.c[f"t{n}"]), else_=best.c.t1 + _int(window)).label("stop"),
+        _flag(converted).label("won"),
+    ).cte("corr_attempts")
+
+
 def _contingency(
     ctx: ReportContext,
     steps: list[FunnelStep],
@@ -137,15 +158,7 @@ def _contingency(
 ) -> Select[Any]:
     """``event, success, failure``: per event name the converted and dropped persons who did
     it (at least ``min_persons`` of them), and the totals (``event`` NULL)."""
-    n = len(steps)
-    best = _best_attempts(_chains(ctx, steps, window, order, None, exclusions))
-    converted = best.c.level == n
-    attempts = select(
-        best.c.person_id,
-        best.c.t1.label("entry"),
-        case((converted, best.c[f"t{n}"]), else_=best.c.t1 + _int(window)).label("stop"),
-        _flag(converted).label("won"),
-    ).cte("corr_attempts")
+    attempts = _attempts(ctx, steps, window, order, exclusions)
     source = person_events(ctx.scope_id)
     did = (
         source.join(attempts, attempts.c.person_id == person_distinct_ids.c.person_id)
@@ -245,3 +258,50 @@ def funnel_correlation(
         window_seconds=window_seconds,
         sampled=ctx.sample,
     )
+
+
+def _validate_event(steps: list[FunnelStep], event: str) -> None:
+    if not isinstance(event, str) or not 0 < len(event) <= 200:
+        raise ValidationError("event", "must be 1..200 characters")
+    if event in {s.event for s in steps}:
+        raise ValidationError("event", "is a step of the funnel: correlation leaves it out")
+
+
+def funnel_correlation_persons(
+    ctx: ReportContext,
+    steps: list[FunnelStep],
+    *,
+    event: str,
+    converted: bool,
+    window_seconds: int = DEFAULT_WINDOW_SECONDS,
+    order: str = "ordered",
+    exclusions: list[FunnelExclusion] | None = None,
+) -> PersonSource:
+    """The persons behind a cell of :func:`funnel_correlation`: the converted (or, without
+    ``converted``, dropped) persons who did ``event`` inside their attempt's interval, qualified
+    at the first such event. Their count is the event's ``success_count`` (``failure_count``)."""
+    _validate(steps, window_seconds, order, DEFAULT_LIMIT)
+    _validate_exclusions(steps, exclusions or [], order)
+    _validate_event(steps, event)
+    window = window_seconds * _MICROS
+    if is_clickhouse():
+        from ..engines.clickhouse.funnel_correlation import persons_sql
+
+        return PersonSource.clickhouse(
+            *persons_sql(ctx, steps, window, order, exclusions or [], event, converted)
+        )
+    attempts = _attempts(ctx, steps, window, order, exclusions or [])
+    did = (
+        person_events(ctx.scope_id)
+        .join(attempts, attempts.c.person_id == person_distinct_ids.c.person_id)
+        .where(
+            attempts.c.won == _int(int(converted)),
+            events.c.ts > attempts.c.entry,
+            events.c.ts < attempts.c.stop,
+            events.c.event == event,
+            *ctx.event_filters(),
+        )
+        .with_only_columns(attempts.c.person_id, func.min(events.c.ts).label("at"))
+        .group_by(attempts.c.person_id)
+    )
+    return PersonSource.sql(did)

@@ -1,5 +1,6 @@
 """The Funnels page's "Events that predict conversion" table: the funnel correlation route's
-answer for the whole funnel (no breakdown) shown on the page (``/api/query/funnel/correlation``)."""
+answer for the whole funnel (no breakdown) shown on the page (``/api/query/funnel/correlation``),
+its counts linked to the persons behind them (``/api/query/funnel/correlation/persons``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from ...api.reports.funnel_correlation import FunnelCorrelationQuery, query_funnel_correlation
 from ..page import Table
+from .persons_behind import persons_url
 from .report_forms import try_report
 
 KEY = "funnel-correlation"
@@ -23,9 +25,14 @@ WHOLE = {
 }
 
 
-def correlation(overrides: dict[str, Any]) -> tuple[Table, dict[str, Any]] | None:
-    """The table and the route's answer for the page's funnel (``overrides``: its steps,
-    window, filters); None when the route refuses the input (the funnel shows why)."""
+#: Per row of the table: the persons behind its converted and its dropped count.
+Links = list[tuple[str, str]]
+
+
+def correlation(overrides: dict[str, Any]) -> tuple[Table, dict[str, Any], Links] | None:
+    """The table, the route's answer and the rows' persons links for the page's funnel
+    (``overrides``: its steps, window, filters); None when the route refuses the input (the
+    funnel shows why)."""
     answer, error = try_report(
         query_funnel_correlation, FunnelCorrelationQuery, {**overrides, **WHOLE}
     )
@@ -41,4 +48,12 @@ def correlation(overrides: dict[str, Any]) -> tuple[Table, dict[str, Any]] | Non
         ]
         for e in answer["events"]
     ]
-    return Table(KEY, "Events that predict conversion", COLUMNS, rows), answer
+    whole = {**overrides, **WHOLE}
+    links = [
+        (
+            persons_url("funnel_correlation", {**whole, "event": e["event"], "converted": "true"}),
+            persons_url("funnel_correlation", {**whole, "event": e["event"], "converted": "false"}),
+        )
+        for e in answer["events"]
+    ]
+    return Table(KEY, "Events that predict conversion", COLUMNS, rows), answer, links

@@ -28,13 +28,16 @@ def scope_arg() -> str | None:
 
 def page_args(params: dict[str, Any]) -> dict[str, Any]:
     """An insight's stored parameters as the query string of a dashboard page: lists of
-    objects as JSON, a relative range as today's dates."""
+    objects as JSON, lists of names repeated (as the routes take them, e.g. correlation's
+    ``exclude_events``), a relative range as today's dates."""
     args: dict[str, Any] = {}
     for name, value in params.items():
         if name in ("filters", "exclude") and value:
             args[name] = json.dumps(value)
         elif name == "step":
             args["step"] = [s["event"] if not s.get("filters") else json.dumps(s) for s in value]
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            args[name] = value
         elif isinstance(value, (str, int, float, bool)) and name != "scope_id":
             args[name] = str(value).lower() if isinstance(value, bool) else value
     if "date_range" in args:  # the pages take dates: today's dates of the relative range
@@ -48,6 +51,7 @@ def report_link(insight: Insight) -> str | None:
     pages = {
         "trends": "events",
         "funnel": "funnels",
+        "funnel_correlation": "funnels",  # the table under the funnel's steps
         "retention": "retention",
         "paths": "paths",
         "lifecycle": "lifecycle",

@@ -1,5 +1,5 @@
-"""The persons behind a number: the list a funnel bar, a retention cell, a trend point, a
-lifecycle bar, a stickiness bar or a saved segment opens
+"""The persons behind a number: the list a funnel bar, a funnel correlation count, a retention
+cell, a trend point, a lifecycle bar, a stickiness bar or a saved segment opens
 (``/api/query/<report>/persons``), paged, with a CSV link and "save as static segment"."""
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from flask import Blueprint, Response, flash, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ...api.reports.persons import (
+    FunnelCorrelationPersonsQuery,
     FunnelPersonsQuery,
     LifecyclePersonsQuery,
     RetentionPersonsQuery,
     SegmentPersonsQuery,
     StickinessPersonsQuery,
     TrendsPersonsQuery,
+    query_funnel_correlation_persons,
     query_funnel_persons,
     query_lifecycle_persons,
     query_retention_persons,
@@ -37,6 +39,11 @@ from .report_forms import form_answer, try_report
 
 REPORTS: dict[str, tuple[Callable[..., Any], type[pydantic.BaseModel], str]] = {
     "funnel": (query_funnel_persons, FunnelPersonsQuery, "umetrics_admin.funnels"),
+    "funnel_correlation": (
+        query_funnel_correlation_persons,
+        FunnelCorrelationPersonsQuery,
+        "umetrics_admin.funnels",
+    ),
     "retention": (query_retention_persons, RetentionPersonsQuery, "umetrics_admin.retention"),
     "trends": (query_trends_persons, TrendsPersonsQuery, "umetrics_admin.events"),
     "lifecycle": (query_lifecycle_persons, LifecyclePersonsQuery, "umetrics_admin.lifecycle"),
@@ -78,6 +85,9 @@ def _title(report: str) -> str:
         if args.get("dropoff") == "true":
             return f"Persons who dropped off before funnel step {step}{group}"
         return f"Persons who reached funnel step {step}{group}"
+    if report == "funnel_correlation":
+        outcome = "converted" if args.get("converted") == "true" else "dropped off"
+        return f"Persons who {outcome} and did {args.get('event', '?')} on the way"
     if report == "retention":
         names = [v for v in args.getlist("period") if not v.isdigit()]
         cohort = args.get("cohort", "?")[:10]  # the cohort's first day
@@ -173,6 +183,7 @@ def _back_args(report: str) -> dict[str, Any]:
     dropped = {"funnel_step", "dropoff", "cohort", "time", "breakdown_value", "offset", "limit"}
     dropped |= {"status"} | ({"periods"} if report == "stickiness" else set())
     dropped |= {"segment"} if report == "segment" else set()
+    dropped |= {"event", "converted"} if report == "funnel_correlation" else set()
     args = {k: v for k, v in _args().items() if k not in dropped}
     if "period" in args:
         args["period"] = [v for v in args["period"] if not v.isdigit()]

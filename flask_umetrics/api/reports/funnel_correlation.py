@@ -44,6 +44,16 @@ class FunnelCorrelationQuery(FunnelQuery):
     )
 
 
+def check_whole_funnel(q: FunnelQuery) -> None:
+    """Correlation reads the whole funnel's steps view: no breakdown, no other mode."""
+    if q.breakdown is not None:
+        raise ValidationError("breakdown", "is not available in funnel correlation")
+    if q.mode != "steps":
+        raise ValidationError("mode", "funnel correlation has only mode=steps")
+    if q.breakdown_attribution != "entry" or q.breakdown_attribution_step is not None:
+        raise ValidationError("breakdown_attribution", "needs a breakdown")
+
+
 @router.route(
     "/query/funnel/correlation",
     summary="Funnel correlation: the events most associated with converting or dropping off",
@@ -54,12 +64,7 @@ class FunnelCorrelationQuery(FunnelQuery):
 )
 def query_funnel_correlation(call: APICall) -> FunnelCorrelationResult:
     q = call.query
-    if q.breakdown is not None:
-        raise ValidationError("breakdown", "is not available in funnel correlation")
-    if q.mode != "steps":
-        raise ValidationError("mode", "funnel correlation has only mode=steps")
-    if q.breakdown_attribution != "entry" or q.breakdown_attribution_step is not None:
-        raise ValidationError("breakdown_attribution", "needs a breakdown")
+    check_whole_funnel(q)
     return funnel_correlation(
         q.context(call.scope_id),
         [FunnelStep(s.event, tuple(s.filters)) for s in q.step],

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from ...errors import APIError
 from ...queries.funnel import MAX_STEPS, FunnelStep, funnel_persons
+from ...queries.funnel_correlation import funnel_correlation_persons
 from ...queries.lifecycle import lifecycle_persons
 from ...queries.people import MAX_LIMIT, MAX_OFFSET
 from ...queries.persons import PersonsList, PersonSource, persons_behind, persons_csv
@@ -25,6 +26,7 @@ from ..router import APICall
 from ..routes import router
 from .basic import TrendsQuery
 from .funnel import FunnelQuery
+from .funnel_correlation import check_whole_funnel
 from .lifecycle import LifecycleQuery
 from .retention import RetentionQuery
 
@@ -54,6 +56,17 @@ class FunnelPersonsQuery(FunnelQuery, PageParams):
             "With breakdown: the group's value, as the funnel's breakdowns show it ($other for "
             "the rest; omitted: no value)."
         ),
+    )
+
+
+class FunnelCorrelationPersonsQuery(FunnelQuery, PageParams):
+    event: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The correlation table's event (not a step's name).",
+    )
+    converted: bool = Field(
+        description="true: the converted persons who did the event; false: the dropped ones."
     )
 
 
@@ -171,6 +184,32 @@ def query_funnel_persons(call: APICall) -> PersonsList | Response:
         breakdown_value=q.breakdown_value,
         breakdown_attribution=q.breakdown_attribution,
         breakdown_attribution_step=q.breakdown_attribution_step,
+    )
+    return _answer(call, source)
+
+
+@router.route(
+    "/query/funnel/correlation/persons",
+    summary=(
+        "The persons behind a funnel correlation cell (converted, or dropped, and did the event "
+        "between entering and converting or the end of the window)"
+    ),
+    permission="metrics.view",
+    tag=TAG,
+    query=FunnelCorrelationPersonsQuery,
+    response=PersonsList,
+)
+def query_funnel_correlation_persons(call: APICall) -> PersonsList | Response:
+    q = call.query
+    check_whole_funnel(q)
+    source = funnel_correlation_persons(
+        q.context(call.scope_id),
+        [FunnelStep(s.event, tuple(s.filters)) for s in q.step],
+        event=q.event,
+        converted=q.converted,
+        window_seconds=q.window,
+        order=q.order,
+        exclusions=q.exclusions(),
     )
     return _answer(call, source)
 
