@@ -26,6 +26,7 @@ from ..reports import report_args, run_report
 from . import Page
 from .compare_blocks import summary_measures
 from .date_range import compare_table, previous_report
+from .events import event_trend_links
 
 #: A card's change compares the latest reading with the last one at least this much older.
 COMPARE_PERIOD = timedelta(days=7)
@@ -155,6 +156,7 @@ def _top_events_chart(summary: dict[str, Any]) -> Chart:
         kind="hbar",
         label_column="event",
     )
+    chart.links = event_trend_links(chart.labels)
     return chart
 
 

@@ -16,6 +16,12 @@
 
   function percentTick(value) { return (value * 100).toFixed(0) + "%"; }
 
+  function wholeNumbers(datasets) {
+    return datasets.every(function (d) {
+      return d.data.every(function (v) { return v === null || Number.isInteger(v); });
+    });
+  }
+
   function config(spec) {
     var kind = spec.kind;
     var type = kind === "line" || kind === "sparkline" ? "line" : "bar";
@@ -62,6 +68,10 @@
       options.scales[valueAxis] = { beginAtZero: kind !== "interval", stacked: spec.stacked };
       options.scales[horizontal ? "y" : "x"] = { stacked: spec.stacked };
       if (spec.percent) options.scales[valueAxis].ticks = { callback: percentTick };
+      // Counts (every value whole) get whole ticks: no axis of 0.1 ... 0.9 exposed subjects.
+      else if (kind !== "interval" && wholeNumbers(spec.datasets)) {
+        options.scales[valueAxis].ticks = { precision: 0 };
+      }
     }
     if (kind !== "sparkline") {
       options.plugins.tooltip = { callbacks: { label: function (ctx) {
