@@ -154,3 +154,21 @@ def test_a_chart_of_small_counts_has_whole_ticks(browser: Browser, live_app: Liv
         assert any(not float(value).is_integer() for value in shares), shares
     finally:
         context.close()
+
+
+def test_the_delete_prompt_reads_as_one_line(browser: Browser, live_app: LiveApp) -> None:
+    """ "Type the distinct id 4 to confirm" sits on one line above its box (the form's labels
+    stack their children, which broke it into three)."""
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    try:
+        login(page, live_app)
+        page.goto(live_app.url + "/umetrics/admin/person?distinct_id=4")
+        prompt = page.locator("[data-testid='person-delete-prompt']")
+        assert prompt.text_content() == "Type the distinct id 4 to confirm"
+        box = prompt.bounding_box()
+        code = prompt.locator("code").bounding_box()
+        assert box is not None and code is not None
+        assert box["height"] < 2 * code["height"]  # one line
+    finally:
+        context.close()
