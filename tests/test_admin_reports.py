@@ -312,3 +312,22 @@ def test_top_events_open_their_trend_over_the_same_range(client: FlaskClient) ->
     assert link == [
         f"{ADMIN}/events?date_from=2026-03-02&date_to=2026-03-04&filters=%5B%5D&event=signup"
     ]
+
+
+def test_the_trend_chart_names_its_event(client: FlaskClient) -> None:
+    """ "Total events" alone does not say of what: the Events page's chart title names the
+    chosen event (all events: the math only; several series: their own labels)."""
+
+    def title(query: str) -> str:
+        page = client.get(f"{ADMIN}/events?{RANGE}{query}").text
+        chart = page.split('data-testid="chart-trends"', 1)[1]
+        found = re.search(r'<span class="um-chart-title">([^<]*)</span>', chart)
+        assert found is not None, query
+        return html.unescape(found.group(1))
+
+    assert title("&event=signup") == "signup: Total events"
+    assert title("&event=view&math=unique_persons&breakdown=plan") == (
+        "view: Unique persons by plan"
+    )
+    assert title("") == "Total events"
+    assert title('&event=view&series=[{"event":"view"},{"event":"buy"}]') == "Several series"

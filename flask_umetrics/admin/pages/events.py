@@ -165,6 +165,8 @@ def view() -> Response | str:
         if answer is not None:
             saved = saved_params(TrendsQuery, {"filters": filters})
             trends, totals = _trends_chart(answer)
+            if event is not None and answer["math"] not in ("series", "formula"):
+                trends.title = f"{event}: {trends.title}"  # what is counted, not only how
             trends.links = _point_links(answer, filters)
             charts.append(trends)
             tables.append(totals)
