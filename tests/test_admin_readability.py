@@ -202,3 +202,26 @@ def test_the_live_feed_links_each_distinct_id_to_its_person(make_app: AppFactory
     assert f'<td><a href="{link}">a b/?&amp;</a></td>' in feed
     person = app.test_client().get(link.replace("&amp;", "&")).get_data(as_text=True)
     assert "<h1>Person a b/?&amp;</h1>" in person
+
+
+def test_a_daily_stat_trend_is_labelled_by_day(app: Flask) -> None:
+    """One reading a day (the demo's and a daily snapshot's shape): the trend's labels are
+    local dates, not the same clock time repeated; two readings on one day keep their times."""
+    from flask_umetrics import record_stat
+
+    start = datetime(2026, 3, 1, 6, 11, tzinfo=timezone.utc)  # 07:11 in Berlin
+    with app.app_context():
+        for day in range(3):
+            record_stat("mrr", 100.0 + day, captured_at=start + timedelta(days=day))
+    path = f"{ADMIN}/?stat=mrr&format=csv&table=stat-trend"
+    rows = app.test_client().get(path).get_data(as_text=True).splitlines()
+    assert rows[1:] == ["2026-03-01,100", "2026-03-02,101", "2026-03-03,102"]
+    with app.app_context():
+        record_stat("mrr", 99.0, captured_at=start + timedelta(days=2, hours=5))
+    rows = app.test_client().get(path).get_data(as_text=True).splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == [
+        "2026-03-01 07:11",
+        "2026-03-02 07:11",
+        "2026-03-03 07:11",
+        "2026-03-03 12:11",
+    ]
