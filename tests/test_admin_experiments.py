@@ -432,3 +432,20 @@ def test_a_page_with_exposures_has_no_such_warning(app: Flask) -> None:
     seed_results(app)
     html = app.test_client().get(ADMIN + "/experiments/exp").get_data(as_text=True)
     assert 'data-testid="no-exposures"' not in html
+
+
+def test_the_results_page_names_a_flag_as_one_and_links_to_its_feature(app: Flask) -> None:
+    """Experiments and flags are features too: their page links to the feature's rule editor
+    (the feature page already links back to the results), and a flag is not called an
+    experiment."""
+    with app.app_context():
+        create_experiment({"key": "beta", "kind": "flag"})
+        create_experiment({"key": "trial", "variants": [{"key": "control"}, {"key": "long"}]})
+    client = app.test_client()
+    for key, title in (("beta", "Flag beta"), ("trial", "Experiment trial")):
+        html = client.get(f"{ADMIN}/experiments/{key}").get_data(as_text=True)
+        assert f"<h1>{title}</h1>" in html
+        link = f'<a href="{ADMIN}/features/{key}" data-testid="experiment-feature">'
+        assert link in html
+        feature = client.get(f"{ADMIN}/features/{key}").get_data(as_text=True)
+        assert f'href="{ADMIN}/experiments/{key}"' in feature

@@ -228,6 +228,23 @@ def test_without_google_libraries_the_page_shows_the_install_hint(
     assert "pip install flask-umetrics[ga4]" in refused.get_data(as_text=True)
 
 
+def test_without_the_ga4_extra_the_page_renders_the_install_hint_not_a_500(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make demo`` installs ``.[demo]`` only: neither the Google libraries nor oauthlib. The
+    page must not import the OAuth module (whose import needs oauthlib) to show the hint."""
+    import sys
+
+    monkeypatch.setattr(service, "ga4_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "oauthlib", None)  # `import oauthlib...` raises ImportError
+    monkeypatch.delitem(sys.modules, "flask_umetrics.ga4.oauth", raising=False)
+    answer = app.test_client().get(ADMIN + "/ga4")
+    assert answer.status_code == 200
+    page = answer.get_data(as_text=True)
+    assert 'data-testid="ga4-install-hint"' in page
+    assert 'data-testid="ga4-callback-url"' not in page
+
+
 def test_without_an_encryption_key_the_page_says_how_to_create_one(
     make_app: AppFactory, users: Users, monkeypatch: pytest.MonkeyPatch
 ) -> None:

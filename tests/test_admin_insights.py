@@ -285,3 +285,55 @@ def test_tile_bars_open_their_persons(site: Flask) -> None:
     assert "exclude=" in funnel_links[0] and "cancel" in funnel_links[0]
     assert sum(listed(link) for link in lifecycle_links[0]) == 2  # a and b are new
     assert listed(stickiness_links[0]) == 2  # each signed up on one day
+
+
+def test_attribution_and_top_values_tiles_open_their_reports_with_channel_labels(
+    site: Flask,
+) -> None:
+    """An attribution tile names channels as the Attribution page does ("Direct", not
+    ``direct``), and attribution and top-values insights link to the page that runs them."""
+    import html
+
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    attribution = {"conversion_event": "signup", "date_range": "-30d"}
+    top = {"event": "signup", "property": "$pathname", "date_range": "-30d"}
+    for name, kind, params in (("Sign-ups", "attribution", attribution), ("Top", "top", top)):
+        _post(manager, "/insights", token, name=name, kind=kind, params=json.dumps(params))
+    page = html.unescape(manager.get(f"{ADMIN}/insights").get_data(as_text=True))
+    specs = [
+        json.loads(spec)
+        for spec in re.findall(
+            r'<script type="application/json" class="um-chart-spec">(.*?)</script>', page
+        )
+    ]
+    # a and b signed up with no UTM tag or outside referrer: both count as Direct.
+    assert specs[0]["labels"] == ["Direct"] and specs[0]["datasets"][0]["data"] == [2]
+    links = re.findall(r'<a href="([^"]+)">Open report</a>', page)
+    assert [link.split("?")[0] for link in links] == [
+        f"{ADMIN}/attribution",
+        f"{ADMIN}/events",
+    ]
+    assert "conversion_event=signup" in links[0] and "values_of=$pathname" in links[1]
+    opened = manager.get(links[0]).get_data(as_text=True)
+    assert re.search(r'name="conversion_event"[^>]* value="signup"', opened)
+    assert 'data-testid="table-attribution"' in opened
+    events = manager.get(links[1])
+    assert events.status_code == 200
+    assert 'value="$pathname"' in events.get_data(as_text=True)
+
+
+def test_the_empty_pages_link_every_page_that_saves_an_insight(site: Flask) -> None:
+    """A newcomer's insights page and new dashboard name, as links, each page whose "Save as
+    insight" form fills them (Lifecycle and Stickiness have one too)."""
+    manager = keyed_client(site, "default", "metrics.manage")
+    token = csrf_from_page(manager)
+    board = _post(manager, "/dashboards", token, name="Empty", description="")
+    assert board.status_code == 302
+    saving = ["events", "funnels", "retention", "lifecycle", "stickiness"]
+    for path in ("/insights", board.headers["Location"].removeprefix(ADMIN)):
+        page = manager.get(ADMIN + path).get_data(as_text=True)
+        note = page.split("Save as insight</em> on the", 1)[1].split("</p>", 1)[0]
+        assert re.findall(rf'href="{ADMIN}/(\w+)"', note)[:5] == saving, path
+    for name in ("lifecycle", "stickiness"):
+        assert "Save as insight" in manager.get(f"{ADMIN}/{name}").get_data(as_text=True)

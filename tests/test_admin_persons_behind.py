@@ -60,6 +60,15 @@ def test_funnel_steps_open_their_persons(make_app: AppFactory) -> None:
     ]
     assert people[3] == ["e"] and people[4] == ["d", "f", "g"]
     assert "save-segment" not in lists[0].text  # metrics.view only: no save form
+    # Each list names its step's event, not only its number.
+    titles = [re.search(r"<h1>(.*?)</h1>", answer.text) for answer in lists]
+    assert [html.unescape(t.group(1)) for t in titles if t] == [
+        "Persons who reached funnel step 1 (signup)",
+        "Persons who reached funnel step 2 (view)",
+        "Persons who reached funnel step 3 (buy)",
+        "Persons who dropped off before funnel step 2 (view)",
+        "Persons who dropped off before funnel step 3 (buy)",
+    ]
 
 
 def _chart_links(page: str, key: str) -> list[list[str]]:
@@ -87,7 +96,9 @@ def test_funnel_breakdown_bars_open_their_groups_persons(make_app: AppFactory) -
     ]
     assert _chart_links(page, "funnel-breakdown-conversion") == links
     title = client.get(links[2][0]).text
-    assert "Persons who reached funnel step 1, plan = (other values)" in html.unescape(title)
+    assert "Persons who reached funnel step 1 (signup), plan = (other values)" in html.unescape(
+        title
+    )
     # The whole funnel's bars and links still open everybody at the step.
     whole = [_ids(client.get(link).text) for link in _chart_links(page, "funnel")]
     assert whole == [

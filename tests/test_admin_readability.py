@@ -83,7 +83,12 @@ def test_person_page_shows_local_times_and_properties_as_a_list(app: Flask) -> N
 
 def test_the_people_list_has_local_times_and_labels(app: Flask) -> None:
     page = app.test_client().get(f"{ADMIN}/people").get_data(as_text=True)
-    assert _headers(page, "people")[:4] == ["Distinct id", "Ids", "Properties", "First seen"]
+    assert _headers(page, "people")[:4] == [
+        "Distinct id",
+        "Distinct ids",
+        "Properties",
+        "First seen",
+    ]
     assert ">2026-03-02 11:30</time>" in page  # a's last event, 10:30 UTC
 
 
@@ -179,3 +184,44 @@ def test_empty_pages_say_what_to_do(make_app: AppFactory) -> None:
     assert "No events in this range yet: send one with" in funnels
     people = client.get(f"{ADMIN}/people").get_data(as_text=True)
     assert "No persons yet: a person is created by the first event" in people
+
+
+def test_the_live_feed_links_each_distinct_id_to_its_person(make_app: AppFactory) -> None:
+    """The overview's live rows open the person behind them (any id, quoted in the URL); the
+    feed's refresh builds the same link from ``data-person-url`` (tests/browser)."""
+    extension = UMetrics()
+    extension.authorizer(lambda permission, scope_id: permission == "metrics.view")
+    extension.subject_loader(lambda: ("viewer", {}))
+    app = make_app(extension, SECRET_KEY="test-secret")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    load(app, [("a b/?&", "view", (now - timedelta(minutes=2)).isoformat())])
+    page = app.test_client().get(f"{ADMIN}/?scope_id=default").get_data(as_text=True)
+    feed = page.split('data-testid="live-feed"', 1)[1].split("</table>", 1)[0]
+    assert 'data-person-url="/umetrics/admin/person?scope_id=default"' in feed
+    link = "/umetrics/admin/person?distinct_id=a+b/?%26&amp;scope_id=default"
+    assert f'<td><a href="{link}">a b/?&amp;</a></td>' in feed
+    person = app.test_client().get(link.replace("&amp;", "&")).get_data(as_text=True)
+    assert "<h1>Person a b/?&amp;</h1>" in person
+
+
+def test_a_daily_stat_trend_is_labelled_by_day(app: Flask) -> None:
+    """One reading a day (the demo's and a daily snapshot's shape): the trend's labels are
+    local dates, not the same clock time repeated; two readings on one day keep their times."""
+    from flask_umetrics import record_stat
+
+    start = datetime(2026, 3, 1, 6, 11, tzinfo=timezone.utc)  # 07:11 in Berlin
+    with app.app_context():
+        for day in range(3):
+            record_stat("mrr", 100.0 + day, captured_at=start + timedelta(days=day))
+    path = f"{ADMIN}/?stat=mrr&format=csv&table=stat-trend"
+    rows = app.test_client().get(path).get_data(as_text=True).splitlines()
+    assert rows[1:] == ["2026-03-01,100", "2026-03-02,101", "2026-03-03,102"]
+    with app.app_context():
+        record_stat("mrr", 99.0, captured_at=start + timedelta(days=2, hours=5))
+    rows = app.test_client().get(path).get_data(as_text=True).splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == [
+        "2026-03-01 07:11",
+        "2026-03-02 07:11",
+        "2026-03-03 07:11",
+        "2026-03-03 12:11",
+    ]

@@ -4,7 +4,10 @@ who may see them, the CSV of every table, and bad form input shown next to the f
 from __future__ import annotations
 
 import csv
+import html
 import io
+import json
+import re
 
 import pytest
 from flask import Flask
@@ -288,3 +291,61 @@ def test_funnel_shows_events_that_predict_conversion(client: FlaskClient) -> Non
     # Not in the other views.
     trends = client.get(f"{ADMIN}{path.replace('&breakdown=plan', '')}&mode=trends").text
     assert 'data-testid="funnel-correlation"' not in trends
+
+
+def test_attribution_without_a_conversion_event_offers_the_top_events(
+    make_app: AppFactory,
+) -> None:
+    """The empty Attribution page says what a conversion event is and offers the range's most
+    frequent events as links (automatic ``$`` events are visits, not conversions)."""
+    app = _app(make_app, allowed={"metrics.view"})
+    load(app, [("d", "$pageview", "2026-03-02T09:00"), ("e", "$pageview", "2026-03-02T09:05")])
+    page = app.test_client().get(f"{ADMIN}/attribution?{RANGE}").text
+    assert 'data-testid="attribution-suggestions"' in page
+    offered = re.findall(
+        r'<a href="([^"]+)" data-testid="attribution-suggestion">([^<]+)</a>', page
+    )
+    assert [name for _, name in offered] == ["view", "signup", "buy"]  # 4, 2 and 1 events
+    opened = app.test_client().get(html.unescape(offered[1][0]))
+    assert opened.status_code == 200
+    assert 'data-testid="attribution-conversions">2<' in opened.text  # a and b signed up
+
+
+def test_top_events_open_their_trend_over_the_same_range(client: FlaskClient) -> None:
+    """A top event (its row, or its bar) opens the Events page on that event, keeping the
+    range (and, from the Events page, its filters)."""
+    overview = html.unescape(client.get(f"{ADMIN}/?{RANGE}").text)
+    table = overview.split('data-testid="table-top-events"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<td><a href="([^"]+)">([^<]+)</a></td>', table)
+    assert [name for _, name in rows] == ["view", "signup", "buy"]
+    assert rows[1][0] == f"{ADMIN}/events?date_from=2026-03-02&date_to=2026-03-04&event=signup"
+    spec = overview.split('data-testid="chart-top-events"', 1)[1].split('class="um-chart-spec">')[1]
+    assert json.loads(spec.split("</script>")[0])["links"] == [link for link, _ in rows]
+    trend = client.get(rows[1][0]).text
+    assert 'data-testid="chart-trends"' in trend
+    filtered = f"{ADMIN}/events?{RANGE}&filters=%5B%5D&event=view"
+    events = html.unescape(client.get(filtered).text)
+    table = events.split('data-testid="table-top-events"', 1)[1].split("</table>", 1)[0]
+    link = re.findall(r'<td><a href="([^"]+)">signup</a></td>', table)
+    assert link == [
+        f"{ADMIN}/events?date_from=2026-03-02&date_to=2026-03-04&filters=%5B%5D&event=signup"
+    ]
+
+
+def test_the_trend_chart_names_its_event(client: FlaskClient) -> None:
+    """ "Total events" alone does not say of what: the Events page's chart title names the
+    chosen event (all events: the math only; several series: their own labels)."""
+
+    def title(query: str) -> str:
+        page = client.get(f"{ADMIN}/events?{RANGE}{query}").text
+        chart = page.split('data-testid="chart-trends"', 1)[1]
+        found = re.search(r'<span class="um-chart-title">([^<]*)</span>', chart)
+        assert found is not None, query
+        return html.unescape(found.group(1))
+
+    assert title("&event=signup") == "signup: Total events"
+    assert title("&event=view&math=unique_persons&breakdown=plan") == (
+        "view: Unique persons by plan"
+    )
+    assert title("") == "Total events"
+    assert title('&event=view&series=[{"event":"view"},{"event":"buy"}]') == "Several series"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html import unescape
 from typing import Any
@@ -311,6 +312,15 @@ def test_web_page(make_app: AppFactory) -> None:
     assert 'data-testid="web-value-visitors" data-value="3"' in html
     assert 'data-testid="web-value-pageviews" data-value="8"' in html
     assert 'data-testid="chart-web-visitors"' in html and "+200%" in html
+    # The chart's legend and table read "Visitors" and "Page views"; the CSV keeps the names.
+    spec = html.split('data-testid="chart-web-visitors"', 1)[1].split('class="um-chart-spec">')[1]
+    legend = [d["label"] for d in json.loads(unescape(spec.split("</script>")[0]))["datasets"]]
+    assert legend == ["Visitors", "Page views"]
+    head = spec.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    assert re.findall(r'<th scope="col">([^<]+)</th>', head) == ["Time", "Visitors", "Page views"]
+    csv_path = "/umetrics/admin/web?date_from=2026-03-02&date_to=2026-03-04&format=csv&table="
+    csv_text = client.get(csv_path + "web-visitors").get_data(as_text=True)
+    assert csv_text.splitlines()[0] == "time,visitors,pageviews"
     assert "-60.0 points" in html and "0 bot events" in html
     # Channels show their labels; the key stays in the title (the API keeps the keys).
     channels = html[html.index('data-testid="table-channels"') :]

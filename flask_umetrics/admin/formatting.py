@@ -95,6 +95,8 @@ LABELS: dict[str, str] = {
     "total_events": "Events",
     "new_persons": "New persons",
     "sessions": "Sessions",
+    "visitors": "Visitors",
+    "pageviews": "Page views",
     "channel": "Channel",
     "source": "Source",
     "campaign": "Campaign",

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..insights import Insight
 from .page import Chart, series_chart
+from .pages.attribution import attribution_chart
 from .pages.date_range import dashed_previous
 from .pages.events import _trends_chart
 from .pages.funnel_correlation import PREDICTS
@@ -120,8 +121,7 @@ def _paths(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
 
 
 def _attribution(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
-    rows = [(row["key"], row["conversions"]) for row in answer["rows"]]
-    return _bars(f"Conversions by {answer['group_by']}", answer["group_by"], rows)
+    return TileView(attribution_chart(answer))  # channels by their labels, as on the page
 
 
 def _cohorts(answer: dict[str, Any], params: dict[str, Any]) -> TileView:

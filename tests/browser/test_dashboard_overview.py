@@ -39,6 +39,13 @@ def test_live_feed_updates_without_reload(page: Page, live_app: LiveApp) -> None
         flush()
     expect(page.locator("#um-live tbody")).to_contain_text("live_probe", timeout=15_000)
     assert number(page.text_content("#um-live-count") or "0") == before + 1
+    # The refreshed row's distinct id opens its person, as the server-rendered rows do.
+    probe = page.locator("#um-live tbody tr", has_text="live_probe").locator("a")
+    expect(probe).to_have_text("probe-1")
+    assert probe.get_attribute("href") == "/umetrics/admin/person?distinct_id=probe-1"
+    probe.click()
+    page.wait_for_load_state()
+    expect(page.locator("h1")).to_have_text("Person probe-1")
 
 
 def test_without_metrics_view_every_page_is_403(page: Page, live_app: LiveApp) -> None:

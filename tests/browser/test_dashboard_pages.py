@@ -4,6 +4,8 @@ sideways (wide tables scroll in their own box)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page
 
@@ -100,5 +102,73 @@ def test_the_content_security_policy_is_enforced_and_never_violated(
         assert any("Content Security Policy" in text for text in violations), violations
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background != "rgb(255, 0, 0)"
+    finally:
+        context.close()
+
+
+def test_every_menu_item_is_in_view_and_dark_heat_cells_are_readable(
+    browser: Browser, live_app: LiveApp
+) -> None:
+    """On a laptop the whole menu shows (a menu scrolled sideways hid Settings past its edge);
+    on a phone it still scrolls in its own row. A retention cell dark enough for white text
+    (week 0 is always 100%) shows its numbers in white, not in link blue on blue."""
+    for viewport, wraps in ((LAPTOP, True), (PHONE, False)):
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        try:
+            login(page, live_app)
+            page.goto(live_app.url + "/umetrics/admin/")
+            boxes = [link.bounding_box() for link in page.locator(".um-nav a").all()]
+            assert len(boxes) == 16 and all(box is not None for box in boxes)
+            outside = [box for box in boxes if box and box["x"] + box["width"] > viewport["width"]]
+            assert (outside == []) is wraps, (viewport, outside)
+            if not wraps:
+                continue
+            page.goto(live_app.url + "/umetrics/admin/retention?period=week")
+            cell = page.locator("td.um-dark a.um-cell-link").first
+            assert cell.evaluate("a => getComputedStyle(a).color") == "rgb(255, 255, 255)"
+            assert cell.evaluate("a => getComputedStyle(a.parentElement).color") == (
+                "rgb(255, 255, 255)"
+            )
+        finally:
+            context.close()
+
+
+def test_a_chart_of_small_counts_has_whole_ticks(browser: Browser, live_app: LiveApp) -> None:
+    """The demo flag's exposures are a handful of subjects: its axis counts 0, 1, 2, not 0.1,
+    0.2 ... (a chart of fractions, such as a retention curve, keeps its fractional ticks)."""
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    ticks = "c => window.Chart.getChart(c).scales[c.dataset.axis || 'y'].ticks.map(t => t.value)"
+    try:
+        login(page, live_app)
+        page.goto(live_app.url + "/umetrics/admin/experiments/new-editor")
+        page.wait_for_selector("#chart-exposures canvas[data-drawn]")
+        counts = page.eval_on_selector("#chart-exposures canvas", ticks)
+        spec = page.text_content("#chart-exposures .um-chart-spec") or ""
+        assert max(json.loads(spec)["datasets"][0]["data"]) < 6  # small enough for 0.1 steps
+        assert len(counts) >= 2 and all(float(value).is_integer() for value in counts), counts
+        page.goto(live_app.url + "/umetrics/admin/retention?period=week")
+        page.wait_for_selector("#chart-retention-curve canvas[data-drawn]")
+        shares = page.eval_on_selector("#chart-retention-curve canvas", ticks)
+        assert any(not float(value).is_integer() for value in shares), shares
+    finally:
+        context.close()
+
+
+def test_the_delete_prompt_reads_as_one_line(browser: Browser, live_app: LiveApp) -> None:
+    """ "Type the distinct id 4 to confirm" sits on one line above its box (the form's labels
+    stack their children, which broke it into three)."""
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    try:
+        login(page, live_app)
+        page.goto(live_app.url + "/umetrics/admin/person?distinct_id=4")
+        prompt = page.locator("[data-testid='person-delete-prompt']")
+        assert prompt.text_content() == "Type the distinct id 4 to confirm"
+        box = prompt.bounding_box()
+        code = prompt.locator("code").bounding_box()
+        assert box is not None and code is not None
+        assert box["height"] < 2 * code["height"]  # one line
     finally:
         context.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from flask import Blueprint, request
+from flask import Blueprint, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ...api.reports.attribution import AttributionQuery, query_attribution
@@ -42,6 +42,20 @@ def attribution_chart(result: dict[str, Any]) -> Chart:
     ]
     labels = [column_label(row["key"]) if group == "channel" else row["key"] for row in rows]
     return Chart("attribution", table.title, "bar", labels, datasets, table)
+
+
+#: How many of the top events the empty page offers as one-click conversion events.
+TRIED_EVENTS = 5
+
+
+def suggested_conversions(events: list[str]) -> list[tuple[str, str]]:
+    """The most frequent events as (name, this page crediting it over the same range), without
+    the automatic ones (``$pageview``, ``$autocapture``): visits, not conversions."""
+    args: dict[str, Any] = request.args.to_dict(flat=False)
+    return [
+        (name, url_for("umetrics_admin.attribution", **{**args, "conversion_event": name}))
+        for name in [name for name in events if not name.startswith("$")][:TRIED_EVENTS]
+    ]
 
 
 def attribution() -> ResponseReturnValue:
@@ -91,6 +105,7 @@ def attribution() -> ResponseReturnValue:
         totals=totals,
         error=error,
         suggestions=suggestions,
+        tries=suggested_conversions(suggestions),
         models=_choices("model"),
         groups=_choices("group_by"),
         defaults=AttributionQuery.model_fields,

@@ -7,7 +7,7 @@ import json
 from string import ascii_uppercase
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, request, url_for
 
 from ...api.reports.basic import TopQuery, TrendsQuery, query_top, query_trends
 from ...insights import list_dashboards
@@ -130,6 +130,21 @@ def _top_chart(key: str, title: str, items: list[dict[str, Any]], column: str) -
     )
 
 
+#: What a link from a list of events to one event's trend keeps of the page it is on.
+RANGE_ARGS = ("scope_id", "date_range", "date_from", "date_to", "compare")
+
+
+def event_trend_links(names: list[str], keep: tuple[str, ...] | None = RANGE_ARGS) -> list[str]:
+    """Per event name, the Events page showing its trend over this page's range (``keep=None``:
+    with every parameter of this page, its filters too): a top event's bar opens it."""
+    args: dict[str, Any] = {
+        key: request.args.getlist(key)
+        for key in request.args
+        if (keep is None or key in keep) and key != "event"
+    }
+    return [url_for("umetrics_admin.events", **args, event=name) for name in names]
+
+
 def view() -> Response | str:
     event = request.args.get("event") or None
     breakdown = request.args.get("breakdown") or None
@@ -150,6 +165,8 @@ def view() -> Response | str:
         if answer is not None:
             saved = saved_params(TrendsQuery, {"filters": filters})
             trends, totals = _trends_chart(answer)
+            if event is not None and answer["math"] not in ("series", "formula"):
+                trends.title = f"{event}: {trends.title}"  # what is counted, not only how
             trends.links = _point_links(answer, filters)
             charts.append(trends)
             tables.append(totals)
@@ -166,6 +183,7 @@ def view() -> Response | str:
         )
         if answer is not None:
             top_events = _top_chart("top-events", "Top events", answer["items"], "event")
+            top_events.links = event_trend_links(top_events.labels, keep=None)
             charts.append(top_events)
     if error is None and event is not None and values_of is not None:
         answer, error = try_report(

@@ -327,7 +327,7 @@ def results(key: str) -> Response | str:
         )
     return render_page(
         "experiments_results.html",
-        title=f"Experiment {experiment.key}",
+        title=f"{'Flag' if experiment.kind == 'flag' else 'Experiment'} {experiment.key}",
         charts=[exposures_chart, *(s["chart"] for s in sections)],
         tables=[s["table"] for s in sections],
         experiment=experiment,

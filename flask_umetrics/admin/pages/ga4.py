@@ -134,7 +134,9 @@ def _render(status: int = 200, error: str | None = None) -> Response:
         connection=connection,
         sections=sections,
         error=error,
-        callback_url=callback_url(),
+        # The callback's module needs the ga4 extra (oauthlib): without it the page only shows
+        # the install hint, so it must not import it (a 500 in `make demo`'s .[demo] install).
+        callback_url=callback_url() if info["available"] else None,
         install_hint="pip install flask-umetrics[ga4]",
     )
     return make_response(body, status)

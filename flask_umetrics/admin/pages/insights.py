@@ -50,17 +50,22 @@ def report_link(insight: Insight) -> str | None:
     """The report page showing this insight's query, where one exists."""
     pages = {
         "trends": "events",
+        "top": "events",
         "funnel": "funnels",
         "funnel_correlation": "funnels",  # the table under the funnel's steps
         "retention": "retention",
         "paths": "paths",
         "lifecycle": "lifecycle",
         "stickiness": "stickiness",
+        "attribution": "attribution",
     }
     page = pages.get(insight.kind)
     if page is None:
         return None
-    return url_for(f"umetrics_admin.{page}", scope_id=scope_arg(), **page_args(insight.params))
+    args = page_args(insight.params)
+    if insight.kind == "top" and "property" in args:  # the Events page's "Top values of"
+        args["values_of"] = args.pop("property")
+    return url_for(f"umetrics_admin.{page}", scope_id=scope_arg(), **args)
 
 
 def _view(

@@ -26,6 +26,7 @@ from ..reports import report_args, run_report
 from . import Page
 from .compare_blocks import summary_measures
 from .date_range import compare_table, previous_report
+from .events import event_trend_links
 
 #: A card's change compares the latest reading with the last one at least this much older.
 COMPARE_PERIOD = timedelta(days=7)
@@ -118,6 +119,14 @@ def local_label(moment: datetime) -> str:
     return moment.astimezone(time_zone()).strftime("%Y-%m-%d %H:%M")
 
 
+def reading_labels(moments: list[datetime]) -> list[str]:
+    """Chart labels of readings: their local dates when each day has one reading (a daily
+    snapshot: the same clock time on every label is noise), else to the minute."""
+    labels = [local_label(moment) for moment in moments]
+    days = [label[:10] for label in labels]
+    return days if len(set(days)) == len(days) else labels
+
+
 def _stat_trend(
     scope_id: str, metrics: list[str], labels: dict[str, str]
 ) -> tuple[str | None, Chart | None]:
@@ -129,7 +138,7 @@ def _stat_trend(
     chart = series_chart(
         "stat-trend",
         f"{label} over time",
-        [local_label(r.captured_at) for r in readings],
+        reading_labels([r.captured_at for r in readings]),
         {label: [r.value for r in readings]},
     )
     return key, chart
@@ -155,6 +164,7 @@ def _top_events_chart(summary: dict[str, Any]) -> Chart:
         kind="hbar",
         label_column="event",
     )
+    chart.links = event_trend_links(chart.labels)
     return chart
 
 

@@ -4,6 +4,7 @@ cell, a trend point, a lifecycle bar, a stickiness bar or a saved segment opens
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -77,6 +78,8 @@ def _title(report: str) -> str:
     args = request.args
     if report == "funnel":
         step = args.get("funnel_step", "?")
+        name = _step_event(args.getlist("step"), step)
+        step += f" ({name})" if name else ""
         group = ""
         if args.get("breakdown"):  # one breakdown group's persons
             value = args.get("breakdown_value")
@@ -104,6 +107,19 @@ def _title(report: str) -> str:
         return f"Persons who did it in exactly {periods} {unit}"
     value = args.get("breakdown_value")
     return f"Persons behind the point {args.get('time', '?')}" + (f" ({value})" if value else "")
+
+
+def _step_event(steps: list[str], number: str) -> str | None:
+    """The event of funnel step ``number`` (1-based), so a title names what was reached:
+    a step is an event name or a JSON ``{"event": ...}`` with filters."""
+    if not number.isdigit() or not 1 <= int(number) <= len(steps):
+        return None
+    step = steps[int(number) - 1]
+    try:
+        found = json.loads(step)
+    except ValueError:
+        return step
+    return str(found.get("event")) if isinstance(found, dict) and found.get("event") else step
 
 
 def _column() -> str:

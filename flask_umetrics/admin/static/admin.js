@@ -16,6 +16,12 @@
 
   function percentTick(value) { return (value * 100).toFixed(0) + "%"; }
 
+  function wholeNumbers(datasets) {
+    return datasets.every(function (d) {
+      return d.data.every(function (v) { return v === null || Number.isInteger(v); });
+    });
+  }
+
   function config(spec) {
     var kind = spec.kind;
     var type = kind === "line" || kind === "sparkline" ? "line" : "bar";
@@ -62,6 +68,10 @@
       options.scales[valueAxis] = { beginAtZero: kind !== "interval", stacked: spec.stacked };
       options.scales[horizontal ? "y" : "x"] = { stacked: spec.stacked };
       if (spec.percent) options.scales[valueAxis].ticks = { callback: percentTick };
+      // Counts (every value whole) get whole ticks: no axis of 0.1 ... 0.9 exposed subjects.
+      else if (kind !== "interval" && wholeNumbers(spec.datasets)) {
+        options.scales[valueAxis].ticks = { precision: 0 };
+      }
     }
     if (kind !== "sparkline") {
       options.plugins.tooltip = { callbacks: { label: function (ctx) {
@@ -142,6 +152,17 @@
   function startLiveFeed() {
     var table = document.getElementById("um-live");
     if (!table) return;
+    // A distinct id opens its person's page, as in the rows the server rendered.
+    var personUrl = table.dataset.personUrl || "";
+    function personCell(row, id) {
+      var td = document.createElement("td");
+      var link = document.createElement("a");
+      link.href = personUrl + (personUrl.indexOf("?") < 0 ? "?" : "&") +
+        "distinct_id=" + encodeURIComponent(id);
+      link.textContent = id;
+      td.appendChild(link);
+      row.appendChild(td);
+    }
     var body = document.body;
     var seconds = parseInt(table.dataset.refreshSeconds || "5", 10);
     var url = body.dataset.apiBase + "/query/live?limit=50&scope_id=" +
@@ -154,7 +175,7 @@
           var rows = document.createDocumentFragment();
           feed.events.slice(0, 50).forEach(function (e) {
             var tr = document.createElement("tr");
-            timeCell(tr, e.timestamp); cell(tr, e.event); cell(tr, e.distinct_id);
+            timeCell(tr, e.timestamp); cell(tr, e.event); personCell(tr, e.distinct_id);
             rows.appendChild(tr);
           });
           tbody.replaceChildren(rows);
