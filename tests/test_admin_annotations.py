@@ -140,3 +140,16 @@ def test_a_chart_without_annotations_in_range_has_none(site: Flask) -> None:
     assert 'data-testid="annotations-trends"' not in client.get(f"{ADMIN}/events?{RANGE}").get_data(
         as_text=True
     )
+
+
+def test_the_overview_and_funnel_trends_mark_them_too(site: Flask) -> None:
+    with site.app_context():
+        noon = create_annotation(at("2026-03-03T11:00"), "launch")  # 3 Mar 12:00 Berlin
+    client = keyed_client(site, "default", "metrics.view")
+    mark = [{"id": noon.id, "at": 1.5, "time": "2026-03-03T11:00:00+00:00", "text": "launch"}]
+    overview = {spec.get("kind"): spec for spec in specs(client, f"/?{RANGE}")}
+    assert overview["line"]["labels"] == ["2026-03-02", "2026-03-03"]
+    assert overview["line"]["annotations"] == mark
+    funnel = specs(client, f"/funnels?{RANGE}&step=view&step=view&mode=trends&interval=day")
+    [rate] = [spec for spec in funnel if spec.get("percent")]
+    assert rate["annotations"] == mark
