@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from flask import has_request_context
+
 from ..annotations import list_annotations
 from ..queries.buckets import next_start
 from ..state import current_state
@@ -23,7 +25,7 @@ from .page import Chart
 def mark_annotations(chart: Chart, starts: Sequence[str], interval: str) -> Chart:
     """Attach the annotations between the first bucket's start and the last one's end to
     ``chart``, whose labels are the buckets starting at ``starts`` (ISO, the report's zone)."""
-    if not starts:
+    if not starts or not has_request_context():  # a chart built outside a page has no scope
         return chart
     zone = ZoneInfo(current_state().settings.timezone)
     bounds = [_aware(text, zone) for text in starts]
