@@ -4,6 +4,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .annotations import (
+    Annotation,
+    create_annotation,
+    delete_annotation,
+    list_annotations,
+    update_annotation,
+)
 from .auth import create_api_key, list_api_keys, revoke_api_key
 from .errors import APIError, ConfigurationError, UMetricsError, ValidationError
 from .events import flush, identify, set_person_properties, track
@@ -69,6 +76,7 @@ def register_stat_collector(
 
 __all__ = [
     "APIError",
+    "Annotation",
     "CollectorResult",
     "ConfigurationError",
     "Resolution",
@@ -80,11 +88,13 @@ __all__ = [
     "ValidationError",
     "__version__",
     "anonymize_person",
+    "create_annotation",
     "create_api_key",
     "create_dashboard",
     "create_experiment",
     "create_insight",
     "current_anonymous_id",
+    "delete_annotation",
     "delete_dashboard",
     "delete_experiment",
     "delete_insight",
@@ -105,6 +115,7 @@ __all__ = [
     "import_insights",
     "insight_result",
     "is_enabled",
+    "list_annotations",
     "list_api_keys",
     "list_dashboards",
     "list_experiments",
@@ -121,6 +132,7 @@ __all__ = [
     "start_experiment",
     "stop_experiment",
     "track",
+    "update_annotation",
     "update_dashboard",
     "update_experiment",
     "update_insight",

@@ -324,6 +324,7 @@ def config_command() -> None:
 
 # Registers the event, flag and experiment commands on umetrics_cli.
 from . import (  # noqa: E402, F401
+    cli_annotations,
     cli_clickhouse,
     cli_doctor,
     cli_events,

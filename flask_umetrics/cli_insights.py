@@ -33,7 +33,7 @@ def insights_list(scope: str | None) -> None:
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Default: stdout.")
 @click.option("--scope", default=None, help=SCOPE_HELP)
 def insights_export(output: str | None, scope: str | None) -> None:
-    """Write the scope's insights and dashboards as one JSON document."""
+    """Write the scope's insights, dashboards and annotations as one JSON document."""
     text = json.dumps(export_insights(scope_id=scope), indent=2, sort_keys=True) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -56,7 +56,10 @@ def insights_import(file: IO[str], scope: str | None) -> None:
         counts = import_insights(document, scope_id=scope, actor="cli")
     except UMetricsError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"imported {counts['insights']} insights and {counts['dashboards']} dashboards")
+    click.echo(
+        f"imported {counts['insights']} insights, {counts['dashboards']} dashboards"
+        f" and {counts['annotations']} annotations"
+    )
 
 
 @umetrics_cli.group("dashboards")

@@ -271,7 +271,8 @@ def test_a_manage_key_posts_with_a_token_of_its_own_session(make_app: AppFactory
     csrf_from_page(stranger)  # the stranger has a session and a token of its own
     viewer = keyed_client(app, "default", "metrics.view")
     posts = [(e, p) for e, m, p in admin_requests(app) if m == "POST"]
-    assert len(posts) == 26  # 12, Features 6, insights and dashboards 7, persons as a segment 1
+    # 12, Features 6, insights and dashboards 7, persons as a segment 1, annotations 2
+    assert len(posts) == 28
     for endpoint, path in posts:
         answer = manager.post(path, data={"csrf_token": token})
         assert answer.status_code not in (401, 403) and answer.status_code < 500, endpoint

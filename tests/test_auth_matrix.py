@@ -50,6 +50,7 @@ SAMPLE_ARGS = {
     "name": "traffic",
     "insight_id": "1",
     "dashboard_id": "1",
+    "annotation_id": "1",
 }
 #: Callers: None (no credentials), "other-scope" (a manage key of another scope), or a key of
 #: the route's scope with that permission.
@@ -244,6 +245,9 @@ def test_the_matrix_covers_every_blueprint_and_permission(make_app: AppFactory) 
     # Funnel correlation reads what the funnel reads.
     assert ("/umetrics/api/query/funnel/correlation", "GET", "metrics.view") in walked
     assert ("/umetrics/api/query/funnel/correlation/persons", "GET", "metrics.view") in persons
+    # Annotations (docs/annotations.md): view lists them, manage changes them.
+    assert ("/umetrics/api/annotations", "GET", "metrics.view") in walked
+    assert ("/umetrics/api/annotations/1", "DELETE", "metrics.manage") in walked
     # Each key passes somewhere; it is refused somewhere unless it holds every permission.
     for caller, granted in GRANTS.items():
         outcomes = {expected_status(case.permission, caller, case.operation) for case in cases}

@@ -475,7 +475,11 @@ def test_export_and_import_into_another_scope(site: Flask, tmp_path: Path) -> No
     imported = client.post(
         f"{API}/import/insights", json={**document, "scope_id": "copy"}, headers=target
     )
-    assert imported.status_code == 201 and imported.json == {"insights": 2, "dashboards": 1}
+    assert imported.status_code == 201 and imported.json == {
+        "insights": 2,
+        "dashboards": 1,
+        "annotations": 0,
+    }
     with site.app_context():
         copied = export_insights(scope_id="copy")
         assert get_dashboard(1, scope_id="elsewhere") is None
@@ -513,7 +517,7 @@ def test_export_and_import_into_another_scope(site: Flask, tmp_path: Path) -> No
     exported = runner.invoke(args=["umetrics", "dashboards", "export", "--output", str(path)])
     assert exported.exit_code == 0, exported.output
     loaded = runner.invoke(args=["umetrics", "insights", "import", str(path), "--scope", "cli"])
-    assert loaded.output.strip() == "imported 2 insights and 1 dashboards"
+    assert loaded.output.strip() == "imported 2 insights, 1 dashboards and 0 annotations"
     listed = runner.invoke(args=["umetrics", "insights", "list", "--scope", "cli"])
     assert [line.split("\t")[1:] for line in listed.output.splitlines()] == [
         ["funnel", "Signup"],
@@ -523,6 +527,7 @@ def test_export_and_import_into_another_scope(site: Flask, tmp_path: Path) -> No
         assert import_insights({"insights": [], "dashboards": []}, scope_id="cli") == {
             "insights": 0,
             "dashboards": 0,
+            "annotations": 0,
         }
 
 

@@ -60,6 +60,8 @@ class Chart:
     #: Per label (or per dataset, then per label), a dashboard URL a click on its bar or point
     #: opens (the persons behind it).
     links: list[Any] | None = None
+    #: Annotations inside the chart's range (``chart_notes.py``): ``{id, at, time, text}``.
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
     def spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -71,6 +73,8 @@ class Chart:
         }
         if self.links is not None:
             spec["links"] = self.links
+        if self.annotations:
+            spec["annotations"] = self.annotations
         return spec
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..insights import Insight
+from .chart_notes import mark_annotations
 from .page import Chart, series_chart
 from .pages.attribution import attribution_chart
 from .pages.date_range import dashed_previous
@@ -45,13 +46,16 @@ def _trends(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
     chart = _trends_chart(answer)[0]
     if answer.get("previous"):  # an insight saved with compare=previous
         dashed_previous(chart, _trends_chart(answer["previous"])[0])
-    return TileView(chart)
+    starts = [point["time"] for point in answer["results"][0]["series"]]
+    return TileView(mark_annotations(chart, starts, answer["interval"]))
 
 
 def _volume(answer: dict[str, Any], params: dict[str, Any]) -> TileView:
     labels = [short_time(p["time"], answer["interval"]) for p in answer["series"]]
     counts: list[float | None] = [p["count"] for p in answer["series"]]
-    return TileView(series_chart("volume", "Events", labels, {"events": counts}))
+    chart = series_chart("volume", "Events", labels, {"events": counts})
+    starts = [p["time"] for p in answer["series"]]
+    return TileView(mark_annotations(chart, starts, answer["interval"]))
 
 
 def _bars(title: str, column: str, rows: list[tuple[str, Any]]) -> TileView:

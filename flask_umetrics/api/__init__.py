@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from . import (  # noqa: F401
+    annotation_routes,
     dashboards,
     experiments,
     export,

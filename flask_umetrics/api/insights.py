@@ -189,16 +189,18 @@ class TransferDocument(ScopedModel):
     version: int = 1
     insights: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
     dashboards: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
+    annotations: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
 
 
 class Imported(BaseModel):
     insights: int
     dashboards: int
+    annotations: int
 
 
 @router.route(
     "/export/insights",
-    summary="The scope's insights and dashboards as one JSON document",
+    summary="The scope's insights, dashboards and annotations as one JSON document",
     permission="metrics.view",
     tag="export",
     query=ScopedModel,
@@ -211,7 +213,7 @@ def insights_export(call: APICall) -> dict[str, Any]:
 @router.route(
     "/import/insights",
     methods=("POST",),
-    summary="Create the insights and dashboards of an exported document in this scope",
+    summary="Create the insights, dashboards and annotations of an exported document here",
     permission="metrics.manage",
     tag="export",
     body=TransferDocument,

@@ -424,3 +424,19 @@ dashboard_tiles = Table(
     Index(None, "dashboard_id", "position"),
     Index(None, "insight_id"),
 )
+
+#: Annotations (docs/annotations.md): a dated note per scope ("v2.3 released") that the
+#: dashboard's time-series charts mark on their time axis. ``text`` is at most 400 characters.
+#: (Not named ``annotations``: ``from __future__ import annotations`` binds that name.)
+annotations_table = Table(
+    "umetrics_annotations",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("scope_id", String(64), nullable=False),
+    Column("occurs_at", UTCDateTime, nullable=False),
+    Column("text", String(400), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "scope_id", "occurs_at"),
+)

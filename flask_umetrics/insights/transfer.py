@@ -1,7 +1,8 @@
 """Insights and dashboards as one JSON document, to copy them to another scope or app.
 
 ``{"version": 1, "insights": [{"ref", "name", "description", "kind", "params"}],
-"dashboards": [{"name", ..., "tiles": [{"insight": ref, "width", "height"}]}]}``: tiles name
+"dashboards": [{"name", ..., "tiles": [{"insight": ref, "width", "height"}]}],
+"annotations": [{"occurs_at", "text"}]}``: tiles name
 their insight by its ``ref`` in the document (its id where it was exported), so an import
 creates new rows with new ids and the tiles follow. An import is checked whole before anything
 is written, and written in one transaction.
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ..annotations import check_occurs_at, check_text, insert_annotation, list_annotations
 from ..audit import current_actor
 from ..errors import ValidationError
 from ..state import current_state, resolve_scope
@@ -24,7 +26,7 @@ FORMAT_VERSION = 1
 
 
 def export_insights(*, scope_id: str | None = None) -> dict[str, Any]:
-    """Every insight and dashboard of the scope as the JSON document above."""
+    """Every insight, dashboard and annotation of the scope as the JSON document above."""
     scope = resolve_scope(scope_id)
     return {
         "version": FORMAT_VERSION,
@@ -53,6 +55,10 @@ def export_insights(*, scope_id: str | None = None) -> dict[str, Any]:
             }
             for d in list_dashboards(scope_id=scope)
         ],
+        "annotations": [
+            {"occurs_at": a.occurs_at.isoformat(), "text": a.text}
+            for a in list_annotations(scope_id=scope)
+        ],
     }
 
 
@@ -75,9 +81,9 @@ def _date(value: Any, name: str) -> datetime | None:
 def import_insights(
     document: Any, *, scope_id: str | None = None, actor: str | None = None
 ) -> dict[str, int]:
-    """Create the document's insights and dashboards in the scope (always as new ones);
-    answers how many of each were created. A mistake names its place (``insights.2.params.x``)
-    and nothing is written."""
+    """Create the document's insights, dashboards and annotations in the scope (always as new
+    ones); answers how many of each were created. A mistake names its place
+    (``insights.2.params.x``) and nothing is written."""
     scope = resolve_scope(scope_id)
     if not isinstance(document, Mapping):
         raise ValidationError("body", "must be a JSON object {insights, dashboards}")
@@ -114,6 +120,7 @@ def import_insights(
                     f"dashboards.{index}.tiles.{number}.insight",
                     "must be the ref of an insight in this document",
                 )
+    notes = [_annotation(item, index) for index, item in enumerate(_list(document, "annotations"))]
     who = actor or current_actor()
     with current_state().engine.begin() as connection:
         new_ids = {}
@@ -140,4 +147,20 @@ def import_insights(
                 insert_dashboard(connection, scope, values, tiles, who)
             except ValidationError as exc:
                 raise ValidationError(f"dashboards.{index}.{exc.field}", exc.message) from None
-    return {"insights": len(planned), "dashboards": len(boards)}
+        for when, text in notes:
+            insert_annotation(connection, scope, occurs_at=when, text=text, actor=who)
+    return {"insights": len(planned), "dashboards": len(boards), "annotations": len(notes)}
+
+
+def _annotation(item: Any, index: int) -> tuple[datetime, str]:
+    """An exported annotation's moment (UTC) and text, checked like a new one."""
+    where = f"annotations.{index}"
+    if not isinstance(item, Mapping):
+        raise ValidationError(where, "must be an object {occurs_at, text}")
+    when = _date(item.get("occurs_at"), f"{where}.occurs_at")
+    if when is None:
+        raise ValidationError(f"{where}.occurs_at", "must be an ISO 8601 date-time")
+    try:
+        return check_occurs_at(when), check_text(item.get("text"))
+    except ValidationError as exc:
+        raise ValidationError(f"{where}.{exc.field}", exc.message) from None

@@ -35,7 +35,8 @@ def test_every_menu_page_renders(browser: Browser, live_app: LiveApp, viewport: 
         page.on("console", on_console)
         page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
         links = menu(page, live_app)
-        assert len(links) == 16  # with Features, Dashboards, Insights, Lifecycle, Stickiness, Web
+        assert len(links) == 17  # with Features, Dashboards, Insights, Annotations, Lifecycle,
+        # Stickiness, Web
         for link in links:
             response = page.goto(link)
             assert response is not None and response.status == 200, link

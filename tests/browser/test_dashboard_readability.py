@@ -99,7 +99,8 @@ def test_every_page_reads_like_a_page_for_people(browser: Browser, live_app: Liv
         login(page, live_app)
         page.goto(live_app.url + ADMIN + "/")
         links = page.eval_on_selector_all(".um-nav a", "links => links.map(a => a.href)")
-        assert len(links) == 16  # with Features, Dashboards, Insights, Lifecycle, Stickiness, Web
+        assert len(links) == 17  # with Features, Dashboards, Insights, Annotations, Lifecycle,
+        # Stickiness, Web
         problems: dict[str, list[str]] = {}
         for link in links + [live_app.url + ADMIN + path for path in DEEP_PAGES]:
             response = page.goto(link)

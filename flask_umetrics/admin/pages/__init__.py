@@ -19,6 +19,7 @@ class Page:
 
 def _all_pages() -> list[Page]:
     from . import (
+        annotations_page,
         attribution,
         dashboards,
         events,
@@ -43,6 +44,7 @@ def _all_pages() -> list[Page]:
         web,
         dashboards,
         insights,
+        annotations_page,
         events,
         funnels,
         retention,

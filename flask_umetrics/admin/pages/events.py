@@ -12,6 +12,7 @@ from flask import Blueprint, Response, request, url_for
 from ...api.reports.basic import TopQuery, TrendsQuery, query_top, query_trends
 from ...insights import list_dashboards
 from ..access import current_scope
+from ..chart_notes import mark_annotations
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
@@ -168,6 +169,8 @@ def view() -> Response | str:
             if event is not None and answer["math"] not in ("series", "formula"):
                 trends.title = f"{event}: {trends.title}"  # what is counted, not only how
             trends.links = _point_links(answer, filters)
+            starts = [point["time"] for point in answer["results"][0]["series"]]
+            mark_annotations(trends, starts, answer["interval"])
             charts.append(trends)
             tables.append(totals)
             if answer.get("previous"):  # compare=previous: the route's own previous range

@@ -14,6 +14,7 @@ from ...insights import list_dashboards
 from ...queries.funnel import ATTRIBUTIONS, DEFAULT_WINDOW_SECONDS, MAX_STEPS, MIN_STEPS, ORDERS
 from ...queries.funnel_modes import TREND_INTERVALS
 from ..access import current_scope
+from ..chart_notes import mark_annotations
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import saved_params
 from . import Page
@@ -154,7 +155,7 @@ def _trends_chart(answer: dict[str, Any]) -> Chart:
             for p in points
         ],
     )
-    return chart
+    return mark_annotations(chart, [p["start"] for p in points], answer["interval"])
 
 
 def _time_chart(answer: dict[str, Any]) -> Chart:

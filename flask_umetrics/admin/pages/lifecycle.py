@@ -9,6 +9,7 @@ from flask import Blueprint, Response
 
 from ...api.reports.lifecycle import LifecycleQuery, query_lifecycle
 from ...queries.lifecycle import STATUSES
+from ..chart_notes import mark_annotations
 from ..formatting import column_label
 from ..page import Chart, Table
 from . import Page
@@ -40,7 +41,8 @@ def lifecycle_chart(answer: dict[str, Any]) -> Chart:
         [[p["time"], *(p[s] for s in STATUSES), p["active"]] for p in periods],
     )
     labels = [short_time(p["time"], answer["interval"]) for p in periods]
-    return Chart("lifecycle", title, "bar", labels, datasets, table, stacked=True)
+    chart = Chart("lifecycle", title, "bar", labels, datasets, table, stacked=True)
+    return mark_annotations(chart, [p["time"] for p in periods], answer["interval"])
 
 
 def bar_links(answer: dict[str, Any], filters: list[str] | None) -> list[Any]:

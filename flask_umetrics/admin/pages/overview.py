@@ -20,6 +20,7 @@ from ...state import current_state
 from ...stats import StatReading, get_stat_series
 from ...stats.store import get_recent_stats
 from ..access import current_scope
+from ..chart_notes import mark_annotations
 from ..formatting import time_zone
 from ..page import Chart, Table, render_page, series_chart
 from ..reports import report_args, run_report
@@ -151,7 +152,8 @@ def _active_chart() -> Chart:
         points = run_report(query_active, ActiveQuery, {"series": window})["series"]
         labels = [point["time"][:10] for point in points]
         series[window.upper()] = [point["value"] for point in points]
-    return series_chart("active-users", "Active users", labels, series)
+    chart = series_chart("active-users", "Active users", labels, series)
+    return mark_annotations(chart, [point["time"] for point in points], "day")
 
 
 def _top_events_chart(summary: dict[str, Any]) -> Chart:

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, request, url_for
 
 from ...api.reports.web import WebQuery, query_web
 from ...queries.attribution import channel_label
+from ..chart_notes import mark_annotations
 from ..page import render_page, series_chart
 from . import Page
 from .report_forms import form_answer, short_time, try_report
@@ -81,17 +82,16 @@ def view() -> Response | str:
     sections = []
     if answer is not None:
         points = answer["series"]
-        charts.append(
-            series_chart(
-                "web-visitors",
-                "Visitors over time",
-                [short_time(p["date"], answer["interval"]) for p in points],
-                {
-                    "visitors": [p["visitors"] for p in points],
-                    "pageviews": [p["pageviews"] for p in points],
-                },
-            )
+        visitors = series_chart(
+            "web-visitors",
+            "Visitors over time",
+            [short_time(p["date"], answer["interval"]) for p in points],
+            {
+                "visitors": [p["visitors"] for p in points],
+                "pageviews": [p["pageviews"] for p in points],
+            },
         )
+        charts.append(mark_annotations(visitors, [p["date"] for p in points], answer["interval"]))
         for key, title, prop in SECTIONS:
             found = answer["breakdowns"][key]
             top = max((row["visitors"] for row in found), default=0) or 1

@@ -98,7 +98,104 @@
         event.native.target.style.cursor = linkAt(elements) ? "pointer" : "";
       };
     }
-    return { type: type, data: { labels: labels, datasets: datasets }, options: options };
+    var plugins = [];
+    if (spec.annotations && spec.annotations.length && !horizontal && kind !== "sparkline") {
+      plugins.push(annotationMarks(spec.annotations));
+    }
+    return { type: type, data: { labels: labels, datasets: datasets }, options: options,
+             plugins: plugins };
+  }
+
+  // Annotations (docs/annotations.md): a dashed vertical line per note at its place on the
+  // category axis (`at`: bucket index + how far into the bucket), a short label at its top,
+  // and on hover a box with the note's time (the app's zone) and whole text.
+  var NOTE_COLOR = "#6b4fbb";
+
+  function shorten(text, most) {
+    return text.length > most ? text.slice(0, most - 1) + "\u2026" : text;
+  }
+
+  function annotationMarks(notes) {
+    var hovered = -1;
+    function xOf(chart, at) {
+      var scale = chart.scales.x;
+      var count = chart.data.labels.length;
+      var index = Math.floor(at);
+      var step = count > 1 ? scale.getPixelForValue(1) - scale.getPixelForValue(0)
+                           : (chart.chartArea.right - chart.chartArea.left);
+      var start = scale.getPixelForValue(Math.min(index, count - 1));
+      if (scale.options.offset) start -= step / 2;  // bars: a bucket spans its bar's slot
+      return start + (at - index) * step;
+    }
+    function nearest(chart, x) {
+      var best = -1, distance = 6;
+      notes.forEach(function (note, i) {
+        var d = Math.abs(xOf(chart, note.at) - x);
+        if (d <= distance) { best = i; distance = d; }
+      });
+      return best;
+    }
+    return {
+      id: "umAnnotations",
+      afterDatasetsDraw: function (chart) {
+        var area = chart.chartArea, ctx = chart.ctx;
+        ctx.save();
+        ctx.font = "11px system-ui, sans-serif";
+        ctx.textBaseline = "top";
+        notes.forEach(function (note, i) {
+          var x = Math.round(xOf(chart, note.at)) + 0.5;
+          ctx.strokeStyle = NOTE_COLOR;
+          ctx.lineWidth = i === hovered ? 2 : 1;
+          ctx.setLineDash([5, 4]);
+          ctx.beginPath();
+          ctx.moveTo(x, area.top);
+          ctx.lineTo(x, area.bottom);
+          ctx.stroke();
+          ctx.setLineDash([]);
+          var label = shorten(note.text, 24);
+          var width = ctx.measureText(label).width;
+          var left = x + 3 + width > area.right ? x - 3 - width : x + 3;
+          var top = area.top + 2 + (i % 3) * 13;  // staggered, so close notes do not overlap
+          ctx.fillStyle = "rgba(255,255,255,0.85)";
+          ctx.fillRect(left - 1, top - 1, width + 2, 13);
+          ctx.fillStyle = NOTE_COLOR;
+          ctx.fillText(label, left, top);
+        });
+        if (hovered >= 0) drawNoteBox(chart, notes[hovered], xOf(chart, notes[hovered].at));
+        ctx.restore();
+      },
+      afterEvent: function (chart, args) {
+        var event = args.event;
+        var now = event.type === "mouseout" ? -1 : nearest(chart, event.x);
+        if (now !== hovered) { hovered = now; args.changed = true; }
+      }
+    };
+  }
+
+  function drawNoteBox(chart, note, x) {
+    var area = chart.chartArea, ctx = chart.ctx;
+    var lines = [localTime(note.time).slice(0, 16)];
+    var words = note.text.split(" "), line = "";
+    ctx.font = "12px system-ui, sans-serif";
+    words.forEach(function (word) {  // wrap at 260 pixels, at most 6 lines
+      var next = line ? line + " " + word : word;
+      if (line && ctx.measureText(next).width > 260) { lines.push(line); line = word; }
+      else line = next;
+    });
+    if (line) lines.push(line);
+    if (lines.length > 7) lines = lines.slice(0, 6).concat(["\u2026"]);
+    var width = Math.max.apply(null, lines.map(function (l) { return ctx.measureText(l).width; }));
+    var boxWidth = Math.min(width, 260) + 12, boxHeight = lines.length * 15 + 8;
+    var left = Math.max(area.left, Math.min(x + 6, area.right - boxWidth));
+    var top = area.top + 42;
+    ctx.fillStyle = "rgba(33,33,33,0.9)";
+    ctx.fillRect(left, top, boxWidth, boxHeight);
+    ctx.fillStyle = "#fff";
+    ctx.textBaseline = "top";
+    lines.forEach(function (l, i) {
+      ctx.font = (i === 0 ? "bold " : "") + "12px system-ui, sans-serif";
+      ctx.fillText(l, left + 6, top + 4 + i * 15, 260);
+    });
   }
 
   function drawCharts(root) {
