@@ -329,6 +329,56 @@ def test_concurrent_batches_sharing_uuids_store_each_once(
     ]
 
 
+def test_concurrent_batches_of_new_visitors_each_store_their_persons(
+    app: Flask, key: str, clickhouse_url: str
+) -> None:
+    """Eight threads send batches of brand-new distinct ids, each batch sharing some with the
+    others and having some of its own (persons in SQLite, whose write lock is the whole
+    database): no batch waits for another while holding a transaction, so all finish, and
+    every event carries the one person its distinct id has in SQL."""
+    import threading
+
+    from flask_umetrics.db.tables import person_distinct_ids
+    from flask_umetrics.engines.clickhouse.overrides import has_overrides
+
+    batches = [
+        [
+            {
+                "event": "signup",
+                "distinct_id": f"new-{(t * 5 + i) % 12}" if i % 2 else f"own-{t}-{i}",
+                "uuid": f"nv-{t}-{i}",
+                "timestamp": (BASE + timedelta(seconds=t * 10 + i)).isoformat(),
+            }
+            for i in range(10)
+        ]
+        for t in range(8)
+    ]
+    answers: list[Any] = []
+    start = threading.Barrier(len(batches))
+
+    def sender(batch: list[dict[str, Any]]) -> None:
+        start.wait()
+        answers.append(send(app.test_client(), key, batch).status_code)
+
+    threads = [threading.Thread(target=sender, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert answers == [200] * len(batches)
+    with app.extensions["umetrics"].engine.connect() as connection:
+        mapped = {
+            row.distinct_id: row.person_id
+            for row in connection.execute(person_distinct_ids.select())
+        }
+    stored = ch_rows(clickhouse_url, "SELECT distinct_id, person_id FROM umetrics_events")
+    assert len(stored) == 80
+    assert all(person == mapped[distinct_id] for distinct_id, person in stored)
+    with app.app_context():
+        assert not has_overrides("site")  # no batch stored a person it did not know
+
+
 def _rows(start: int, stop: int, scope: str = "site") -> dict[tuple[str, str], dict[str, Any]]:
     return {
         (scope, f"g-{i}"): {

@@ -123,10 +123,10 @@ def _write_elsewhere(
     stored (a failure rolls them back). A distinct id whose person another write of this process
     is creating right now is left to that write: instead of waiting in the database for its
     commit (and so for its event insert: concurrent batches of new visitors would be stored one
-    after the other), this batch waits only until that write has made the person's id (each
-    write makes its own persons first, then waits for the others', so two writes never wait on
-    each other), stores its events alongside, then waits for that write's outcome before
-    answering. If that write failed, its persons were rolled back, so this batch fails too
+    after the other), this batch waits only until that write has made the person's id (before
+    opening its own transaction; a write only ever waits for writes registered before it),
+    stores its events alongside, then waits for that write's outcome before answering. If that
+    write failed, its persons were rolled back, so this batch fails too
     (``EventStoreUnavailable``, 503): its retry finds its events stored (duplicates), creates
     the persons, and gives the distinct ids an override to them (the store's stale-person
     check), so the copies stored with the rolled-back ids count for the new persons.
@@ -158,17 +158,24 @@ def _write_elsewhere(
     def made(ids: dict[str, dict[str, int]]) -> None:
         mine.ids = {scope_id: dict(ids.get(scope_id, {})) for scope_id in create}
         mine.ids_ready.set()
+
+    try:
+        # The others registered before this batch, so they never wait for it: no cycle. They
+        # are waited for before this batch opens its transaction, which may hold a database
+        # write lock (all of SQLite's) that they need to make their persons.
         for other in others:
             other.ids_ready.wait()
             for scope_id, theirs in other.ids.items():
-                ids.setdefault(scope_id, {}).update(theirs)
-        if any(d not in ids.get(s, {}) for s, ds in missing.items() for d in ds):
+                known.setdefault(scope_id, {}).update(theirs)
+        if any(
+            d not in known.get(s, {}) and d not in create.get(s, ())
+            for s, ds in missing.items()
+            for d in ds
+        ):
             raise EventStoreUnavailable(
                 "the batch creating the persons of some of these distinct ids failed; "
                 "send this batch again"
             )
-
-    try:
         stored = _create_and_insert(engine, rows, by_scope, create, store, known, made)
         mine.committed = True
     finally:

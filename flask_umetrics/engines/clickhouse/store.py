@@ -239,7 +239,9 @@ class ClickHouseEventStore:
     def _stored(
         self, client: Client, keys: Mapping[tuple[str, str], Any]
     ) -> dict[tuple[str, str], int]:
-        """Which of ``keys`` (scope, uuid) are stored already, with the person id stored."""
+        """Which of ``keys`` (scope, uuid) are stored already, with the person id stored. The
+        look-up reads uuids only (the index's column); the person ids of the few found are read
+        by a second query, so a batch with no duplicate (the usual case) costs one."""
         by_scope: dict[str, list[str]] = {}
         for scope_id, uuid in keys:
             by_scope.setdefault(scope_id, []).append(uuid)
@@ -250,13 +252,23 @@ class ClickHouseEventStore:
                 result = self._retrying(
                     "look up uuids",
                     lambda chunk=chunk, scope_id=scope_id: client.query(
-                        f"SELECT uuid, any(person_id) FROM {EVENTS} "
-                        "WHERE scope_id = {scope:String} AND uuid IN {uuids:Array(String)} "
-                        "GROUP BY uuid",
+                        f"SELECT DISTINCT uuid FROM {EVENTS} "
+                        "WHERE scope_id = {scope:String} AND uuid IN {uuids:Array(String)}",
                         parameters={"scope": scope_id, "uuids": chunk},
                     ),
                 )
-                found.update(((scope_id, uuid), int(p)) for uuid, p in result.result_rows)
+                again = [uuid for (uuid,) in result.result_rows]
+                if not again:
+                    continue
+                persons = self._retrying(
+                    "look up stored persons",
+                    lambda again=again, scope_id=scope_id: client.query(
+                        f"SELECT uuid, any(person_id) FROM {EVENTS} WHERE scope_id = "
+                        "{scope:String} AND uuid IN {uuids:Array(String)} GROUP BY uuid",
+                        parameters={"scope": scope_id, "uuids": again},
+                    ),
+                )
+                found.update(((scope_id, uuid), int(p)) for uuid, p in persons.result_rows)
         return found
 
     def _override_stale(
