@@ -35,6 +35,7 @@ SAMPLE_ARGS = {
     "name": "traffic",
     "insight_id": "1",
     "dashboard_id": "1",
+    "annotation_id": "1",
 }
 
 
